@@ -1,0 +1,238 @@
+package dev.wanlora.engine.backend;
+
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.engine.tensor.Tensor;
+
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The one seam between models and hardware (STYLE.md §0.2). Every op the Wan DiT needs, forward and backward.
+ *
+ * <p><b>Conventions.</b> Outputs come first and are pre-allocated by the caller. Tensors of rank &gt; 2 are seen as
+ * (rows, cols) matrices with cols = last dim unless an op says otherwise. Activation gradients are
+ * <b>overwritten</b> ({@code =}) unless the op takes an {@code accumulate} flag; parameter gradients are
+ * <b>accumulated</b> ({@code +=}) (llm.c's rule). All reductions accumulate in fp32 or wider. Any output may be
+ * stored as F32 or BF16: the result is computed in fp32 and rounded (round-to-nearest-even) on store, which is
+ * what musubi's bf16 path does at every such point. Inputs may be F32 or BF16 unless an op says otherwise.
+ * "Per-sample" vectors such as {@code mod} are (B, n, C) F32: modulation stays in fp32 as in Wan.
+ *
+ * <p>The CPU backend accepts any F32/BF16 mix; the CUDA backend lists its supported combinations in its
+ * {@link UnsupportedOperationException} messages and never falls back to the CPU.
+ */
+public interface Backend extends AutoCloseable {
+
+    /** "cpu" or "cuda:0 (NVIDIA H100 80GB HBM3)". */
+    String name();
+
+    // ---------------------------------------------------------------- memory
+
+    /** A new tensor of zeros. */
+    Tensor allocate(DType dtype, Shape shape);
+
+    /** A new tensor holding {@code values} (row-major), rounded to {@code dtype}. */
+    Tensor fromFloats(DType dtype, Shape shape, float[] values);
+
+    /**
+     * A new tensor from raw little-endian bytes already in {@code dtype} (a safetensors slice). Floating dtypes
+     * only; F16/F8 sources are converted exactly into the backend's storage for that dtype.
+     */
+    Tensor fromBytes(DType dtype, Shape shape, MemorySegment bytes);
+
+    /** The tensor's values widened to float (exact for every supported dtype). Synchronizes. */
+    float[] toFloats(Tensor t);
+
+    /** dst = src, converting dtype (rounding to nearest even when narrowing). Shapes must have equal element counts. */
+    void copy(Tensor dst, Tensor src);
+
+    /** t = value everywhere. */
+    void fill(Tensor t, float value);
+
+    /** Waits until every queued op has finished (a no-op on the CPU). */
+    void synchronize();
+
+    // ---------------------------------------------------------------- GEMM
+
+    /**
+     * c = alpha·op(a)·op(b) + beta·c (+ bias broadcast over rows when non-null), with op(m) = mᵀ when trans is set.
+     * a, b, c are seen as 2-D (rows, cols); op(a) is (M, K), op(b) is (K, N), c is (M, N), bias (N).
+     * With beta = 0, c's previous contents are ignored (NaN in c does not propagate). Accumulation is fp32.
+     *
+     * <p>The three uses in a Linear y = x·wᵀ + b with x (M, K), w (N, K):
+     * forward {@code gemm(y, x, false, w, true, 1, 0, b)}; input grad {@code gemm(dx, dy, false, w, false, 1, 0|1, null)};
+     * weight grad {@code gemm(dw, dy, true, x, false, 1, 1, null)}.
+     */
+    void gemm(Tensor c, Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor bias);
+
+    /**
+     * Dequantizes musubi's block-wise fp8 weight (spec §3.2): out[o, i] = bf16(bf16(wq[o, i]) · scale[o, i/64]).
+     * wq (O, I) F8_E4M3, scale (O, I/64, 1) BF16 or F32 (the product is rounded to scale's dtype), out (O, I) BF16
+     * or F32 (= overwrite).
+     */
+    void dequantizeFp8(Tensor out, Tensor wq, Tensor scale);
+
+    // ---------------------------------------------------------------- norms
+
+    /**
+     * LayerNorm over the last dim: out = (x − mean)·rstd·weight + bias, rstd = 1/sqrt(var + eps) with the biased
+     * variance. x, out (R, C); weight, bias (C) or null (no affine); mean, rstd (R) F32 saved for backward (=).
+     */
+    void layerNorm(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight, Tensor bias, float eps);
+
+    /**
+     * Backward of {@link #layerNorm}. dx (R, C): {@code accumulate ? += : =}. dWeight, dBias (C): += when non-null
+     * (frozen weights pass null).
+     */
+    void layerNormBackward(Tensor dx, Tensor dWeight, Tensor dBias, Tensor dOut, Tensor x, Tensor weight,
+                           Tensor mean, Tensor rstd, boolean accumulate);
+
+    /**
+     * RMSNorm over the last dim as musubi computes it: n = x·rsqrt(mean(x²) + eps) in fp32, rounded to out's dtype,
+     * then out = n·weight (weight rounded to out's dtype, product rounded again). x, out (R, C); weight (C);
+     * rstd (R) F32 (=).
+     */
+    void rmsNorm(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps);
+
+    /** Backward of {@link #rmsNorm}: dx (R, C) overwritten; dWeight (C) += when non-null. */
+    void rmsNormBackward(Tensor dx, Tensor dWeight, Tensor dOut, Tensor x, Tensor weight, Tensor rstd);
+
+    // ---------------------------------------------------------------- adaLN modulation (Wan blocks and head)
+
+    /**
+     * out[b,l,c] = x[b,l,c]·(1 + mod[b,scaleIndex,c]) + mod[b,shiftIndex,c], computed in fp32.
+     * x, out (B, L, C); mod (B, n, C) F32.
+     */
+    void modulate(Tensor out, Tensor x, Tensor mod, int shiftIndex, int scaleIndex);
+
+    /** Backward of {@link #modulate} w.r.t. x: dx = dOut·(1 + scale) (=). mod is frozen (no gradient). */
+    void modulateBackward(Tensor dx, Tensor dOut, Tensor mod, int scaleIndex);
+
+    /**
+     * In-place gated residual: x[b,l,c] = x + y·mod[b,gateIndex,c], computed in fp32 and rounded to x's dtype.
+     * gateIndex &lt; 0 means no gate (a plain residual add, Wan's cross-attention). x, y (B, L, C); mod (B, n, C) F32.
+     */
+    void gatedResidual(Tensor x, Tensor y, Tensor mod, int gateIndex);
+
+    /** Backward of {@link #gatedResidual} w.r.t. y: dy = dx·gate (=), or dy = dx with gateIndex &lt; 0. */
+    void gatedResidualBackward(Tensor dy, Tensor dx, Tensor mod, int gateIndex);
+
+    // ---------------------------------------------------------------- RoPE and attention
+
+    /**
+     * Interleaved-pair rotary embedding (Wan's 3D RoPE; the table is built by {@code Rope3d}): for each token l,
+     * head h and pair j, (a, b) = (x[l, h·D + 2j], x[l, h·D + 2j + 1]) becomes
+     * (a·cos[l,j] − b·sin[l,j], a·sin[l,j] + b·cos[l,j]). x, out (B, L, N·D) (out may be x); cos, sin (L, D/2) F32.
+     */
+    void rope(Tensor out, Tensor x, Tensor cos, Tensor sin, int numHeads);
+
+    /** Backward of {@link #rope}: the inverse rotation (angle → −angle) applied to dOut; dx may be dOut. */
+    void ropeBackward(Tensor dx, Tensor dOut, Tensor cos, Tensor sin, int numHeads);
+
+    /**
+     * Multi-head attention without mask: out = softmax(q·kᵀ/√D)·v per batch and head. q, out (B, Lq, N·D);
+     * k, v (B, Lk, N·D); lse (B, N, Lq) F32 = log Σ exp(scores) saved for backward (=).
+     */
+    void attention(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int numHeads);
+
+    /** Backward of {@link #attention}: dq, dk, dv overwritten. */
+    void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out,
+                           Tensor lse, int numHeads);
+
+    // ---------------------------------------------------------------- activations and elementwise
+
+    /** out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (torch GELU approximate="tanh"). out may be x. */
+    void geluTanh(Tensor out, Tensor x);
+
+    /** dx = dOut·gelu'(x) (=). dx may be dOut. */
+    void geluTanhBackward(Tensor dx, Tensor dOut, Tensor x);
+
+    /** out = x·sigmoid(x). out may be x. */
+    void silu(Tensor out, Tensor x);
+
+    /** out = a + b, elementwise, equal element counts. out may alias a or b. */
+    void add(Tensor out, Tensor a, Tensor b);
+
+    /** out[r, c] = x[r, c] + v[c]: a row vector broadcast over rows. out may be x. */
+    void addRowVector(Tensor out, Tensor x, Tensor v);
+
+    /** out = alpha·x. out may be x. */
+    void scale(Tensor out, Tensor x, float alpha);
+
+    // ---------------------------------------------------------------- layout and embeddings
+
+    /**
+     * Patch extraction for a (1,2,2) patch: latents (B, Cin, F, H, W) → out (B, F·(H/2)·(W/2), Cin·4) with token
+     * index (f·H/2 + h)·W/2 + w and patch element c·4 + kh·2 + kw (the Conv3d weight order). H, W even.
+     */
+    void patchify(Tensor out, Tensor latents, int channels, int frames, int height, int width);
+
+    /**
+     * Inverse layout of Wan's head: tokens (B, L, 4·Cout) with feature ph·2·Cout + pw·Cout + ch →
+     * out (B, Cout, F, H, W) with out(ch, f, 2h+ph, 2w+pw). height/width are the full latent sizes.
+     */
+    void unpatchify(Tensor out, Tensor tokens, int channels, int frames, int height, int width);
+
+    /** Backward of {@link #unpatchify}: the gather in the other direction (=). */
+    void unpatchifyBackward(Tensor dTokens, Tensor dOut, int channels, int frames, int height, int width);
+
+    /**
+     * Wan's sinusoidal time embedding in float64, stored as F32: out (B, 2·half) = [cos(t·ω_j), sin(t·ω_j)],
+     * ω_j = 10000^(−j/half), j &lt; half; cosine first. timesteps (B) F32.
+     */
+    void sinusoidalEmbedding(Tensor out, Tensor timesteps);
+
+    // ---------------------------------------------------------------- flow matching and loss
+
+    /**
+     * Standard normal noise from a counter-based generator (see {@code CounterRng}): element i of out is
+     * normal(seed, offset + i), rounded to out's dtype. The same (seed, offset) gives the same values on every
+     * backend.
+     */
+    void gaussianNoise(Tensor out, long seed, long offset);
+
+    /**
+     * Flow-matching input and target per sample b (spec §4): xt = (1 − t[b])·x0 + t[b]·noise and
+     * target = noise − x0, in fp32. x0, noise, xt, target (B, …); t (B) F32.
+     */
+    void flowMatchingInput(Tensor xt, Tensor target, Tensor x0, Tensor noise, Tensor t);
+
+    /**
+     * Mean squared error: loss (1) F32 (=) = mean((pred − target)²) with an fp32 (or wider) reduction;
+     * dPred (=) = gradScale·2·(pred − target)/n. pred, target, dPred of equal shape.
+     */
+    void mseLoss(Tensor loss, Tensor dPred, Tensor pred, Tensor target, float gradScale);
+
+    // ---------------------------------------------------------------- optimizer
+
+    /** normSquared (1) F32 += Σ g² over the tensor, reduced in fp32 or wider. */
+    void sumOfSquares(Tensor normSquared, Tensor g);
+
+    /**
+     * One AdamW step (torch semantics: decoupled weight decay, bias correction) on F32 param/grad/m/v, with the
+     * gradient first multiplied by gradScale (1) F32 (the clip coefficient, computed on the device so no host
+     * synchronization is needed): p −= lr·wd·p; m = β1·m + (1−β1)·g; v = β2·v + (1−β2)·g²;
+     * p −= lr·(m/(1−β1^step)) / (sqrt(v/(1−β2^step)) + eps). step is 1-based.
+     */
+    void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, AdamWStep hyper);
+
+    /**
+     * One 8-bit AdamW step (bitsandbytes AdamW8bit semantics, block-wise dynamic quantization): both moments are
+     * stored as U8 codes of the signed (m) / unsigned (v) dynamic quantization maps with one F32 absmax per block of
+     * {@code AdamW8bit.BLOCK_SIZE} elements. Each step dequantizes, applies {@link #adamw}'s update in fp32, and
+     * requantizes. mCodes, vCodes (n) U8; mAbsMax, vAbsMax (ceil(n/block)) F32.
+     */
+    void adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes, Tensor vAbsMax,
+                   Tensor gradScale, AdamWStep hyper);
+
+    /**
+     * clip (1) F32 = min(1, maxNorm/(sqrt(normSquared) + 1e-6)) (torch.nn.utils.clip_grad_norm_), or 1 when
+     * maxNorm ≤ 0.
+     */
+    void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm);
+
+    /** Hyper-parameters of one AdamW step. step is 1-based (bias correction uses it). */
+    record AdamWStep(float learningRate, float beta1, float beta2, float eps, float weightDecay, long step) {}
+
+    @Override
+    void close();
+}
