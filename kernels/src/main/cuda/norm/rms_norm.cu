@@ -2,8 +2,8 @@
 //   rms_norm_fwd_<x>[_<out>]: rstd = 1/sqrt(mean(x²) + eps); n = round_out(x·rstd); out = round_out(n·round_out(w)).
 //     rstd (R) f32 saved. w is f32 or bf16 (pType).
 //   rms_norm_bwd_<x>[_<dx>]: straight through the roundings: dn = dOut·w, dx = rstd·(dn − x·rstd²·mean(dn·x)) (=);
-//     with partialW non-null the block writes its rows' Σ dOut·n (n = x·rstd rounded to dOut's dtype, the tensor
-//     the forward multiplied by w) per column to partialW[blockIdx.x·C + c] for column_sum_fwd.
+//     with partialW non-null the block writes its rows' Σ dOut·n (n = x·rstd, unrounded) per column to
+//     partialW[blockIdx.x·C + c] for column_sum_fwd.
 // Thread mapping and requirements as layer_norm.cu (row.cuh). Numerics: fp32, one rounding per stored value.
 // Deterministic: fixed reduction trees, no atomics.
 #include "row.cuh"
@@ -66,7 +66,7 @@ __device__ void rms_norm_bwd(TO* dx, float* partialW, const TI* dOut, const TI* 
 #pragma unroll
         for (int k = 0; k < VEC; k++) {
           s += dy[j][k] * wv[j][k] * xv[j][k];
-          dw[j][k] += dy[j][k] * round_to<TI>(xv[j][k] * rs);
+          dw[j][k] += dy[j][k] * (xv[j][k] * rs);
         }
       }
     }
