@@ -31,9 +31,11 @@ public enum Kernel {
     CONVERT_FWD_F8E4M3_BF16("convert", "convert_fwd_f8e4m3_bf16"),
     CONVERT_FWD_F8E4M3_F16("convert", "convert_fwd_f8e4m3_f16"),
     CONVERT_FWD_F8E4M3_F32("convert", "convert_fwd_f8e4m3_f32"),
+    CONVERT_FWD_F8E4M3_F8E5M2("convert", "convert_fwd_f8e4m3_f8e5m2"),
     CONVERT_FWD_F8E5M2_BF16("convert", "convert_fwd_f8e5m2_bf16"),
     CONVERT_FWD_F8E5M2_F16("convert", "convert_fwd_f8e5m2_f16"),
     CONVERT_FWD_F8E5M2_F32("convert", "convert_fwd_f8e5m2_f32"),
+    CONVERT_FWD_F8E5M2_F8E4M3("convert", "convert_fwd_f8e5m2_f8e4m3"),
     // elementwise
     ADD_FWD_BF16("elementwise", "add_fwd_bf16"),
     ADD_FWD_BF16_F32("elementwise", "add_fwd_bf16_f32"),
