@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
 import dev.wanlora.cli.ClosestName;
 import dev.wanlora.cli.UserError;
+import dev.wanlora.engine.io.AtomicFiles;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
@@ -86,21 +87,28 @@ public final class TrainConfigFile {
 
     /**
      * Writes {@code values} (snake_case key → value: String, Number, Boolean, Path, List) as TOML to {@code file},
-     * atomically, with a header comment. Null values are left out (TOML has no null; an absent key means musubi's
+     * atomically, with a header comment; creates the folder. An unwritable folder ends in an
+     * {@link java.io.UncheckedIOException} naming the file (a one-line user error in {@code Main}). Null values are left out (TOML has no null; an absent key means musubi's
      * default).
      */
     public static void write(Path file, Map<String, Object> values) {
+        try {
+            Files.createDirectories(file.toAbsolutePath().getParent());
+        } catch (IOException e) {
+            throw new UserError(file.getParent() + ": cannot create the folder (" + e.getMessage() + "); check --output_dir");
+        }
         Map<String, Object> toml = new LinkedHashMap<>();
         values.forEach((k, v) -> {
             if (v != null) toml.put(k, tomlValue(v));
         });
+        String text;
         try {
-            String text = "# wanlora train: effective configuration of this run; rerun it with --config_file "
-                    + file.getFileName() + "\n" + TOML.writeValueAsString(toml);
-            AtomicFiles.writeString(file, text);
-        } catch (IOException e) {
-            throw new UserError(file + ": cannot write the configuration dump (" + e.getMessage() + "); check that the folder is writable");
+            text = TOML.writeValueAsString(toml);
+        } catch (JacksonException e) {
+            throw new IllegalStateException("TOML: cannot encode the configuration " + toml, e);
         }
+        AtomicFiles.writeString(file, "# wanlora train: effective configuration of this run; rerun it with --config_file "
+                + file.getFileName() + "\n" + text);
     }
 
     /** Reads {@code file} as the snake_case key → value map that {@link #write} wrote (for tests and tools). */

@@ -22,9 +22,14 @@ public final class Golden {
         return start.toAbsolutePath();
     }
 
-    /** The golden folder {@code ../shared/golden/<name>} (e.g. "wan-tiny"), or skip/fail as described above. */
+    /**
+     * The golden folder {@code ../shared/golden/<name>} (e.g. "wan-tiny"), or skip/fail as described above. A
+     * checkout one level deeper (a git worktree in {@code wt/<name>/}) finds {@code ../../shared/golden} instead.
+     */
     public static Path dir(String name) {
         Path d = repoRoot().resolve("../shared/golden").resolve(name).normalize();
+        Path deeper = repoRoot().resolve("../../shared/golden").resolve(name).normalize();
+        if (!Files.isDirectory(d) && Files.isDirectory(deeper)) d = deeper;
         if (!Files.isDirectory(d)) {
             String msg = "SKIPPED: golden data " + d + " not found (it lives in ../shared/golden beside the repository)";
             if (Boolean.getBoolean("golden.required")) throw new AssertionError(msg.replace("SKIPPED: ", "") + "; golden.required=true");
