@@ -160,6 +160,40 @@ class CpuNormTest {
     }
 
     @Test
+    void layerNormIsStableForLargeMeans() {
+        // (1e4+1, …, 1e4+4) are exact in f32 and normalize exactly like (1,2,3,4) (hand values above): the two-pass
+        // double variance loses nothing, where a one-pass fp32 E[x²] − E[x]² would lose every digit (ulp(1e8) = 8).
+        var x = f32(new float[] {10001, 10002, 10003, 10004}, 1, 4);
+        var out = zeros(DType.F32, 1, 4);
+        CPU.layerNorm(out, zeros(DType.F32, 1), zeros(DType.F32, 1), x, null, null, 0);
+        assertArrayEquals(new float[] {-1.341640786f, -0.447213595f, 0.447213595f, 1.341640786f}, values(out), 2.4e-7f);
+    }
+
+    @Test
+    void layerNormWithoutAffineAndBf16Statistics() {
+        // No weight/bias (Wan's norm1, norm2, head norm), bf16 input and output: the gradient w.r.t. an F32 copy of x.
+        var x = randn(14, DType.F32, R, C);
+        float[] g = gaussian(15, R * C);
+        var out = zeros(DType.F32, R, C);
+        var mean = zeros(DType.F32, R);
+        var rstd = zeros(DType.F32, R);
+        CpuTesting.Loss loss = () -> {
+            CPU.layerNorm(out, mean, rstd, x, null, null, EPS);
+            return dotLoss(out, g);
+        };
+        loss.eval();
+        var dx = zeros(DType.F32, R, C);
+        CPU.layerNormBackward(dx, null, null, f32(g, R, C), x, null, mean, rstd, false);
+        assertGradient("layerNormBackward.dx[cpu,f32,x=(3,40),no affine]", dx, x, loss);
+        // bf16 dx is the rounded f32 dx.
+        var dx16 = zeros(DType.BF16, R, C);
+        CPU.layerNormBackward(dx16, null, null, f32(g, R, C), x, null, mean, rstd, false);
+        float[] e = values(dx);
+        Bf16.roundInPlace(e);
+        assertArrayEquals(e, values(dx16), 0f);
+    }
+
+    @Test
     void argumentChecksNameTheProblem() {
         var x = zeros(DType.F32, R, C);
         var out = zeros(DType.F32, R, C);
