@@ -24,6 +24,7 @@ import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
@@ -118,8 +119,9 @@ public final class SafeTensors implements AutoCloseable {
      * order) is listed without it. Two keys that become equal after stripping are an error.
      */
     public static SafeTensors open(Path file, List<String> stripPrefixes) {
-        List<Path> files = shardFiles(file);
         Map<String, Path> indexMap = isIndex(file) ? readIndex(file) : null;
+        List<Path> files = indexMap != null ? List.copyOf(new TreeSet<>(indexMap.values())) : shardFiles(file);
+        requireAll(file, files);
         Arena arena = Arena.ofShared();
         try {
             Map<String, Slot> slots = new LinkedHashMap<>();
@@ -246,17 +248,8 @@ public final class SafeTensors implements AutoCloseable {
         return p.getFileName() != null && p.getFileName().toString().endsWith(INDEX_SUFFIX);
     }
 
-    /** The files to open for {@code p}: the shards of an index or a shard name, else {@code p} itself. */
+    /** The files to open for {@code p}: every shard of its set if it has a shard name, else {@code p} itself. */
     private static List<Path> shardFiles(Path p) {
-        if (isIndex(p)) {
-            Path dir = p.toAbsolutePath().getParent();
-            List<Path> files = new ArrayList<>();
-            for (String name : new TreeSet<>(readIndex(p).values().stream().map(Path::toString).toList())) {
-                files.add(dir.resolve(name));
-            }
-            requireAll(p, files);
-            return files;
-        }
         Matcher m = p.getFileName() == null ? null : SHARD_NAME.matcher(p.getFileName().toString());
         if (m == null || !m.matches()) return List.of(p);
         int count;
@@ -275,11 +268,11 @@ public final class SafeTensors implements AutoCloseable {
         for (int i = 1; i <= count; i++) {
             files.add(p.resolveSibling(m.group(1) + "-" + String.format(width, i) + "-of-" + countText + ".safetensors"));
         }
-        requireAll(p, files);
         return files;
     }
 
     private static void requireAll(Path opened, List<Path> files) {
+        if (files.size() == 1) return; // a single file's absence is reported when it is opened
         List<Path> missing = files.stream().filter(f -> !Files.isRegularFile(f)).toList();
         if (!missing.isEmpty()) {
             throw new SafeTensorsException(opened + ": shard set of " + files.size() + " files is incomplete, missing "
@@ -310,7 +303,12 @@ public final class SafeTensors implements AutoCloseable {
         Map<String, Path> out = new LinkedHashMap<>();
         for (Map.Entry<String, JsonNode> e : map.properties()) {
             JsonNode v = e.getValue();
-            Path shard = v.isTextual() ? dir.resolve(v.textValue()).normalize() : null;
+            Path shard;
+            try {
+                shard = v.isTextual() ? dir.resolve(v.textValue()).normalize() : null;
+            } catch (InvalidPathException bad) {
+                shard = null;
+            }
             if (shard == null || !dir.equals(shard.getParent())) {
                 throw new SafeTensorsException(index + ": weight_map entry " + quote(e.getKey()) + " is " + oneLine(v.toString())
                         + ", expected the name of a shard file in the same folder. hint: download the index again");
@@ -323,7 +321,7 @@ public final class SafeTensors implements AutoCloseable {
     private static void checkIndex(Path index, Map<String, Path> indexMap, Map<String, Path> owner) {
         for (Map.Entry<String, Path> e : indexMap.entrySet()) {
             Path actual = owner.get(e.getKey());
-            if (actual == null || !actual.toAbsolutePath().normalize().equals(e.getValue())) {
+            if (actual == null || !actual.equals(e.getValue())) {
                 throw new SafeTensorsException(index + ": weight_map puts " + quote(e.getKey()) + " in "
                         + e.getValue().getFileName() + " but " + (actual == null ? "no shard has it"
                         : "it is in " + actual.getFileName()) + ". hint: the index and shards come from different downloads");
@@ -384,7 +382,7 @@ public final class SafeTensors implements AutoCloseable {
                     + "). hint: the file is corrupt or not safetensors");
         }
         if (root == null || !root.isObject()) {
-            throw new SafeTensorsException(file + ": header is " + (root == null ? "empty" : "a JSON " + root.getNodeType())
+            throw new SafeTensorsException(file + ": header is " + (root == null || root.isMissingNode() ? "empty" : "a JSON " + root.getNodeType())
                     + ", expected a JSON object. hint: the file is corrupt or not safetensors");
         }
         long dataStart = 8 + headerBytes;

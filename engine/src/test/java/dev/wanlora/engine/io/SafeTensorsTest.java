@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -104,6 +105,23 @@ class SafeTensorsTest {
             assertEquals(f + ": tensor 'n' is I32, floats() needs F32, F64, F16, BF16, F8_E4M3 or F8_E5M2."
                     + " hint: read integer tensors through data(key)", e.getMessage());
             assertEquals(4, st.data("n").byteSize());
+        }
+    }
+
+    @Test
+    void mapsFilesBeyondTwoGiB() throws IOException {
+        // A sparse 3 GiB file: "big" (U8, 3 GiB) then "tail" (F32 (2)) at byte offset 3 GiB of the data section.
+        long big = 3L << 30;
+        String header = "{\"big\":{\"dtype\":\"U8\",\"shape\":[" + big + "],\"data_offsets\":[0," + big + "]},"
+                + "\"tail\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[" + big + "," + (big + 8) + "]}}";
+        Path f = raw(tmp.resolve("sparse.safetensors"), header, new byte[0]);
+        long dataStart = Files.size(f);
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.write(java.nio.ByteBuffer.wrap(f32(6.5f, -1f)), dataStart + big);
+        }
+        try (SafeTensors st = SafeTensors.open(f)) {
+            assertEquals(big, st.data("big").byteSize());
+            assertArrayEquals(new float[] {6.5f, -1f}, st.floats("tail"));
         }
     }
 

@@ -1,0 +1,122 @@
+package dev.wanlora.engine.cuda;
+
+import jcuda.Pointer;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
+import jcuda.driver.CUmodule;
+import jcuda.driver.CUresult;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.util.EnumMap;
+import java.util.HashMap;
+import java.util.Map;
+
+import static jcuda.driver.JCudaDriver.*;
+
+/**
+ * The CUDA kernels, loaded once per context from the fatbin resources {@code dev/wanlora/kernels/<family>.fatbin}
+ * (built from {@code kernels/src/main/cuda/<family>/} by nvcc at {@code mvn package}). Every {@link Kernel} entry is
+ * resolved when the library loads, so a missing kernel fails at start-up.
+ *
+ * <p><b>Launching</b>: {@code kernels.launch(Kernel.RMS_NORM_FWD_BF16, LaunchConfig.of(rows, 256), out, rstd, x, weight, eps, rows, cols)}
+ * runs the kernel on the context's compute stream. Arguments map to C parameters by their Java type:
+ * {@link CudaTensor} → a device pointer to its element 0, {@code null} → a null pointer, {@code Long} → {@code long long},
+ * {@code Integer} → {@code int}, {@code Float} → {@code float}, {@code Double} → {@code double}. The order and types
+ * must match the kernel's C signature exactly (write {@code 5L} for a {@code long long} parameter). Dynamic shared
+ * memory above 48 KiB is enabled per kernel on first use.
+ */
+public final class KernelLibrary implements AutoCloseable {
+    private static final int DEFAULT_MAX_DYNAMIC_SHARED = 48 * 1024;
+
+    private final CudaContext context;
+    private final Map<String, CUmodule> modules = new HashMap<>();
+    private final EnumMap<Kernel, CUfunction> functions = new EnumMap<>(Kernel.class);
+    private final EnumMap<Kernel, Integer> sharedLimits = new EnumMap<>(Kernel.class);
+    private boolean closed;
+
+    private KernelLibrary(CudaContext context) {
+        this.context = context;
+        context.makeCurrent();
+        for (Kernel k : Kernel.values()) {
+            CUmodule module = modules.computeIfAbsent(k.family(), this::loadFamily);
+            CUfunction f = new CUfunction();
+            int r = cuModuleGetFunction(f, module, k.symbol());
+            if (r == CUresult.CUDA_ERROR_NOT_FOUND) {
+                throw new IllegalStateException("kernel " + k.symbol() + " not found in " + k.family()
+                        + ".fatbin; the kernels are out of date: rebuild with mvn package");
+            }
+            CudaException.check(r, "cuModuleGetFunction", k.symbol());
+            functions.put(k, f);
+        }
+    }
+
+    /** Loads every family and resolves every {@link Kernel}. */
+    public static KernelLibrary load(CudaContext context) { return new KernelLibrary(context); }
+
+    private CUmodule loadFamily(String family) {
+        String resource = "/dev/wanlora/kernels/" + family + ".fatbin";
+        byte[] image;
+        try (InputStream in = KernelLibrary.class.getResourceAsStream(resource)) {
+            if (in == null) {
+                throw new IllegalStateException("kernels were not built: install the CUDA toolkit (nvcc) and rebuild with mvn package"
+                        + " (missing resource " + resource.substring(1) + ")");
+            }
+            image = in.readAllBytes();
+        } catch (IOException e) {
+            throw new UncheckedIOException("reading " + resource, e);
+        }
+        CUmodule module = new CUmodule();
+        int r = cuModuleLoadData(module, image);
+        if (r == CUresult.CUDA_ERROR_NO_BINARY_FOR_GPU) {
+            throw new IllegalStateException("kernels in " + family + ".fatbin have no code for " + context
+                    + " (compute capability " + context.computeCapability() / 10 + "." + context.computeCapability() % 10
+                    + "); wanlora supports compute capability 8.0 and newer");
+        }
+        CudaException.check(r, "cuModuleLoadData", family + ".fatbin on " + context);
+        return module;
+    }
+
+    public CudaContext context() { return context; }
+
+    /** Launches {@code kernel} on the compute stream; see the class comment for the argument mapping. */
+    public void launch(Kernel kernel, LaunchConfig config, Object... args) {
+        context.makeCurrent();
+        CUfunction f = functions.get(kernel);
+        if (config.sharedBytes() > DEFAULT_MAX_DYNAMIC_SHARED && sharedLimits.getOrDefault(kernel, 0) < config.sharedBytes()) {
+            CudaException.check(cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                    config.sharedBytes()), "cuFuncSetAttribute", kernel.symbol() + " dynamic shared memory " + config.sharedBytes());
+            sharedLimits.put(kernel, config.sharedBytes());
+        }
+        Pointer[] params = new Pointer[args.length];
+        for (int i = 0; i < args.length; i++) {
+            params[i] = switch (args[i]) {
+                case null -> Pointer.to(new long[] {0L});
+                case CudaTensor t -> Pointer.to(new long[] {t.address()});
+                case Long v -> Pointer.to(new long[] {v});
+                case Integer v -> Pointer.to(new int[] {v});
+                case Float v -> Pointer.to(new float[] {v});
+                case Double v -> Pointer.to(new double[] {v});
+                default -> throw new IllegalArgumentException("launch " + kernel.symbol() + ": argument " + i
+                        + " has unsupported type " + args[i].getClass().getSimpleName()
+                        + "; expected CudaTensor, Long, Integer, Float or Double");
+            };
+        }
+        int r = cuLaunchKernel(f, config.gridX(), config.gridY(), config.gridZ(), config.blockX(), config.blockY(), config.blockZ(),
+                config.sharedBytes(), context.computeStream(), Pointer.to(params), null);
+        CudaException.check(r, "cuLaunchKernel", "kernel " + kernel.symbol() + " " + config);
+        if (CudaContext.syncAfterEachLaunch()) {
+            CudaException.check(cuStreamSynchronize(context.computeStream()), "cuStreamSynchronize",
+                    "after kernel " + kernel.symbol() + " " + config + " (wan.cuda.syncAfterEachLaunch)");
+        }
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        context.makeCurrent();
+        for (CUmodule m : modules.values()) CudaException.check(cuModuleUnload(m), "cuModuleUnload");
+    }
+}
