@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** Entry point of {@code wanlora}: one subcommand class per job (STYLE.md §1). */
 @Command(name = "wanlora", mixinStandardHelpOptions = true, version = "wanlora 0.1.0",
         description = "LoRA trainer for the Wan2.1 text-to-video DiT (musubi-tuner compatible).",
-        subcommands = {CommandLine.HelpCommand.class})
+        subcommands = {CommandLine.HelpCommand.class, VerifyGoldenCommand.class})
 public final class Main implements Runnable {
 
     @Override
