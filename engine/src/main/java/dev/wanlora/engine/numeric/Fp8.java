@@ -2,14 +2,17 @@ package dev.wanlora.engine.numeric;
 
 /**
  * The two fp8 formats of safetensors/torch, decoded exactly and encoded with round-to-nearest-even as torch's
- * {@code .to(float8_*)} does.
+ * {@code .to(float8_*)} does (c10/util/Float8_e4m3fn.h and Float8_e5m2.h, {@code fp8e4m3fn_from_fp32_value} and
+ * {@code fp8e5m2_from_fp32_value}).
  * <ul>
- * <li>E4M3 ("fn", finite): bias 7, no infinities, 0x7f/0xff are NaN, max 448. Values beyond ±448 after rounding
- * <b>are not clamped by torch's cast</b> for inputs that are not finite; finite inputs above the max saturate to
- * NaN in torch? No: torch's float→float8_e4m3fn conversion maps |x| ≥ 464 (the rounding midpoint beyond 448) to NaN
- * and rounds 448 ≤ |x| &lt; 464 to 448. Callers that need saturation clamp first, as musubi does (spec §3.2).</li>
- * <li>E5M2: bias 15, IEEE-like with ±Inf and NaN, max 57344; overflow rounds to ±Inf.</li>
+ * <li>E4M3 ("fn": finite, no infinities): bias 7, max 448, 0x7f/0xff are NaN. torch does <b>not</b> saturate: the
+ * step above 448 would be 480, so 448 &lt; |x| ≤ 464 (up to the midpoint, a tie going to 448's even mantissa)
+ * rounds to ±448, and |x| &gt; 464, ±Inf and NaN all become NaN (0x7f with the sign). Callers that need saturation
+ * clamp to ±448 first, as musubi's quantizer does (spec §3.2).</li>
+ * <li>E5M2: bias 15, IEEE-like with ±Inf (0x7c) and NaN (0x7d–0x7f), max 57344; |x| ≥ 61440 (the midpoint to
+ * 65536, a tie going up because 57344's mantissa is odd) rounds to ±Inf; NaN becomes 0x7f with the sign.</li>
  * </ul>
+ * Subnormals (E4M3 below 2^-6, E5M2 below 2^-14) are encoded and decoded exactly.
  */
 public final class Fp8 {
     private Fp8() {}
@@ -30,10 +33,10 @@ public final class Fp8 {
         int man = b & ((1 << manBits) - 1);
         int maxExp = (1 << expBits) - 1;
         float v;
-        if (ieee && exp == maxExp) {
-            v = man == 0 ? Float.POSITIVE_INFINITY : Float.NaN;
-        } else if (!ieee && exp == maxExp && man == (1 << manBits) - 1) {
-            v = Float.NaN;
+        if ((ieee && exp == maxExp && man != 0) || (!ieee && exp == maxExp && man == (1 << manBits) - 1)) {
+            return Float.intBitsToFloat(sign << 31 | 0x7fc00000); // NaN with the code's sign (negating NaN is not guaranteed to)
+        } else if (ieee && exp == maxExp) {
+            v = Float.POSITIVE_INFINITY;
         } else if (exp == 0) {
             v = (float) (man * Math.pow(2, 1 - bias - manBits));
         } else {
@@ -46,12 +49,12 @@ public final class Fp8 {
 
     public static float e5m2ToFloat(byte b) { return E5M2_TABLE[b & 0xff]; }
 
-    /** Nearest E4M3 code (ties to even); NaN → 0x7f (sign kept); |x| beyond the last rounding midpoint → NaN. */
+    /** Nearest E4M3 code (ties to even); NaN, ±Inf and |x| &gt; 464 → NaN (0x7f, sign kept), see the class comment. */
     public static byte e4m3FromFloat(float x) {
         return encode(x, E4M3_TABLE, (byte) 0x7f);
     }
 
-    /** Nearest E5M2 code (ties to even); NaN → 0x7f; overflow → ±Inf. */
+    /** Nearest E5M2 code (ties to even); NaN → 0x7f (sign kept); |x| ≥ 61440 → ±Inf. */
     public static byte e5m2FromFloat(float x) {
         return encode(x, E5M2_TABLE, (byte) 0x7f);
     }

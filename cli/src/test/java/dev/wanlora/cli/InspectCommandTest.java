@@ -1,0 +1,163 @@
+package dev.wanlora.cli;
+
+import dev.wanlora.engine.io.SafeTensorsWriter;
+import dev.wanlora.engine.io.SafeTensorsWriter.Entry;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.engine.testing.Golden;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** {@code wanlora inspect} output for weights, caches and LoRA files, and the one-line error handling in Main. */
+class InspectCommandTest {
+
+    @TempDir
+    Path tmp;
+
+    private record Run(int exitCode, String out, String err) {}
+
+    private static Run run(String... args) {
+        StringWriter out = new StringWriter(), err = new StringWriter();
+        CommandLine cmd = Main.commandLine();
+        cmd.setOut(new PrintWriter(out, true));
+        cmd.setErr(new PrintWriter(err, true));
+        int code = cmd.execute(args);
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    @Test
+    void listsTheGoldenDit() {
+        Run r = run("inspect", Golden.dir("wan-tiny").resolve("model.safetensors").toString(), "--limit", "2");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("tensors:  69\n"), r.out());
+        assertTrue(r.out().contains("dtypes:   BF16 69\n"), r.out());
+        assertTrue(r.out().contains("data:     6,518,400 bytes (6.2 MiB)\n"), r.out());
+        assertTrue(r.out().contains("  blocks.0.cross_attn.k.weight  BF16    (256,256)\n"), r.out());
+        assertTrue(r.out().contains("  ... 67 more (--limit 69 lists all)\n"), r.out());
+        assertTrue(r.out().contains("(159 chars)\n"), "long metadata is cut: " + r.out());
+        assertFalse(r.out().contains("LoRA:"));
+    }
+
+    @Test
+    void describesAMusubiLora() {
+        // Two modules of rank 4, in 8, out 6, alpha 2: scale 0.5.
+        List<Entry> entries = new ArrayList<>();
+        for (String m : List.of("lora_unet_blocks_0_self_attn_q", "lora_unet_blocks_0_ffn_2")) {
+            entries.add(Entry.ofFloats(m + ".lora_down.weight", DType.F32, Shape.of(4, 8), new float[32]));
+            entries.add(Entry.ofFloats(m + ".lora_up.weight", DType.F32, Shape.of(6, 4), new float[24]));
+            entries.add(Entry.ofFloats(m + ".alpha", DType.F32, Shape.of(), new float[] {2}));
+        }
+        Path f = tmp.resolve("ghibli-000001.safetensors");
+        SafeTensorsWriter.write(f, entries, Map.of("ss_network_module", "networks.lora_wan", "ss_network_dim", "4"));
+        Run r = run("inspect", f.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("""
+                LoRA:
+                  format:  musubi (lora_unet_*.lora_down / lora_up / alpha)
+                  modules: 2
+                  rank:    4
+                  alpha:   2, scale alpha/rank = 0.5
+                first 6 tensors:
+                """), r.out());
+        assertTrue(r.out().contains("  ss_network_module = networks.lora_wan\n"), r.out());
+    }
+
+    @Test
+    void describesAPeftLoraAndReportsProblems() {
+        Path f = tmp.resolve("peft.safetensors");
+        SafeTensorsWriter.write(f, List.of(
+                Entry.ofFloats("diffusion_model.blocks.0.self_attn.q.lora_A.weight", DType.BF16, Shape.of(8, 16), new float[128]),
+                Entry.ofFloats("diffusion_model.blocks.0.self_attn.q.lora_B.weight", DType.BF16, Shape.of(16, 8), new float[128]),
+                Entry.ofFloats("diffusion_model.blocks.0.self_attn.k.lora_A.weight", DType.BF16, Shape.of(8, 16), new float[128]),
+                Entry.ofFloats("diffusion_model.blocks.0.self_attn.k.lora_B.weight", DType.BF16, Shape.of(16, 4), new float[64])),
+                Map.of());
+        Run r = run("inspect", f.toString(), "--limit", "0");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("""
+                LoRA:
+                  format:  PEFT (*.lora_A / lora_B)
+                  modules: 2
+                  rank:    8
+                  alpha:   none (scale 1: converters fold alpha/rank into A and B)
+                  problem: diffusion_model.blocks.0.self_attn.k.lora_B.weight has shape (16,4), expected (out, 8)
+                """), r.out());
+        assertFalse(r.out().contains("first "));
+    }
+
+    @Test
+    void describesMusubiCaches() {
+        // A 9-frame 64x48 clip starting at frame 0: latent (16, 3, 6, 8) bf16, as wan_cache_latents.py names it.
+        Path latent = tmp.resolve("my_clip_00000-009_0064x0048_wan.safetensors");
+        SafeTensorsWriter.write(latent, List.of(Entry.ofFloats("latents_3x6x8_bfloat16", DType.BF16, Shape.of(16, 3, 6, 8),
+                new float[16 * 3 * 6 * 8])), Map.of("architecture", "wan", "width", "64", "height", "48", "format_version", "1.0.1"));
+        Run r = run("inspect", latent.toString());
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("""
+                musubi latent cache:
+                  item:          my_clip
+                  frames:        start 0, count 9
+                  original size: 64x48 (WxH)
+                  latent:        latents_3x6x8_bfloat16 BF16 (16,3,6,8) = 3 latent frames (9 video frames), 6x8 latent HxW (64x48 pixels WxH)
+                """), r.out());
+
+        Path image = tmp.resolve("img_001_1920x1080_wan.safetensors");
+        SafeTensorsWriter.write(image, List.of(Entry.ofFloats("latents_1x2x2_bfloat16", DType.BF16, Shape.of(16, 1, 2, 2),
+                new float[64])), Map.of());
+        r = run("inspect", image.toString());
+        assertTrue(r.out().contains("  item:          img_001\n  original size: 1920x1080 (WxH)\n"), r.out());
+
+        Path text = tmp.resolve("my_clip_wan_te.safetensors");
+        SafeTensorsWriter.write(text, List.of(Entry.ofFloats("varlen_t5_bfloat16", DType.BF16, Shape.of(13, 4096),
+                new float[13 * 4096])), Map.of("caption1", "a cat\non a mat"));
+        r = run("inspect", text.toString());
+        assertTrue(r.out().contains("""
+                musubi text-encoder cache:
+                  item:          my_clip
+                  text:          varlen_t5_bfloat16 BF16 (13,4096) = 13 tokens (incl. EOS) of width 4096
+                """), r.out());
+        assertTrue(r.out().contains("  caption1 = a cat\\non a mat\n"), r.out());
+    }
+
+    @Test
+    void badFileIsOneLineWithExitCode2() throws IOException {
+        Path f = Files.writeString(tmp.resolve("notes.safetensors"), "hello");
+        Run r = run("inspect", f.toString());
+        assertEquals(Main.USER_ERROR, r.exitCode());
+        assertEquals("wanlora inspect: " + f + ": 5 bytes, shorter than the 8-byte header length field. hint: the file is"
+                + " truncated or not safetensors; download or write it again\n", r.err());
+        assertEquals("", r.out());
+
+        Run debug = run("inspect", f.toString(), "--debug");
+        assertEquals(Main.USER_ERROR, debug.exitCode());
+        assertTrue(debug.err().contains("\tat dev.wanlora.engine.io.SafeTensors"), debug.err());
+    }
+
+    @Test
+    void unknownFlagAndCommandNameTheClosestOne() {
+        Run r = run("inspect", "x.safetensors", "--limt", "3");
+        assertEquals(Main.USER_ERROR, r.exitCode());
+        assertEquals("wanlora inspect: unknown flag --limt; did you mean --limit? (see wanlora inspect --help)\n", r.err());
+
+        r = run("inspct", "x.safetensors");
+        assertEquals(Main.USER_ERROR, r.exitCode());
+        assertTrue(r.err().startsWith("wanlora: unknown command 'inspct'; did you mean inspect?"),
+                r.err());
+        assertEquals(1, r.err().lines().count());
+
+        r = run("inspect", "x.safetensors", "--limit", "-1");
+        assertEquals(Main.USER_ERROR, r.exitCode());
+        assertEquals("wanlora inspect: --limit -1: expected a count >= 0\n", r.err());
+    }
+}

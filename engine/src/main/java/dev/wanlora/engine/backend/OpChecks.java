@@ -1,0 +1,532 @@
+package dev.wanlora.engine.backend;
+
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.engine.tensor.Tensor;
+
+import java.util.Arrays;
+import java.util.Locale;
+import java.util.stream.Collectors;
+
+/**
+ * Argument checks of every {@link Backend} op, shared by all backends so that the CPU reference and the CUDA
+ * backend reject exactly the same calls with exactly the same messages. Each op has one method that checks shapes,
+ * dtypes and index arguments and returns the dimensions the op derives from them. Messages follow STYLE.md §7:
+ * {@code <op>: <what is wrong>; got <actual>, expected <expected>}. Backend-specific conditions (tensor ownership,
+ * aliasing, kernel availability) are checked by the backend itself.
+ */
+public final class OpChecks {
+    private OpChecks() {}
+
+    /** The dtypes every activation input and output may have (Backend's class Javadoc). */
+    private static final DType[] ACTIVATION = {DType.F32, DType.BF16};
+
+    /** op(a) (m, k) times op(b) (k, n) into c (m, n). */
+    public record GemmDims(long m, long n, long k) {}
+
+    /** A tensor seen as a (rows, cols) matrix. */
+    public record MatrixDims(long rows, long cols) {}
+
+    /** A (B, L, C) token tensor modulated per sample. */
+    public record TokenDims(long batch, long tokens, long channels) {}
+
+    /** q (B, Lq, N·D) attending to k, v (B, Lk, N·D). */
+    public record AttentionDims(long batch, long queries, long keys, int heads, long headDim) {}
+
+    /** A (B, C, F, H, W) latent and its (B, F·H/2·W/2, 4·C) token layout. */
+    public record PatchDims(long batch, int channels, int frames, int height, int width) {
+        public long tokens() { return (long) frames * (height / 2) * (width / 2); }
+    }
+
+    // ---------------------------------------------------------------- building blocks
+
+    /** "x=(3,40) bf16", the way every message names a tensor. */
+    public static String describe(String name, Tensor t) {
+        return name + "=" + t.shape() + " " + t.dtype().name().toLowerCase(Locale.ROOT);
+    }
+
+    public static void requireNonNull(String op, String name, Tensor t) {
+        if (t == null) throw new IllegalArgumentException(op + ": " + name + " is null; got null, expected a tensor");
+    }
+
+    public static void requireDType(String op, String name, Tensor t, DType... allowed) {
+        requireNonNull(op, name, t);
+        for (DType d : allowed) if (t.dtype() == d) return;
+        String list = Arrays.stream(allowed).map(d -> d.name().toLowerCase(Locale.ROOT)).collect(Collectors.joining(", "));
+        throw new IllegalArgumentException(op + ": unsupported dtype of " + name + "; got " + describe(name, t)
+                + ", expected " + (allowed.length == 1 ? list : "one of " + list));
+    }
+
+    /** F32 or BF16, the activation dtypes. */
+    public static void requireActivation(String op, String name, Tensor t) {
+        requireDType(op, name, t, ACTIVATION);
+    }
+
+    public static void requireShape(String op, String name, Tensor t, Shape expected) {
+        requireNonNull(op, name, t);
+        if (!t.shape().equals(expected)) {
+            throw new IllegalArgumentException(op + ": wrong shape of " + name + "; got " + describe(name, t)
+                    + ", expected " + name + "=" + expected);
+        }
+    }
+
+    public static void requireSameShape(String op, String name, Tensor t, String refName, Tensor ref) {
+        requireNonNull(op, name, t);
+        if (!t.shape().equals(ref.shape())) {
+            throw new IllegalArgumentException(op + ": " + name + " shape does not match " + refName + "; got "
+                    + describe(name, t) + ", expected " + name + "=" + ref.shape() + " (as " + describe(refName, ref) + ")");
+        }
+    }
+
+    public static void requireRank(String op, String name, Tensor t, int rank, String legend) {
+        requireNonNull(op, name, t);
+        if (t.shape().rank() != rank) {
+            throw new IllegalArgumentException(op + ": " + name + " must have rank " + rank + "; got " + describe(name, t)
+                    + ", expected " + name + "=" + legend);
+        }
+    }
+
+    public static void requireElements(String op, String name, Tensor t, long expected) {
+        requireNonNull(op, name, t);
+        if (t.numElements() != expected) {
+            throw new IllegalArgumentException(op + ": wrong element count of " + name + "; got " + describe(name, t)
+                    + " (" + t.numElements() + " elements), expected " + expected + " elements");
+        }
+    }
+
+    /** A (1)-element F32 scalar such as a loss or a clip coefficient. */
+    public static void requireScalarF32(String op, String name, Tensor t) {
+        requireDType(op, name, t, DType.F32);
+        requireElements(op, name, t, 1);
+    }
+
+    private static void requireIndex(String op, String name, int index, long count) {
+        if (index < 0 || index >= count) {
+            throw new IllegalArgumentException(op + ": " + name + " out of range; got " + name + "=" + index
+                    + ", expected 0 <= " + name + " < " + count);
+        }
+    }
+
+    private static int headDimOf(String op, String name, Tensor t, int numHeads) {
+        if (numHeads <= 0) {
+            throw new IllegalArgumentException(op + ": numHeads must be positive; got numHeads=" + numHeads
+                    + ", expected >= 1");
+        }
+        long cols = t.shape().cols();
+        if (cols % numHeads != 0) {
+            throw new IllegalArgumentException(op + ": last dim of " + name + " is not a multiple of numHeads; got "
+                    + describe(name, t) + " with numHeads=" + numHeads + ", expected last dim = numHeads·D");
+        }
+        return Math.toIntExact(cols / numHeads);
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    public static void copy(Tensor dst, Tensor src) {
+        requireNonNull("copy", "dst", dst);
+        requireNonNull("copy", "src", src);
+        if (dst.numElements() != src.numElements()) {
+            throw new IllegalArgumentException("copy: element counts differ; got " + describe("dst", dst) + " and "
+                    + describe("src", src) + ", expected equal element counts");
+        }
+    }
+
+    // ---------------------------------------------------------------- GEMM
+
+    public static GemmDims gemm(Tensor c, Tensor a, boolean transA, Tensor b, boolean transB, Tensor bias) {
+        String op = "gemm";
+        requireActivation(op, "c", c);
+        requireActivation(op, "a", a);
+        requireActivation(op, "b", b);
+        long m = transA ? a.shape().cols() : a.shape().rows();
+        long k = transA ? a.shape().rows() : a.shape().cols();
+        long kb = transB ? b.shape().cols() : b.shape().rows();
+        long n = transB ? b.shape().rows() : b.shape().cols();
+        if (k != kb) {
+            throw new IllegalArgumentException(op + ": inner dims differ; got " + describe("a", a) + (transA ? "ᵀ" : "")
+                    + " (K=" + k + ") and " + describe("b", b) + (transB ? "ᵀ" : "") + " (K=" + kb + "), expected equal K");
+        }
+        if (c.shape().rows() != m || c.shape().cols() != n) {
+            throw new IllegalArgumentException(op + ": wrong shape of c; got " + describe("c", c) + ", expected c=("
+                    + m + "," + n + ") for " + describe("a", a) + (transA ? "ᵀ" : "") + " and " + describe("b", b)
+                    + (transB ? "ᵀ" : ""));
+        }
+        if (bias != null) {
+            requireActivation(op, "bias", bias);
+            requireElements(op, "bias", bias, n);
+        }
+        return new GemmDims(m, n, k);
+    }
+
+    public static MatrixDims dequantizeFp8(Tensor out, Tensor wq, Tensor scale) {
+        String op = "dequantizeFp8";
+        requireDType(op, "wq", wq, DType.F8_E4M3);
+        requireRank(op, "wq", wq, 2, "(O, I)");
+        requireActivation(op, "out", out);
+        requireSameShape(op, "out", out, "wq", wq);
+        requireDType(op, "scale", scale, DType.BF16, DType.F32);
+        long o = wq.shape().dim(0), i = wq.shape().dim(1);
+        if (i % 64 != 0) {
+            throw new IllegalArgumentException(op + ": input dim is not a multiple of the block size 64; got "
+                    + describe("wq", wq) + ", expected I % 64 == 0");
+        }
+        requireShape(op, "scale", scale, Shape.of(o, i / 64, 1));
+        return new MatrixDims(o, i);
+    }
+
+    // ---------------------------------------------------------------- norms
+
+    public static MatrixDims layerNorm(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight, Tensor bias) {
+        String op = "layerNorm";
+        MatrixDims d = rowwise(op, out, "out", x);
+        requireStats(op, mean, "mean", d);
+        requireStats(op, rstd, "rstd", d);
+        requireOptionalVector(op, "weight", weight, d.cols);
+        requireOptionalVector(op, "bias", bias, d.cols);
+        return d;
+    }
+
+    public static MatrixDims layerNormBackward(Tensor dx, Tensor dWeight, Tensor dBias, Tensor dOut, Tensor x,
+                                               Tensor weight, Tensor mean, Tensor rstd) {
+        String op = "layerNormBackward";
+        MatrixDims d = rowwise(op, dx, "dx", x);
+        requireActivation(op, "dOut", dOut);
+        requireSameShape(op, "dOut", dOut, "x", x);
+        requireStats(op, mean, "mean", d);
+        requireStats(op, rstd, "rstd", d);
+        requireOptionalVector(op, "weight", weight, d.cols);
+        requireOptionalVector(op, "dWeight", dWeight, d.cols);
+        requireOptionalVector(op, "dBias", dBias, d.cols);
+        if (dWeight != null && weight == null) {
+            throw new IllegalArgumentException(op + ": dWeight given for a LayerNorm without weight; got "
+                    + describe("dWeight", dWeight) + " and weight=null, expected dWeight=null");
+        }
+        return d;
+    }
+
+    public static MatrixDims rmsNorm(Tensor out, Tensor rstd, Tensor x, Tensor weight) {
+        String op = "rmsNorm";
+        MatrixDims d = rowwise(op, out, "out", x);
+        requireStats(op, rstd, "rstd", d);
+        requireNonNull(op, "weight", weight);
+        requireOptionalVector(op, "weight", weight, d.cols);
+        return d;
+    }
+
+    public static MatrixDims rmsNormBackward(Tensor dx, Tensor dWeight, Tensor dOut, Tensor x, Tensor weight,
+                                             Tensor rstd) {
+        String op = "rmsNormBackward";
+        MatrixDims d = rowwise(op, dx, "dx", x);
+        requireActivation(op, "dOut", dOut);
+        requireSameShape(op, "dOut", dOut, "x", x);
+        requireStats(op, rstd, "rstd", d);
+        requireNonNull(op, "weight", weight);
+        requireOptionalVector(op, "weight", weight, d.cols);
+        requireOptionalVector(op, "dWeight", dWeight, d.cols);
+        return d;
+    }
+
+    private static MatrixDims rowwise(String op, Tensor out, String outName, Tensor x) {
+        requireActivation(op, "x", x);
+        requireActivation(op, outName, out);
+        requireSameShape(op, outName, out, "x", x);
+        return new MatrixDims(x.shape().rows(), x.shape().cols());
+    }
+
+    private static void requireStats(String op, Tensor t, String name, MatrixDims d) {
+        requireDType(op, name, t, DType.F32);
+        requireElements(op, name, t, d.rows);
+    }
+
+    private static void requireOptionalVector(String op, String name, Tensor t, long cols) {
+        if (t == null) return;
+        requireActivation(op, name, t);
+        requireElements(op, name, t, cols);
+    }
+
+    // ---------------------------------------------------------------- modulation
+
+    public static TokenDims modulate(Tensor out, Tensor x, Tensor mod, int shiftIndex, int scaleIndex) {
+        String op = "modulate";
+        TokenDims d = tokens(op, "x", x, mod);
+        requireActivation(op, "out", out);
+        requireSameShape(op, "out", out, "x", x);
+        requireIndex(op, "shiftIndex", shiftIndex, mod.shape().dim(1));
+        requireIndex(op, "scaleIndex", scaleIndex, mod.shape().dim(1));
+        return d;
+    }
+
+    public static TokenDims modulateBackward(Tensor dx, Tensor dOut, Tensor mod, int scaleIndex) {
+        String op = "modulateBackward";
+        TokenDims d = tokens(op, "dOut", dOut, mod);
+        requireActivation(op, "dx", dx);
+        requireSameShape(op, "dx", dx, "dOut", dOut);
+        requireIndex(op, "scaleIndex", scaleIndex, mod.shape().dim(1));
+        return d;
+    }
+
+    /**
+     * For gatedResidual (x, y) and its backward (dx, dy). mod may be null when gateIndex &lt; 0 (no gate).
+     */
+    public static TokenDims gatedResidual(String op, String xName, Tensor x, String yName, Tensor y, Tensor mod,
+                                          int gateIndex) {
+        requireActivation(op, xName, x);
+        requireRank(op, xName, x, 3, "(B, L, C)");
+        requireActivation(op, yName, y);
+        requireSameShape(op, yName, y, xName, x);
+        TokenDims d = new TokenDims(x.shape().dim(0), x.shape().dim(1), x.shape().dim(2));
+        if (gateIndex >= 0) {
+            tokens(op, xName, x, mod);
+            requireIndex(op, "gateIndex", gateIndex, mod.shape().dim(1));
+        }
+        return d;
+    }
+
+    private static TokenDims tokens(String op, String name, Tensor x, Tensor mod) {
+        requireActivation(op, name, x);
+        requireRank(op, name, x, 3, "(B, L, C)");
+        requireDType(op, "mod", mod, DType.F32);
+        requireRank(op, "mod", mod, 3, "(B, n, C)");
+        long b = x.shape().dim(0), c = x.shape().dim(2);
+        if (mod.shape().dim(0) != b || mod.shape().dim(2) != c) {
+            throw new IllegalArgumentException(op + ": mod does not match " + name + "'s batch and channels; got "
+                    + describe("mod", mod) + " and " + describe(name, x) + ", expected mod=(" + b + ", n, " + c + ")");
+        }
+        return new TokenDims(b, x.shape().dim(1), c);
+    }
+
+    // ---------------------------------------------------------------- RoPE and attention
+
+    /** Returns (B, L, N, D) as an AttentionDims with queries = keys = L. */
+    public static AttentionDims rope(String op, Tensor out, String outName, Tensor x, String xName, Tensor cos,
+                                     Tensor sin, int numHeads) {
+        requireActivation(op, xName, x);
+        requireRank(op, xName, x, 3, "(B, L, N·D)");
+        requireActivation(op, outName, out);
+        requireSameShape(op, outName, out, xName, x);
+        int d = headDimOf(op, xName, x, numHeads);
+        if (d % 2 != 0) {
+            throw new IllegalArgumentException(op + ": head dim is odd; got " + describe(xName, x) + " with numHeads="
+                    + numHeads + " (D=" + d + "), expected an even D (pairs of features are rotated)");
+        }
+        long l = x.shape().dim(1);
+        requireDType(op, "cos", cos, DType.F32);
+        requireDType(op, "sin", sin, DType.F32);
+        requireShape(op, "cos", cos, Shape.of(l, d / 2));
+        requireShape(op, "sin", sin, Shape.of(l, d / 2));
+        return new AttentionDims(x.shape().dim(0), l, l, numHeads, d);
+    }
+
+    public static AttentionDims attention(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int numHeads) {
+        String op = "attention";
+        AttentionDims d = qkv(op, q, k, v, numHeads);
+        requireActivation(op, "out", out);
+        requireSameShape(op, "out", out, "q", q);
+        requireDType(op, "lse", lse, DType.F32);
+        requireShape(op, "lse", lse, Shape.of(d.batch, numHeads, d.queries));
+        return d;
+    }
+
+    public static AttentionDims attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k,
+                                                  Tensor v, Tensor out, Tensor lse, int numHeads) {
+        String op = "attentionBackward";
+        AttentionDims d = qkv(op, q, k, v, numHeads);
+        requireActivation(op, "out", out);
+        requireSameShape(op, "out", out, "q", q);
+        requireActivation(op, "dOut", dOut);
+        requireSameShape(op, "dOut", dOut, "q", q);
+        requireActivation(op, "dq", dq);
+        requireSameShape(op, "dq", dq, "q", q);
+        requireActivation(op, "dk", dk);
+        requireSameShape(op, "dk", dk, "k", k);
+        requireActivation(op, "dv", dv);
+        requireSameShape(op, "dv", dv, "v", v);
+        requireDType(op, "lse", lse, DType.F32);
+        requireShape(op, "lse", lse, Shape.of(d.batch, numHeads, d.queries));
+        return d;
+    }
+
+    private static AttentionDims qkv(String op, Tensor q, Tensor k, Tensor v, int numHeads) {
+        requireActivation(op, "q", q);
+        requireRank(op, "q", q, 3, "(B, Lq, N·D)");
+        requireActivation(op, "k", k);
+        requireRank(op, "k", k, 3, "(B, Lk, N·D)");
+        requireActivation(op, "v", v);
+        requireSameShape(op, "v", v, "k", k);
+        int d = headDimOf(op, "q", q, numHeads);
+        if (k.shape().dim(0) != q.shape().dim(0) || k.shape().dim(2) != q.shape().dim(2)) {
+            throw new IllegalArgumentException(op + ": k does not match q's batch and width; got " + describe("k", k)
+                    + " and " + describe("q", q) + ", expected k=(" + q.shape().dim(0) + ", Lk, " + q.shape().dim(2) + ")");
+        }
+        if (k.shape().dim(1) == 0) {
+            throw new IllegalArgumentException(op + ": no keys; got " + describe("k", k) + ", expected Lk >= 1");
+        }
+        return new AttentionDims(q.shape().dim(0), q.shape().dim(1), k.shape().dim(1), numHeads, d);
+    }
+
+    // ---------------------------------------------------------------- elementwise
+
+    public static long sameCount(String op, String outName, Tensor out, String inName, Tensor in) {
+        requireActivation(op, inName, in);
+        requireActivation(op, outName, out);
+        if (out.numElements() != in.numElements()) {
+            throw new IllegalArgumentException(op + ": element counts differ; got " + describe(outName, out) + " and "
+                    + describe(inName, in) + ", expected equal element counts");
+        }
+        return in.numElements();
+    }
+
+    public static MatrixDims addRowVector(Tensor out, Tensor x, Tensor v) {
+        String op = "addRowVector";
+        requireActivation(op, "x", x);
+        requireActivation(op, "out", out);
+        requireSameShape(op, "out", out, "x", x);
+        requireActivation(op, "v", v);
+        requireElements(op, "v", v, x.shape().cols());
+        return new MatrixDims(x.shape().rows(), x.shape().cols());
+    }
+
+    // ---------------------------------------------------------------- layout and embeddings
+
+    public static PatchDims patchify(Tensor out, Tensor latents, int channels, int frames, int height, int width) {
+        String op = "patchify";
+        PatchDims d = patchDims(op, "latents", latents, channels, frames, height, width);
+        requireActivation(op, "out", out);
+        requireShape(op, "out", out, Shape.of(d.batch, d.tokens(), 4L * channels));
+        return d;
+    }
+
+    /** For unpatchify (image = out, tokens = tokens) and its backward (image = dOut, tokens = dTokens). */
+    public static PatchDims unpatchify(String op, Tensor image, String imageName, Tensor tokens, String tokensName,
+                                       int channels, int frames, int height, int width) {
+        PatchDims d = patchDims(op, imageName, image, channels, frames, height, width);
+        requireActivation(op, tokensName, tokens);
+        requireShape(op, tokensName, tokens, Shape.of(d.batch, d.tokens(), 4L * channels));
+        return d;
+    }
+
+    private static PatchDims patchDims(String op, String name, Tensor image, int channels, int frames, int height,
+                                       int width) {
+        requireActivation(op, name, image);
+        requireRank(op, name, image, 5, "(B, C, F, H, W)");
+        if (height % 2 != 0 || width % 2 != 0) {
+            throw new IllegalArgumentException(op + ": latent height and width must be even for the (1,2,2) patch; got "
+                    + "height=" + height + ", width=" + width + ", expected even sizes");
+        }
+        requireShape(op, name, image, Shape.of(image.shape().dim(0), channels, frames, height, width));
+        return new PatchDims(image.shape().dim(0), channels, frames, height, width);
+    }
+
+    public static MatrixDims sinusoidalEmbedding(Tensor out, Tensor timesteps) {
+        String op = "sinusoidalEmbedding";
+        requireDType(op, "timesteps", timesteps, DType.F32);
+        requireDType(op, "out", out, DType.F32);
+        requireRank(op, "out", out, 2, "(B, 2·half)");
+        requireElements(op, "timesteps", timesteps, out.shape().dim(0));
+        if (out.shape().dim(1) % 2 != 0) {
+            throw new IllegalArgumentException(op + ": embedding width is odd; got " + describe("out", out)
+                    + ", expected out=(B, 2·half)");
+        }
+        return new MatrixDims(out.shape().dim(0), out.shape().dim(1));
+    }
+
+    // ---------------------------------------------------------------- flow matching and loss
+
+    public static void gaussianNoise(Tensor out) {
+        requireActivation("gaussianNoise", "out", out);
+    }
+
+    /** Returns (B, elements per sample). */
+    public static MatrixDims flowMatchingInput(Tensor xt, Tensor target, Tensor x0, Tensor noise, Tensor t) {
+        String op = "flowMatchingInput";
+        requireActivation(op, "x0", x0);
+        requireActivation(op, "noise", noise);
+        requireSameShape(op, "noise", noise, "x0", x0);
+        requireActivation(op, "xt", xt);
+        requireSameShape(op, "xt", xt, "x0", x0);
+        requireActivation(op, "target", target);
+        requireSameShape(op, "target", target, "x0", x0);
+        requireDType(op, "t", t, DType.F32);
+        if (x0.shape().rank() == 0) {
+            throw new IllegalArgumentException(op + ": x0 has no batch dim; got " + describe("x0", x0)
+                    + ", expected x0=(B, …)");
+        }
+        long b = x0.shape().dim(0);
+        requireElements(op, "t", t, b);
+        return new MatrixDims(b, b == 0 ? 0 : x0.numElements() / b);
+    }
+
+    public static long mseLoss(Tensor loss, Tensor dPred, Tensor pred, Tensor target) {
+        String op = "mseLoss";
+        requireScalarF32(op, "loss", loss);
+        requireActivation(op, "pred", pred);
+        requireActivation(op, "target", target);
+        requireSameShape(op, "target", target, "pred", pred);
+        requireActivation(op, "dPred", dPred);
+        requireSameShape(op, "dPred", dPred, "pred", pred);
+        if (pred.numElements() == 0) {
+            throw new IllegalArgumentException(op + ": empty prediction; got " + describe("pred", pred)
+                    + ", expected at least one element");
+        }
+        return pred.numElements();
+    }
+
+    // ---------------------------------------------------------------- optimizer
+
+    public static long sumOfSquares(Tensor normSquared, Tensor g) {
+        requireScalarF32("sumOfSquares", "normSquared", normSquared);
+        requireActivation("sumOfSquares", "g", g);
+        return g.numElements();
+    }
+
+    public static long adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale,
+                             Backend.AdamWStep hyper) {
+        String op = "adamw";
+        requireDType(op, "param", param, DType.F32);
+        requireDType(op, "grad", grad, DType.F32);
+        requireSameShape(op, "grad", grad, "param", param);
+        requireDType(op, "m", m, DType.F32);
+        requireSameShape(op, "m", m, "param", param);
+        requireDType(op, "v", v, DType.F32);
+        requireSameShape(op, "v", v, "param", param);
+        requireScalarF32(op, "gradScale", gradScale);
+        requireStep(op, hyper);
+        return param.numElements();
+    }
+
+    /**
+     * mCodes, vCodes (n) U8; mAbsMax, vAbsMax (ceil(n/blockSize)) F32; param, grad (n) F32.
+     */
+    public static long adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes,
+                                 Tensor vAbsMax, Tensor gradScale, Backend.AdamWStep hyper, int blockSize) {
+        String op = "adamw8bit";
+        requireDType(op, "param", param, DType.F32);
+        requireDType(op, "grad", grad, DType.F32);
+        requireSameShape(op, "grad", grad, "param", param);
+        long n = param.numElements();
+        long blocks = (n + blockSize - 1) / blockSize;
+        requireDType(op, "mCodes", mCodes, DType.U8);
+        requireElements(op, "mCodes", mCodes, n);
+        requireDType(op, "vCodes", vCodes, DType.U8);
+        requireElements(op, "vCodes", vCodes, n);
+        requireDType(op, "mAbsMax", mAbsMax, DType.F32);
+        requireElements(op, "mAbsMax", mAbsMax, blocks);
+        requireDType(op, "vAbsMax", vAbsMax, DType.F32);
+        requireElements(op, "vAbsMax", vAbsMax, blocks);
+        requireScalarF32(op, "gradScale", gradScale);
+        requireStep(op, hyper);
+        return n;
+    }
+
+    private static void requireStep(String op, Backend.AdamWStep hyper) {
+        if (hyper == null) throw new IllegalArgumentException(op + ": hyper is null; got null, expected an AdamWStep");
+        if (hyper.step() < 1) {
+            throw new IllegalArgumentException(op + ": step is 1-based; got step=" + hyper.step() + ", expected >= 1");
+        }
+    }
+
+    public static void clipCoefficient(Tensor clip, Tensor normSquared) {
+        requireScalarF32("clipCoefficient", "clip", clip);
+        requireScalarF32("clipCoefficient", "normSquared", normSquared);
+    }
+}

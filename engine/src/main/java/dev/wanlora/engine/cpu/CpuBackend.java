@@ -1,0 +1,476 @@
+package dev.wanlora.engine.cpu;
+
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.OpChecks;
+import dev.wanlora.engine.numeric.Bf16;
+import dev.wanlora.engine.numeric.Fp16;
+import dev.wanlora.engine.numeric.Fp8;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.engine.tensor.Tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.Arrays;
+import java.util.Locale;
+
+/**
+ * The reference backend (STYLE.md §0.1): every op as obvious scalar Java over float32 storage, reductions in double,
+ * outputs rounded to their dtype on store, parallel only over independent rows. It is the oracle the CUDA backend is
+ * tested against, so it favours clarity and accuracy over speed.
+ *
+ * <p><b>Aliasing.</b> Where a contract allows an output to be an input ("out may be x"), the two must address the
+ * very same elements (the same tensor, or views of the same range); elementwise ops (add, scale, silu, geluTanh and
+ * its backward, modulate and its backward, gatedResidualBackward, flowMatchingInput, mseLoss's dPred, copy) allow
+ * this too. Any other overlap between an output and an input, or between two outputs, is rejected with an
+ * {@link IllegalArgumentException} rather than computing garbage.
+ *
+ * <p>Accepts tensors of any {@link CpuBackend}; tensors of another backend are rejected. Closing the backend does
+ * nothing: each tensor owns its storage.
+ */
+public final class CpuBackend implements Backend {
+
+    @Override
+    public String name() { return "cpu"; }
+
+    // ---------------------------------------------------------------- memory
+
+    @Override
+    public CpuTensor allocate(DType dtype, Shape shape) {
+        return CpuTensor.allocate(this, dtype, shape);
+    }
+
+    @Override
+    public CpuTensor fromFloats(DType dtype, Shape shape, float[] values) {
+        if (values.length != shape.numElements()) {
+            throw new IllegalArgumentException("fromFloats: value count does not match the shape; got " + values.length
+                    + " values for " + shape + ", expected " + shape.numElements());
+        }
+        CpuTensor t = allocate(dtype, shape);
+        float[] d = t.data();
+        for (int i = 0; i < values.length; i++) d[i] = CpuTensor.round(dtype, values[i]);
+        return t;
+    }
+
+    /** Decodes little-endian F32, F16, BF16, F8_E4M3, F8_E5M2 (and U8 codes, for optimizer state) exactly. */
+    @Override
+    public CpuTensor fromBytes(DType dtype, Shape shape, MemorySegment bytes) {
+        long n = shape.numElements();
+        long expected = Math.multiplyExact(n, dtype.sizeBytes());
+        if (bytes.byteSize() != expected) {
+            throw new IllegalArgumentException("fromBytes: byte count does not match the shape; got " + bytes.byteSize()
+                    + " bytes for " + shape + " " + dtype.name().toLowerCase(Locale.ROOT) + ", expected " + expected);
+        }
+        CpuTensor t = allocate(dtype, shape);
+        float[] d = t.data();
+        var f32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        var i16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < d.length; i++) {
+            d[i] = switch (dtype) {
+                case F32 -> bytes.getAtIndex(f32, i);
+                case BF16 -> Bf16.toFloat(bytes.getAtIndex(i16, i));
+                case F16 -> Fp16.toFloat(bytes.getAtIndex(i16, i));
+                case F8_E4M3 -> Fp8.e4m3ToFloat(bytes.get(ValueLayout.JAVA_BYTE, i));
+                case F8_E5M2 -> Fp8.e5m2ToFloat(bytes.get(ValueLayout.JAVA_BYTE, i));
+                case U8 -> bytes.get(ValueLayout.JAVA_BYTE, i) & 0xff;
+                default -> throw new IllegalStateException("unreachable: allocate rejects " + dtype);
+            };
+        }
+        return t;
+    }
+
+    @Override
+    public float[] toFloats(Tensor t) {
+        CpuTensor c = cpu("toFloats", "t", t);
+        return Arrays.copyOfRange(c.data(), c.offset(), c.offset() + c.size());
+    }
+
+    @Override
+    public void copy(Tensor dst, Tensor src) {
+        OpChecks.copy(dst, src);
+        CpuTensor d = cpu("copy", "dst", dst), s = cpu("copy", "src", src);
+        sameOrDisjoint("copy", "dst", d, "src", s);
+        CpuRows.forEachChunk(s.size(), (from, to) -> {
+            for (int i = from; i < to; i++) d.store(i, s.get(i));
+        });
+    }
+
+    @Override
+    public void fill(Tensor t, float value) {
+        CpuTensor c = cpu("fill", "t", t);
+        float v = CpuTensor.round(c.dtype(), value);
+        Arrays.fill(c.data(), c.offset(), c.offset() + c.size(), v);
+    }
+
+    @Override
+    public void synchronize() {}
+
+    // ---------------------------------------------------------------- GEMM
+
+    @Override
+    public void gemm(Tensor c, Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta,
+                     Tensor bias) {
+        var dims = OpChecks.gemm(c, a, transA, b, transB, bias);
+        CpuTensor cc = cpu("gemm", "c", c);
+        CpuTensor ca = cpu("gemm", "a", a), cb = cpu("gemm", "b", b), cbias = cpu("gemm", "bias", bias);
+        disjoint("gemm", "c", cc, "a", ca);
+        disjoint("gemm", "c", cc, "b", cb);
+        disjoint("gemm", "c", cc, "bias", cbias);
+        CpuGemm.gemm(cc, ca, transA, cb, transB, alpha, beta, cbias, dims);
+    }
+
+    @Override
+    public void dequantizeFp8(Tensor out, Tensor wq, Tensor scale) {
+        var dims = OpChecks.dequantizeFp8(out, wq, scale);
+        CpuTensor co = cpu("dequantizeFp8", "out", out);
+        CpuTensor cw = cpu("dequantizeFp8", "wq", wq), cs = cpu("dequantizeFp8", "scale", scale);
+        disjoint("dequantizeFp8", "out", co, "wq", cw);
+        disjoint("dequantizeFp8", "out", co, "scale", cs);
+        CpuGemm.dequantizeFp8(co, cw, cs, dims);
+    }
+
+    // ---------------------------------------------------------------- norms
+
+    @Override
+    public void layerNorm(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight, Tensor bias, float eps) {
+        String op = "layerNorm";
+        var dims = OpChecks.layerNorm(out, mean, rstd, x, weight, bias);
+        CpuTensor co = cpu(op, "out", out), cm = cpu(op, "mean", mean), cr = cpu(op, "rstd", rstd);
+        CpuTensor cx = cpu(op, "x", x), cw = cpu(op, "weight", weight), cb = cpu(op, "bias", bias);
+        outputs(op, new String[] {"out", "mean", "rstd"}, new CpuTensor[] {co, cm, cr},
+                new String[] {"x", "weight", "bias"}, new CpuTensor[] {cx, cw, cb});
+        CpuNorm.layerNorm(co, cm, cr, cx, cw, cb, eps, dims);
+    }
+
+    @Override
+    public void layerNormBackward(Tensor dx, Tensor dWeight, Tensor dBias, Tensor dOut, Tensor x, Tensor weight,
+                                  Tensor mean, Tensor rstd, boolean accumulate) {
+        String op = "layerNormBackward";
+        var dims = OpChecks.layerNormBackward(dx, dWeight, dBias, dOut, x, weight, mean, rstd);
+        CpuTensor cdx = cpu(op, "dx", dx), cdw = cpu(op, "dWeight", dWeight), cdb = cpu(op, "dBias", dBias);
+        CpuTensor cdo = cpu(op, "dOut", dOut), cx = cpu(op, "x", x), cw = cpu(op, "weight", weight);
+        CpuTensor cm = cpu(op, "mean", mean), cr = cpu(op, "rstd", rstd);
+        outputs(op, new String[] {"dx", "dWeight", "dBias"}, new CpuTensor[] {cdx, cdw, cdb},
+                new String[] {"dOut", "x", "weight", "mean", "rstd"}, new CpuTensor[] {cdo, cx, cw, cm, cr});
+        CpuNorm.layerNormBackward(cdx, cdw, cdb, cdo, cx, cw, cm, cr, accumulate, dims);
+    }
+
+    @Override
+    public void rmsNorm(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) {
+        String op = "rmsNorm";
+        var dims = OpChecks.rmsNorm(out, rstd, x, weight);
+        CpuTensor co = cpu(op, "out", out), cr = cpu(op, "rstd", rstd);
+        CpuTensor cx = cpu(op, "x", x), cw = cpu(op, "weight", weight);
+        outputs(op, new String[] {"out", "rstd"}, new CpuTensor[] {co, cr},
+                new String[] {"x", "weight"}, new CpuTensor[] {cx, cw});
+        CpuNorm.rmsNorm(co, cr, cx, cw, eps, dims);
+    }
+
+    @Override
+    public void rmsNormBackward(Tensor dx, Tensor dWeight, Tensor dOut, Tensor x, Tensor weight, Tensor rstd) {
+        String op = "rmsNormBackward";
+        var dims = OpChecks.rmsNormBackward(dx, dWeight, dOut, x, weight, rstd);
+        CpuTensor cdx = cpu(op, "dx", dx), cdw = cpu(op, "dWeight", dWeight);
+        CpuTensor cdo = cpu(op, "dOut", dOut), cx = cpu(op, "x", x), cw = cpu(op, "weight", weight);
+        CpuTensor cr = cpu(op, "rstd", rstd);
+        outputs(op, new String[] {"dx", "dWeight"}, new CpuTensor[] {cdx, cdw},
+                new String[] {"dOut", "x", "weight", "rstd"}, new CpuTensor[] {cdo, cx, cw, cr});
+        CpuNorm.rmsNormBackward(cdx, cdw, cdo, cx, cw, cr, dims);
+    }
+
+    // ---------------------------------------------------------------- adaLN modulation
+
+    @Override
+    public void modulate(Tensor out, Tensor x, Tensor mod, int shiftIndex, int scaleIndex) {
+        var dims = OpChecks.modulate(out, x, mod, shiftIndex, scaleIndex);
+        CpuTensor co = cpu("modulate", "out", out), cx = cpu("modulate", "x", x), cm = cpu("modulate", "mod", mod);
+        sameOrDisjoint("modulate", "out", co, "x", cx);
+        disjoint("modulate", "out", co, "mod", cm);
+        CpuModulation.modulate(co, cx, cm, shiftIndex, scaleIndex, dims);
+    }
+
+    @Override
+    public void modulateBackward(Tensor dx, Tensor dOut, Tensor mod, int scaleIndex) {
+        String op = "modulateBackward";
+        var dims = OpChecks.modulateBackward(dx, dOut, mod, scaleIndex);
+        CpuTensor cdx = cpu(op, "dx", dx), cdo = cpu(op, "dOut", dOut), cm = cpu(op, "mod", mod);
+        sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
+        disjoint(op, "dx", cdx, "mod", cm);
+        CpuModulation.modulateBackward(cdx, cdo, cm, scaleIndex, dims);
+    }
+
+    @Override
+    public void gatedResidual(Tensor x, Tensor y, Tensor mod, int gateIndex) {
+        String op = "gatedResidual";
+        var dims = OpChecks.gatedResidual(op, "x", x, "y", y, mod, gateIndex);
+        CpuTensor cx = cpu(op, "x", x), cy = cpu(op, "y", y), cm = gateIndex < 0 ? null : cpu(op, "mod", mod);
+        disjoint(op, "x", cx, "y", cy);
+        disjoint(op, "x", cx, "mod", cm);
+        CpuModulation.gatedResidual(cx, cy, cm, gateIndex, dims);
+    }
+
+    @Override
+    public void gatedResidualBackward(Tensor dy, Tensor dx, Tensor mod, int gateIndex) {
+        String op = "gatedResidualBackward";
+        var dims = OpChecks.gatedResidual(op, "dx", dx, "dy", dy, mod, gateIndex);
+        CpuTensor cdy = cpu(op, "dy", dy), cdx = cpu(op, "dx", dx);
+        CpuTensor cm = gateIndex < 0 ? null : cpu(op, "mod", mod);
+        sameOrDisjoint(op, "dy", cdy, "dx", cdx);
+        disjoint(op, "dy", cdy, "mod", cm);
+        CpuModulation.gatedResidualBackward(cdy, cdx, cm, gateIndex, dims);
+    }
+
+    // ---------------------------------------------------------------- RoPE and attention
+
+    @Override
+    public void rope(Tensor out, Tensor x, Tensor cos, Tensor sin, int numHeads) {
+        String op = "rope";
+        var dims = OpChecks.rope(op, out, "out", x, "x", cos, sin, numHeads);
+        CpuTensor co = cpu(op, "out", out), cx = cpu(op, "x", x);
+        CpuTensor cc = cpu(op, "cos", cos), cs = cpu(op, "sin", sin);
+        sameOrDisjoint(op, "out", co, "x", cx);
+        disjoint(op, "out", co, "cos", cc);
+        disjoint(op, "out", co, "sin", cs);
+        CpuAttention.rope(co, cx, cc, cs, false, dims);
+    }
+
+    @Override
+    public void ropeBackward(Tensor dx, Tensor dOut, Tensor cos, Tensor sin, int numHeads) {
+        String op = "ropeBackward";
+        var dims = OpChecks.rope(op, dx, "dx", dOut, "dOut", cos, sin, numHeads);
+        CpuTensor cdx = cpu(op, "dx", dx), cdo = cpu(op, "dOut", dOut);
+        CpuTensor cc = cpu(op, "cos", cos), cs = cpu(op, "sin", sin);
+        sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
+        disjoint(op, "dx", cdx, "cos", cc);
+        disjoint(op, "dx", cdx, "sin", cs);
+        CpuAttention.rope(cdx, cdo, cc, cs, true, dims);
+    }
+
+    @Override
+    public void attention(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int numHeads) {
+        String op = "attention";
+        var dims = OpChecks.attention(out, lse, q, k, v, numHeads);
+        CpuTensor co = cpu(op, "out", out), cl = cpu(op, "lse", lse);
+        CpuTensor cq = cpu(op, "q", q), ck = cpu(op, "k", k), cv = cpu(op, "v", v);
+        outputs(op, new String[] {"out", "lse"}, new CpuTensor[] {co, cl},
+                new String[] {"q", "k", "v"}, new CpuTensor[] {cq, ck, cv});
+        CpuAttention.attention(co, cl, cq, ck, cv, dims);
+    }
+
+    @Override
+    public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v,
+                                  Tensor out, Tensor lse, int numHeads) {
+        String op = "attentionBackward";
+        var dims = OpChecks.attentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, numHeads);
+        CpuTensor cdq = cpu(op, "dq", dq), cdk = cpu(op, "dk", dk), cdv = cpu(op, "dv", dv);
+        CpuTensor cdo = cpu(op, "dOut", dOut), cq = cpu(op, "q", q), ck = cpu(op, "k", k), cv = cpu(op, "v", v);
+        CpuTensor co = cpu(op, "out", out), cl = cpu(op, "lse", lse);
+        outputs(op, new String[] {"dq", "dk", "dv"}, new CpuTensor[] {cdq, cdk, cdv},
+                new String[] {"dOut", "q", "k", "v", "out", "lse"}, new CpuTensor[] {cdo, cq, ck, cv, co, cl});
+        CpuAttention.attentionBackward(cdq, cdk, cdv, cdo, cq, ck, cv, cl, dims);
+    }
+
+    // ---------------------------------------------------------------- activations and elementwise
+
+    @Override
+    public void geluTanh(Tensor out, Tensor x) {
+        OpChecks.sameCount("geluTanh", "out", out, "x", x);
+        CpuTensor co = cpu("geluTanh", "out", out), cx = cpu("geluTanh", "x", x);
+        sameOrDisjoint("geluTanh", "out", co, "x", cx);
+        CpuElementwise.geluTanh(co, cx);
+    }
+
+    @Override
+    public void geluTanhBackward(Tensor dx, Tensor dOut, Tensor x) {
+        String op = "geluTanhBackward";
+        OpChecks.sameCount(op, "dx", dx, "x", x);
+        OpChecks.sameCount(op, "dOut", dOut, "x", x);
+        CpuTensor cdx = cpu(op, "dx", dx), cdo = cpu(op, "dOut", dOut), cx = cpu(op, "x", x);
+        sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
+        sameOrDisjoint(op, "dx", cdx, "x", cx);
+        CpuElementwise.geluTanhBackward(cdx, cdo, cx);
+    }
+
+    @Override
+    public void silu(Tensor out, Tensor x) {
+        OpChecks.sameCount("silu", "out", out, "x", x);
+        CpuTensor co = cpu("silu", "out", out), cx = cpu("silu", "x", x);
+        sameOrDisjoint("silu", "out", co, "x", cx);
+        CpuElementwise.silu(co, cx);
+    }
+
+    @Override
+    public void add(Tensor out, Tensor a, Tensor b) {
+        OpChecks.sameCount("add", "out", out, "a", a);
+        OpChecks.sameCount("add", "out", out, "b", b);
+        CpuTensor co = cpu("add", "out", out), ca = cpu("add", "a", a), cb = cpu("add", "b", b);
+        sameOrDisjoint("add", "out", co, "a", ca);
+        sameOrDisjoint("add", "out", co, "b", cb);
+        CpuElementwise.add(co, ca, cb);
+    }
+
+    @Override
+    public void addRowVector(Tensor out, Tensor x, Tensor v) {
+        var dims = OpChecks.addRowVector(out, x, v);
+        CpuTensor co = cpu("addRowVector", "out", out), cx = cpu("addRowVector", "x", x);
+        CpuTensor cv = cpu("addRowVector", "v", v);
+        sameOrDisjoint("addRowVector", "out", co, "x", cx);
+        disjoint("addRowVector", "out", co, "v", cv);
+        CpuElementwise.addRowVector(co, cx, cv, dims);
+    }
+
+    @Override
+    public void scale(Tensor out, Tensor x, float alpha) {
+        OpChecks.sameCount("scale", "out", out, "x", x);
+        CpuTensor co = cpu("scale", "out", out), cx = cpu("scale", "x", x);
+        sameOrDisjoint("scale", "out", co, "x", cx);
+        CpuElementwise.scale(co, cx, alpha);
+    }
+
+    // ---------------------------------------------------------------- layout and embeddings
+
+    @Override
+    public void patchify(Tensor out, Tensor latents, int channels, int frames, int height, int width) {
+        var dims = OpChecks.patchify(out, latents, channels, frames, height, width);
+        CpuTensor co = cpu("patchify", "out", out), cl = cpu("patchify", "latents", latents);
+        disjoint("patchify", "out", co, "latents", cl);
+        CpuLayout.patchify(co, cl, dims);
+    }
+
+    @Override
+    public void unpatchify(Tensor out, Tensor tokens, int channels, int frames, int height, int width) {
+        var dims = OpChecks.unpatchify("unpatchify", out, "out", tokens, "tokens", channels, frames, height, width);
+        CpuTensor co = cpu("unpatchify", "out", out), ct = cpu("unpatchify", "tokens", tokens);
+        disjoint("unpatchify", "out", co, "tokens", ct);
+        CpuLayout.unpatchify(co, ct, true, dims);
+    }
+
+    @Override
+    public void unpatchifyBackward(Tensor dTokens, Tensor dOut, int channels, int frames, int height, int width) {
+        String op = "unpatchifyBackward";
+        var dims = OpChecks.unpatchify(op, dOut, "dOut", dTokens, "dTokens", channels, frames, height, width);
+        CpuTensor ct = cpu(op, "dTokens", dTokens), co = cpu(op, "dOut", dOut);
+        disjoint(op, "dTokens", ct, "dOut", co);
+        CpuLayout.unpatchify(co, ct, false, dims);
+    }
+
+    @Override
+    public void sinusoidalEmbedding(Tensor out, Tensor timesteps) {
+        var dims = OpChecks.sinusoidalEmbedding(out, timesteps);
+        CpuTensor co = cpu("sinusoidalEmbedding", "out", out), ct = cpu("sinusoidalEmbedding", "timesteps", timesteps);
+        disjoint("sinusoidalEmbedding", "out", co, "timesteps", ct);
+        CpuLayout.sinusoidalEmbedding(co, ct, dims);
+    }
+
+    // ---------------------------------------------------------------- flow matching and loss
+
+    @Override
+    public void gaussianNoise(Tensor out, long seed, long offset) {
+        OpChecks.gaussianNoise(out);
+        CpuFlow.gaussianNoise(cpu("gaussianNoise", "out", out), seed, offset);
+    }
+
+    @Override
+    public void flowMatchingInput(Tensor xt, Tensor target, Tensor x0, Tensor noise, Tensor t) {
+        String op = "flowMatchingInput";
+        var dims = OpChecks.flowMatchingInput(xt, target, x0, noise, t);
+        CpuTensor cxt = cpu(op, "xt", xt), ctg = cpu(op, "target", target);
+        CpuTensor cx0 = cpu(op, "x0", x0), cn = cpu(op, "noise", noise), ct = cpu(op, "t", t);
+        disjoint(op, "xt", cxt, "target", ctg);
+        for (CpuTensor o : new CpuTensor[] {cxt, ctg}) {
+            String name = o == cxt ? "xt" : "target";
+            sameOrDisjoint(op, name, o, "x0", cx0);
+            sameOrDisjoint(op, name, o, "noise", cn);
+            disjoint(op, name, o, "t", ct);
+        }
+        CpuFlow.flowMatchingInput(cxt, ctg, cx0, cn, ct, dims);
+    }
+
+    @Override
+    public void mseLoss(Tensor loss, Tensor dPred, Tensor pred, Tensor target, float gradScale) {
+        String op = "mseLoss";
+        long n = OpChecks.mseLoss(loss, dPred, pred, target);
+        CpuTensor cl = cpu(op, "loss", loss), cd = cpu(op, "dPred", dPred);
+        CpuTensor cp = cpu(op, "pred", pred), ct = cpu(op, "target", target);
+        disjoint(op, "loss", cl, "dPred", cd);
+        disjoint(op, "loss", cl, "pred", cp);
+        disjoint(op, "loss", cl, "target", ct);
+        sameOrDisjoint(op, "dPred", cd, "pred", cp);
+        sameOrDisjoint(op, "dPred", cd, "target", ct);
+        CpuFlow.mseLoss(cl, cd, cp, ct, gradScale, n);
+    }
+
+    // ---------------------------------------------------------------- optimizer
+
+    @Override
+    public void sumOfSquares(Tensor normSquared, Tensor g) {
+        OpChecks.sumOfSquares(normSquared, g);
+        CpuTensor cn = cpu("sumOfSquares", "normSquared", normSquared), cg = cpu("sumOfSquares", "g", g);
+        disjoint("sumOfSquares", "normSquared", cn, "g", cg);
+        CpuOptim.sumOfSquares(cn, cg);
+    }
+
+    @Override
+    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, AdamWStep hyper) {
+        String op = "adamw";
+        OpChecks.adamw(param, grad, m, v, gradScale, hyper);
+        CpuTensor cp = cpu(op, "param", param), cg = cpu(op, "grad", grad);
+        CpuTensor cm = cpu(op, "m", m), cv = cpu(op, "v", v), cs = cpu(op, "gradScale", gradScale);
+        outputs(op, new String[] {"param", "m", "v"}, new CpuTensor[] {cp, cm, cv},
+                new String[] {"grad", "gradScale"}, new CpuTensor[] {cg, cs});
+        CpuOptim.adamw(cp, cg, cm, cv, cs, hyper);
+    }
+
+    @Override
+    public void adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes, Tensor vAbsMax,
+                          Tensor gradScale, AdamWStep hyper) {
+        String op = "adamw8bit";
+        CpuAdamW8bit.step(cpu(op, "param", param), cpu(op, "grad", grad), cpu(op, "mCodes", mCodes),
+                cpu(op, "mAbsMax", mAbsMax), cpu(op, "vCodes", vCodes), cpu(op, "vAbsMax", vAbsMax),
+                cpu(op, "gradScale", gradScale), hyper);
+    }
+
+    @Override
+    public void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm) {
+        OpChecks.clipCoefficient(clip, normSquared);
+        CpuTensor cc = cpu("clipCoefficient", "clip", clip), cn = cpu("clipCoefficient", "normSquared", normSquared);
+        sameOrDisjoint("clipCoefficient", "clip", cc, "normSquared", cn);
+        CpuOptim.clipCoefficient(cc, cn, maxNorm);
+    }
+
+    /** Tensors own their storage; there is nothing to release here. */
+    @Override
+    public void close() {}
+
+    // ---------------------------------------------------------------- ownership and aliasing
+
+    /** t as a CpuTensor (null stays null: optional arguments are checked by OpChecks). */
+    private static CpuTensor cpu(String op, String name, Tensor t) {
+        if (t == null || t instanceof CpuTensor) return (CpuTensor) t;
+        throw new IllegalArgumentException(op + " (cpu): " + name + " belongs to another backend; got "
+                + OpChecks.describe(name, t) + " on " + t.backend().name() + ", expected a tensor of backend cpu");
+    }
+
+    private static void disjoint(String op, String outName, CpuTensor out, String inName, CpuTensor in) {
+        if (in != null && out != null && out.overlaps(in)) {
+            throw new IllegalArgumentException(op + " (cpu): " + outName + " overlaps " + inName + "; got "
+                    + out + " and " + in + ", expected disjoint storage");
+        }
+    }
+
+    private static void sameOrDisjoint(String op, String outName, CpuTensor out, String inName, CpuTensor in) {
+        if (out.overlaps(in) && !out.isSameRange(in)) {
+            throw new IllegalArgumentException(op + " (cpu): " + outName + " partially overlaps " + inName + "; got "
+                    + out + " and " + in + ", expected the same elements or disjoint storage");
+        }
+    }
+
+    /** Every output disjoint from every other output and from every input (null entries are absent arguments). */
+    private static void outputs(String op, String[] outNames, CpuTensor[] outs, String[] inNames, CpuTensor[] ins) {
+        for (int i = 0; i < outs.length; i++) {
+            for (int j = i + 1; j < outs.length; j++) disjoint(op, outNames[i], outs[i], outNames[j], outs[j]);
+            for (int j = 0; j < ins.length; j++) disjoint(op, outNames[i], outs[i], inNames[j], ins[j]);
+        }
+    }
+}

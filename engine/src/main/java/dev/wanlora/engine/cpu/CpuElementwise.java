@@ -1,0 +1,66 @@
+package dev.wanlora.engine.cpu;
+
+import dev.wanlora.engine.backend.OpChecks.MatrixDims;
+
+/**
+ * Elementwise activations and arithmetic, computed in double and rounded on store. Each element is read before it
+ * is written, so an output may be the very same tensor (same storage range) as an input.
+ */
+final class CpuElementwise {
+    private CpuElementwise() {}
+
+    /** √(2/π), the tanh-GELU constant. */
+    private static final double GELU_K = Math.sqrt(2 / Math.PI);
+    private static final double GELU_C = 0.044715;
+
+    /** out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
+    static void geluTanh(CpuTensor out, CpuTensor x) {
+        CpuRows.forEachChunk(x.size(), (from, to) -> {
+            for (int i = from; i < to; i++) {
+                double v = x.get(i);
+                out.store(i, 0.5 * v * (1 + Math.tanh(GELU_K * (v + GELU_C * v * v * v))));
+            }
+        });
+    }
+
+    /** With u = √(2/π)·(x + 0.044715·x³), t = tanh u: gelu' = ½(1 + t) + ½·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²). */
+    static void geluTanhBackward(CpuTensor dx, CpuTensor dOut, CpuTensor x) {
+        CpuRows.forEachChunk(x.size(), (from, to) -> {
+            for (int i = from; i < to; i++) {
+                double v = x.get(i);
+                double t = Math.tanh(GELU_K * (v + GELU_C * v * v * v));
+                double grad = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * GELU_K * (1 + 3 * GELU_C * v * v);
+                dx.store(i, dOut.get(i) * grad);
+            }
+        });
+    }
+
+    /** out = x·sigmoid(x) = x / (1 + e^−x). */
+    static void silu(CpuTensor out, CpuTensor x) {
+        CpuRows.forEachChunk(x.size(), (from, to) -> {
+            for (int i = from; i < to; i++) {
+                double v = x.get(i);
+                out.store(i, v / (1 + Math.exp(-v)));
+            }
+        });
+    }
+
+    static void add(CpuTensor out, CpuTensor a, CpuTensor b) {
+        CpuRows.forEachChunk(a.size(), (from, to) -> {
+            for (int i = from; i < to; i++) out.store(i, (double) a.get(i) + b.get(i));
+        });
+    }
+
+    static void addRowVector(CpuTensor out, CpuTensor x, CpuTensor v, MatrixDims d) {
+        int cols = (int) d.cols();
+        CpuRows.forEach(d.rows(), cols, r -> {
+            for (int c = 0; c < cols; c++) out.store(r * cols + c, (double) x.get(r * cols + c) + v.get(c));
+        });
+    }
+
+    static void scale(CpuTensor out, CpuTensor x, float alpha) {
+        CpuRows.forEachChunk(x.size(), (from, to) -> {
+            for (int i = from; i < to; i++) out.store(i, (double) alpha * x.get(i));
+        });
+    }
+}
