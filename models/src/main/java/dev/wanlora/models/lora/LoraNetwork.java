@@ -8,10 +8,9 @@ import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
 
 import java.util.ArrayList;
-import java.util.LinkedHashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import java.util.SplittableRandom;
 
 /**
@@ -62,45 +61,42 @@ public final class LoraNetwork implements AutoCloseable {
     }
 
     /**
-     * A network from musubi-format tensors ({@code {name}.lora_down.weight} (R, I), {@code {name}.lora_up.weight}
-     * (O, R), optional {@code {name}.alpha} scalar: absent or 0 means alpha = rank), copied to F32. Every module of the
-     * config must be present, and nothing else.
+     * A network from saved weights (e.g. {@link LoraFile#read}'s modules, any layout), copied to F32. Every module of
+     * the config must be present, with matching in/out features, and nothing else; alpha 0 means alpha = rank.
      *
-     * @param source where the tensors came from, for error messages (a file name)
-     * @throws IllegalArgumentException naming the source and key for a missing, extra or mis-shaped tensor
+     * @param source where the weights came from, for error messages (a file name)
+     * @throws IllegalArgumentException naming the source and module for a missing, extra or mis-shaped module
      */
-    public static LoraNetwork fromWeights(Backend backend, WanDitConfig config, Map<String, Tensor> tensors,
+    public static LoraNetwork fromWeights(Backend backend, WanDitConfig config, List<LoraModuleWeights> weights,
                                           String source) {
-        Set<String> unconsumed = new LinkedHashSet<>(tensors.keySet());
+        Map<String, LoraModuleWeights> byName = new LinkedHashMap<>();
+        for (LoraModuleWeights w : weights) byName.put(w.name(), w);
         List<LoraModule> modules = new ArrayList<>();
         try {
             for (int i = 0; i < config.numLayers(); i++) {
                 for (BlockLinear layer : BlockLinear.values()) {
                     String name = LoraModule.nameOf(i, layer);
-                    Shape w = layer.weightShape(config);
-                    Tensor down = required(tensors, source, name + ".lora_down.weight");
-                    Tensor up = required(tensors, source, name + ".lora_up.weight");
-                    int rank = (int) down.shape().dim(0);
-                    if (down.shape().rank() != 2 || down.shape().dim(1) != w.dim(1) || !up.shape().equals(Shape.of(w.dim(0), rank))) {
-                        throw new IllegalArgumentException(source + ": " + name + " has lora_down " + down.shape()
-                                + " and lora_up " + up.shape() + ", expected (R, " + w.dim(1) + ") and (" + w.dim(0)
-                                + ", R) for " + layer.modulePath() + " of a dim-" + config.dim() + " model");
+                    LoraModuleWeights w = byName.remove(name);
+                    if (w == null) {
+                        throw new IllegalArgumentException(source + ": missing LoRA module " + name + "; expected musubi's"
+                                + " lora_wan modules (lora_unet_blocks_{i}_{self_attn|cross_attn}_{q|k|v|o}, _ffn_{0|2}) for "
+                                + config.numLayers() + " blocks");
                     }
-                    Tensor alphaTensor = tensors.get(name + ".alpha");
-                    float alpha = alphaTensor == null ? 0 : backend.toFloats(alphaTensor)[0];
-                    unconsumed.remove(name + ".lora_down.weight");
-                    unconsumed.remove(name + ".lora_up.weight");
-                    unconsumed.remove(name + ".alpha");
-                    Tensor ownDown = backend.allocate(DType.F32, down.shape());
-                    Tensor ownUp = backend.allocate(DType.F32, up.shape());
-                    backend.copy(ownDown, down);
-                    backend.copy(ownUp, up);
-                    modules.add(module(backend, i, layer, ownDown, ownUp, alpha == 0 ? rank : alpha, rank));
+                    Shape shape = layer.weightShape(config);
+                    if (w.inFeatures() != shape.dim(1) || w.outFeatures() != shape.dim(0)) {
+                        throw new IllegalArgumentException(source + ": LoRA module " + name + " adapts " + w.inFeatures()
+                                + " → " + w.outFeatures() + " features, expected " + shape.dim(1) + " → " + shape.dim(0)
+                                + " (" + layer.modulePath() + " of a dim-" + config.dim() + " model)");
+                    }
+                    modules.add(module(backend, i, layer,
+                            backend.fromFloats(DType.F32, Shape.of(w.rank(), w.inFeatures()), w.down()),
+                            backend.fromFloats(DType.F32, Shape.of(w.outFeatures(), w.rank()), w.up()),
+                            w.alpha() == 0 ? w.rank() : w.alpha(), w.rank()));
                 }
             }
-            if (!unconsumed.isEmpty()) {
-                List<String> extra = new ArrayList<>(unconsumed);
-                throw new IllegalArgumentException(source + ": " + extra.size() + " unexpected LoRA key(s) "
+            if (!byName.isEmpty()) {
+                List<String> extra = new ArrayList<>(byName.keySet());
+                throw new IllegalArgumentException(source + ": " + extra.size() + " unexpected LoRA module(s) "
                         + String.join(", ", extra.subList(0, Math.min(3, extra.size()))) + (extra.size() > 3 ? ", …" : "")
                         + "; expected only the 10 adapters per block of musubi's lora_wan for " + config.numLayers()
                         + " blocks");
@@ -112,13 +108,15 @@ public final class LoraNetwork implements AutoCloseable {
         return new LoraNetwork(modules, config.numLayers());
     }
 
-    private static Tensor required(Map<String, Tensor> tensors, String source, String key) {
-        Tensor t = tensors.get(key);
-        if (t == null) {
-            throw new IllegalArgumentException(source + ": missing LoRA key " + key
-                    + "; expected musubi's lora_wan format (lora_unet_blocks_{i}_{self_attn|cross_attn}_{q|k|v|o}, _ffn_{0|2})");
+    /** Host copies of every module's parameters (for {@link LoraFile#write}), in {@link #modules()} order. */
+    public List<LoraModuleWeights> toWeights() {
+        List<LoraModuleWeights> out = new ArrayList<>();
+        for (LoraModule m : modules) {
+            Backend backend = m.down().backend();
+            out.add(new LoraModuleWeights(m.name(), m.rank(), (int) m.down().shape().dim(1), (int) m.up().shape().dim(0),
+                    m.alpha(), backend.toFloats(m.down()), backend.toFloats(m.up())));
         }
-        return t;
+        return out;
     }
 
     private static LoraModule module(Backend backend, int block, BlockLinear layer, Tensor down, Tensor up, float alpha,

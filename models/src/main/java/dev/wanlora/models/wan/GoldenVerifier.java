@@ -7,6 +7,7 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.models.lora.LoraModule;
+import dev.wanlora.models.lora.LoraModuleWeights;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
 import dev.wanlora.models.wan.WanDitWeights.Quantization;
@@ -193,7 +194,7 @@ public final class GoldenVerifier {
                 }
             }
             if (infoReference != null) {
-                String infoLabel = label + "~" + infoReference.getFileName().toString().replace(".safetensors", "");
+                String infoLabel = label + "~torch";
                 try (SafeTensors info = SafeTensors.open(infoReference)) {
                     for (String key : info.keys()) {
                         Tensor ours = outputs.get(key);
@@ -400,18 +401,18 @@ public final class GoldenVerifier {
 
     /** The LoRA stored under {@code prefix} ("lora.", "init.") in musubi's key format. */
     private LoraNetwork loraFrom(SafeTensors golden, String prefix, Path file) {
-        Map<String, Tensor> tensors = new HashMap<>();
-        try {
-            for (String key : golden.keys()) {
-                if (key.startsWith(prefix)) {
-                    tensors.put(key.substring(prefix.length()), backend.fromFloats(DType.F32, golden.info(key).shape(),
-                            golden.floats(key)));
-                }
-            }
-            return LoraNetwork.fromWeights(backend, config, tensors, file.getFileName() + " (" + prefix + "*)");
-        } finally {
-            tensors.values().forEach(Tensor::close);
+        List<LoraModuleWeights> modules = new ArrayList<>();
+        for (String key : golden.keys()) {
+            if (!key.startsWith(prefix) || !key.endsWith(".lora_down.weight")) continue;
+            String name = key.substring(prefix.length(), key.length() - ".lora_down.weight".length());
+            Shape down = golden.info(key).shape();
+            Shape up = golden.info(prefix + name + ".lora_up.weight").shape();
+            String alphaKey = prefix + name + ".alpha";
+            float alpha = golden.contains(alphaKey) ? golden.floats(alphaKey)[0] : 0;
+            modules.add(new LoraModuleWeights(name, (int) down.dim(0), (int) down.dim(1), (int) up.dim(0), alpha,
+                    golden.floats(key), golden.floats(prefix + name + ".lora_up.weight")));
         }
+        return LoraNetwork.fromWeights(backend, config, modules, file.getFileName() + " (" + prefix + "*)");
     }
 
     private Comparison compare(String file, String key, Tensor ours, float[] expected, double relL2Bound,

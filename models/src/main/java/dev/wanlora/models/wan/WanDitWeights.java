@@ -3,12 +3,15 @@ package dev.wanlora.models.wan;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.numeric.Fp8;
+import dev.wanlora.engine.numeric.Fp8BlockQuantizer;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.EnumMap;
 import java.util.LinkedHashSet;
@@ -351,16 +354,18 @@ public final class WanDitWeights implements AutoCloseable {
             Tensor scale;
             if (quantization == Quantization.FP8_BASE) {
                 // Plain cast (spec §3.1) = block quantization with unit scales: dequantizeFp8 then gives bf16(w_q) exactly.
-                byte[] bytes = info.dtype() == DType.F8_E4M3 ? checkpoint.data(key).toArray(java.lang.foreign.ValueLayout.JAVA_BYTE)
+                byte[] bytes = info.dtype() == DType.F8_E4M3 ? checkpoint.data(key).toArray(ValueLayout.JAVA_BYTE)
                         : fp8Codes(checkpoint.floats(key));
                 codes = backend.fromBytes(DType.F8_E4M3, expected, MemorySegment.ofArray(bytes));
                 float[] ones = new float[Math.toIntExact(scaleShape.numElements())];
-                java.util.Arrays.fill(ones, 1f);
+                Arrays.fill(ones, 1f);
                 scale = backend.fromFloats(DType.BF16, scaleShape, ones);
             } else {
-                Fp8BlockQuantization q = Fp8BlockQuantization.quantize(info.dtype(), expected, checkpoint.floats(key));
+                // musubi computes and stores the scale in the weight's dtype; F16 scales are held as F32 (exact values;
+                // dequantizeFp8 then rounds the product to F32 instead of F16: no Wan release ships fp16 + fp8_scaled).
+                Fp8BlockQuantizer.Result q = Fp8BlockQuantizer.quantize(checkpoint.floats(key), expected, info.dtype());
                 codes = backend.fromBytes(DType.F8_E4M3, expected, MemorySegment.ofArray(q.codes()));
-                scale = backend.fromFloats(q.scaleDType(), scaleShape, q.scales());
+                scale = backend.fromFloats(info.dtype() == DType.BF16 ? DType.BF16 : DType.F32, scaleShape, q.scales());
             }
             loaded.add(codes);
             loaded.add(scale);

@@ -2,15 +2,13 @@ package dev.wanlora.models.lora;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.cpu.CpuBackend;
-import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
-import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
 import org.junit.jupiter.api.Test;
 
-import java.util.HashMap;
-import java.util.Map;
+import java.util.ArrayList;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -68,24 +66,19 @@ class LoraNetworkTest {
     }
 
     @Test
-    void fromWeightsRoundTripsAndNamesAMissingKey() {
+    void fromWeightsRoundTripsAndNamesAMissingModule() {
         try (LoraNetwork source = LoraNetwork.create(BACKEND, TINY, 4, 2f, 1)) {
-            Map<String, Tensor> tensors = new HashMap<>();
-            for (LoraModule m : source.modules()) {
-                tensors.put(m.name() + ".lora_down.weight", m.down());
-                tensors.put(m.name() + ".lora_up.weight", m.up());
-                tensors.put(m.name() + ".alpha", BACKEND.fromFloats(DType.F32, Shape.of(), new float[] {m.alpha()}));
-            }
-            try (LoraNetwork copy = LoraNetwork.fromWeights(BACKEND, TINY, tensors, "x.safetensors")) {
+            List<LoraModuleWeights> weights = new ArrayList<>(source.toWeights());
+            try (LoraNetwork copy = LoraNetwork.fromWeights(BACKEND, TINY, weights, "x.safetensors")) {
                 assertEquals(0.5f, copy.modules().get(5).scale());
                 assertArrayEquals(BACKEND.toFloats(source.modules().get(5).down()),
                         BACKEND.toFloats(copy.modules().get(5).down()), 0f);
             }
-            tensors.remove("lora_unet_blocks_1_ffn_0.lora_up.weight");
+            weights.removeIf(w -> w.name().equals("lora_unet_blocks_1_ffn_0"));
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> LoraNetwork.fromWeights(BACKEND, TINY, tensors, "x.safetensors"));
-            assertEquals("x.safetensors: missing LoRA key lora_unet_blocks_1_ffn_0.lora_up.weight; expected musubi's"
-                    + " lora_wan format (lora_unet_blocks_{i}_{self_attn|cross_attn}_{q|k|v|o}, _ffn_{0|2})", e.getMessage());
+                    () -> LoraNetwork.fromWeights(BACKEND, TINY, weights, "x.safetensors"));
+            assertEquals("x.safetensors: missing LoRA module lora_unet_blocks_1_ffn_0; expected musubi's lora_wan modules"
+                    + " (lora_unet_blocks_{i}_{self_attn|cross_attn}_{q|k|v|o}, _ffn_{0|2}) for 2 blocks", e.getMessage());
         }
     }
 }

@@ -8,6 +8,7 @@ import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.engine.testing.Golden;
 import dev.wanlora.models.lora.LoraModule;
+import dev.wanlora.models.lora.LoraModuleWeights;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.wan.WanDitWeights.Quantization;
 import org.junit.jupiter.api.AfterAll;
@@ -16,9 +17,7 @@ import org.junit.jupiter.api.Test;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -64,9 +63,16 @@ class WanDitTest {
     }
 
     private static LoraNetwork goldenLora() {
-        Map<String, Tensor> tensors = new HashMap<>();
-        for (String key : golden.keys()) if (key.startsWith("lora.")) tensors.put(key.substring(5), load(key));
-        return LoraNetwork.fromWeights(BACKEND, config, tensors, "fp32.safetensors");
+        List<LoraModuleWeights> modules = new ArrayList<>();
+        for (String key : golden.keys()) {
+            if (!key.startsWith("lora.") || !key.endsWith(".lora_down.weight")) continue;
+            String name = key.substring(5, key.length() - ".lora_down.weight".length());
+            Shape down = golden.info(key).shape();
+            float[] up = golden.floats("lora." + name + ".lora_up.weight");
+            modules.add(new LoraModuleWeights(name, (int) down.dim(0), (int) down.dim(1), up.length / (int) down.dim(0),
+                    golden.floats("lora." + name + ".alpha")[0], golden.floats(key), up));
+        }
+        return LoraNetwork.fromWeights(BACKEND, config, modules, "fp32.safetensors");
     }
 
     /** Loss, pred and every LoRA gradient of one step, as floats. */
