@@ -218,8 +218,11 @@ public interface Backend extends AutoCloseable {
     /**
      * One 8-bit AdamW step (bitsandbytes AdamW8bit semantics, block-wise dynamic quantization): both moments are
      * stored as U8 codes of the signed (m) / unsigned (v) dynamic quantization maps with one F32 absmax per block of
-     * {@code AdamW8bit.BLOCK_SIZE} elements. Each step dequantizes, applies {@link #adamw}'s update in fp32, and
-     * requantizes. mCodes, vCodes (n) U8; mAbsMax, vAbsMax (ceil(n/block)) F32.
+     * {@code AdamW8bit.BLOCK_SIZE} elements. Each step dequantizes, applies the AdamW update in fp32 in
+     * bitsandbytes' order (Adam step p += −lr·c2/c1·m/(√v + c2·eps), then p ·= 1 − lr·wd; a non-finite gradient
+     * element zeroes m and v and leaves p), and requantizes with the new per-block absmax (the reference is
+     * {@code CpuAdamW8bit}, the maps and rounding are {@code DynamicQuantization}). mCodes, vCodes (n) U8;
+     * mAbsMax, vAbsMax (ceil(n/block)) F32.
      */
     void adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes, Tensor vAbsMax,
                    Tensor gradScale, AdamWStep hyper);

@@ -40,6 +40,33 @@ class CpuNormTest {
     }
 
     @Test
+    void backwardHandValues() {
+        // LayerNorm, x = (1,2,3,4), no affine, eps 0 (xhat and rstd from layerNormHandValues), dOut = (1,0,0,0):
+        // mean(g) = 0.25, mean(g·xhat) = −1.341640786/4 = −0.335410197, dx = rstd·(g − 0.25 + 0.335410197·xhat)
+        // = 0.894427191·(0.3, −0.4, −0.1, 0.2) = (0.268328157, −0.357770876, −0.089442719, 0.178885438).
+        var x = f32(new float[] {1, 2, 3, 4}, 1, 4);
+        var mean = zeros(DType.F32, 1);
+        var rstd = zeros(DType.F32, 1);
+        CPU.layerNorm(zeros(DType.F32, 1, 4), mean, rstd, x, null, null, 0);
+        var dx = zeros(DType.F32, 1, 4);
+        CPU.layerNormBackward(dx, null, null, f32(new float[] {1, 0, 0, 0}, 1, 4), x, null, mean, rstd, false);
+        // rstd is saved as f32 (relative error ≤ 6e-8), so dx is good to ~1e-7 absolute.
+        assertArrayEquals(new float[] {0.268328157f, -0.357770876f, -0.089442719f, 0.178885438f}, values(dx), 1e-7f);
+
+        // RMSNorm, x = (3,4), w = (1,1), eps 0, dOut = (1,0): n = (0.848528137, 1.131370850), mean(dn·n) = 0.424264069,
+        // dx = rstd·(dn − n·0.424264069) = 0.282842712·(0.64, −0.48) = (0.181019336, −0.135764502).
+        var x2 = f32(new float[] {3, 4}, 1, 2);
+        var w2 = f32(new float[] {1, 1}, 2);
+        var rstd2 = zeros(DType.F32, 1);
+        CPU.rmsNorm(zeros(DType.F32, 1, 2), rstd2, x2, w2, 0);
+        var dx2 = zeros(DType.F32, 1, 2);
+        var dw2 = zeros(DType.F32, 2);
+        CPU.rmsNormBackward(dx2, dw2, f32(new float[] {1, 0}, 1, 2), x2, w2, rstd2);
+        assertArrayEquals(new float[] {0.181019336f, -0.135764502f}, values(dx2), 1e-7f);
+        assertArrayEquals(new float[] {0.848528137f, 0}, values(dw2), 1e-7f); // dw = dOut·n
+    }
+
+    @Test
     void layerNormBackwardMatchesFiniteDifferences() {
         var x = randn(1, DType.F32, R, C);
         var w = randn(2, DType.F32, C);
