@@ -34,8 +34,9 @@ public interface Backend extends AutoCloseable {
     Tensor fromFloats(DType dtype, Shape shape, float[] values);
 
     /**
-     * A new tensor from raw little-endian bytes already in {@code dtype} (a safetensors slice). Floating dtypes
-     * only; F16/F8 sources are converted exactly into the backend's storage for that dtype.
+     * A new tensor from raw little-endian bytes already in {@code dtype} (a safetensors slice). Floating dtypes,
+     * and U8 for the codes of 8-bit optimizer state ({@code AdamW8bit.loadState}); F16/F8 sources are converted
+     * exactly into the backend's storage for that dtype.
      */
     Tensor fromBytes(DType dtype, Shape shape, MemorySegment bytes);
 

@@ -1,0 +1,32 @@
+package dev.wanlora.engine.backend;
+
+import dev.wanlora.engine.cpu.CpuBackend;
+import dev.wanlora.engine.cuda.CudaBackend;
+
+/**
+ * Opens a {@link Backend} by its command-line name ({@code --backend}): "cpu" (the reference), "cuda" (GPU 0) or
+ * "cuda:N". Backends are passed on explicitly from here (STYLE.md §10); this is the only place a name becomes one.
+ */
+public final class Backends {
+    private Backends() {}
+
+    /**
+     * @throws IllegalArgumentException for an unknown name, listing the supported ones
+     * @throws UnsupportedOperationException when the CUDA backend cannot start here (no driver or GPU), with the cause
+     */
+    public static Backend create(String name) {
+        if (name.equals("cpu")) return new CpuBackend();
+        if (name.equals("cuda") || name.matches("cuda:\\d+")) {
+            int device = name.equals("cuda") ? 0 : Integer.parseInt(name.substring(5));
+            try {
+                return CudaBackend.open(device);
+            } catch (RuntimeException | LinkageError e) {
+                // JCuda's loader message spans many lines (a nested stack trace); its first line names the problem.
+                String reason = String.valueOf(e.getMessage()).lines().findFirst().orElse(e.getClass().getSimpleName());
+                throw new UnsupportedOperationException("--backend " + name + ": cuda backend not available here ("
+                        + reason + "); use --backend cpu, or run on a machine with an NVIDIA GPU and driver", e);
+            }
+        }
+        throw new IllegalArgumentException("--backend " + name + " is not known; supported: cpu, cuda, cuda:N");
+    }
+}
