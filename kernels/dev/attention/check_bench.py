@@ -25,12 +25,17 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 D = 128
 SCALE = 1.0 / math.sqrt(D)
 lib = ctypes.CDLL(sys.argv[1])
-QUICK = "--quick" in sys.argv
+ARGS = sys.argv[2:]
+CHECKS = next((a.split("=")[1] for a in ARGS if a.startswith("--checks=")), "full")   # full | quick | none
+BENCH = next((a.split("=")[1] for a in ARGS if a.startswith("--bench=")), "3744,512,32760").split(",")
+TAG = next((a.split("=")[1] for a in ARGS if a.startswith("--tag=")), "")
 vp, ci = ctypes.c_void_p, ctypes.c_int
 lib.fa_fwd.argtypes = [vp] * 5 + [ci] * 4 + [vp]
 lib.fa_bwd_workspace_bytes.argtypes = [ci] * 4
 lib.fa_bwd_workspace_bytes.restype = ctypes.c_size_t
 lib.fa_bwd.argtypes = [vp] * 10 + [ci] * 4 + [vp]
+lib.fa_set_config.argtypes = [ci] * 3
+CONFIGS = next((a.split("=")[1] for a in ARGS if a.startswith("--configs=")), "4.4.4").split(",")
 torch.backends.cuda.matmul.allow_tf32 = False
 dev = torch.device("cuda")
 workspaces = {}
@@ -194,25 +199,52 @@ def bench(B, N, Lq, Lk, reps):
     t_sb = t_sfb - t_sf
     flops = 4.0 * B * N * Lq * Lk * D
     tf = lambda ms, mult: flops * mult / ms / 1e9
-    print(f"{B}x{Lq}x{Lk}x{N}h | fwd ours {t_of:8.3f} ms {tf(t_of, 1):5.0f} TF  sdpa {t_sf:8.3f} ms {tf(t_sf, 1):5.0f} TF "
+    print(f"{TAG} {B}x{Lq}x{Lk}x{N}h | fwd ours {t_of:8.3f} ms {tf(t_of, 1):5.0f} TF  sdpa {t_sf:8.3f} ms {tf(t_sf, 1):5.0f} TF "
           f"ratio {t_sf / t_of:5.2f} | bwd ours {t_ob:8.3f} {tf(t_ob, 2.5):5.0f} TF  sdpa {t_sb:8.3f} "
           f"{tf(t_sb, 2.5):5.0f} TF ratio {t_sb / t_ob:5.2f} | fwd+bwd ours {t_ofb:8.3f} sdpa {t_sfb:8.3f} "
           f"ratio {t_sfb / t_ofb:5.2f}", flush=True)
 
 
+def profile_ours(B, N, Lq, Lk):
+    q, k, v, dout = (torch.randn(B, L, N * D, device=dev).to(torch.bfloat16) for L in (Lq, Lk, Lk, Lq))
+    out, lse = ours_fwd(q, k, v, N)
+    ours_bwd(dout, q, k, v, out, lse, N)
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(5):
+            ours_fwd(q, k, v, N, out, lse)
+            ours_bwd(dout, q, k, v, out, lse, N)
+        torch.cuda.synchronize()
+    for e in prof.key_averages():
+        if e.device_type == torch.autograd.DeviceType.CUDA:
+            print(f"{TAG}   kernel {e.key[:40]:40s} {e.device_time / 1000:8.3f} ms avg x{e.count}", flush=True)
+
+
 if __name__ == "__main__":
-    print(torch.cuda.get_device_name(), torch.__version__, flush=True)
-    ok = True
-    ok &= check(1, 2, 77, 77)
-    ok &= check(1, 2, 77, 13)
-    ok &= check(2, 3, 200, 333)
-    ok &= check(1, 40, 3744, 3744)
-    ok &= check(1, 40, 3744, 512)
-    if not QUICK:
-        ok &= check(1, 40, 32760, 32760, heads=[0, 39])
-        sub = lambda L: torch.randperm(L, device=dev)[:1024].sort().values
-        ok &= check(1, 40, 80000, 80000, heads=[0, 39], rows=sub(80000), keys=sub(80000), with_sdpa=False)
-    print("CHECKS", "OK" if ok else "FAIL", flush=True)
-    bench(1, 40, 3744, 3744, 30)
-    bench(1, 40, 3744, 512, 30)
-    bench(1, 40, 32760, 32760, 5)
+    print(torch.cuda.get_device_name(), torch.__version__, TAG, flush=True)
+    shapes = {"3744": (1, 40, 3744, 3744, 30), "512": (1, 40, 3744, 512, 30), "32760": (1, 40, 32760, 32760, 5),
+              "16384": (1, 40, 16384, 16384, 10)}
+    all_ok = True
+    for config in CONFIGS:
+        TAG = "fwd%sw/dkdv%sw/dq%sw" % tuple(config.split("."))
+        assert lib.fa_set_config(*map(int, config.split("."))) == 0
+        ok = True
+        if CHECKS != "none":
+            ok &= check(1, 2, 77, 77)
+            ok &= check(1, 2, 77, 13)
+            ok &= check(2, 3, 200, 333)
+            ok &= check(1, 40, 3744, 3744)
+            ok &= check(1, 40, 3744, 512)
+        if CHECKS == "full":
+            ok &= check(1, 40, 32760, 32760, heads=[0, 39])
+            sub = lambda L: torch.randperm(L, device=dev)[:1024].sort().values
+            ok &= check(1, 40, 80000, 80000, heads=[0, 39], rows=sub(80000), keys=sub(80000), with_sdpa=False)
+        if CHECKS != "none":
+            print(TAG, "CHECKS", "OK" if ok else "FAIL", flush=True)
+        all_ok &= ok
+        for name in BENCH:
+            if name:
+                bench(*shapes[name])
+        if "--profile" in ARGS:
+            profile_ours(1, 40, 3744, 3744)
+    sys.exit(0 if all_ok else 1)

@@ -1,59 +1,101 @@
 // Dev harness (not shipped): extern "C" host launchers over raw device pointers for check_bench.py (ctypes).
-// Build: nvcc -shared -Xcompiler -fPIC -O3 -std=c++17 -I../../src/main/cuda/common
-//        -gencode arch=compute_90,code=sm_90 -o libattn.so harness.cu
+// The default configuration launches the shipped extern "C" kernels; fa_set_config selects other warp counts of the
+// same kernel templates (dev comparison only). Build: see stage.sh.
 #include "../../src/main/cuda/attention/flash_attention.cu"
 
 #include <cuda_runtime.h>
 
+using namespace wanlora_attention;
+
 namespace {
-size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }
-int queryBlocks(int Lq) { return (Lq + kBwdRows - 1) / kBwdRows; }
+template <int W>
+__global__ void __launch_bounds__(W * 32, 1) fwd_dev(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q,
+                                                     const __nv_bfloat16* k, const __nv_bfloat16* v, int N, int Lq,
+                                                     int Lk) {
+  forward<W>(out, lse, q, k, v, N, Lq, Lk);
+}
+template <int W>
+__global__ void __launch_bounds__(W * 32, 1) dkdv_dev(__nv_bfloat16* dk, __nv_bfloat16* dv, const __nv_bfloat16* dOut,
+                                                      const __nv_bfloat16* q, const __nv_bfloat16* k,
+                                                      const __nv_bfloat16* v, const float* lse, const float* delta,
+                                                      int N, int Lq, int Lk) {
+  backward_dkdv<W>(dk, dv, dOut, q, k, v, lse, delta, N, Lq, Lk);
+}
+template <int W>
+__global__ void __launch_bounds__(W * 32, 1) dq_dev(__nv_bfloat16* dq, const __nv_bfloat16* dOut,
+                                                    const __nv_bfloat16* q, const __nv_bfloat16* k,
+                                                    const __nv_bfloat16* v, const float* lse, const float* delta, int N,
+                                                    int Lq, int Lk) {
+  backward_dq<W>(dq, dOut, q, k, v, lse, delta, N, Lq, Lk);
+}
+
+int fwdWarps = kFwdWarps, dkdvWarps = kBwdWarps, dqWarps = kBwdWarps;
+
+template <typename F>
+cudaError_t allowSmem(F* f, int bytes) { return cudaFuncSetAttribute(f, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes); }
+#define CHECK(x) do { cudaError_t e_ = (x); if (e_ != cudaSuccess) return e_; } while (0)
 }  // namespace
+
+extern "C" int fa_set_config(int fwdW, int dkdvW, int dqW) {
+  fwdWarps = fwdW; dkdvWarps = dkdvW; dqWarps = dqW;
+  CHECK(allowSmem(attention_fwd_bf16, fwdSmemBytes(kFwdWarps)));
+  CHECK(allowSmem(attention_bwd_dkdv_bf16, dkdvSmemBytes(kBwdWarps)));
+  CHECK(allowSmem(attention_bwd_dq_bf16, dqSmemBytes(kBwdWarps)));
+  CHECK(allowSmem(fwd_dev<4>, fwdSmemBytes(4)));
+  CHECK(allowSmem(fwd_dev<8>, fwdSmemBytes(8)));
+  CHECK(allowSmem(dkdv_dev<4>, dkdvSmemBytes(4)));
+  CHECK(allowSmem(dkdv_dev<8>, dkdvSmemBytes(8)));
+  CHECK(allowSmem(dq_dev<4>, dqSmemBytes(4)));
+  CHECK(allowSmem(dq_dev<8>, dqSmemBytes(8)));
+  return cudaSuccess;
+}
 
 extern "C" int fa_fwd(void* out, void* lse, const void* q, const void* k, const void* v, int B, int N, int Lq, int Lk,
                       void* stream) {
-  static bool configured = false;
-  if (!configured) {
-    cudaError_t e = cudaFuncSetAttribute(attention_fwd_bf16, cudaFuncAttributeMaxDynamicSharedMemorySize, kFwdSmemBytes);
-    if (e != cudaSuccess) return e;
-    configured = true;
+  auto o = (__nv_bfloat16*)out;
+  auto qq = (const __nv_bfloat16*)q, kk = (const __nv_bfloat16*)k, vv = (const __nv_bfloat16*)v;
+  cudaStream_t s = (cudaStream_t)stream;
+  dim3 grid((Lq + 16 * fwdWarps - 1) / (16 * fwdWarps), B * N);
+  if (fwdWarps == kFwdWarps) {
+    attention_fwd_bf16<<<grid, 32 * kFwdWarps, fwdSmemBytes(kFwdWarps), s>>>(o, (float*)lse, qq, kk, vv, N, Lq, Lk);
+  } else if (fwdWarps == 4) {
+    fwd_dev<4><<<grid, 128, fwdSmemBytes(4), s>>>(o, (float*)lse, qq, kk, vv, N, Lq, Lk);
+  } else {
+    fwd_dev<8><<<grid, 256, fwdSmemBytes(8), s>>>(o, (float*)lse, qq, kk, vv, N, Lq, Lk);
   }
-  dim3 grid((Lq + kFwdRows - 1) / kFwdRows, B * N);
-  attention_fwd_bf16<<<grid, kFwdWarps * 32, kFwdSmemBytes, (cudaStream_t)stream>>>(
-      (__nv_bfloat16*)out, (float*)lse, (const __nv_bfloat16*)q, (const __nv_bfloat16*)k, (const __nv_bfloat16*)v, N,
-      Lq, Lk);
   return cudaGetLastError();
 }
 
-// Workspace: dqAccum (B, Lq, N·D) f32 | delta (B, N, Lq) f32 | control (B·N·ceil(Lq/64) + 1) int32.
-extern "C" size_t fa_bwd_workspace_bytes(int B, int N, int Lq, int Lk) {
-  return align256((size_t)B * Lq * N * kHeadDim * 4) + align256((size_t)B * N * Lq * 4) +
-         align256(((size_t)B * N * queryBlocks(Lq) + 1) * 4);
-}
+// Workspace: delta (B, N, Lq) f32.
+extern "C" size_t fa_bwd_workspace_bytes(int B, int N, int Lq, int Lk) { return (size_t)B * N * Lq * 4; }
 
 extern "C" int fa_bwd(void* dq, void* dk, void* dv, const void* dOut, const void* q, const void* k, const void* v,
                       const void* out, const void* lse, void* workspace, int B, int N, int Lq, int Lk, void* stream) {
-  static bool configured = false;
-  if (!configured) {
-    cudaError_t e = cudaFuncSetAttribute(attention_bwd_bf16, cudaFuncAttributeMaxDynamicSharedMemorySize, kBwdSmemBytes);
-    if (e != cudaSuccess) return e;
-    configured = true;
-  }
-  char* ws = (char*)workspace;
-  float* dqAccum = (float*)ws;
-  float* delta = (float*)(ws + align256((size_t)B * Lq * N * kHeadDim * 4));
-  int* control = (int*)((char*)delta + align256((size_t)B * N * Lq * 4));
-  const int numControl = B * N * queryBlocks(Lq) + 1;
+  cudaStream_t s = (cudaStream_t)stream;
+  float* delta = (float*)workspace;
+  auto d = (const __nv_bfloat16*)dOut;
+  auto qq = (const __nv_bfloat16*)q, kk = (const __nv_bfloat16*)k, vv = (const __nv_bfloat16*)v;
+  const float* l = (const float*)lse;
   long long threads = (long long)B * Lq * N * 16;
   int blocks = (int)((threads + 255) / 256);
-  if (blocks > 132 * 32) blocks = 132 * 32;
-  attention_bwd_preprocess_bf16<<<blocks, 256, 0, (cudaStream_t)stream>>>(
-      delta, control, (const __nv_bfloat16*)dOut, (const __nv_bfloat16*)out, B, N, Lq, numControl);
-  cudaError_t e = cudaGetLastError();
-  if (e != cudaSuccess) return e;
-  const int numKeyBlocks = (Lk + kBwdKeys - 1) / kBwdKeys;
-  attention_bwd_bf16<<<B * N * numKeyBlocks, kBwdWarps * 32, kBwdSmemBytes, (cudaStream_t)stream>>>(
-      (__nv_bfloat16*)dq, (__nv_bfloat16*)dk, (__nv_bfloat16*)dv, dqAccum, control, (const __nv_bfloat16*)dOut,
-      (const __nv_bfloat16*)q, (const __nv_bfloat16*)k, (const __nv_bfloat16*)v, (const float*)lse, delta, N, Lq, Lk);
+  if (blocks > 132 * 16) blocks = 132 * 16;
+  attention_bwd_preprocess_bf16<<<blocks, 256, 0, s>>>(delta, d, (const __nv_bfloat16*)out, B, N, Lq);
+  CHECK(cudaGetLastError());
+  dim3 gridKV((Lk + 16 * dkdvWarps - 1) / (16 * dkdvWarps), B * N);
+  if (dkdvWarps == kBwdWarps) {
+    attention_bwd_dkdv_bf16<<<gridKV, 32 * kBwdWarps, dkdvSmemBytes(kBwdWarps), s>>>(
+        (__nv_bfloat16*)dk, (__nv_bfloat16*)dv, d, qq, kk, vv, l, delta, N, Lq, Lk);
+  } else {
+    dkdv_dev<8><<<gridKV, 256, dkdvSmemBytes(8), s>>>((__nv_bfloat16*)dk, (__nv_bfloat16*)dv, d, qq, kk, vv, l, delta,
+                                                      N, Lq, Lk);
+  }
+  CHECK(cudaGetLastError());
+  dim3 gridQ((Lq + 16 * dqWarps - 1) / (16 * dqWarps), B * N);
+  if (dqWarps == kBwdWarps) {
+    attention_bwd_dq_bf16<<<gridQ, 32 * kBwdWarps, dqSmemBytes(kBwdWarps), s>>>((__nv_bfloat16*)dq, d, qq, kk, vv, l,
+                                                                                delta, N, Lq, Lk);
+  } else {
+    dq_dev<8><<<gridQ, 256, dqSmemBytes(8), s>>>((__nv_bfloat16*)dq, d, qq, kk, vv, l, delta, N, Lq, Lk);
+  }
   return cudaGetLastError();
 }

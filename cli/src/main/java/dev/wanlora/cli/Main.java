@@ -1,5 +1,6 @@
 package dev.wanlora.cli;
 
+import dev.wanlora.cli.train.TrainCommand;
 import dev.wanlora.engine.io.SafeTensorsException;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -7,11 +8,13 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ScopeType;
 
 import java.io.UncheckedIOException;
+import java.util.Arrays;
+import java.util.List;
 
 /** Entry point of {@code wanlora}: one subcommand class per job (STYLE.md §1). */
 @Command(name = "wanlora", mixinStandardHelpOptions = true, version = "wanlora 0.1.0",
         description = "LoRA trainer for the Wan2.1 text-to-video DiT (musubi-tuner compatible).",
-        subcommands = {InspectCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {TrainCommand.class, InspectCommand.class, DatasetCommand.class, VerifyGoldenCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     /** Exit code of a user mistake (picocli's code for invalid input). */
@@ -36,9 +39,7 @@ public final class Main implements Runnable {
         cmd.setParameterExceptionHandler((e, args) -> {
             CommandLine c = e.getCommandLine();
             String line = e.getMessage();
-            if (e instanceof CommandLine.UnmatchedArgumentException u && !u.getSuggestions().isEmpty()) {
-                line += "; did you mean " + u.getSuggestions().getFirst() + "?";
-            }
+            if (e instanceof CommandLine.UnmatchedArgumentException u) line = unmatched(u, c);
             String name = c.getCommandSpec().qualifiedName();
             c.getErr().println(name + ": " + line + " (see " + name + " --help)");
             return USER_ERROR;
@@ -55,6 +56,21 @@ public final class Main implements Runnable {
             return USER_ERROR;
         });
         return cmd;
+    }
+
+    /** "unknown flag --netwrk_dim; did you mean --network_dim?" for the first unknown argument (or command). */
+    private static String unmatched(CommandLine.UnmatchedArgumentException e, CommandLine c) {
+        String first = e.getUnmatched().getFirst();
+        if (!first.startsWith("-")) {
+            if (c.getSubcommands().isEmpty()) return "unexpected argument '" + first + "'; this command takes only --flags";
+            String command = ClosestName.of(first, c.getSubcommands().keySet());
+            return "unknown command '" + first + "'" + (command == null ? "" : "; did you mean " + command + "?");
+        }
+        String flag = first.contains("=") ? first.substring(0, first.indexOf('=')) : first;
+        List<String> names = c.getCommandSpec().options().stream().filter(o -> !o.hidden())
+                .flatMap(o -> Arrays.stream(o.names())).toList();
+        String best = ClosestName.of(flag, names);
+        return "unknown flag " + flag + (best == null ? "" : "; did you mean " + best + "?");
     }
 
     public static void main(String[] args) {

@@ -34,8 +34,9 @@ public interface Backend extends AutoCloseable {
     Tensor fromFloats(DType dtype, Shape shape, float[] values);
 
     /**
-     * A new tensor from raw little-endian bytes already in {@code dtype} (a safetensors slice). Floating dtypes
-     * only; F16/F8 sources are converted exactly into the backend's storage for that dtype.
+     * A new tensor from raw little-endian bytes already in {@code dtype} (a safetensors slice). Floating dtypes,
+     * and U8 for the codes of 8-bit optimizer state ({@code AdamW8bit.loadState}); F16/F8 sources are converted
+     * exactly into the backend's storage for that dtype.
      */
     Tensor fromBytes(DType dtype, Shape shape, MemorySegment bytes);
 
@@ -218,8 +219,11 @@ public interface Backend extends AutoCloseable {
     /**
      * One 8-bit AdamW step (bitsandbytes AdamW8bit semantics, block-wise dynamic quantization): both moments are
      * stored as U8 codes of the signed (m) / unsigned (v) dynamic quantization maps with one F32 absmax per block of
-     * {@code AdamW8bit.BLOCK_SIZE} elements. Each step dequantizes, applies {@link #adamw}'s update in fp32, and
-     * requantizes. mCodes, vCodes (n) U8; mAbsMax, vAbsMax (ceil(n/block)) F32.
+     * {@code AdamW8bit.BLOCK_SIZE} elements. Each step dequantizes, applies the AdamW update in fp32 in
+     * bitsandbytes' order (Adam step p += −lr·c2/c1·m/(√v + c2·eps), then p ·= 1 − lr·wd; a non-finite gradient
+     * element zeroes m and v and leaves p), and requantizes with the new per-block absmax (the reference is
+     * {@code CpuAdamW8bit}, the maps and rounding are {@code DynamicQuantization}). mCodes, vCodes (n) U8;
+     * mAbsMax, vAbsMax (ceil(n/block)) F32.
      */
     void adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes, Tensor vAbsMax,
                    Tensor gradScale, AdamWStep hyper);

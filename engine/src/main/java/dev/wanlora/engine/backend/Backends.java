@@ -21,8 +21,10 @@ public final class Backends {
             try {
                 return CudaBackend.open(device);
             } catch (RuntimeException | LinkageError e) {
+                // JCuda's loader message spans many lines (a nested stack trace); its first line names the problem.
+                String reason = String.valueOf(e.getMessage()).lines().findFirst().orElse(e.getClass().getSimpleName());
                 throw new UnsupportedOperationException("--backend " + name + ": cuda backend not available here ("
-                        + e.getMessage() + "); use --backend cpu, or run on a machine with an NVIDIA GPU and driver", e);
+                        + reason + "); use --backend cpu, or run on a machine with an NVIDIA GPU and driver", e);
             }
         }
         throw new IllegalArgumentException("--backend " + name + " is not known; supported: cpu, cuda, cuda:N");

@@ -265,15 +265,18 @@ public final class OpChecks {
         return d;
     }
 
-    /** mod may be null when gateIndex &lt; 0 (no gate). */
-    public static TokenDims gatedResidual(String op, Tensor x, String yName, Tensor y, Tensor mod, int gateIndex) {
-        requireActivation(op, "x", x);
-        requireRank(op, "x", x, 3, "(B, L, C)");
+    /**
+     * For gatedResidual (x, y) and its backward (dx, dy). mod may be null when gateIndex &lt; 0 (no gate).
+     */
+    public static TokenDims gatedResidual(String op, String xName, Tensor x, String yName, Tensor y, Tensor mod,
+                                          int gateIndex) {
+        requireActivation(op, xName, x);
+        requireRank(op, xName, x, 3, "(B, L, C)");
         requireActivation(op, yName, y);
-        requireSameShape(op, yName, y, "x", x);
+        requireSameShape(op, yName, y, xName, x);
         TokenDims d = new TokenDims(x.shape().dim(0), x.shape().dim(1), x.shape().dim(2));
         if (gateIndex >= 0) {
-            tokens(op, "x", x, mod);
+            tokens(op, xName, x, mod);
             requireIndex(op, "gateIndex", gateIndex, mod.shape().dim(1));
         }
         return d;

@@ -203,7 +203,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void gatedResidual(Tensor x, Tensor y, Tensor mod, int gateIndex) {
         String op = "gatedResidual";
-        var dims = OpChecks.gatedResidual(op, x, "y", y, mod, gateIndex);
+        var dims = OpChecks.gatedResidual(op, "x", x, "y", y, mod, gateIndex);
         CpuTensor cx = cpu(op, "x", x), cy = cpu(op, "y", y), cm = gateIndex < 0 ? null : cpu(op, "mod", mod);
         disjoint(op, "x", cx, "y", cy);
         disjoint(op, "x", cx, "mod", cm);
@@ -213,7 +213,7 @@ public final class CpuBackend implements Backend {
     @Override
     public void gatedResidualBackward(Tensor dy, Tensor dx, Tensor mod, int gateIndex) {
         String op = "gatedResidualBackward";
-        var dims = OpChecks.gatedResidual(op, dx, "dy", dy, mod, gateIndex);
+        var dims = OpChecks.gatedResidual(op, "dx", dx, "dy", dy, mod, gateIndex);
         CpuTensor cdy = cpu(op, "dy", dy), cdx = cpu(op, "dx", dx);
         CpuTensor cm = gateIndex < 0 ? null : cpu(op, "mod", mod);
         sameOrDisjoint(op, "dy", cdy, "dx", cdx);

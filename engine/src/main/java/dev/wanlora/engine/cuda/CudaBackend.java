@@ -312,7 +312,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void gatedResidual(Tensor x, Tensor y, Tensor mod, int gateIndex) {
         String op = "gatedResidual";
-        var dims = OpChecks.gatedResidual(op, x, "y", y, mod, gateIndex);
+        var dims = OpChecks.gatedResidual(op, "x", x, "y", y, mod, gateIndex);
         CudaTensor cx = cuda(op, "x", x), cy = cuda(op, "y", y), cm = gateIndex < 0 ? null : cuda(op, "mod", mod);
         disjoint(op, "x", cx, "y", cy);
         disjoint(op, "x", cx, "mod", cm);
@@ -322,7 +322,7 @@ public final class CudaBackend implements Backend {
     @Override
     public void gatedResidualBackward(Tensor dy, Tensor dx, Tensor mod, int gateIndex) {
         String op = "gatedResidualBackward";
-        var dims = OpChecks.gatedResidual(op, dx, "dy", dy, mod, gateIndex);
+        var dims = OpChecks.gatedResidual(op, "dx", dx, "dy", dy, mod, gateIndex);
         CudaTensor cdy = cuda(op, "dy", dy), cdx = cuda(op, "dx", dx), cm = gateIndex < 0 ? null : cuda(op, "mod", mod);
         sameOrDisjoint(op, "dy", cdy, "dx", cdx);
         disjoint(op, "dy", cdy, "mod", cm);
@@ -588,6 +588,7 @@ public final class CudaBackend implements Backend {
         if (closed) return;
         closed = true;
         context.synchronize();
+        attention.close();
         launcher.close();
         gemm.close();
         kernels.close();

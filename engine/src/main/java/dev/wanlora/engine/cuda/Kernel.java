@@ -132,7 +132,12 @@ public enum Kernel {
     DEQUANTIZE_FP8_FWD_BF16("quant", "dequantize_fp8_fwd_bf16"),
     DEQUANTIZE_FP8_FWD_BF16_F32("quant", "dequantize_fp8_fwd_bf16_f32"),
     DEQUANTIZE_FP8_FWD_F32("quant", "dequantize_fp8_fwd_f32"),
-    DEQUANTIZE_FP8_FWD_F32_BF16("quant", "dequantize_fp8_fwd_f32_bf16");
+    DEQUANTIZE_FP8_FWD_F32_BF16("quant", "dequantize_fp8_fwd_f32_bf16"),
+    // attention (flash_attention.cu; launched by CudaAttention)
+    ATTENTION_FWD_BF16("attention", "attention_fwd_bf16"),
+    ATTENTION_BWD_PREPROCESS_BF16("attention", "attention_bwd_preprocess_bf16"),
+    ATTENTION_BWD_DKDV_BF16("attention", "attention_bwd_dkdv_bf16"),
+    ATTENTION_BWD_DQ_BF16("attention", "attention_bwd_dq_bf16");
 
     private final String family;
     private final String symbol;

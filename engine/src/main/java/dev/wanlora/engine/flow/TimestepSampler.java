@@ -1,5 +1,7 @@
 package dev.wanlora.engine.flow;
 
+import dev.wanlora.engine.random.RandomSource;
+
 import java.util.Arrays;
 import java.util.logging.Logger;
 

@@ -93,7 +93,7 @@ public final class SafeTensorsWriter {
      * atomically. Duplicate names are refused. I/O failures throw {@link UncheckedIOException} naming the file.
      */
     public static void write(Path file, List<Entry> tensors, Map<String, String> metadata) {
-        byte[] header = header(tensors, metadata);
+        byte[] header = header(tensors, metadata == null || metadata.isEmpty() ? null : metadata, HEADER_ALIGN);
         AtomicFiles.write(file, temp -> {
             try (FileChannel ch = FileChannel.open(temp, StandardOpenOption.WRITE, StandardOpenOption.TRUNCATE_EXISTING)) {
                 ByteBuffer length = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, header.length);
@@ -113,12 +113,13 @@ public final class SafeTensorsWriter {
     }
 
     /**
-     * The header bytes {@link #write} puts after the 8-byte length field: compact JSON then spaces up to the
-     * 256-byte boundary.
+     * The header bytes that follow the 8-byte length field: compact JSON ({@code __metadata__} first unless
+     * {@code metadata} is null, then the tensors in list order with contiguous offsets), then spaces until
+     * 8 + length is a multiple of {@code alignment}.
      */
-    static byte[] header(List<Entry> tensors, Map<String, String> metadata) {
+    static byte[] header(List<Entry> tensors, Map<String, String> metadata, int alignment) {
         ObjectNode root = JSON.createObjectNode();
-        if (metadata != null && !metadata.isEmpty()) {
+        if (metadata != null) {
             ObjectNode m = root.putObject("__metadata__");
             metadata.forEach((k, v) -> {
                 if (k == null || v == null) {
@@ -149,7 +150,7 @@ public final class SafeTensorsWriter {
         } catch (JsonProcessingException e) {
             throw new IllegalStateException("SafeTensorsWriter: cannot serialise the header", e);
         }
-        int padded = Math.toIntExact(json.length + Math.floorMod(-(json.length + 8L), HEADER_ALIGN));
+        int padded = Math.toIntExact(json.length + Math.floorMod(-(json.length + 8L), alignment));
         byte[] out = Arrays.copyOf(json, padded);
         Arrays.fill(out, json.length, padded, (byte) ' ');
         return out;

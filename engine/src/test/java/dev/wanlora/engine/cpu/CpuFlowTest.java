@@ -84,6 +84,46 @@ class CpuFlowTest {
         }
     }
 
+    /**
+     * Beyond one 4096-element chunk the loss is a sum of chunk partials; against one straight double sum the two
+     * differ only in double rounding (~1e-16 relative), so the float losses agree to 1 ulp (6e-8 relative).
+     */
+    @Test
+    void chunkedLossMatchesAStraightSum() {
+        var pred = randn(5, DType.BF16, 3, 5000);
+        var target = randn(6, DType.F32, 3, 5000);
+        var loss = zeros(DType.F32, 1);
+        var dPred = zeros(DType.BF16, 3, 5000);
+        CPU.mseLoss(loss, dPred, pred, target, 3);
+        float[] p = values(pred), t = values(target), d = new float[p.length];
+        double s = 0;
+        for (int i = 0; i < p.length; i++) {
+            s += ((double) p[i] - t[i]) * ((double) p[i] - t[i]);
+            d[i] = Bf16.round((float) (3.0 * 2 * ((double) p[i] - t[i]) / p.length));
+        }
+        float expected = (float) (s / p.length);
+        assertEquals(expected, values(loss)[0], Math.ulp(expected));
+        assertArrayEquals(d, values(dPred), 0f); // bf16 dPred is the rounded f32 value
+    }
+
+    @Test
+    void bf16FlowMatchingOutputsAreRounded() {
+        var x0 = randn(7, DType.BF16, 2, 3, 40);
+        var noise = randn(8, DType.BF16, 2, 3, 40);
+        var t = f32(new float[] {0.3f, 0.9f}, 2);
+        var xt = zeros(DType.F32, 2, 3, 40);
+        var target = zeros(DType.F32, 2, 3, 40);
+        CPU.flowMatchingInput(xt, target, x0, noise, t);
+        var xt16 = zeros(DType.BF16, 2, 3, 40);
+        var target16 = zeros(DType.BF16, 2, 3, 40);
+        CPU.flowMatchingInput(xt16, target16, x0, noise, t);
+        float[] a = values(xt), b = values(target);
+        Bf16.roundInPlace(a);
+        Bf16.roundInPlace(b);
+        assertArrayEquals(a, values(xt16), 0f);
+        assertArrayEquals(b, values(target16), 0f);
+    }
+
     @Test
     void argumentChecksNameTheProblem() {
         var x = zeros(DType.F32, 2, 4);

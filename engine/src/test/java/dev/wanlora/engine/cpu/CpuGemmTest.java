@@ -6,6 +6,9 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import org.junit.jupiter.api.Test;
 
+import java.lang.foreign.MemorySegment;
+import java.util.Arrays;
+
 import static dev.wanlora.engine.cpu.CpuTesting.CPU;
 import static dev.wanlora.engine.cpu.CpuTesting.assertGradient;
 import static dev.wanlora.engine.cpu.CpuTesting.assertMessage;
@@ -115,6 +118,61 @@ class CpuGemmTest {
             float s = values(scale)[i / 64];
             assertArrayEquals(new float[] {Bf16.round(Bf16.round(wq[i] * s))}, new float[] {v[i]}, 0f);
         }
+    }
+
+    /**
+     * A parallel-sized case (64·50 outputs of K = 300) against a plain triple loop. Both sum the products in double in
+     * the same k order, so every transpose combination must agree exactly.
+     */
+    @Test
+    void parallelRowsMatchATripleLoopExactly() {
+        int m = 64, n = 50, k = 300;
+        for (int t = 0; t < 4; t++) {
+            boolean ta = t >= 2, tb = t % 2 == 1;
+            var a = ta ? randn(20 + t, DType.BF16, k, m) : randn(20 + t, DType.BF16, m, k);
+            var b = tb ? randn(30 + t, DType.F32, n, k) : randn(30 + t, DType.F32, k, n);
+            var c = zeros(DType.F32, m, n);
+            CPU.gemm(c, a, ta, b, tb, 1, 0, null);
+            float[] av = values(a), bv = values(b), expected = new float[m * n];
+            for (int i = 0; i < m; i++) {
+                for (int j = 0; j < n; j++) {
+                    double s = 0;
+                    for (int p = 0; p < k; p++) {
+                        s += (double) (ta ? av[p * m + i] : av[i * k + p]) * (tb ? bv[j * k + p] : bv[p * n + j]);
+                    }
+                    expected[i * n + j] = (float) s;
+                }
+            }
+            assertArrayEquals(expected, values(c), 0f, "transA=" + ta + " transB=" + tb);
+        }
+    }
+
+    @Test
+    void viewsAtOffsetsReadAndWriteOnlyTheirRange() {
+        // c is a (2, 2) view at offset 3 of a NaN-filled buffer; a and b are views at odd offsets of one buffer.
+        var buffer = zeros(DType.F32, 10);
+        CPU.fill(buffer, Float.NaN);
+        var c = buffer.view(3, Shape.of(2, 2));
+        var inputs = f32(new float[] {9, 1, 2, 3, 4, 9, 5, 6, 7, 8, 9}, 11);
+        var a = inputs.view(1, Shape.of(2, 2));
+        var b = inputs.view(6, Shape.of(2, 2));
+        CPU.gemm(c, a, false, b, false, 1, 0, null); // [[1,2],[3,4]]·[[5,6],[7,8]] = [[19,22],[43,50]]
+        float n = Float.NaN;
+        assertArrayEquals(new float[] {n, n, n, 19, 22, 43, 50, n, n, n}, values(buffer), 0f);
+    }
+
+    @Test
+    void dequantizeFp8WithF32Scale() {
+        // f32 scale: the product is rounded once to f32, then to out's dtype. 1.125 · 0.3f = 0.33750001 in f32.
+        byte[] codes = new byte[64];
+        Arrays.fill(codes, (byte) 0x39);
+        var w = CPU.fromBytes(DType.F8_E4M3, Shape.of(1, 64), MemorySegment.ofArray(codes));
+        var out = zeros(DType.F32, 1, 64);
+        CPU.dequantizeFp8(out, w, f32(new float[] {0.3f}, 1, 1, 1));
+        assertArrayEquals(new float[] {1.125f * 0.3f}, new float[] {values(out)[63]}, 0f);
+        var outBf16 = zeros(DType.BF16, 1, 64);
+        CPU.dequantizeFp8(outBf16, w, f32(new float[] {0.3f}, 1, 1, 1));
+        assertArrayEquals(new float[] {Bf16.round(1.125f * 0.3f)}, new float[] {values(outBf16)[0]}, 0f);
     }
 
     @Test

@@ -1,5 +1,6 @@
 package dev.wanlora.engine.cpu;
 
+import dev.wanlora.engine.numeric.Bf16;
 import dev.wanlora.engine.tensor.DType;
 import org.junit.jupiter.api.Test;
 
@@ -72,6 +73,50 @@ class CpuLayoutTest {
         CPU.sinusoidalEmbedding(out, f32(new float[] {0, 1}, 2));
         assertArrayEquals(new float[] {1, 1, 0, 0, 0.540302306f, 0.999950000f, 0.841470985f, 0.009999833f},
                 values(out), 6e-8f);
+    }
+
+    /**
+     * Patchify orders a patch (c, kh, kw), the head orders it (ph, pw, c). So unpatchify(permute(patchify(x))) = x,
+     * with permute moving feature c·4 + kh·2 + kw to kh·2C + kw·C + c: an independent check that both layouts use
+     * the same token order and spatial positions. Ragged: B = 2, C = 3, F = 2, H = 4, W = 6.
+     */
+    @Test
+    void patchifyAndUnpatchifyAreInversesUpToTheFeatureOrder() {
+        int b = 2, c = 3, f = 2, h = 4, w = 6, tokens = f * (h / 2) * (w / 2);
+        var latents = randn(3, DType.F32, b, c, f, h, w);
+        var patches = zeros(DType.F32, b, tokens, 4 * c);
+        CPU.patchify(patches, latents, c, f, h, w);
+        float[] p = values(patches), permuted = new float[p.length];
+        for (int t = 0; t < b * tokens; t++) {
+            for (int ch = 0; ch < c; ch++) {
+                for (int kh = 0; kh < 2; kh++) {
+                    for (int kw = 0; kw < 2; kw++) {
+                        permuted[t * 4 * c + kh * 2 * c + kw * c + ch] = p[t * 4 * c + ch * 4 + kh * 2 + kw];
+                    }
+                }
+            }
+        }
+        var image = zeros(DType.F32, b, c, f, h, w);
+        CPU.unpatchify(image, f32(permuted, b, tokens, 4 * c), c, f, h, w);
+        assertValues(values(latents), image);
+        // bf16 outputs of pure layout ops are the rounded inputs.
+        var patches16 = zeros(DType.BF16, b, tokens, 4 * c);
+        CPU.patchify(patches16, latents, c, f, h, w);
+        Bf16.roundInPlace(p);
+        assertValues(p, patches16);
+    }
+
+    @Test
+    void sinusoidalEmbeddingAtWansSize() {
+        // half = 128 and musubi's timestep 1000·0.7 + 1 = 701: element j = cos(701·10000^(−j/128)), 128 + j = sin(…).
+        var out = zeros(DType.F32, 1, 256);
+        CPU.sinusoidalEmbedding(out, f32(new float[] {701}, 1));
+        float[] v = values(out);
+        for (int j : new int[] {0, 1, 64, 127}) {
+            double angle = 701 * Math.pow(10000, -j / 128.0);
+            assertArrayEquals(new float[] {(float) Math.cos(angle), (float) Math.sin(angle)},
+                    new float[] {v[j], v[128 + j]}, 0f, "j=" + j);
+        }
     }
 
     @Test

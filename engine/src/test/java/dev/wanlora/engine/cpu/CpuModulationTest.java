@@ -94,6 +94,8 @@ class CpuModulationTest {
         var modB1 = zeros(DType.F32, 1, N, C);
         assertMessage("modulate: mod does not match x's batch and channels; got mod=(1,6,40) f32 and x=(2,7,40) f32, "
                 + "expected mod=(2, n, 40)", () -> CPU.modulate(x, x, modB1, 0, 1));
+        assertMessage("gatedResidualBackward: dx must have rank 3; got dx=(14,40) f32, expected dx=(B, L, C)",
+                () -> CPU.gatedResidualBackward(zeros(DType.F32, 14, 40), zeros(DType.F32, 14, 40), mod, 2));
         assertMessage("gatedResidual (cpu): x overlaps y; got CpuTensor(2,7,40) f32 and CpuTensor(2,7,40) f32, "
                 + "expected disjoint storage", () -> CPU.gatedResidual(x, x, mod, 2));
     }

@@ -40,6 +40,33 @@ class CpuNormTest {
     }
 
     @Test
+    void backwardHandValues() {
+        // LayerNorm, x = (1,2,3,4), no affine, eps 0 (xhat and rstd from layerNormHandValues), dOut = (1,0,0,0):
+        // mean(g) = 0.25, mean(g·xhat) = −1.341640786/4 = −0.335410197, dx = rstd·(g − 0.25 + 0.335410197·xhat)
+        // = 0.894427191·(0.3, −0.4, −0.1, 0.2) = (0.268328157, −0.357770876, −0.089442719, 0.178885438).
+        var x = f32(new float[] {1, 2, 3, 4}, 1, 4);
+        var mean = zeros(DType.F32, 1);
+        var rstd = zeros(DType.F32, 1);
+        CPU.layerNorm(zeros(DType.F32, 1, 4), mean, rstd, x, null, null, 0);
+        var dx = zeros(DType.F32, 1, 4);
+        CPU.layerNormBackward(dx, null, null, f32(new float[] {1, 0, 0, 0}, 1, 4), x, null, mean, rstd, false);
+        // rstd is saved as f32 (relative error ≤ 6e-8), so dx is good to ~1e-7 absolute.
+        assertArrayEquals(new float[] {0.268328157f, -0.357770876f, -0.089442719f, 0.178885438f}, values(dx), 1e-7f);
+
+        // RMSNorm, x = (3,4), w = (1,1), eps 0, dOut = (1,0): n = (0.848528137, 1.131370850), mean(dn·n) = 0.424264069,
+        // dx = rstd·(dn − n·0.424264069) = 0.282842712·(0.64, −0.48) = (0.181019336, −0.135764502).
+        var x2 = f32(new float[] {3, 4}, 1, 2);
+        var w2 = f32(new float[] {1, 1}, 2);
+        var rstd2 = zeros(DType.F32, 1);
+        CPU.rmsNorm(zeros(DType.F32, 1, 2), rstd2, x2, w2, 0);
+        var dx2 = zeros(DType.F32, 1, 2);
+        var dw2 = zeros(DType.F32, 2);
+        CPU.rmsNormBackward(dx2, dw2, f32(new float[] {1, 0}, 1, 2), x2, w2, rstd2);
+        assertArrayEquals(new float[] {0.181019336f, -0.135764502f}, values(dx2), 1e-7f);
+        assertArrayEquals(new float[] {0.848528137f, 0}, values(dw2), 1e-7f); // dw = dOut·n
+    }
+
+    @Test
     void layerNormBackwardMatchesFiniteDifferences() {
         var x = randn(1, DType.F32, R, C);
         var w = randn(2, DType.F32, C);
@@ -157,6 +184,40 @@ class CpuNormTest {
         float[] expected = values(outF32);
         Bf16.roundInPlace(expected);
         assertArrayEquals(expected, values(outBf16), 0f);
+    }
+
+    @Test
+    void layerNormIsStableForLargeMeans() {
+        // (1e4+1, …, 1e4+4) are exact in f32 and normalize exactly like (1,2,3,4) (hand values above): the two-pass
+        // double variance loses nothing, where a one-pass fp32 E[x²] − E[x]² would lose every digit (ulp(1e8) = 8).
+        var x = f32(new float[] {10001, 10002, 10003, 10004}, 1, 4);
+        var out = zeros(DType.F32, 1, 4);
+        CPU.layerNorm(out, zeros(DType.F32, 1), zeros(DType.F32, 1), x, null, null, 0);
+        assertArrayEquals(new float[] {-1.341640786f, -0.447213595f, 0.447213595f, 1.341640786f}, values(out), 2.4e-7f);
+    }
+
+    @Test
+    void layerNormWithoutAffineAndBf16Statistics() {
+        // No weight/bias (Wan's norm1, norm2, head norm), bf16 input and output: the gradient w.r.t. an F32 copy of x.
+        var x = randn(14, DType.F32, R, C);
+        float[] g = gaussian(15, R * C);
+        var out = zeros(DType.F32, R, C);
+        var mean = zeros(DType.F32, R);
+        var rstd = zeros(DType.F32, R);
+        CpuTesting.Loss loss = () -> {
+            CPU.layerNorm(out, mean, rstd, x, null, null, EPS);
+            return dotLoss(out, g);
+        };
+        loss.eval();
+        var dx = zeros(DType.F32, R, C);
+        CPU.layerNormBackward(dx, null, null, f32(g, R, C), x, null, mean, rstd, false);
+        assertGradient("layerNormBackward.dx[cpu,f32,x=(3,40),no affine]", dx, x, loss);
+        // bf16 dx is the rounded f32 dx.
+        var dx16 = zeros(DType.BF16, R, C);
+        CPU.layerNormBackward(dx16, null, null, f32(g, R, C), x, null, mean, rstd, false);
+        float[] e = values(dx);
+        Bf16.roundInPlace(e);
+        assertArrayEquals(e, values(dx16), 0f);
     }
 
     @Test

@@ -12,6 +12,7 @@ import static dev.wanlora.engine.cpu.CpuTesting.randn;
 import static dev.wanlora.engine.cpu.CpuTesting.values;
 import static dev.wanlora.engine.cpu.CpuTesting.zeros;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /** Gradient norm, clip coefficient and AdamW (torch semantics). */
 class CpuOptimTest {
@@ -80,6 +81,17 @@ class CpuOptimTest {
         assertClose("adamw.param[cpu,f32,5 steps]", values(p), ep, 1e-6);
         assertClose("adamw.m[cpu,f32,5 steps]", values(m), em, 1e-6);
         assertClose("adamw.v[cpu,f32,5 steps]", values(v), ev, 1e-6);
+    }
+
+    @Test
+    void sumOfSquaresOverChunksOfBf16() {
+        // 3·5000 bf16 values (several 4096 chunks) against one straight double sum: equal to 1 float ulp.
+        var g = randn(9, DType.BF16, 3, 5000);
+        var ns = zeros(DType.F32, 1);
+        CPU.sumOfSquares(ns, g);
+        double s = 0;
+        for (float v : values(g)) s += (double) v * v;
+        assertEquals((float) s, values(ns)[0], Math.ulp((float) s));
     }
 
     @Test

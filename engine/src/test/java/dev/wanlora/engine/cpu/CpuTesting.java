@@ -74,7 +74,7 @@ final class CpuTesting {
 
     /**
      * Central differences of loss w.r.t. every element of the F32 tensor x. The divisor is the perturbation actually
-     * stored (x ± h rounded to float), not 2h.
+     * stored (x ± h rounded to float), not 2h. On return x is unchanged and the forward has run on it once more.
      */
     static double[] numericGradient(CpuTensor x, Loss loss) {
         float[] data = x.data();
@@ -90,6 +90,7 @@ final class CpuTesting {
             data[at] = saved;
             grad[i] = (lPlus - lMinus) / ((double) plus - minus);
         }
+        loss.eval(); // leave the forward's outputs (and saved statistics) as they are for the unperturbed x
         return grad;
     }
 

@@ -10,9 +10,12 @@ import org.junit.jupiter.api.io.TempDir;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
 import java.util.List;
 import java.util.Map;
 
@@ -116,8 +119,8 @@ class SafeTensorsTest {
                 + "\"tail\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[" + big + "," + (big + 8) + "]}}";
         Path f = raw(tmp.resolve("sparse.safetensors"), header, new byte[0]);
         long dataStart = Files.size(f);
-        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.WRITE)) {
-            ch.write(java.nio.ByteBuffer.wrap(f32(6.5f, -1f)), dataStart + big);
+        try (FileChannel ch = FileChannel.open(f, StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.wrap(f32(6.5f, -1f)), dataStart + big);
         }
         try (SafeTensors st = SafeTensors.open(f)) {
             assertEquals(big, st.data("big").byteSize());

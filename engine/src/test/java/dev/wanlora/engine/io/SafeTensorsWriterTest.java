@@ -15,6 +15,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -80,7 +81,7 @@ class SafeTensorsWriterTest {
             assertArrayEquals(new float[] {4f}, st.floats("alpha"));
             assertEquals(Shape.of(0, 3), st.info("empty").shape());
             assertEquals(0, st.info("empty").byteLength());
-            assertEquals(-1, st.data("ints").get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, 4));
+            assertEquals(-1, st.data("ints").get(ValueLayout.JAVA_INT_UNALIGNED, 4));
         }
     }
 

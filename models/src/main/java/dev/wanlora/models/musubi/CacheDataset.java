@@ -96,7 +96,7 @@ public final class CacheDataset {
 
         /** Batches of one bucket per epoch: ceil(count × repeats / batch_size). */
         public long batchesPerEpoch(Bucket bucket) {
-            return ceilDiv(trainItemCount(bucket), spec.batchSize());
+            return Math.ceilDiv(trainItemCount(bucket), spec.batchSize());
         }
 
         /** Σ over buckets of ceil(count × repeats / batch_size). */
@@ -158,7 +158,7 @@ public final class CacheDataset {
     /** Optimizer steps per epoch: ceil(batches / gradient_accumulation_steps). */
     public long stepsPerEpoch(int gradientAccumulationSteps) {
         requirePositive("gradientAccumulationSteps", gradientAccumulationSteps);
-        return ceilDiv(batchesPerEpoch(), gradientAccumulationSteps);
+        return Math.ceilDiv(batchesPerEpoch(), gradientAccumulationSteps);
     }
 
     /** {@code --max_train_epochs E} as musubi turns it into max_train_steps (one process): E × stepsPerEpoch. */
@@ -169,11 +169,7 @@ public final class CacheDataset {
 
     /** Epochs musubi runs for {@code --max_train_steps}: ceil(max_train_steps / stepsPerEpoch). */
     public long epochsFor(long maxTrainSteps, int gradientAccumulationSteps) {
-        return ceilDiv(maxTrainSteps, stepsPerEpoch(gradientAccumulationSteps));
-    }
-
-    static long ceilDiv(long a, long b) {
-        return Math.ceilDiv(a, b);
+        return Math.ceilDiv(maxTrainSteps, stepsPerEpoch(gradientAccumulationSteps));
     }
 
     /** "[16,6,52,96]": shapes in error messages, as musubi users read them. */

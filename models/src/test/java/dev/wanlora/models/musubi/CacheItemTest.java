@@ -1,6 +1,9 @@
 package dev.wanlora.models.musubi;
 
+import dev.wanlora.engine.io.SafeTensorsWriter;
+import dev.wanlora.engine.io.SafeTensorsWriter.Entry;
 import dev.wanlora.engine.numeric.Bf16;
+import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.models.musubi.CacheDataset.Options;
 import org.junit.jupiter.api.Test;
@@ -10,6 +13,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -31,9 +35,14 @@ class CacheItemTest {
         for (int i = 0; i < latent.length; i++) latent[i] = (float) random.nextGaussian();
         float[] text = new float[3 * 4096];                          // [L=3, 4096]
         for (int i = 0; i < text.length; i++) text[i] = (float) (random.nextDouble() * 8 - 4);
-        CacheFixture.latent(cache.resolve("clip_00004-005_0064x0032_wan.safetensors"), Shape.of(16, 2, 2, 4), 64, 32,
-                5, latent);
-        CacheFixture.text(cache.resolve("clip_wan_te.safetensors"), 3, 4096, text);
+        // Written by the project's own writer, with musubi's metadata (cache_io.py).
+        SafeTensorsWriter.write(cache.resolve("clip_00004-005_0064x0032_wan.safetensors"),
+                List.of(Entry.ofFloats("latents_2x2x4_bfloat16", DType.BF16, Shape.of(16, 2, 2, 4), latent)),
+                Map.of("architecture", "wan", "width", "64", "height", "32", "format_version", "1.0.1",
+                        "frame_count", "5"));
+        SafeTensorsWriter.write(cache.resolve("clip_wan_te.safetensors"),
+                List.of(Entry.ofFloats("varlen_t5_bfloat16", DType.BF16, Shape.of(3, 4096), text)),
+                Map.of("architecture", "wan", "caption1", "a clip", "format_version", "1.0.1"));
         Path config = dir.resolve("c.toml");
         Files.writeString(config, """
                 [[datasets]]
@@ -76,7 +85,7 @@ class CacheItemTest {
                 .buckets().values().iterator().next().get(0);
         CacheFixture.latent(latentFile, Shape.of(16, 1, 4, 4), 32, 32, null, new float[256]);
         assertEquals(256, item.readLatents().values().length);                      // same header: fine
-        CacheFixture.latent(latentFile, "latents_1x4x4_bfloat16", dev.wanlora.engine.tensor.DType.F32,
+        CacheFixture.latent(latentFile, "latents_1x4x4_bfloat16", DType.F32,
                 Shape.of(16, 1, 4, 4), 32, 32, null, new float[256]);
         DatasetException e = assertThrows(DatasetException.class, item::readLatents);
         assertTrue(e.getMessage().contains("key latents_1x4x4_bfloat16 is now F32 [16,1,4,4], expected BF16"),

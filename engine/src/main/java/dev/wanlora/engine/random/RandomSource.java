@@ -1,4 +1,4 @@
-package dev.wanlora.engine.flow;
+package dev.wanlora.engine.random;
 
 /**
  * A counter-based pseudo-random generator for host-side training decisions (timesteps, stratified buckets).

@@ -1,0 +1,57 @@
+package dev.wanlora.cli;
+
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.models.wan.GoldenVerifier;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code wanlora verify-golden DIR [--backend cpu|cuda]}: runs our Wan DiT on a folder in the golden format
+ * (shared/golden/README.md) and prints one line per compared tensor (relL2, max abs, cosine, bound, OK/FAIL); exit
+ * code 1 when any comparison fails.
+ */
+@Command(name = "verify-golden", mixinStandardHelpOptions = true,
+        description = "Compare our Wan DiT (forward, LoRA gradients, fp8 quantizer, AdamW steps) with musubi's golden tensors.")
+final class VerifyGoldenCommand implements Callable<Integer> {
+
+    @Spec
+    CommandSpec spec;
+
+    @Parameters(index = "0", paramLabel = "DIR", description = "Folder with model.safetensors and fp32/bf16/fp8/train.safetensors.")
+    Path dir;
+
+    @Option(names = "--backend", paramLabel = "NAME", defaultValue = "cpu",
+            description = "cpu: float32 math vs the float32 goldens (relL2 <= 1e-5); cuda or cuda:N: musubi's bf16 path"
+                    + " vs the same goldens (pred relL2 <= 8e-3, gradient cosine >= 0.9995). Default: ${DEFAULT-VALUE}.")
+    String backendName;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        long start = System.nanoTime();
+        try (Backend backend = Backends.create(backendName)) {
+            GoldenVerifier verifier = new GoldenVerifier(backend, dir);
+            GoldenVerifier.Mode mode = backendName.equals("cpu")
+                    ? GoldenVerifier.Mode.FP32_REFERENCE : GoldenVerifier.Mode.BF16_DEVICE;
+            out.println("verify-golden " + dir + " on " + backend.name() + " (" + mode + "): " + verifier.config());
+            List<GoldenVerifier.Comparison> lines = verifier.run(mode, c -> {
+                out.println(c.describe());
+                out.flush();
+            });
+            long failed = lines.stream().filter(c -> !c.passed()).count();
+            out.printf("%d compared, %d failed, %.1f s%n", lines.size(), failed, (System.nanoTime() - start) / 1e9);
+            return failed == 0 ? 0 : 1;
+        } catch (IllegalArgumentException | UnsupportedOperationException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+    }
+}

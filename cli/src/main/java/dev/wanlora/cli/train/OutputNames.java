@@ -1,0 +1,98 @@
+package dev.wanlora.cli.train;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.OptionalLong;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
+
+/**
+ * File and folder names of a run, as musubi names them (spec §11; musubi {@code utils/train_utils.py}), and
+ * musubi's {@code --save_last_n_*} pruning rule: at each save, exactly one older file is removed, the one that fell
+ * out of the window.
+ *
+ * @param name             {@code --output_name}
+ * @param everyNEpochs     {@code --save_every_n_epochs}, or null
+ * @param lastNEpochs      {@code --save_last_n_epochs}, or null
+ * @param lastNEpochStates {@code --save_last_n_epochs_state}, or null (then lastNEpochs applies to states)
+ * @param everyNSteps      {@code --save_every_n_steps}, or null
+ * @param lastNSteps       {@code --save_last_n_steps}, or null
+ * @param lastNStepStates  {@code --save_last_n_steps_state}, or null (then lastNSteps applies to states)
+ */
+public record OutputNames(String name, Integer everyNEpochs, Integer lastNEpochs, Integer lastNEpochStates,
+                          Integer everyNSteps, Integer lastNSteps, Integer lastNStepStates) {
+
+    public static OutputNames of(TrainOptions o) {
+        return new OutputNames(o.output_name, o.save_every_n_epochs, o.save_last_n_epochs, o.save_last_n_epochs_state,
+                o.save_every_n_steps, o.save_last_n_steps, o.save_last_n_steps_state);
+    }
+
+    /** {@code {name}-{epoch:06d}.safetensors}, epoch 1-based. */
+    public String epochFile(long epoch) { return String.format("%s-%06d.safetensors", name, epoch); }
+
+    /** {@code {name}-step{step:08d}.safetensors}. */
+    public String stepFile(long step) { return String.format("%s-step%08d.safetensors", name, step); }
+
+    /** {@code {name}.safetensors}, written when training ends. */
+    public String lastFile() { return name + ".safetensors"; }
+
+    public String epochState(long epoch) { return String.format("%s-%06d-state", name, epoch); }
+
+    public String stepState(long step) { return String.format("%s-step%08d-state", name, step); }
+
+    /** {@code {name}-state}, written when training ends with --save_state or --save_state_on_train_end. */
+    public String lastState() { return name + "-state"; }
+
+    public String configDump() { return name + "-config.toml"; }
+
+    /** The epoch whose file to delete after saving {@code epoch}: epoch − every·lastN (musubi's get_remove_epoch_no). */
+    public OptionalLong epochFileToRemove(long epoch) {
+        return lastNEpochs == null ? OptionalLong.empty() : positive(epoch - (long) everyNEpochs * lastNEpochs);
+    }
+
+    public OptionalLong epochStateToRemove(long epoch) {
+        Integer n = lastNEpochStates != null ? lastNEpochStates : lastNEpochs;
+        return n == null ? OptionalLong.empty() : positive(epoch - (long) everyNEpochs * n);
+    }
+
+    /**
+     * The step whose file to delete after saving {@code step}: r = step − lastN − 1 rounded down to a multiple of
+     * every (musubi's get_remove_step_no: with every 10 and lastN 30, saving step 50 removes step 10).
+     */
+    public OptionalLong stepFileToRemove(long step) {
+        return lastNSteps == null ? OptionalLong.empty() : stepToRemove(step, lastNSteps);
+    }
+
+    public OptionalLong stepStateToRemove(long step) {
+        Integer n = lastNStepStates != null ? lastNStepStates : lastNSteps;
+        return n == null ? OptionalLong.empty() : stepToRemove(step, n);
+    }
+
+    private OptionalLong stepToRemove(long step, long lastN) {
+        long r = step - lastN - 1;
+        r -= Math.floorMod(r, (long) everyNSteps);
+        return positive(r);
+    }
+
+    private static OptionalLong positive(long v) {
+        return v > 0 ? OptionalLong.of(v) : OptionalLong.empty();
+    }
+
+    /**
+     * The LoRA files and state folders in {@code dir} that a run called {@code name} writes (any epoch or step).
+     * The configuration dump is not among them: it describes whichever run last started, and is rewritten freely.
+     */
+    public List<Path> existingRunFiles(Path dir) {
+        if (!Files.isDirectory(dir)) return List.of();
+        Pattern ours = Pattern.compile(Pattern.quote(name)
+                + "(\\.safetensors|-\\d{6}\\.safetensors|-step\\d{8}\\.safetensors|-\\d{6}-state|-step\\d{8}-state|-state)");
+        try (Stream<Path> files = Files.list(dir)) {
+            return files.filter(p -> ours.matcher(p.getFileName().toString()).matches()).sorted().toList();
+        } catch (IOException e) {
+            throw new UncheckedIOException(dir + ": cannot list", e);
+        }
+    }
+}

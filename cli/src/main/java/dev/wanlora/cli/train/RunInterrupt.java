@@ -1,0 +1,66 @@
+package dev.wanlora.cli.train;
+
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Ctrl-C during training: instead of dying mid-step, the JVM's shutdown hook asks the training loop to stop, and
+ * waits until the loop has saved a state folder and released the hook. The loop checks {@link #isRequested()}
+ * between optimizer steps.
+ *
+ * <p>Why a shutdown hook: Java has no supported SIGINT handler API; a shutdown hook runs on SIGINT and SIGTERM, and
+ * the JVM does not exit until every hook returns, so blocking in it buys the loop time to finish the step and write
+ * the state. The hook gives up after {@link #MAX_WAIT_MINUTES} so a hung run can still be killed. A second Ctrl-C
+ * cannot stop the save (the JVM ignores signals while hooks run); {@code kill -9} can.
+ */
+final class RunInterrupt implements AutoCloseable {
+    /** Long enough to finish a step and write a state folder on a slow disk. */
+    static final long MAX_WAIT_MINUTES = 10;
+
+    private final Thread hook;
+    private final CountDownLatch released = new CountDownLatch(1);
+    private volatile boolean isRequested;
+    private volatile boolean isShuttingDown;
+
+    private RunInterrupt() {
+        hook = new Thread(() -> {
+            isShuttingDown = true;
+            isRequested = true;
+            try {
+                released.await(MAX_WAIT_MINUTES, TimeUnit.MINUTES);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }, "wanlora-interrupt");
+    }
+
+    /** Registers the hook; {@link #close()} (at the end of training) removes it. */
+    static RunInterrupt install() {
+        RunInterrupt r = new RunInterrupt();
+        Runtime.getRuntime().addShutdownHook(r.hook);
+        return r;
+    }
+
+    /** True once Ctrl-C (or {@link #request()}) asked the loop to save and stop. */
+    boolean isRequested() {
+        return isRequested;
+    }
+
+    /** Asks the loop to stop as Ctrl-C would (the --stop_at_step test hook uses the same path). */
+    void request() {
+        isRequested = true;
+    }
+
+    /** Lets the JVM finish exiting (when a Ctrl-C is waiting) or removes the hook (normal end). Idempotent. */
+    @Override
+    public void close() {
+        released.countDown();
+        if (!isShuttingDown) {
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException e) {
+                // the JVM started shutting down between the check and the call: the hook runs and returns at once
+            }
+        }
+    }
+}

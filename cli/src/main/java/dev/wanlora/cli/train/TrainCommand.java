@@ -1,0 +1,83 @@
+package dev.wanlora.cli.train;
+
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Model.OptionSpec;
+import picocli.CommandLine.ParseResult;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.nio.file.Path;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code wanlora train}: musubi's {@code wan_train_network.py} with the same flags (DESIGN.md §1). Parses the
+ * command line and {@code --config_file}, checks every flag ({@link TrainChecks}), and runs the training loop.
+ */
+@Command(name = "train", sortOptions = false, mixinStandardHelpOptions = true,
+        customSynopsis = "wanlora train --dit FILE --dataset_config TOML --output_dir DIR --output_name NAME [FLAGS...]",
+        description = {"Train a LoRA for the Wan2.1 T2V DiT on musubi caches. Flags are musubi's (wan_train_network.py),",
+                "in --snake_case or --kebab-case; PyTorch-only flags are accepted and ignored."})
+public final class TrainCommand implements Callable<Integer> {
+
+    @Mixin
+    TrainOptions options;
+
+    @Spec
+    CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        TrainOptions o = withConfigFile(options, spec.commandLine().getParseResult());
+        for (String line : TrainChecks.check(o)) out.println(line);
+        out.flush();
+        return new Trainer(o, out).run();
+    }
+
+    /**
+     * The effective options: {@code cli} when it names no {@code --config_file}; otherwise the file's values with
+     * every flag that {@code parsed} matched on the command line taking precedence.
+     */
+    static TrainOptions withConfigFile(TrainOptions cli, ParseResult parsed) {
+        if (cli.config_file == null) return cli;
+        TrainOptions merged = new TrainOptions();
+        CommandLine mergedLine = new CommandLine(merged);
+        CommandSpec mergedSpec = mergedLine.getCommandSpec();
+        Set<OptionSpec> given = new HashSet<>();
+        for (OptionSpec m : parsed.matchedOptions()) {
+            OptionSpec same = mergedSpec.findOption(m.longestName());
+            if (same != null) given.add(same);
+        }
+        mergedLine.parseArgs(TrainConfigFile.tokens(cli.config_file, mergedSpec, given).toArray(String[]::new));
+        for (OptionSpec m : parsed.matchedOptions()) {
+            OptionSpec same = mergedSpec.findOption(m.longestName());
+            if (same != null) same.setValue(m.getValue());
+        }
+        return merged;
+    }
+
+    /** Every visible option's snake_case name and current value, in declaration order (the config dump's content). */
+    static Map<String, Object> values(TrainOptions o) {
+        Map<String, Object> values = new LinkedHashMap<>();
+        for (OptionSpec option : CommandSpec.forAnnotatedObject(o).options()) {
+            String key = option.longestName().substring(2).replace('-', '_');
+            if (option.hidden() || key.equals("config_file")) continue;
+            values.put(key, option.getValue());
+        }
+        return values;
+    }
+
+    /** Writes {@code {output_dir}/{output_name}-config.toml}; returns its path. */
+    static Path writeConfigDump(TrainOptions o) {
+        Path file = o.output_dir.resolve(o.output_name + "-config.toml");
+        TrainConfigFile.write(file, values(o));
+        return file;
+    }
+}

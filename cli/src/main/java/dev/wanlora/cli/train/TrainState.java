@@ -1,0 +1,93 @@
+package dev.wanlora.cli.train;
+
+import com.fasterxml.jackson.core.JacksonException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import dev.wanlora.cli.UserError;
+import dev.wanlora.engine.io.AtomicFiles;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * A {@code --save_state} folder's {@code state.json}: everything besides the LoRA and optimizer tensors that a
+ * resumed run needs to continue exactly where this one stopped (spec §11; unlike musubi, which restarts its step
+ * counters at 0, wanlora continues them). The folder holds:
+ * <ul>
+ * <li>{@value #LORA_FILE}: the LoRA in musubi's key format, fp32 (whatever {@code --save_precision} says);</li>
+ * <li>{@value #OPTIMIZER_FILE}: the optimizer's moments and step (see {@code Optimizer.saveState});</li>
+ * <li>{@value #STATE_FILE}: this record.</li>
+ * </ul>
+ * The LR schedule is a function of the step count, so the step is its whole state; the batch order is a function of
+ * (seed, epoch), so the epoch and the position in it are the data loader's whole state; noise is counter-based
+ * from (seed, batch index); the timestep sampler's generator state is stored here.
+ *
+ * @param format             {@value #FORMAT}
+ * @param outputName         the run's --output_name
+ * @param seed               the run's seed (batch order, LoRA init, noise, timesteps all derive from it)
+ * @param globalStep         optimizer steps done
+ * @param epoch              1-based epoch in progress (epochs + 1 when every epoch is done)
+ * @param epochPosition      batches of {@code epoch} already trained
+ * @param maxTrainSteps      the run's step budget, checked on resume
+ * @param samplerSeed        timestep sampler generator: seed
+ * @param samplerCounter     timestep sampler generator: draws made
+ * @param samplerBucketPool  timestep sampler: remaining strata of --num_timestep_buckets (empty without it)
+ * @param lossHistory        musubi's moving-average window, one loss per batch position
+ * @param trainingStartedAt  unix seconds when the run first started (ss_training_started_at)
+ * @param sessionId          the run's ss_session_id, kept across resumes
+ * @param savedAt            unix seconds of this save
+ */
+public record TrainState(String format, String outputName, long seed, long globalStep, int epoch, int epochPosition,
+                         long maxTrainSteps, long samplerSeed, long samplerCounter, int[] samplerBucketPool,
+                         List<Double> lossHistory, double trainingStartedAt, long sessionId, double savedAt) {
+
+    public static final String FORMAT = "wanlora-state-1";
+    public static final String LORA_FILE = "lora.safetensors";
+    public static final String OPTIMIZER_FILE = "optimizer.safetensors";
+    public static final String STATE_FILE = "state.json";
+
+    private static final JsonMapper JSON = JsonMapper.builder()
+            .disable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES).build();
+
+    /**
+     * Writes a state folder atomically (a crash leaves the previous folder or none, never half of one):
+     * {@code writeLora} and {@code writeOptimizer} fill the two tensor files at the paths they are given.
+     */
+    public void write(Path dir, AtomicFiles.Content writeLora, AtomicFiles.Content writeOptimizer) {
+        AtomicFiles.writeDirectory(dir, temp -> {
+            writeLora.writeTo(temp.resolve(LORA_FILE));
+            writeOptimizer.writeTo(temp.resolve(OPTIMIZER_FILE));
+            Files.writeString(temp.resolve(STATE_FILE), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(this));
+        });
+    }
+
+    /** Reads {@code dir}'s state.json and checks that the tensor files are there; a bad folder is one {@link UserError} line. */
+    public static TrainState read(Path dir) {
+        Path file = dir.resolve(STATE_FILE);
+        TrainState s;
+        try {
+            s = JSON.readValue(Files.readString(file), TrainState.class);
+        } catch (NoSuchFileException e) {
+            throw new UserError("--resume " + dir + ": no " + STATE_FILE + " in it; pass a state folder written by wanlora's"
+                    + " --save_state (musubi's accelerate state folders cannot be resumed by wanlora)");
+        } catch (JacksonException e) {
+            throw new UserError(file + ": unreadable (" + e.getOriginalMessage().lines().findFirst().orElse("")
+                    + "); the state folder is damaged, resume from an older one");
+        } catch (IOException e) {
+            throw new UserError(file + ": cannot read (" + e.getMessage() + ")");
+        }
+        if (!FORMAT.equals(s.format())) {
+            throw new UserError(file + ": format '" + s.format() + "', expected '" + FORMAT + "'; it was written by another"
+                    + " wanlora version");
+        }
+        for (String f : List.of(LORA_FILE, OPTIMIZER_FILE)) {
+            if (!Files.isRegularFile(dir.resolve(f))) {
+                throw new UserError("--resume " + dir + ": " + f + " is missing; the state folder is incomplete, resume from an older one");
+            }
+        }
+        return s;
+    }
+}

@@ -1,0 +1,80 @@
+package dev.wanlora.engine.optim;
+
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Tensor;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * torch.optim.AdamW over {@link Backend#adamw}: fp32 first and second moments per parameter, decoupled weight
+ * decay, bias correction with the 1-based step. State file keys: {@code <name>.exp_avg}, {@code <name>.exp_avg_sq}
+ * (torch's names).
+ */
+public final class AdamW implements Optimizer {
+    private final Backend backend;
+    private final OptimizerConfig config;
+    private final List<TrainableParameter> parameters;
+    private final List<Tensor> expAvg = new ArrayList<>();   // per parameter, its shape, F32
+    private final List<Tensor> expAvgSq = new ArrayList<>(); // per parameter, its shape, F32
+    private long lastStep;
+
+    public AdamW(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters) {
+        this.backend = backend;
+        this.config = config;
+        this.parameters = List.copyOf(parameters);
+        for (TrainableParameter p : this.parameters) {
+            expAvg.add(backend.allocate(DType.F32, p.value().shape()));
+            expAvgSq.add(backend.allocate(DType.F32, p.value().shape()));
+        }
+    }
+
+    @Override
+    public void step(long step, float learningRate, Tensor gradScale) {
+        var hyper = new Backend.AdamWStep(learningRate, config.beta1(), config.beta2(), config.eps(), config.weightDecay(), step);
+        for (int i = 0; i < parameters.size(); i++) {
+            TrainableParameter p = parameters.get(i);
+            backend.adamw(p.value(), p.grad(), expAvg.get(i), expAvgSq.get(i), gradScale, hyper);
+        }
+        lastStep = step;
+    }
+
+    @Override
+    public OptimizerConfig config() {
+        return config;
+    }
+
+    @Override
+    public List<TrainableParameter> parameters() {
+        return parameters;
+    }
+
+    @Override
+    public void saveState(Path file) {
+        OptimizerStateFile.write(file, backend, config, lastStep, slots());
+    }
+
+    @Override
+    public long loadState(Path file) {
+        lastStep = OptimizerStateFile.read(file, backend, config, slots());
+        return lastStep;
+    }
+
+    private List<OptimizerStateFile.Slot> slots() {
+        List<OptimizerStateFile.Slot> slots = new ArrayList<>();
+        for (int i = 0; i < parameters.size(); i++) {
+            String name = parameters.get(i).name();
+            slots.add(new OptimizerStateFile.Slot(name + ".exp_avg", expAvg.get(i)));
+            slots.add(new OptimizerStateFile.Slot(name + ".exp_avg_sq", expAvgSq.get(i)));
+        }
+        return slots;
+    }
+
+    @Override
+    public void close() {
+        expAvg.forEach(Tensor::close);
+        expAvgSq.forEach(Tensor::close);
+    }
+}

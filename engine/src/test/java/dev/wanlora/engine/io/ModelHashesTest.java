@@ -1,0 +1,59 @@
+package dev.wanlora.engine.io;
+
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
+import org.junit.jupiter.api.Test;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * Expected hashes come from the safetensors 0.8.0 Python package: {@code safetensors.serialize(tensors, metadata)}
+ * of the same tensors (the call {@code safetensors.torch.save} makes), then musubi's two hash functions on the
+ * result (hashlib.sha256 of the bytes after the header; of bytes [0x100000, 0x110000) cut to 8 hex digits).
+ */
+class ModelHashesTest {
+
+    @Test
+    void smallFileMatchesTheLibrary() {
+        List<SafeTensorsWriter.Entry> tensors = List.of(
+                SafeTensorsWriter.Entry.ofFloats("lora_unet_b.lora_up.weight", DType.F32, Shape.of(2, 1), new float[] {1.5f, -2f}),
+                SafeTensorsWriter.Entry.ofFloats("lora_unet_b.alpha", DType.F32, Shape.of(), new float[] {1f}),
+                SafeTensorsWriter.Entry.ofFloats("lora_unet_a.lora_down.weight", DType.BF16, Shape.of(2), new float[] {1f, 2f}));
+        Map<String, String> metadata = Map.of("ss_network_dim", "1", "ss_network_alpha", "1.0", "ss_a", "x", "ss_b", "y",
+                "ss_c", "z", "modelspec.title", "not hashed");
+        ModelHashes h = ModelHashes.of(tensors, metadata);
+        assertEquals("3be1ffe98ef94be0c8448ca92806b229189ff9eb66882c4e656a42cc273d483e", h.modelHash());
+        assertEquals("e3b0c442", h.legacyHash()); // shorter than 1 MiB: SHA-256 of no bytes
+    }
+
+    @Test
+    void largeFileMatchesTheLibrary() {
+        // 1,200,474 bytes in all, so the legacy window [1 MiB, 1 MiB + 64 KiB) lies in "lora_unet_z.lora_down.weight".
+        float[] big = new float[300_000];
+        for (int i = 0; i < big.length; i++) big[i] = (i % 1000) * 0.25f - 100;
+        byte[] f64 = ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putDouble(0, 32.0).array();
+        List<SafeTensorsWriter.Entry> tensors = List.of(
+                SafeTensorsWriter.Entry.ofFloats("lora_unet_z.lora_down.weight", DType.F32, Shape.of(3000, 100), big),
+                SafeTensorsWriter.Entry.ofFloats("lora_unet_a.lora_up.weight", DType.F32, Shape.of(4, 2), new float[] {1, 2, 3, 4, 5, 6, 7, 8}),
+                SafeTensorsWriter.Entry.ofBytes("lora_unet_m.alpha", DType.BF16, Shape.of(), new byte[] {(byte) 0x80, 0x40}),
+                SafeTensorsWriter.Entry.ofBytes("lora_unet_b.alpha", DType.F64, Shape.of(), f64));
+        Map<String, String> metadata = new LinkedHashMap<>();
+        metadata.put("ss_network_dim", "4");
+        metadata.put("ss_caption", "é \"q\" \\ \n\t\u0001"); // escapes change the header length, hence the legacy window
+        metadata.put("ss_network_alpha", "2");
+        ModelHashes h = ModelHashes.of(tensors, metadata);
+        assertEquals("f6a4f7b7eb8e3f13a14818c73698a7137d28df42d7d6e316cfb0b5c9a667a98c", h.modelHash());
+        assertEquals("1f03c92e", h.legacyHash());
+        // Header as the library wrote it: 424 bytes (8-aligned) with __metadata__ first and tensors F64, F32 (by name), BF16.
+        byte[] header = SafeTensorsWriter.header(List.of(tensors.get(3), tensors.get(1), tensors.get(0), tensors.get(2)),
+                new TreeMap<>(metadata), 8);
+        assertEquals(424, header.length);
+    }
+}

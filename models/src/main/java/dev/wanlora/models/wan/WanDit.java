@@ -1,0 +1,433 @@
+package dev.wanlora.models.wan;
+
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.engine.tensor.Tensor;
+import dev.wanlora.models.lora.LoraModule;
+import dev.wanlora.models.lora.LoraNetwork;
+import dev.wanlora.models.wan.WanDitActivations.BlockGradients;
+import dev.wanlora.models.wan.WanDitActivations.BlockState;
+import dev.wanlora.models.wan.WanDitWeights.Block;
+import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
+import dev.wanlora.models.wan.WanDitWeights.Linear;
+
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The Wan2.1 T2V DiT: forward (spec §1.2–§1.6) and a hand-written backward that yields the LoRA gradients, as
+ * musubi-tuner's {@code WanModel} computes them
+ * (<a href="https://github.com/kohya-ss/musubi-tuner/blob/30c658c4f4b0bf05038b3346eff9670259b10fc7/src/musubi_tuner/wan/modules/model.py">model.py</a>).
+ * Only LoRA parameters are trained: frozen weights, modulation and embeddings get no gradients, but activation
+ * gradients flow through the frozen Linears of the blocks. The backward stops at the first block's input (nothing
+ * before it has a trainable parameter).
+ *
+ * <p>Invariant: every buffer comes from a {@link WanDitActivations} plan made once per input shape; a step with a
+ * shape seen before allocates nothing. Results returned ({@link #forward}'s prediction, the loss) are views into that
+ * plan, valid until the next call with the same shape.
+ *
+ * <p>Gradient checkpointing (musubi's granularity: one WanAttentionBlock): the forward keeps only each block's input;
+ * the backward of block i first recomputes block i's forward from it. Without it every block keeps its intermediates.
+ * Both give identical numbers (the recompute runs the same deterministic ops on the same inputs).
+ */
+public final class WanDit implements AutoCloseable {
+
+    private final Backend backend;
+    private final WanDitConfig config;
+    private final WanDitWeights weights;
+    private final ComputePrecision precision;
+    private final boolean gradientCheckpointing;
+    private final DType act;
+    private final Map<WanDitActivations.Key, WanDitActivations> plans = new HashMap<>();
+    /** (largest quantized O·I) act: a quantized Linear's weight dequantized right before its GEMM; null when none. */
+    private final Tensor dequantizedWeight;
+    /**
+     * Under BF16_MUSUBI, bf16 copies {down, up} of each LoRA module's F32 parameters, refreshed at the start of every
+     * forward: autocast rounds fp32 LoRA weights to bf16 for each matmul (musubi lora.py forward under autocast).
+     */
+    private final Map<LoraModule, Tensor[]> loraComputeWeights = new IdentityHashMap<>();
+    private LoraNetwork loraComputeNetwork;
+    private WanDitActivations lastActivations;
+
+    public WanDit(Backend backend, WanDitConfig config, WanDitWeights weights, ComputePrecision precision,
+                  boolean gradientCheckpointing) {
+        this.backend = backend;
+        this.config = config;
+        this.weights = weights;
+        this.precision = precision;
+        this.gradientCheckpointing = gradientCheckpointing;
+        this.act = precision.activationDType();
+        long scratch = weights.largestQuantizedWeightElements();
+        this.dequantizedWeight = scratch > 0 ? backend.allocate(act, Shape.of(scratch)) : null;
+    }
+
+    public WanDitConfig config() { return config; }
+
+    public ComputePrecision precision() { return precision; }
+
+    public boolean gradientCheckpointing() { return gradientCheckpointing; }
+
+    /** The plan used by the latest {@link #forward} or {@link #lossAndBackward} (its e, e0, context, block outputs). */
+    public WanDitActivations lastActivations() { return lastActivations; }
+
+    /**
+     * The prediction (velocity, spec §4.3) for noisy latents.
+     *
+     * @param xt        (B, Cin, F, H, W) F32 noisy latents x_t
+     * @param timesteps (B) F32 model timesteps, already 1000·t + 1 (spec §4.2)
+     * @param contexts  B text embeddings, each (L_i, Ct) with L_i ≤ K, F32 or BF16
+     * @param lora      adapters to apply, or null
+     * @return pred (B, Cout, F, H, W) F32, a view into the plan (valid until the next call with this shape)
+     */
+    public Tensor forward(Tensor xt, Tensor timesteps, List<Tensor> contexts, LoraNetwork lora) {
+        return runForward(xt, timesteps, contexts, lora, false).pred;
+    }
+
+    /**
+     * One training step's forward, loss and backward: loss = mean((pred − target)²) (spec §4.3); the LoRA gradients
+     * d(gradScale·loss)/d(down, up) are accumulated (+=) into each module's dDown and dUp.
+     *
+     * @param target    (B, Cout, F, H, W) F32, noise − x0
+     * @param gradScale multiplies the gradients (not the returned loss), e.g. 1/gradient-accumulation steps
+     * @return loss (1) F32 on the backend, a view into the plan
+     */
+    public Tensor lossAndBackward(Tensor xt, Tensor timesteps, List<Tensor> contexts, Tensor target, LoraNetwork lora,
+                                  float gradScale) {
+        if (lora == null) {
+            throw new IllegalArgumentException("WanDit.lossAndBackward: lora is null; expected the LoRA network to train");
+        }
+        WanDitActivations a = runForward(xt, timesteps, contexts, lora, !gradientCheckpointing);
+        if (!target.shape().equals(a.pred.shape())) {
+            throw new IllegalArgumentException("WanDit.lossAndBackward: target shape differs from the prediction; got "
+                    + target.shape() + ", expected " + a.pred.shape());
+        }
+        backend.mseLoss(a.loss, a.dPred, a.pred, target, gradScale);
+        headBackward(a);
+        for (int i = config.numLayers() - 1; i >= 0; i--) blockBackward(i, a, lora);
+        return a.loss;
+    }
+
+    /** The plan for a shape, made on first use (public so a trainer can make and report it before step 1). */
+    public WanDitActivations plan(int batch, int frames, int height, int width, int loraRank,
+                                  boolean keepsBlockIntermediates) {
+        WanDitActivations.Key key = new WanDitActivations.Key(batch, frames, height, width, loraRank,
+                keepsBlockIntermediates);
+        return plans.computeIfAbsent(key, k -> new WanDitActivations(backend, config, precision, k));
+    }
+
+    /** Frees every activation plan (e.g. after sampling at another resolution). */
+    public void releaseActivations() {
+        plans.values().forEach(WanDitActivations::close);
+        plans.clear();
+        lastActivations = null;
+    }
+
+    @Override
+    public void close() {
+        releaseActivations();
+        loraComputeWeights.values().forEach(ts -> { for (Tensor t : ts) t.close(); });
+        loraComputeWeights.clear();
+        if (dequantizedWeight != null) dequantizedWeight.close();
+    }
+
+    // ================================================================ forward
+
+    private WanDitActivations runForward(Tensor xt, Tensor timesteps, List<Tensor> contexts, LoraNetwork lora,
+                                         boolean keepsBlockIntermediates) {
+        long[] d = checkInputs(xt, timesteps, contexts);
+        int batch = (int) d[0], frames = (int) d[2], height = (int) d[3], width = (int) d[4];
+        WanDitActivations a = plan(batch, frames, height, width, maxRank(lora), keepsBlockIntermediates);
+        lastActivations = a;
+        syncLoraComputeWeights(lora);
+
+        // Patch embedding (§1.2.1): Conv3d with kernel = stride = (1,2,2) as a GEMM over 64-element patches.
+        backend.patchify(a.patches, xt, config.inChannels(), frames, height, width);
+        linear(a.blockInputs[0], a.patches, weights.patchEmbedding());
+
+        // Time embedding (§1.2.2), fp32: e = time_embedding(sinusoid(t)); e0 = time_projection(SiLU(e)).
+        backend.sinusoidalEmbedding(a.sinusoid, timesteps);
+        linear(a.timeHidden, a.sinusoid, weights.timeEmbedding0());
+        backend.silu(a.timeHidden, a.timeHidden);
+        linear(a.e, a.timeHidden, weights.timeEmbedding2());
+        backend.silu(a.eSilu, a.e);
+        linear(a.e0.reshape(Shape.of(batch, 6L * config.dim())), a.eSilu, weights.timeProjection());
+
+        // Text embedding (§1.2.3): zero-pad each context to K rows, Linear → GELU(tanh) → Linear.
+        for (int b = 0; b < batch; b++) {
+            Tensor rows = a.contextPadded.slice(b);
+            Tensor ctx = contexts.get(b);
+            long n = ctx.shape().dim(0), cols = config.textDim();
+            backend.copy(rows.view(0, Shape.of(n, cols)), ctx);
+            if (n < a.textTokens) backend.fill(rows.view(n * cols, Shape.of(a.textTokens - n, cols)), 0);
+        }
+        linear(a.textHidden, a.contextPadded, weights.textEmbedding0());
+        backend.geluTanh(a.textHidden, a.textHidden);
+        linear(a.context, a.textHidden, weights.textEmbedding2());
+
+        for (int i = 0; i < config.numLayers(); i++) blockForward(i, a, lora);
+
+        headForward(a);
+        backend.unpatchify(a.pred, a.headOutput, config.outChannels(), frames, height, width);
+        return a;
+    }
+
+    /** One WanAttentionBlock (§1.3): x → blockInputs[i + 1]; intermediates into {@code a.stateOf(i)}. */
+    private void blockForward(int i, WanDitActivations a, LoraNetwork lora) {
+        Block blk = weights.block(i);
+        BlockState s = a.stateOf(i);
+        Tensor x = a.blockInputs[i];
+        Tensor mod = a.blockModulation;
+        int heads = config.numHeads();
+        float eps = config.eps();
+        blockModulation(blk, a);
+
+        // Self-attention: h = LN1(x)·(1 + m1) + m0; x1 = x + SelfAttn(h)·m2.
+        backend.layerNorm(a.normOut, s.norm1Mean, s.norm1Rstd, x, null, null, eps);
+        backend.modulate(s.selfAttnInput, a.normOut, mod, 0, 1);
+        blockLinear(s.selfQ, s.selfAttnInput, i, BlockLinear.SELF_ATTN_Q, lora, s);
+        blockLinear(s.selfK, s.selfAttnInput, i, BlockLinear.SELF_ATTN_K, lora, s);
+        blockLinear(s.selfV, s.selfAttnInput, i, BlockLinear.SELF_ATTN_V, lora, s);
+        backend.rmsNorm(s.selfQRope, s.selfQRstd, s.selfQ, blk.selfAttnNormQ(), eps);
+        backend.rmsNorm(s.selfKRope, s.selfKRstd, s.selfK, blk.selfAttnNormK(), eps);
+        backend.rope(s.selfQRope, s.selfQRope, a.rope.cos(), a.rope.sin(), heads);
+        backend.rope(s.selfKRope, s.selfKRope, a.rope.cos(), a.rope.sin(), heads);
+        backend.attention(s.selfAttnOut, s.selfLse, s.selfQRope, s.selfKRope, s.selfV, heads);
+        blockLinear(a.branchOut, s.selfAttnOut, i, BlockLinear.SELF_ATTN_O, lora, s);
+        backend.copy(s.afterSelfAttn, x);
+        backend.gatedResidual(s.afterSelfAttn, a.branchOut, mod, 2);
+
+        // Cross-attention, no modulation or gate: x2 = x1 + CrossAttn(LN3(x1), context).
+        backend.layerNorm(s.crossAttnInput, s.norm3Mean, s.norm3Rstd, s.afterSelfAttn, blk.norm3Weight(),
+                blk.norm3Bias(), eps);
+        blockLinear(s.crossQ, s.crossAttnInput, i, BlockLinear.CROSS_ATTN_Q, lora, s);
+        blockLinear(s.crossK, a.context, i, BlockLinear.CROSS_ATTN_K, lora, s);
+        blockLinear(s.crossV, a.context, i, BlockLinear.CROSS_ATTN_V, lora, s);
+        backend.rmsNorm(s.crossQNorm, s.crossQRstd, s.crossQ, blk.crossAttnNormQ(), eps);
+        backend.rmsNorm(s.crossKNorm, s.crossKRstd, s.crossK, blk.crossAttnNormK(), eps);
+        backend.attention(s.crossAttnOut, s.crossLse, s.crossQNorm, s.crossKNorm, s.crossV, heads);
+        blockLinear(a.branchOut, s.crossAttnOut, i, BlockLinear.CROSS_ATTN_O, lora, s);
+        backend.copy(s.afterCrossAttn, s.afterSelfAttn);
+        backend.gatedResidual(s.afterCrossAttn, a.branchOut, mod, -1);
+
+        // FFN: h = LN2(x2)·(1 + m4) + m3; out = x2 + ffn.2(GELU(ffn.0(h)))·m5.
+        backend.layerNorm(a.normOut, s.norm2Mean, s.norm2Rstd, s.afterCrossAttn, null, null, eps);
+        backend.modulate(s.ffnInput, a.normOut, mod, 3, 4);
+        blockLinear(s.ffnHidden, s.ffnInput, i, BlockLinear.FFN_0, lora, s);
+        backend.geluTanh(s.ffnActivated, s.ffnHidden);
+        blockLinear(a.branchOut, s.ffnActivated, i, BlockLinear.FFN_2, lora, s);
+        Tensor out = a.blockInputs[i + 1];
+        backend.copy(out, s.afterCrossAttn);
+        backend.gatedResidual(out, a.branchOut, mod, 5);
+    }
+
+    /** m = modulation + e0 (B, 6, C) in fp32 (musubi: {@code self.modulation.to(float32) + e}). */
+    private void blockModulation(Block blk, WanDitActivations a) {
+        Tensor modulation = blk.modulation().reshape(Shape.of(6, config.dim()));
+        for (int b = 0; b < a.key.batch(); b++) {
+            backend.add(a.blockModulation.slice(b), modulation, a.e0.slice(b));
+        }
+    }
+
+    /** Head (§1.5): out = head.head(LN(x)·(1 + c) + s) with (s, c) = head.modulation + e (e, not e0). */
+    private void headForward(WanDitActivations a) {
+        Tensor modulation = weights.headModulation().reshape(Shape.of(2, config.dim()));
+        for (int b = 0; b < a.key.batch(); b++) {
+            backend.addRowVector(a.headModulation.slice(b), modulation, a.e.slice(b));
+        }
+        Tensor x = a.blockInputs[config.numLayers()];
+        backend.layerNorm(a.headNorm, a.headMean, a.headRstd, x, null, null, config.eps());
+        backend.modulate(a.headInput, a.headNorm, a.headModulation, 0, 1);
+        linear(a.headOutput, a.headInput, weights.head());
+    }
+
+    /** y = x·Wᵀ + b for a frozen Linear without LoRA. */
+    private void linear(Tensor y, Tensor x, Linear lin) {
+        backend.gemm(y, x, false, weightOf(lin), true, 1, 0, lin.bias());
+    }
+
+    /** y = x·Wᵀ + b + scale·(x·Dᵀ)·Uᵀ for block Linear {@code layer}; down(x) is kept in the state for the backward. */
+    private void blockLinear(Tensor y, Tensor x, int block, BlockLinear layer, LoraNetwork lora, BlockState s) {
+        linear(y, x, weights.block(block).linear(layer));
+        LoraModule m = lora == null ? null : lora.module(block, layer);
+        if (m == null) return;
+        Tensor hidden = loraHidden(s, layer, m, y.shape().rows());
+        backend.gemm(hidden, x, false, computeDown(m), true, 1, 0, null);
+        backend.gemm(y, hidden, false, computeUp(m), true, m.scale(), 1, null);
+    }
+
+    // ================================================================ backward
+
+    /** Backward of {@link #headForward} and the unpatchify: dPred → dStream (=). */
+    private void headBackward(WanDitActivations a) {
+        backend.unpatchifyBackward(a.dHeadOutput, a.dPred, config.outChannels(), a.key.frames(), a.key.height(),
+                a.key.width());
+        // forward: headOutput = headInput·Wᵀ + b, so dHeadInput = dHeadOutput·W.
+        backend.gemm(a.dHeadInput, a.dHeadOutput, false, weightOf(weights.head()), false, 1, 0, null);
+        // forward: headInput = headNorm·(1 + c) + s.
+        backend.modulateBackward(a.dHeadNorm, a.dHeadInput, a.headModulation, 1);
+        // forward: headNorm = LN(x_last).
+        backend.layerNormBackward(a.dStream, null, null, a.dHeadNorm, a.blockInputs[config.numLayers()], null,
+                a.headMean, a.headRstd, false);
+    }
+
+    /**
+     * Backward of block i: on entry {@code a.dStream} holds d loss / d blockInputs[i + 1]; on exit d loss /
+     * d blockInputs[i]. Each residual branch's input gradient is added into dStream in place, in reverse order.
+     */
+    private void blockBackward(int i, WanDitActivations a, LoraNetwork lora) {
+        if (gradientCheckpointing) {
+            blockForward(i, a, lora); // recompute the intermediates from the saved block input
+        } else {
+            blockModulation(weights.block(i), a);
+        }
+        Block blk = weights.block(i);
+        BlockState s = a.stateOf(i);
+        BlockGradients g = a.blockGradients;
+        Tensor mod = a.blockModulation;
+        int heads = config.numHeads();
+
+        // forward: out = x2 + ffn.2(GELU(ffn.0(h2)))·m5
+        backend.gatedResidualBackward(g.dBranchOut, a.dStream, mod, 5);
+        blockLinearBackward(g.dFfnHidden, false, g.dBranchOut, s.ffnActivated, i, BlockLinear.FFN_2, lora, s, g);
+        // forward: ffnActivated = GELU(ffnHidden) (in place on the gradient)
+        backend.geluTanhBackward(g.dFfnHidden, g.dFfnHidden, s.ffnHidden);
+        blockLinearBackward(g.dInput, false, g.dFfnHidden, s.ffnInput, i, BlockLinear.FFN_0, lora, s, g);
+        // forward: ffnInput = LN2(x2)·(1 + m4) + m3
+        backend.modulateBackward(g.dNormOut, g.dInput, mod, 4);
+        backend.layerNormBackward(a.dStream, null, null, g.dNormOut, s.afterCrossAttn, null, s.norm2Mean, s.norm2Rstd,
+                true);
+
+        // forward: x2 = x1 + cross_attn.o(attention(q, k, v))
+        backend.gatedResidualBackward(g.dBranchOut, a.dStream, mod, -1);
+        blockLinearBackward(g.dAttnOut, false, g.dBranchOut, s.crossAttnOut, i, BlockLinear.CROSS_ATTN_O, lora, s, g);
+        backend.attentionBackward(g.dQ, g.dCrossK, g.dCrossV, g.dAttnOut, s.crossQNorm, s.crossKNorm, s.crossV,
+                s.crossAttnOut, s.crossLse, heads);
+        // forward: crossV = context·Wvᵀ (+LoRA); context is frozen, only the LoRA gradient is needed.
+        blockLinearBackward(null, false, g.dCrossV, a.context, i, BlockLinear.CROSS_ATTN_V, lora, s, g);
+        // forward: crossKNorm = RMSNorm(crossK), crossK = context·Wkᵀ (+LoRA)
+        backend.rmsNormBackward(g.dCrossKPre, null, g.dCrossK, s.crossK, blk.crossAttnNormK(), s.crossKRstd);
+        blockLinearBackward(null, false, g.dCrossKPre, a.context, i, BlockLinear.CROSS_ATTN_K, lora, s, g);
+        // forward: crossQNorm = RMSNorm(crossQ), crossQ = LN3(x1)·Wqᵀ (+LoRA)
+        backend.rmsNormBackward(g.dQPre, null, g.dQ, s.crossQ, blk.crossAttnNormQ(), s.crossQRstd);
+        blockLinearBackward(g.dInput, false, g.dQPre, s.crossAttnInput, i, BlockLinear.CROSS_ATTN_Q, lora, s, g);
+        // forward: crossAttnInput = LN3(x1) with affine weight and bias
+        backend.layerNormBackward(a.dStream, null, null, g.dInput, s.afterSelfAttn, blk.norm3Weight(), s.norm3Mean,
+                s.norm3Rstd, true);
+
+        // forward: x1 = x + self_attn.o(attention(rope(q), rope(k), v))·m2
+        backend.gatedResidualBackward(g.dBranchOut, a.dStream, mod, 2);
+        blockLinearBackward(g.dAttnOut, false, g.dBranchOut, s.selfAttnOut, i, BlockLinear.SELF_ATTN_O, lora, s, g);
+        backend.attentionBackward(g.dQ, g.dK, g.dV, g.dAttnOut, s.selfQRope, s.selfKRope, s.selfV, s.selfAttnOut,
+                s.selfLse, heads);
+        // forward: selfQRope = rope(RMSNorm(selfQ)), likewise k (rope's backward is the inverse rotation, in place)
+        backend.ropeBackward(g.dQ, g.dQ, a.rope.cos(), a.rope.sin(), heads);
+        backend.ropeBackward(g.dK, g.dK, a.rope.cos(), a.rope.sin(), heads);
+        backend.rmsNormBackward(g.dQPre, null, g.dQ, s.selfQ, blk.selfAttnNormQ(), s.selfQRstd);
+        backend.rmsNormBackward(g.dKPre, null, g.dK, s.selfK, blk.selfAttnNormK(), s.selfKRstd);
+        // forward: q, k, v = h1·W{q,k,v}ᵀ (+LoRA): the three input gradients add up
+        blockLinearBackward(g.dInput, false, g.dQPre, s.selfAttnInput, i, BlockLinear.SELF_ATTN_Q, lora, s, g);
+        blockLinearBackward(g.dInput, true, g.dKPre, s.selfAttnInput, i, BlockLinear.SELF_ATTN_K, lora, s, g);
+        blockLinearBackward(g.dInput, true, g.dV, s.selfAttnInput, i, BlockLinear.SELF_ATTN_V, lora, s, g);
+        // forward: h1 = LN1(x)·(1 + m1) + m0
+        backend.modulateBackward(g.dNormOut, g.dInput, mod, 1);
+        backend.layerNormBackward(a.dStream, null, null, g.dNormOut, a.blockInputs[i], null, s.norm1Mean, s.norm1Rstd,
+                true);
+    }
+
+    /**
+     * Backward of {@link #blockLinear}: forward y = x·Wᵀ + b + s·h·Uᵀ with h = x·Dᵀ, so
+     * dU += s·dyᵀ·h, dh = s·dy·U, dD += dhᵀ·x, and dx (= or +=) dy·W + dh·D. W and b are frozen. dx null: the
+     * input gradient is not needed (the context).
+     */
+    private void blockLinearBackward(Tensor dx, boolean accumulateDx, Tensor dy, Tensor x, int block,
+                                     BlockLinear layer, LoraNetwork lora, BlockState s, BlockGradients g) {
+        LoraModule m = lora.module(block, layer);
+        Tensor dHidden = null;
+        if (m != null) {
+            long rows = dy.shape().rows();
+            Tensor hidden = loraHidden(s, layer, m, rows);
+            dHidden = g.dLoraHidden.view(0, Shape.of(rows, m.rank()));
+            backend.gemm(m.dUp(), dy, true, hidden, false, m.scale(), 1, null);
+            backend.gemm(dHidden, dy, false, computeUp(m), false, m.scale(), 0, null);
+            backend.gemm(m.dDown(), dHidden, true, x, false, 1, 1, null);
+        }
+        if (dx == null) return;
+        backend.gemm(dx, dy, false, weightOf(weights.block(block).linear(layer)), false, 1, accumulateDx ? 1 : 0, null);
+        if (m != null) backend.gemm(dx, dHidden, false, computeDown(m), false, 1, 1, null);
+    }
+
+    // ================================================================ helpers
+
+    /** The Linear's weight in the compute dtype: itself, or its fp8 codes dequantized into the scratch buffer. */
+    private Tensor weightOf(Linear lin) {
+        if (!lin.isQuantized()) return lin.weight();
+        Tensor w = dequantizedWeight.view(0, lin.weightShape());
+        backend.dequantizeFp8(w, lin.quantized(), lin.scale());
+        return w;
+    }
+
+    private static Tensor loraHidden(BlockState s, BlockLinear layer, LoraModule m, long rows) {
+        return s.loraHidden[layer.ordinal()].view(0, Shape.of(rows, m.rank()));
+    }
+
+    private Tensor computeDown(LoraModule m) {
+        return act == DType.F32 ? m.down() : loraComputeWeights.get(m)[0];
+    }
+
+    private Tensor computeUp(LoraModule m) {
+        return act == DType.F32 ? m.up() : loraComputeWeights.get(m)[1];
+    }
+
+    /** Refreshes the bf16 LoRA copies (BF16_MUSUBI) from the F32 parameters; allocates them once per network. */
+    private void syncLoraComputeWeights(LoraNetwork lora) {
+        if (act == DType.F32 || lora == null) return;
+        if (loraComputeNetwork != lora) {
+            loraComputeWeights.values().forEach(ts -> { for (Tensor t : ts) t.close(); });
+            loraComputeWeights.clear();
+            for (LoraModule m : lora.modules()) {
+                loraComputeWeights.put(m, new Tensor[] {backend.allocate(act, m.down().shape()),
+                        backend.allocate(act, m.up().shape())});
+            }
+            loraComputeNetwork = lora;
+        }
+        for (LoraModule m : lora.modules()) {
+            Tensor[] c = loraComputeWeights.get(m);
+            backend.copy(c[0], m.down());
+            backend.copy(c[1], m.up());
+        }
+    }
+
+    private static int maxRank(LoraNetwork lora) {
+        int r = 0;
+        if (lora != null) for (LoraModule m : lora.modules()) r = Math.max(r, m.rank());
+        return r;
+    }
+
+    /** Checks shapes; returns xt's dims (B, Cin, F, H, W). */
+    private long[] checkInputs(Tensor xt, Tensor timesteps, List<Tensor> contexts) {
+        long[] d = xt.shape().dims();
+        if (d.length != 5 || d[1] != config.inChannels() || d[3] % 2 != 0 || d[4] % 2 != 0) {
+            throw new IllegalArgumentException("WanDit.forward: x_t must be (B, " + config.inChannels()
+                    + ", F, H, W) with even H and W; got " + xt.shape());
+        }
+        if (!timesteps.shape().equals(Shape.of(d[0])) || timesteps.dtype() != DType.F32) {
+            throw new IllegalArgumentException("WanDit.forward: timesteps must be (B) F32 with B = " + d[0] + "; got "
+                    + timesteps.shape() + " " + timesteps.dtype());
+        }
+        if (contexts.size() != d[0]) {
+            throw new IllegalArgumentException("WanDit.forward: one context per sample expected; got " + contexts.size()
+                    + " contexts for B = " + d[0]);
+        }
+        for (int b = 0; b < contexts.size(); b++) {
+            Shape c = contexts.get(b).shape();
+            if (c.rank() != 2 || c.dim(1) != config.textDim() || c.dim(0) > config.textLen()) {
+                throw new IllegalArgumentException("WanDit.forward: context " + b + " must be (L, " + config.textDim()
+                        + ") with L ≤ " + config.textLen() + "; got " + c);
+            }
+        }
+        return d;
+    }
+}

@@ -1,0 +1,292 @@
+package dev.wanlora.models.wan;
+
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.rope.Rope3d;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.engine.tensor.Tensor;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Every buffer one forward + backward of the DiT needs for one input shape (B, F, H, W) and LoRA rank R, allocated
+ * once and reused for every step with that shape (STYLE.md §8: shape arithmetic lives here, not in the forward code).
+ *
+ * <p>Dtypes: "act" is the {@link ComputePrecision}'s activation dtype (F32 or BF16); time embedding, modulation, norm
+ * statistics, attention log-sum-exp, RoPE tables, the prediction and its gradient are always F32.
+ *
+ * <p>With gradient checkpointing (and for a forward without backward) there is one {@link BlockState}, reused by every
+ * block in the forward and refilled by the recompute in the backward; the blocks' inputs {@link #blockInputs} are the
+ * only saved activations. Without it ({@link Key#keepsBlockIntermediates()}) there is one {@link BlockState} per block,
+ * so the backward reads the forward's intermediates.
+ */
+public final class WanDitActivations implements AutoCloseable {
+
+    /** The shape key of a plan. */
+    public record Key(int batch, int frames, int height, int width, int loraRank, boolean keepsBlockIntermediates) {}
+
+    private final List<Tensor> owned = new ArrayList<>();
+    private final Backend backend;
+
+    public final Key key;
+    /** L = F·(H/2)·(W/2). */
+    public final int tokens;
+    /** K text tokens (512). */
+    public final int textTokens;
+
+    // ---------------------------------------------------------------- embeddings
+    /** (B, L, P) act: 64-element patch vectors of x_t (rounded to bf16 under BF16_MUSUBI, as autocast does). */
+    public final Tensor patches;
+    /** (B, Tf) F32: [cos, sin] of timestep·ω. */
+    public final Tensor sinusoid;
+    /** (B, C) F32: SiLU(time_embedding.0(sinusoid)). */
+    public final Tensor timeHidden;
+    /** (B, C) F32: e = time_embedding output (the head's modulation input). */
+    public final Tensor e;
+    /** (B, C) F32: SiLU(e), time_projection's input. */
+    public final Tensor eSilu;
+    /** (B, 6, C) F32: e0 = time_projection output (the blocks' modulation input). */
+    public final Tensor e0;
+    /** (B, K, Ct) act: each context zero-padded to K rows. */
+    public final Tensor contextPadded;
+    /** (B, K, C) act: GELU(text_embedding.0(contextPadded)). */
+    public final Tensor textHidden;
+    /** (B, K, C) act: the embedded context every cross-attention reads. */
+    public final Tensor context;
+    /** (L, D/2) F32: RoPE cos and sin for the (F, H/2, W/2) grid. */
+    public final Rope3d.Tables rope;
+
+    // ---------------------------------------------------------------- blocks
+    /** numLayers + 1 tensors (B, L, C) act: blockInputs[i] is the residual stream entering block i; [numLayers] leaves the last. */
+    public final Tensor[] blockInputs;
+    /** (B, 6, C) F32: modulation + e0 of the block being run (recomputed per block; cheap). */
+    public final Tensor blockModulation;
+    /** One per block without checkpointing; a single reused one with checkpointing. */
+    public final BlockState[] blockStates;
+    /** (B, L, C) act: LayerNorm output before modulation (norm1, norm2; not needed by the backward). */
+    public final Tensor normOut;
+    /** (B, L, C) act: a branch's output before its residual add (self-attn o, cross-attn o, ffn.2). */
+    public final Tensor branchOut;
+
+    // ---------------------------------------------------------------- head
+    /** (B, 2, C) F32: head.modulation + e. */
+    public final Tensor headModulation;
+    /** (B, L) F32: statistics of the head's LayerNorm. */
+    public final Tensor headMean;
+    public final Tensor headRstd;
+    /** (B, L, C) act: head LayerNorm output. */
+    public final Tensor headNorm;
+    /** (B, L, C) act: modulated head input (bf16 under BF16_MUSUBI: autocast casts it for the Linear). */
+    public final Tensor headInput;
+    /** (B, L, 4·Cout) act: head Linear output, feature ph·32 + pw·16 + ch. */
+    public final Tensor headOutput;
+    /** (B, Cout, F, H, W) F32: the prediction. */
+    public final Tensor pred;
+
+    // ---------------------------------------------------------------- loss and backward
+    /** (1) F32: mean squared error. */
+    public final Tensor loss;
+    /** (B, Cout, F, H, W) F32. */
+    public final Tensor dPred;
+    /** (B, L, 4·Cout) act. */
+    public final Tensor dHeadOutput;
+    /** (B, L, C) act: gradient w.r.t. the head's modulated input, then w.r.t. its LayerNorm output. */
+    public final Tensor dHeadInput;
+    public final Tensor dHeadNorm;
+    /** (B, L, C) act: gradient of the residual stream, updated in place block by block (branch grads are added). */
+    public final Tensor dStream;
+    public final BlockGradients blockGradients;
+
+    /** Forward intermediates of one block that its backward reads (shapes for this plan). */
+    public static final class BlockState {
+        /** (B, L) F32 LayerNorm statistics of norm1, norm3, norm2. */
+        public final Tensor norm1Mean, norm1Rstd, norm3Mean, norm3Rstd, norm2Mean, norm2Rstd;
+        /** (B, L, C) act: modulated norm1 output, input of self_attn q/k/v. */
+        public final Tensor selfAttnInput;
+        /** (B, L, C) act: q and k before their RMSNorm. */
+        public final Tensor selfQ, selfK;
+        /** (B, L) F32: RMSNorm statistics of q and k. */
+        public final Tensor selfQRstd, selfKRstd;
+        /** (B, L, C) act: q and k after RMSNorm and RoPE (attention inputs); v. */
+        public final Tensor selfQRope, selfKRope, selfV;
+        /** (B, N, L) F32. */
+        public final Tensor selfLse;
+        /** (B, L, C) act: attention output (input of self_attn.o). */
+        public final Tensor selfAttnOut;
+        /** (B, L, C) act: the stream after the self-attention residual (norm3's input). */
+        public final Tensor afterSelfAttn;
+        /** (B, L, C) act: norm3 output, input of cross_attn.q. */
+        public final Tensor crossAttnInput;
+        /** (B, L, C) act: cross q before / after RMSNorm; (B, L) F32 its statistics. */
+        public final Tensor crossQ, crossQNorm, crossQRstd;
+        /** (B, K, C) act: cross k before / after RMSNorm, v; (B, K) F32 k's statistics. */
+        public final Tensor crossK, crossKNorm, crossV, crossKRstd;
+        /** (B, N, L) F32. */
+        public final Tensor crossLse;
+        /** (B, L, C) act: attention output (input of cross_attn.o). */
+        public final Tensor crossAttnOut;
+        /** (B, L, C) act: the stream after the cross-attention residual (norm2's input). */
+        public final Tensor afterCrossAttn;
+        /** (B, L, C) act: modulated norm2 output, input of ffn.0. */
+        public final Tensor ffnInput;
+        /** (B, L, Fd) act: ffn.0 output before GELU, and after it (input of ffn.2). */
+        public final Tensor ffnHidden, ffnActivated;
+        /** Per {@link WanDitWeights.BlockLinear} ordinal: (rows, R) act down(x) of its LoRA; rows = B·L, or B·K for cross k/v. */
+        public final Tensor[] loraHidden;
+
+        private BlockState(WanDitActivations a, WanDitConfig c, DType act) {
+            long b = a.key.batch(), l = a.tokens, k = a.textTokens, dim = c.dim();
+            Shape stats = Shape.of(b, l);
+            Shape tokens = Shape.of(b, l, dim);
+            Shape text = Shape.of(b, k, dim);
+            Shape lse = Shape.of(b, c.numHeads(), l);
+            norm1Mean = a.f32(stats); norm1Rstd = a.f32(stats);
+            norm3Mean = a.f32(stats); norm3Rstd = a.f32(stats);
+            norm2Mean = a.f32(stats); norm2Rstd = a.f32(stats);
+            selfAttnInput = a.tensor(act, tokens);
+            selfQ = a.tensor(act, tokens); selfK = a.tensor(act, tokens);
+            selfQRstd = a.f32(stats); selfKRstd = a.f32(stats);
+            selfQRope = a.tensor(act, tokens); selfKRope = a.tensor(act, tokens); selfV = a.tensor(act, tokens);
+            selfLse = a.f32(lse);
+            selfAttnOut = a.tensor(act, tokens);
+            afterSelfAttn = a.tensor(act, tokens);
+            crossAttnInput = a.tensor(act, tokens);
+            crossQ = a.tensor(act, tokens); crossQNorm = a.tensor(act, tokens); crossQRstd = a.f32(stats);
+            crossK = a.tensor(act, text); crossKNorm = a.tensor(act, text); crossV = a.tensor(act, text);
+            crossKRstd = a.f32(Shape.of(b, k));
+            crossLse = a.f32(lse);
+            crossAttnOut = a.tensor(act, tokens);
+            afterCrossAttn = a.tensor(act, tokens);
+            ffnInput = a.tensor(act, tokens);
+            ffnHidden = a.tensor(act, Shape.of(b, l, c.ffnDim()));
+            ffnActivated = a.tensor(act, Shape.of(b, l, c.ffnDim()));
+            WanDitWeights.BlockLinear[] layers = WanDitWeights.BlockLinear.values();
+            loraHidden = new Tensor[layers.length];
+            int rank = a.key.loraRank();
+            if (rank > 0) {
+                for (WanDitWeights.BlockLinear layer : layers) {
+                    boolean readsContext = layer == WanDitWeights.BlockLinear.CROSS_ATTN_K
+                            || layer == WanDitWeights.BlockLinear.CROSS_ATTN_V;
+                    loraHidden[layer.ordinal()] = a.tensor(act, Shape.of(b * (readsContext ? k : l), rank));
+                }
+            }
+        }
+    }
+
+    /** Backward scratch of one block, shared by all blocks (act dtype). */
+    public static final class BlockGradients {
+        /** (B, L, C): gradient of a branch output (o / ffn.2 output), of the attention outputs. */
+        public final Tensor dBranchOut, dAttnOut;
+        /** (B, L, C): attention input grads (after RoPE/RMSNorm: dQ, dK; v: dV), then before RMSNorm (dQPre, dKPre). */
+        public final Tensor dQ, dK, dV, dQPre, dKPre;
+        /** (B, L, C): gradient of a Linear group's input (q/k/v, cross q, ffn.0), then of the LayerNorm output. */
+        public final Tensor dInput, dNormOut;
+        /** (B, K, C): cross-attention k, v grads; k before RMSNorm. */
+        public final Tensor dCrossK, dCrossV, dCrossKPre;
+        /** (B, L, Fd): gradient of ffn.2's input, then (in place) of ffn.0's output. */
+        public final Tensor dFfnHidden;
+        /** (B·max(L, K), R): gradient of a LoRA down(x). */
+        public final Tensor dLoraHidden;
+
+        private BlockGradients(WanDitActivations a, WanDitConfig c, DType act) {
+            long b = a.key.batch(), l = a.tokens, k = a.textTokens;
+            Shape tokens = Shape.of(b, l, c.dim());
+            Shape text = Shape.of(b, k, c.dim());
+            dBranchOut = a.tensor(act, tokens); dAttnOut = a.tensor(act, tokens);
+            dQ = a.tensor(act, tokens); dK = a.tensor(act, tokens); dV = a.tensor(act, tokens);
+            dQPre = a.tensor(act, tokens); dKPre = a.tensor(act, tokens);
+            dInput = a.tensor(act, tokens); dNormOut = a.tensor(act, tokens);
+            dCrossK = a.tensor(act, text); dCrossV = a.tensor(act, text); dCrossKPre = a.tensor(act, text);
+            dFfnHidden = a.tensor(act, Shape.of(b, l, c.ffnDim()));
+            int rank = Math.max(1, a.key.loraRank());
+            dLoraHidden = a.tensor(act, Shape.of(b * Math.max(l, k), rank));
+        }
+    }
+
+    /**
+     * Allocates the plan. height and width are latent sizes (even); {@code loraRank} is the largest LoRA rank that
+     * will run with it (0: no LoRA); {@code keepsBlockIntermediates} gives every block its own {@link BlockState}.
+     */
+    public WanDitActivations(Backend backend, WanDitConfig config, ComputePrecision precision, Key key) {
+        if (key.height() % 2 != 0 || key.width() % 2 != 0 || key.batch() <= 0 || key.frames() <= 0) {
+            throw new IllegalArgumentException("WanDit: latent shape must have B, F > 0 and even H, W (patch 1×2×2); got"
+                    + " B=" + key.batch() + " F=" + key.frames() + " H=" + key.height() + " W=" + key.width());
+        }
+        this.backend = backend;
+        this.key = key;
+        this.tokens = Math.toIntExact((long) key.frames() * (key.height() / 2) * (key.width() / 2));
+        this.textTokens = config.textLen();
+        DType act = precision.activationDType();
+        long b = key.batch(), l = tokens, k = textTokens, c = config.dim();
+        Shape stream = Shape.of(b, l, c);
+        Shape latent = Shape.of(b, config.outChannels(), key.frames(), key.height(), key.width());
+        try {
+            patches = tensor(act, Shape.of(b, l, config.patchLength()));
+            sinusoid = f32(Shape.of(b, config.freqDim()));
+            timeHidden = f32(Shape.of(b, c));
+            e = f32(Shape.of(b, c));
+            eSilu = f32(Shape.of(b, c));
+            e0 = f32(Shape.of(b, 6, c));
+            contextPadded = tensor(act, Shape.of(b, k, config.textDim()));
+            textHidden = tensor(act, Shape.of(b, k, c));
+            context = tensor(act, Shape.of(b, k, c));
+            rope = Rope3d.build(backend, key.frames(), key.height() / 2, key.width() / 2, config.headDim());
+            owned.add(rope.cos());
+            owned.add(rope.sin());
+
+            blockInputs = new Tensor[config.numLayers() + 1];
+            for (int i = 0; i < blockInputs.length; i++) blockInputs[i] = tensor(act, stream);
+            blockModulation = f32(Shape.of(b, 6, c));
+            blockStates = new BlockState[key.keepsBlockIntermediates() ? config.numLayers() : 1];
+            for (int i = 0; i < blockStates.length; i++) blockStates[i] = new BlockState(this, config, act);
+            normOut = tensor(act, stream);
+            branchOut = tensor(act, stream);
+
+            headModulation = f32(Shape.of(b, 2, c));
+            headMean = f32(Shape.of(b, l));
+            headRstd = f32(Shape.of(b, l));
+            headNorm = tensor(act, stream);
+            headInput = tensor(act, stream);
+            headOutput = tensor(act, Shape.of(b, l, config.headOutFeatures()));
+            pred = f32(latent);
+
+            loss = f32(Shape.of(1));
+            dPred = f32(latent);
+            dHeadOutput = tensor(act, Shape.of(b, l, config.headOutFeatures()));
+            dHeadInput = tensor(act, stream);
+            dHeadNorm = tensor(act, stream);
+            dStream = tensor(act, stream);
+            blockGradients = new BlockGradients(this, config, act);
+        } catch (RuntimeException ex) {
+            close();
+            throw ex;
+        }
+    }
+
+    /** The block state block {@code i} writes (index 0 for every block with checkpointing). */
+    public BlockState stateOf(int block) {
+        return blockStates[blockStates.length == 1 ? 0 : block];
+    }
+
+    /** Total bytes of every buffer of this plan (for the startup memory report). */
+    public long sizeBytes() {
+        long n = 0;
+        for (Tensor t : owned) n += t.sizeBytes();
+        return n;
+    }
+
+    private Tensor tensor(DType dtype, Shape shape) {
+        Tensor t = backend.allocate(dtype, shape);
+        owned.add(t);
+        return t;
+    }
+
+    private Tensor f32(Shape shape) { return tensor(DType.F32, shape); }
+
+    @Override
+    public void close() {
+        owned.forEach(Tensor::close);
+        owned.clear();
+    }
+}

@@ -1,0 +1,428 @@
+package dev.wanlora.models.wan;
+
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.io.SafeTensors;
+import dev.wanlora.engine.numeric.Fp8;
+import dev.wanlora.engine.numeric.Fp8BlockQuantizer;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.engine.tensor.Tensor;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.EnumMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The frozen DiT parameters on a {@link Backend}, loaded from a checkpoint (spec §2.3). This is the only class that
+ * knows checkpoint key names; they are built with {@link KeyPath}, which mirrors the key tree.
+ *
+ * <p>Storage follows the {@link ComputePrecision}: F32 for {@code FP32} (bf16 files widen exactly), BF16 for
+ * {@code BF16_MUSUBI}. With {@link Quantization#FP8_SCALED} or {@link Quantization#FP8_BASE} the ten Linear weights
+ * of each block are either dequantized once at load (the CPU reference) or kept as F8_E4M3 codes plus a scale
+ * {@code (O, I/64, 1)}, to be dequantized into a scratch buffer right before each GEMM ({@link Linear#isQuantized()}).
+ * Both give the same numbers: {@code Backend.dequantizeFp8} is the one dequantization formula.
+ *
+ * <p>Each {@link Block} groups one block's tensors, so block streaming can move a block's Linear weights as a unit.
+ */
+public final class WanDitWeights implements AutoCloseable {
+
+    /** How the frozen base weights are stored, as musubi's flags choose it (spec §3). */
+    public enum Quantization {
+        /** The checkpoint's values (bf16 or fp32 files; no {@code --fp8_base}). */
+        NONE,
+        /**
+         * {@code --fp8_base} without {@code --fp8_scaled} (spec §3.1): every floating tensor is cast to float8_e4m3fn
+         * without a scale (round to nearest even) and upcast exactly when used. The only mode for fp8 checkpoints.
+         */
+        FP8_BASE,
+        /**
+         * {@code --fp8_base --fp8_scaled} (spec §3.2): the ten block Linear weights are quantized block-wise (64 along
+         * the input dim, scale = block max / 448 in the weight's dtype); everything else keeps the file's values.
+         */
+        FP8_SCALED
+    }
+
+    /**
+     * The ten Linear layers of a block, in musubi's module order (the LoRA targets and the fp8 targets, spec §3.2 and
+     * §7.1). {@link #modulePath()} is the module path inside {@code blocks.{i}}.
+     */
+    public enum BlockLinear {
+        SELF_ATTN_Q("self_attn", "q"), SELF_ATTN_K("self_attn", "k"), SELF_ATTN_V("self_attn", "v"),
+        SELF_ATTN_O("self_attn", "o"),
+        CROSS_ATTN_Q("cross_attn", "q"), CROSS_ATTN_K("cross_attn", "k"), CROSS_ATTN_V("cross_attn", "v"),
+        CROSS_ATTN_O("cross_attn", "o"),
+        FFN_0("ffn", "0"), FFN_2("ffn", "2");
+
+        private final String parent;
+        private final String child;
+
+        BlockLinear(String parent, String child) {
+            this.parent = parent;
+            this.child = child;
+        }
+
+        /** "self_attn.q", "ffn.0", … */
+        public String modulePath() { return parent + "." + child; }
+
+        /** (out, in) of this Linear for a config. */
+        public Shape weightShape(WanDitConfig c) {
+            return switch (this) {
+                case FFN_0 -> Shape.of(c.ffnDim(), c.dim());
+                case FFN_2 -> Shape.of(c.dim(), c.ffnDim());
+                default -> Shape.of(c.dim(), c.dim());
+            };
+        }
+    }
+
+    /**
+     * A Linear y = x·Wᵀ + b. Exactly one of {@code weight} (O, I) in the compute dtype, or {@code quantized} (O, I)
+     * F8_E4M3 with {@code scale} (O, I/64, 1) (BF16 or F32; dequantize with {@code Backend.dequantizeFp8}), is set.
+     * bias (O).
+     */
+    public record Linear(String key, Tensor weight, Tensor quantized, Tensor scale, Tensor bias) {
+        public boolean isQuantized() { return quantized != null; }
+
+        /** (O, I) of the weight. */
+        public Shape weightShape() { return isQuantized() ? quantized.shape() : weight.shape(); }
+
+        void close() {
+            for (Tensor t : new Tensor[] {weight, quantized, scale, bias}) if (t != null) t.close();
+        }
+    }
+
+    /**
+     * One WanAttentionBlock's parameters (spec §1.3). modulation (1, 6, C); the RMSNorm weights (C); norm3 (C) with
+     * bias (C), the only affine LayerNorm; {@link #linear} gives the ten Linears.
+     */
+    public record Block(int index, Tensor modulation, Map<BlockLinear, Linear> linears, Tensor selfAttnNormQ,
+                        Tensor selfAttnNormK, Tensor norm3Weight, Tensor norm3Bias, Tensor crossAttnNormQ,
+                        Tensor crossAttnNormK) {
+        public Linear linear(BlockLinear which) { return linears.get(which); }
+
+        void close() {
+            linears.values().forEach(Linear::close);
+            for (Tensor t : new Tensor[] {modulation, selfAttnNormQ, selfAttnNormK, norm3Weight, norm3Bias, crossAttnNormQ,
+                    crossAttnNormK}) t.close();
+        }
+    }
+
+    private final WanDitConfig config;
+    private final Quantization quantization;
+    /** Conv3d (C, Cin, 1, 2, 2) seen as a Linear over 64-element patches: weight (C, P), bias (C). */
+    private final Linear patchEmbedding;
+    /** text_embedding.0 (C, Ct) and .2 (C, C). */
+    private final Linear textEmbedding0;
+    private final Linear textEmbedding2;
+    /** time_embedding.0 (C, Tf) and .2 (C, C); time_projection.1 (6C, C). */
+    private final Linear timeEmbedding0;
+    private final Linear timeEmbedding2;
+    private final Linear timeProjection;
+    /** head.head (4·Cout, C). */
+    private final Linear head;
+    /** head.modulation (1, 2, C). */
+    private final Tensor headModulation;
+    private final List<Block> blocks;
+
+    private WanDitWeights(WanDitConfig config, Quantization quantization, Linear patchEmbedding, Linear textEmbedding0,
+                          Linear textEmbedding2, Linear timeEmbedding0, Linear timeEmbedding2, Linear timeProjection,
+                          Linear head, Tensor headModulation, List<Block> blocks) {
+        this.config = config;
+        this.quantization = quantization;
+        this.patchEmbedding = patchEmbedding;
+        this.textEmbedding0 = textEmbedding0;
+        this.textEmbedding2 = textEmbedding2;
+        this.timeEmbedding0 = timeEmbedding0;
+        this.timeEmbedding2 = timeEmbedding2;
+        this.timeProjection = timeProjection;
+        this.head = head;
+        this.headModulation = headModulation;
+        this.blocks = blocks;
+    }
+
+    public WanDitConfig config() { return config; }
+
+    public Quantization quantization() { return quantization; }
+
+    public Linear patchEmbedding() { return patchEmbedding; }
+
+    public Linear textEmbedding0() { return textEmbedding0; }
+
+    public Linear textEmbedding2() { return textEmbedding2; }
+
+    public Linear timeEmbedding0() { return timeEmbedding0; }
+
+    public Linear timeEmbedding2() { return timeEmbedding2; }
+
+    public Linear timeProjection() { return timeProjection; }
+
+    public Linear head() { return head; }
+
+    public Tensor headModulation() { return headModulation; }
+
+    public List<Block> blocks() { return blocks; }
+
+    public Block block(int i) { return blocks.get(i); }
+
+    /** The largest (O·I) of the quantized Linears (0 when none): the size of a dequantization scratch buffer. */
+    public long largestQuantizedWeightElements() {
+        long max = 0;
+        for (Block b : blocks) {
+            for (Linear l : b.linears().values()) if (l.isQuantized()) max = Math.max(max, l.quantized().numElements());
+        }
+        return max;
+    }
+
+    @Override
+    public void close() {
+        for (Linear l : new Linear[] {patchEmbedding, textEmbedding0, textEmbedding2, timeEmbedding0, timeEmbedding2,
+                timeProjection, head}) l.close();
+        headModulation.close();
+        blocks.forEach(Block::close);
+    }
+
+    // ---------------------------------------------------------------- loading
+
+    /**
+     * Loads every tensor of a Wan2.1 T2V DiT. {@code checkpoint} must be opened with {@link SafeTensors#DIT_PREFIXES}
+     * stripped. The key set must be exactly the model's (musubi loads with {@code strict=True}).
+     *
+     * @param dequantizeFp8AtLoad with an fp8 {@code quantization}: true stores the block Linear weights dequantized
+     *                            in the compute dtype (CPU reference; no per-GEMM work), false keeps F8_E4M3 codes plus
+     *                            scales (a GPU's memory saving)
+     * @throws IllegalArgumentException naming the file and key for a missing, extra or mis-shaped tensor, or an
+     *                                  unsupported combination (fp8 file with FP8_SCALED)
+     */
+    public static WanDitWeights load(Backend backend, SafeTensors checkpoint, WanDitConfig config,
+                                     ComputePrecision precision, Quantization quantization, boolean dequantizeFp8AtLoad) {
+        Loader loader = new Loader(backend, checkpoint, config, precision, quantization, dequantizeFp8AtLoad);
+        List<Tensor> loaded = loader.loaded;
+        try {
+            loader.checkKeySet();
+            KeyPath root = KeyPath.root();
+            int c = config.dim();
+            Linear patch = loader.linear(root.at("patch_embedding"), Shape.of(c, config.inChannels(), 1, 2, 2),
+                    Shape.of(c, config.patchLength()), false);
+            KeyPath text = root.at("text_embedding");
+            Linear text0 = loader.linear(text.at(0), Shape.of(c, config.textDim()), null, false);
+            Linear text2 = loader.linear(text.at(2), Shape.of(c, c), null, false);
+            KeyPath time = root.at("time_embedding");
+            Linear time0 = loader.linear(time.at(0), Shape.of(c, config.freqDim()), null, false);
+            Linear time2 = loader.linear(time.at(2), Shape.of(c, c), null, false);
+            Linear projection = loader.linear(root.at("time_projection").at(1), Shape.of(6L * c, c), null, false);
+            KeyPath headPath = root.at("head");
+            Linear head = loader.linear(headPath.at("head"), Shape.of(config.headOutFeatures(), c), null, false);
+            Tensor headModulation = loader.tensor(headPath.tensor("modulation"), Shape.of(1, 2, c));
+            List<Block> blocks = new ArrayList<>();
+            for (int i = 0; i < config.numLayers(); i++) {
+                KeyPath b = root.at("blocks").at(i);
+                Map<BlockLinear, Linear> linears = new EnumMap<>(BlockLinear.class);
+                for (BlockLinear which : BlockLinear.values()) {
+                    String[] path = which.modulePath().split("\\.");
+                    linears.put(which, loader.linear(b.at(path[0]).at(path[1]), which.weightShape(config), null, true));
+                }
+                KeyPath self = b.at("self_attn");
+                KeyPath cross = b.at("cross_attn");
+                KeyPath norm3 = b.at("norm3");
+                blocks.add(new Block(i, loader.tensor(b.tensor("modulation"), Shape.of(1, 6, c)),
+                        Collections.unmodifiableMap(linears),
+                        loader.tensor(self.at("norm_q").tensor("weight"), Shape.of(c)),
+                        loader.tensor(self.at("norm_k").tensor("weight"), Shape.of(c)),
+                        loader.tensor(norm3.tensor("weight"), Shape.of(c)),
+                        loader.tensor(norm3.tensor("bias"), Shape.of(c)),
+                        loader.tensor(cross.at("norm_q").tensor("weight"), Shape.of(c)),
+                        loader.tensor(cross.at("norm_k").tensor("weight"), Shape.of(c))));
+            }
+            loader.checkAllConsumed();
+            return new WanDitWeights(config, quantization, patch, text0, text2, time0, time2, projection, head,
+                    headModulation, List.copyOf(blocks));
+        } catch (RuntimeException e) {
+            loaded.forEach(Tensor::close);
+            throw e;
+        }
+    }
+
+    /**
+     * A checkpoint key under construction, mirroring the key tree (candle's {@code vb.pp}, STYLE.md §2):
+     * {@code root().at("blocks").at(3).at("self_attn").tensor("q.weight")} is {@code blocks.3.self_attn.q.weight}.
+     */
+    record KeyPath(String prefix) {
+        static KeyPath root() { return new KeyPath(""); }
+
+        KeyPath at(String name) { return new KeyPath(prefix + name + "."); }
+
+        KeyPath at(int index) { return at(Integer.toString(index)); }
+
+        String tensor(String name) { return prefix + name; }
+    }
+
+    /** Reads, checks and converts tensors; remembers what it handed out so a failed load frees everything. */
+    private static final class Loader {
+        private final Backend backend;
+        private final SafeTensors checkpoint;
+        private final WanDitConfig config;
+        private final Quantization quantization;
+        private final boolean dequantizeFp8AtLoad;
+        private final DType computeDType;
+        private final Set<String> unconsumed;
+        final List<Tensor> loaded = new ArrayList<>();
+
+        Loader(Backend backend, SafeTensors checkpoint, WanDitConfig config, ComputePrecision precision,
+               Quantization quantization, boolean dequantizeFp8AtLoad) {
+            this.backend = backend;
+            this.checkpoint = checkpoint;
+            this.config = config;
+            this.quantization = quantization;
+            this.dequantizeFp8AtLoad = dequantizeFp8AtLoad;
+            this.computeDType = precision.activationDType();
+            this.unconsumed = new LinkedHashSet<>(checkpoint.keys());
+        }
+
+        /** Spec §3.1: an fp8 file needs --fp8_base and refuses --fp8_scaled (musubi raises the same way). */
+        void checkKeySet() {
+            String probe = KeyPath.root().at("blocks").at(0).at("cross_attn").at("k").tensor("weight");
+            if (!checkpoint.contains(probe)) return; // reported as a missing key below
+            DType fileDType = checkpoint.info(probe).dtype();
+            boolean isFp8File = fileDType == DType.F8_E4M3 || fileDType == DType.F8_E5M2;
+            if (isFp8File && quantization == Quantization.FP8_SCALED) {
+                throw new IllegalArgumentException(name() + ": the checkpoint is already " + fileDType
+                        + " (an fp8 file), which --fp8_scaled cannot re-quantize; drop --fp8_scaled (keep --fp8_base)"
+                        + " or use the bf16 checkpoint");
+            }
+            if (isFp8File && quantization == Quantization.NONE) {
+                throw new IllegalArgumentException(name() + ": the checkpoint is " + fileDType
+                        + " (an fp8 file); add --fp8_base to train on it, or use the bf16 checkpoint");
+            }
+        }
+
+        void checkAllConsumed() {
+            if (unconsumed.isEmpty()) return;
+            List<String> extra = new ArrayList<>(unconsumed);
+            throw new IllegalArgumentException(name() + ": " + extra.size() + " unexpected key(s) for a Wan2.1 T2V DiT"
+                    + " with " + config.numLayers() + " blocks: " + String.join(", ", extra.subList(0,
+                    Math.min(4, extra.size()))) + (extra.size() > 4 ? ", …" : "")
+                    + "; expected exactly the keys of spec §2.3 (is this a different model or a LoRA file?)");
+        }
+
+        /**
+         * weight + bias of a Linear. {@code loadShape} is the file's weight shape; {@code viewShape} (or null) the
+         * (O, I) matrix it is used as. {@code isBlockLinear} marks the fp8 targets (spec §3.2).
+         */
+        Linear linear(KeyPath path, Shape loadShape, Shape viewShape, boolean isBlockLinear) {
+            String weightKey = path.tensor("weight");
+            Shape matrix = viewShape != null ? viewShape : loadShape;
+            Tensor bias = tensor(path.tensor("bias"), Shape.of(loadShape.dim(0)));
+            if (isBlockLinear && quantization != Quantization.NONE && !dequantizeFp8AtLoad) {
+                Tensor[] q = quantized(weightKey, loadShape);
+                return new Linear(weightKey, null, q[0], q[1], bias);
+            }
+            Tensor weight = isBlockLinear && quantization == Quantization.FP8_SCALED
+                    ? dequantized(quantized(weightKey, loadShape))
+                    : tensor(weightKey, loadShape);
+            return new Linear(weightKey, weight.reshape(matrix), null, null, bias);
+        }
+
+        /** A non-quantized tensor in the compute dtype (after the fp8 cast under FP8_BASE). */
+        Tensor tensor(String key, Shape expected) {
+            SafeTensors.TensorInfo info = checked(key, expected);
+            Tensor t;
+            if (quantization == Quantization.FP8_BASE && info.dtype() != DType.F8_E4M3) {
+                t = backend.fromFloats(computeDType, expected, castToFp8(checkpoint.floats(key)));
+            } else {
+                t = convert(backend.fromBytes(info.dtype(), expected, checkpoint.data(key)));
+            }
+            loaded.add(t);
+            return t;
+        }
+
+        /** {codes (O, I) F8_E4M3, scale (O, I/64, 1)} of a block Linear weight under FP8_BASE or FP8_SCALED. */
+        private Tensor[] quantized(String key, Shape expected) {
+            SafeTensors.TensorInfo info = checked(key, expected);
+            long out = expected.dim(0), in = expected.dim(1);
+            if (in % 64 != 0) {
+                throw new IllegalArgumentException(name() + ": " + key + " has in-features " + in
+                        + ", not a multiple of the fp8 block size 64; expected a Wan2.1 DiT");
+            }
+            Shape scaleShape = Shape.of(out, in / 64, 1);
+            Tensor codes;
+            Tensor scale;
+            if (quantization == Quantization.FP8_BASE) {
+                // Plain cast (spec §3.1) = block quantization with unit scales: dequantizeFp8 then gives bf16(w_q) exactly.
+                byte[] bytes = info.dtype() == DType.F8_E4M3 ? checkpoint.data(key).toArray(ValueLayout.JAVA_BYTE)
+                        : fp8Codes(checkpoint.floats(key));
+                codes = backend.fromBytes(DType.F8_E4M3, expected, MemorySegment.ofArray(bytes));
+                float[] ones = new float[Math.toIntExact(scaleShape.numElements())];
+                Arrays.fill(ones, 1f);
+                scale = backend.fromFloats(DType.BF16, scaleShape, ones);
+            } else {
+                // musubi computes and stores the scale in the weight's dtype; F16 scales are held as F32 (exact values;
+                // dequantizeFp8 then rounds the product to F32 instead of F16: no Wan release ships fp16 + fp8_scaled).
+                Fp8BlockQuantizer.Result q = Fp8BlockQuantizer.quantize(checkpoint.floats(key), expected, info.dtype());
+                codes = backend.fromBytes(DType.F8_E4M3, expected, MemorySegment.ofArray(q.codes()));
+                scale = backend.fromFloats(info.dtype() == DType.BF16 ? DType.BF16 : DType.F32, scaleShape, q.scales());
+            }
+            loaded.add(codes);
+            loaded.add(scale);
+            return new Tensor[] {codes, scale};
+        }
+
+        /** The compute-dtype weight bf16(bf16(w_q)·scale) of a quantized pair; frees the pair. */
+        private Tensor dequantized(Tensor[] codesAndScale) {
+            Tensor out = backend.allocate(computeDType, codesAndScale[0].shape());
+            loaded.add(out);
+            backend.dequantizeFp8(out, codesAndScale[0], codesAndScale[1]);
+            for (Tensor t : codesAndScale) {
+                loaded.remove(t);
+                t.close();
+            }
+            return out;
+        }
+
+        private Tensor convert(Tensor fileTensor) {
+            if (fileTensor.dtype() == computeDType) return fileTensor;
+            Tensor t = backend.allocate(computeDType, fileTensor.shape());
+            backend.copy(t, fileTensor);
+            fileTensor.close();
+            return t;
+        }
+
+        private SafeTensors.TensorInfo checked(String key, Shape expected) {
+            if (!checkpoint.contains(key)) {
+                throw new IllegalArgumentException(name() + ": missing key " + key + " (expected shape " + expected
+                        + "); expected a complete Wan2.1 T2V DiT with " + config.numLayers() + " blocks");
+            }
+            SafeTensors.TensorInfo info = checkpoint.info(key);
+            if (!info.shape().equals(expected)) {
+                throw new IllegalArgumentException(info.file().getFileName() + ": key " + key + " has shape "
+                        + info.shape() + ", expected " + expected + " (dim " + config.dim() + ", ffn_dim "
+                        + config.ffnDim() + ")");
+            }
+            if (!info.dtype().isFloatingPoint()) {
+                throw new IllegalArgumentException(info.file().getFileName() + ": key " + key + " is " + info.dtype()
+                        + ", expected a floating dtype (BF16, F16, F32 or F8_E4M3)");
+            }
+            unconsumed.remove(key);
+            return info;
+        }
+
+        private String name() { return checkpoint.path().getFileName().toString(); }
+
+        /** torch's {@code .to(float8_e4m3fn)} (round to nearest even), widened back to float. */
+        private static float[] castToFp8(float[] values) {
+            for (int i = 0; i < values.length; i++) values[i] = Fp8.e4m3ToFloat(Fp8.e4m3FromFloat(values[i]));
+            return values;
+        }
+
+        private static byte[] fp8Codes(float[] values) {
+            byte[] codes = new byte[values.length];
+            for (int i = 0; i < values.length; i++) codes[i] = Fp8.e4m3FromFloat(values[i]);
+            return codes;
+        }
+    }
+}
