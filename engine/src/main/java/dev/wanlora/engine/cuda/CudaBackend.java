@@ -243,6 +243,14 @@ public final class CudaBackend implements Backend {
     @Override
     public void ropeBackward(Tensor dx, Tensor dOut, Tensor cos, Tensor sin, int numHeads) { throw notLanded("ropeBackward"); }
 
+    /**
+     * Sizes the attention backward's workspace (delta, B·N·Lq F32) for the largest (batch, heads, queries) a run
+     * uses, so that no step allocates; call it from the memory plan (see {@link CudaAttention}).
+     */
+    public void reserveAttentionWorkspace(long batch, int heads, long queries) {
+        attention.reserveBackwardWorkspace(CudaAttention.backwardWorkspaceBytes(batch, heads, queries));
+    }
+
     @Override
     public void attention(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int numHeads) {
         attention.forward(cuda(out, "attention"), cuda(lse, "attention"), cuda(q, "attention"), cuda(k, "attention"),
