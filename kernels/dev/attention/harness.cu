@@ -5,6 +5,8 @@
 
 #include <cuda_runtime.h>
 
+using namespace wanlora_attention;
+
 namespace {
 template <int W>
 __global__ void __launch_bounds__(W * 32, 1) fwd_dev(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q,

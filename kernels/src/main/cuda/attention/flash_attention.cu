@@ -11,7 +11,7 @@
 // 255 registers × 128 threads × 2 CTAs just fit the 64 K register file). Requirements: D = 128; pointers 16-byte aligned (every row then is, as N·D·2
 // bytes is a multiple of 16); Lq, Lk ≥ 1, any value (ragged tails are zero-filled and masked).
 //
-// attention_fwd_bf16 — grid (ceil(Lq/64), B·N), 128 threads = 4 warps, 64 KiB dynamic shared memory.
+// attention_fwd_bf16 — grid (ceil(Lq/64), B·N), 128 threads = 4 warps, 80 KiB dynamic shared memory.
 //   A CTA owns 64 query rows of one (b, h); warp w owns rows 16w..16w+15 and keeps their q fragments in registers.
 //   K/V stream through in 64-row tiles, double-buffered (Q 16 KiB, K 2×16 KiB, V 2×16 KiB): tile j+1 is in flight
 //   while tile j is computed. Per tile: S = Q·Kᵀ (16×64 per warp), online softmax in the log2 domain (m = running
@@ -483,13 +483,11 @@ __device__ __forceinline__ void backward_dq(__nv_bfloat16* __restrict__ dq, cons
 
 }  // namespace wanlora_attention
 
-using namespace wanlora_attention;
-
-extern "C" __global__ void __launch_bounds__(kFwdWarps * 32, 1)
+extern "C" __global__ void __launch_bounds__(wanlora_attention::kFwdWarps * 32, 1)
     attention_fwd_bf16(__nv_bfloat16* __restrict__ out, float* __restrict__ lse, const __nv_bfloat16* __restrict__ q,
                        const __nv_bfloat16* __restrict__ k, const __nv_bfloat16* __restrict__ v, int N, int Lq,
                        int Lk) {
-  forward<kFwdWarps>(out, lse, q, k, v, N, Lq, Lk);
+  wanlora_attention::forward<wanlora_attention::kFwdWarps>(out, lse, q, k, v, N, Lq, Lk);
 }
 
 // 16 threads per (row, head) in memory order (b, i, h); blockDim a multiple of 32; any grid (grid-stride loop).
@@ -504,8 +502,8 @@ extern "C" __global__ void attention_bwd_preprocess_bf16(float* __restrict__ del
     const int part = (int)(idx & 15);
     uint4 a = make_uint4(0, 0, 0, 0), o = make_uint4(0, 0, 0, 0);
     if (valid) {
-      a = *reinterpret_cast<const uint4*>(dOut + row * kHeadDim + part * 8);
-      o = *reinterpret_cast<const uint4*>(out + row * kHeadDim + part * 8);
+      a = *reinterpret_cast<const uint4*>(dOut + row * wanlora_attention::kHeadDim + part * 8);
+      o = *reinterpret_cast<const uint4*>(out + row * wanlora_attention::kHeadDim + part * 8);
     }
     const __nv_bfloat162* a2 = reinterpret_cast<const __nv_bfloat162*>(&a);
     const __nv_bfloat162* o2 = reinterpret_cast<const __nv_bfloat162*>(&o);
@@ -526,18 +524,18 @@ extern "C" __global__ void attention_bwd_preprocess_bf16(float* __restrict__ del
   }
 }
 
-extern "C" __global__ void __launch_bounds__(kBwdWarps * 32, 1)
+extern "C" __global__ void __launch_bounds__(wanlora_attention::kBwdWarps * 32, 1)
     attention_bwd_dkdv_bf16(__nv_bfloat16* __restrict__ dk, __nv_bfloat16* __restrict__ dv,
                             const __nv_bfloat16* __restrict__ dOut, const __nv_bfloat16* __restrict__ q,
                             const __nv_bfloat16* __restrict__ k, const __nv_bfloat16* __restrict__ v,
                             const float* __restrict__ lse, const float* __restrict__ delta, int N, int Lq, int Lk) {
-  backward_dkdv<kBwdWarps>(dk, dv, dOut, q, k, v, lse, delta, N, Lq, Lk);
+  wanlora_attention::backward_dkdv<wanlora_attention::kBwdWarps>(dk, dv, dOut, q, k, v, lse, delta, N, Lq, Lk);
 }
 
-extern "C" __global__ void __launch_bounds__(kBwdWarps * 32, 1)
+extern "C" __global__ void __launch_bounds__(wanlora_attention::kBwdWarps * 32, 1)
     attention_bwd_dq_bf16(__nv_bfloat16* __restrict__ dq, const __nv_bfloat16* __restrict__ dOut,
                           const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
                           const __nv_bfloat16* __restrict__ v, const float* __restrict__ lse,
                           const float* __restrict__ delta, int N, int Lq, int Lk) {
-  backward_dq<kBwdWarps>(dq, dOut, q, k, v, lse, delta, N, Lq, Lk);
+  wanlora_attention::backward_dq<wanlora_attention::kBwdWarps>(dq, dOut, q, k, v, lse, delta, N, Lq, Lk);
 }

@@ -1,25 +1,127 @@
 package dev.wanlora.engine.cuda;
 
+import dev.wanlora.engine.backend.OpChecks;
+import dev.wanlora.engine.backend.OpChecks.AttentionDims;
+import dev.wanlora.engine.tensor.DType;
+
+import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
+
 /**
- * Multi-head attention on the GPU ({@code Backend.attention} / {@code attentionBackward}); owned by the attention
- * work (flash-attention kernels in {@code kernels/src/main/cuda/attention/}). Shapes as in the Backend contract:
- * q, out (B, Lq, N·D); k, v (B, Lk, N·D); lse (B, N, Lq) F32.
+ * Multi-head attention on the GPU ({@code Backend.attention} / {@code attentionBackward}) through the flash-attention
+ * kernels of {@code kernels/src/main/cuda/attention/flash_attention.cu} (its header gives the tiling, numerics and
+ * determinism). Shapes as in the Backend contract: q, out, dOut, dq (B, Lq, N·D); k, v, dk, dv (B, Lk, N·D); lse
+ * (B, N, Lq) F32. Supported: bf16 activations, head dim D = 128 (Wan), 16-byte aligned tensors; no scores matrix
+ * is stored, so any L that fits the activations works. The backward is deterministic (bitwise reproducible).
+ *
+ * <p>The backward's one scratch tensor is delta (B, N, Lq) F32 = rowsum(dOut∘out). It lives in a buffer owned here:
+ * the memory plan calls {@link #reserveBackwardWorkspace} with the largest shape so the step loop never allocates;
+ * a larger call grows it (one synchronizing reallocation).
  */
-public final class CudaAttention {
+public final class CudaAttention implements AutoCloseable {
+    /** The head dim the kernels are written for. */
+    public static final int HEAD_DIM = 128;
+
+    // Launch geometry; must match flash_attention.cu (kFwdWarps = kBwdWarps = 4, kTile = 64, *SmemBytes).
+    private static final int ROWS_PER_BLOCK = 64;         // query rows (fwd, dq) or keys (dkdv) per CTA: 4 warps × 16
+    private static final int THREADS = 128;
+    private static final int ROW_BYTES = HEAD_DIM * 2;    // one bf16 row of a head
+    private static final int FWD_SMEM = (ROWS_PER_BLOCK + 4 * 64) * ROW_BYTES;                    // 80 KiB
+    private static final int DKDV_SMEM = (2 * ROWS_PER_BLOCK + 4 * 64) * ROW_BYTES + 4 * 64 * 4; // 97 KiB
+    private static final int DQ_SMEM = (2 * ROWS_PER_BLOCK + 4 * 64) * ROW_BYTES;                // 96 KiB
+    private static final int PREPROCESS_THREADS = 256;    // 16 threads per (row, head)
+
     private final CudaContext context;
     private final KernelLibrary kernels;
+    private DeviceBuffer delta;                           // (≥ B·N·Lq) F32 workspace of the backward
+    private boolean sharedMemoryChecked;
 
     public CudaAttention(CudaContext context, KernelLibrary kernels) {
         this.context = context;
         this.kernels = kernels;
     }
 
-    public void forward(CudaTensor out, CudaTensor lse, CudaTensor q, CudaTensor k, CudaTensor v, int numHeads) {
-        throw new UnsupportedOperationException("attention (cuda): kernels not landed yet");
+    /** Bytes of backward workspace for a shape: delta (B, N, Lq) F32. */
+    public static long backwardWorkspaceBytes(long batch, int heads, long queries) {
+        return Math.multiplyExact(Math.multiplyExact(batch, heads), queries) * Float.BYTES;
     }
 
+    /** Makes the backward workspace at least {@code bytes} large now (plan time), so later calls never allocate. */
+    public void reserveBackwardWorkspace(long bytes) {
+        if (delta != null && delta.sizeBytes() >= bytes) return;
+        if (delta != null) {
+            context.synchronize(); // the old buffer may still be read by queued kernels
+            delta.close();
+        }
+        delta = DeviceBuffer.allocate(context, bytes, "attention backward delta (B, N, Lq) F32");
+    }
+
+    /** out = softmax(q·kᵀ/√128)·v per batch and head; lse = log Σ exp(scores) (=). */
+    public void forward(CudaTensor out, CudaTensor lse, CudaTensor q, CudaTensor k, CudaTensor v, int numHeads) {
+        AttentionDims d = OpChecks.attention(out, lse, q, k, v, numHeads);
+        requireSupported("attention", d, new String[] {"out", "q", "k", "v"}, out, q, k, v);
+        if (d.batch() == 0 || d.queries() == 0) return;
+        int lq = Math.toIntExact(d.queries()), lk = Math.toIntExact(d.keys());
+        kernels.launch(Kernel.ATTENTION_FWD_BF16, LaunchConfig.of(blocks(lq), d.batch() * numHeads, THREADS, FWD_SMEM),
+                out, lse, q, k, v, numHeads, lq, lk);
+    }
+
+    /** Backward of {@link #forward}: dq, dk, dv overwritten; out and lse as the forward wrote them. */
     public void backward(CudaTensor dq, CudaTensor dk, CudaTensor dv, CudaTensor dOut, CudaTensor q, CudaTensor k,
                          CudaTensor v, CudaTensor out, CudaTensor lse, int numHeads) {
-        throw new UnsupportedOperationException("attention (cuda): kernels not landed yet");
+        AttentionDims d = OpChecks.attentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, numHeads);
+        requireSupported("attentionBackward", d, new String[] {"dq", "dk", "dv", "dOut", "q", "k", "v", "out"},
+                dq, dk, dv, dOut, q, k, v, out);
+        if (d.batch() == 0) return;
+        if (d.queries() == 0) { // no query attends to any key: every key gradient is zero
+            context.makeCurrent();
+            CudaException.check(cuMemsetD8Async(dk.pointer(), (byte) 0, dk.sizeBytes(), context.computeStream()), "cuMemsetD8Async", "dk");
+            CudaException.check(cuMemsetD8Async(dv.pointer(), (byte) 0, dv.sizeBytes(), context.computeStream()), "cuMemsetD8Async", "dv");
+            return;
+        }
+        int lq = Math.toIntExact(d.queries()), lk = Math.toIntExact(d.keys()), batch = Math.toIntExact(d.batch());
+        long batchHeads = d.batch() * numHeads;
+        reserveBackwardWorkspace(backwardWorkspaceBytes(d.batch(), numHeads, d.queries()));
+        Long deltaAddress = delta.address();
+        kernels.launch(Kernel.ATTENTION_BWD_PREPROCESS_BF16,
+                LaunchConfig.cover(Math.multiplyExact(batchHeads * lq, 16L), PREPROCESS_THREADS, 16 * context.multiprocessorCount()),
+                deltaAddress, dOut, out, batch, numHeads, lq);
+        kernels.launch(Kernel.ATTENTION_BWD_DKDV_BF16, LaunchConfig.of(blocks(lk), batchHeads, THREADS, DKDV_SMEM),
+                dk, dv, dOut, q, k, v, lse, deltaAddress, numHeads, lq, lk);
+        kernels.launch(Kernel.ATTENTION_BWD_DQ_BF16, LaunchConfig.of(blocks(lq), batchHeads, THREADS, DQ_SMEM),
+                dq, dOut, q, k, v, lse, deltaAddress, numHeads, lq, lk);
+    }
+
+    private static long blocks(int rows) { return (rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK; }
+
+    private void requireSupported(String op, AttentionDims d, String[] names, CudaTensor... tensors) {
+        if (d.headDim() != HEAD_DIM) {
+            throw new UnsupportedOperationException(op + " (cuda): no kernel for head dim " + d.headDim() + " (" + d.heads()
+                    + " heads of width " + tensors[0].shape().dim(2) + "); supported: head dim " + HEAD_DIM + ", bf16 activations");
+        }
+        for (int i = 0; i < tensors.length; i++) {
+            if (tensors[i].dtype() != DType.BF16) {
+                throw new UnsupportedOperationException(op + " (cuda): no kernel for " + names[i] + "=" + tensors[i].dtype()
+                        + "; supported: bf16 " + String.join(", ", names) + " with F32 lse, head dim " + HEAD_DIM);
+            }
+            if (tensors[i].address() % 16 != 0) {
+                throw new IllegalArgumentException(op + ": " + names[i] + " is not 16-byte aligned; got " + tensors[i]
+                        + " at address 0x" + Long.toHexString(tensors[i].address())
+                        + ", expected a 16-byte aligned start (a view must begin at a multiple of 8 elements)");
+            }
+        }
+        if (!sharedMemoryChecked) {
+            int available = context.attribute(jcuda.driver.CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN);
+            if (available < DKDV_SMEM) {
+                throw new UnsupportedOperationException(op + " (cuda): the attention kernels need " + DKDV_SMEM
+                        + " bytes of shared memory per block; " + context + " allows " + available
+                        + "; supported: compute capability 8.0 and newer (99 KiB or more per block)");
+            }
+            sharedMemoryChecked = true;
+        }
+    }
+
+    @Override
+    public void close() {
+        if (delta != null) delta.close();
     }
 }

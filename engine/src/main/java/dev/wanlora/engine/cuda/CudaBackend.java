@@ -346,6 +346,7 @@ public final class CudaBackend implements Backend {
     public void close() {
         if (closed) return;
         closed = true;
+        attention.close();
         kernels.close();
         context.close();
     }

@@ -12,7 +12,13 @@ package dev.wanlora.engine.cuda;
  */
 public enum Kernel {
     // elementwise
-    FILL_FWD_F32("elementwise", "fill_fwd_f32");
+    FILL_FWD_F32("elementwise", "fill_fwd_f32"),
+
+    // attention (flash_attention.cu; launched by CudaAttention)
+    ATTENTION_FWD_BF16("attention", "attention_fwd_bf16"),
+    ATTENTION_BWD_PREPROCESS_BF16("attention", "attention_bwd_preprocess_bf16"),
+    ATTENTION_BWD_DKDV_BF16("attention", "attention_bwd_dkdv_bf16"),
+    ATTENTION_BWD_DQ_BF16("attention", "attention_bwd_dq_bf16");
 
     private final String family;
     private final String symbol;
