@@ -353,6 +353,14 @@ public final class CudaBackend implements Backend {
         elementwise.rope(op, cdx, cdo, cc, cs, true, dims);
     }
 
+    /**
+     * Sizes the attention backward's workspace (delta, B·N·Lq F32) for the largest (batch, heads, queries) a run
+     * uses, so that no step allocates; call it from the memory plan (see {@link CudaAttention}).
+     */
+    public void reserveAttentionWorkspace(long batch, int heads, long queries) {
+        attention.reserveBackwardWorkspace(CudaAttention.backwardWorkspaceBytes(batch, heads, queries));
+    }
+
     @Override
     public void attention(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int numHeads) {
         String op = "attention";

@@ -55,7 +55,7 @@ class CudaAttentionTest {
     void realSizeCrossAttentionSampledRows() { compareSampledRows(3744, 512, 24, 16); }
 
     @Test
-    void backwardIsBitwiseDeterministic() {
+    void backwardIsBitwiseDeterministicAndAllocatesNothingOnceReserved() {
         int b = 1, l = 512, n = 40;
         Inputs in = new Inputs(b, l, l, n, 17);
         try (Owned t = new Owned()) {
@@ -63,8 +63,11 @@ class CudaAttentionTest {
             CudaTensor dOut = t.add(gpu(in.dOut, b, l, n)), out = t.add(cuda.allocate(DType.BF16, q.shape()));
             CudaTensor lse = t.add(cuda.allocate(DType.F32, Shape.of(b, n, l))), dq = t.add(cuda.allocate(DType.BF16, q.shape()));
             CudaTensor dk = t.add(cuda.allocate(DType.BF16, k.shape())), dv = t.add(cuda.allocate(DType.BF16, v.shape()));
+            cuda.reserveAttentionWorkspace(b, n, l);
+            long allocations = DeviceBuffer.allocationCount();
             cuda.attention(out, lse, q, k, v, n);
             cuda.attentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, n);
+            assertEquals(allocations, DeviceBuffer.allocationCount(), "a reserved workspace means no allocation in the step");
             float[][] first = {cuda.toFloats(dq), cuda.toFloats(dk), cuda.toFloats(dv)};
             cuda.attentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, n);
             float[][] second = {cuda.toFloats(dq), cuda.toFloats(dk), cuda.toFloats(dv)};

@@ -173,7 +173,10 @@ public final class GoldenVerifier {
                              Bounds bounds, Path infoReference, Consumer<Comparison> sink) {
         try (SafeTensors golden = SafeTensors.open(reference);
              SafeTensors checkpoint = SafeTensors.open(dir.resolve("model.safetensors"), SafeTensors.DIT_PREFIXES);
-             WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision, quantization, true);
+             // fp8: the float32 reference dequantizes once at load; the bf16 device path keeps fp8 codes and
+             // dequantizes right before each GEMM, as training on a GPU does.
+             WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision, quantization,
+                     precision == ComputePrecision.FP32);
              WanDit dit = new WanDit(backend, config, weights, precision, true);
              Inputs in = Inputs.read(backend, golden, "input.");
              LoraNetwork lora = loraFrom(golden, "lora.", reference)) {
@@ -287,8 +290,10 @@ public final class GoldenVerifier {
 
     private void compareTraining(Path file, ComputePrecision precision, Consumer<Comparison> sink) {
         boolean isFp32 = precision == ComputePrecision.FP32;
-        // STYLE.md §4: tiny-config loss curve |Δ| ≤ 1e-4 (f32), ≤ 2e-2 (bf16) per step.
-        double lossBound = isFp32 ? TRAIN_REL : 2e-2;
+        // float32: README's 1e-4 relative on losses and grad norms. bf16: STYLE.md §4's tiny-config loss curve
+        // |Δ| ≤ 2e-2 per step (compounding bf16 drift), and the grad norm within 2e-2 relative (bf16 LoRA gradients
+        // differ from float32 by relL2 ≈ 1e-2, see the fp32 lines).
+        double gradNormBound = isFp32 ? TRAIN_REL : 2e-2;
         try (SafeTensors golden = SafeTensors.open(file);
              SafeTensors checkpoint = SafeTensors.open(dir.resolve("model.safetensors"), SafeTensors.DIT_PREFIXES);
              WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision, Quantization.NONE, true);
@@ -328,11 +333,12 @@ public final class GoldenVerifier {
                         backend.adamw(m.up(), m.dUp(), mv[2], mv[3], clip, hyper);
                     }
                     if (goldenLosses != null) {
+                        double lossBound = isFp32 ? TRAIN_REL : 2e-2 / Math.abs(goldenLosses[step]);
                         sink.accept(scalar("train", "loss[" + step + "]", loss, goldenLosses[step], lossBound));
                     }
                     String normKey = "step" + step + ".grad_norm";
                     if (golden.contains(normKey)) {
-                        sink.accept(scalar("train", normKey, gradNorm, golden.floats(normKey)[0], lossBound));
+                        sink.accept(scalar("train", normKey, gradNorm, golden.floats(normKey)[0], gradNormBound));
                     }
                 }
                 for (LoraModule m : lora.modules()) {
@@ -340,9 +346,10 @@ public final class GoldenVerifier {
                         String key = "final." + m.name() + (isDown ? ".lora_down.weight" : ".lora_up.weight");
                         if (!golden.contains(key)) continue;
                         // In bf16 the final LoRA is reported only: 6 sign-normalised AdamW steps amplify bf16 gradient
-                        // noise in small components; the loss curve is the judged quantity.
+                        // noise in small components (the CPU's bf16 path lands at relL2 ≤ 5e-2, cosine ≥ 0.998); the
+                        // loss curve is the judged quantity.
                         sink.accept(compare("train", key, isDown ? m.down() : m.up(), golden.floats(key),
-                                TRAIN_REL, Double.NaN, isFp32));
+                                isFp32 ? TRAIN_REL : Double.NaN, Double.NaN, isFp32));
                     }
                 }
             } finally {

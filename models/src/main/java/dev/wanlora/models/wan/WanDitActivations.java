@@ -75,9 +75,12 @@ public final class WanDitActivations implements AutoCloseable {
     /** (B, L) F32: statistics of the head's LayerNorm. */
     public final Tensor headMean;
     public final Tensor headRstd;
-    /** (B, L, C) act: head LayerNorm output. */
+    /** (B, L, C) act: head LayerNorm output (shares {@link #normOut}: the blocks are done when the head runs). */
     public final Tensor headNorm;
-    /** (B, L, C) act: modulated head input (bf16 under BF16_MUSUBI: autocast casts it for the Linear). */
+    /**
+     * (B, L, C) act: modulated head input, bf16 under BF16_MUSUBI (autocast casts it for the Linear). Shares
+     * {@link #branchOut}.
+     */
     public final Tensor headInput;
     /** (B, L, 4·Cout) act: head Linear output, feature ph·32 + pw·16 + ch. */
     public final Tensor headOutput;
@@ -91,7 +94,10 @@ public final class WanDitActivations implements AutoCloseable {
     public final Tensor dPred;
     /** (B, L, 4·Cout) act. */
     public final Tensor dHeadOutput;
-    /** (B, L, C) act: gradient w.r.t. the head's modulated input, then w.r.t. its LayerNorm output. */
+    /**
+     * (B, L, C) act: gradients w.r.t. the head's modulated input and its LayerNorm output; they share the block
+     * gradients' dInput and dNormOut (the head's backward runs before any block's).
+     */
     public final Tensor dHeadInput;
     public final Tensor dHeadNorm;
     /** (B, L, C) act: gradient of the residual stream, updated in place block by block (branch grads are added). */
@@ -178,8 +184,13 @@ public final class WanDitActivations implements AutoCloseable {
     public static final class BlockGradients {
         /** (B, L, C): gradient of a branch output (o / ffn.2 output), of the attention outputs. */
         public final Tensor dBranchOut, dAttnOut;
-        /** (B, L, C): attention input grads (after RoPE/RMSNorm: dQ, dK; v: dV), then before RMSNorm (dQPre, dKPre). */
-        public final Tensor dQ, dK, dV, dQPre, dKPre;
+        /** (B, L, C): attention input grads (after RoPE/RMSNorm: dQ, dK; v: dV). */
+        public final Tensor dQ, dK, dV;
+        /**
+         * (B, L, C): q and k grads before their RMSNorm. dQPre shares dBranchOut's storage and dKPre dAttnOut's: each is
+         * written only after the o-projection's and the attention's backward have finished reading those.
+         */
+        public final Tensor dQPre, dKPre;
         /** (B, L, C): gradient of a Linear group's input (q/k/v, cross q, ffn.0), then of the LayerNorm output. */
         public final Tensor dInput, dNormOut;
         /** (B, K, C): cross-attention k, v grads; k before RMSNorm. */
@@ -195,7 +206,8 @@ public final class WanDitActivations implements AutoCloseable {
             Shape text = Shape.of(b, k, c.dim());
             dBranchOut = a.tensor(act, tokens); dAttnOut = a.tensor(act, tokens);
             dQ = a.tensor(act, tokens); dK = a.tensor(act, tokens); dV = a.tensor(act, tokens);
-            dQPre = a.tensor(act, tokens); dKPre = a.tensor(act, tokens);
+            dQPre = dBranchOut;
+            dKPre = dAttnOut;
             dInput = a.tensor(act, tokens); dNormOut = a.tensor(act, tokens);
             dCrossK = a.tensor(act, text); dCrossV = a.tensor(act, text); dCrossKPre = a.tensor(act, text);
             dFfnHidden = a.tensor(act, Shape.of(b, l, c.ffnDim()));
@@ -246,18 +258,18 @@ public final class WanDitActivations implements AutoCloseable {
             headModulation = f32(Shape.of(b, 2, c));
             headMean = f32(Shape.of(b, l));
             headRstd = f32(Shape.of(b, l));
-            headNorm = tensor(act, stream);
-            headInput = tensor(act, stream);
+            headNorm = normOut;
+            headInput = branchOut;
             headOutput = tensor(act, Shape.of(b, l, config.headOutFeatures()));
             pred = f32(latent);
 
             loss = f32(Shape.of(1));
             dPred = f32(latent);
             dHeadOutput = tensor(act, Shape.of(b, l, config.headOutFeatures()));
-            dHeadInput = tensor(act, stream);
-            dHeadNorm = tensor(act, stream);
             dStream = tensor(act, stream);
             blockGradients = new BlockGradients(this, config, act);
+            dHeadInput = blockGradients.dInput;
+            dHeadNorm = blockGradients.dNormOut;
         } catch (RuntimeException ex) {
             close();
             throw ex;
@@ -267,6 +279,27 @@ public final class WanDitActivations implements AutoCloseable {
     /** The block state block {@code i} writes (index 0 for every block with checkpointing). */
     public BlockState stateOf(int block) {
         return blockStates[blockStates.length == 1 ? 0 : block];
+    }
+
+    /**
+     * Bytes {@code new WanDitActivations(…, key)} will allocate, without allocating (for planning memory before
+     * loading anything). Mirrors the constructor; a test holds the two equal.
+     */
+    public static long sizeBytes(WanDitConfig config, ComputePrecision precision, Key key) {
+        long b = key.batch(), l = (long) key.frames() * (key.height() / 2) * (key.width() / 2), k = config.textLen();
+        long c = config.dim(), fd = config.ffnDim(), r = key.loraRank(), heads = config.numHeads();
+        long blc = b * l * c, bkc = b * k * c, blf = b * l * fd;
+        long states = key.keepsBlockIntermediates() ? config.numLayers() : 1;
+        long loraHidden = r == 0 ? 0 : b * r * (8 * l + 2 * k);
+        long act = b * l * config.patchLength() + b * k * config.textDim() + 2 * bkc
+                + (config.numLayers() + 1) * blc + 2 * blc
+                + states * (14 * blc + 3 * bkc + 2 * blf + loraHidden)
+                + 2 * b * l * config.headOutFeatures() + blc
+                + 7 * blc + 3 * bkc + blf + b * Math.max(l, k) * Math.max(1, r);
+        long f32 = b * config.freqDim() + 3 * b * c + 6 * b * c + l * config.headDim() + 6 * b * c
+                + states * (9 * b * l + b * k + 2 * b * heads * l)
+                + 2 * b * c + 2 * b * l + 2 * b * l * config.headOutFeatures() + 1;
+        return act * precision.activationDType().sizeBytes() + f32 * DType.F32.sizeBytes();
     }
 
     /** Total bytes of every buffer of this plan (for the startup memory report). */
