@@ -199,5 +199,16 @@ public final class KernelBench {
             AdamWStep h = new AdamWStep(5e-5f, 0.9f, 0.999f, 1e-8f, 0.01f, 10);
             bench("adamw_fwd_f32 " + shape, 28.0 * n, 0, () -> cuda.adamw(p, g, m, v, clip, h));
         }
+        long blocks = (n + 255) / 256;
+        try (CudaTensor p = random(F32, Shape.of(n)); CudaTensor g = random(F32, Shape.of(n));
+             CudaTensor mc = cuda.allocate(DType.U8, Shape.of(n)); CudaTensor vc = cuda.allocate(DType.U8, Shape.of(n));
+             CudaTensor ma = cuda.allocate(F32, Shape.of(blocks)); CudaTensor va = cuda.allocate(F32, Shape.of(blocks));
+             CudaTensor clip = cuda.allocate(F32, Shape.of(1))) {
+            cuda.fill(clip, 1f);
+            AdamWStep h = new AdamWStep(5e-5f, 0.9f, 0.999f, 1e-8f, 0.01f, 10);
+            // p, g read, p written (12 B) + codes read and written (4 B) + absmax (negligible)
+            bench("adamw8bit_fwd_f32 (" + n / 1_000_000 + "M LoRA params)", 16.0 * n, 0,
+                    () -> cuda.adamw8bit(p, g, mc, ma, vc, va, clip, h));
+        }
     }
 }

@@ -3,6 +3,7 @@ package dev.wanlora.engine.cuda;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.OpChecks;
 import dev.wanlora.engine.numeric.Bf16;
+import dev.wanlora.engine.optim.AdamW8bit;
 import dev.wanlora.engine.numeric.Fp16;
 import dev.wanlora.engine.numeric.Fp8;
 import dev.wanlora.engine.tensor.DType;
@@ -538,8 +539,14 @@ public final class CudaBackend implements Backend {
     @Override
     public void adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes, Tensor vAbsMax,
                           Tensor gradScale, AdamWStep hyper) {
-        throw new UnsupportedOperationException("adamw8bit (cuda): waits for the CPU reference of the 8-bit optimizer "
-                + "(dev.wanlora.engine.optim.DynamicQuantization, CpuAdamW8bit) to land; use --optimizer_type adamw");
+        String op = "adamw8bit";
+        OpChecks.adamw8bit(param, grad, mCodes, mAbsMax, vCodes, vAbsMax, gradScale, hyper, AdamW8bit.BLOCK_SIZE);
+        CudaTensor cp = cuda(op, "param", param), cg = cuda(op, "grad", grad), cs = cuda(op, "gradScale", gradScale);
+        CudaTensor cmc = cuda(op, "mCodes", mCodes), cma = cuda(op, "mAbsMax", mAbsMax);
+        CudaTensor cvc = cuda(op, "vCodes", vCodes), cva = cuda(op, "vAbsMax", vAbsMax);
+        outputs(op, new String[] {"param", "mCodes", "mAbsMax", "vCodes", "vAbsMax"}, new CudaTensor[] {cp, cmc, cma, cvc, cva},
+                new String[] {"grad", "gradScale"}, new CudaTensor[] {cg, cs});
+        optim.adamw8bit(cp, cg, cmc, cma, cvc, cva, cs, hyper);
     }
 
     @Override
@@ -597,6 +604,7 @@ public final class CudaBackend implements Backend {
         closed = true;
         context.synchronize();
         attention.close();
+        optim.close();
         launcher.close();
         gemm.close();
         kernels.close();

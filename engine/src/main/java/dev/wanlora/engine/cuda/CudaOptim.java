@@ -1,12 +1,37 @@
 package dev.wanlora.engine.cuda;
 
 import dev.wanlora.engine.backend.Backend.AdamWStep;
+import dev.wanlora.engine.optim.AdamW8bit;
+import dev.wanlora.engine.optim.DynamicQuantization;
+import jcuda.Pointer;
 
-/** Launchers of the optimizer kernels: the clip coefficient and AdamW (see {@code kernels/src/main/cuda/optim/}). */
-final class CudaOptim {
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
+
+/**
+ * Launchers of the optimizer kernels: the clip coefficient, AdamW and 8-bit AdamW (see
+ * {@code kernels/src/main/cuda/optim/}). Holds the two 256-entry dynamic quantization maps of the 8-bit optimizer in
+ * device memory, uploaded once from {@link DynamicQuantization} so that both backends quantize with the same values.
+ */
+final class CudaOptim implements AutoCloseable {
+    /** The kernel's block: one quantization block of AdamW8bit.BLOCK_SIZE elements per CUDA block. */
+    private static final int BLOCK_8BIT = 256;
+
     private final Launcher launcher;
+    private final DeviceBuffer maps; // (2, 256) F32: the signed map, then the unsigned map
 
-    CudaOptim(Launcher launcher) { this.launcher = launcher; }
+    CudaOptim(Launcher launcher) {
+        if (AdamW8bit.BLOCK_SIZE != BLOCK_8BIT) {
+            throw new IllegalStateException("adamw8bit (cuda): the kernel is built for blocks of " + BLOCK_8BIT
+                    + " elements, but AdamW8bit.BLOCK_SIZE is " + AdamW8bit.BLOCK_SIZE);
+        }
+        this.launcher = launcher;
+        float[] both = new float[2 * DynamicQuantization.MAP_SIZE];
+        System.arraycopy(DynamicQuantization.signedMap(), 0, both, 0, DynamicQuantization.MAP_SIZE);
+        System.arraycopy(DynamicQuantization.unsignedMap(), 0, both, DynamicQuantization.MAP_SIZE, DynamicQuantization.MAP_SIZE);
+        this.maps = DeviceBuffer.allocate(launcher.context(), 4L * both.length, "8-bit optimizer quantization maps");
+        CudaException.check(cuMemcpyHtoD(maps.pointer(0), Pointer.to(both), 4L * both.length), "cuMemcpyHtoD",
+                "uploading the 8-bit optimizer maps");
+    }
 
     void clipCoefficient(CudaTensor clip, CudaTensor normSquared, float maxNorm) {
         launcher.launch(Kernel.CLIP_COEFFICIENT_FWD_F32, LaunchConfig.of(1, 32), clip, normSquared, maxNorm);
@@ -22,4 +47,22 @@ final class CudaOptim {
         launcher.launch(Kernel.ADAMW_FWD_F32, launcher.cover(n), param, grad, m, v, gradScale, lr, b1, b2, (double) h.eps(),
                 (double) h.weightDecay(), stepSize, bc2Sqrt, n);
     }
+
+    /** The step size and c2 in float, formed exactly as CpuAdamW8bit forms them; the kernel mirrors the rest. */
+    void adamw8bit(CudaTensor param, CudaTensor grad, CudaTensor mCodes, CudaTensor mAbsMax, CudaTensor vCodes,
+                   CudaTensor vAbsMax, CudaTensor gradScale, AdamWStep h) {
+        long n = param.numElements();
+        if (n == 0) return;
+        float beta1 = h.beta1(), beta2 = h.beta2(), lr = h.learningRate();
+        float correction1 = 1.0f - (float) Math.pow(beta1, h.step());
+        float correction2 = (float) Math.sqrt(1.0f - (float) Math.pow(beta2, h.step()));
+        float stepSize = (-lr * correction2) / correction1;
+        long blocks = (n + BLOCK_8BIT - 1) / BLOCK_8BIT;
+        long signedMap = maps.address(), unsignedMap = signedMap + 4L * DynamicQuantization.MAP_SIZE;
+        launcher.launch(Kernel.ADAMW8BIT_FWD_F32, LaunchConfig.of(blocks, BLOCK_8BIT), param, grad, mCodes, mAbsMax, vCodes,
+                vAbsMax, gradScale, signedMap, unsignedMap, beta1, beta2, h.eps(), lr, h.weightDecay(), correction2, stepSize, n);
+    }
+
+    @Override
+    public void close() { maps.close(); }
 }

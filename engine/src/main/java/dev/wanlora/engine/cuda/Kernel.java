@@ -128,6 +128,7 @@ public enum Kernel {
     SUM_OF_SQUARES_FWD_F32("loss", "sum_of_squares_fwd_f32"),
     // optim
     ADAMW_FWD_F32("optim", "adamw_fwd_f32"),
+    ADAMW8BIT_FWD_F32("optim", "adamw8bit_fwd_f32"),
     // quant
     DEQUANTIZE_FP8_FWD_BF16("quant", "dequantize_fp8_fwd_bf16"),
     DEQUANTIZE_FP8_FWD_BF16_F32("quant", "dequantize_fp8_fwd_bf16_f32"),
