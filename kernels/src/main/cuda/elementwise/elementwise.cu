@@ -1,5 +1,6 @@
 // Elementwise ops over flat tensors: add, scale, silu, gelu (tanh) forward/backward, add_row_vector.
-// Symbols: <op>_<pass>_<in>[_<out>] for (in, out) in FOR_EACH_IO (f32, bf16, bf16_f32, f32_bf16).
+// Symbols: <op>_<pass>_<in>[_<out>] for (in, out) in FOR_EACH_IO (f32, bf16, bf16_f32, f32_bf16); add also takes
+// a and b of different dtypes: add_fwd_<a>_<b>_<out> (add_fwd_<t> when all three agree).
 // Thread mapping: grid-stride loop over groups of 8 elements with 16-byte accesses when every pointer is 8-element
 // aligned (and, for add_row_vector, cols % 8 == 0), then a scalar tail; otherwise scalar. Outputs may alias inputs
 // (each element is read before it is written, by the same thread). No size requirement.
@@ -22,8 +23,8 @@ __device__ __forceinline__ float gelu_grad_f(float x) {
 }
 
 // out[i] = f(a[i], b[i]) where b may be null (unary ops).
-template <typename TI, typename TO, typename F>
-__device__ __forceinline__ void map2(TO* out, const TI* a, const TI* b, long long n, F f) {
+template <typename TI, typename TO, typename F, typename TB = TI>
+__device__ __forceinline__ void map2(TO* out, const TI* a, const TB* b, long long n, F f) {
   long long t = global_thread(), stride = global_threads();
   bool vec = aligned8(out) && aligned8(a) && (b == nullptr || aligned8(b));
   long long groups = vec ? n / 8 : 0;
@@ -41,9 +42,6 @@ __device__ __forceinline__ void map2(TO* out, const TI* a, const TI* b, long lon
 }
 
 #define ELEMENTWISE(TI, TO, S)                                                                                     \
-  extern "C" __global__ void add_fwd_##S(TO* out, const TI* a, const TI* b, long long n) {                         \
-    map2<TI, TO>(out, a, b, n, [](float x, float y) { return x + y; });                                 \
-  }                                                                                                                \
   extern "C" __global__ void scale_fwd_##S(TO* out, const TI* x, float alpha, long long n) {                       \
     map2<TI, TO>(out, x, (const TI*)nullptr, n, [alpha](float v, float) { return alpha * v; });         \
   }                                                                                                                \
@@ -76,3 +74,17 @@ __device__ __forceinline__ void map2(TO* out, const TI* a, const TI* b, long lon
   }
 
 FOR_EACH_IO(ELEMENTWISE)
+
+#define ADD(TA, TB, TO, S)                                                                                         \
+  extern "C" __global__ void add_fwd_##S(TO* out, const TA* a, const TB* b, long long n) {                         \
+    map2<TA, TO>(out, a, b, n, [](float x, float y) { return x + y; });                                            \
+  }
+
+ADD(f32, f32, f32, f32)
+ADD(bf16, bf16, bf16, bf16)
+ADD(bf16, bf16, f32, bf16_bf16_f32)
+ADD(f32, f32, bf16, f32_f32_bf16)
+ADD(bf16, f32, f32, bf16_f32_f32)
+ADD(f32, bf16, f32, f32_bf16_f32)
+ADD(bf16, f32, bf16, bf16_f32_bf16)
+ADD(f32, bf16, bf16, f32_bf16_bf16)

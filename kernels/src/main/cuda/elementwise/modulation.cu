@@ -1,12 +1,11 @@
-// adaLN modulation and gated residuals of Wan's blocks, and the flow-matching input. Tensors are (B, L, C) seen
+// adaLN modulation and gated residuals of Wan's blocks. Tensors are (B, L, C) seen
 // flat with row r = i / C, sample b = r / L; mod is (B, n, C) f32 (Wan keeps modulation in fp32).
 //   modulate_fwd:        out = x·(1 + mod[b,scale,c]) + mod[b,shift,c]
 //   modulate_bwd:        dx = dOut·(1 + mod[b,scale,c])
 //   gated_residual_fwd:  x = x + y·mod[b,gate,c]   (gate < 0: x = x + y)     symbols gated_residual_fwd_<x>[_<y>]
 //   gated_residual_bwd:  dy = dx·mod[b,gate,c]     (gate < 0: dy = dx)
-//   flow_matching_fwd:   xt = (1 − t[b])·x0 + t[b]·noise, target = noise − x0, per sample of perSample elements
-// Thread mapping: grid-stride over groups of 8 (16-byte accesses) when C % 8 == 0 and all pointers are aligned
-// (perSample % 8 == 0 for flow matching), else scalar. Numerics: fp32 math, one rounding per stored value.
+// Thread mapping: grid-stride over groups of 8 (16-byte accesses) when C % 8 == 0 and all pointers are aligned,
+// else scalar. Numerics: fp32 math, one rounding per stored value.
 // Deterministic: pure elementwise.
 #include "wanlora.cuh"
 
@@ -80,32 +79,6 @@ __device__ void gated_residual_bwd(TO* dy, const TI* dx, const float* mod, int n
   }
 }
 
-template <typename TI, typename TO>
-__device__ void flow_matching(TO* xt, TO* target, const TI* x0, const TI* noise, const float* tt, long long perSample,
-                              long long total) {
-  long long t = global_thread(), stride = global_threads();
-  bool vec = perSample % 8 == 0 && aligned8(xt) && aligned8(target) && aligned8(x0) && aligned8(noise);
-  long long groups = vec ? total / 8 : 0;
-  for (long long g = t; g < groups; g += stride) {
-    long long i = g * 8;
-    float s = tt[i / perSample], a[8], e[8], o[8], d[8];
-    load8(x0 + i, a);
-    load8(noise + i, e);
-#pragma unroll
-    for (int k = 0; k < 8; k++) {
-      o[k] = (1.f - s) * a[k] + s * e[k];
-      d[k] = e[k] - a[k];
-    }
-    store8(xt + i, o);
-    store8(target + i, d);
-  }
-  for (long long i = groups * 8 + t; i < total; i += stride) {
-    float s = tt[i / perSample], a = to_float(x0[i]), e = to_float(noise[i]);
-    xt[i] = from_float<TO>((1.f - s) * a + s * e);
-    target[i] = from_float<TO>(e - a);
-  }
-}
-
 #define MODULATION(TI, TO, S)                                                                                         \
   extern "C" __global__ void modulate_fwd_##S(TO* out, const TI* x, const float* mod, int n, int shift, int scale,    \
                                               long long L, long long C, long long total) {                            \
@@ -118,10 +91,6 @@ __device__ void flow_matching(TO* xt, TO* target, const TI* x0, const TI* noise,
   extern "C" __global__ void gated_residual_bwd_##S(TO* dy, const TI* dx, const float* mod, int n, int gate,           \
                                                     long long L, long long C, long long total) {                      \
     gated_residual_bwd<TI, TO>(dy, dx, mod, n, gate, L, C, total);                                                    \
-  }                                                                                                                   \
-  extern "C" __global__ void flow_matching_fwd_##S(TO* xt, TO* target, const TI* x0, const TI* noise, const float* t, \
-                                                   long long perSample, long long total) {                            \
-    flow_matching<TI, TO>(xt, target, x0, noise, t, perSample, total);                                                \
   }                                                                                                                   \
   /* here TI is the residual x's type and TO the branch y's */                                                        \
   extern "C" __global__ void gated_residual_fwd_##S(TI* x, const TO* y, const float* mod, int n, int gate,            \

@@ -1,6 +1,9 @@
-// Deterministic reductions for the loss and the gradient norm, and the clip coefficient.
-//   mse_loss_fwd_<in>[_<dPred>]: dPred[i] = gradScale2n·(pred[i] − target[i]) (gradScale2n = gradScale·2/n; dPred
-//     may be null); partial[block] = Σ (pred − target)² over the elements this block's threads visit.
+// The flow-matching input, deterministic reductions for the loss and the gradient norm, and the clip coefficient.
+// The per-step latent tensors are small (≤ 2.1M elements for the largest 14B bucket), so flow matching and the loss
+// take each tensor's dtype at run time (0 = f32, 1 = bf16: ParamType) instead of one symbol per combination.
+//   flow_matching_fwd_any: xt = (1 − t[b])·x0 + t[b]·noise, target = noise − x0 in fp32, per sample of perSample elements.
+//   mse_loss_fwd_any: dPred[i] = gradScale2n·(pred[i] − target[i]) (gradScale2n = gradScale·2/n);
+//     partial[block] = Σ (pred − target)² over the elements this block's threads visit.
 //   sum_of_squares_fwd_<g>: partial[block] = Σ g² likewise.
 //   reduce_partials_fwd_f32: out[0] = (accumulate ? out[0] : 0) + scale·Σ partial[0..count) (float64 sum, in index
 //     order), one block of 1024 threads.
@@ -11,26 +14,34 @@
 // every run and every GPU. Per-thread sums are fp32, the block tree fp32, the final sum float64.
 #include "wanlora.cuh"
 
-template <typename TI, typename TO>
-__device__ void mse_loss(TO* dPred, float* partial, const TI* pred, const TI* target, float gradScale2n, long long n) {
+__device__ __forceinline__ float load_any(const void* p, int type, long long i) { return load_param(p, type, i); }
+
+__device__ __forceinline__ void store_any(void* p, int type, long long i, float v) {
+  if (type == PARAM_BF16) ((bf16*)p)[i] = __float2bfloat16_rn(v); else ((float*)p)[i] = v;
+}
+
+extern "C" __global__ void flow_matching_fwd_any(void* xt, int xtType, void* target, int targetType, const void* x0,
+                                             int x0Type, const void* noise, int noiseType, const float* t,
+                                             long long perSample, long long total) {
+  for (long long i = global_thread(); i < total; i += global_threads()) {
+    float s = t[i / perSample], a = load_any(x0, x0Type, i), e = load_any(noise, noiseType, i);
+    store_any(xt, xtType, i, (1.f - s) * a + s * e);
+    store_any(target, targetType, i, e - a);
+  }
+}
+
+extern "C" __global__ void mse_loss_fwd_any(void* dPred, int dPredType, float* partial, const void* pred, int predType,
+                                        const void* target, int targetType, float gradScale2n, long long n) {
   __shared__ float scratch[32];
   float s = 0.f;
   for (long long i = global_thread(); i < n; i += global_threads()) {
-    float d = to_float(pred[i]) - to_float(target[i]);
+    float d = load_any(pred, predType, i) - load_any(target, targetType, i);
     s += d * d;
-    if (dPred != nullptr) dPred[i] = from_float<TO>(gradScale2n * d);
+    store_any(dPred, dPredType, i, gradScale2n * d);
   }
   s = block_sum(s, scratch);
   if (threadIdx.x == 0) partial[blockIdx.x] = s;
 }
-
-#define MSE(TI, TO, S)                                                                                                \
-  extern "C" __global__ void mse_loss_fwd_##S(TO* dPred, float* partial, const TI* pred, const TI* target,            \
-                                              float gradScale2n, long long n) {                                       \
-    mse_loss<TI, TO>(dPred, partial, pred, target, gradScale2n, n);                                                   \
-  }
-
-FOR_EACH_IO(MSE)
 
 template <typename T>
 __device__ void sum_of_squares(float* partial, const T* g, long long n) {

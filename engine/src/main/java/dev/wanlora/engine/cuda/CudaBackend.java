@@ -40,13 +40,13 @@ public final class CudaBackend implements Backend {
         this.context = context;
         try {
             this.kernels = KernelLibrary.load(context);
-            this.gemm = new CudaGemm(context);
+            this.launcher = new Launcher(context, kernels);
+            this.gemm = new CudaGemm(context, launcher);
         } catch (RuntimeException e) {
             context.close();
             throw e;
         }
         this.attention = new CudaAttention(context, kernels);
-        this.launcher = new Launcher(context, kernels);
         this.elementwise = new CudaElementwise(launcher);
         this.norm = new CudaNorm(launcher);
         this.flow = new CudaFlow(launcher);

@@ -30,9 +30,8 @@ final class CudaElementwise {
     }
 
     void add(CudaTensor out, CudaTensor a, CudaTensor b) {
-        requireSame("add", "a", a.dtype(), "b", b.dtype());
         long n = out.numElements();
-        if (n > 0) launcher.launch(Launcher.kernel("add", "add_fwd", a.dtype(), out.dtype()), vectorGrid(n), out, a, b, n);
+        if (n > 0) launcher.launch(Launcher.kernel("add", "add_fwd", a.dtype(), b.dtype(), out.dtype()), vectorGrid(n), out, a, b, n);
     }
 
     void scale(CudaTensor out, CudaTensor x, float alpha) {
@@ -102,24 +101,19 @@ final class CudaElementwise {
     }
 
     void patchify(CudaTensor out, CudaTensor latents, PatchDims d) {
-        requireSame("patchify", "out", out.dtype(), "latents", latents.dtype());
         long n = out.numElements();
-        if (n > 0) launcher.launch(layout("patchify", "patchify_fwd", out.dtype()), launcher.cover(n), out, latents, (int) d.batch(), d.channels(), d.frames(), d.height(), d.width());
+        if (n > 0) launcher.launch(Launcher.kernel("patchify", "patchify_fwd", latents.dtype(), out.dtype()), launcher.cover(n), out, latents, (int) d.batch(), d.channels(), d.frames(), d.height(), d.width());
     }
 
     void unpatchify(CudaTensor out, CudaTensor tokens, PatchDims d) {
-        requireSame("unpatchify", "out", out.dtype(), "tokens", tokens.dtype());
         long n = out.numElements();
-        if (n > 0) launcher.launch(layout("unpatchify", "unpatchify_fwd", out.dtype()), launcher.cover(n), out, tokens, (int) d.batch(), d.channels(), d.frames(), d.height(), d.width());
+        if (n > 0) launcher.launch(Launcher.kernel("unpatchify", "unpatchify_fwd", tokens.dtype(), out.dtype()), launcher.cover(n), out, tokens, (int) d.batch(), d.channels(), d.frames(), d.height(), d.width());
     }
 
     void unpatchifyBackward(CudaTensor dTokens, CudaTensor dOut, PatchDims d) {
-        requireSame("unpatchifyBackward", "dTokens", dTokens.dtype(), "dOut", dOut.dtype());
         long n = dTokens.numElements();
-        if (n > 0) launcher.launch(layout("unpatchifyBackward", "unpatchify_bwd", dOut.dtype()), launcher.cover(n), dTokens, dOut, (int) d.batch(), d.channels(), d.frames(), d.height(), d.width());
+        if (n > 0) launcher.launch(Launcher.kernel("unpatchifyBackward", "unpatchify_bwd", dOut.dtype(), dTokens.dtype()), launcher.cover(n), dTokens, dOut, (int) d.batch(), d.channels(), d.frames(), d.height(), d.width());
     }
-
-    private static Kernel layout(String op, String base, DType t) { return Launcher.kernel(op, base, t, t); }
 
     void sinusoidalEmbedding(CudaTensor out, CudaTensor timesteps, MatrixDims d) {
         long half = d.cols() / 2;

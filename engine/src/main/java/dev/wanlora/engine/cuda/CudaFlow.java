@@ -22,21 +22,20 @@ final class CudaFlow {
         launcher.launch(k, launcher.cover(n), out, seed, offset, n);
     }
 
+    /** Each tensor F32 or BF16 independently (the kernel takes the dtypes at run time). */
     void flowMatchingInput(CudaTensor xt, CudaTensor target, CudaTensor x0, CudaTensor noise, CudaTensor t, MatrixDims d) {
-        CudaElementwise.requireSame("flowMatchingInput", "x0", x0.dtype(), "noise", noise.dtype());
-        CudaElementwise.requireSame("flowMatchingInput", "xt", xt.dtype(), "target", target.dtype());
         long n = x0.numElements();
         if (n == 0) return;
-        Kernel k = Launcher.kernel("flowMatchingInput", "flow_matching_fwd", x0.dtype(), xt.dtype());
-        launcher.launch(k, launcher.cover((n + 7) / 8), xt, target, x0, noise, t, d.cols(), n);
+        launcher.launch(Kernel.FLOW_MATCHING_FWD_ANY, launcher.cover(n), xt, Launcher.paramType(xt), target,
+                Launcher.paramType(target), x0, Launcher.paramType(x0), noise, Launcher.paramType(noise), t, d.cols(), n);
     }
 
+    /** Each tensor F32 or BF16 independently. */
     void mseLoss(CudaTensor loss, CudaTensor dPred, CudaTensor pred, CudaTensor target, float gradScale, long n) {
-        CudaElementwise.requireSame("mseLoss", "pred", pred.dtype(), "target", target.dtype());
         long partial = launcher.scratch(4L * PARTIAL_BLOCKS);
-        Kernel k = Launcher.kernel("mseLoss", "mse_loss_fwd", pred.dtype(), dPred.dtype());
-        // dPred = gradScale·2·(pred − target)/n, the factor formed in double and rounded once, as the CPU does.
-        launcher.launch(k, LaunchConfig.of(PARTIAL_BLOCKS, PARTIAL_THREADS), dPred, partial, pred, target,
+        // dPred = gradScale·2·(pred − target)/n, the factor formed in double and rounded once to float.
+        launcher.launch(Kernel.MSE_LOSS_FWD_ANY, LaunchConfig.of(PARTIAL_BLOCKS, PARTIAL_THREADS), dPred,
+                Launcher.paramType(dPred), partial, pred, Launcher.paramType(pred), target, Launcher.paramType(target),
                 (float) (2.0 * gradScale / n), n);
         reducePartials(loss, partial, 1.0 / n, false);
     }

@@ -22,8 +22,10 @@ import static java.lang.foreign.ValueLayout.*;
  * launches. The workspace is one 32 MiB device buffer (cuBLAS's recommendation for Hopper), shared by all plans
  * because every GEMM runs on the one compute stream.
  *
- * <p>Supported: a, b both BF16 with c BF16 or F32; a, b both F16 with c F16 or F32; a, b, c F32. Bias of c's dtype
- * or F32.
+ * <p>cuBLASLt takes a, b both BF16 with c BF16 or F32; a, b both F16 with c F16 or F32; a, b, c F32; bias of c's
+ * dtype or F32. When a and b differ (F32 and BF16, as in Wan's fp32 time embedding with bf16 weights) the product
+ * runs in our {@code gemm_mixed} kernel instead: exact widening of the bf16 operand, fp32 accumulation, one warp
+ * per output element — meant for few-row problems like that one.
  */
 final class CudaGemm implements AutoCloseable {
     static final long WORKSPACE_BYTES = 32L << 20;
@@ -36,13 +38,15 @@ final class CudaGemm implements AutoCloseable {
     record Plan(MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB, MemorySegment layoutC, MemorySegment algo) {}
 
     private final CudaContext context;
+    private final Launcher launcher;
     private final CublasLt lt;
     private final DeviceBuffer workspace;
     private final Map<Key, Plan> plans = new HashMap<>();
     private final MemorySegment alpha, beta, biasPointer;
 
-    CudaGemm(CudaContext context) {
+    CudaGemm(CudaContext context, Launcher launcher) {
         this.context = context;
+        this.launcher = launcher;
         context.makeCurrent();
         this.lt = CublasLt.load();
         this.workspace = DeviceBuffer.allocate(context, WORKSPACE_BYTES, "cuBLASLt workspace");
@@ -64,10 +68,16 @@ final class CudaGemm implements AutoCloseable {
                     + (transA ? "ᵀ" : "") + ", op(b)=(" + kb + "," + n + ") from b=" + b.shape() + (transB ? "ᵀ" : "") + ", c="
                     + c.shape() + (bias == null ? "" : ", bias=" + bias.shape()) + ", expected op(a) (M,K), op(b) (K,N), c (M,N), bias (N)");
         }
+        if (a.dtype() != b.dtype() && isActivation(a.dtype()) && isActivation(b.dtype()) && isActivation(c.dtype())
+                && (bias == null || isActivation(bias.dtype()))) {
+            mixed(c, a, transA, b, transB, alphaValue, betaValue, bias, m, n, k);
+            return;
+        }
         if (!supported(a.dtype(), b.dtype(), c.dtype()) || (bias != null && bias.dtype() != c.dtype() && bias.dtype() != DType.F32)) {
             throw new UnsupportedOperationException("gemm (cuda): no cuBLASLt path for a=" + a.dtype() + ", b=" + b.dtype()
                     + ", c=" + c.dtype() + (bias == null ? "" : ", bias=" + bias.dtype())
-                    + "; supported: (BF16,BF16)->BF16|F32, (F16,F16)->F16|F32, (F32,F32)->F32, bias of c's dtype or F32");
+                    + "; supported: (BF16,BF16)->BF16|F32, (F16,F16)->F16|F32, (F32,F32)->F32, bias of c's dtype or F32;"
+                    + " (F32,BF16) and (BF16,F32) -> F32|BF16 with any F32/BF16 bias");
         }
         if (m == 0 || n == 0) return;
         if (k == 0) throw new IllegalArgumentException("gemm: inner dimension K is 0; got a=" + a.shape() + ", b=" + b.shape());
@@ -89,6 +99,17 @@ final class CudaGemm implements AutoCloseable {
             throw new CudaException("cublasLtMatmul", status, CublasLt.statusName(status), "gemm " + key);
         }
         if (CudaContext.syncAfterEachLaunch()) context.synchronize();
+    }
+
+    private static boolean isActivation(DType t) { return t == DType.F32 || t == DType.BF16; }
+
+    /** c = alpha·op(a)·op(b) + beta·c (+ bias) for a, b of different dtypes (gemm_mixed.cu). */
+    private void mixed(CudaTensor c, CudaTensor a, boolean transA, CudaTensor b, boolean transB, float alpha, float beta,
+                       CudaTensor bias, long m, long n, long k) {
+        if (m == 0 || n == 0) return;
+        Kernel kernel = Launcher.kernel("gemm", "gemm_mixed_fwd", a.dtype(), b.dtype(), c.dtype());
+        launcher.launch(kernel, launcher.cover(Math.multiplyExact(m * n, 32L)), c, a, b, bias, Launcher.paramType(bias),
+                m, n, k, transA ? 1 : 0, transB ? 1 : 0, alpha, beta);
     }
 
     private static boolean supported(DType a, DType b, DType c) {

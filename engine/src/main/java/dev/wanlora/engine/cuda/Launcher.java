@@ -10,8 +10,9 @@ import java.util.Locale;
  * {@link CudaElementwise}, {@link CudaFlow}, {@link CudaOptim}) hold one.
  *
  * <p><b>Symbols by dtype.</b> A kernel instantiated for several dtype combinations is named
- * {@code <op>_<pass>_<in>} when input and output dtypes agree and {@code <op>_<pass>_<in>_<out>} otherwise
- * (e.g. {@code rms_norm_fwd_bf16}, {@code rms_norm_fwd_bf16_f32}). A combination without a kernel is an
+ * {@code <op>_<pass>_<t>} when all its typed tensors share the dtype t, and {@code <op>_<pass>_<t1>_<t2>…} (in the
+ * order the kernel's header lists them, usually input then output) otherwise, e.g. {@code rms_norm_fwd_bf16},
+ * {@code rms_norm_fwd_bf16_f32}, {@code add_fwd_bf16_f32_f32}. A combination without a kernel is an
  * {@link UnsupportedOperationException} listing the symbols that exist.
  */
 final class Launcher {
@@ -46,12 +47,15 @@ final class Launcher {
         };
     }
 
-    /** The kernel {@code base_<in>} or {@code base_<in>_<out>}; see the class comment. */
-    static Kernel kernel(String op, String base, DType in, DType out) {
-        String symbol = base + "_" + tag(in) + (in == out ? "" : "_" + tag(out));
-        Kernel k = Kernel.bySymbol(symbol);
+    /** The kernel {@code base_<t>} or {@code base_<t1>_<t2>…} for these dtypes; see the class comment. */
+    static Kernel kernel(String op, String base, DType... types) {
+        boolean same = true;
+        for (DType t : types) same &= t == types[0];
+        StringBuilder symbol = new StringBuilder(base);
+        for (DType t : same ? new DType[] {types[0]} : types) symbol.append('_').append(tag(t));
+        Kernel k = Kernel.bySymbol(symbol.toString());
         if (k == null) {
-            throw new UnsupportedOperationException(op + " (cuda): no kernel for input " + in + " and output " + out
+            throw new UnsupportedOperationException(op + " (cuda): no kernel for dtypes " + java.util.Arrays.toString(types)
                     + "; supported kernels: " + Kernel.symbolsStartingWith(base + "_"));
         }
         return k;

@@ -56,6 +56,24 @@ class CudaElementwiseParityTest {
         closeAll(x);
     }
 
+    /** add takes a and b of different dtypes too (Wan adds a bf16 and an f32 time embedding into f32). */
+    @Test
+    void addMixed() {
+        for (DType ta : new DType[] {BF16, F32}) {
+            for (DType tb : new DType[] {BF16, F32}) {
+                for (DType to : new DType[] {BF16, F32}) {
+                    for (Shape s : FLAT) {
+                        Pair a = random(ta, s, 23, 1), b = random(tb, s, 24, 1), out = output(to, s);
+                        CPU.add(out.cpu(), a.cpu(), b.cpu());
+                        cuda().add(out.cuda(), a.cuda(), b.cuda());
+                        check(label("add", to, "a(" + ta + "),b(" + tb + ")", s), out);
+                        closeAll(a, b, out);
+                    }
+                }
+            }
+        }
+    }
+
     @Test
     void addAndGeluBackward() {
         for (DType[] io : IO) {
@@ -144,20 +162,22 @@ class CudaElementwiseParityTest {
     @Test
     void patchLayoutsAreExact() {
         int[][] cases = {{1, 16, 3, 8, 12}, {2, 3, 1, 2, 6}, {1, 16, 21, 60, 104}}; // B, C, F, H, W
-        for (DType t : new DType[] {BF16, F32}) {
+        // Narrowing f32 -> bf16 rounds once on both sides, so mixed dtypes are exact too.
+        for (DType[] io : IO) {
+            DType t = io[0], u = io[1];
             for (int[] c : cases) {
                 Shape lat = Shape.of(c[0], c[1], c[2], c[3], c[4]);
                 Shape tok = Shape.of(c[0], (long) c[2] * (c[3] / 2) * (c[4] / 2), 4L * c[1]);
-                Pair latents = random(t, lat, 61, 1), tokens = output(t, tok), image = output(t, lat), dTokens = output(t, tok);
+                Pair latents = random(t, lat, 61, 1), tokens = output(u, tok), image = output(t, lat), dTokens = output(u, tok);
                 CPU.patchify(tokens.cpu(), latents.cpu(), c[1], c[2], c[3], c[4]);
                 cuda().patchify(tokens.cuda(), latents.cuda(), c[1], c[2], c[3], c[4]);
-                checkExact(label("patchify", t, "latents", lat), tokens);
+                checkExact(label("patchify", u, "latents(" + t + ")", lat), tokens);
                 CPU.unpatchify(image.cpu(), tokens.cpu(), c[1], c[2], c[3], c[4]);
                 cuda().unpatchify(image.cuda(), tokens.cuda(), c[1], c[2], c[3], c[4]);
-                checkExact(label("unpatchify", t, "tokens", tok), image);
+                checkExact(label("unpatchify", t, "tokens(" + u + ")", tok), image);
                 CPU.unpatchifyBackward(dTokens.cpu(), latents.cpu(), c[1], c[2], c[3], c[4]);
                 cuda().unpatchifyBackward(dTokens.cuda(), latents.cuda(), c[1], c[2], c[3], c[4]);
-                checkExact(label("unpatchifyBackward", t, "dOut", lat), dTokens);
+                checkExact(label("unpatchifyBackward", u, "dOut(" + t + ")", lat), dTokens);
                 closeAll(latents, tokens, image, dTokens);
             }
         }

@@ -43,6 +43,38 @@ class CudaGemmParityTest {
         }
     }
 
+    /**
+     * a and b of different dtypes run in gemm_mixed (fp32 accumulation, exact widening of the bf16 operand), e.g.
+     * Wan's time embedding: e (B, 256) f32 · w (5120, 256)ᵀ bf16 + b, and the projection (B, 5120) · (30720, 5120)ᵀ.
+     */
+    @Test
+    void mixedOperandDtypes() {
+        int m = 3, k = 40, n = 77;
+        DType[][] types = {{F32, BF16, F32}, {F32, BF16, BF16}, {BF16, F32, F32}, {BF16, F32, BF16}}; // a, b, c
+        for (DType[] t : types) {
+            for (boolean ta : new boolean[] {false, true}) {
+                for (boolean tb : new boolean[] {false, true}) {
+                    Pair a = random(t[0], ta ? Shape.of(k, m) : Shape.of(m, k), 31, 1);
+                    Pair b = random(t[1], tb ? Shape.of(n, k) : Shape.of(k, n), 32, 1);
+                    Pair c = random(t[2], Shape.of(m, n), 33, 1), bias = random(BF16, Shape.of(n), 34, 1);
+                    CPU.gemm(c.cpu(), a.cpu(), ta, b.cpu(), tb, 0.5f, 0.75f, bias.cpu());
+                    cuda().gemm(c.cuda(), a.cuda(), ta, b.cuda(), tb, 0.5f, 0.75f, bias.cuda());
+                    check(label("gemm" + (ta ? "T" : "N") + (tb ? "T" : "N") + "+bias", t[2], "a(" + t[0] + "),b(" + t[1] + ")",
+                            a.shape()), c);
+                    closeAll(a, b, c, bias);
+                }
+            }
+        }
+        for (long[] kn : new long[][] {{256, 5120}, {5120, 30720}}) {
+            Pair e = random(F32, Shape.of(2, kn[0]), 35, 1), w = random(BF16, Shape.of(kn[1], kn[0]), 36, 0.02);
+            Pair bias = random(BF16, Shape.of(kn[1]), 37, 0.1), y = output(F32, Shape.of(2, kn[1]));
+            CPU.gemm(y.cpu(), e.cpu(), false, w.cpu(), true, 1, 0, bias.cpu());
+            cuda().gemm(y.cuda(), e.cuda(), false, w.cuda(), true, 1, 0, bias.cuda());
+            check(label("gemmNT+bias(time embedding)", F32, "e", e.shape()) + ",w=" + w.shape() + "(BF16)", y);
+            closeAll(e, w, bias, y);
+        }
+    }
+
     /** beta = 0 ignores c, even when it holds NaN. */
     @Test
     void betaZeroIgnoresNaN() {

@@ -42,7 +42,8 @@ class CudaTrainingOpsParityTest {
 
     @Test
     void flowMatchingInputAndLoss() {
-        DType[][] io = {{BF16, BF16}, {F32, F32}, {BF16, F32}};
+        // {x0 and noise, xt and target}; the loss then reads pred = xt, target = target and writes dPred of xt's dtype.
+        DType[][] io = {{BF16, BF16}, {F32, F32}, {BF16, F32}, {F32, BF16}};
         for (DType[] d : io) {
             for (Shape s : LATENTS) {
                 long b = s.dim(0);
