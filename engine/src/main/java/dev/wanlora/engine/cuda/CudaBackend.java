@@ -1,6 +1,7 @@
 package dev.wanlora.engine.cuda;
 
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.OpChecks;
 import dev.wanlora.engine.numeric.Bf16;
 import dev.wanlora.engine.numeric.Fp16;
 import dev.wanlora.engine.numeric.Fp8;
@@ -26,17 +27,29 @@ public final class CudaBackend implements Backend {
     private final CudaContext context;
     private final KernelLibrary kernels;
     private final CudaAttention attention;
+    private final CudaGemm gemm;
+    private final Launcher launcher;
+    private final CudaElementwise elementwise;
+    private final CudaNorm norm;
+    private final CudaFlow flow;
+    private final CudaOptim optim;
     private boolean closed;
 
     private CudaBackend(CudaContext context) {
         this.context = context;
         try {
             this.kernels = KernelLibrary.load(context);
+            this.gemm = new CudaGemm(context);
         } catch (RuntimeException e) {
             context.close();
             throw e;
         }
         this.attention = new CudaAttention(context, kernels);
+        this.launcher = new Launcher(context, kernels);
+        this.elementwise = new CudaElementwise(launcher);
+        this.norm = new CudaNorm(launcher);
+        this.flow = new CudaFlow(launcher);
+        this.optim = new CudaOptim(launcher);
     }
 
     /** Opens GPU {@code device} (0-based): primary context, streams, every kernel resolved. */
@@ -86,8 +99,15 @@ public final class CudaBackend implements Backend {
                     case F16 -> host.setAtIndex(SHORT_LE, i, Fp16.fromFloat(v));
                     case F8_E4M3 -> host.set(ValueLayout.JAVA_BYTE, i, Fp8.e4m3FromFloat(v));
                     case F8_E5M2 -> host.set(ValueLayout.JAVA_BYTE, i, Fp8.e5m2FromFloat(v));
+                    case U8 -> {
+                        if (!(v >= 0 && v <= 255 && v == Math.rint(v))) {
+                            throw new IllegalArgumentException("fromFloats (cuda): a u8 tensor holds integer codes; got "
+                                    + v + " at index " + i + ", expected an integer in 0..255");
+                        }
+                        host.set(ValueLayout.JAVA_BYTE, i, (byte) v);
+                    }
                     default -> throw new UnsupportedOperationException("fromFloats (cuda): dtype " + dtype
-                            + " is not a float type; supported: F32, BF16, F16, F8_E4M3, F8_E5M2");
+                            + " not stored; supported: F32, BF16, F16, F8_E4M3, F8_E5M2, U8");
                 }
             }
             CudaTensor t = allocateUninitialized(dtype, shape);
@@ -98,9 +118,9 @@ public final class CudaBackend implements Backend {
 
     @Override
     public CudaTensor fromBytes(DType dtype, Shape shape, MemorySegment bytes) {
-        if (!dtype.isFloatingPoint() || dtype == DType.F64) {
+        if ((!dtype.isFloatingPoint() && dtype != DType.U8) || dtype == DType.F64) {
             throw new UnsupportedOperationException("fromBytes (cuda): dtype " + dtype
-                    + " not stored; supported: F32, BF16, F16, F8_E4M3, F8_E5M2");
+                    + " not stored; supported: F32, BF16, F16, F8_E4M3, F8_E5M2, U8 (optimizer codes)");
         }
         long size = Math.multiplyExact(shape.numElements(), dtype.sizeBytes());
         if (bytes.byteSize() != size) {
@@ -129,7 +149,7 @@ public final class CudaBackend implements Backend {
 
     @Override
     public float[] toFloats(Tensor tensor) {
-        CudaTensor t = cuda(tensor, "toFloats");
+        CudaTensor t = cuda("toFloats", "t", tensor);
         int n = Math.toIntExact(t.numElements());
         float[] out = new float[n];
         context.makeCurrent();
@@ -156,31 +176,36 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void copy(Tensor dst, Tensor src) {
-        CudaTensor d = cuda(dst, "copy"), s = cuda(src, "copy");
-        if (d.numElements() != s.numElements()) {
-            throw new IllegalArgumentException("copy: element counts differ; got dst=" + d.shape() + " src=" + s.shape()
-                    + ", expected equal element counts");
-        }
+        OpChecks.copy(dst, src);
+        CudaTensor d = cuda("copy", "dst", dst), s = cuda("copy", "src", src);
+        sameOrDisjoint("copy", "dst", d, "src", s);
         if (d.dtype() == s.dtype()) {
+            if (d.address() == s.address()) return;
             context.makeCurrent();
             CudaException.check(cuMemcpyDtoDAsync(d.pointer(), s.pointer(), d.sizeBytes(), context.computeStream()),
                     "cuMemcpyDtoDAsync", "copy " + s + " -> " + d);
             return;
         }
-        throw new UnsupportedOperationException("copy (cuda): dtype conversion not landed yet");
+        if (d.address() == s.address()) {
+            throw new IllegalArgumentException("copy (cuda): dst and src are the same memory but differ in dtype; got "
+                    + OpChecks.describe("dst", d) + " and " + OpChecks.describe("src", s) + ", expected disjoint storage");
+        }
+        elementwise.convert(d, s);
     }
 
     @Override
     public void fill(Tensor tensor, float value) {
-        CudaTensor t = cuda(tensor, "fill");
+        CudaTensor t = cuda("fill", "t", tensor);
         context.makeCurrent();
         long n = t.numElements();
         int r = switch (t.dtype()) {
             case F32 -> cuMemsetD32Async(t.pointer(), Float.floatToRawIntBits(value), n, context.computeStream());
             case BF16 -> cuMemsetD16Async(t.pointer(), Bf16.fromFloat(value), n, context.computeStream());
             case F16 -> cuMemsetD16Async(t.pointer(), Fp16.fromFloat(value), n, context.computeStream());
+            case F8_E4M3 -> cuMemsetD8Async(t.pointer(), Fp8.e4m3FromFloat(value), n, context.computeStream());
+            case F8_E5M2 -> cuMemsetD8Async(t.pointer(), Fp8.e5m2FromFloat(value), n, context.computeStream());
             default -> throw new UnsupportedOperationException("fill (cuda): dtype " + t.dtype()
-                    + " not supported; supported: F32, BF16, F16");
+                    + " not supported; supported: F32, BF16, F16, F8_E4M3, F8_E5M2");
         };
         CudaException.check(r, "cuMemsetAsync", "fill " + t);
     }
@@ -192,56 +217,141 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void gemm(Tensor c, Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor bias) {
-        throw notLanded("gemm");
+        OpChecks.gemm(c, a, transA, b, transB, bias);
+        CudaTensor cc = cuda("gemm", "c", c), ca = cuda("gemm", "a", a), cb = cuda("gemm", "b", b);
+        CudaTensor cbias = cuda("gemm", "bias", bias);
+        disjoint("gemm", "c", cc, "a", ca);
+        disjoint("gemm", "c", cc, "b", cb);
+        disjoint("gemm", "c", cc, "bias", cbias);
+        gemm.gemm(cc, ca, transA, cb, transB, alpha, beta, cbias);
     }
 
     @Override
-    public void dequantizeFp8(Tensor out, Tensor wq, Tensor scale) { throw notLanded("dequantizeFp8"); }
+    public void dequantizeFp8(Tensor out, Tensor wq, Tensor scale) {
+        String op = "dequantizeFp8";
+        OpChecks.dequantizeFp8(out, wq, scale);
+        CudaTensor co = cuda(op, "out", out), cw = cuda(op, "wq", wq), cs = cuda(op, "scale", scale);
+        disjoint(op, "out", co, "wq", cw);
+        disjoint(op, "out", co, "scale", cs);
+        elementwise.dequantizeFp8(co, cw, cs);
+    }
 
     // ---------------------------------------------------------------- norms
 
     @Override
     public void layerNorm(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight, Tensor bias, float eps) {
-        throw notLanded("layerNorm");
+        String op = "layerNorm";
+        var dims = OpChecks.layerNorm(out, mean, rstd, x, weight, bias);
+        CudaTensor co = cuda(op, "out", out), cm = cuda(op, "mean", mean), cr = cuda(op, "rstd", rstd);
+        CudaTensor cx = cuda(op, "x", x), cw = cuda(op, "weight", weight), cb = cuda(op, "bias", bias);
+        if (cw != null && cb != null) CudaElementwise.requireSame(op, "weight", cw.dtype(), "bias", cb.dtype());
+        outputs(op, new String[] {"out", "mean", "rstd"}, new CudaTensor[] {co, cm, cr},
+                new String[] {"x", "weight", "bias"}, new CudaTensor[] {cx, cw, cb});
+        norm.layerNorm(co, cm, cr, cx, cw, cb, eps, dims);
     }
 
     @Override
     public void layerNormBackward(Tensor dx, Tensor dWeight, Tensor dBias, Tensor dOut, Tensor x, Tensor weight,
                                   Tensor mean, Tensor rstd, boolean accumulate) {
-        throw notLanded("layerNormBackward");
+        String op = "layerNormBackward";
+        var dims = OpChecks.layerNormBackward(dx, dWeight, dBias, dOut, x, weight, mean, rstd);
+        CudaTensor cdx = cuda(op, "dx", dx), cdw = cuda(op, "dWeight", dWeight), cdb = cuda(op, "dBias", dBias);
+        CudaTensor cdo = cuda(op, "dOut", dOut), cx = cuda(op, "x", x), cw = cuda(op, "weight", weight);
+        CudaTensor cm = cuda(op, "mean", mean), cr = cuda(op, "rstd", rstd);
+        CudaElementwise.requireSame(op, "dOut", cdo.dtype(), "x", cx.dtype());
+        outputs(op, new String[] {"dx", "dWeight", "dBias"}, new CudaTensor[] {cdx, cdw, cdb},
+                new String[] {"dOut", "x", "weight", "mean", "rstd"}, new CudaTensor[] {cdo, cx, cw, cm, cr});
+        norm.layerNormBackward(cdx, cdw, cdb, cdo, cx, cw, cm, cr, accumulate, dims);
     }
 
     @Override
-    public void rmsNorm(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) { throw notLanded("rmsNorm"); }
+    public void rmsNorm(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) {
+        String op = "rmsNorm";
+        var dims = OpChecks.rmsNorm(out, rstd, x, weight);
+        CudaTensor co = cuda(op, "out", out), cr = cuda(op, "rstd", rstd);
+        CudaTensor cx = cuda(op, "x", x), cw = cuda(op, "weight", weight);
+        outputs(op, new String[] {"out", "rstd"}, new CudaTensor[] {co, cr},
+                new String[] {"x", "weight"}, new CudaTensor[] {cx, cw});
+        norm.rmsNorm(co, cr, cx, cw, eps, dims);
+    }
 
     @Override
     public void rmsNormBackward(Tensor dx, Tensor dWeight, Tensor dOut, Tensor x, Tensor weight, Tensor rstd) {
-        throw notLanded("rmsNormBackward");
+        String op = "rmsNormBackward";
+        var dims = OpChecks.rmsNormBackward(dx, dWeight, dOut, x, weight, rstd);
+        CudaTensor cdx = cuda(op, "dx", dx), cdw = cuda(op, "dWeight", dWeight);
+        CudaTensor cdo = cuda(op, "dOut", dOut), cx = cuda(op, "x", x), cw = cuda(op, "weight", weight);
+        CudaTensor cr = cuda(op, "rstd", rstd);
+        CudaElementwise.requireSame(op, "dOut", cdo.dtype(), "x", cx.dtype());
+        outputs(op, new String[] {"dx", "dWeight"}, new CudaTensor[] {cdx, cdw},
+                new String[] {"dOut", "x", "weight", "rstd"}, new CudaTensor[] {cdo, cx, cw, cr});
+        norm.rmsNormBackward(cdx, cdw, cdo, cx, cw, cr, dims);
     }
 
-    // ---------------------------------------------------------------- modulation
+    // ---------------------------------------------------------------- adaLN modulation
 
     @Override
-    public void modulate(Tensor out, Tensor x, Tensor mod, int shiftIndex, int scaleIndex) { throw notLanded("modulate"); }
+    public void modulate(Tensor out, Tensor x, Tensor mod, int shiftIndex, int scaleIndex) {
+        var dims = OpChecks.modulate(out, x, mod, shiftIndex, scaleIndex);
+        CudaTensor co = cuda("modulate", "out", out), cx = cuda("modulate", "x", x), cm = cuda("modulate", "mod", mod);
+        sameOrDisjoint("modulate", "out", co, "x", cx);
+        disjoint("modulate", "out", co, "mod", cm);
+        elementwise.modulate(co, cx, cm, shiftIndex, scaleIndex, dims);
+    }
 
     @Override
-    public void modulateBackward(Tensor dx, Tensor dOut, Tensor mod, int scaleIndex) { throw notLanded("modulateBackward"); }
+    public void modulateBackward(Tensor dx, Tensor dOut, Tensor mod, int scaleIndex) {
+        String op = "modulateBackward";
+        var dims = OpChecks.modulateBackward(dx, dOut, mod, scaleIndex);
+        CudaTensor cdx = cuda(op, "dx", dx), cdo = cuda(op, "dOut", dOut), cm = cuda(op, "mod", mod);
+        sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
+        disjoint(op, "dx", cdx, "mod", cm);
+        elementwise.modulateBackward(cdx, cdo, cm, scaleIndex, dims);
+    }
 
     @Override
-    public void gatedResidual(Tensor x, Tensor y, Tensor mod, int gateIndex) { throw notLanded("gatedResidual"); }
+    public void gatedResidual(Tensor x, Tensor y, Tensor mod, int gateIndex) {
+        String op = "gatedResidual";
+        var dims = OpChecks.gatedResidual(op, "x", x, "y", y, mod, gateIndex);
+        CudaTensor cx = cuda(op, "x", x), cy = cuda(op, "y", y), cm = gateIndex < 0 ? null : cuda(op, "mod", mod);
+        disjoint(op, "x", cx, "y", cy);
+        disjoint(op, "x", cx, "mod", cm);
+        elementwise.gatedResidual(cx, cy, cm, gateIndex, dims);
+    }
 
     @Override
     public void gatedResidualBackward(Tensor dy, Tensor dx, Tensor mod, int gateIndex) {
-        throw notLanded("gatedResidualBackward");
+        String op = "gatedResidualBackward";
+        var dims = OpChecks.gatedResidual(op, "dx", dx, "dy", dy, mod, gateIndex);
+        CudaTensor cdy = cuda(op, "dy", dy), cdx = cuda(op, "dx", dx), cm = gateIndex < 0 ? null : cuda(op, "mod", mod);
+        sameOrDisjoint(op, "dy", cdy, "dx", cdx);
+        disjoint(op, "dy", cdy, "mod", cm);
+        elementwise.gatedResidualBackward(cdy, cdx, cm, gateIndex, dims);
     }
 
     // ---------------------------------------------------------------- RoPE and attention
 
     @Override
-    public void rope(Tensor out, Tensor x, Tensor cos, Tensor sin, int numHeads) { throw notLanded("rope"); }
+    public void rope(Tensor out, Tensor x, Tensor cos, Tensor sin, int numHeads) {
+        String op = "rope";
+        var dims = OpChecks.rope(op, out, "out", x, "x", cos, sin, numHeads);
+        CudaTensor co = cuda(op, "out", out), cx = cuda(op, "x", x), cc = cuda(op, "cos", cos), cs = cuda(op, "sin", sin);
+        sameOrDisjoint(op, "out", co, "x", cx);
+        disjoint(op, "out", co, "cos", cc);
+        disjoint(op, "out", co, "sin", cs);
+        elementwise.rope(op, co, cx, cc, cs, false, dims);
+    }
 
     @Override
-    public void ropeBackward(Tensor dx, Tensor dOut, Tensor cos, Tensor sin, int numHeads) { throw notLanded("ropeBackward"); }
+    public void ropeBackward(Tensor dx, Tensor dOut, Tensor cos, Tensor sin, int numHeads) {
+        String op = "ropeBackward";
+        var dims = OpChecks.rope(op, dx, "dx", dOut, "dOut", cos, sin, numHeads);
+        CudaTensor cdx = cuda(op, "dx", dx), cdo = cuda(op, "dOut", dOut), cc = cuda(op, "cos", cos), cs = cuda(op, "sin", sin);
+        sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
+        disjoint(op, "dx", cdx, "cos", cc);
+        disjoint(op, "dx", cdx, "sin", cs);
+        elementwise.rope(op, cdx, cdo, cc, cs, true, dims);
+    }
 
     /**
      * Sizes the attention backward's workspace (delta, B·N·Lq F32) for the largest (batch, heads, queries) a run
@@ -253,108 +363,242 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void attention(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int numHeads) {
-        attention.forward(cuda(out, "attention"), cuda(lse, "attention"), cuda(q, "attention"), cuda(k, "attention"),
-                cuda(v, "attention"), numHeads);
+        String op = "attention";
+        OpChecks.attention(out, lse, q, k, v, numHeads);
+        CudaTensor co = cuda(op, "out", out), cl = cuda(op, "lse", lse);
+        CudaTensor cq = cuda(op, "q", q), ck = cuda(op, "k", k), cv = cuda(op, "v", v);
+        outputs(op, new String[] {"out", "lse"}, new CudaTensor[] {co, cl},
+                new String[] {"q", "k", "v"}, new CudaTensor[] {cq, ck, cv});
+        attention.forward(co, cl, cq, ck, cv, numHeads);
     }
 
     @Override
     public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out,
                                   Tensor lse, int numHeads) {
         String op = "attentionBackward";
-        attention.backward(cuda(dq, op), cuda(dk, op), cuda(dv, op), cuda(dOut, op), cuda(q, op), cuda(k, op), cuda(v, op),
-                cuda(out, op), cuda(lse, op), numHeads);
+        OpChecks.attentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, numHeads);
+        CudaTensor cdq = cuda(op, "dq", dq), cdk = cuda(op, "dk", dk), cdv = cuda(op, "dv", dv);
+        CudaTensor cdo = cuda(op, "dOut", dOut), cq = cuda(op, "q", q), ck = cuda(op, "k", k), cv = cuda(op, "v", v);
+        CudaTensor co = cuda(op, "out", out), cl = cuda(op, "lse", lse);
+        outputs(op, new String[] {"dq", "dk", "dv"}, new CudaTensor[] {cdq, cdk, cdv},
+                new String[] {"dOut", "q", "k", "v", "out", "lse"}, new CudaTensor[] {cdo, cq, ck, cv, co, cl});
+        attention.backward(cdq, cdk, cdv, cdo, cq, ck, cv, co, cl, numHeads);
     }
 
     // ---------------------------------------------------------------- activations and elementwise
 
     @Override
-    public void geluTanh(Tensor out, Tensor x) { throw notLanded("geluTanh"); }
+    public void geluTanh(Tensor out, Tensor x) {
+        OpChecks.sameCount("geluTanh", "out", out, "x", x);
+        CudaTensor co = cuda("geluTanh", "out", out), cx = cuda("geluTanh", "x", x);
+        sameOrDisjoint("geluTanh", "out", co, "x", cx);
+        elementwise.geluTanh(co, cx);
+    }
 
     @Override
-    public void geluTanhBackward(Tensor dx, Tensor dOut, Tensor x) { throw notLanded("geluTanhBackward"); }
+    public void geluTanhBackward(Tensor dx, Tensor dOut, Tensor x) {
+        String op = "geluTanhBackward";
+        OpChecks.sameCount(op, "dx", dx, "x", x);
+        OpChecks.sameCount(op, "dOut", dOut, "x", x);
+        CudaTensor cdx = cuda(op, "dx", dx), cdo = cuda(op, "dOut", dOut), cx = cuda(op, "x", x);
+        sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
+        sameOrDisjoint(op, "dx", cdx, "x", cx);
+        elementwise.geluTanhBackward(cdx, cdo, cx);
+    }
 
     @Override
-    public void silu(Tensor out, Tensor x) { throw notLanded("silu"); }
+    public void silu(Tensor out, Tensor x) {
+        OpChecks.sameCount("silu", "out", out, "x", x);
+        CudaTensor co = cuda("silu", "out", out), cx = cuda("silu", "x", x);
+        sameOrDisjoint("silu", "out", co, "x", cx);
+        elementwise.silu(co, cx);
+    }
 
     @Override
-    public void add(Tensor out, Tensor a, Tensor b) { throw notLanded("add"); }
+    public void add(Tensor out, Tensor a, Tensor b) {
+        OpChecks.sameCount("add", "out", out, "a", a);
+        OpChecks.sameCount("add", "out", out, "b", b);
+        CudaTensor co = cuda("add", "out", out), ca = cuda("add", "a", a), cb = cuda("add", "b", b);
+        sameOrDisjoint("add", "out", co, "a", ca);
+        sameOrDisjoint("add", "out", co, "b", cb);
+        elementwise.add(co, ca, cb);
+    }
 
     @Override
-    public void addRowVector(Tensor out, Tensor x, Tensor v) { throw notLanded("addRowVector"); }
+    public void addRowVector(Tensor out, Tensor x, Tensor v) {
+        var dims = OpChecks.addRowVector(out, x, v);
+        CudaTensor co = cuda("addRowVector", "out", out), cx = cuda("addRowVector", "x", x), cv = cuda("addRowVector", "v", v);
+        sameOrDisjoint("addRowVector", "out", co, "x", cx);
+        disjoint("addRowVector", "out", co, "v", cv);
+        elementwise.addRowVector(co, cx, cv, dims);
+    }
 
     @Override
-    public void scale(Tensor out, Tensor x, float alpha) { throw notLanded("scale"); }
+    public void scale(Tensor out, Tensor x, float alpha) {
+        OpChecks.sameCount("scale", "out", out, "x", x);
+        CudaTensor co = cuda("scale", "out", out), cx = cuda("scale", "x", x);
+        sameOrDisjoint("scale", "out", co, "x", cx);
+        elementwise.scale(co, cx, alpha);
+    }
 
     // ---------------------------------------------------------------- layout and embeddings
 
     @Override
     public void patchify(Tensor out, Tensor latents, int channels, int frames, int height, int width) {
-        throw notLanded("patchify");
+        var dims = OpChecks.patchify(out, latents, channels, frames, height, width);
+        CudaTensor co = cuda("patchify", "out", out), cl = cuda("patchify", "latents", latents);
+        disjoint("patchify", "out", co, "latents", cl);
+        elementwise.patchify(co, cl, dims);
     }
 
     @Override
     public void unpatchify(Tensor out, Tensor tokens, int channels, int frames, int height, int width) {
-        throw notLanded("unpatchify");
+        var dims = OpChecks.unpatchify("unpatchify", out, "out", tokens, "tokens", channels, frames, height, width);
+        CudaTensor co = cuda("unpatchify", "out", out), ct = cuda("unpatchify", "tokens", tokens);
+        disjoint("unpatchify", "out", co, "tokens", ct);
+        elementwise.unpatchify(co, ct, dims);
     }
 
     @Override
     public void unpatchifyBackward(Tensor dTokens, Tensor dOut, int channels, int frames, int height, int width) {
-        throw notLanded("unpatchifyBackward");
+        String op = "unpatchifyBackward";
+        var dims = OpChecks.unpatchify(op, dOut, "dOut", dTokens, "dTokens", channels, frames, height, width);
+        CudaTensor ct = cuda(op, "dTokens", dTokens), co = cuda(op, "dOut", dOut);
+        disjoint(op, "dTokens", ct, "dOut", co);
+        elementwise.unpatchifyBackward(ct, co, dims);
     }
 
     @Override
-    public void sinusoidalEmbedding(Tensor out, Tensor timesteps) { throw notLanded("sinusoidalEmbedding"); }
+    public void sinusoidalEmbedding(Tensor out, Tensor timesteps) {
+        var dims = OpChecks.sinusoidalEmbedding(out, timesteps);
+        CudaTensor co = cuda("sinusoidalEmbedding", "out", out), ct = cuda("sinusoidalEmbedding", "timesteps", timesteps);
+        disjoint("sinusoidalEmbedding", "out", co, "timesteps", ct);
+        elementwise.sinusoidalEmbedding(co, ct, dims);
+    }
 
     // ---------------------------------------------------------------- flow matching and loss
 
     @Override
-    public void gaussianNoise(Tensor out, long seed, long offset) { throw notLanded("gaussianNoise"); }
-
-    @Override
-    public void flowMatchingInput(Tensor xt, Tensor target, Tensor x0, Tensor noise, Tensor t) {
-        throw notLanded("flowMatchingInput");
+    public void gaussianNoise(Tensor out, long seed, long offset) {
+        OpChecks.gaussianNoise(out);
+        flow.gaussianNoise(cuda("gaussianNoise", "out", out), seed, offset);
     }
 
     @Override
-    public void mseLoss(Tensor loss, Tensor dPred, Tensor pred, Tensor target, float gradScale) { throw notLanded("mseLoss"); }
+    public void flowMatchingInput(Tensor xt, Tensor target, Tensor x0, Tensor noise, Tensor t) {
+        String op = "flowMatchingInput";
+        var dims = OpChecks.flowMatchingInput(xt, target, x0, noise, t);
+        CudaTensor cxt = cuda(op, "xt", xt), ctg = cuda(op, "target", target);
+        CudaTensor cx0 = cuda(op, "x0", x0), cn = cuda(op, "noise", noise), ct = cuda(op, "t", t);
+        disjoint(op, "xt", cxt, "target", ctg);
+        for (CudaTensor o : new CudaTensor[] {cxt, ctg}) {
+            String name = o == cxt ? "xt" : "target";
+            sameOrDisjoint(op, name, o, "x0", cx0);
+            sameOrDisjoint(op, name, o, "noise", cn);
+            disjoint(op, name, o, "t", ct);
+        }
+        flow.flowMatchingInput(cxt, ctg, cx0, cn, ct, dims);
+    }
+
+    @Override
+    public void mseLoss(Tensor loss, Tensor dPred, Tensor pred, Tensor target, float gradScale) {
+        String op = "mseLoss";
+        long n = OpChecks.mseLoss(loss, dPred, pred, target);
+        CudaTensor cl = cuda(op, "loss", loss), cd = cuda(op, "dPred", dPred);
+        CudaTensor cp = cuda(op, "pred", pred), ct = cuda(op, "target", target);
+        disjoint(op, "loss", cl, "dPred", cd);
+        disjoint(op, "loss", cl, "pred", cp);
+        disjoint(op, "loss", cl, "target", ct);
+        sameOrDisjoint(op, "dPred", cd, "pred", cp);
+        sameOrDisjoint(op, "dPred", cd, "target", ct);
+        flow.mseLoss(cl, cd, cp, ct, gradScale, n);
+    }
 
     // ---------------------------------------------------------------- optimizer
 
     @Override
-    public void sumOfSquares(Tensor normSquared, Tensor g) { throw notLanded("sumOfSquares"); }
+    public void sumOfSquares(Tensor normSquared, Tensor g) {
+        OpChecks.sumOfSquares(normSquared, g);
+        CudaTensor cn = cuda("sumOfSquares", "normSquared", normSquared), cg = cuda("sumOfSquares", "g", g);
+        disjoint("sumOfSquares", "normSquared", cn, "g", cg);
+        flow.sumOfSquares(cn, cg);
+    }
 
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, AdamWStep hyper) {
-        throw notLanded("adamw");
+        String op = "adamw";
+        OpChecks.adamw(param, grad, m, v, gradScale, hyper);
+        CudaTensor cp = cuda(op, "param", param), cg = cuda(op, "grad", grad);
+        CudaTensor cm = cuda(op, "m", m), cv = cuda(op, "v", v), cs = cuda(op, "gradScale", gradScale);
+        outputs(op, new String[] {"param", "m", "v"}, new CudaTensor[] {cp, cm, cv},
+                new String[] {"grad", "gradScale"}, new CudaTensor[] {cg, cs});
+        optim.adamw(cp, cg, cm, cv, cs, hyper);
     }
 
     @Override
     public void adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes, Tensor vAbsMax,
                           Tensor gradScale, AdamWStep hyper) {
-        throw notLanded("adamw8bit");
+        throw new UnsupportedOperationException("adamw8bit (cuda): waits for the CPU reference of the 8-bit optimizer "
+                + "(dev.wanlora.engine.optim.DynamicQuantization, CpuAdamW8bit) to land; use --optimizer_type adamw");
     }
 
     @Override
-    public void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm) { throw notLanded("clipCoefficient"); }
+    public void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm) {
+        OpChecks.clipCoefficient(clip, normSquared);
+        CudaTensor cc = cuda("clipCoefficient", "clip", clip), cn = cuda("clipCoefficient", "normSquared", normSquared);
+        sameOrDisjoint("clipCoefficient", "clip", cc, "normSquared", cn);
+        optim.clipCoefficient(cc, cn, maxNorm);
+    }
 
     // ---------------------------------------------------------------- plumbing
 
-    private static UnsupportedOperationException notLanded(String op) {
-        return new UnsupportedOperationException(op + " (cuda): not landed yet");
+    /** t as a CudaTensor of this backend (null stays null: optional arguments are checked by OpChecks). */
+    private CudaTensor cuda(String op, String name, Tensor t) {
+        if (t == null || (t instanceof CudaTensor c && c.cudaBackend() == this)) return (CudaTensor) t;
+        throw new IllegalArgumentException(op + " (cuda): " + name + " belongs to another backend; got "
+                + OpChecks.describe(name, t) + " on " + t.backend().name() + ", expected a tensor of " + name());
     }
 
-    /** t as a CudaTensor of this backend, or IllegalArgumentException naming the op. */
-    CudaTensor cuda(Tensor t, String op) {
-        if (t instanceof CudaTensor c && c.cudaBackend() == this) return c;
-        throw new IllegalArgumentException(op + ": tensor is not on this CUDA backend; got "
-                + (t == null ? "null" : t.getClass().getSimpleName() + " of " + t.backend().name()) + ", expected a tensor of " + name());
+    private static boolean overlaps(CudaTensor a, CudaTensor b) {
+        long a0 = a.address(), b0 = b.address();
+        return a0 < b0 + b.sizeBytes() && b0 < a0 + a.sizeBytes() && a.sizeBytes() > 0 && b.sizeBytes() > 0;
     }
+
+    private static void disjoint(String op, String outName, CudaTensor out, String inName, CudaTensor in) {
+        if (in != null && out != null && overlaps(out, in)) {
+            throw new IllegalArgumentException(op + " (cuda): " + outName + " overlaps " + inName + "; got "
+                    + OpChecks.describe(outName, out) + " and " + OpChecks.describe(inName, in) + ", expected disjoint storage");
+        }
+    }
+
+    /** Outputs may alias an input exactly (the same elements) where the contract allows it, never partially. */
+    private static void sameOrDisjoint(String op, String outName, CudaTensor out, String inName, CudaTensor in) {
+        if (overlaps(out, in) && !(out.address() == in.address() && out.sizeBytes() == in.sizeBytes())) {
+            throw new IllegalArgumentException(op + " (cuda): " + outName + " partially overlaps " + inName + "; got "
+                    + OpChecks.describe(outName, out) + " and " + OpChecks.describe(inName, in)
+                    + ", expected the same elements or disjoint storage");
+        }
+    }
+
+    /** Every output disjoint from every other output and from every input (null entries are absent arguments). */
+    private static void outputs(String op, String[] outNames, CudaTensor[] outs, String[] inNames, CudaTensor[] ins) {
+        for (int i = 0; i < outs.length; i++) {
+            for (int j = i + 1; j < outs.length; j++) disjoint(op, outNames[i], outs[i], outNames[j], outs[j]);
+            for (int j = 0; j < ins.length; j++) disjoint(op, outNames[i], outs[i], inNames[j], ins[j]);
+        }
+    }
+
+    /** "cuBLASLt 130100 (/usr/local/cuda/.../libcuBLASLt.so.13)": which library the GEMMs use. */
+    public String gemmLibrary() { return gemm.describe(); }
 
     @Override
     public void close() {
         if (closed) return;
         closed = true;
+        context.synchronize();
         attention.close();
+        launcher.close();
+        gemm.close();
         kernels.close();
         context.close();
     }

@@ -1,5 +1,9 @@
 package dev.wanlora.engine.cuda;
 
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
 /**
  * Every CUDA kernel wanlora launches: the family (the folder {@code kernels/src/main/cuda/<family>/}, compiled into
  * the resource {@code dev/wanlora/kernels/<family>.fatbin}) and the {@code extern "C"} symbol, named
@@ -11,9 +15,124 @@ package dev.wanlora.engine.cuda;
  * with {@link KernelLibrary#launch(Kernel, LaunchConfig, Object...)}. Keep entries grouped by family.
  */
 public enum Kernel {
+    // convert
+    CONVERT_FWD_BF16_F16("convert", "convert_fwd_bf16_f16"),
+    CONVERT_FWD_BF16_F32("convert", "convert_fwd_bf16_f32"),
+    CONVERT_FWD_BF16_F8E4M3("convert", "convert_fwd_bf16_f8e4m3"),
+    CONVERT_FWD_BF16_F8E5M2("convert", "convert_fwd_bf16_f8e5m2"),
+    CONVERT_FWD_F16_BF16("convert", "convert_fwd_f16_bf16"),
+    CONVERT_FWD_F16_F32("convert", "convert_fwd_f16_f32"),
+    CONVERT_FWD_F16_F8E4M3("convert", "convert_fwd_f16_f8e4m3"),
+    CONVERT_FWD_F16_F8E5M2("convert", "convert_fwd_f16_f8e5m2"),
+    CONVERT_FWD_F32_BF16("convert", "convert_fwd_f32_bf16"),
+    CONVERT_FWD_F32_F16("convert", "convert_fwd_f32_f16"),
+    CONVERT_FWD_F32_F8E4M3("convert", "convert_fwd_f32_f8e4m3"),
+    CONVERT_FWD_F32_F8E5M2("convert", "convert_fwd_f32_f8e5m2"),
+    CONVERT_FWD_F8E4M3_BF16("convert", "convert_fwd_f8e4m3_bf16"),
+    CONVERT_FWD_F8E4M3_F16("convert", "convert_fwd_f8e4m3_f16"),
+    CONVERT_FWD_F8E4M3_F32("convert", "convert_fwd_f8e4m3_f32"),
+    CONVERT_FWD_F8E4M3_F8E5M2("convert", "convert_fwd_f8e4m3_f8e5m2"),
+    CONVERT_FWD_F8E5M2_BF16("convert", "convert_fwd_f8e5m2_bf16"),
+    CONVERT_FWD_F8E5M2_F16("convert", "convert_fwd_f8e5m2_f16"),
+    CONVERT_FWD_F8E5M2_F32("convert", "convert_fwd_f8e5m2_f32"),
+    CONVERT_FWD_F8E5M2_F8E4M3("convert", "convert_fwd_f8e5m2_f8e4m3"),
     // elementwise
-    FILL_FWD_F32("elementwise", "fill_fwd_f32"),
-
+    ADD_FWD_BF16("elementwise", "add_fwd_bf16"),
+    ADD_FWD_BF16_F32("elementwise", "add_fwd_bf16_f32"),
+    ADD_FWD_F32("elementwise", "add_fwd_f32"),
+    ADD_FWD_F32_BF16("elementwise", "add_fwd_f32_bf16"),
+    ADD_ROW_VECTOR_FWD_BF16("elementwise", "add_row_vector_fwd_bf16"),
+    ADD_ROW_VECTOR_FWD_BF16_F32("elementwise", "add_row_vector_fwd_bf16_f32"),
+    ADD_ROW_VECTOR_FWD_F32("elementwise", "add_row_vector_fwd_f32"),
+    ADD_ROW_VECTOR_FWD_F32_BF16("elementwise", "add_row_vector_fwd_f32_bf16"),
+    FLOW_MATCHING_FWD_BF16("elementwise", "flow_matching_fwd_bf16"),
+    FLOW_MATCHING_FWD_BF16_F32("elementwise", "flow_matching_fwd_bf16_f32"),
+    FLOW_MATCHING_FWD_F32("elementwise", "flow_matching_fwd_f32"),
+    FLOW_MATCHING_FWD_F32_BF16("elementwise", "flow_matching_fwd_f32_bf16"),
+    GATED_RESIDUAL_BWD_BF16("elementwise", "gated_residual_bwd_bf16"),
+    GATED_RESIDUAL_BWD_BF16_F32("elementwise", "gated_residual_bwd_bf16_f32"),
+    GATED_RESIDUAL_BWD_F32("elementwise", "gated_residual_bwd_f32"),
+    GATED_RESIDUAL_BWD_F32_BF16("elementwise", "gated_residual_bwd_f32_bf16"),
+    GATED_RESIDUAL_FWD_BF16("elementwise", "gated_residual_fwd_bf16"),
+    GATED_RESIDUAL_FWD_BF16_F32("elementwise", "gated_residual_fwd_bf16_f32"),
+    GATED_RESIDUAL_FWD_F32("elementwise", "gated_residual_fwd_f32"),
+    GATED_RESIDUAL_FWD_F32_BF16("elementwise", "gated_residual_fwd_f32_bf16"),
+    GELU_TANH_BWD_BF16("elementwise", "gelu_tanh_bwd_bf16"),
+    GELU_TANH_BWD_BF16_F32("elementwise", "gelu_tanh_bwd_bf16_f32"),
+    GELU_TANH_BWD_F32("elementwise", "gelu_tanh_bwd_f32"),
+    GELU_TANH_BWD_F32_BF16("elementwise", "gelu_tanh_bwd_f32_bf16"),
+    GELU_TANH_FWD_BF16("elementwise", "gelu_tanh_fwd_bf16"),
+    GELU_TANH_FWD_BF16_F32("elementwise", "gelu_tanh_fwd_bf16_f32"),
+    GELU_TANH_FWD_F32("elementwise", "gelu_tanh_fwd_f32"),
+    GELU_TANH_FWD_F32_BF16("elementwise", "gelu_tanh_fwd_f32_bf16"),
+    MODULATE_BWD_BF16("elementwise", "modulate_bwd_bf16"),
+    MODULATE_BWD_BF16_F32("elementwise", "modulate_bwd_bf16_f32"),
+    MODULATE_BWD_F32("elementwise", "modulate_bwd_f32"),
+    MODULATE_BWD_F32_BF16("elementwise", "modulate_bwd_f32_bf16"),
+    MODULATE_FWD_BF16("elementwise", "modulate_fwd_bf16"),
+    MODULATE_FWD_BF16_F32("elementwise", "modulate_fwd_bf16_f32"),
+    MODULATE_FWD_F32("elementwise", "modulate_fwd_f32"),
+    MODULATE_FWD_F32_BF16("elementwise", "modulate_fwd_f32_bf16"),
+    SCALE_FWD_BF16("elementwise", "scale_fwd_bf16"),
+    SCALE_FWD_BF16_F32("elementwise", "scale_fwd_bf16_f32"),
+    SCALE_FWD_F32("elementwise", "scale_fwd_f32"),
+    SCALE_FWD_F32_BF16("elementwise", "scale_fwd_f32_bf16"),
+    SILU_FWD_BF16("elementwise", "silu_fwd_bf16"),
+    SILU_FWD_BF16_F32("elementwise", "silu_fwd_bf16_f32"),
+    SILU_FWD_F32("elementwise", "silu_fwd_f32"),
+    SILU_FWD_F32_BF16("elementwise", "silu_fwd_f32_bf16"),
+    // norm
+    COLUMN_SUM_FWD_F32("norm", "column_sum_fwd_f32"),
+    LAYER_NORM_BWD_BF16("norm", "layer_norm_bwd_bf16"),
+    LAYER_NORM_BWD_BF16_F32("norm", "layer_norm_bwd_bf16_f32"),
+    LAYER_NORM_BWD_F32("norm", "layer_norm_bwd_f32"),
+    LAYER_NORM_BWD_F32_BF16("norm", "layer_norm_bwd_f32_bf16"),
+    LAYER_NORM_FWD_BF16("norm", "layer_norm_fwd_bf16"),
+    LAYER_NORM_FWD_BF16_F32("norm", "layer_norm_fwd_bf16_f32"),
+    LAYER_NORM_FWD_F32("norm", "layer_norm_fwd_f32"),
+    LAYER_NORM_FWD_F32_BF16("norm", "layer_norm_fwd_f32_bf16"),
+    RMS_NORM_BWD_BF16("norm", "rms_norm_bwd_bf16"),
+    RMS_NORM_BWD_BF16_F32("norm", "rms_norm_bwd_bf16_f32"),
+    RMS_NORM_BWD_F32("norm", "rms_norm_bwd_f32"),
+    RMS_NORM_BWD_F32_BF16("norm", "rms_norm_bwd_f32_bf16"),
+    RMS_NORM_FWD_BF16("norm", "rms_norm_fwd_bf16"),
+    RMS_NORM_FWD_BF16_F32("norm", "rms_norm_fwd_bf16_f32"),
+    RMS_NORM_FWD_F32("norm", "rms_norm_fwd_f32"),
+    RMS_NORM_FWD_F32_BF16("norm", "rms_norm_fwd_f32_bf16"),
+    // rope
+    ROPE_FWD_BF16("rope", "rope_fwd_bf16"),
+    ROPE_FWD_BF16_F32("rope", "rope_fwd_bf16_f32"),
+    ROPE_FWD_F32("rope", "rope_fwd_f32"),
+    ROPE_FWD_F32_BF16("rope", "rope_fwd_f32_bf16"),
+    // layout
+    PATCHIFY_FWD_BF16("layout", "patchify_fwd_bf16"),
+    PATCHIFY_FWD_F32("layout", "patchify_fwd_f32"),
+    UNPATCHIFY_BWD_BF16("layout", "unpatchify_bwd_bf16"),
+    UNPATCHIFY_BWD_F32("layout", "unpatchify_bwd_f32"),
+    UNPATCHIFY_FWD_BF16("layout", "unpatchify_fwd_bf16"),
+    UNPATCHIFY_FWD_F32("layout", "unpatchify_fwd_f32"),
+    // embedding
+    SINUSOIDAL_EMBEDDING_FWD_F32("embedding", "sinusoidal_embedding_fwd_f32"),
+    // random
+    GAUSSIAN_NOISE_FWD_BF16("random", "gaussian_noise_fwd_bf16"),
+    GAUSSIAN_NOISE_FWD_F16("random", "gaussian_noise_fwd_f16"),
+    GAUSSIAN_NOISE_FWD_F32("random", "gaussian_noise_fwd_f32"),
+    // loss
+    CLIP_COEFFICIENT_FWD_F32("loss", "clip_coefficient_fwd_f32"),
+    MSE_LOSS_FWD_BF16("loss", "mse_loss_fwd_bf16"),
+    MSE_LOSS_FWD_BF16_F32("loss", "mse_loss_fwd_bf16_f32"),
+    MSE_LOSS_FWD_F32("loss", "mse_loss_fwd_f32"),
+    MSE_LOSS_FWD_F32_BF16("loss", "mse_loss_fwd_f32_bf16"),
+    REDUCE_PARTIALS_FWD_F32("loss", "reduce_partials_fwd_f32"),
+    SUM_OF_SQUARES_FWD_BF16("loss", "sum_of_squares_fwd_bf16"),
+    SUM_OF_SQUARES_FWD_F32("loss", "sum_of_squares_fwd_f32"),
+    // optim
+    ADAMW_FWD_F32("optim", "adamw_fwd_f32"),
+    // quant
+    DEQUANTIZE_FP8_FWD_BF16("quant", "dequantize_fp8_fwd_bf16"),
+    DEQUANTIZE_FP8_FWD_BF16_F32("quant", "dequantize_fp8_fwd_bf16_f32"),
+    DEQUANTIZE_FP8_FWD_F32("quant", "dequantize_fp8_fwd_f32"),
+    DEQUANTIZE_FP8_FWD_F32_BF16("quant", "dequantize_fp8_fwd_f32_bf16"),
     // attention (flash_attention.cu; launched by CudaAttention)
     ATTENTION_FWD_BF16("attention", "attention_fwd_bf16"),
     ATTENTION_BWD_PREPROCESS_BF16("attention", "attention_bwd_preprocess_bf16"),
@@ -33,4 +152,18 @@ public enum Kernel {
 
     /** The extern "C" symbol, e.g. "rms_norm_fwd_bf16". */
     public String symbol() { return symbol; }
+
+    private static final Map<String, Kernel> BY_SYMBOL = new HashMap<>();
+
+    static {
+        for (Kernel k : values()) BY_SYMBOL.put(k.symbol, k);
+    }
+
+    /** The kernel with this symbol, or null when there is none (an unsupported dtype combination). */
+    public static Kernel bySymbol(String symbol) { return BY_SYMBOL.get(symbol); }
+
+    /** The symbols starting with {@code prefix}, sorted: what an op supports, for its error message. */
+    public static List<String> symbolsStartingWith(String prefix) {
+        return BY_SYMBOL.keySet().stream().filter(s -> s.startsWith(prefix)).sorted().toList();
+    }
 }

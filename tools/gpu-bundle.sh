@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Builds .bundle/: a self-contained folder that runs wanlora's GPU tests and kernel benchmark on a machine with an
+# NVIDIA driver but no Java or Maven (DESIGN.md §9): a jlink-ed Java 25 runtime (~43 MB), the module jars and their
+# runtime dependencies (Linux natives only), the engine test classes, the JUnit console launcher, the wan-tiny golden
+# data when ../shared/golden/wan-tiny exists, and gpu-test.sh. Usage (from the repo root, on a machine with a JDK 25
+# and Maven): bash tools/gpu-bundle.sh [OUT_DIR [PACK_DIR]]   (default .bundle). Then on the GPU machine:
+# bash OUT_DIR/gpu-test.sh. With PACK_DIR the folder is also packed into PACK_DIR/wanlora-bundle.tar.gz next to
+# PACK_DIR/gpu-test.sh, which unpacks it to /tmp first (the GPU device tool carries at most 64 MiB; packed, the
+# bundle with golden data is ~45 MB).
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+out=${1:-$root/.bundle}
+pack=${2:-}
+export JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
+cd "$root"
+mvn -B -q -DskipTests package
+rm -rf "$out"
+mkdir -p "$out/lib" "$out/test"
+"$JAVA_HOME/bin/jlink" --add-modules java.base,jdk.unsupported,java.management,java.logging,jdk.management,jdk.zipfs \
+  --strip-debug --no-man-pages --no-header-files --compress=zip-9 --output "$out/jre"
+# jdk.zipfs lets the JUnit console launcher scan the test jars.
+# libjvm.so keeps its symbol table (5 MB); the bundle never debugs the JVM itself.
+if command -v strip >/dev/null 2>&1; then strip --strip-unneeded "$out/jre/lib/server/libjvm.so"; fi
+# Runtime jars of the whole reactor: the benchmarks module depends on everything and copies its runtime classpath.
+cp benchmarks/target/lib/*.jar "$out/lib/"
+cp benchmarks/target/wanlora-benchmarks-*.jar "$out/lib/"
+rm -f "$out"/lib/*windows*.jar "$out"/lib/jmh-*.jar "$out"/lib/jopt-simple-*.jar
+# JCuda's natives jar also carries the PTX compiler, NVRTC and runtime bindings (24 MB); wanlora loads only the driver's.
+if command -v zip >/dev/null 2>&1; then
+  zip -q -d "$out"/lib/jcuda-natives-*-linux-x86_64.jar 'lib/libJNvPTXCompiler*' 'lib/libJNvrtc*' 'lib/libJCudaRuntime*'
+fi
+# Test side: the engine test classes (and other modules' test-jars when they exist) plus the JUnit console launcher
+# and test-scope libraries.
+for t in */target/*-tests.jar; do [ -f "$t" ] && cp "$t" "$out/test/"; done
+mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.4 -DoutputDirectory="$out/test"
+golden=$root/../shared/golden/wan-tiny
+[ -d "$golden" ] || golden=$root/../../shared/golden/wan-tiny
+if [ -d "$golden" ]; then mkdir -p "$out/golden" && cp -r "$golden" "$out/golden/wan-tiny"; fi
+cp tools/gpu-test.sh "$out/gpu-test.sh"
+echo "bundle $out: $(du -sh "$out" | cut -f1) (jre $(du -sh "$out/jre" | cut -f1), lib $(du -sh "$out/lib" | cut -f1), test $(du -sh "$out/test" | cut -f1))"
+if [ -n "$pack" ]; then
+  rm -rf "$pack" && mkdir -p "$pack"
+  tar -C "$out" -czf "$pack/wanlora-bundle.tar.gz" .
+  cat > "$pack/gpu-test.sh" <<'RUN'
+#!/usr/bin/env bash
+# Unpacks the wanlora GPU bundle beside this script into /tmp and runs its gpu-test.sh with the same arguments.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+dest=/tmp/wanlora-bundle
+rm -rf "$dest" && mkdir -p "$dest" && tar -C "$dest" -xzf "$here/wanlora-bundle.tar.gz"
+exec bash "$dest/gpu-test.sh" "$@"
+RUN
+  echo "packed $pack: $(du -sh "$pack" | cut -f1)"
+fi

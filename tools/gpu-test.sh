@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine from a bundle made by tools/gpu-bundle.sh (this script sits inside it):
+#   bash BUNDLE/gpu-test.sh [tests] [bench] [golden]      (default: tests bench)
+# tests:  every JUnit test tagged "cuda" (CUDA-vs-CPU parity etc.); a missing GPU fails instead of skipping.
+# bench:  dev.wanlora.benchmarks.KernelBench at the 14B shapes.
+# golden: wanlora verify-golden BUNDLE/golden/wan-tiny --backend cuda (when the CLI has that command).
+# Logs go to $OUT (or ./gpu-logs when OUT is unset); the exit status is non-zero when any step failed.
+set -uo pipefail
+b=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+logs=${OUT:-$PWD/gpu-logs}
+mkdir -p "$logs"
+java=("$b/jre/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Xss8m -ea
+      -Dwanlora.goldenDir="$b/golden" -Dgolden.required=false ${WANLORA_JAVA_OPTS:-})
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(tests bench)
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$logs/gpu.txt"
+status=0
+for step in "${steps[@]}"; do
+  case $step in
+    tests)
+      "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
+        --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" \
+        $(for t in "$b"/test/*-tests.jar; do echo "--scan-class-path=$t"; done) \
+        --include-tag cuda --details=tree --disable-banner 2>&1 | tee "$logs/tests.log" || status=1
+      ;;
+    bench)
+      "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.KernelBench 2>&1 | tee "$logs/bench.log" || status=1
+      ;;
+    golden)
+      "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main verify-golden "$b/golden/wan-tiny" --backend cuda 2>&1 | tee "$logs/golden.log" || status=1
+      ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, bench or golden" >&2; status=2 ;;
+  esac
+done
+exit $status
