@@ -1,6 +1,8 @@
 package dev.wanlora.cli.train;
 
 import dev.wanlora.cli.UserError;
+import dev.wanlora.engine.optim.LearningRateSchedule;
+import dev.wanlora.engine.optim.OptimizerConfig;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,8 +33,8 @@ public final class TrainChecks {
      * @throws UserError for the first problem found
      */
     public static List<String> check(TrainOptions o) {
-        refuseUnsupported(o);
         checkRanges(o);
+        refuseUnsupported(o);
         checkPaths(o);
         List<String> info = new ArrayList<>();
         List<String> pytorchOnly = new ArrayList<>();
@@ -100,10 +102,28 @@ public final class TrainChecks {
                 "merging LoRA files into the DiT before training is not supported", "merge them beforehand");
         refuseIf(o.base_weights_multiplier != null && !o.base_weights_multiplier.isEmpty(), "--base_weights_multiplier",
                 "is not supported (nor is --base_weights)", "leave it out");
+        refuseIf(o.network_args != null && !o.network_args.isEmpty(), "--network_args " + String.join(" ",
+                        o.network_args == null ? List.of() : o.network_args),
+                "LoRA network arguments (loraplus_lr_ratio, exclude_patterns, include_patterns, dropouts) are not supported yet",
+                "remove them");
+        LearningRateSchedule.Kind scheduler;
+        try {
+            scheduler = LearningRateSchedule.Kind.fromFlag(o.lr_scheduler);
+            OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+        refuseIf(scheduler == LearningRateSchedule.Kind.CONSTANT && !o.lr_warmup_steps.toString().equals("0"),
+                "--lr_warmup_steps " + o.lr_warmup_steps, "the constant scheduler has no warm-up (musubi refuses it too)",
+                "use --lr_scheduler constant_with_warmup");
+        refuseIf(!o.lr_decay_steps.toString().equals("0") || o.lr_scheduler_timescale != null || o.lr_scheduler_min_lr_ratio != null,
+                "--lr_decay_steps/--lr_scheduler_timescale/--lr_scheduler_min_lr_ratio",
+                "they belong to schedulers wanlora does not support (warmup_stable_decay, inverse_sqrt, cosine_with_min_lr, rex)",
+                "remove them");
         refuseIf(!o.lr_scheduler_type.isEmpty(), "--lr_scheduler_type", "custom PyTorch schedulers are not supported",
                 "use --lr_scheduler with one of musubi's scheduler names");
         refuseIf(o.lr_scheduler_args != null && !o.lr_scheduler_args.isEmpty(), "--lr_scheduler_args",
-                "arguments of custom PyTorch schedulers are not supported", "use --lr_scheduler_num_cycles/_power/_min_lr_ratio");
+                "arguments of custom PyTorch schedulers are not supported", "use --lr_scheduler with --lr_scheduler_num_cycles/--lr_scheduler_power");
         refuseIf(!o.weighting_scheme.equals("none"), "--weighting_scheme " + o.weighting_scheme,
                 "loss weighting is not supported (Wan training uses none)", "leave it out");
         refuseIf(o.num_timestep_buckets != null, "--num_timestep_buckets", "stratified timestep sampling is not supported", "leave it out");
@@ -131,6 +151,7 @@ public final class TrainChecks {
         if (!Set.of("auto", "cpu", "cuda").contains(o.backend)) {
             throw new UserError("--backend " + o.backend + ": expected one of auto, cpu, cuda");
         }
+        refuseIf(o.fp8_scaled && !o.fp8_base, "--fp8_scaled", "needs --fp8_base, as in musubi", "add --fp8_base");
         refuseIf(o.clip != null, "--clip", "image-to-video training is not supported (T2V only)", "leave it out");
         refuseIf(o.one_frame, "--one_frame", "one-frame training is not supported", "leave it out");
         refuseIf(o.dit_high_noise != null || o.timestep_boundary != null || o.offload_inactive_dit || o.force_v2_1_time_embedding,
@@ -160,14 +181,9 @@ public final class TrainChecks {
         atLeast("--max_train_epochs", o.max_train_epochs, 1);
         atLeast("--gradient_accumulation_steps", o.gradient_accumulation_steps, 1);
         stepsOrRatio("--lr_warmup_steps", o.lr_warmup_steps);
-        stepsOrRatio("--lr_decay_steps", o.lr_decay_steps);
         atLeast("--lr_scheduler_num_cycles", o.lr_scheduler_num_cycles, 1);
         if (!(o.lr_scheduler_power > 0) || Double.isInfinite(o.lr_scheduler_power)) {
             throw new UserError("--lr_scheduler_power " + o.lr_scheduler_power + ": expected a positive number");
-        }
-        atLeast("--lr_scheduler_timescale", o.lr_scheduler_timescale, 1);
-        if (o.lr_scheduler_min_lr_ratio != null && !(o.lr_scheduler_min_lr_ratio >= 0 && o.lr_scheduler_min_lr_ratio <= 1)) {
-            throw new UserError("--lr_scheduler_min_lr_ratio " + o.lr_scheduler_min_lr_ratio + ": expected a ratio in [0, 1]");
         }
         if (!(o.discrete_flow_shift > 0) || Double.isInfinite(o.discrete_flow_shift)) {
             throw new UserError("--discrete_flow_shift " + o.discrete_flow_shift + ": expected a positive number, e.g. 3.0");

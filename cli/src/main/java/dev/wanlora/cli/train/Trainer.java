@@ -1,20 +1,109 @@
 package dev.wanlora.cli.train;
 
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import dev.wanlora.cli.UserError;
 import dev.wanlora.cli.sampling.SamplePrompt;
 import dev.wanlora.cli.sampling.SamplePromptFile;
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.engine.cpu.CpuBackend;
+import dev.wanlora.engine.cuda.CudaBackend;
+import dev.wanlora.engine.cuda.CudaContext;
+import dev.wanlora.engine.cuda.CudaException;
+import dev.wanlora.engine.flow.TimestepSampler;
+import dev.wanlora.engine.flow.TimestepSampling;
+import dev.wanlora.engine.io.SafeTensors;
+import dev.wanlora.engine.io.SafeTensorsException;
+import dev.wanlora.engine.optim.GradClip;
+import dev.wanlora.engine.optim.LearningRateSchedule;
+import dev.wanlora.engine.optim.Optimizer;
+import dev.wanlora.engine.optim.OptimizerConfig;
+import dev.wanlora.engine.optim.TrainableParameter;
+import dev.wanlora.engine.random.RandomSource;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.engine.tensor.Tensor;
+import dev.wanlora.models.lora.LoraFile;
+import dev.wanlora.models.lora.LoraFormat;
+import dev.wanlora.models.lora.LoraMetadata;
+import dev.wanlora.models.lora.LoraModule;
+import dev.wanlora.models.lora.LoraModuleWeights;
+import dev.wanlora.models.lora.LoraNetwork;
+import dev.wanlora.models.lora.SavePrecision;
+import dev.wanlora.models.musubi.Batch;
+import dev.wanlora.models.musubi.BatchSchedule;
+import dev.wanlora.models.musubi.CacheDataset;
+import dev.wanlora.models.musubi.DatasetConfig;
+import dev.wanlora.models.musubi.DatasetException;
+import dev.wanlora.models.musubi.DatasetSpec;
+import dev.wanlora.models.wan.ComputePrecision;
+import dev.wanlora.models.wan.WanDit;
+import dev.wanlora.models.wan.WanDitConfig;
+import dev.wanlora.models.wan.WanDitWeights;
 
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
+import java.time.ZoneId;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.OptionalLong;
 
 /**
- * One training run of {@code wanlora train}, from checked options to saved LoRA files.
+ * One training run of {@code wanlora train}, from checked options to saved LoRA files: musubi's
+ * {@code NetworkTrainer.train} loop (trainer_base.py L1780‑2177 at the spec's commit) on our backend.
+ *
+ * <p>Per batch: read the caches, sample t, draw noise, x_t = (1 − t)·x0 + t·noise, the DiT's loss and LoRA gradients
+ * (scaled by 1/gradient_accumulation_steps); per optimizer step (every gradient_accumulation_steps batches, and at the
+ * end of an epoch): global-norm clip, AdamW(8bit) with the scheduled learning rate, zero the gradients, report, save.
+ *
+ * <p>Determinism: every random choice derives from the seed and a position, never from wall time: batch order from
+ * (seed, epoch), LoRA init from the seed, timesteps from a generator whose state is saved, noise from (seed, batch
+ * index in the run). So a run stopped (Ctrl-C, --stop_at_step) and resumed from its state reproduces the
+ * uninterrupted run's losses bit for bit on the CPU backend.
  */
 final class Trainer {
+    /** Exit code when training stopped on a NaN or infinite loss or gradient. */
+    static final int STOPPED_NON_FINITE = 3;
+    /** Exit code after Ctrl-C or --stop_at_step: 128 + SIGINT, as shells report an interrupted command. */
+    static final int INTERRUPTED = 130;
+
+    /** Independent streams derived from the one seed (xor-ed in, so no two streams share a generator state). */
+    private static final long TIMESTEP_STREAM = 0x7469_6D65_7374_6570L; // "timestep"
+    private static final long VALIDATION_STREAM = 0x7661_6C69_6461_7465L; // "validate"
+
+    private static final JsonMapper JSON = JsonMapper.builder().build();
+
     private final TrainOptions o;
     private final PrintWriter out;
+
+    // set up by run()
+    private Backend backend;
+    private OutputNames names;
+    private CacheDataset data;
+    private CacheDataset validationData;
+    private WanDitConfig modelConfig;
+    private WanDit dit;
+    private LoraNetwork lora;
+    private Optimizer optimizer;
+    private GradClip clip;
+    private TimestepSampler sampler;
+    private LearningRateSchedule schedule;
+    private LoraMetadata metadata;
+    private LossRecorder losses;
+    private TrainLog log;
+    private ProgressDisplay progress;
+    private long sessionId;
+    private double trainingStartedAt;
+    private long maxTrainSteps;
+    private int epochs;
+    private double peakVramGiB = Double.NaN;
+    /** What the run is doing, for the out-of-memory message. */
+    private String phase = "starting";
 
     Trainer(TrainOptions o, PrintWriter out) {
         this.o = o;
@@ -23,23 +112,59 @@ final class Trainer {
 
     int run() {
         checkSamples();
-        OutputNames names = OutputNames.of(o);
-        refuseOverwrite(names);
-        if (o.seed == null) {
-            // musubi draws a random seed when none is given; ours is printed and saved so the run can be repeated.
-            o.seed = new SecureRandom().nextLong() & 0x7FFF_FFFFL;
-            out.println("info: --seed not given; using --seed " + o.seed);
+        names = OutputNames.of(o);
+        refuseOverwrite();
+        TrainState resumed = o.resume == null ? null : TrainState.read(o.resume);
+        resolveSeed(resumed);
+        try (Backend b = openBackend()) {
+            backend = b;
+            return train(resumed);
+        } catch (CudaException e) {
+            if (e.status() != CUDA_ERROR_OUT_OF_MEMORY) throw e;
+            throw new UserError("out of GPU memory while " + phase + " (" + e.getMessage() + "); "
+                    + swapAdvice(), e);
         }
-        Path dump = TrainCommand.writeConfigDump(o);
-        out.println("configuration: " + dump);
-        throw new UserError("the training loop is not wired in this build yet (flags and configuration checked, " + dump
-                + " written)");
     }
 
-    /**
-     * Parses and checks the sample prompt file when samples are asked for, then stops: sample generation during
-     * training is a separate piece of work that has not landed.
-     */
+    /** CUresult CUDA_ERROR_OUT_OF_MEMORY. */
+    private static final int CUDA_ERROR_OUT_OF_MEMORY = 2;
+
+    private int train(TrainState resumed) {
+        phase = "reading the dataset";
+        data = discover(o.dataset_config, "--dataset_config");
+        validationData = o.validation_dataset_config == null ? null : discover(o.validation_dataset_config, "--validation_dataset_config");
+        long stepsPerEpoch = data.stepsPerEpoch(o.gradient_accumulation_steps);
+        maxTrainSteps = o.max_train_epochs != null ? data.maxTrainSteps(o.max_train_epochs, o.gradient_accumulation_steps)
+                : o.max_train_steps;
+        epochs = Math.toIntExact(Math.ceilDiv(maxTrainSteps, stepsPerEpoch));
+        out.printf(Locale.ROOT, "dataset: %d items, %d batches per epoch, %d steps per epoch; %d steps in %d epochs%n",
+                data.numTrainItems(), data.batchesPerEpoch(), stepsPerEpoch, maxTrainSteps, epochs);
+
+        phase = "loading the DiT";
+        try (SafeTensors checkpoint = openCheckpoint()) {
+            ComputePrecision precision = precision(checkpoint);
+            try (WanDitWeights weights = loadWeights(checkpoint, precision)) {
+                return train(resumed, new WanDit(backend, modelConfig, weights, precision, o.gradient_checkpointing));
+            }
+        }
+    }
+
+    private int train(TrainState resumed, WanDit model) {
+        try (WanDit closeDit = model;
+             LoraNetwork network = createLora(resumed);
+             Optimizer opt = createOptimizer(network);
+             GradClip gradClip = new GradClip(backend, (float) o.max_grad_norm)) {
+            dit = closeDit;
+            lora = network;
+            optimizer = opt;
+            clip = gradClip;
+            return loop(resumed);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ set-up
+
+    /** Parses and checks the sample prompts when samples are asked for, then stops: sampling has not landed yet. */
     private void checkSamples() {
         boolean asked = o.sample_at_first || o.sample_every_n_epochs != null || o.sample_every_n_steps != null;
         if (o.sample_prompts == null || !asked) return;
@@ -52,8 +177,8 @@ final class Trainer {
                 + " --sample_every_n_steps and --sample_at_first to train without samples");
     }
 
-    /** Refuses to write over files of a run with the same name unless --overwrite or --resume (the same run) is given. */
-    private void refuseOverwrite(OutputNames names) {
+    /** Refuses to write over a run with the same name unless --overwrite, or --resume (continuing that run). */
+    private void refuseOverwrite() {
         if (o.overwrite || o.resume != null) return;
         List<Path> existing = names.existingRunFiles(o.output_dir);
         if (!existing.isEmpty()) {
@@ -61,5 +186,505 @@ final class Trainer {
                     + existing.size() + " file(s)); pass --overwrite to replace them, --resume STATE to continue that run,"
                     + " or choose another --output_name");
         }
+    }
+
+    private void resolveSeed(TrainState resumed) {
+        if (resumed != null) {
+            if (o.seed != null && o.seed != resumed.seed()) {
+                throw new UserError("--seed " + o.seed + " differs from the seed " + resumed.seed() + " of the state in "
+                        + o.resume + "; drop --seed to continue that run");
+            }
+            o.seed = resumed.seed();
+        } else if (o.seed == null) {
+            // musubi draws a random seed when none is given; ours is printed and saved so the run can be repeated
+            o.seed = new SecureRandom().nextLong() & 0x7FFF_FFFFL;
+            out.println("info: --seed not given; using --seed " + o.seed);
+        }
+    }
+
+    private Backend openBackend() {
+        String reason = o.backend.equals("cpu") ? null : CudaContext.unavailableReason();
+        if (o.backend.equals("cuda") && reason != null) {
+            throw new UserError("--backend cuda: no usable GPU (" + reason + "); use --backend cpu or run on a machine"
+                    + " with an NVIDIA GPU and driver");
+        }
+        Backend b;
+        try {
+            b = Backends.create(o.backend.equals("cpu") || reason != null ? "cpu" : "cuda");
+        } catch (UnsupportedOperationException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+        if (o.backend.equals("auto") && reason != null) out.println("info: no usable GPU (" + reason + "); training on the CPU");
+        out.println("backend: " + b.name());
+        if (b instanceof CpuBackend && o.blocks_to_swap != null && o.blocks_to_swap > 0) {
+            out.println("info: --blocks_to_swap " + o.blocks_to_swap + " has no effect on the CPU backend (weights are in host memory)");
+        }
+        return b;
+    }
+
+    private CacheDataset discover(Path config, String flag) {
+        try {
+            DatasetConfig dc = DatasetConfig.load(config);
+            dc.warnings().forEach(w -> out.println("warning: " + w));
+            CacheDataset d = CacheDataset.discover(dc, CacheDataset.Options.STRICT);
+            d.warnings().forEach(w -> out.println("warning: " + w));
+            return d;
+        } catch (DatasetException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+    }
+
+    private SafeTensors openCheckpoint() {
+        SafeTensors checkpoint = SafeTensors.open(o.dit, SafeTensors.DIT_PREFIXES);
+        try {
+            modelConfig = WanDitConfig.fromCheckpoint(checkpoint);
+            if (o.task != null) {
+                // musubi's t2i-14B is the t2v-14B network trained on images
+                modelConfig.requireTask(o.task.equals("t2i-14B") ? "t2v-14B" : o.task, o.dit.getFileName().toString());
+            } else {
+                o.task = modelConfig.taskName();
+            }
+        } catch (IllegalArgumentException e) {
+            checkpoint.close();
+            throw new UserError(e.getMessage(), e);
+        }
+        int maxSwap = modelConfig.numLayers() - 1;
+        if (o.blocks_to_swap != null && o.blocks_to_swap > maxSwap) {
+            checkpoint.close();
+            throw new UserError("--blocks_to_swap " + o.blocks_to_swap + ": this model has " + modelConfig.numLayers()
+                    + " blocks, so at most " + maxSwap + " can be swapped (musubi's limit: blocks − 1)");
+        }
+        out.printf(Locale.ROOT, "model: %s, %d blocks, dim %d%s%n", o.dit.getFileName(), modelConfig.numLayers(),
+                modelConfig.dim(), o.task == null ? "" : " (" + o.task + ")");
+        return checkpoint;
+    }
+
+    /**
+     * musubi's --mixed_precision against the checkpoint's dtype (wan_train_network.py L62‑65): bf16 compute follows
+     * musubi's bf16 path; "no" computes in fp32. Not given, the checkpoint's dtype decides (musubi would stop).
+     */
+    private ComputePrecision precision(SafeTensors checkpoint) {
+        if ("no".equals(o.mixed_precision)) return ComputePrecision.FP32;
+        if ("bf16".equals(o.mixed_precision)) return ComputePrecision.BF16_MUSUBI;
+        DType fileDType = checkpoint.info("patch_embedding.weight").dtype();
+        ComputePrecision p = fileDType == DType.F32 || fileDType == DType.F16 ? ComputePrecision.FP32 : ComputePrecision.BF16_MUSUBI;
+        o.mixed_precision = p == ComputePrecision.FP32 ? "no" : "bf16";
+        out.println("info: --mixed_precision not given; using " + o.mixed_precision + " for this " + fileDType + " checkpoint");
+        return p;
+    }
+
+    private WanDitWeights loadWeights(SafeTensors checkpoint, ComputePrecision precision) {
+        WanDitWeights.Quantization q = !o.fp8_base ? WanDitWeights.Quantization.NONE
+                : o.fp8_scaled ? WanDitWeights.Quantization.FP8_SCALED : WanDitWeights.Quantization.FP8_BASE;
+        try {
+            // The CPU reference stores fp8 weights dequantized (exactly the values a GPU dequantizes before each GEMM).
+            return WanDitWeights.load(backend, checkpoint, modelConfig, precision, q, backend instanceof CpuBackend);
+        } catch (IllegalArgumentException | SafeTensorsException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+    }
+
+    private LoraNetwork createLora(TrainState resumed) {
+        phase = "creating the LoRA";
+        Path source = resumed != null ? o.resume.resolve(TrainState.LORA_FILE) : o.network_weights;
+        LoraNetwork network;
+        if (source == null) {
+            network = LoraNetwork.create(backend, modelConfig, o.network_dim == null ? 4 : o.network_dim,
+                    (float) o.network_alpha, o.seed);
+        } else {
+            network = readLora(source);
+            int rank = network.modules().getFirst().rank();
+            if (o.network_dim != null && o.network_dim != rank) {
+                network.close();
+                throw new UserError(source + ": LoRA rank " + rank + " differs from --network_dim " + o.network_dim
+                        + "; pass --network_dim " + rank + " or leave it out");
+            }
+            out.println((resumed != null ? "resuming LoRA from " : "initial LoRA weights from ") + source + " (rank " + rank + ")");
+        }
+        out.printf(Locale.ROOT, "LoRA: %d modules, rank %d, alpha %s, %,d parameters%n", network.modules().size(),
+                network.modules().getFirst().rank(), fmt(network.modules().getFirst().alpha()), network.numParameters());
+        return network;
+    }
+
+    private LoraNetwork readLora(Path file) {
+        try {
+            return LoraNetwork.fromWeights(backend, modelConfig, LoraFile.read(file).modules(), file.toString());
+        } catch (IllegalArgumentException | SafeTensorsException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+    }
+
+    private Optimizer createOptimizer(LoraNetwork network) {
+        phase = "creating the optimizer";
+        List<TrainableParameter> params = new ArrayList<>();
+        for (LoraModule m : network.modules()) {
+            params.add(new TrainableParameter(m.name() + ".lora_down.weight", m.down(), m.dDown()));
+            params.add(new TrainableParameter(m.name() + ".lora_up.weight", m.up(), m.dUp()));
+        }
+        OptimizerConfig config;
+        try {
+            config = OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+        out.println("optimizer: " + config.metadataName() + ", lr " + fmt(o.learning_rate) + " (" + o.lr_scheduler + ")");
+        return Optimizer.create(backend, config, params);
+    }
+
+    // ------------------------------------------------------------------------------------------------ the loop
+
+    private int loop(TrainState resumed) {
+        try {
+            schedule = new LearningRateSchedule(LearningRateSchedule.Kind.fromFlag(o.lr_scheduler), o.learning_rate,
+                    o.lr_warmup_steps.resolve(maxTrainSteps), maxTrainSteps, o.lr_scheduler_num_cycles, o.lr_scheduler_power);
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+        TimestepSampler.Config samplerConfig = new TimestepSampler.Config(TimestepSampling.fromFlag(o.timestep_sampling),
+                o.discrete_flow_shift, o.sigmoid_scale, o.min_timestep == null ? 0 : o.min_timestep,
+                o.max_timestep == null ? 1000 : o.max_timestep, o.preserve_distribution_shape, 0);
+        long globalStep = 0;
+        int epoch = 1;
+        int position = 0;
+        if (resumed == null) {
+            sampler = new TimestepSampler(samplerConfig, new RandomSource(o.seed ^ TIMESTEP_STREAM));
+            losses = new LossRecorder();
+            sessionId = new SecureRandom().nextLong() & 0xFFFF_FFFFL;
+            trainingStartedAt = System.currentTimeMillis() / 1000.0;
+        } else {
+            long optimizerStep = optimizer.loadState(o.resume.resolve(TrainState.OPTIMIZER_FILE));
+            if (optimizerStep != resumed.globalStep()) {
+                throw new UserError(o.resume + ": the optimizer state is at step " + optimizerStep + " but state.json at step "
+                        + resumed.globalStep() + "; the state folder is inconsistent, resume from another one");
+            }
+            if (resumed.maxTrainSteps() != maxTrainSteps) {
+                out.println("info: this run trains " + maxTrainSteps + " steps, the resumed one planned " + resumed.maxTrainSteps()
+                        + " (the learning-rate schedule follows the new total)");
+            }
+            sampler = TimestepSampler.restore(samplerConfig, new TimestepSampler.State(
+                    new RandomSource.State(resumed.samplerSeed(), resumed.samplerCounter()), resumed.samplerBucketPool()));
+            losses = new LossRecorder(resumed.lossHistory());
+            sessionId = resumed.sessionId();
+            trainingStartedAt = resumed.trainingStartedAt();
+            globalStep = resumed.globalStep();
+            epoch = resumed.epoch();
+            position = resumed.epochPosition();
+            out.printf(Locale.ROOT, "resuming at step %d (epoch %d, batch %d of %d)%n", globalStep, epoch, position + 1,
+                    data.batchesPerEpoch());
+        }
+        metadata = metadata();
+        Path dump = TrainCommand.writeConfigDump(o);
+        out.println("configuration: " + dump);
+        BatchSchedule batches = new BatchSchedule(data, o.seed);
+
+        try (TrainLog trainLog = TrainLog.open(o.logging_dir, o.log_prefix, o.log_tracker_name);
+             RunInterrupt interrupt = RunInterrupt.install();
+             ProgressDisplay display = ProgressDisplay.create(out, ProgressDisplay.isTerminal(), globalStep, maxTrainSteps,
+                     Math.max(1, maxTrainSteps / 100))) {
+            log = trainLog;
+            progress = display;
+            if (o.log_config) log.config(Files.readString(dump));
+            if (log.file() != null) out.println("TensorBoard: " + log.file().getParent());
+            long timedSteps = 0;
+            double timedSeconds = 0;
+            while (epoch <= epochs && globalStep < maxTrainSteps) {
+                List<Batch> epochBatches = batches.epoch(epoch);
+                while (position < epochBatches.size() && globalStep < maxTrainSteps) {
+                    long started = System.nanoTime();
+                    int groupEnd = Math.min(position + o.gradient_accumulation_steps, epochBatches.size());
+                    double lossSum = 0;
+                    double tSum = 0;
+                    int tCount = 0;
+                    phase = "training step " + (globalStep + 1);
+                    for (int p = position; p < groupEnd; p++) {
+                        StepLoss l = batchStep(epochBatches.get(p), (long) (epoch - 1) * epochBatches.size() + p);
+                        losses.add(p, l.loss());
+                        lossSum += l.loss();
+                        tSum += l.tSum();
+                        tCount += l.batchSize();
+                    }
+                    double loss = lossSum / (groupEnd - position);
+                    Tensor clipScale = clip.coefficient(gradients());
+                    float normSquared = backend.toFloats(clip.normSquared())[0];
+                    if (!Double.isFinite(loss) || !Float.isFinite(normSquared)) {
+                        return stopNonFinite(globalStep + 1, loss, normSquared, epoch, position);
+                    }
+                    double lr = schedule.learningRate(globalStep);
+                    optimizer.step(globalStep + 1, (float) lr, clipScale);
+                    lora.zeroGrad();
+                    globalStep++;
+                    position = groupEnd;
+                    trackVram();
+                    double seconds = (System.nanoTime() - started) / 1e9;
+                    // The first step of a process includes one-time work (plans, kernel loading): once there are
+                    // others, s/it is their mean.
+                    if (timedSteps++ > 0) timedSeconds += seconds;
+                    double secondsPerStep = timedSteps > 1 ? timedSeconds / (timedSteps - 1) : seconds;
+                    progress.update(new ProgressDisplay.StepReport(globalStep, maxTrainSteps, epoch, epochs, secondsPerStep,
+                            loss, losses.average(), lr, peakVramGiB));
+                    log.step(globalStep, loss, losses.average(), lr, secondsPerStep, peakVramGiB, tSum / tCount);
+                    saveAtStep(globalStep, epoch, position);
+                    if (validationData != null && o.validate_every_n_steps != null && globalStep % o.validate_every_n_steps == 0) {
+                        validate(globalStep);
+                    }
+                    if (interrupt.isRequested() || (o.stop_at_step != null && globalStep == o.stop_at_step)) {
+                        Path dir = o.output_dir.resolve(names.stepState(globalStep));
+                        saveState(dir, globalStep, epoch, position);
+                        progress.message("interrupted after step " + globalStep + ": state saved to " + dir
+                                + "; continue with --resume " + dir);
+                        return INTERRUPTED;
+                    }
+                }
+                if (position < epochBatches.size()) break; // --max_train_steps ended the run inside this epoch
+                log.epoch(epoch, losses.average());
+                int finished = epoch;
+                epoch++;
+                position = 0;
+                saveAtEpoch(finished, globalStep, epoch);
+                if (validationData != null && o.validate_every_n_epochs != null && finished % o.validate_every_n_epochs == 0) {
+                    validate(globalStep);
+                }
+            }
+            phase = "saving";
+            saveLora(o.output_dir.resolve(names.lastFile()), globalStep, Math.min(epoch, epochs));
+            if (o.save_state || o.save_state_on_train_end) {
+                saveState(o.output_dir.resolve(names.lastState()), globalStep, epoch, position);
+            }
+            progress.message("done: " + o.output_dir.resolve(names.lastFile()) + " (" + globalStep + " steps)");
+            return 0;
+        } catch (java.io.IOException e) {
+            throw new UserError(dump + ": cannot read back the configuration dump (" + e.getMessage() + ")", e);
+        }
+    }
+
+    /** The loss of one batch and the sum of its t, for the per-timestep-bucket log. */
+    private record StepLoss(double loss, double tSum, int batchSize) {}
+
+    /** Forward, loss and backward of one batch; gradients accumulate into the LoRA's dDown/dUp. */
+    private StepLoss batchStep(Batch batch, long batchIndex) {
+        try (BatchTensors b = BatchTensors.load(backend, batch)) {
+            TimestepSampler.Batch ts = sampler.sample(b.batchSize());
+            try (Tensor t = backend.fromFloats(DType.F32, Shape.of(b.batchSize()), ts.t());
+                 Tensor timesteps = backend.fromFloats(DType.F32, Shape.of(b.batchSize()), ts.modelTimestep())) {
+                b.prepare(backend, o.seed, batchIndex, t);
+                Tensor loss = dit.lossAndBackward(b.xt, timesteps, b.contexts, b.target, lora,
+                        1f / o.gradient_accumulation_steps);
+                double tSum = 0;
+                for (float v : ts.t()) tSum += v;
+                return new StepLoss(backend.toFloats(loss)[0], tSum, b.batchSize());
+            }
+        } catch (DatasetException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+    }
+
+    private List<Tensor> gradients() {
+        List<Tensor> grads = new ArrayList<>();
+        for (TrainableParameter p : optimizer.parameters()) grads.add(p.grad());
+        return grads;
+    }
+
+    /**
+     * A NaN or infinite loss or gradient: the update is not applied, so the LoRA and optimizer are still those after
+     * the previous step; they are saved as a state (position = the start of the failed step's batches) and the run
+     * stops.
+     */
+    private int stopNonFinite(long step, double loss, float normSquared, int epoch, int position) {
+        Path dir = o.output_dir.resolve(names.stepState(step - 1));
+        saveState(dir, step - 1, epoch, position);
+        progress.message("step " + step + ": " + (!Double.isFinite(loss) ? "the loss is " + loss : "the gradient norm is "
+                + Math.sqrt(normSquared)) + "; training stopped without applying it. The last good state (after step "
+                + (step - 1) + ") is in " + dir + ": lower --learning_rate or check the data, then --resume " + dir);
+        return STOPPED_NON_FINITE;
+    }
+
+    private void trackVram() {
+        if (backend instanceof CudaBackend cuda) {
+            CudaContext c = cuda.context();
+            double used = (c.totalMemoryBytes() - c.freeMemoryBytes()) / (double) (1L << 30);
+            peakVramGiB = Double.isNaN(peakVramGiB) ? used : Math.max(peakVramGiB, used);
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------------ validation
+
+    /**
+     * musubi has no validation loss. Ours: every validation batch (a fixed order) at every fixed noise level t of
+     * --validation_timesteps, with noise fixed by (seed, batch, level), no gradient; the loss is the mean squared
+     * error averaged over batches (weighted by batch size) and levels.
+     */
+    private void validate(long step) {
+        phase = "computing the validation loss";
+        List<Batch> batches = new BatchSchedule(validationData, o.seed).epoch(0);
+        List<Double> levels = o.validation_timesteps;
+        double[] sum = new double[levels.size()];
+        long items = 0;
+        boolean isSigma = o.timestep_sampling.equals("sigma");
+        for (int bi = 0; bi < batches.size(); bi++) {
+            try (BatchTensors b = BatchTensors.load(backend, batches.get(bi))) {
+                int n = b.batchSize();
+                items += n;
+                for (int j = 0; j < levels.size(); j++) {
+                    float tv = levels.get(j).floatValue();
+                    float[] t = new float[n];
+                    float[] model = new float[n];
+                    java.util.Arrays.fill(t, tv);
+                    // the model timestep convention of the training sampler: 1000·t, plus 1 outside sigma mode
+                    java.util.Arrays.fill(model, isSigma ? tv * 1000f : tv * 1000f + 1f);
+                    try (Tensor tt = backend.fromFloats(DType.F32, Shape.of(n), t);
+                         Tensor mt = backend.fromFloats(DType.F32, Shape.of(n), model)) {
+                        b.prepare(backend, o.seed ^ VALIDATION_STREAM, (long) bi * levels.size() + j, tt);
+                        float[] pred = backend.toFloats(dit.forward(b.xt, mt, b.contexts, lora));
+                        float[] target = backend.toFloats(b.target);
+                        double se = 0;
+                        for (int i = 0; i < pred.length; i++) {
+                            double d = (double) pred[i] - target[i];
+                            se += d * d;
+                        }
+                        sum[j] += se / pred.length * n;
+                    }
+                }
+            } catch (DatasetException e) {
+                throw new UserError(e.getMessage(), e);
+            }
+        }
+        Map<Double, Double> byLevel = new LinkedHashMap<>();
+        double total = 0;
+        StringBuilder line = new StringBuilder();
+        for (int j = 0; j < levels.size(); j++) {
+            double l = sum[j] / items;
+            byLevel.put(levels.get(j), l);
+            total += l;
+            line.append(String.format(Locale.ROOT, " t=%.2f:%.4f", levels.get(j), l));
+        }
+        double average = total / levels.size();
+        log.validation(step, byLevel, average);
+        progress.message(String.format(Locale.ROOT, "validation at step %d: loss %.4f (%d items;%s)", step, average, items, line));
+    }
+
+    // ------------------------------------------------------------------------------------------------ saving
+
+    /** musubi's step saves: the LoRA file, the state with --save_state, then the file and state that left the window. */
+    private void saveAtStep(long step, int epoch, int position) {
+        if (o.save_every_n_steps == null || step % o.save_every_n_steps != 0) return;
+        saveLora(o.output_dir.resolve(names.stepFile(step)), step, epoch);
+        if (o.save_state) saveState(o.output_dir.resolve(names.stepState(step)), step, epoch, position);
+        remove(names.stepFileToRemove(step), names::stepFile);
+        if (o.save_state) remove(names.stepStateToRemove(step), names::stepState);
+    }
+
+    /** musubi's epoch saves: every N epochs, except after the last epoch (the final file is written instead). */
+    private void saveAtEpoch(int finished, long step, int nextEpoch) {
+        if (o.save_every_n_epochs == null || finished % o.save_every_n_epochs != 0 || finished >= epochs) return;
+        saveLora(o.output_dir.resolve(names.epochFile(finished)), step, finished);
+        remove(names.epochFileToRemove(finished), names::epochFile);
+        if (o.save_state) {
+            saveState(o.output_dir.resolve(names.epochState(finished)), step, nextEpoch, 0);
+            remove(names.epochStateToRemove(finished), names::epochState);
+        }
+    }
+
+    private void remove(OptionalLong which, java.util.function.LongFunction<String> name) {
+        if (which.isEmpty()) return;
+        Path old = o.output_dir.resolve(name.apply(which.getAsLong()));
+        if (!Files.exists(old)) return;
+        try {
+            if (Files.isDirectory(old)) {
+                try (var paths = Files.walk(old)) {
+                    for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) Files.delete(p);
+                }
+            } else {
+                Files.delete(old);
+            }
+            progress.message("removed " + old);
+        } catch (java.io.IOException e) {
+            progress.message("warning: cannot remove " + old + " (" + e.getMessage() + ")");
+        }
+    }
+
+    private void saveLora(Path file, long step, int epoch) {
+        double now = System.currentTimeMillis() / 1000.0;
+        LoraFile.write(file, moduleWeights(), SavePrecision.fromFlag(o.save_precision), LoraFormat.MUSUBI,
+                metadata.toMap(o.no_metadata, now, step, epoch, ZoneId.systemDefault()));
+        progress.message("saved " + file);
+    }
+
+    /** A --save_state folder: LoRA fp32, optimizer state, and {@link TrainState} at (epoch, position). */
+    private void saveState(Path dir, long step, int epoch, int position) {
+        TimestepSampler.State s = sampler.state();
+        TrainState state = new TrainState(TrainState.FORMAT, o.output_name, o.seed, step, epoch, position, maxTrainSteps,
+                s.rng().seed(), s.rng().counter(), s.bucketPool(), losses.losses(), trainingStartedAt, sessionId,
+                System.currentTimeMillis() / 1000.0);
+        state.write(dir,
+                path -> LoraFile.write(path, moduleWeights(), SavePrecision.FP32, LoraFormat.MUSUBI,
+                        metadata.toMap(true, state.savedAt(), step, epoch, ZoneId.systemDefault())),
+                optimizer::saveState);
+        progress.message("saved state " + dir);
+    }
+
+    private List<LoraModuleWeights> moduleWeights() {
+        List<LoraModuleWeights> weights = new ArrayList<>();
+        for (LoraModule m : lora.modules()) {
+            weights.add(new LoraModuleWeights(m.name(), m.rank(), (int) m.down().shape().dim(1), (int) m.up().shape().dim(0),
+                    m.alpha(), backend.toFloats(m.down()), backend.toFloats(m.up())));
+        }
+        return weights;
+    }
+
+    /** The ss_* and modelspec.* facts of this run (spec §7.3), as musubi fills them. */
+    private LoraMetadata metadata() {
+        List<Map<String, Object>> datasets = new ArrayList<>();
+        for (CacheDataset.DatasetCache d : data.datasets()) {
+            DatasetSpec s = d.spec();
+            Map<String, Object> m = new LinkedHashMap<>();
+            m.put("resolution", List.of(s.resolution().width(), s.resolution().height()));
+            m.put("caption_extension", s.captionExtension());
+            m.put("batch_size_per_device", s.batchSize());
+            m.put("num_repeats", s.numRepeats());
+            m.put("enable_bucket", s.enableBucket());
+            m.put("bucket_no_upscale", s.bucketNoUpscale());
+            m.put(s.sourceKey(), s.source().getFileName().toString());
+            if (s.isVideo()) {
+                m.put("frame_extraction", s.frames().extraction().configName());
+                m.put("frame_stride", s.frames().frameStride());
+                m.put("frame_sample", s.frames().frameSample());
+                m.put("target_frames", s.frames().targetFrames());
+                m.put("max_frames", s.frames().maxFrames());
+                m.put("source_fps", s.frames().sourceFps());
+            }
+            m.put("has_control", false);
+            datasets.add(m);
+        }
+        try {
+            var run = new LoraMetadata.Run(sessionId, trainingStartedAt, o.output_name, (int) data.numTrainItems(),
+                    (int) data.batchesPerEpoch(), epochs, maxTrainSteps, o.gradient_accumulation_steps,
+                    o.gradient_checkpointing, o.gradient_checkpointing_cpu_offload, o.mixed_precision, o.seed,
+                    o.training_comment, o.fp8_base, false, false, JSON.writeValueAsString(datasets),
+                    o.dit.getFileName().toString(), o.vae == null ? null : o.vae.getFileName().toString());
+            var training = new LoraMetadata.Training(o.learning_rate, o.lr_warmup_steps.toString(), o.lr_scheduler,
+                    OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args).metadataName(),
+                    o.max_grad_norm, o.weighting_scheme, o.logit_mean, o.logit_std, o.mode_scale, o.guidance_scale,
+                    o.timestep_sampling, o.sigmoid_scale, o.discrete_flow_shift, o.min_timestep, o.max_timestep);
+            var network = new LoraMetadata.Network(o.network_module == null ? LoraMetadata.NETWORK_MODULE : o.network_module,
+                    o.network_dim, o.network_alpha, o.network_dropout, null); // --network_args are refused, so none
+            var spec = new LoraMetadata.ModelSpec(o.metadata_title, o.metadata_reso, o.metadata_author, o.metadata_description,
+                    o.metadata_license, o.metadata_tags, o.metadata_arch);
+            return new LoraMetadata(run, training, network, spec);
+        } catch (com.fasterxml.jackson.core.JacksonException e) {
+            throw new IllegalStateException("JSON: cannot encode the dataset metadata", e);
+        }
+    }
+
+    /** The out-of-memory advice: where the swap count stands and how far it can go. */
+    private String swapAdvice() {
+        int current = o.blocks_to_swap == null ? 0 : o.blocks_to_swap;
+        int max = modelConfig == null ? 39 : modelConfig.numLayers() - 1;
+        return current >= max ? "--blocks_to_swap is already at its maximum " + max + "; lower the resolution or frame count"
+                + " in the dataset config, or the --network_dim"
+                : "raise --blocks_to_swap (now " + current + ", at most " + max + ") to keep more block weights in host memory";
+    }
+
+    private static String fmt(double v) {
+        return v == Math.rint(v) && Math.abs(v) < 1e6 ? Long.toString((long) v) : Double.toString(v);
     }
 }

@@ -1,0 +1,213 @@
+package dev.wanlora.cli.train;
+
+import dev.wanlora.cli.Main;
+import dev.wanlora.cli.demo.SyntheticCaches;
+import dev.wanlora.cli.tensorboard.EventReader;
+import dev.wanlora.engine.io.SafeTensors;
+import dev.wanlora.engine.testing.Golden;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
+
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Issue 5's acceptance run: {@code wanlora train} from the command line on the CPU, with musubi's reference flags
+ * (DESIGN.md §1, paths swapped, sizes small) on the tiny golden Wan model and synthetic musubi caches; checks the
+ * epoch files, the state folders, the TensorBoard events and the config dump; then stops a run mid-way (the
+ * --stop_at_step hook takes the Ctrl-C path), resumes it, and compares the loss sequence with the uninterrupted run
+ * bit for bit.
+ */
+class TrainRunTest {
+
+    @TempDir
+    static Path dir;
+    static Path dataset;
+    static Path dit;
+
+    /** Two images (64×64) and one 5-frame video (64×48) clip: two buckets, three batches per epoch. */
+    @BeforeAll
+    static void data() throws IOException {
+        dit = Golden.dir("wan-tiny").resolve("model.safetensors");
+        Path images = Files.createDirectories(dir.resolve("cache/images"));
+        Path videos = Files.createDirectories(dir.resolve("cache/videos"));
+        SyntheticCaches.image(images, "cat", 64, 64, 7, 1);
+        SyntheticCaches.image(images, "dog", 64, 64, 11, 2);
+        SyntheticCaches.video(videos, "walk", 64, 48, 5, 9, 3);
+        dataset = Files.writeString(dir.resolve("dataset.toml"), """
+                [general]
+                batch_size = 1
+                enable_bucket = false
+
+                [[datasets]]
+                image_directory = "%s"
+                cache_directory = "%s"
+                resolution = [64, 64]
+
+                [[datasets]]
+                video_directory = "%s"
+                cache_directory = "%s"
+                resolution = [64, 48]
+                target_frames = [5]
+                """.formatted(dir.resolve("images"), images, dir.resolve("videos"), videos));
+    }
+
+    private record Run(int exitCode, String out, String err) {}
+
+    private static Run train(String... args) {
+        CommandLine main = Main.commandLine();
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        main.setOut(new PrintWriter(out));
+        main.setErr(new PrintWriter(err));
+        String[] all = new String[args.length + 1];
+        all[0] = "train";
+        System.arraycopy(args, 0, all, 1, args.length);
+        int code = main.execute(all);
+        return new Run(code, out.toString(), err.toString());
+    }
+
+    /** DESIGN.md §1's command with our paths, a rank/epoch count that fits a test, and --backend cpu. */
+    private static String[] reference(String outputDir, String logs, String... more) {
+        List<String> args = new ArrayList<>(List.of(("--dit " + dit + " --dataset_config " + dataset
+                + " --fp8_base --fp8_scaled --blocks_to_swap 1 --gradient_checkpointing --mixed_precision bf16"
+                + " --optimizer_type adamw8bit --learning_rate 5e-3 --network_dim 4 --network_alpha 4"
+                + " --timestep_sampling shift --discrete_flow_shift 3.0 --max_train_epochs 2 --save_every_n_epochs 1"
+                + " --seed 2025 --output_dir " + dir.resolve(outputDir) + " --output_name ghibli"
+                + " --save_state --log_with tensorboard --logging_dir " + dir.resolve(logs)
+                + " --sdpa --max_data_loader_n_workers 2 --persistent_data_loader_workers --backend cpu").split(" ")));
+        args.addAll(Arrays.asList(more));
+        return args.toArray(String[]::new);
+    }
+
+    private static Path eventFile(String logs) throws IOException {
+        try (Stream<Path> s = Files.walk(dir.resolve(logs))) {
+            return s.filter(p -> p.getFileName().toString().startsWith("events.out.tfevents.")).findFirst().orElseThrow();
+        }
+    }
+
+    private static List<Float> losses(String logs) throws IOException {
+        return EventReader.scalars(EventReader.read(eventFile(logs)), "loss/current").stream().map(Map.Entry::getValue).toList();
+    }
+
+    @Test
+    void referenceRunWritesMusubisFiles() throws IOException {
+        Run r = train(reference("full", "logs-full"));
+        assertEquals(0, r.exitCode(), r.out() + r.err());
+        assertTrue(r.out().contains("info: ignoring --sdpa, --max_data_loader_n_workers, --persistent_data_loader_workers"), r.out());
+        assertTrue(r.out().contains("info: --blocks_to_swap 1 has no effect on the CPU backend"), r.out());
+        // loss per step, one line each (6 steps: 3 batches × 2 epochs)
+        assertEquals(6, r.out().lines().filter(l -> l.startsWith("step ")).count(), r.out());
+
+        Path out = dir.resolve("full");
+        // musubi: epoch files except for the last epoch, which is the final {name}.safetensors
+        assertTrue(Files.isRegularFile(out.resolve("ghibli-000001.safetensors")));
+        assertFalse(Files.exists(out.resolve("ghibli-000002.safetensors")));
+        assertTrue(Files.isRegularFile(out.resolve("ghibli.safetensors")));
+        try (SafeTensors lora = SafeTensors.open(out.resolve("ghibli.safetensors"))) {
+            assertEquals(2 * 10 * 3, lora.keys().size(), "2 blocks × 10 modules × (down, up, alpha)");
+            assertEquals("networks.lora_wan", lora.metadata().get("ss_network_module"));
+            assertEquals("6", lora.metadata().get("ss_steps"));
+            assertEquals("2025", lora.metadata().get("ss_seed"));
+        }
+        for (String state : List.of("ghibli-000001-state", "ghibli-state")) {
+            for (String f : List.of(TrainState.LORA_FILE, TrainState.OPTIMIZER_FILE, TrainState.STATE_FILE)) {
+                assertTrue(Files.isRegularFile(out.resolve(state).resolve(f)), state + "/" + f);
+            }
+        }
+        TrainState s1 = TrainState.read(out.resolve("ghibli-000001-state"));
+        assertEquals(3, s1.globalStep());
+        assertEquals(2, s1.epoch());
+        assertEquals(0, s1.epochPosition());
+
+        var events = EventReader.read(eventFile("logs-full"));
+        for (String tag : List.of("loss/current", "loss/average", "lr")) {
+            assertEquals(6, EventReader.scalars(events, tag).size(), tag);
+        }
+        assertEquals(6, EventReader.scalars(events, "s_per_it").size());
+        assertEquals(2, EventReader.scalars(events, "loss/epoch").size());
+        assertTrue(events.stream().anyMatch(e -> e.scalars().keySet().stream().anyMatch(k -> k.startsWith("loss/timestep_"))));
+        for (float l : losses("logs-full")) assertTrue(Float.isFinite(l) && l > 0, "loss " + l);
+
+        var config = TrainConfigFile.readFlat(out.resolve("ghibli-config.toml"));
+        assertEquals(2025, config.get("seed").asLong());
+        assertEquals("adamw8bit", config.get("optimizer_type").asText());
+        assertEquals(5e-3, config.get("learning_rate").asDouble());
+        assertTrue(config.get("fp8_scaled").asBoolean());
+
+        Run again = train(reference("full", "logs-again"));
+        assertEquals(Main.USER_ERROR, again.exitCode());
+        assertTrue(again.err().contains("exists from an earlier run named 'ghibli'"), again.err());
+    }
+
+    @Test
+    void interruptedAndResumedRunRepeatsTheLossesBitForBit() throws IOException {
+        Run whole = train(reference("whole", "logs-whole"));
+        assertEquals(0, whole.exitCode(), whole.out() + whole.err());
+        List<Float> expected = losses("logs-whole");
+        assertEquals(6, expected.size());
+
+        // stop inside epoch 2 (after step 4 = epoch 2, batch 1), as Ctrl-C would
+        Run first = train(reference("split", "logs-first", "--stop_at_step", "4"));
+        assertEquals(Trainer.INTERRUPTED, first.exitCode(), first.out() + first.err());
+        Path state = dir.resolve("split/ghibli-step00000004-state");
+        assertTrue(first.out().contains("continue with --resume " + state), first.out());
+        TrainState s = TrainState.read(state);
+        assertEquals(4, s.globalStep());
+        assertEquals(2, s.epoch());
+        assertEquals(1, s.epochPosition());
+
+        Run second = train(reference("split", "logs-second", "--resume", state.toString()));
+        assertEquals(0, second.exitCode(), second.out() + second.err());
+        assertTrue(second.out().contains("resuming at step 4 (epoch 2, batch 2 of 3)"), second.out());
+
+        List<Float> resumed = new ArrayList<>(losses("logs-first"));
+        resumed.addAll(losses("logs-second"));
+        assertEquals(expected, resumed, "losses of the interrupted + resumed run");
+        try (SafeTensors a = SafeTensors.open(dir.resolve("whole/ghibli.safetensors"));
+             SafeTensors b = SafeTensors.open(dir.resolve("split/ghibli.safetensors"))) {
+            for (String key : a.keys()) assertArrayEquals(a.floats(key), b.floats(key), key);
+        }
+        List<Long> steps = EventReader.scalars(EventReader.read(eventFile("logs-second")), "loss/current").stream()
+                .map(Map.Entry::getKey).toList();
+        assertEquals(List.of(5L, 6L), steps, "step counters continue");
+    }
+
+    @Test
+    void taskMustMatchTheCheckpoint() {
+        Run r = train(reference("task", "logs-task", "--task", "t2v-14B"));
+        assertEquals(Main.USER_ERROR, r.exitCode());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains("t2v-14B") && r.err().contains("model.safetensors"), r.err());
+    }
+
+    @Test
+    void missingCachesEndInOneLine() throws IOException {
+        Path empty = Files.createDirectories(dir.resolve("empty-cache"));
+        Path config = Files.writeString(dir.resolve("empty.toml"), """
+                [[datasets]]
+                image_directory = "%s"
+                cache_directory = "%s"
+                """.formatted(empty, empty));
+        Run r = train("--dit", dit.toString(), "--dataset_config", config.toString(), "--output_dir",
+                dir.resolve("none").toString(), "--output_name", "x", "--backend", "cpu");
+        assertEquals(Main.USER_ERROR, r.exitCode(), r.out() + r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains("no latent caches"), r.err());
+    }
+}
