@@ -3,7 +3,8 @@
 #   bash BUNDLE/gpu-test.sh [tests] [bench] [golden]      (default: tests bench)
 # tests:  every JUnit test tagged "cuda" (CUDA-vs-CPU parity etc.); a missing GPU fails instead of skipping.
 # bench:  dev.wanlora.benchmarks.KernelBench at the 14B shapes.
-# golden: wanlora verify-golden BUNDLE/golden/wan-tiny --backend cuda (when the CLI has that command).
+# golden: wanlora verify-golden BUNDLE/golden/wan-tiny --backend cuda (needs the bundle's golden copy).
+# demo:   wanlora demo --backend cuda (a tiny random Wan trained for two epochs on the GPU).
 # Logs go to $OUT (or ./gpu-logs when OUT is unset); the exit status is non-zero when any step failed.
 set -uo pipefail
 b=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,7 +30,10 @@ for step in "${steps[@]}"; do
     golden)
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main verify-golden "$b/golden/wan-tiny" --backend cuda 2>&1 | tee "$logs/golden.log" || status=1
       ;;
-    *) echo "gpu-test.sh: unknown step $step; expected tests, bench or golden" >&2; status=2 ;;
+    demo)
+      "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main demo --dir /tmp/wanlora-demo --backend cuda 2>&1 | tee "$logs/demo.log" || status=1
+      ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, bench, golden or demo" >&2; status=2 ;;
   esac
 done
 exit $status
