@@ -80,6 +80,8 @@ final class Trainer {
 
     private final TrainOptions o;
     private final PrintWriter out;
+    /** Plain progress lines for every step, terminal or not (the demo prints the loss of each step). */
+    private final boolean isLinePerStep;
 
     // set up by run()
     private Backend backend;
@@ -105,9 +107,10 @@ final class Trainer {
     /** What the run is doing, for the out-of-memory message. */
     private String phase = "starting";
 
-    Trainer(TrainOptions o, PrintWriter out) {
+    Trainer(TrainOptions o, PrintWriter out, boolean isLinePerStep) {
         this.o = o;
         this.out = out;
+        this.isLinePerStep = isLinePerStep;
     }
 
     int run() {
@@ -379,8 +382,8 @@ final class Trainer {
 
         try (TrainLog trainLog = TrainLog.open(o.logging_dir, o.log_prefix, o.log_tracker_name);
              RunInterrupt interrupt = RunInterrupt.install();
-             ProgressDisplay display = ProgressDisplay.create(out, ProgressDisplay.isTerminal(), globalStep, maxTrainSteps,
-                     Math.max(1, maxTrainSteps / 100))) {
+             ProgressDisplay display = ProgressDisplay.create(out, !isLinePerStep && ProgressDisplay.isTerminal(),
+                     globalStep, maxTrainSteps, isLinePerStep ? 1 : Math.max(1, maxTrainSteps / 100))) {
             log = trainLog;
             progress = display;
             if (o.log_config) log.config(Files.readString(dump));
