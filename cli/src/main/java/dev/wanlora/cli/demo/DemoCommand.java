@@ -2,6 +2,7 @@ package dev.wanlora.cli.demo;
 
 import dev.wanlora.cli.UserError;
 import dev.wanlora.cli.train.TrainCommand;
+import dev.wanlora.engine.io.AtomicFiles;
 import dev.wanlora.engine.io.SafeTensorsWriter;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights;
@@ -80,7 +81,7 @@ public final class DemoCommand implements Callable<Integer> {
             SyntheticCaches.video(videos, name, 64, 48, 9, 20 + item, SEED + item++);
         }
         Path dataset = dir.resolve("dataset.toml");
-        writeString(dataset, """
+        AtomicFiles.writeString(dataset, """
                 # musubi dataset config written by wanlora demo: one image and one video dataset, one bucket each
                 [general]
                 batch_size = 1
@@ -116,11 +117,7 @@ public final class DemoCommand implements Callable<Integer> {
         // musubi writes no epoch file for the last epoch, only {name}.safetensors; the demo promises both epochs.
         Path last = output.resolve(OUTPUT_NAME + ".safetensors");
         Path epoch2 = output.resolve(OUTPUT_NAME + "-000002.safetensors");
-        try {
-            Files.copy(last, epoch2, StandardCopyOption.REPLACE_EXISTING);
-        } catch (IOException e) {
-            throw new UncheckedIOException(epoch2 + ": cannot write (" + e.getMessage() + ")", e);
-        }
+        AtomicFiles.write(epoch2, temp -> Files.copy(last, temp, StandardCopyOption.REPLACE_EXISTING));
         out.println("note: like musubi, training saved the last epoch as " + last.getFileName() + "; the demo also copied it to "
                 + epoch2.getFileName() + " so that both epochs have a file");
         out.println("LoRA files: " + output.resolve(OUTPUT_NAME + "-000001.safetensors") + ", " + epoch2);
@@ -156,14 +153,6 @@ public final class DemoCommand implements Callable<Integer> {
             for (Path p : paths.sorted(Comparator.reverseOrder()).toList()) {
                 if (!p.equals(folder)) Files.delete(p);
             }
-        }
-    }
-
-    private static void writeString(Path file, String text) {
-        try {
-            Files.writeString(file, text);
-        } catch (IOException e) {
-            throw new UncheckedIOException(file + ": cannot write (" + e.getMessage() + ")", e);
         }
     }
 

@@ -125,7 +125,7 @@ final class Trainer {
         } catch (CudaException e) {
             if (e.status() != CUDA_ERROR_OUT_OF_MEMORY) throw e;
             throw new UserError("out of GPU memory while " + phase + " (" + e.getMessage() + "); "
-                    + swapAdvice(), e);
+                    + memoryAdvice(), e);
         }
     }
 
@@ -219,8 +219,11 @@ final class Trainer {
         }
         if (o.backend.equals("auto") && reason != null) out.println("info: no usable GPU (" + reason + "); training on the CPU");
         out.println("backend: " + b.name());
-        if (b instanceof CpuBackend && o.blocks_to_swap != null && o.blocks_to_swap > 0) {
-            out.println("info: --blocks_to_swap " + o.blocks_to_swap + " has no effect on the CPU backend (weights are in host memory)");
+        if (o.blocks_to_swap != null && o.blocks_to_swap > 0) {
+            out.println(b instanceof CpuBackend
+                    ? "info: --blocks_to_swap " + o.blocks_to_swap + " has no effect on the CPU backend (weights are in host memory)"
+                    : "warning: --blocks_to_swap " + o.blocks_to_swap + ": block swapping is not implemented yet on the GPU;"
+                    + " every block stays in GPU memory");
         }
         return b;
     }
@@ -678,13 +681,15 @@ final class Trainer {
         }
     }
 
-    /** The out-of-memory advice: where the swap count stands and how far it can go. */
-    private String swapAdvice() {
-        int current = o.blocks_to_swap == null ? 0 : o.blocks_to_swap;
-        int max = modelConfig == null ? 39 : modelConfig.numLayers() - 1;
-        return current >= max ? "--blocks_to_swap is already at its maximum " + max + "; lower the resolution or frame count"
-                + " in the dataset config, or the --network_dim"
-                : "raise --blocks_to_swap (now " + current + ", at most " + max + ") to keep more block weights in host memory";
+    /**
+     * The out-of-memory advice. Block swapping, the remedy musubi users reach for, is not implemented yet, so the
+     * advice names the memory-saving flags that are.
+     */
+    private String memoryAdvice() {
+        String gpu = backend instanceof CudaBackend cuda
+                ? String.format(Locale.ROOT, "the GPU has %.1f GiB; ", cuda.context().totalMemoryBytes() / (double) (1L << 30)) : "";
+        return gpu + "block swapping (--blocks_to_swap) is not implemented yet, so use --fp8_base --fp8_scaled and"
+                + " --gradient_checkpointing, or lower the resolution or frame count in the dataset config";
     }
 
     private static String fmt(double v) {

@@ -106,9 +106,16 @@ class TrainRunTest {
 
     private static Run wholeRun;
 
-    /** The uninterrupted reference run (run once; the resume tests compare against its losses). */
+    /**
+     * The uninterrupted reference run (run once; the resume tests compare against its losses). It also saves every
+     * step, keeping the last two steps' files, and computes a validation loss each epoch: the runs compared with it
+     * do neither, so the comparison also shows that saving and validating leave training untouched.
+     */
     private static synchronized Run wholeRun() {
-        if (wholeRun == null) wholeRun = train(reference("whole", "logs-whole"));
+        if (wholeRun == null) {
+            wholeRun = train(reference("whole", "logs-whole", "--save_every_n_steps", "1", "--save_last_n_steps", "2",
+                    "--validation_dataset_config", dataset.toString(), "--validation_timesteps", "0.3,0.7"));
+        }
         return wholeRun;
     }
 
@@ -137,6 +144,13 @@ class TrainRunTest {
             assertEquals("4", lora.metadata().get("ss_steps"));
             assertEquals("2025", lora.metadata().get("ss_seed"));
         }
+        // --save_every_n_steps 1 --save_last_n_steps 2: saving step 4 removed step 4 − 2 − 1 = 1 (musubi's rule)
+        assertFalse(Files.exists(out.resolve("ghibli-step00000001.safetensors")));
+        assertFalse(Files.exists(out.resolve("ghibli-step00000001-state")));
+        for (int step = 2; step <= 4; step++) {
+            assertTrue(Files.isRegularFile(out.resolve(String.format("ghibli-step%08d.safetensors", step))), "step " + step);
+            assertTrue(Files.isDirectory(out.resolve(String.format("ghibli-step%08d-state", step))), "step state " + step);
+        }
         for (String state : List.of("ghibli-000001-state", "ghibli-state")) {
             for (String f : List.of(TrainState.LORA_FILE, TrainState.OPTIMIZER_FILE, TrainState.STATE_FILE)) {
                 assertTrue(Files.isRegularFile(out.resolve(state).resolve(f)), state + "/" + f);
@@ -154,6 +168,9 @@ class TrainRunTest {
         assertEquals(4, EventReader.scalars(events, "s_per_it").size());
         assertEquals(2, EventReader.scalars(events, "loss/epoch").size());
         assertTrue(events.stream().anyMatch(e -> e.scalars().keySet().stream().anyMatch(k -> k.startsWith("loss/timestep_"))));
+        assertEquals(2, EventReader.scalars(events, "val_loss/average").size(), "validation after each epoch");
+        assertEquals(2, EventReader.scalars(events, "val_loss/t_0.30").size());
+        assertEquals(2, r.out().lines().filter(l -> l.startsWith("validation at step ")).count(), r.out());
         for (float l : losses("logs-whole")) assertTrue(Float.isFinite(l) && l > 0, "loss " + l);
 
         var config = TrainConfigFile.readFlat(out.resolve("ghibli-config.toml"));
@@ -245,6 +262,27 @@ class TrainRunTest {
         assertTrue(r.out().contains("step 2: the loss is NaN; training stopped without applying it. The last good state"
                 + " (after step 1) is in " + dir.resolve("nan/ghibli-step00000001-state")), r.out());
         assertEquals(1, TrainState.read(dir.resolve("nan/ghibli-step00000001-state")).globalStep());
+    }
+
+    @Test
+    void startsFromNetworkWeightsWithGradientAccumulation() {
+        Path start = dir.resolve("whole/ghibli-000001.safetensors");
+        assertEquals(0, wholeRun().exitCode());
+        // two batches per epoch accumulated into one step; --max_train_steps 1 ends the run after it
+        Run r = train("--dit", dit.toString(), "--dataset_config", dataset.toString(), "--output_dir",
+                dir.resolve("warm").toString(), "--output_name", "warm", "--network_weights", start.toString(),
+                "--gradient_accumulation_steps", "2", "--max_train_steps", "1", "--seed", "5", "--backend", "cpu",
+                "--optimizer_type", "AdamW", "--learning_rate", "1e-3");
+        assertEquals(0, r.exitCode(), r.out() + r.err());
+        assertTrue(r.out().contains("initial LoRA weights from " + start + " (rank 4)"), r.out());
+        assertTrue(r.out().contains("dataset: 2 items, 2 batches per epoch, 1 steps per epoch; 1 steps in 1 epochs"), r.out());
+        assertTrue(Files.isRegularFile(dir.resolve("warm/warm.safetensors")));
+
+        Run wrongRank = train("--dit", dit.toString(), "--dataset_config", dataset.toString(), "--output_dir",
+                dir.resolve("warm2").toString(), "--output_name", "warm", "--network_weights", start.toString(),
+                "--network_dim", "8", "--backend", "cpu");
+        assertEquals(Main.USER_ERROR, wrongRank.exitCode());
+        assertTrue(wrongRank.err().contains("LoRA rank 4 differs from --network_dim 8; pass --network_dim 4"), wrongRank.err());
     }
 
     @Test
