@@ -306,5 +306,12 @@ class TrainRunTest {
         assertEquals(Main.USER_ERROR, r.exitCode(), r.out() + r.err());
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().contains("no latent caches"), r.err());
+
+        Path invalid = Files.writeString(dir.resolve("invalid.toml"), "[[datasets]\nimage_directory = 3\n");
+        r = train("--dit", dit.toString(), "--dataset_config", invalid.toString(), "--output_dir",
+                dir.resolve("none").toString(), "--output_name", "x", "--backend", "cpu");
+        assertEquals(Main.USER_ERROR, r.exitCode(), r.out() + r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains("invalid.toml"), r.err());
     }
 }
