@@ -447,7 +447,10 @@ final class Trainer {
                 epoch++;
                 position = 0;
                 saveAtEpoch(finished, globalStep, epoch);
-                if (validationData != null && o.validate_every_n_epochs != null && finished % o.validate_every_n_epochs == 0) {
+                // with neither interval given, the validation set is evaluated after every epoch
+                int validateEpochs = o.validate_every_n_epochs != null ? o.validate_every_n_epochs
+                        : o.validate_every_n_steps == null ? 1 : 0;
+                if (validationData != null && validateEpochs > 0 && finished % validateEpochs == 0) {
                     validate(globalStep);
                 }
             }
