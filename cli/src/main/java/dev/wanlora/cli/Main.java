@@ -1,5 +1,6 @@
 package dev.wanlora.cli;
 
+import dev.wanlora.cli.demo.DemoCommand;
 import dev.wanlora.cli.train.TrainCommand;
 import dev.wanlora.engine.io.SafeTensorsException;
 import picocli.CommandLine;
@@ -14,7 +15,7 @@ import java.util.List;
 /** Entry point of {@code wanlora}: one subcommand class per job (STYLE.md §1). */
 @Command(name = "wanlora", mixinStandardHelpOptions = true, version = "wanlora 0.1.0",
         description = "LoRA trainer for the Wan2.1 text-to-video DiT (musubi-tuner compatible).",
-        subcommands = {TrainCommand.class, InspectCommand.class, DatasetCommand.class, VerifyGoldenCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {DemoCommand.class, TrainCommand.class, InspectCommand.class, DatasetCommand.class, VerifyGoldenCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     /** Exit code of a user mistake (picocli's code for invalid input). */
@@ -36,6 +37,8 @@ public final class Main implements Runnable {
      */
     public static CommandLine commandLine() {
         CommandLine cmd = new CommandLine(new Main());
+        // musubi's argparse lets a repeated flag override an earlier one (e.g. a flag appended to a stored command)
+        cmd.getSubcommands().get("train").setOverwrittenOptionsAllowed(true);
         cmd.setParameterExceptionHandler((e, args) -> {
             CommandLine c = e.getCommandLine();
             String line = e.getMessage();

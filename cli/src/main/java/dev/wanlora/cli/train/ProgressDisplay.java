@@ -52,8 +52,10 @@ final class ProgressDisplay implements AutoCloseable {
     void update(StepReport r) {
         if (bar != null) {
             bar.stepTo(r.step());
-            bar.setExtraMessage(String.format(Locale.ROOT, "epoch %d/%d %s loss %.4f avg %.4f lr %.2e%s", r.epoch(),
-                    r.epochs(), speed(r.secondsPerStep()), r.loss(), r.averageLoss(), r.learningRate(), vram(r.peakVramGiB())));
+            // compact: the bar gives up its own width first, then the message is cut at the terminal's edge
+            bar.setExtraMessage(String.format(Locale.ROOT, "ep %d/%d %s loss %.4f avg %.4f lr %.1e%s", r.epoch(), r.epochs(),
+                    speed(r.secondsPerStep()).replace(" s/it", "s/it"), r.loss(), r.averageLoss(), r.learningRate(),
+                    vram(r.peakVramGiB()).replace(" vram ", " ").replace(" GiB", "G")));
             return;
         }
         if (r.step() % linesEvery != 0 && r.step() != r.totalSteps() && r.step() != 1) return;

@@ -80,9 +80,6 @@ public final class TrainChecks {
         if (samplingAsked && o.sample_prompts == null) {
             info.add("info: --sample_every_n_*/--sample_at_first without --sample_prompts: no samples will be made");
         }
-        if (o.validation_dataset_config != null && o.validate_every_n_steps == null && o.validate_every_n_epochs == null) {
-            o.validate_every_n_epochs = 1;
-        }
         return info;
     }
 

@@ -38,7 +38,18 @@ public final class TrainCommand implements Callable<Integer> {
         TrainOptions o = withConfigFile(options, spec.commandLine().getParseResult());
         for (String line : TrainChecks.check(o)) out.println(line);
         out.flush();
-        return new Trainer(o, out).run();
+        return new Trainer(o, out, false).run();
+    }
+
+    /**
+     * Runs {@code wanlora train ARGS} for another command (the demo), printing to {@code out} a plain progress line
+     * for every step. The arguments are the caller's, so a parse error is a bug there, not a user error.
+     */
+    public static int run(String[] args, PrintWriter out) {
+        TrainOptions o = new TrainOptions();
+        new CommandLine(o).setOverwrittenOptionsAllowed(true).parseArgs(args);
+        for (String line : TrainChecks.check(o)) out.println(line);
+        return new Trainer(o, out, true).run();
     }
 
     /**

@@ -80,6 +80,8 @@ final class Trainer {
 
     private final TrainOptions o;
     private final PrintWriter out;
+    /** Plain progress lines for every step, terminal or not (the demo prints the loss of each step). */
+    private final boolean isLinePerStep;
 
     // set up by run()
     private Backend backend;
@@ -105,9 +107,10 @@ final class Trainer {
     /** What the run is doing, for the out-of-memory message. */
     private String phase = "starting";
 
-    Trainer(TrainOptions o, PrintWriter out) {
+    Trainer(TrainOptions o, PrintWriter out, boolean isLinePerStep) {
         this.o = o;
         this.out = out;
+        this.isLinePerStep = isLinePerStep;
     }
 
     int run() {
@@ -122,7 +125,7 @@ final class Trainer {
         } catch (CudaException e) {
             if (e.status() != CUDA_ERROR_OUT_OF_MEMORY) throw e;
             throw new UserError("out of GPU memory while " + phase + " (" + e.getMessage() + "); "
-                    + swapAdvice(), e);
+                    + memoryAdvice(), e);
         }
     }
 
@@ -216,8 +219,11 @@ final class Trainer {
         }
         if (o.backend.equals("auto") && reason != null) out.println("info: no usable GPU (" + reason + "); training on the CPU");
         out.println("backend: " + b.name());
-        if (b instanceof CpuBackend && o.blocks_to_swap != null && o.blocks_to_swap > 0) {
-            out.println("info: --blocks_to_swap " + o.blocks_to_swap + " has no effect on the CPU backend (weights are in host memory)");
+        if (o.blocks_to_swap != null && o.blocks_to_swap > 0) {
+            out.println(b instanceof CpuBackend
+                    ? "info: --blocks_to_swap " + o.blocks_to_swap + " has no effect on the CPU backend (weights are in host memory)"
+                    : "warning: --blocks_to_swap " + o.blocks_to_swap + ": block swapping is not implemented yet on the GPU;"
+                    + " every block stays in GPU memory");
         }
         return b;
     }
@@ -379,8 +385,8 @@ final class Trainer {
 
         try (TrainLog trainLog = TrainLog.open(o.logging_dir, o.log_prefix, o.log_tracker_name);
              RunInterrupt interrupt = RunInterrupt.install();
-             ProgressDisplay display = ProgressDisplay.create(out, ProgressDisplay.isTerminal(), globalStep, maxTrainSteps,
-                     Math.max(1, maxTrainSteps / 100))) {
+             ProgressDisplay display = ProgressDisplay.create(out, !isLinePerStep && ProgressDisplay.isTerminal(),
+                     globalStep, maxTrainSteps, isLinePerStep ? 1 : Math.max(1, maxTrainSteps / 100))) {
             log = trainLog;
             progress = display;
             if (o.log_config) log.config(Files.readString(dump));
@@ -441,7 +447,10 @@ final class Trainer {
                 epoch++;
                 position = 0;
                 saveAtEpoch(finished, globalStep, epoch);
-                if (validationData != null && o.validate_every_n_epochs != null && finished % o.validate_every_n_epochs == 0) {
+                // with neither interval given, the validation set is evaluated after every epoch
+                int validateEpochs = o.validate_every_n_epochs != null ? o.validate_every_n_epochs
+                        : o.validate_every_n_steps == null ? 1 : 0;
+                if (validationData != null && validateEpochs > 0 && finished % validateEpochs == 0) {
                     validate(globalStep);
                 }
             }
@@ -675,13 +684,15 @@ final class Trainer {
         }
     }
 
-    /** The out-of-memory advice: where the swap count stands and how far it can go. */
-    private String swapAdvice() {
-        int current = o.blocks_to_swap == null ? 0 : o.blocks_to_swap;
-        int max = modelConfig == null ? 39 : modelConfig.numLayers() - 1;
-        return current >= max ? "--blocks_to_swap is already at its maximum " + max + "; lower the resolution or frame count"
-                + " in the dataset config, or the --network_dim"
-                : "raise --blocks_to_swap (now " + current + ", at most " + max + ") to keep more block weights in host memory";
+    /**
+     * The out-of-memory advice. Block swapping, the remedy musubi users reach for, is not implemented yet, so the
+     * advice names the memory-saving flags that are.
+     */
+    private String memoryAdvice() {
+        String gpu = backend instanceof CudaBackend cuda
+                ? String.format(Locale.ROOT, "the GPU has %.1f GiB; ", cuda.context().totalMemoryBytes() / (double) (1L << 30)) : "";
+        return gpu + "block swapping (--blocks_to_swap) is not implemented yet, so use --fp8_base --fp8_scaled and"
+                + " --gradient_checkpointing, or lower the resolution or frame count in the dataset config";
     }
 
     private static String fmt(double v) {

@@ -40,14 +40,13 @@ class TrainRunTest {
     static Path dataset;
     static Path dit;
 
-    /** Two images (64×64) and one 5-frame video (64×48) clip: two buckets, three batches per epoch. */
+    /** One image (64×64) and one 5-frame video clip (64×48): two buckets, two batches per epoch, four steps in all. */
     @BeforeAll
     static void data() throws IOException {
         dit = Golden.dir("wan-tiny").resolve("model.safetensors");
         Path images = Files.createDirectories(dir.resolve("cache/images"));
         Path videos = Files.createDirectories(dir.resolve("cache/videos"));
         SyntheticCaches.image(images, "cat", 64, 64, 7, 1);
-        SyntheticCaches.image(images, "dog", 64, 64, 11, 2);
         SyntheticCaches.video(videos, "walk", 64, 48, 5, 9, 3);
         dataset = Files.writeString(dir.resolve("dataset.toml"), """
                 [general]
@@ -105,16 +104,36 @@ class TrainRunTest {
         return EventReader.scalars(EventReader.read(eventFile(logs)), "loss/current").stream().map(Map.Entry::getValue).toList();
     }
 
+    private static Run wholeRun;
+
+    /**
+     * The uninterrupted reference run (run once; the resume tests compare against its losses). It also saves every
+     * step, keeping the last two steps' files, and computes a validation loss each epoch: the runs compared with it
+     * do neither, so the comparison also shows that saving and validating leave training untouched.
+     */
+    private static synchronized Run wholeRun() {
+        if (wholeRun == null) {
+            wholeRun = train(reference("whole", "logs-whole", "--save_every_n_steps", "1", "--save_last_n_steps", "2",
+                    "--validation_dataset_config", dataset.toString(), "--validation_timesteps", "0.3,0.7"));
+        }
+        return wholeRun;
+    }
+
+    private static List<Float> wholeRunLosses() throws IOException {
+        assertEquals(0, wholeRun().exitCode(), wholeRun().out() + wholeRun().err());
+        return losses("logs-whole");
+    }
+
     @Test
     void referenceRunWritesMusubisFiles() throws IOException {
-        Run r = train(reference("full", "logs-full"));
+        Run r = wholeRun();
         assertEquals(0, r.exitCode(), r.out() + r.err());
         assertTrue(r.out().contains("info: ignoring --sdpa, --max_data_loader_n_workers, --persistent_data_loader_workers"), r.out());
         assertTrue(r.out().contains("info: --blocks_to_swap 1 has no effect on the CPU backend"), r.out());
-        // loss per step, one line each (6 steps: 3 batches × 2 epochs)
-        assertEquals(6, r.out().lines().filter(l -> l.startsWith("step ")).count(), r.out());
+        // loss per step, one line each (4 steps: 2 batches × 2 epochs)
+        assertEquals(4, r.out().lines().filter(l -> l.startsWith("step ")).count(), r.out());
 
-        Path out = dir.resolve("full");
+        Path out = dir.resolve("whole");
         // musubi: epoch files except for the last epoch, which is the final {name}.safetensors
         assertTrue(Files.isRegularFile(out.resolve("ghibli-000001.safetensors")));
         assertFalse(Files.exists(out.resolve("ghibli-000002.safetensors")));
@@ -122,8 +141,15 @@ class TrainRunTest {
         try (SafeTensors lora = SafeTensors.open(out.resolve("ghibli.safetensors"))) {
             assertEquals(2 * 10 * 3, lora.keys().size(), "2 blocks × 10 modules × (down, up, alpha)");
             assertEquals("networks.lora_wan", lora.metadata().get("ss_network_module"));
-            assertEquals("6", lora.metadata().get("ss_steps"));
+            assertEquals("4", lora.metadata().get("ss_steps"));
             assertEquals("2025", lora.metadata().get("ss_seed"));
+        }
+        // --save_every_n_steps 1 --save_last_n_steps 2: saving step 4 removed step 4 − 2 − 1 = 1 (musubi's rule)
+        assertFalse(Files.exists(out.resolve("ghibli-step00000001.safetensors")));
+        assertFalse(Files.exists(out.resolve("ghibli-step00000001-state")));
+        for (int step = 2; step <= 4; step++) {
+            assertTrue(Files.isRegularFile(out.resolve(String.format("ghibli-step%08d.safetensors", step))), "step " + step);
+            assertTrue(Files.isDirectory(out.resolve(String.format("ghibli-step%08d-state", step))), "step state " + step);
         }
         for (String state : List.of("ghibli-000001-state", "ghibli-state")) {
             for (String f : List.of(TrainState.LORA_FILE, TrainState.OPTIMIZER_FILE, TrainState.STATE_FILE)) {
@@ -131,18 +157,21 @@ class TrainRunTest {
             }
         }
         TrainState s1 = TrainState.read(out.resolve("ghibli-000001-state"));
-        assertEquals(3, s1.globalStep());
+        assertEquals(2, s1.globalStep());
         assertEquals(2, s1.epoch());
         assertEquals(0, s1.epochPosition());
 
-        var events = EventReader.read(eventFile("logs-full"));
+        var events = EventReader.read(eventFile("logs-whole"));
         for (String tag : List.of("loss/current", "loss/average", "lr")) {
-            assertEquals(6, EventReader.scalars(events, tag).size(), tag);
+            assertEquals(4, EventReader.scalars(events, tag).size(), tag);
         }
-        assertEquals(6, EventReader.scalars(events, "s_per_it").size());
+        assertEquals(4, EventReader.scalars(events, "s_per_it").size());
         assertEquals(2, EventReader.scalars(events, "loss/epoch").size());
         assertTrue(events.stream().anyMatch(e -> e.scalars().keySet().stream().anyMatch(k -> k.startsWith("loss/timestep_"))));
-        for (float l : losses("logs-full")) assertTrue(Float.isFinite(l) && l > 0, "loss " + l);
+        assertEquals(2, EventReader.scalars(events, "val_loss/average").size(), "validation after each epoch");
+        assertEquals(2, EventReader.scalars(events, "val_loss/t_0.30").size());
+        assertEquals(2, r.out().lines().filter(l -> l.startsWith("validation at step ")).count(), r.out());
+        for (float l : losses("logs-whole")) assertTrue(Float.isFinite(l) && l > 0, "loss " + l);
 
         var config = TrainConfigFile.readFlat(out.resolve("ghibli-config.toml"));
         assertEquals(2025, config.get("seed").asLong());
@@ -150,31 +179,30 @@ class TrainRunTest {
         assertEquals(5e-3, config.get("learning_rate").asDouble());
         assertTrue(config.get("fp8_scaled").asBoolean());
 
-        Run again = train(reference("full", "logs-again"));
+        Run again = train(reference("whole", "logs-again"));
         assertEquals(Main.USER_ERROR, again.exitCode());
         assertTrue(again.err().contains("exists from an earlier run named 'ghibli'"), again.err());
     }
 
+
     @Test
     void interruptedAndResumedRunRepeatsTheLossesBitForBit() throws IOException {
-        Run whole = train(reference("whole", "logs-whole"));
-        assertEquals(0, whole.exitCode(), whole.out() + whole.err());
-        List<Float> expected = losses("logs-whole");
-        assertEquals(6, expected.size());
+        List<Float> expected = wholeRunLosses();
 
-        // stop inside epoch 2 (after step 4 = epoch 2, batch 1), as Ctrl-C would
-        Run first = train(reference("split", "logs-first", "--stop_at_step", "4"));
+        assertEquals(4, expected.size());
+        // stop inside epoch 2 (after step 3 = epoch 2, batch 1), as Ctrl-C would
+        Run first = train(reference("split", "logs-first", "--stop_at_step", "3"));
         assertEquals(Trainer.INTERRUPTED, first.exitCode(), first.out() + first.err());
-        Path state = dir.resolve("split/ghibli-step00000004-state");
+        Path state = dir.resolve("split/ghibli-step00000003-state");
         assertTrue(first.out().contains("continue with --resume " + state), first.out());
         TrainState s = TrainState.read(state);
-        assertEquals(4, s.globalStep());
+        assertEquals(3, s.globalStep());
         assertEquals(2, s.epoch());
         assertEquals(1, s.epochPosition());
 
         Run second = train(reference("split", "logs-second", "--resume", state.toString()));
         assertEquals(0, second.exitCode(), second.out() + second.err());
-        assertTrue(second.out().contains("resuming at step 4 (epoch 2, batch 2 of 3)"), second.out());
+        assertTrue(second.out().contains("resuming at step 3 (epoch 2, batch 2 of 2)"), second.out());
 
         List<Float> resumed = new ArrayList<>(losses("logs-first"));
         resumed.addAll(losses("logs-second"));
@@ -185,7 +213,76 @@ class TrainRunTest {
         }
         List<Long> steps = EventReader.scalars(EventReader.read(eventFile("logs-second")), "loss/current").stream()
                 .map(Map.Entry::getKey).toList();
-        assertEquals(List.of(5L, 6L), steps, "step counters continue");
+        assertEquals(List.of(4L), steps, "step counters continue");
+    }
+
+    /**
+     * A real kill: a separate JVM trains, gets SIGTERM (what Ctrl-C's SIGINT also triggers: the JVM's shutdown hooks)
+     * after its second step, saves a state and exits; resuming it gives the uninterrupted run's losses.
+     */
+    @Test
+    void killedProcessSavesAStateThatResumesExactly() throws Exception {
+        List<Float> expected = wholeRunLosses();
+        String java = ProcessHandle.current().info().command().orElse("java");
+        String classPath = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
+        List<String> command = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-cp", classPath,
+                Main.class.getName(), "train"));
+        command.addAll(List.of(reference("killed", "logs-killed")));
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        StringBuilder output = new StringBuilder();
+        try (var lines = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()))) {
+            for (String line; (line = lines.readLine()) != null; ) {
+                output.append(line).append('\n');
+                if (line.startsWith("step 2/")) p.toHandle().destroy(); // SIGTERM; Process.destroy would also close our pipe
+            }
+        }
+        int code = p.waitFor();
+        assertEquals(143, code, "128 + SIGTERM after the shutdown hook let the JVM exit:\n" + output);
+        Path state;
+        try (Stream<Path> s = Files.list(dir.resolve("killed"))) {
+            state = s.filter(f -> f.getFileName().toString().matches("ghibli-step\\d{8}-state")).findFirst()
+                    .orElseThrow(() -> new AssertionError("no state folder after the kill:\n" + output));
+        }
+        long stoppedAt = TrainState.read(state).globalStep();
+        assertTrue(stoppedAt >= 2 && stoppedAt < 4, "stopped at step " + stoppedAt + ":\n" + output);
+        assertTrue(output.toString().contains("interrupted after step " + stoppedAt), output.toString());
+
+        Run resumed = train(reference("killed", "logs-killed-resumed", "--resume", state.toString()));
+        assertEquals(0, resumed.exitCode(), resumed.out() + resumed.err());
+        List<Float> all = new ArrayList<>(losses("logs-killed").subList(0, (int) stoppedAt));
+        all.addAll(losses("logs-killed-resumed"));
+        assertEquals(expected, all);
+    }
+
+    @Test
+    void nonFiniteLossStopsAfterSavingTheLastGoodState() {
+        // lr 1e30 without clipping: the first update makes the LoRA enormous, the second loss is not finite
+        Run r = train(reference("nan", "logs-nan", "--learning_rate", "1e30", "--max_grad_norm", "0"));
+        assertEquals(Trainer.STOPPED_NON_FINITE, r.exitCode(), r.out() + r.err());
+        assertTrue(r.out().contains("step 2: the loss is NaN; training stopped without applying it. The last good state"
+                + " (after step 1) is in " + dir.resolve("nan/ghibli-step00000001-state")), r.out());
+        assertEquals(1, TrainState.read(dir.resolve("nan/ghibli-step00000001-state")).globalStep());
+    }
+
+    @Test
+    void startsFromNetworkWeightsWithGradientAccumulation() {
+        Path start = dir.resolve("whole/ghibli-000001.safetensors");
+        assertEquals(0, wholeRun().exitCode());
+        // two batches per epoch accumulated into one step; --max_train_steps 1 ends the run after it
+        Run r = train("--dit", dit.toString(), "--dataset_config", dataset.toString(), "--output_dir",
+                dir.resolve("warm").toString(), "--output_name", "warm", "--network_weights", start.toString(),
+                "--gradient_accumulation_steps", "2", "--max_train_steps", "1", "--seed", "5", "--backend", "cpu",
+                "--optimizer_type", "AdamW", "--learning_rate", "1e-3");
+        assertEquals(0, r.exitCode(), r.out() + r.err());
+        assertTrue(r.out().contains("initial LoRA weights from " + start + " (rank 4)"), r.out());
+        assertTrue(r.out().contains("dataset: 2 items, 2 batches per epoch, 1 steps per epoch; 1 steps in 1 epochs"), r.out());
+        assertTrue(Files.isRegularFile(dir.resolve("warm/warm.safetensors")));
+
+        Run wrongRank = train("--dit", dit.toString(), "--dataset_config", dataset.toString(), "--output_dir",
+                dir.resolve("warm2").toString(), "--output_name", "warm", "--network_weights", start.toString(),
+                "--network_dim", "8", "--backend", "cpu");
+        assertEquals(Main.USER_ERROR, wrongRank.exitCode());
+        assertTrue(wrongRank.err().contains("LoRA rank 4 differs from --network_dim 8; pass --network_dim 4"), wrongRank.err());
     }
 
     @Test
@@ -209,5 +306,12 @@ class TrainRunTest {
         assertEquals(Main.USER_ERROR, r.exitCode(), r.out() + r.err());
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().contains("no latent caches"), r.err());
+
+        Path invalid = Files.writeString(dir.resolve("invalid.toml"), "[[datasets]\nimage_directory = 3\n");
+        r = train("--dit", dit.toString(), "--dataset_config", invalid.toString(), "--output_dir",
+                dir.resolve("none").toString(), "--output_name", "x", "--backend", "cpu");
+        assertEquals(Main.USER_ERROR, r.exitCode(), r.out() + r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().contains("invalid.toml"), r.err());
     }
 }

@@ -2,6 +2,7 @@ package dev.wanlora.models.wan;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.io.SafeTensors;
+import dev.wanlora.engine.io.SafeTensorsWriter;
 import dev.wanlora.engine.numeric.Fp8;
 import dev.wanlora.engine.numeric.Fp8BlockQuantizer;
 import dev.wanlora.engine.tensor.DType;
@@ -18,6 +19,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.SplittableRandom;
 
 /**
  * The frozen DiT parameters on a {@link Backend}, loaded from a checkpoint (spec §2.3). This is the only class that
@@ -246,6 +248,64 @@ public final class WanDitWeights implements AutoCloseable {
             loaded.forEach(Tensor::close);
             throw e;
         }
+    }
+
+    /**
+     * A Wan2.1 T2V checkpoint for {@code config} with random BF16 weights, as the tensors of a safetensors file: for
+     * {@code wanlora demo} and tests, which need a model without a download. Values follow Wan's from-scratch
+     * initialisation (W:wan/modules/model.py {@code init_weights} L609‑631 and the modulation parameters L276, L335 at
+     * the spec's commit): Linear weights xavier-uniform U(±√(6/(in+out))) with zero biases, the patch embedding
+     * likewise over its flattened (C, Cin·4) weight, text and time embeddings N(0, 0.02²), modulations N(0, 1)/√C,
+     * norm weights 1 and the norm3 bias 0. One deliberate difference: {@code head.head.weight} is xavier-uniform, not
+     * zero, since a zero head passes no gradient to any LoRA and a demo would learn nothing.
+     */
+    public static List<SafeTensorsWriter.Entry> randomCheckpoint(WanDitConfig config, long seed) {
+        SplittableRandom random = new SplittableRandom(seed);
+        List<SafeTensorsWriter.Entry> entries = new ArrayList<>();
+        int c = config.dim();
+        KeyPath root = KeyPath.root();
+        randomLinear(entries, random, root.at("patch_embedding"), Shape.of(c, config.inChannels(), 1, 2, 2), -1);
+        randomLinear(entries, random, root.at("text_embedding").at(0), Shape.of(c, config.textDim()), 0.02);
+        randomLinear(entries, random, root.at("text_embedding").at(2), Shape.of(c, c), 0.02);
+        randomLinear(entries, random, root.at("time_embedding").at(0), Shape.of(c, config.freqDim()), 0.02);
+        randomLinear(entries, random, root.at("time_embedding").at(2), Shape.of(c, c), 0.02);
+        randomLinear(entries, random, root.at("time_projection").at(1), Shape.of(6L * c, c), -1);
+        randomLinear(entries, random, root.at("head").at("head"), Shape.of(config.headOutFeatures(), c), -1);
+        randomTensor(entries, root.at("head").tensor("modulation"), Shape.of(1, 2, c), () -> random.nextGaussian() / Math.sqrt(c));
+        for (int i = 0; i < config.numLayers(); i++) {
+            KeyPath b = root.at("blocks").at(i);
+            randomTensor(entries, b.tensor("modulation"), Shape.of(1, 6, c), () -> random.nextGaussian() / Math.sqrt(c));
+            for (BlockLinear which : BlockLinear.values()) {
+                String[] path = which.modulePath().split("\\.");
+                randomLinear(entries, random, b.at(path[0]).at(path[1]), which.weightShape(config), -1);
+            }
+            for (String attention : List.of("self_attn", "cross_attn")) {
+                for (String norm : List.of("norm_q", "norm_k")) {
+                    randomTensor(entries, b.at(attention).at(norm).tensor("weight"), Shape.of(c), () -> 1);
+                }
+            }
+            randomTensor(entries, b.at("norm3").tensor("weight"), Shape.of(c), () -> 1);
+            randomTensor(entries, b.at("norm3").tensor("bias"), Shape.of(c), () -> 0);
+        }
+        return entries;
+    }
+
+    /** weight (xavier-uniform over (shape[0], rest) when std < 0, else N(0, std²)) and a zero bias (shape[0]). */
+    private static void randomLinear(List<SafeTensorsWriter.Entry> entries, SplittableRandom random, KeyPath path, Shape shape,
+                                     double std) {
+        long out = shape.dim(0);
+        long in = shape.numElements() / out;
+        double bound = Math.sqrt(6.0 / (in + out));
+        randomTensor(entries, path.tensor("weight"), shape,
+                () -> std < 0 ? (2 * random.nextDouble() - 1) * bound : random.nextGaussian() * std);
+        randomTensor(entries, path.tensor("bias"), Shape.of(out), () -> 0);
+    }
+
+    private static void randomTensor(List<SafeTensorsWriter.Entry> entries, String key, Shape shape,
+                                      java.util.function.DoubleSupplier value) {
+        float[] v = new float[Math.toIntExact(shape.numElements())];
+        for (int i = 0; i < v.length; i++) v[i] = (float) value.getAsDouble();
+        entries.add(SafeTensorsWriter.Entry.ofFloats(key, DType.BF16, shape, v));
     }
 
     /**
