@@ -43,16 +43,26 @@ final class BatchTensors implements AutoCloseable {
         Shape shape = batch.latentShape();
         long itemElements = shape.numElements() / shape.dim(0);
         float[] latents = new float[Math.toIntExact(shape.numElements())];
-        List<Tensor> contexts = new ArrayList<>();
+        List<LoadedTensor> texts = new ArrayList<>();
         for (int b = 0; b < batch.items().size(); b++) {
             CacheItem item = batch.items().get(b);
             LoadedTensor x0 = item.readLatents();
             System.arraycopy(x0.values(), 0, latents, Math.toIntExact(b * itemElements), x0.values().length);
-            LoadedTensor text = item.readText();
-            contexts.add(backend.fromFloats(DType.BF16, text.shape(), text.values()));
+            texts.add(item.readText());
         }
-        return new BatchTensors(backend.fromFloats(DType.F32, shape, latents), List.copyOf(contexts),
-                backend.allocate(DType.BF16, shape), backend.allocate(DType.F32, shape), backend.allocate(DType.F32, shape));
+        return upload(backend, shape, latents, texts);
+    }
+
+    /**
+     * Uploads one batch from host values: latents (B, 16, F, H, W) row-major, one text context (L_i, 4096) per item;
+     * allocates the step buffers.
+     */
+    static BatchTensors upload(Backend backend, Shape latentShape, float[] latents, List<LoadedTensor> texts) {
+        List<Tensor> contexts = new ArrayList<>();
+        for (LoadedTensor text : texts) contexts.add(backend.fromFloats(DType.BF16, text.shape(), text.values()));
+        return new BatchTensors(backend.fromFloats(DType.F32, latentShape, latents), List.copyOf(contexts),
+                backend.allocate(DType.BF16, latentShape), backend.allocate(DType.F32, latentShape),
+                backend.allocate(DType.F32, latentShape));
     }
 
     int batchSize() {

@@ -18,7 +18,6 @@ import dev.wanlora.engine.optim.GradClip;
 import dev.wanlora.engine.optim.LearningRateSchedule;
 import dev.wanlora.engine.optim.Optimizer;
 import dev.wanlora.engine.optim.OptimizerConfig;
-import dev.wanlora.engine.optim.TrainableParameter;
 import dev.wanlora.engine.random.RandomSource;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
@@ -93,6 +92,7 @@ final class Trainer {
     private LoraNetwork lora;
     private Optimizer optimizer;
     private GradClip clip;
+    private TrainStep step;
     private TimestepSampler sampler;
     private LearningRateSchedule schedule;
     private LoraMetadata metadata;
@@ -161,6 +161,7 @@ final class Trainer {
             lora = network;
             optimizer = opt;
             clip = gradClip;
+            step = new TrainStep(backend, dit, lora, optimizer, clip);
             return loop(resumed);
         }
     }
@@ -322,11 +323,6 @@ final class Trainer {
 
     private Optimizer createOptimizer(LoraNetwork network) {
         phase = "creating the optimizer";
-        List<TrainableParameter> params = new ArrayList<>();
-        for (LoraModule m : network.modules()) {
-            params.add(new TrainableParameter(m.name() + ".lora_down.weight", m.down(), m.dDown()));
-            params.add(new TrainableParameter(m.name() + ".lora_up.weight", m.up(), m.dUp()));
-        }
         OptimizerConfig config;
         try {
             config = OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
@@ -334,7 +330,7 @@ final class Trainer {
             throw new UserError(e.getMessage(), e);
         }
         out.println("optimizer: " + config.metadataName() + ", lr " + fmt(o.learning_rate) + " (" + o.lr_scheduler + ")");
-        return Optimizer.create(backend, config, params);
+        return Optimizer.create(backend, config, TrainStep.trainableParameters(network));
     }
 
     // ------------------------------------------------------------------------------------------------ the loop
@@ -410,14 +406,12 @@ final class Trainer {
                         tCount += l.batchSize();
                     }
                     double loss = lossSum / (groupEnd - position);
-                    Tensor clipScale = clip.coefficient(gradients());
-                    float normSquared = backend.toFloats(clip.normSquared())[0];
+                    float normSquared = step.clip();
                     if (!Double.isFinite(loss) || !Float.isFinite(normSquared)) {
                         return stopNonFinite(globalStep + 1, loss, normSquared, epoch, position);
                     }
                     double lr = schedule.learningRate(globalStep);
-                    optimizer.step(globalStep + 1, (float) lr, clipScale);
-                    lora.zeroGrad();
+                    step.update(globalStep + 1, (float) lr);
                     globalStep++;
                     position = groupEnd;
                     trackVram();
@@ -473,24 +467,13 @@ final class Trainer {
     private StepLoss batchStep(Batch batch, long batchIndex) {
         try (BatchTensors b = BatchTensors.load(backend, batch)) {
             TimestepSampler.Batch ts = sampler.sample(b.batchSize());
-            try (Tensor t = backend.fromFloats(DType.F32, Shape.of(b.batchSize()), ts.t());
-                 Tensor timesteps = backend.fromFloats(DType.F32, Shape.of(b.batchSize()), ts.modelTimestep())) {
-                b.prepare(backend, o.seed, batchIndex, t);
-                Tensor loss = dit.lossAndBackward(b.xt, timesteps, b.contexts, b.target, lora,
-                        1f / o.gradient_accumulation_steps);
-                double tSum = 0;
-                for (float v : ts.t()) tSum += v;
-                return new StepLoss(backend.toFloats(loss)[0], tSum, b.batchSize());
-            }
+            float loss = step.lossAndGradients(b, ts, o.seed, batchIndex, 1f / o.gradient_accumulation_steps);
+            double tSum = 0;
+            for (float v : ts.t()) tSum += v;
+            return new StepLoss(loss, tSum, b.batchSize());
         } catch (DatasetException e) {
             throw new UserError(e.getMessage(), e);
         }
-    }
-
-    private List<Tensor> gradients() {
-        List<Tensor> grads = new ArrayList<>();
-        for (TrainableParameter p : optimizer.parameters()) grads.add(p.grad());
-        return grads;
     }
 
     /**

@@ -40,6 +40,15 @@ public interface Backend extends AutoCloseable {
      */
     Tensor fromBytes(DType dtype, Shape shape, MemorySegment bytes);
 
+    /**
+     * dst = values (row-major), rounded to dst's dtype (F32, BF16, F16, F8_E4M3, F8_E5M2; U8 takes integer codes
+     * 0..255), without allocating: the upload of a batch into buffers that every step reuses. {@code values} is read
+     * before the call returns, so the caller may reuse the array at once. On a device the copy is queued on the
+     * compute stream (ordered after every op queued before it, before every op queued after it) and the host does
+     * not wait for it.
+     */
+    void write(Tensor dst, float[] values);
+
     /** The tensor's values widened to float (exact for every supported dtype). Synchronizes. */
     float[] toFloats(Tensor t);
 

@@ -2,6 +2,7 @@ package dev.wanlora.engine.backend;
 
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.cuda.CudaBackend;
+import dev.wanlora.engine.cuda.CudaTimeline;
 
 /**
  * Opens a {@link Backend} by its command-line name ({@code --backend}): "cpu" (the reference), "cuda" (GPU 0) or
@@ -28,5 +29,20 @@ public final class Backends {
             }
         }
         throw new IllegalArgumentException("--backend " + name + " is not known; supported: cpu, cuda, cuda:N");
+    }
+
+    /**
+     * A {@link Timeline} on {@code backend}'s clock: CUDA events on a {@link CudaBackend}'s compute stream, the host
+     * clock on the CPU (whose ops finish before they return). A {@link ProfilingBackend} is timed on the backend it
+     * wraps.
+     */
+    public static Timeline timeline(Backend backend) {
+        return switch (backend) {
+            case CudaBackend cuda -> new CudaTimeline(cuda.context());
+            case CpuBackend cpu -> new HostTimeline();
+            case ProfilingBackend profiled -> timeline(profiled.inner());
+            default -> throw new IllegalArgumentException("timeline: no clock for backend " + backend.name()
+                    + "; supported: cpu, cuda");
+        };
     }
 }

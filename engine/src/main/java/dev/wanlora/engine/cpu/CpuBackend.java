@@ -53,6 +53,17 @@ public final class CpuBackend implements Backend {
         return t;
     }
 
+    @Override
+    public void write(Tensor dst, float[] values) {
+        CpuTensor t = cpu("write", "dst", dst);
+        if (values.length != t.numElements()) {
+            throw new IllegalArgumentException("write: value count does not match the tensor; got " + values.length
+                    + " values for " + t.shape() + ", expected " + t.numElements());
+        }
+        float[] d = t.data();
+        for (int i = 0; i < values.length; i++) d[t.offset() + i] = CpuTensor.round(t.dtype(), values[i]);
+    }
+
     /** Decodes little-endian F32, F16, BF16, F8_E4M3, F8_E5M2 (and U8 codes, for optimizer state) exactly. */
     @Override
     public CpuTensor fromBytes(DType dtype, Shape shape, MemorySegment bytes) {

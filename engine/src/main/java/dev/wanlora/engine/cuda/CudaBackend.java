@@ -34,6 +34,7 @@ public final class CudaBackend implements Backend {
     private final CudaNorm norm;
     private final CudaFlow flow;
     private final CudaOptim optim;
+    private final UploadStaging staging;
     private boolean closed;
 
     private CudaBackend(CudaContext context) {
@@ -51,6 +52,7 @@ public final class CudaBackend implements Backend {
         this.norm = new CudaNorm(launcher);
         this.flow = new CudaFlow(launcher);
         this.optim = new CudaOptim(launcher);
+        this.staging = new UploadStaging(context);
     }
 
     /** Opens GPU {@code device} (0-based): primary context, streams, every kernel resolved. */
@@ -92,28 +94,44 @@ public final class CudaBackend implements Backend {
         }
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(Math.multiplyExact((long) values.length, dtype.sizeBytes()), 16);
-            for (int i = 0; i < values.length; i++) {
-                float v = values[i];
-                switch (dtype) {
-                    case F32 -> host.setAtIndex(FLOAT_LE, i, v);
-                    case BF16 -> host.setAtIndex(SHORT_LE, i, Bf16.fromFloat(v));
-                    case F16 -> host.setAtIndex(SHORT_LE, i, Fp16.fromFloat(v));
-                    case F8_E4M3 -> host.set(ValueLayout.JAVA_BYTE, i, Fp8.e4m3FromFloat(v));
-                    case F8_E5M2 -> host.set(ValueLayout.JAVA_BYTE, i, Fp8.e5m2FromFloat(v));
-                    case U8 -> {
-                        if (!(v >= 0 && v <= 255 && v == Math.rint(v))) {
-                            throw new IllegalArgumentException("fromFloats (cuda): a u8 tensor holds integer codes; got "
-                                    + v + " at index " + i + ", expected an integer in 0..255");
-                        }
-                        host.set(ValueLayout.JAVA_BYTE, i, (byte) v);
-                    }
-                    default -> throw new UnsupportedOperationException("fromFloats (cuda): dtype " + dtype
-                            + " not stored; supported: F32, BF16, F16, F8_E4M3, F8_E5M2, U8");
-                }
-            }
+            encode("fromFloats", host, dtype, values);
             CudaTensor t = allocateUninitialized(dtype, shape);
             upload(t, host);
             return t;
+        }
+    }
+
+    /** Through the pinned {@link UploadStaging} ring: no allocation, no wait for the GPU (see the contract). */
+    @Override
+    public void write(Tensor dst, float[] values) {
+        CudaTensor t = cuda("write", "dst", dst);
+        if (values.length != t.numElements()) {
+            throw new IllegalArgumentException("write: value count does not match the tensor; got " + values.length
+                    + " values for " + t.shape() + ", expected " + t.numElements());
+        }
+        staging.upload(t.pointer(), t.sizeBytes(), host -> encode("write", host, t.dtype(), values));
+    }
+
+    /** values rounded to dtype, little-endian, into host (values.length elements). */
+    private static void encode(String op, MemorySegment host, DType dtype, float[] values) {
+        for (int i = 0; i < values.length; i++) {
+            float v = values[i];
+            switch (dtype) {
+                case F32 -> host.setAtIndex(FLOAT_LE, i, v);
+                case BF16 -> host.setAtIndex(SHORT_LE, i, Bf16.fromFloat(v));
+                case F16 -> host.setAtIndex(SHORT_LE, i, Fp16.fromFloat(v));
+                case F8_E4M3 -> host.set(ValueLayout.JAVA_BYTE, i, Fp8.e4m3FromFloat(v));
+                case F8_E5M2 -> host.set(ValueLayout.JAVA_BYTE, i, Fp8.e5m2FromFloat(v));
+                case U8 -> {
+                    if (!(v >= 0 && v <= 255 && v == Math.rint(v))) {
+                        throw new IllegalArgumentException(op + " (cuda): a u8 tensor holds integer codes; got "
+                                + v + " at index " + i + ", expected an integer in 0..255");
+                    }
+                    host.set(ValueLayout.JAVA_BYTE, i, (byte) v);
+                }
+                default -> throw new UnsupportedOperationException(op + " (cuda): dtype " + dtype
+                        + " not stored; supported: F32, BF16, F16, F8_E4M3, F8_E5M2, U8");
+            }
         }
     }
 
@@ -603,6 +621,7 @@ public final class CudaBackend implements Backend {
         if (closed) return;
         closed = true;
         context.synchronize();
+        staging.close();
         attention.close();
         optim.close();
         launcher.close();

@@ -13,6 +13,9 @@ import static jcuda.driver.JCudaDriver.cuMemFree;
  */
 public final class DeviceBuffer implements AutoCloseable {
     private static final AtomicLong ALLOCATIONS = new AtomicLong();
+    /** Bytes held by open buffers, and the most they have held since the last {@link #resetPeakLiveBytes()}. */
+    private static final AtomicLong LIVE_BYTES = new AtomicLong();
+    private static final AtomicLong PEAK_LIVE_BYTES = new AtomicLong();
 
     private final CudaContext context;
     private final NativeHandles.DevicePointer pointer = new NativeHandles.DevicePointer();
@@ -32,6 +35,8 @@ public final class DeviceBuffer implements AutoCloseable {
                             context.freeMemoryBytes() / 1048576.0, context.totalMemoryBytes() / 1048576.0, context));
         }
         ALLOCATIONS.incrementAndGet();
+        long live = LIVE_BYTES.addAndGet(sizeBytes);
+        PEAK_LIVE_BYTES.accumulateAndGet(live, Math::max);
     }
 
     /** Allocates {@code sizeBytes} of device memory (contents undefined); {@code label} names it in errors. */
@@ -42,6 +47,18 @@ public final class DeviceBuffer implements AutoCloseable {
 
     /** How many cuMemAlloc calls have succeeded in this process (the no-allocation test watches this). */
     public static long allocationCount() { return ALLOCATIONS.get(); }
+
+    /**
+     * Bytes of device memory wanlora holds right now through open buffers, over every context of the process (what
+     * torch calls memory_allocated; the driver's own use, the context and cuBLASLt's internals are not included).
+     */
+    public static long liveBytes() { return LIVE_BYTES.get(); }
+
+    /** The high-water mark of {@link #liveBytes()} since the last {@link #resetPeakLiveBytes()} (torch's max_memory_allocated). */
+    public static long peakLiveBytes() { return PEAK_LIVE_BYTES.get(); }
+
+    /** Starts a new high-water mark at the current {@link #liveBytes()}. */
+    public static void resetPeakLiveBytes() { PEAK_LIVE_BYTES.set(LIVE_BYTES.get()); }
 
     public CudaContext context() { return context; }
 
@@ -73,5 +90,6 @@ public final class DeviceBuffer implements AutoCloseable {
         closed = true;
         context.makeCurrent();
         CudaException.check(cuMemFree(pointer), "cuMemFree", label);
+        LIVE_BYTES.addAndGet(-sizeBytes);
     }
 }

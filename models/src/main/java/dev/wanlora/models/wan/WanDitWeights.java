@@ -290,6 +290,144 @@ public final class WanDitWeights implements AutoCloseable {
         return entries;
     }
 
+    /**
+     * Random weights made on the backend itself, for timing and memory runs ({@code wanlora bench}) of a full-size
+     * model without a checkpoint: nothing of the size of a weight crosses from the host. Every tensor is drawn from
+     * {@link Backend#gaussianNoise} (one counter stream from {@code seed}, each tensor at the next offset) and scaled:
+     * Linear weights N(0, 2/(in + out)) (the variance of Wan's xavier-uniform init), the text and time embeddings
+     * N(0, 0.02²), modulations N(0, 1/C), biases N(0, 0.01²) (small but never zero, so no kernel sees a special
+     * value); norm weights are 1. Under FP8_SCALED a block Linear gets e4m3 codes N(0, 48²) (at most 448 = 9σ, so
+     * no code overflows) with one scale σ_w/48 for every block; under FP8_BASE its codes are the N(0, σ_w²) values
+     * cast to e4m3 with unit scales, as {@link #load} stores them (the other tensors, which FP8_BASE also rounds to
+     * e4m3, keep their values: rounding them changes no op's cost).
+     *
+     * @param dequantizeFp8AtLoad as in {@link #load}: store fp8 block weights dequantized (CPU) or as codes + scales
+     */
+    public static WanDitWeights random(Backend backend, WanDitConfig config, ComputePrecision precision,
+                                       Quantization quantization, boolean dequantizeFp8AtLoad, long seed) {
+        DeviceRandom random = new DeviceRandom(backend, precision.activationDType(), seed);
+        try {
+            int c = config.dim();
+            KeyPath root = KeyPath.root();
+            Linear patch = random.linear(root.at("patch_embedding"), Shape.of(c, config.patchLength()), -1);
+            Linear text0 = random.linear(root.at("text_embedding").at(0), Shape.of(c, config.textDim()), 0.02);
+            Linear text2 = random.linear(root.at("text_embedding").at(2), Shape.of(c, c), 0.02);
+            Linear time0 = random.linear(root.at("time_embedding").at(0), Shape.of(c, config.freqDim()), 0.02);
+            Linear time2 = random.linear(root.at("time_embedding").at(2), Shape.of(c, c), 0.02);
+            Linear projection = random.linear(root.at("time_projection").at(1), Shape.of(6L * c, c), -1);
+            Linear head = random.linear(root.at("head").at("head"), Shape.of(config.headOutFeatures(), c), -1);
+            Tensor headModulation = random.normal(Shape.of(1, 2, c), 1 / Math.sqrt(c));
+            List<Block> blocks = new ArrayList<>();
+            for (int i = 0; i < config.numLayers(); i++) {
+                Map<BlockLinear, Linear> linears = new EnumMap<>(BlockLinear.class);
+                for (BlockLinear which : BlockLinear.values()) {
+                    String[] path = which.modulePath().split("\\.");
+                    KeyPath key = root.at("blocks").at(i).at(path[0]).at(path[1]);
+                    linears.put(which, quantization == Quantization.NONE
+                            ? random.linear(key, which.weightShape(config), -1)
+                            : random.quantizedLinear(key, which.weightShape(config), quantization, dequantizeFp8AtLoad));
+                }
+                blocks.add(new Block(i, random.normal(Shape.of(1, 6, c), 1 / Math.sqrt(c)),
+                        Collections.unmodifiableMap(linears), random.ones(Shape.of(c)), random.ones(Shape.of(c)),
+                        random.ones(Shape.of(c)), random.normal(Shape.of(c), 0.01), random.ones(Shape.of(c)),
+                        random.ones(Shape.of(c))));
+            }
+            return new WanDitWeights(config, quantization, patch, text0, text2, time0, time2, projection, head,
+                    headModulation, List.copyOf(blocks));
+        } catch (RuntimeException e) {
+            random.made.forEach(Tensor::close);
+            throw e;
+        } finally {
+            random.closeScratch();
+        }
+    }
+
+    /** Tensors of {@link #random}: a counter-based normal stream on the backend, scaled in place. */
+    private static final class DeviceRandom {
+        /** Standard deviation of the random e4m3 codes: 448 (the largest code) is 9.3σ, so none overflows. */
+        private static final double CODE_STD = 48;
+
+        private final Backend backend;
+        private final DType computeDType;
+        private final long seed;
+        private long offset;
+        private Tensor scratch; // (n) compute dtype: the normal values that become e4m3 codes
+        final List<Tensor> made = new ArrayList<>();
+
+        DeviceRandom(Backend backend, DType computeDType, long seed) {
+            this.backend = backend;
+            this.computeDType = computeDType;
+            this.seed = seed;
+        }
+
+        /** N(0, std²) in the compute dtype. */
+        Tensor normal(Shape shape, double std) {
+            Tensor t = backend.allocate(computeDType, shape);
+            made.add(t);
+            fillNormal(t, std);
+            return t;
+        }
+
+        Tensor ones(Shape shape) {
+            Tensor t = backend.allocate(computeDType, shape);
+            made.add(t);
+            backend.fill(t, 1);
+            return t;
+        }
+
+        private void fillNormal(Tensor t, double std) {
+            backend.gaussianNoise(t, seed, offset);
+            offset += t.numElements();
+            backend.scale(t, t, (float) std);
+        }
+
+        /** weight (O, I) N(0, std²), or N(0, 2/(I + O)) when std &lt; 0, and a bias (O). */
+        Linear linear(KeyPath path, Shape shape, double std) {
+            long out = shape.dim(0), in = shape.dim(1);
+            Tensor weight = normal(shape, std < 0 ? xavierStd(in, out) : std);
+            return new Linear(path.tensor("weight"), weight, null, null, normal(Shape.of(out), 0.01));
+        }
+
+        /** A block Linear as {@link Loader#linear} stores it under FP8_SCALED or FP8_BASE, from random codes. */
+        Linear quantizedLinear(KeyPath path, Shape shape, Quantization quantization, boolean dequantizeAtLoad) {
+            String key = path.tensor("weight");
+            long out = shape.dim(0), in = shape.dim(1);
+            double std = xavierStd(in, out);
+            boolean isScaled = quantization == Quantization.FP8_SCALED;
+            Tensor codes = backend.allocate(DType.F8_E4M3, shape);
+            made.add(codes);
+            if (scratch == null || scratch.numElements() < shape.numElements()) {
+                closeScratch();
+                scratch = backend.allocate(computeDType, shape);
+            }
+            Tensor values = scratch.view(0, shape);
+            backend.gaussianNoise(values, seed, offset);
+            offset += values.numElements();
+            backend.scale(values, values, (float) (isScaled ? CODE_STD : std));
+            backend.copy(codes, values);
+            Tensor scale = backend.allocate(computeDType, Shape.of(out, in / 64, 1));
+            made.add(scale);
+            backend.fill(scale, isScaled ? (float) (std / CODE_STD) : 1f);
+            Tensor bias = normal(Shape.of(out), 0.01);
+            if (!dequantizeAtLoad) return new Linear(key, null, codes, scale, bias);
+            Tensor weight = backend.allocate(computeDType, shape);
+            made.add(weight);
+            backend.dequantizeFp8(weight, codes, scale);
+            for (Tensor t : new Tensor[] {codes, scale}) {
+                made.remove(t);
+                t.close();
+            }
+            return new Linear(key, weight, null, null, bias);
+        }
+
+        void closeScratch() {
+            if (scratch != null) scratch.close();
+            scratch = null;
+        }
+
+        private static double xavierStd(long in, long out) { return Math.sqrt(2.0 / (in + out)); }
+    }
+
     /** weight (xavier-uniform over (shape[0], rest) when std < 0, else N(0, std²)) and a zero bias (shape[0]). */
     private static void randomLinear(List<SafeTensorsWriter.Entry> entries, SplittableRandom random, KeyPath path, Shape shape,
                                      double std) {

@@ -1,0 +1,310 @@
+package dev.wanlora.cli;
+
+import dev.wanlora.cli.train.BenchRun;
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.engine.backend.ProfilingBackend.OpTime;
+import dev.wanlora.engine.cuda.CudaBackend;
+import dev.wanlora.engine.cuda.CudaContext;
+import dev.wanlora.engine.cuda.CudaException;
+import dev.wanlora.engine.cuda.DeviceBuffer;
+import dev.wanlora.models.wan.WanDitConfig;
+import dev.wanlora.models.wan.WanDitWeights.Quantization;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Model.CommandSpec;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Spec;
+
+import java.io.PrintWriter;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * {@code wanlora bench}: seconds per training step, per resolution, on this machine, with a random-weight model
+ * drawn on the device (nothing to download). Each step is {@code wanlora train}'s step at musubi's reference settings
+ * ({@link BenchRun}). Per resolution it prints one summary line, e.g.
+ * {@code 14B 384x208x45 (3744 tok) fp8_scaled r32: 0.73 s/it (min 0.72, max 0.75), peak 21.4 GiB  [NVIDIA H100 80GB HBM3]},
+ * then the device time of the step's halves, and a one-step op profile (device time per op, forward / backward /
+ * update, and the most expensive ops).
+ *
+ * <p>Peak memory is the high-water mark of wanlora's own device allocations during the steps (torch's
+ * max_memory_allocated, the figure musubi reports), with the driver's view (cuMemGetInfo, which adds the CUDA
+ * context and library workspaces) beside it.
+ */
+@Command(name = "bench", sortOptions = false, mixinStandardHelpOptions = true,
+        description = "Seconds per training step per resolution on this GPU, with a random-weight model (nothing to download).")
+public final class BenchCommand implements Callable<Integer> {
+
+    @Option(names = "--task", paramLabel = "t2v-14B|t2v-1.3B|tiny", defaultValue = "t2v-14B",
+            description = "Model shapes (default ${DEFAULT-VALUE}); tiny is the golden test model, for the CPU.")
+    String task;
+
+    @Option(names = "--resolution", paramLabel = "WxH", split = ",", defaultValue = "384x208",
+            description = "Pixel width x height, repeatable or comma-separated (default ${DEFAULT-VALUE}); multiples of 16.")
+    List<String> resolutions;
+
+    @Option(names = "--frames", paramLabel = "N", defaultValue = "45",
+            description = "Pixel frames, 4n+1 (default ${DEFAULT-VALUE}; latent frames (N-1)/4+1).")
+    int frames;
+
+    @Option(names = "--batch_size", paramLabel = "B", defaultValue = "1", description = "Samples per step (default ${DEFAULT-VALUE}).")
+    int batchSize;
+
+    @Option(names = "--fp8_base", description = "fp8 e4m3 block weights (alone: unit scales, musubi's plain --fp8_base).")
+    boolean fp8Base;
+
+    @Option(names = "--fp8_scaled", description = "Block-wise scaled fp8 weights (musubi's --fp8_base --fp8_scaled; the default).")
+    boolean fp8Scaled;
+
+    @Option(names = "--bf16_base", description = "bf16 block weights instead of fp8.")
+    boolean bf16Base;
+
+    @Option(names = "--network_dim", paramLabel = "R", defaultValue = "32", description = "LoRA rank (default ${DEFAULT-VALUE}).")
+    int rank;
+
+    @Option(names = "--network_alpha", paramLabel = "A", description = "LoRA alpha (default: the rank).")
+    Float alpha;
+
+    @Option(names = "--gradient_checkpointing", negatable = true, defaultValue = "true", fallbackValue = "true",
+            description = "Recompute each block in the backward (default on; --no-gradient_checkpointing keeps every block's activations).")
+    boolean gradientCheckpointing;
+
+    @Option(names = "--optimizer_type", paramLabel = "NAME", defaultValue = "adamw8bit",
+            description = "adamw8bit (default) or adamw.")
+    String optimizerType;
+
+    @Option(names = "--steps", paramLabel = "N", defaultValue = "10", description = "Timed steps per resolution (default ${DEFAULT-VALUE}).")
+    int steps;
+
+    @Option(names = "--warmup", paramLabel = "N", defaultValue = "3", description = "Untimed steps first (default ${DEFAULT-VALUE}).")
+    int warmup;
+
+    @Option(names = "--text_rows", paramLabel = "L", defaultValue = "" + BenchRun.DEFAULT_TEXT_ROWS,
+            description = "Real rows of each text context before padding to 512 (default ${DEFAULT-VALUE}).")
+    int textRows;
+
+    @Option(names = "--top_ops", paramLabel = "N", defaultValue = "12",
+            description = "Most expensive ops to list from the one-step profile (default ${DEFAULT-VALUE}; 0: no profile).")
+    int topOps;
+
+    @Option(names = "--backend", paramLabel = "cuda|cpu", defaultValue = "cuda",
+            description = "Where to run (default ${DEFAULT-VALUE}; cpu only with --task tiny).")
+    String backendName;
+
+    @Option(names = "--seed", defaultValue = "42", description = "Seed of the random weights and data (default ${DEFAULT-VALUE}).")
+    long seed;
+
+    @Spec
+    CommandSpec spec;
+
+    /** A checked --resolution: pixel size and the latent grid. */
+    record Resolution(int width, int height) {
+        int latentWidth() { return width / 8; }
+
+        int latentHeight() { return height / 8; }
+
+        @Override
+        public String toString() { return width + "x" + height; }
+    }
+
+    @Override
+    public Integer call() {
+        PrintWriter out = spec.commandLine().getOut();
+        WanDitConfig config = config();
+        List<Resolution> checked = resolutions.stream().map(BenchCommand::resolution).toList();
+        if (frames < 1 || (frames - 1) % 4 != 0) {
+            throw new UserError("--frames " + frames + ": expected 4n+1 pixel frames (1, 5, ..., 45, 81), the VAE's"
+                    + " temporal stride; use " + (Math.max(0, frames - 1) / 4 * 4 + 1));
+        }
+        if (steps < 1 || warmup < 0 || batchSize < 1 || rank < 1 || textRows < 1 || textRows > config.textLen()) {
+            throw new UserError("bench: --steps, --batch_size, --network_dim must be ≥ 1, --warmup ≥ 0 and --text_rows in"
+                    + " 1.." + config.textLen() + "; got --steps " + steps + ", --warmup " + warmup + ", --batch_size "
+                    + batchSize + ", --network_dim " + rank + ", --text_rows " + textRows);
+        }
+        Quantization quantization = quantization();
+        try (Backend backend = openBackend()) {
+            String card = backend instanceof CudaBackend cuda ? cuda.context().deviceName() : "cpu";
+            long built = System.nanoTime();
+            BenchRun.Settings settings = new BenchRun.Settings(config, quantization, rank, alpha == null ? rank : alpha,
+                    gradientCheckpointing, optimizerType, seed);
+            try (BenchRun run = BenchRun.open(backend, settings)) {
+                backend.synchronize();
+                out.printf(Locale.ROOT, "%s random weights (%s) on %s built in %.1f s%s%n", task, label(quantization),
+                        backend.name(), (System.nanoTime() - built) / 1e9, backend instanceof CudaBackend
+                                ? String.format(Locale.ROOT, "; %.1f GiB allocated", gib(DeviceBuffer.liveBytes())) : "");
+                out.flush();
+                for (Resolution r : checked) bench(out, run, backend, card, quantization, r);
+            }
+        }
+        return 0;
+    }
+
+    private void bench(PrintWriter out, BenchRun run, Backend backend, String card, Quantization quantization, Resolution r) {
+        int latentFrames = (frames - 1) / 4 + 1;
+        long tokens = (long) latentFrames * (r.latentHeight() / 2) * (r.latentWidth() / 2) * batchSize;
+        String head = String.format(Locale.ROOT, "%s %sx%d (%d tok) %s r%d", shortTask(), r, frames, tokens,
+                label(quantization), rank) + (batchSize > 1 ? " b" + batchSize : "");
+        try {
+            run.shape(batchSize, latentFrames, r.latentHeight(), r.latentWidth(), textRows);
+            if (warmup > 0) run.steps(warmup);
+            List<BenchRun.StepTime> times = run.steps(steps);
+            long peak = backend instanceof CudaBackend ? DeviceBuffer.peakLiveBytes() : -1;
+            double[] seconds = times.stream().mapToDouble(BenchRun.StepTime::seconds).sorted().toArray();
+            String memory = peak < 0 ? "peak n/a on the cpu" : String.format(Locale.ROOT, "peak %.1f GiB", gib(peak));
+            out.printf(Locale.ROOT, "%s: %.3f s/it (min %.3f, max %.3f), %s  [%s]%n", head, median(seconds),
+                    seconds[0], seconds[seconds.length - 1], memory, card);
+            double[] model = times.stream().mapToDouble(BenchRun.StepTime::modelMillis).sorted().toArray();
+            double[] update = times.stream().mapToDouble(BenchRun.StepTime::updateMillis).sorted().toArray();
+            double[] loss = times.stream().mapToDouble(BenchRun.StepTime::loss).toArray();
+            out.printf(Locale.ROOT, "  per step (median, %s time): batch+forward+backward %.1f ms, clip+update %.1f ms;"
+                            + " loss %.4f..%.4f%s%n", backend instanceof CudaBackend ? "device" : "host", median(model),
+                    median(update), Arrays.stream(loss).min().orElse(Double.NaN), Arrays.stream(loss).max().orElse(Double.NaN),
+                    driverMemory(backend));
+            if (Arrays.stream(loss).anyMatch(l -> !Double.isFinite(l))) {
+                out.println("  warning: a loss was not finite (random weights); the timing is still that of a step");
+            }
+            if (topOps > 0) profile(out, run.profiledStep());
+        } catch (CudaException e) {
+            if (e.status() != 2) throw e; // CUDA_ERROR_OUT_OF_MEMORY
+            out.println(head + ": out of GPU memory (" + e.getMessage() + ")  [" + card + "]");
+        } finally {
+            run.dit().releaseActivations();
+            out.flush();
+        }
+    }
+
+    /**
+     * Prints the profiled step by phase (the step's ops up to the first patchify are the batch's data, then the
+     * forward up to the loss, then the backward) and its most expensive ops.
+     */
+    private void profile(PrintWriter out, List<OpTime> ops) {
+        Map<String, Double> phases = new LinkedHashMap<>();
+        for (String p : List.of("data", "forward", "backward", "update", "outside")) phases.put(p, 0.0);
+        Map<String, double[]> byOp = new LinkedHashMap<>(); // key → {millis, count}
+        Map<String, Double> byKind = new LinkedHashMap<>();
+        String modelPhase = "data";
+        double total = 0;
+        for (OpTime op : ops) {
+            String phase;
+            if (op.op().equals("(outside)")) {
+                phase = "outside";
+            } else if (op.phase().equals("update")) {
+                phase = "update";
+            } else {
+                if (op.op().equals("patchify")) modelPhase = "forward";
+                if (op.op().equals("mseLoss")) modelPhase = "backward";
+                phase = modelPhase;
+            }
+            phases.merge(phase, op.millis(), Double::sum);
+            byKind.merge(op.op(), op.millis(), Double::sum);
+            double[] a = byOp.computeIfAbsent(op.op() + " " + op.operands(), k -> new double[2]);
+            a[0] += op.millis();
+            a[1]++;
+            total += op.millis();
+        }
+        StringBuilder line = new StringBuilder(String.format(Locale.ROOT, "  profile (1 step, %d ops, %.1f ms):", ops.size(), total));
+        phases.forEach((p, ms) -> line.append(String.format(Locale.ROOT, " %s %.1f", p, ms)));
+        out.println(line);
+        double stepMillis = total;
+        StringBuilder kinds = new StringBuilder("  by op:");
+        byKind.entrySet().stream().sorted(Map.Entry.<String, Double>comparingByValue().reversed()).limit(10)
+                .forEach(e -> kinds.append(String.format(Locale.ROOT, " %s %.1f ms (%.0f%%),", e.getKey(), e.getValue(),
+                        100 * e.getValue() / Math.max(stepMillis, 1e-9))));
+        out.println(kinds.substring(0, kinds.length() - 1));
+        List<Map.Entry<String, double[]>> top = new ArrayList<>(byOp.entrySet());
+        top.sort(Comparator.comparingDouble((Map.Entry<String, double[]> e) -> e.getValue()[0]).reversed());
+        for (Map.Entry<String, double[]> e : top.subList(0, Math.min(topOps, top.size()))) {
+            double[] a = e.getValue();
+            out.printf(Locale.ROOT, "    %7.1f ms %5.1f%% %5d× %8.1f µs  %s%n", a[0], 100 * a[0] / Math.max(total, 1e-9),
+                    (long) a[1], 1000 * a[0] / a[1], e.getKey());
+        }
+    }
+
+    private static String driverMemory(Backend backend) {
+        if (!(backend instanceof CudaBackend cuda)) return "";
+        CudaContext c = cuda.context();
+        return String.format(Locale.ROOT, "; driver reports %.1f GiB in use", gib(c.totalMemoryBytes() - c.freeMemoryBytes()));
+    }
+
+    private WanDitConfig config() {
+        try {
+            return BenchRun.taskConfig(task);
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+    }
+
+    private String shortTask() {
+        return switch (task) {
+            case "t2v-14B" -> "14B";
+            case "t2v-1.3B" -> "1.3B";
+            default -> task;
+        };
+    }
+
+    private Quantization quantization() {
+        if (bf16Base && (fp8Base || fp8Scaled)) {
+            throw new UserError("--bf16_base contradicts --fp8_base/--fp8_scaled; pass one of them");
+        }
+        if (bf16Base) return Quantization.NONE;
+        return fp8Base && !fp8Scaled ? Quantization.FP8_BASE : Quantization.FP8_SCALED;
+    }
+
+    private static String label(Quantization q) {
+        return switch (q) {
+            case NONE -> "bf16";
+            case FP8_BASE -> "fp8_base";
+            case FP8_SCALED -> "fp8_scaled";
+        };
+    }
+
+    private Backend openBackend() {
+        if (!backendName.equals("cuda") && !backendName.equals("cpu")) {
+            throw new UserError("--backend " + backendName + " is not known; supported: cuda, cpu");
+        }
+        if (backendName.equals("cpu") && !task.equals("tiny")) {
+            throw new UserError("--backend cpu: the CPU reference runs only --task tiny (a " + task + " step would take"
+                    + " hours); use --backend cuda, or --task tiny for a smoke test");
+        }
+        if (backendName.equals("cuda")) {
+            String reason = CudaContext.unavailableReason();
+            if (reason != null) {
+                throw new UserError("--backend cuda: no usable GPU (" + reason + "); run on a machine with an NVIDIA GPU,"
+                        + " or --task tiny --backend cpu for a smoke test");
+            }
+        }
+        try {
+            return Backends.create(backendName);
+        } catch (UnsupportedOperationException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+    }
+
+    private static final Pattern RESOLUTION = Pattern.compile("\\s*(\\d{1,5})\\s*[xX]\\s*(\\d{1,5})\\s*");
+
+    /** "384x208" → checked; a user error names the flag otherwise. */
+    static Resolution resolution(String value) {
+        Matcher m = RESOLUTION.matcher(value);
+        if (m.matches()) {
+            int w = Integer.parseInt(m.group(1)), h = Integer.parseInt(m.group(2));
+            if (w > 0 && h > 0 && w % 16 == 0 && h % 16 == 0) return new Resolution(w, h);
+        }
+        throw new UserError("--resolution " + value + ": expected WIDTHxHEIGHT in pixels, both positive multiples of 16"
+                + " (the VAE's 8× and the 2×2 patch), e.g. 384x208 or 832x480");
+    }
+
+    private static double median(double[] sorted) {
+        int n = sorted.length;
+        return n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+    }
+
+    private static double gib(long bytes) { return bytes / (double) (1L << 30); }
+}

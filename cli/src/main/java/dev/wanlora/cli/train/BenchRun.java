@@ -1,0 +1,196 @@
+package dev.wanlora.cli.train;
+
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.engine.backend.ProfilingBackend;
+import dev.wanlora.engine.backend.Timeline;
+import dev.wanlora.engine.cpu.CpuBackend;
+import dev.wanlora.engine.cuda.CudaBackend;
+import dev.wanlora.engine.cuda.DeviceBuffer;
+import dev.wanlora.engine.flow.TimestepSampler;
+import dev.wanlora.engine.flow.TimestepSampling;
+import dev.wanlora.engine.optim.GradClip;
+import dev.wanlora.engine.optim.Optimizer;
+import dev.wanlora.engine.optim.OptimizerConfig;
+import dev.wanlora.engine.random.RandomSource;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.models.lora.LoraNetwork;
+import dev.wanlora.models.musubi.LoadedTensor;
+import dev.wanlora.models.wan.ComputePrecision;
+import dev.wanlora.models.wan.WanDit;
+import dev.wanlora.models.wan.WanDitConfig;
+import dev.wanlora.models.wan.WanDitWeights;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Training steps on a random-weight DiT and fixed random data, for timing ({@code wanlora bench},
+ * {@code TrainStepBenchmark}): the weights are drawn on the backend ({@link WanDitWeights#random}), so a 14B model
+ * needs no download and no host memory; each step is {@code wanlora train}'s step ({@link TrainStep}) at musubi's
+ * reference settings (bf16 compute, shift-3 timesteps, AdamW8bit by default, clip 1.0), uploading the same host
+ * latents and text contexts every step as the trainer uploads a cached batch.
+ *
+ * <p>The backend is wrapped in a {@link ProfilingBackend}, which only forwards except during {@link #profiledStep()}.
+ */
+public final class BenchRun implements AutoCloseable {
+
+    /** What to build: the model, its weight storage, the LoRA and the optimizer (musubi's flag values). */
+    public record Settings(WanDitConfig config, WanDitWeights.Quantization quantization, int rank, float alpha,
+                           boolean gradientCheckpointing, String optimizerType, long seed) {}
+
+    /**
+     * One timed step: host wall seconds from its start to the next step's start (the cadence a training loop
+     * sees), its loss, and device milliseconds of its two halves: the batch's upload, forward and backward (up to the
+     * loss read-back), then the clip and update.
+     */
+    public record StepTime(double seconds, double loss, double modelMillis, double updateMillis) {}
+
+    /** The golden wan-tiny shapes (dim 256, FFN 512, 2 heads, 2 blocks, real text and latent widths): CI's smoke size. */
+    public static final WanDitConfig TINY = new WanDitConfig(256, 512, 2, 2, 16, 16, 4096, 256, WanDitConfig.TEXT_LEN,
+            1e-6f, WanDitConfig.PATCH_1_2_2);
+
+    /** musubi's reference learning rate (5e-5); it does not change the cost of a step. */
+    private static final float LEARNING_RATE = 5e-5f;
+    /** Rows of real text per context before the DiT pads to 512 (a typical caption's token count). */
+    public static final int DEFAULT_TEXT_ROWS = 120;
+
+    private final ProfilingBackend backend;
+    private final Settings settings;
+    private final WanDitWeights weights;
+    private final WanDit dit;
+    private final LoraNetwork lora;
+    private final Optimizer optimizer;
+    private final GradClip clip;
+    private final TrainStep step;
+    private final TimestepSampler sampler;
+    private final Timeline phases;
+    private Shape latentShape;
+    private float[] latents;          // (B, 16, F, H, W) host values, uploaded every step
+    private List<LoadedTensor> texts; // B × (textRows, 4096) host values
+    private long stepCount;
+
+    private BenchRun(ProfilingBackend backend, Settings s) {
+        this.backend = backend;
+        this.settings = s;
+        boolean isCpu = backend.inner() instanceof CpuBackend;
+        ComputePrecision precision = ComputePrecision.BF16_MUSUBI;
+        // The CPU stores fp8 weights dequantized, as wanlora train loads them there.
+        this.weights = WanDitWeights.random(backend, s.config(), precision, s.quantization(), isCpu, s.seed());
+        this.dit = new WanDit(backend, s.config(), weights, precision, s.gradientCheckpointing());
+        this.lora = LoraNetwork.create(backend, s.config(), s.rank(), s.alpha(), s.seed());
+        this.optimizer = Optimizer.create(backend, OptimizerConfig.fromFlags(s.optimizerType(), List.of()),
+                TrainStep.trainableParameters(lora));
+        this.clip = new GradClip(backend, 1f);
+        this.step = new TrainStep(backend, dit, lora, optimizer, clip);
+        this.sampler = new TimestepSampler(new TimestepSampler.Config(TimestepSampling.fromFlag("shift"), 3.0, 1.0, 0,
+                1000, false, 0), new RandomSource(s.seed()));
+        this.phases = Backends.timeline(backend);
+    }
+
+    /** Builds the model, LoRA and optimizer on {@code backend} (which stays the caller's to close). */
+    public static BenchRun open(Backend backend, Settings settings) {
+        ProfilingBackend profiling = new ProfilingBackend(backend);
+        try {
+            return new BenchRun(profiling, settings);
+        } catch (RuntimeException e) {
+            profiling.close();
+            throw e;
+        }
+    }
+
+    /** The shapes of {@code --task}: t2v-14B, t2v-1.3B or tiny ({@link #TINY}). */
+    public static WanDitConfig taskConfig(String task) {
+        return switch (task) {
+            case "t2v-14B" -> WanDitConfig.t2v14B();
+            case "t2v-1.3B" -> WanDitConfig.t2v1_3B();
+            case "tiny" -> TINY;
+            default -> throw new IllegalArgumentException("--task " + task + " is not known; supported: t2v-14B, t2v-1.3B, tiny");
+        };
+    }
+
+    public Settings settings() { return settings; }
+
+    public WanDit dit() { return dit; }
+
+    /**
+     * Switches to latents (B, 16, F, H, W) with B contexts of {@code textRows} rows: frees the previous shape's
+     * activations, draws the host data, and starts a new memory high-water mark.
+     */
+    public void shape(int batch, int latentFrames, int latentHeight, int latentWidth, int textRows) {
+        dit.releaseActivations();
+        WanDitConfig c = settings.config();
+        latentShape = Shape.of(batch, c.inChannels(), latentFrames, latentHeight, latentWidth);
+        SplittableRandom random = new SplittableRandom(settings.seed());
+        latents = normals(random, latentShape.numElements());
+        texts = new ArrayList<>();
+        for (int b = 0; b < batch; b++) {
+            Shape text = Shape.of(textRows, c.textDim());
+            texts.add(new LoadedTensor(text, normals(random, text.numElements())));
+        }
+        backend.synchronize();
+        if (backend.inner() instanceof CudaBackend) DeviceBuffer.resetPeakLiveBytes();
+    }
+
+    /** Runs {@code count} steps back to back and times each (the first ones of a new shape include its planning). */
+    public List<StepTime> steps(int count) {
+        long[] startNanos = new long[count + 1];
+        double[] loss = new double[count];
+        phases.reset();
+        for (int i = 0; i < count; i++) {
+            startNanos[i] = System.nanoTime();
+            phases.mark();
+            loss[i] = runStep(true);
+        }
+        backend.synchronize(); // the last step's update is still queued
+        startNanos[count] = System.nanoTime();
+        List<StepTime> times = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            times.add(new StepTime((startNanos[i + 1] - startNanos[i]) / 1e9, loss[i],
+                    phases.millisBetween(3 * i, 3 * i + 1), phases.millisBetween(3 * i + 1, 3 * i + 2)));
+        }
+        return times;
+    }
+
+    /** One more step with every op timed on the device (slower than a timed step by the recording itself). */
+    public List<ProfilingBackend.OpTime> profiledStep() {
+        backend.startRecording("model");
+        runStep(false);
+        backend.synchronize();
+        return backend.stopRecording();
+    }
+
+    /** The step: upload, noise, forward, loss, backward, clip, update; returns the loss. */
+    private double runStep(boolean isTimed) {
+        float loss;
+        try (BatchTensors b = BatchTensors.upload(backend, latentShape, latents, texts)) {
+            TimestepSampler.Batch ts = sampler.sample(b.batchSize());
+            loss = step.lossAndGradients(b, ts, settings.seed(), stepCount, 1f);
+        }
+        if (isTimed) phases.mark();
+        backend.phase("update");
+        step.clip();
+        step.update(++stepCount, LEARNING_RATE);
+        if (isTimed) phases.mark();
+        backend.phase("model");
+        return loss;
+    }
+
+    private static float[] normals(SplittableRandom random, long n) {
+        float[] v = new float[Math.toIntExact(n)];
+        for (int i = 0; i < v.length; i++) v[i] = (float) random.nextGaussian();
+        return v;
+    }
+
+    @Override
+    public void close() {
+        clip.close();
+        optimizer.close();
+        lora.close();
+        dit.close();
+        weights.close();
+        phases.close();
+        backend.close();
+    }
+}
