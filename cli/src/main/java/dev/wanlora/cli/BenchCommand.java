@@ -168,6 +168,10 @@ public final class BenchCommand implements Callable<Integer> {
                             + " loss %.4f..%.4f%s%n", backend instanceof CudaBackend ? "device" : "host", median(model),
                     median(update), Arrays.stream(loss).min().orElse(Double.NaN), Arrays.stream(loss).max().orElse(Double.NaN),
                     driverMemory(backend));
+            if (backend instanceof CudaBackend) {
+                out.printf(Locale.ROOT, "  device allocations (cuMemAlloc) during the %d timed steps: %d%n", steps,
+                        run.deviceAllocationsInLastSteps());
+            }
             if (Arrays.stream(loss).anyMatch(l -> !Double.isFinite(l))) {
                 out.println("  warning: a loss was not finite (random weights); the timing is still that of a step");
             }

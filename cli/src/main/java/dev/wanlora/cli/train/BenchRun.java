@@ -70,6 +70,7 @@ public final class BenchRun implements AutoCloseable {
     private float[] latents;          // (B, 16, F, H, W) host values, uploaded every step
     private List<LoadedTensor> texts; // B × (textRows, 4096) host values
     private long stepCount;
+    private long allocationsInLastSteps;
 
     private BenchRun(ProfilingBackend backend, Settings s) {
         this.backend = backend;
@@ -138,6 +139,7 @@ public final class BenchRun implements AutoCloseable {
         long[] startNanos = new long[count + 1];
         double[] loss = new double[count];
         phases.reset();
+        long allocations = DeviceBuffer.allocationCount();
         for (int i = 0; i < count; i++) {
             startNanos[i] = System.nanoTime();
             phases.mark();
@@ -145,6 +147,7 @@ public final class BenchRun implements AutoCloseable {
         }
         backend.synchronize(); // the last step's update is still queued
         startNanos[count] = System.nanoTime();
+        allocationsInLastSteps = DeviceBuffer.allocationCount() - allocations;
         List<StepTime> times = new ArrayList<>();
         for (int i = 0; i < count; i++) {
             times.add(new StepTime((startNanos[i + 1] - startNanos[i]) / 1e9, loss[i],
@@ -152,6 +155,9 @@ public final class BenchRun implements AutoCloseable {
         }
         return times;
     }
+
+    /** Device allocations (cuMemAlloc calls) during the last {@link #steps} call: 0 in a steady state (DESIGN.md §4). */
+    public long deviceAllocationsInLastSteps() { return allocationsInLastSteps; }
 
     /** One more step with every op timed on the device (slower than a timed step by the recording itself). */
     public List<ProfilingBackend.OpTime> profiledStep() {
