@@ -5,16 +5,18 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.models.musubi.Batch;
-import dev.wanlora.models.musubi.CacheItem;
 import dev.wanlora.models.musubi.LoadedTensor;
 
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 
 /**
- * One batch on the backend, with the flow-matching tensors of a step (spec §4, §5.3): the cached latents x0 stacked
- * to (B, 16, F, H, W), each item's text context (L_i, 4096) (the DiT pads it to 512 rows), and buffers for the noise,
- * the noisy input x_t and the target.
+ * The device buffers of one batch shape with the flow-matching tensors of a step (spec §4, §5.3), allocated once and
+ * reused by every batch of that shape ({@link TrainStep#buffers}): the cached latents x0 (B, 16, F, H, W), the items'
+ * text contexts (item b's L_b rows at the start of slice b of a (B, K, 4096) buffer; the DiT pads them to K rows), the
+ * noise, the noisy input x_t, the target and the timesteps. Uploads go through {@link Backend#write}: no allocation
+ * and, on a GPU, no wait for the previous step.
  *
  * <p>Noise is drawn in BF16 as musubi's {@code randn_like} on bf16 latents does, from the counter-based generator at
  * (seed, offset): the caller derives the offset from the batch's index in the whole run, so a resumed run draws the
@@ -24,63 +26,81 @@ final class BatchTensors implements AutoCloseable {
     /** Offsets of consecutive batches are this far apart: more elements than any batch holds (2⁴⁰ ≈ 1.1e12). */
     static final int NOISE_OFFSET_SHIFT = 40;
 
+    private final Backend backend;
     final Tensor x0;                // (B, 16, F, H, W) F32, bf16 values from the cache
-    final List<Tensor> contexts;    // B × (L_i, 4096) BF16
+    private final Tensor textRows;  // (B, K, Ct) BF16: item b's context in the first L_b rows of slice b
+    private final List<Tensor> contexts; // B views (L_b, Ct) of textRows, set by the last upload of each item
     final Tensor noise;             // (B, 16, F, H, W) BF16
     final Tensor xt;                // (B, 16, F, H, W) F32
     final Tensor target;            // (B, 16, F, H, W) F32, noise − x0
+    final Tensor t;                 // (B) F32: flow-matching t
+    final Tensor timesteps;         // (B) F32: the model's timestep (1000·t + 1 in shift mode)
 
-    private BatchTensors(Tensor x0, List<Tensor> contexts, Tensor noise, Tensor xt, Tensor target) {
-        this.x0 = x0;
-        this.contexts = contexts;
-        this.noise = noise;
-        this.xt = xt;
-        this.target = target;
-    }
-
-    /** Reads the batch's caches and uploads them; allocates the step buffers. */
-    static BatchTensors load(Backend backend, Batch batch) {
-        Shape shape = batch.latentShape();
-        long itemElements = shape.numElements() / shape.dim(0);
-        float[] latents = new float[Math.toIntExact(shape.numElements())];
-        List<LoadedTensor> texts = new ArrayList<>();
-        for (int b = 0; b < batch.items().size(); b++) {
-            CacheItem item = batch.items().get(b);
-            LoadedTensor x0 = item.readLatents();
-            System.arraycopy(x0.values(), 0, latents, Math.toIntExact(b * itemElements), x0.values().length);
-            texts.add(item.readText());
+    /** Allocates the buffers for latents of {@code latentShape} and contexts of at most {@code textLen} rows of {@code textDim}. */
+    BatchTensors(Backend backend, Shape latentShape, int textLen, int textDim) {
+        this.backend = backend;
+        int batch = Math.toIntExact(latentShape.dim(0));
+        List<Tensor> made = new ArrayList<>();
+        try {
+            x0 = add(made, backend.allocate(DType.F32, latentShape));
+            textRows = add(made, backend.allocate(DType.BF16, Shape.of(batch, textLen, textDim)));
+            noise = add(made, backend.allocate(DType.BF16, latentShape));
+            xt = add(made, backend.allocate(DType.F32, latentShape));
+            target = add(made, backend.allocate(DType.F32, latentShape));
+            t = add(made, backend.allocate(DType.F32, Shape.of(batch)));
+            timesteps = add(made, backend.allocate(DType.F32, Shape.of(batch)));
+        } catch (RuntimeException e) {
+            made.forEach(Tensor::close);
+            throw e;
         }
-        return upload(backend, shape, latents, texts);
+        contexts = new ArrayList<>(Collections.nCopies(batch, null));
     }
 
-    /**
-     * Uploads one batch from host values: latents (B, 16, F, H, W) row-major, one text context (L_i, 4096) per item;
-     * allocates the step buffers.
-     */
-    static BatchTensors upload(Backend backend, Shape latentShape, float[] latents, List<LoadedTensor> texts) {
-        List<Tensor> contexts = new ArrayList<>();
-        for (LoadedTensor text : texts) contexts.add(backend.fromFloats(DType.BF16, text.shape(), text.values()));
-        return new BatchTensors(backend.fromFloats(DType.F32, latentShape, latents), List.copyOf(contexts),
-                backend.allocate(DType.BF16, latentShape), backend.allocate(DType.F32, latentShape),
-                backend.allocate(DType.F32, latentShape));
+    private static Tensor add(List<Tensor> made, Tensor t) {
+        made.add(t);
+        return t;
     }
 
-    int batchSize() {
-        return contexts.size();
+    int batchSize() { return contexts.size(); }
+
+    /** The items' contexts (L_b, Ct) BF16, views valid until the next upload. */
+    List<Tensor> contexts() { return contexts; }
+
+    /** Reads the batch's caches (a DatasetException names a bad file) and uploads them. */
+    void load(Batch batch) {
+        for (int b = 0; b < batch.items().size(); b++) {
+            upload(b, batch.items().get(b).readLatents().values(), batch.items().get(b).readText());
+        }
     }
 
-    /** noise ~ N(0,1) at (seed, batchIndex·2⁴⁰); then x_t = (1 − t)·x0 + t·noise and target = noise − x0. {@code t} is (B) F32. */
-    void prepare(Backend backend, long seed, long batchIndex, Tensor t) {
+    /** Uploads item {@code item}: its latents (16, F, H, W) row-major and its text context (L, Ct). */
+    void upload(int item, float[] latents, LoadedTensor text) {
+        Tensor rows = textRows.slice(item);
+        Shape shape = text.shape();
+        if (shape.rank() != 2 || shape.dim(1) != rows.shape().dim(1) || shape.dim(0) > rows.shape().dim(0)) {
+            throw new IllegalArgumentException("text context of batch item " + item + " has shape " + shape + "; expected (L, "
+                    + rows.shape().dim(1) + ") with L ≤ " + rows.shape().dim(0));
+        }
+        backend.write(x0.slice(item), latents);
+        Tensor context = rows.view(0, shape);
+        backend.write(context, text.values());
+        contexts.set(item, context);
+    }
+
+    /** Uploads {@code t} (B) and the model timesteps {@code modelTimesteps} (B). */
+    void timesteps(float[] t, float[] modelTimesteps) {
+        backend.write(this.t, t);
+        backend.write(timesteps, modelTimesteps);
+    }
+
+    /** noise ~ N(0,1) at (seed, batchIndex·2⁴⁰); then x_t = (1 − t)·x0 + t·noise and target = noise − x0. */
+    void prepare(long seed, long batchIndex) {
         backend.gaussianNoise(noise, seed, batchIndex << NOISE_OFFSET_SHIFT);
         backend.flowMatchingInput(xt, target, x0, noise, t);
     }
 
     @Override
     public void close() {
-        x0.close();
-        contexts.forEach(Tensor::close);
-        noise.close();
-        xt.close();
-        target.close();
+        for (Tensor tensor : new Tensor[] {x0, textRows, noise, xt, target, t, timesteps}) tensor.close();
     }
 }

@@ -42,8 +42,8 @@ public final class BenchRun implements AutoCloseable {
 
     /**
      * One timed step: host wall seconds from its start to the next step's start (the cadence a training loop
-     * sees), its loss, and device milliseconds of its two halves: the batch's upload, forward and backward (up to the
-     * loss read-back), then the clip and update.
+     * sees), its loss, and device milliseconds of its two halves: the batch's upload, forward and backward, then the
+     * clip, the step's read-back and the update.
      */
     public record StepTime(double seconds, double loss, double modelMillis, double updateMillis) {}
 
@@ -67,7 +67,7 @@ public final class BenchRun implements AutoCloseable {
     private final TimestepSampler sampler;
     private final Timeline phases;
     private Shape latentShape;
-    private float[] latents;          // (B, 16, F, H, W) host values, uploaded every step
+    private List<float[]> latents;    // B × (16, F, H, W) host values, uploaded every step
     private List<LoadedTensor> texts; // B × (textRows, 4096) host values
     private long stepCount;
     private long allocationsInLastSteps;
@@ -84,7 +84,7 @@ public final class BenchRun implements AutoCloseable {
         this.optimizer = Optimizer.create(backend, OptimizerConfig.fromFlags(s.optimizerType(), List.of()),
                 TrainStep.trainableParameters(lora));
         this.clip = new GradClip(backend, 1f);
-        this.step = new TrainStep(backend, dit, lora, optimizer, clip);
+        this.step = new TrainStep(backend, dit, lora, optimizer, clip, 1);
         this.sampler = new TimestepSampler(new TimestepSampler.Config(TimestepSampling.fromFlag("shift"), 3.0, 1.0, 0,
                 1000, false, 0), new RandomSource(s.seed()));
         this.phases = Backends.timeline(backend);
@@ -124,9 +124,10 @@ public final class BenchRun implements AutoCloseable {
         WanDitConfig c = settings.config();
         latentShape = Shape.of(batch, c.inChannels(), latentFrames, latentHeight, latentWidth);
         SplittableRandom random = new SplittableRandom(settings.seed());
-        latents = normals(random, latentShape.numElements());
+        latents = new ArrayList<>();
         texts = new ArrayList<>();
         for (int b = 0; b < batch; b++) {
+            latents.add(normals(random, latentShape.numElements() / batch));
             Shape text = Shape.of(textRows, c.textDim());
             texts.add(new LoadedTensor(text, normals(random, text.numElements())));
         }
@@ -169,14 +170,13 @@ public final class BenchRun implements AutoCloseable {
 
     /** The step: upload, noise, forward, loss, backward, clip, update; returns the loss. */
     private double runStep(boolean isTimed) {
-        float loss;
-        try (BatchTensors b = BatchTensors.upload(backend, latentShape, latents, texts)) {
-            TimestepSampler.Batch ts = sampler.sample(b.batchSize());
-            loss = step.lossAndGradients(b, ts, settings.seed(), stepCount, 1f);
-        }
+        BatchTensors b = step.buffers(latentShape);
+        for (int i = 0; i < latents.size(); i++) b.upload(i, latents.get(i), texts.get(i));
+        TimestepSampler.Batch ts = sampler.sample(b.batchSize());
+        step.lossAndGradients(b, ts, settings.seed(), stepCount, 1f, 0);
         if (isTimed) phases.mark();
         backend.phase("update");
-        step.clip();
+        float loss = step.clipAndRead(1)[0];
         step.update(++stepCount, LEARNING_RATE);
         if (isTimed) phases.mark();
         backend.phase("model");
@@ -191,6 +191,7 @@ public final class BenchRun implements AutoCloseable {
 
     @Override
     public void close() {
+        step.close();
         clip.close();
         optimizer.close();
         lora.close();

@@ -11,31 +11,42 @@ import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.models.lora.LoraModule;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.wan.WanDit;
+import dev.wanlora.models.wan.WanDitConfig;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * The device work of one optimizer step of musubi's loop, shared by {@code wanlora train} and {@code wanlora bench} so
  * that the benchmark times exactly what training runs: per batch the noisy input, the DiT's loss and LoRA gradients;
  * then the global-norm clip, the optimizer update with the scheduled learning rate, and zeroed gradients.
+ *
+ * <p>Invariant (DESIGN.md §4): after a shape's first batch nothing here allocates device memory, and the host waits for
+ * the device once per step, in {@link #clipAndRead}: each batch's loss is copied on the device into a slot of a small
+ * read-back buffer, and one copy brings those losses and the squared gradient norm back together.
  */
-final class TrainStep {
+final class TrainStep implements AutoCloseable {
     private final Backend backend;
     private final WanDit dit;
     private final LoraNetwork lora;
     private final Optimizer optimizer;
     private final GradClip clip;
     private final List<Tensor> gradients = new ArrayList<>();
-    private Tensor clipScale; // (1) F32: the coefficient of the last clip()
+    private final Map<Shape, BatchTensors> buffers = new HashMap<>();
+    private final Tensor readBack; // (maxBatchesPerStep + 1) F32: the loss of each batch of the step, then ‖g‖²
+    private Tensor clipScale;      // (1) F32: the coefficient of the last clipAndRead
 
-    TrainStep(Backend backend, WanDit dit, LoraNetwork lora, Optimizer optimizer, GradClip clip) {
+    /** {@code maxBatchesPerStep}: the most batches one optimizer step accumulates (gradient_accumulation_steps). */
+    TrainStep(Backend backend, WanDit dit, LoraNetwork lora, Optimizer optimizer, GradClip clip, int maxBatchesPerStep) {
         this.backend = backend;
         this.dit = dit;
         this.lora = lora;
         this.optimizer = optimizer;
         this.clip = clip;
         for (TrainableParameter p : optimizer.parameters()) gradients.add(p.grad());
+        this.readBack = backend.allocate(DType.F32, Shape.of(maxBatchesPerStep + 1L));
     }
 
     /** The LoRA's parameters with their gradients, as musubi names them (the optimizer's list). */
@@ -48,28 +59,45 @@ final class TrainStep {
         return params;
     }
 
+    /** The reused buffers for latents of {@code latentShape} (B, 16, F, H, W), made on the shape's first use. */
+    BatchTensors buffers(Shape latentShape) {
+        WanDitConfig c = dit.config();
+        return buffers.computeIfAbsent(latentShape, s -> new BatchTensors(backend, s, c.textLen(), c.textDim()));
+    }
+
     /**
-     * One batch: timesteps from {@code ts}, noise at (seed, batchIndex), x_t and the target, then the DiT's loss and
-     * LoRA gradients (+= gradScale·d loss); returns the loss, read back to the host.
+     * One uploaded batch: timesteps from {@code ts}, noise at (seed, batchIndex), x_t and the target, then the DiT's
+     * loss and LoRA gradients (+= gradScale·d loss). The loss stays on the device, in slot {@code slot} (&lt; the step's
+     * batch count) of the step's read-back.
      */
-    float lossAndGradients(BatchTensors b, TimestepSampler.Batch ts, long seed, long batchIndex, float gradScale) {
-        try (Tensor t = backend.fromFloats(DType.F32, Shape.of(b.batchSize()), ts.t());
-             Tensor timesteps = backend.fromFloats(DType.F32, Shape.of(b.batchSize()), ts.modelTimestep())) {
-            b.prepare(backend, seed, batchIndex, t);
-            Tensor loss = dit.lossAndBackward(b.xt, timesteps, b.contexts, b.target, lora, gradScale);
-            return backend.toFloats(loss)[0];
-        }
+    void lossAndGradients(BatchTensors b, TimestepSampler.Batch ts, long seed, long batchIndex, float gradScale, int slot) {
+        b.timesteps(ts.t(), ts.modelTimestep());
+        b.prepare(seed, batchIndex);
+        Tensor loss = dit.lossAndBackward(b.xt, b.timesteps, b.contexts(), b.target, lora, gradScale);
+        backend.copy(readBack.view(slot, Shape.of(1)), loss);
     }
 
-    /** The global-norm clip coefficient of the accumulated gradients; returns ‖g‖² (pre-clip), read back to the host. */
-    float clip() {
+    /**
+     * The global-norm clip coefficient of the accumulated gradients, then the step's one read-back: returns
+     * {loss of batch 0, …, loss of batch {@code batches} − 1, ‖g‖² before clipping}.
+     */
+    float[] clipAndRead(int batches) {
         clipScale = clip.coefficient(gradients);
-        return backend.toFloats(clip.normSquared())[0];
+        backend.copy(readBack.view(batches, Shape.of(1)), clip.normSquared());
+        return backend.toFloats(readBack.view(0, Shape.of(batches + 1L)));
     }
 
-    /** The optimizer update {@code step} (1-based) with the last {@link #clip()}'s coefficient, then zeroed gradients. */
+    /** The optimizer update {@code step} (1-based) with the last {@link #clipAndRead}'s coefficient, then zeroed gradients. */
     void update(long step, float learningRate) {
         optimizer.step(step, learningRate, clipScale);
         lora.zeroGrad();
+    }
+
+    /** Frees the batch buffers of every shape seen (the model, LoRA and optimizer belong to the caller). */
+    @Override
+    public void close() {
+        buffers.values().forEach(BatchTensors::close);
+        buffers.clear();
+        readBack.close();
     }
 }

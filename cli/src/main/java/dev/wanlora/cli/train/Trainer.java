@@ -91,7 +91,6 @@ final class Trainer {
     private WanDit dit;
     private LoraNetwork lora;
     private Optimizer optimizer;
-    private GradClip clip;
     private TrainStep step;
     private TimestepSampler sampler;
     private LearningRateSchedule schedule;
@@ -156,12 +155,12 @@ final class Trainer {
         try (WanDit closeDit = model;
              LoraNetwork network = createLora(resumed);
              Optimizer opt = createOptimizer(network);
-             GradClip gradClip = new GradClip(backend, (float) o.max_grad_norm)) {
+             GradClip gradClip = new GradClip(backend, (float) o.max_grad_norm);
+             TrainStep trainStep = new TrainStep(backend, closeDit, network, opt, gradClip, o.gradient_accumulation_steps)) {
             dit = closeDit;
             lora = network;
             optimizer = opt;
-            clip = gradClip;
-            step = new TrainStep(backend, dit, lora, optimizer, clip);
+            step = trainStep;
             return loop(resumed);
         }
     }
@@ -399,14 +398,21 @@ final class Trainer {
                     int tCount = 0;
                     phase = "training step " + (globalStep + 1);
                     for (int p = position; p < groupEnd; p++) {
-                        StepLoss l = batchStep(epochBatches.get(p), (long) (epoch - 1) * epochBatches.size() + p);
-                        losses.add(p, l.loss());
-                        lossSum += l.loss();
-                        tSum += l.tSum();
-                        tCount += l.batchSize();
+                        Batch batch = epochBatches.get(p);
+                        BatchTensors b = uploaded(batch);
+                        TimestepSampler.Batch ts = sampler.sample(b.batchSize());
+                        step.lossAndGradients(b, ts, o.seed, (long) (epoch - 1) * epochBatches.size() + p,
+                                1f / o.gradient_accumulation_steps, p - position);
+                        for (float v : ts.t()) tSum += v;
+                        tCount += b.batchSize();
+                    }
+                    float[] read = step.clipAndRead(groupEnd - position);
+                    for (int p = position; p < groupEnd; p++) {
+                        losses.add(p, read[p - position]);
+                        lossSum += read[p - position];
                     }
                     double loss = lossSum / (groupEnd - position);
-                    float normSquared = step.clip();
+                    float normSquared = read[groupEnd - position];
                     if (!Double.isFinite(loss) || !Float.isFinite(normSquared)) {
                         return stopNonFinite(globalStep + 1, loss, normSquared, epoch, position);
                     }
@@ -460,20 +466,15 @@ final class Trainer {
         }
     }
 
-    /** The loss of one batch and the sum of its t, for the per-timestep-bucket log. */
-    private record StepLoss(double loss, double tSum, int batchSize) {}
-
-    /** Forward, loss and backward of one batch; gradients accumulate into the LoRA's dDown/dUp. */
-    private StepLoss batchStep(Batch batch, long batchIndex) {
-        try (BatchTensors b = BatchTensors.load(backend, batch)) {
-            TimestepSampler.Batch ts = sampler.sample(b.batchSize());
-            float loss = step.lossAndGradients(b, ts, o.seed, batchIndex, 1f / o.gradient_accumulation_steps);
-            double tSum = 0;
-            for (float v : ts.t()) tSum += v;
-            return new StepLoss(loss, tSum, b.batchSize());
+    /** The batch's caches uploaded into the reused buffers of its shape. */
+    private BatchTensors uploaded(Batch batch) {
+        BatchTensors b = step.buffers(batch.latentShape());
+        try {
+            b.load(batch);
         } catch (DatasetException e) {
             throw new UserError(e.getMessage(), e);
         }
+        return b;
     }
 
     /**
@@ -513,31 +514,26 @@ final class Trainer {
         long items = 0;
         boolean isSigma = o.timestep_sampling.equals("sigma");
         for (int bi = 0; bi < batches.size(); bi++) {
-            try (BatchTensors b = BatchTensors.load(backend, batches.get(bi))) {
-                int n = b.batchSize();
-                items += n;
-                for (int j = 0; j < levels.size(); j++) {
-                    float tv = levels.get(j).floatValue();
-                    float[] t = new float[n];
-                    float[] model = new float[n];
-                    java.util.Arrays.fill(t, tv);
-                    // the model timestep convention of the training sampler: 1000·t, plus 1 outside sigma mode
-                    java.util.Arrays.fill(model, isSigma ? tv * 1000f : tv * 1000f + 1f);
-                    try (Tensor tt = backend.fromFloats(DType.F32, Shape.of(n), t);
-                         Tensor mt = backend.fromFloats(DType.F32, Shape.of(n), model)) {
-                        b.prepare(backend, o.seed ^ VALIDATION_STREAM, (long) bi * levels.size() + j, tt);
-                        float[] pred = backend.toFloats(dit.forward(b.xt, mt, b.contexts, lora));
-                        float[] target = backend.toFloats(b.target);
-                        double se = 0;
-                        for (int i = 0; i < pred.length; i++) {
-                            double d = (double) pred[i] - target[i];
-                            se += d * d;
-                        }
-                        sum[j] += se / pred.length * n;
-                    }
+            BatchTensors b = uploaded(batches.get(bi));
+            int n = b.batchSize();
+            items += n;
+            for (int j = 0; j < levels.size(); j++) {
+                float tv = levels.get(j).floatValue();
+                float[] t = new float[n];
+                float[] model = new float[n];
+                java.util.Arrays.fill(t, tv);
+                // the model timestep convention of the training sampler: 1000·t, plus 1 outside sigma mode
+                java.util.Arrays.fill(model, isSigma ? tv * 1000f : tv * 1000f + 1f);
+                b.timesteps(t, model);
+                b.prepare(o.seed ^ VALIDATION_STREAM, (long) bi * levels.size() + j);
+                float[] pred = backend.toFloats(dit.forward(b.xt, b.timesteps, b.contexts(), lora));
+                float[] target = backend.toFloats(b.target);
+                double se = 0;
+                for (int i = 0; i < pred.length; i++) {
+                    double d = (double) pred[i] - target[i];
+                    se += d * d;
                 }
-            } catch (DatasetException e) {
-                throw new UserError(e.getMessage(), e);
+                sum[j] += se / pred.length * n;
             }
         }
         Map<Double, Double> byLevel = new LinkedHashMap<>();
