@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs wanlora's training-step benchmark on the GPU machine from a bundle made by tools/gpu-bundle.sh (this script
+# sits inside it; the bundle's lib/ must also hold jmh-core and jopt-simple for the jmh step):
+#   bash BUNDLE/gpu-bench.sh [step...]
+# steps (default: bench14 bench13):
+#   bench14    wanlora bench --task t2v-14B at 384x208x45 (10 steps after 3 warm-up, one-step op profile)
+#   bench13    the same for t2v-1.3B
+#   bench14big wanlora bench --task t2v-14B at 832x480x81 (3 steps after 1 warm-up)
+#   jmh        TrainStepBenchmark (JMH, single-shot seconds per step) for t2v-1.3B at 384x208x45, 1 fork
+#   tests      the engine's Backend.write / staging / allocator-counter / timeline GPU tests (CudaUploadTest)
+# Every step logs to $OUT/<step>.log (or ./gpu-logs); WANLORA_LIB=DIR runs the wanlora jars in DIR ahead of lib/
+# (an A/B build). The exit status is non-zero when any step failed.
+set -uo pipefail
+b=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+logs=${OUT:-$PWD/gpu-logs}
+mkdir -p "$logs"
+cp="$b/lib/*"
+[ -n "${WANLORA_LIB:-}" ] && cp="$WANLORA_LIB/*:$cp"
+java=("$b/jre/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Xss8m ${WANLORA_JAVA_OPTS:-})
+tag=${WANLORA_TAG:-}
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(bench14 bench13)
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$logs/gpu.txt"
+status=0
+bench() { "${java[@]}" -cp "$cp" dev.wanlora.cli.Main bench "$@"; }
+for step in "${steps[@]}"; do
+  log="$logs/$step$tag.log"
+  case $step in
+    bench14) bench --task t2v-14B --resolution 384x208 --frames 45 2>&1 | tee "$log" || status=1 ;;
+    bench13) bench --task t2v-1.3B --resolution 384x208 --frames 45 2>&1 | tee "$log" || status=1 ;;
+    bench14big) bench --task t2v-14B --resolution 832x480 --frames 81 --steps 3 --warmup 1 2>&1 | tee "$log" || status=1 ;;
+    jmh)
+      "${java[@]}" -cp "$cp" org.openjdk.jmh.Main TrainStepBenchmark -p task=t2v-1.3B -p resolution=384x208 -p frames=45 \
+        -wi 2 -i 5 -f 1 -jvm "$b/jre/bin/java" 2>&1 | tee "$log" || status=1
+      ;;
+    tests)
+      "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
+        --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaUploadTest \
+        --details=tree --disable-banner 2>&1 | tee "$log" || status=1
+      ;;
+    *) echo "gpu-bench.sh: unknown step $step; expected bench14, bench13, bench14big, jmh or tests" >&2; status=2 ;;
+  esac
+done
+exit $status
