@@ -1,7 +1,5 @@
 package dev.wanlora.engine.cuda;
 
-import jcuda.Pointer;
-import jcuda.driver.CUfunction;
 import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUresult;
@@ -32,7 +30,8 @@ public final class KernelLibrary implements AutoCloseable {
 
     private final CudaContext context;
     private final Map<String, CUmodule> modules = new HashMap<>();
-    private final EnumMap<Kernel, CUfunction> functions = new EnumMap<>(Kernel.class);
+    private final EnumMap<Kernel, NativeHandles.Function> functions = new EnumMap<>(Kernel.class);
+    private final DriverLaunch driver;
     private final EnumMap<Kernel, Integer> sharedLimits = new EnumMap<>(Kernel.class);
     private boolean closed;
 
@@ -41,7 +40,7 @@ public final class KernelLibrary implements AutoCloseable {
         context.makeCurrent();
         for (Kernel k : Kernel.values()) {
             CUmodule module = modules.computeIfAbsent(k.family(), this::loadFamily);
-            CUfunction f = new CUfunction();
+            NativeHandles.Function f = new NativeHandles.Function();
             int r = cuModuleGetFunction(f, module, k.symbol());
             if (r == CUresult.CUDA_ERROR_NOT_FOUND) {
                 throw new IllegalStateException("kernel " + k.symbol() + " not found in " + k.family()
@@ -50,6 +49,7 @@ public final class KernelLibrary implements AutoCloseable {
             CudaException.check(r, "cuModuleGetFunction", k.symbol());
             functions.put(k, f);
         }
+        driver = new DriverLaunch();
     }
 
     /** Loads every family and resolves every {@link Kernel}. */
@@ -83,28 +83,13 @@ public final class KernelLibrary implements AutoCloseable {
     /** Launches {@code kernel} on the compute stream; see the class comment for the argument mapping. */
     public void launch(Kernel kernel, LaunchConfig config, Object... args) {
         context.makeCurrent();
-        CUfunction f = functions.get(kernel);
+        NativeHandles.Function f = functions.get(kernel);
         if (config.sharedBytes() > DEFAULT_MAX_DYNAMIC_SHARED && sharedLimits.getOrDefault(kernel, 0) < config.sharedBytes()) {
             CudaException.check(cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                     config.sharedBytes()), "cuFuncSetAttribute", kernel.symbol() + " dynamic shared memory " + config.sharedBytes());
             sharedLimits.put(kernel, config.sharedBytes());
         }
-        Pointer[] params = new Pointer[args.length];
-        for (int i = 0; i < args.length; i++) {
-            params[i] = switch (args[i]) {
-                case null -> Pointer.to(new long[] {0L});
-                case CudaTensor t -> Pointer.to(new long[] {t.address()});
-                case Long v -> Pointer.to(new long[] {v});
-                case Integer v -> Pointer.to(new int[] {v});
-                case Float v -> Pointer.to(new float[] {v});
-                case Double v -> Pointer.to(new double[] {v});
-                default -> throw new IllegalArgumentException("launch " + kernel.symbol() + ": argument " + i
-                        + " has unsupported type " + args[i].getClass().getSimpleName()
-                        + "; expected CudaTensor, Long, Integer, Float or Double");
-            };
-        }
-        int r = cuLaunchKernel(f, config.gridX(), config.gridY(), config.gridZ(), config.blockX(), config.blockY(), config.blockZ(),
-                config.sharedBytes(), context.computeStream(), Pointer.to(params), null);
+        int r = driver.launch(f.address(), config, context.computeStreamAddress(), args);
         CudaException.check(r, "cuLaunchKernel", "kernel " + kernel.symbol() + " " + config);
         if (CudaContext.syncAfterEachLaunch()) {
             CudaException.check(cuStreamSynchronize(context.computeStream()), "cuStreamSynchronize",
@@ -118,5 +103,6 @@ public final class KernelLibrary implements AutoCloseable {
         closed = true;
         context.makeCurrent();
         for (CUmodule m : modules.values()) CudaException.check(cuModuleUnload(m), "cuModuleUnload");
+        driver.close();
     }
 }

@@ -2,6 +2,7 @@ package dev.wanlora.engine.cuda;
 
 import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUfunction;
 import jcuda.driver.CUstream;
 
 /**
@@ -30,6 +31,11 @@ final class NativeHandles {
         HostPointer(long address) { super(address); }
 
         long address() { return getNativePointer() + getByteOffset(); }
+    }
+
+    /** A kernel function as filled in by cuModuleGetFunction; {@link #address()} is the CUfunction handle. */
+    static final class Function extends CUfunction {
+        long address() { return getNativePointer(); }
     }
 
     /** A stream; {@link #address()} is the CUstream handle cuBLASLt takes. */
