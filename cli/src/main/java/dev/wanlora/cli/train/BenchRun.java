@@ -81,8 +81,7 @@ public final class BenchRun implements AutoCloseable {
         this.weights = WanDitWeights.random(backend, s.config(), precision, s.quantization(), isCpu, s.seed());
         this.dit = new WanDit(backend, s.config(), weights, precision, s.gradientCheckpointing());
         this.lora = LoraNetwork.create(backend, s.config(), s.rank(), s.alpha(), s.seed());
-        this.optimizer = Optimizer.create(backend, OptimizerConfig.fromFlags(s.optimizerType(), List.of()),
-                TrainStep.trainableParameters(lora));
+        this.optimizer = TrainStep.optimizer(backend, OptimizerConfig.fromFlags(s.optimizerType(), List.of()), lora);
         this.clip = new GradClip(backend, 1f);
         this.step = new TrainStep(backend, dit, lora, optimizer, clip, 1);
         this.sampler = new TimestepSampler(new TimestepSampler.Config(TimestepSampling.fromFlag("shift"), 3.0, 1.0, 0,

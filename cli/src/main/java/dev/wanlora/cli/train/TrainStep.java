@@ -4,6 +4,7 @@ import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.flow.TimestepSampler;
 import dev.wanlora.engine.optim.GradClip;
 import dev.wanlora.engine.optim.Optimizer;
+import dev.wanlora.engine.optim.OptimizerConfig;
 import dev.wanlora.engine.optim.TrainableParameter;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
@@ -33,7 +34,7 @@ final class TrainStep implements AutoCloseable {
     private final LoraNetwork lora;
     private final Optimizer optimizer;
     private final GradClip clip;
-    private final List<Tensor> gradients = new ArrayList<>();
+    private final List<Tensor> gradients; // the LoRA's flat gradient: one norm reduction for every module
     private final Map<Shape, BatchTensors> buffers = new HashMap<>();
     private final Tensor readBack; // (maxBatchesPerStep + 1) F32: the loss of each batch of the step, then ‖g‖²
     private Tensor clipScale;      // (1) F32: the coefficient of the last clipAndRead
@@ -45,18 +46,21 @@ final class TrainStep implements AutoCloseable {
         this.lora = lora;
         this.optimizer = optimizer;
         this.clip = clip;
-        for (TrainableParameter p : optimizer.parameters()) gradients.add(p.grad());
+        this.gradients = List.of(lora.gradients());
         this.readBack = backend.allocate(DType.F32, Shape.of(maxBatchesPerStep + 1L));
     }
 
-    /** The LoRA's parameters with their gradients, as musubi names them (the optimizer's list). */
-    static List<TrainableParameter> trainableParameters(LoraNetwork lora) {
+    /**
+     * The optimizer {@code config} names over the LoRA's parameters, named as musubi names them (the state file's
+     * keys), updating the network's flat buffers in one op where the optimizer allows.
+     */
+    static Optimizer optimizer(Backend backend, OptimizerConfig config, LoraNetwork lora) {
         List<TrainableParameter> params = new ArrayList<>();
         for (LoraModule m : lora.modules()) {
             params.add(new TrainableParameter(m.name() + ".lora_down.weight", m.down(), m.dDown()));
             params.add(new TrainableParameter(m.name() + ".lora_up.weight", m.up(), m.dUp()));
         }
-        return params;
+        return Optimizer.create(backend, config, params, new TrainableParameter("lora", lora.parameters(), lora.gradients()));
     }
 
     /** The reused buffers for latents of {@code latentShape} (B, 16, F, H, W), made on the shape's first use. */

@@ -329,7 +329,7 @@ final class Trainer {
             throw new UserError(e.getMessage(), e);
         }
         out.println("optimizer: " + config.metadataName() + ", lr " + fmt(o.learning_rate) + " (" + o.lr_scheduler + ")");
-        return Optimizer.create(backend, config, TrainStep.trainableParameters(network));
+        return TrainStep.optimizer(backend, config, network);
     }
 
     // ------------------------------------------------------------------------------------------------ the loop

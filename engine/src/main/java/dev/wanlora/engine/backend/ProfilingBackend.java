@@ -27,7 +27,10 @@ public final class ProfilingBackend implements Backend {
 
     private final Backend inner;
     private final Timeline timeline;
-    private final List<String[]> recorded = new ArrayList<>(); // {phase, op, operands} per interval
+    /** Per interval: the phase, the op and its operands as (name, value) pairs, formatted only when the recording stops. */
+    private record Entry(String phase, String op, Object[] namesAndValues) {}
+
+    private final List<Entry> recorded = new ArrayList<>();
     private boolean isRecording;
     private String phase = "";
 
@@ -53,25 +56,26 @@ public final class ProfilingBackend implements Backend {
 
     /** Labels the ops that follow; while recording, closes the current stretch of unseen work as "(outside)". */
     public void phase(String phase) {
-        if (isRecording) record("(outside)", "");
+        if (isRecording) record("(outside)");
         this.phase = phase;
     }
 
     /** Ends the recording; waits for the device and returns every op in order with its time. */
     public List<OpTime> stopRecording() {
         if (!isRecording) throw new IllegalStateException("ProfilingBackend.stopRecording: not recording");
-        record("(outside)", "");
+        record("(outside)");
         isRecording = false;
         List<OpTime> times = new ArrayList<>(recorded.size());
         for (int i = 0; i < recorded.size(); i++) {
-            String[] r = recorded.get(i);
-            times.add(new OpTime(r[0], r[1], r[2], timeline.millisBetween(i, i + 1)));
+            Entry e = recorded.get(i);
+            times.add(new OpTime(e.phase(), e.op(), operands(e.namesAndValues()), timeline.millisBetween(i, i + 1)));
         }
         return times;
     }
 
-    private void record(String op, String operands) {
-        recorded.add(new String[] {phase, op, operands});
+    /** Records the op just queued; formatting waits until the end, so the host stays close to its unprofiled pace. */
+    private void record(String op, Object... namesAndValues) {
+        recorded.add(new Entry(phase, op, namesAndValues));
         timeline.mark();
     }
 
@@ -113,26 +117,26 @@ public final class ProfilingBackend implements Backend {
     @Override
     public void write(Tensor dst, float[] values) {
         inner.write(dst, values);
-        if (isRecording) record("write", operands("dst", dst));
+        if (isRecording) record("write", "dst", dst);
     }
 
     @Override
     public float[] toFloats(Tensor t) {
         float[] v = inner.toFloats(t);
-        if (isRecording) record("toFloats", operands("t", t));
+        if (isRecording) record("toFloats", "t", t);
         return v;
     }
 
     @Override
     public void copy(Tensor dst, Tensor src) {
         inner.copy(dst, src);
-        if (isRecording) record("copy", operands("dst", dst, "src", src));
+        if (isRecording) record("copy", "dst", dst, "src", src);
     }
 
     @Override
     public void fill(Tensor t, float value) {
         inner.fill(t, value);
-        if (isRecording) record("fill", operands("t", t));
+        if (isRecording) record("fill", "t", t);
     }
 
     @Override
@@ -142,192 +146,192 @@ public final class ProfilingBackend implements Backend {
     public void gemm(Tensor c, Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor bias) {
         inner.gemm(c, a, transA, b, transB, alpha, beta, bias);
         if (isRecording) {
-            record("gemm", operands("c", c, transA ? "aᵀ" : "a", a, transB ? "bᵀ" : "b", b, "bias", bias,
-                    "beta", beta == 0 ? null : beta));
+            record("gemm", "c", c, transA ? "aᵀ" : "a", a, transB ? "bᵀ" : "b", b, "bias", bias,
+                    "beta", beta == 0 ? null : beta);
         }
     }
 
     @Override
     public void dequantizeFp8(Tensor out, Tensor wq, Tensor scale) {
         inner.dequantizeFp8(out, wq, scale);
-        if (isRecording) record("dequantizeFp8", operands("out", out, "scale", scale));
+        if (isRecording) record("dequantizeFp8", "out", out, "scale", scale);
     }
 
     @Override
     public void layerNorm(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight, Tensor bias, float eps) {
         inner.layerNorm(out, mean, rstd, x, weight, bias, eps);
-        if (isRecording) record("layerNorm", operands("x", x, "out", out, "weight", weight));
+        if (isRecording) record("layerNorm", "x", x, "out", out, "weight", weight);
     }
 
     @Override
     public void layerNormBackward(Tensor dx, Tensor dWeight, Tensor dBias, Tensor dOut, Tensor x, Tensor weight,
                                   Tensor mean, Tensor rstd, boolean accumulate) {
         inner.layerNormBackward(dx, dWeight, dBias, dOut, x, weight, mean, rstd, accumulate);
-        if (isRecording) record("layerNormBackward", operands("dx", dx, "x", x, "weight", weight));
+        if (isRecording) record("layerNormBackward", "dx", dx, "x", x, "weight", weight);
     }
 
     @Override
     public void rmsNorm(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) {
         inner.rmsNorm(out, rstd, x, weight, eps);
-        if (isRecording) record("rmsNorm", operands("x", x, "out", out));
+        if (isRecording) record("rmsNorm", "x", x, "out", out);
     }
 
     @Override
     public void rmsNormBackward(Tensor dx, Tensor dWeight, Tensor dOut, Tensor x, Tensor weight, Tensor rstd) {
         inner.rmsNormBackward(dx, dWeight, dOut, x, weight, rstd);
-        if (isRecording) record("rmsNormBackward", operands("dx", dx, "x", x));
+        if (isRecording) record("rmsNormBackward", "dx", dx, "x", x);
     }
 
     @Override
     public void modulate(Tensor out, Tensor x, Tensor mod, int shiftIndex, int scaleIndex) {
         inner.modulate(out, x, mod, shiftIndex, scaleIndex);
-        if (isRecording) record("modulate", operands("out", out, "x", x));
+        if (isRecording) record("modulate", "out", out, "x", x);
     }
 
     @Override
     public void modulateBackward(Tensor dx, Tensor dOut, Tensor mod, int scaleIndex) {
         inner.modulateBackward(dx, dOut, mod, scaleIndex);
-        if (isRecording) record("modulateBackward", operands("dx", dx, "dOut", dOut));
+        if (isRecording) record("modulateBackward", "dx", dx, "dOut", dOut);
     }
 
     @Override
     public void gatedResidual(Tensor x, Tensor y, Tensor mod, int gateIndex) {
         inner.gatedResidual(x, y, mod, gateIndex);
-        if (isRecording) record("gatedResidual", operands("x", x, "y", y));
+        if (isRecording) record("gatedResidual", "x", x, "y", y);
     }
 
     @Override
     public void gatedResidualBackward(Tensor dy, Tensor dx, Tensor mod, int gateIndex) {
         inner.gatedResidualBackward(dy, dx, mod, gateIndex);
-        if (isRecording) record("gatedResidualBackward", operands("dy", dy, "dx", dx));
+        if (isRecording) record("gatedResidualBackward", "dy", dy, "dx", dx);
     }
 
     @Override
     public void rope(Tensor out, Tensor x, Tensor cos, Tensor sin, int numHeads) {
         inner.rope(out, x, cos, sin, numHeads);
-        if (isRecording) record("rope", operands("x", x));
+        if (isRecording) record("rope", "x", x);
     }
 
     @Override
     public void ropeBackward(Tensor dx, Tensor dOut, Tensor cos, Tensor sin, int numHeads) {
         inner.ropeBackward(dx, dOut, cos, sin, numHeads);
-        if (isRecording) record("ropeBackward", operands("dOut", dOut));
+        if (isRecording) record("ropeBackward", "dOut", dOut);
     }
 
     @Override
     public void attention(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int numHeads) {
         inner.attention(out, lse, q, k, v, numHeads);
-        if (isRecording) record("attention", operands("q", q, "k", k, "heads", numHeads));
+        if (isRecording) record("attention", "q", q, "k", k, "heads", numHeads);
     }
 
     @Override
     public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out,
                                   Tensor lse, int numHeads) {
         inner.attentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, numHeads);
-        if (isRecording) record("attentionBackward", operands("q", q, "k", k, "heads", numHeads));
+        if (isRecording) record("attentionBackward", "q", q, "k", k, "heads", numHeads);
     }
 
     @Override
     public void geluTanh(Tensor out, Tensor x) {
         inner.geluTanh(out, x);
-        if (isRecording) record("geluTanh", operands("x", x));
+        if (isRecording) record("geluTanh", "x", x);
     }
 
     @Override
     public void geluTanhBackward(Tensor dx, Tensor dOut, Tensor x) {
         inner.geluTanhBackward(dx, dOut, x);
-        if (isRecording) record("geluTanhBackward", operands("x", x));
+        if (isRecording) record("geluTanhBackward", "x", x);
     }
 
     @Override
     public void silu(Tensor out, Tensor x) {
         inner.silu(out, x);
-        if (isRecording) record("silu", operands("x", x));
+        if (isRecording) record("silu", "x", x);
     }
 
     @Override
     public void add(Tensor out, Tensor a, Tensor b) {
         inner.add(out, a, b);
-        if (isRecording) record("add", operands("out", out, "a", a, "b", b));
+        if (isRecording) record("add", "out", out, "a", a, "b", b);
     }
 
     @Override
     public void addRowVector(Tensor out, Tensor x, Tensor v) {
         inner.addRowVector(out, x, v);
-        if (isRecording) record("addRowVector", operands("out", out, "x", x));
+        if (isRecording) record("addRowVector", "out", out, "x", x);
     }
 
     @Override
     public void scale(Tensor out, Tensor x, float alpha) {
         inner.scale(out, x, alpha);
-        if (isRecording) record("scale", operands("x", x));
+        if (isRecording) record("scale", "x", x);
     }
 
     @Override
     public void patchify(Tensor out, Tensor latents, int channels, int frames, int height, int width) {
         inner.patchify(out, latents, channels, frames, height, width);
-        if (isRecording) record("patchify", operands("latents", latents));
+        if (isRecording) record("patchify", "latents", latents);
     }
 
     @Override
     public void unpatchify(Tensor out, Tensor tokens, int channels, int frames, int height, int width) {
         inner.unpatchify(out, tokens, channels, frames, height, width);
-        if (isRecording) record("unpatchify", operands("tokens", tokens));
+        if (isRecording) record("unpatchify", "tokens", tokens);
     }
 
     @Override
     public void unpatchifyBackward(Tensor dTokens, Tensor dOut, int channels, int frames, int height, int width) {
         inner.unpatchifyBackward(dTokens, dOut, channels, frames, height, width);
-        if (isRecording) record("unpatchifyBackward", operands("dTokens", dTokens));
+        if (isRecording) record("unpatchifyBackward", "dTokens", dTokens);
     }
 
     @Override
     public void sinusoidalEmbedding(Tensor out, Tensor timesteps) {
         inner.sinusoidalEmbedding(out, timesteps);
-        if (isRecording) record("sinusoidalEmbedding", operands("out", out));
+        if (isRecording) record("sinusoidalEmbedding", "out", out);
     }
 
     @Override
     public void gaussianNoise(Tensor out, long seed, long offset) {
         inner.gaussianNoise(out, seed, offset);
-        if (isRecording) record("gaussianNoise", operands("out", out));
+        if (isRecording) record("gaussianNoise", "out", out);
     }
 
     @Override
     public void flowMatchingInput(Tensor xt, Tensor target, Tensor x0, Tensor noise, Tensor t) {
         inner.flowMatchingInput(xt, target, x0, noise, t);
-        if (isRecording) record("flowMatchingInput", operands("xt", xt));
+        if (isRecording) record("flowMatchingInput", "xt", xt);
     }
 
     @Override
     public void mseLoss(Tensor loss, Tensor dPred, Tensor pred, Tensor target, float gradScale) {
         inner.mseLoss(loss, dPred, pred, target, gradScale);
-        if (isRecording) record("mseLoss", operands("pred", pred));
+        if (isRecording) record("mseLoss", "pred", pred);
     }
 
     @Override
     public void sumOfSquares(Tensor normSquared, Tensor g) {
         inner.sumOfSquares(normSquared, g);
-        if (isRecording) record("sumOfSquares", operands("g", g));
+        if (isRecording) record("sumOfSquares", "g", g);
     }
 
     @Override
     public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, AdamWStep hyper) {
         inner.adamw(param, grad, m, v, gradScale, hyper);
-        if (isRecording) record("adamw", operands("param", param));
+        if (isRecording) record("adamw", "param", param);
     }
 
     @Override
     public void adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes, Tensor vAbsMax,
                           Tensor gradScale, AdamWStep hyper) {
         inner.adamw8bit(param, grad, mCodes, mAbsMax, vCodes, vAbsMax, gradScale, hyper);
-        if (isRecording) record("adamw8bit", operands("param", param));
+        if (isRecording) record("adamw8bit", "param", param);
     }
 
     @Override
     public void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm) {
         inner.clipCoefficient(clip, normSquared, maxNorm);
-        if (isRecording) record("clipCoefficient", "");
+        if (isRecording) record("clipCoefficient");
     }
 
     /** Closes the timeline, not the wrapped backend (its owner closes it). */

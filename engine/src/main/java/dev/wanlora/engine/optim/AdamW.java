@@ -19,24 +19,50 @@ public final class AdamW implements Optimizer {
     private final List<TrainableParameter> parameters;
     private final List<Tensor> expAvg = new ArrayList<>();   // per parameter, its shape, F32
     private final List<Tensor> expAvgSq = new ArrayList<>(); // per parameter, its shape, F32
+    private final TrainableParameter contiguous;             // every parameter back to back, or null
+    private final Tensor flatExpAvg, flatExpAvgSq;           // (Σ n) F32 under contiguous (the lists hold views), else null
     private long lastStep;
 
     public AdamW(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters) {
+        this(backend, config, parameters, null);
+    }
+
+    /** With {@code contiguous} (see {@link Optimizer#create(Backend, OptimizerConfig, List, TrainableParameter)}) the moments are flat too and one op updates everything. */
+    AdamW(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters, TrainableParameter contiguous) {
         this.backend = backend;
         this.config = config;
         this.parameters = List.copyOf(parameters);
-        for (TrainableParameter p : this.parameters) {
-            expAvg.add(backend.allocate(DType.F32, p.value().shape()));
-            expAvgSq.add(backend.allocate(DType.F32, p.value().shape()));
+        this.contiguous = contiguous;
+        if (contiguous != null) {
+            flatExpAvg = backend.allocate(DType.F32, contiguous.value().shape());
+            flatExpAvgSq = backend.allocate(DType.F32, contiguous.value().shape());
+            long at = 0;
+            for (TrainableParameter p : this.parameters) {
+                expAvg.add(flatExpAvg.view(at, p.value().shape()));
+                expAvgSq.add(flatExpAvgSq.view(at, p.value().shape()));
+                at += p.value().numElements();
+            }
+        } else {
+            flatExpAvg = null;
+            flatExpAvgSq = null;
+            for (TrainableParameter p : this.parameters) {
+                expAvg.add(backend.allocate(DType.F32, p.value().shape()));
+                expAvgSq.add(backend.allocate(DType.F32, p.value().shape()));
+            }
         }
     }
 
     @Override
     public void step(long step, float learningRate, Tensor gradScale) {
         var hyper = new Backend.AdamWStep(learningRate, config.beta1(), config.beta2(), config.eps(), config.weightDecay(), step);
-        for (int i = 0; i < parameters.size(); i++) {
-            TrainableParameter p = parameters.get(i);
-            backend.adamw(p.value(), p.grad(), expAvg.get(i), expAvgSq.get(i), gradScale, hyper);
+        if (contiguous != null) {
+            // elementwise: one op over the concatenation computes exactly what one op per parameter does
+            backend.adamw(contiguous.value(), contiguous.grad(), flatExpAvg, flatExpAvgSq, gradScale, hyper);
+        } else {
+            for (int i = 0; i < parameters.size(); i++) {
+                TrainableParameter p = parameters.get(i);
+                backend.adamw(p.value(), p.grad(), expAvg.get(i), expAvgSq.get(i), gradScale, hyper);
+            }
         }
         lastStep = step;
     }
@@ -76,5 +102,9 @@ public final class AdamW implements Optimizer {
     public void close() {
         expAvg.forEach(Tensor::close);
         expAvgSq.forEach(Tensor::close);
+        if (flatExpAvg != null) {
+            flatExpAvg.close();
+            flatExpAvgSq.close();
+        }
     }
 }

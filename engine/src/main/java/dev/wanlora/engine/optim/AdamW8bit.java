@@ -41,12 +41,48 @@ public final class AdamW8bit implements Optimizer {
     private final OptimizerConfig config;
     private final List<TrainableParameter> parameters;
     private final List<State> states = new ArrayList<>();
+    /** Every parameter back to back when the update runs as one op (the states then hold views of flat), else null. */
+    private final TrainableParameter contiguous;
+    /** {mCodes, mAbsMax, vCodes, vAbsMax} over all parameters under contiguous, else null. */
+    private final Tensor[] flat;
     private long lastStep;
 
     public AdamW8bit(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters) {
+        this(backend, config, parameters, null);
+    }
+
+    /**
+     * With {@code contiguous} (see {@link Optimizer#create(Backend, OptimizerConfig, List, TrainableParameter)}), when
+     * every parameter is 8-bit and a whole number of {@link #BLOCK_SIZE} blocks, the state is flat too and one op
+     * updates everything: the quantization blocks are then the same as per parameter, and each is updated on its own.
+     */
+    AdamW8bit(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters, TrainableParameter contiguous) {
         this.backend = backend;
         this.config = config;
         this.parameters = List.copyOf(parameters);
+        boolean isFlat = contiguous != null;
+        long total = 0;
+        for (TrainableParameter p : this.parameters) {
+            long n = p.value().numElements();
+            isFlat &= n >= config.min8bitSize() && n % BLOCK_SIZE == 0;
+            total += n;
+        }
+        if (isFlat) {
+            this.contiguous = contiguous;
+            flat = new Tensor[] {backend.allocate(DType.U8, Shape.of(total)), backend.allocate(DType.F32, Shape.of(total / BLOCK_SIZE)),
+                    backend.allocate(DType.U8, Shape.of(total)), backend.allocate(DType.F32, Shape.of(total / BLOCK_SIZE))};
+            long at = 0;
+            for (TrainableParameter p : this.parameters) {
+                long n = p.value().numElements();
+                Shape blocks = Shape.of(n / BLOCK_SIZE);
+                states.add(new State(p, true, flat[0].view(at, Shape.of(n)), flat[1].view(at / BLOCK_SIZE, blocks),
+                        flat[2].view(at, Shape.of(n)), flat[3].view(at / BLOCK_SIZE, blocks)));
+                at += n;
+            }
+            return;
+        }
+        this.contiguous = null;
+        this.flat = null;
         for (TrainableParameter p : this.parameters) {
             Shape shape = p.value().shape();
             long n = shape.numElements();
@@ -65,6 +101,11 @@ public final class AdamW8bit implements Optimizer {
     @Override
     public void step(long step, float learningRate, Tensor gradScale) {
         var hyper = new Backend.AdamWStep(learningRate, config.beta1(), config.beta2(), config.eps(), config.weightDecay(), step);
+        if (contiguous != null) {
+            backend.adamw8bit(contiguous.value(), contiguous.grad(), flat[0], flat[1], flat[2], flat[3], gradScale, hyper);
+            lastStep = step;
+            return;
+        }
         for (State s : states) {
             TrainableParameter p = s.parameter();
             if (s.is8bit()) {
@@ -121,6 +162,7 @@ public final class AdamW8bit implements Optimizer {
 
     @Override
     public void close() {
+        if (flat != null) for (Tensor t : flat) t.close();
         for (State s : states) {
             s.first().close();
             s.second().close();

@@ -40,11 +40,32 @@ public interface Optimizer extends AutoCloseable {
     @Override
     void close();
 
-    /** The optimizer {@code config} names, over {@code parameters}. */
+    /** The optimizer {@code config} names, over {@code parameters}, one update op per parameter. */
     static Optimizer create(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters) {
+        return create(backend, config, parameters, null);
+    }
+
+    /**
+     * The optimizer {@code config} names, over {@code parameters}; {@code contiguous}, when not null, is one
+     * parameter whose value and gradient are exactly {@code parameters}' values and gradients back to back, in order
+     * (a LoRA's flat buffers). The update then runs as one op over it wherever that computes the same as one op per
+     * parameter (always for AdamW; for AdamW8bit when every parameter is 8-bit and a whole number of quantization
+     * blocks), saving a launch per parameter. State files are the same either way.
+     */
+    static Optimizer create(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters,
+                            TrainableParameter contiguous) {
+        if (contiguous != null) {
+            long total = 0;
+            for (TrainableParameter p : parameters) total += p.value().numElements();
+            if (contiguous.value().numElements() != total || contiguous.grad().numElements() != total) {
+                throw new IllegalArgumentException("Optimizer.create: the contiguous parameter has "
+                        + contiguous.value().numElements() + " elements, expected " + total
+                        + " (the parameters' total)");
+            }
+        }
         return switch (config.kind()) {
-            case ADAMW -> new AdamW(backend, config, parameters);
-            case ADAMW_8BIT -> new AdamW8bit(backend, config, parameters);
+            case ADAMW -> new AdamW(backend, config, parameters, contiguous);
+            case ADAMW_8BIT -> new AdamW8bit(backend, config, parameters, contiguous);
         };
     }
 }

@@ -8,6 +8,7 @@ import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -17,17 +18,89 @@ import java.util.SplittableRandom;
  * musubi's LoRA network on a Wan2.1 DiT (spec §7): ten adapters per block (self_attn q/k/v/o, cross_attn q/k/v/o,
  * ffn.0, ffn.2), in musubi's module order (block by block, then {@link BlockLinear} order). Parameters and gradients
  * are F32 tensors on one backend. Network dropout options are not supported (musubi's defaults leave them off).
+ *
+ * <p><b>Storage.</b> Every parameter lives in one flat F32 buffer ({@link #parameters()}), module by module in
+ * {@link #modules()} order, down then up, back to back; the gradients likewise ({@link #gradients()}). Each module's
+ * tensors are views into them. So whole-network work is one op, not one per tensor: zeroing the gradients, their
+ * norm, an optimizer update, the bf16 copy a step computes with ({@link #views} lays out any flat tensor the same
+ * way). On a 14B DiT that is 800 tensors, whose per-tensor launches kept the GPU waiting for the host.
  */
 public final class LoraNetwork implements AutoCloseable {
 
     private final List<LoraModule> modules;
     /** modules by (block, layer): byBlock[i][layer.ordinal()]. */
     private final LoraModule[][] byBlock;
+    private final Tensor parameters; // (P) F32: every module's down then up, in module order
+    private final Tensor gradients;  // (P) F32: dDown then dUp, same layout
+    /** Element offset of each module's down in the flat layout, by module index; up follows down. */
+    private final long[] offsets;
 
-    private LoraNetwork(List<LoraModule> modules, int numLayers) {
+    private LoraNetwork(List<LoraModule> modules, int numLayers, Tensor parameters, Tensor gradients, long[] offsets) {
         this.modules = List.copyOf(modules);
         this.byBlock = new LoraModule[numLayers][BlockLinear.values().length];
         for (LoraModule m : modules) byBlock[m.blockIndex()][m.layer().ordinal()] = m;
+        this.parameters = parameters;
+        this.gradients = gradients;
+        this.offsets = offsets;
+    }
+
+    /** The flat layout of a config's modules at {@code rank}s: offsets[k] of module k's down, and the total P. */
+    private record Layout(long[] offsets, long total) {
+        static Layout of(WanDitConfig config, int[] ranks) {
+            long[] offsets = new long[ranks.length];
+            long at = 0;
+            int k = 0;
+            for (int i = 0; i < config.numLayers(); i++) {
+                for (BlockLinear layer : BlockLinear.values()) {
+                    Shape w = layer.weightShape(config);
+                    offsets[k] = at;
+                    at += (long) ranks[k++] * (w.dim(0) + w.dim(1));
+                }
+            }
+            return new Layout(offsets, at);
+        }
+    }
+
+    /** Builds the network over fresh zeroed flat buffers; {@code fill} writes each module's initial down and up. */
+    private static LoraNetwork build(Backend backend, WanDitConfig config, int[] ranks, float[] alphas, ModuleInit fill) {
+        Layout layout = Layout.of(config, ranks);
+        Tensor parameters = backend.allocate(DType.F32, Shape.of(layout.total()));
+        Tensor gradients;
+        try {
+            gradients = backend.allocate(DType.F32, Shape.of(layout.total()));
+        } catch (RuntimeException e) {
+            parameters.close();
+            throw e;
+        }
+        List<LoraModule> modules = new ArrayList<>();
+        int k = 0;
+        try {
+            for (int i = 0; i < config.numLayers(); i++) {
+                for (BlockLinear layer : BlockLinear.values()) {
+                    Shape w = layer.weightShape(config);
+                    long out = w.dim(0), in = w.dim(1), at = layout.offsets()[k];
+                    int rank = ranks[k];
+                    Shape downShape = Shape.of(rank, in), upShape = Shape.of(out, rank);
+                    long upAt = at + downShape.numElements();
+                    LoraModule m = new LoraModule(LoraModule.nameOf(i, layer), i, layer.modulePath(), layer,
+                            parameters.view(at, downShape), parameters.view(upAt, upShape), gradients.view(at, downShape),
+                            gradients.view(upAt, upShape), alphas[k], rank);
+                    fill.write(k, m);
+                    modules.add(m);
+                    k++;
+                }
+            }
+        } catch (RuntimeException e) {
+            parameters.close();
+            gradients.close();
+            throw e;
+        }
+        return new LoraNetwork(modules, config.numLayers(), parameters, gradients, layout.offsets());
+    }
+
+    /** Writes module {@code index}'s initial values into its (zeroed) down and up. */
+    private interface ModuleInit {
+        void write(int index, LoraModule module);
     }
 
     /**
@@ -44,20 +117,19 @@ public final class LoraNetwork implements AutoCloseable {
             throw new IllegalArgumentException("--network_dim must be positive; got " + rank);
         }
         float effectiveAlpha = alpha == 0 ? rank : alpha;
+        int count = config.numLayers() * BlockLinear.values().length;
+        int[] ranks = new int[count];
+        float[] alphas = new float[count];
+        Arrays.fill(ranks, rank);
+        Arrays.fill(alphas, effectiveAlpha);
         SplittableRandom random = new SplittableRandom(seed);
-        List<LoraModule> modules = new ArrayList<>();
-        for (int i = 0; i < config.numLayers(); i++) {
-            for (BlockLinear layer : BlockLinear.values()) {
-                Shape w = layer.weightShape(config);
-                long out = w.dim(0), in = w.dim(1);
-                float[] down = new float[Math.toIntExact(rank * in)];
-                double bound = 1 / Math.sqrt(in);
-                for (int k = 0; k < down.length; k++) down[k] = (float) ((2 * random.nextDouble() - 1) * bound);
-                modules.add(module(backend, i, layer, backend.fromFloats(DType.F32, Shape.of(rank, in), down),
-                        backend.allocate(DType.F32, Shape.of(out, rank)), effectiveAlpha, rank));
-            }
-        }
-        return new LoraNetwork(modules, config.numLayers());
+        return build(backend, config, ranks, alphas, (k, m) -> {
+            long in = m.down().shape().dim(1);
+            float[] down = new float[Math.toIntExact(m.down().numElements())];
+            double bound = 1 / Math.sqrt(in);
+            for (int i = 0; i < down.length; i++) down[i] = (float) ((2 * random.nextDouble() - 1) * bound);
+            backend.write(m.down(), down);
+        });
     }
 
     /**
@@ -71,41 +143,42 @@ public final class LoraNetwork implements AutoCloseable {
                                           String source) {
         Map<String, LoraModuleWeights> byName = new LinkedHashMap<>();
         for (LoraModuleWeights w : weights) byName.put(w.name(), w);
-        List<LoraModule> modules = new ArrayList<>();
-        try {
-            for (int i = 0; i < config.numLayers(); i++) {
-                for (BlockLinear layer : BlockLinear.values()) {
-                    String name = LoraModule.nameOf(i, layer);
-                    LoraModuleWeights w = byName.remove(name);
-                    if (w == null) {
-                        throw new IllegalArgumentException(source + ": missing LoRA module " + name + "; expected musubi's"
-                                + " lora_wan modules (lora_unet_blocks_{i}_{self_attn|cross_attn}_{q|k|v|o}, _ffn_{0|2}) for "
-                                + config.numLayers() + " blocks");
-                    }
-                    Shape shape = layer.weightShape(config);
-                    if (w.inFeatures() != shape.dim(1) || w.outFeatures() != shape.dim(0)) {
-                        throw new IllegalArgumentException(source + ": LoRA module " + name + " adapts " + w.inFeatures()
-                                + " → " + w.outFeatures() + " features, expected " + shape.dim(1) + " → " + shape.dim(0)
-                                + " (" + layer.modulePath() + " of a dim-" + config.dim() + " model)");
-                    }
-                    modules.add(module(backend, i, layer,
-                            backend.fromFloats(DType.F32, Shape.of(w.rank(), w.inFeatures()), w.down()),
-                            backend.fromFloats(DType.F32, Shape.of(w.outFeatures(), w.rank()), w.up()),
-                            w.alpha() == 0 ? w.rank() : w.alpha(), w.rank()));
+        List<LoraModuleWeights> ordered = new ArrayList<>();
+        for (int i = 0; i < config.numLayers(); i++) {
+            for (BlockLinear layer : BlockLinear.values()) {
+                String name = LoraModule.nameOf(i, layer);
+                LoraModuleWeights w = byName.remove(name);
+                if (w == null) {
+                    throw new IllegalArgumentException(source + ": missing LoRA module " + name + "; expected musubi's"
+                            + " lora_wan modules (lora_unet_blocks_{i}_{self_attn|cross_attn}_{q|k|v|o}, _ffn_{0|2}) for "
+                            + config.numLayers() + " blocks");
                 }
+                Shape shape = layer.weightShape(config);
+                if (w.inFeatures() != shape.dim(1) || w.outFeatures() != shape.dim(0)) {
+                    throw new IllegalArgumentException(source + ": LoRA module " + name + " adapts " + w.inFeatures()
+                            + " → " + w.outFeatures() + " features, expected " + shape.dim(1) + " → " + shape.dim(0)
+                            + " (" + layer.modulePath() + " of a dim-" + config.dim() + " model)");
+                }
+                ordered.add(w);
             }
-            if (!byName.isEmpty()) {
-                List<String> extra = new ArrayList<>(byName.keySet());
-                throw new IllegalArgumentException(source + ": " + extra.size() + " unexpected LoRA module(s) "
-                        + String.join(", ", extra.subList(0, Math.min(3, extra.size()))) + (extra.size() > 3 ? ", …" : "")
-                        + "; expected only the 10 adapters per block of musubi's lora_wan for " + config.numLayers()
-                        + " blocks");
-            }
-        } catch (RuntimeException e) {
-            new LoraNetwork(modules, config.numLayers()).close();
-            throw e;
         }
-        return new LoraNetwork(modules, config.numLayers());
+        if (!byName.isEmpty()) {
+            List<String> extra = new ArrayList<>(byName.keySet());
+            throw new IllegalArgumentException(source + ": " + extra.size() + " unexpected LoRA module(s) "
+                    + String.join(", ", extra.subList(0, Math.min(3, extra.size()))) + (extra.size() > 3 ? ", …" : "")
+                    + "; expected only the 10 adapters per block of musubi's lora_wan for " + config.numLayers()
+                    + " blocks");
+        }
+        int[] ranks = new int[ordered.size()];
+        float[] alphas = new float[ordered.size()];
+        for (int k = 0; k < ordered.size(); k++) {
+            ranks[k] = ordered.get(k).rank();
+            alphas[k] = ordered.get(k).alpha() == 0 ? ordered.get(k).rank() : ordered.get(k).alpha();
+        }
+        return build(backend, config, ranks, alphas, (k, m) -> {
+            backend.write(m.down(), ordered.get(k).down());
+            backend.write(m.up(), ordered.get(k).up());
+        });
     }
 
     /** Host copies of every module's parameters (for {@link LoraFile#write}), in {@link #modules()} order. */
@@ -119,40 +192,49 @@ public final class LoraNetwork implements AutoCloseable {
         return out;
     }
 
-    private static LoraModule module(Backend backend, int block, BlockLinear layer, Tensor down, Tensor up, float alpha,
-                                     int rank) {
-        return new LoraModule(LoraModule.nameOf(block, layer), block, layer.modulePath(), layer, down, up,
-                backend.allocate(DType.F32, down.shape()), backend.allocate(DType.F32, up.shape()), alpha, rank);
-    }
-
     /** Every adapter in musubi's order (block by block, then self_attn q,k,v,o, cross_attn q,k,v,o, ffn.0, ffn.2). */
     public List<LoraModule> modules() { return modules; }
 
     /** The adapter on {@code layer} of block {@code blockIndex}. */
     public LoraModule module(int blockIndex, BlockLinear layer) { return byBlock[blockIndex][layer.ordinal()]; }
 
+    /**
+     * Every parameter, (P) F32: module by module in {@link #modules()} order, each module's down (R·I) then up (O·R).
+     * Module tensors are views into it.
+     */
+    public Tensor parameters() { return parameters; }
+
+    /** Every gradient, (P) F32, laid out as {@link #parameters()}. */
+    public Tensor gradients() { return gradients; }
+
+    /**
+     * Module {@code m}'s {down (R, I), up (O, R)} as views into {@code flat}, a tensor of {@link #parameters()}'s
+     * element count in any dtype laid out the same way (e.g. the bf16 copy a step computes with).
+     */
+    public Tensor[] views(Tensor flat, LoraModule m) {
+        if (flat.numElements() != parameters.numElements()) {
+            throw new IllegalArgumentException("LoraNetwork.views: flat tensor has " + flat.numElements()
+                    + " elements, expected " + parameters.numElements() + " (the network's parameters)");
+        }
+        int k = modules.indexOf(m);
+        if (k < 0) throw new IllegalArgumentException("LoraNetwork.views: module " + m.name() + " is not in this network");
+        long at = offsets[k];
+        return new Tensor[] {flat.view(at, m.down().shape()), flat.view(at + m.down().numElements(), m.up().shape())};
+    }
+
     /** Sets every dDown and dUp to 0 (gradients accumulate, so call this before each step). */
     public void zeroGrad() {
-        for (LoraModule m : modules) {
-            m.dDown().backend().fill(m.dDown(), 0);
-            m.dUp().backend().fill(m.dUp(), 0);
-        }
+        gradients.backend().fill(gradients, 0);
     }
 
     /** Number of trainable parameters (Σ R·(I + O)). */
     public long numParameters() {
-        long n = 0;
-        for (LoraModule m : modules) n += m.down().numElements() + m.up().numElements();
-        return n;
+        return parameters.numElements();
     }
 
     @Override
     public void close() {
-        for (LoraModule m : modules) {
-            m.down().close();
-            m.up().close();
-            m.dDown().close();
-            m.dUp().close();
-        }
+        parameters.close();
+        gradients.close();
     }
 }

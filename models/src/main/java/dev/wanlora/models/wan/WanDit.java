@@ -46,9 +46,11 @@ public final class WanDit implements AutoCloseable {
     private final Tensor dequantizedWeight;
     /**
      * Under BF16_MUSUBI, bf16 copies {down, up} of each LoRA module's F32 parameters, refreshed at the start of every
-     * forward: autocast rounds fp32 LoRA weights to bf16 for each matmul (musubi lora.py forward under autocast).
+     * forward: autocast rounds fp32 LoRA weights to bf16 for each matmul (musubi lora.py forward under autocast). They
+     * are views into {@link #loraComputeFlat}, laid out as {@link LoraNetwork#parameters()}, so one copy refreshes all.
      */
     private final Map<LoraModule, Tensor[]> loraComputeWeights = new IdentityHashMap<>();
+    private Tensor loraComputeFlat; // (P) act: the bf16 copy of every LoRA parameter
     private LoraNetwork loraComputeNetwork;
     private WanDitActivations lastActivations;
 
@@ -128,8 +130,8 @@ public final class WanDit implements AutoCloseable {
     @Override
     public void close() {
         releaseActivations();
-        loraComputeWeights.values().forEach(ts -> { for (Tensor t : ts) t.close(); });
         loraComputeWeights.clear();
+        if (loraComputeFlat != null) loraComputeFlat.close();
         if (dequantizedWeight != null) dequantizedWeight.close();
     }
 
@@ -381,23 +383,17 @@ public final class WanDit implements AutoCloseable {
         return act == DType.F32 ? m.up() : loraComputeWeights.get(m)[1];
     }
 
-    /** Refreshes the bf16 LoRA copies (BF16_MUSUBI) from the F32 parameters; allocates them once per network. */
+    /** Refreshes the bf16 LoRA copies (BF16_MUSUBI) from the F32 parameters, in one op; allocates them once per network. */
     private void syncLoraComputeWeights(LoraNetwork lora) {
         if (act == DType.F32 || lora == null) return;
         if (loraComputeNetwork != lora) {
-            loraComputeWeights.values().forEach(ts -> { for (Tensor t : ts) t.close(); });
             loraComputeWeights.clear();
-            for (LoraModule m : lora.modules()) {
-                loraComputeWeights.put(m, new Tensor[] {backend.allocate(act, m.down().shape()),
-                        backend.allocate(act, m.up().shape())});
-            }
+            if (loraComputeFlat != null) loraComputeFlat.close();
+            loraComputeFlat = backend.allocate(act, lora.parameters().shape());
+            for (LoraModule m : lora.modules()) loraComputeWeights.put(m, lora.views(loraComputeFlat, m));
             loraComputeNetwork = lora;
         }
-        for (LoraModule m : lora.modules()) {
-            Tensor[] c = loraComputeWeights.get(m);
-            backend.copy(c[0], m.down());
-            backend.copy(c[1], m.up());
-        }
+        backend.copy(loraComputeFlat, lora.parameters());
     }
 
     private static int maxRank(LoraNetwork lora) {
