@@ -1,0 +1,132 @@
+package dev.wanlora.engine.cuda;
+
+import dev.wanlora.engine.stream.BlockLayout;
+import dev.wanlora.engine.stream.StreamMemory;
+import dev.wanlora.engine.tensor.Tensor;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+/**
+ * {@link StreamMemory} on one GPU (DESIGN.md §6). Block images live in a few large pinned host chunks
+ * ({@link #CHUNK_TARGET_BYTES} each, whole blocks only), each block's image contiguous, so a block moves with one
+ * {@code cuMemcpyHtoDAsync} on the context's copy stream. Each slot is one device allocation seen as typed views at
+ * the layout's offsets.
+ *
+ * <p>Ordering, per slot k, with two events: a load makes the copy stream wait for {@code released[k]} (recorded on
+ * the compute stream by {@link #release}) and then records {@code loaded[k]} on the copy stream; {@link #awaitLoad}
+ * makes the compute stream wait for {@code loaded[k]}. A wait on an event never recorded returns at once (driver
+ * semantics), which covers a slot's first load. No host synchronization happens after load time.
+ */
+public final class CudaStreamMemory implements StreamMemory {
+    /** Pinned chunk size to aim for: few enough allocations (7 for 39 swapped 14B fp8 blocks), none too large to pin. */
+    static final long CHUNK_TARGET_BYTES = 2L << 30;
+
+    private final CudaContext context;
+    private final BlockLayout layout;
+    private final int numBlocks;
+    private final int blocksPerChunk;
+    private final List<PinnedHostBuffer> chunks = new ArrayList<>();
+    private final List<DeviceBuffer> slotBuffers = new ArrayList<>();
+    private final List<List<Tensor>> slots = new ArrayList<>();
+    private final List<CudaEvent> loaded = new ArrayList<>();
+    private final List<CudaEvent> released = new ArrayList<>();
+
+    public CudaStreamMemory(CudaBackend backend, BlockLayout layout, int numBlocks, int numSlots) {
+        this.context = backend.context();
+        this.layout = layout;
+        this.numBlocks = numBlocks;
+        long blockBytes = layout.sizeBytes();
+        this.blocksPerChunk = (int) Math.max(1, Math.min(numBlocks, CHUNK_TARGET_BYTES / blockBytes));
+        try {
+            for (int first = 0; first < numBlocks; first += blocksPerChunk) {
+                int n = Math.min(blocksPerChunk, numBlocks - first);
+                chunks.add(PinnedHostBuffer.allocate(context, n * blockBytes,
+                        "streamed blocks " + first + ".." + (first + n - 1)));
+            }
+            for (int k = 0; k < numSlots; k++) {
+                DeviceBuffer buffer = DeviceBuffer.allocate(context, blockBytes, "block streaming slot " + k);
+                slotBuffers.add(buffer);
+                List<Tensor> views = new ArrayList<>();
+                for (int e = 0; e < layout.numEntries(); e++) {
+                    BlockLayout.Entry entry = layout.entry(e);
+                    views.add(new CudaTensor(backend, buffer, layout.offsetBytes(e), entry.dtype(), entry.shape(), false,
+                            null, 0));
+                }
+                slots.add(List.copyOf(views));
+                loaded.add(context.newEvent(false));
+                released.add(context.newEvent(false));
+            }
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    @Override
+    public List<Tensor> slot(int k) { return slots.get(k); }
+
+    @Override
+    public void store(int block, int entry, Tensor value) {
+        if (!(value instanceof CudaTensor t) || t.cudaBackend().context() != context) {
+            throw new IllegalArgumentException("CudaStreamMemory.store: got " + value + ", expected a tensor of " + context);
+        }
+        context.makeCurrent();
+        // The value may still be being written on the compute stream (e.g. a dequantization); the copy below runs on
+        // the legacy stream, which a non-blocking compute stream does not wait for.
+        CudaException.check(cuStreamSynchronize(context.computeStream()), "cuStreamSynchronize", "before storing a streamed weight");
+        CudaException.check(cuMemcpyDtoH(hostPointer(block, layout.offsetBytes(entry)), t.pointer(), t.sizeBytes()),
+                "cuMemcpyDtoH", "storing entry " + entry + " of streamed block " + block);
+    }
+
+    @Override
+    public void load(int block, int k) {
+        released.get(k).waitOnCopy();
+        context.makeCurrent();
+        CudaException.check(cuMemcpyHtoDAsync(slotBuffers.get(k).pointer(0), hostPointer(block, 0), layout.sizeBytes(),
+                context.copyStream()), "cuMemcpyHtoDAsync", "streamed block " + block + " -> slot " + k);
+        loaded.get(k).recordOnCopy();
+    }
+
+    @Override
+    public void awaitLoad(int k) { loaded.get(k).waitOnCompute(); }
+
+    @Override
+    public void release(int k) { released.get(k).recordOnCompute(); }
+
+    @Override
+    public long hostBytes() {
+        long n = 0;
+        for (PinnedHostBuffer c : chunks) n += c.sizeBytes();
+        return n;
+    }
+
+    @Override
+    public long deviceBytes() { return slotBuffers.size() * layout.sizeBytes(); }
+
+    /** Pinned address of byte {@code offset} of block b's image. */
+    private NativeHandles.HostPointer hostPointer(int block, long offset) {
+        if (block < 0 || block >= numBlocks) {
+            throw new IndexOutOfBoundsException("CudaStreamMemory: block " + block + " outside [0, " + numBlocks + ")");
+        }
+        return chunks.get(block / blocksPerChunk).pointer((block % blocksPerChunk) * layout.sizeBytes() + offset);
+    }
+
+    @Override
+    public void close() {
+        context.synchronize(); // no copy or kernel may still touch a slot or a chunk
+        loaded.forEach(CudaEvent::close);
+        released.forEach(CudaEvent::close);
+        slotBuffers.forEach(DeviceBuffer::close);
+        chunks.forEach(PinnedHostBuffer::close);
+        loaded.clear();
+        released.clear();
+        slotBuffers.clear();
+        slots.clear();
+        chunks.clear();
+    }
+}
