@@ -5,6 +5,7 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.models.musubi.Batch;
+import dev.wanlora.models.musubi.CacheDataset;
 import dev.wanlora.models.musubi.CacheItem;
 import dev.wanlora.models.musubi.LoadedTensor;
 
@@ -53,6 +54,16 @@ final class BatchTensors implements AutoCloseable {
         }
         return new BatchTensors(backend.fromFloats(DType.F32, shape, latents), List.copyOf(contexts),
                 backend.allocate(DType.BF16, shape), backend.allocate(DType.F32, shape), backend.allocate(DType.F32, shape));
+    }
+
+    /**
+     * Bytes {@link #load} allocates for a batch of latent shape (B, 16, F, H, W), each context at its K = 512-row
+     * maximum (for the memory plan): x0, x_t, target F32 and noise BF16 per latent element, plus B × (K, 4096) BF16.
+     */
+    static long sizeBytes(Shape latentShape) {
+        long n = latentShape.numElements();
+        return n * (3L * DType.F32.sizeBytes() + DType.BF16.sizeBytes())
+                + latentShape.dim(0) * CacheDataset.TEXT_LEN * CacheDataset.TEXT_DIM * DType.BF16.sizeBytes();
     }
 
     int batchSize() {

@@ -21,6 +21,9 @@ import java.util.OptionalInt;
  * allocate for the largest bucket, the LoRA network and its optimizer. Sizes count each tensor in its dtype, as the
  * GPU holds it. The caller adds what it allocates itself (batch tensors, attention workspace, the CUDA runtime) as
  * {@link Settings#others()}.
+ *
+ * <p>{@link WanDit} keeps one {@link WanDitActivations} plan per input shape it has seen, all alive at once, so the
+ * activation categories are the sum over every shape a run feeds it (each bucket's latent shape and batch size).
  */
 public final class WanMemoryPlan {
     private WanMemoryPlan() {}
@@ -38,17 +41,21 @@ public final class WanMemoryPlan {
      *
      * @param keepsFp8Codes     fp8 block weights kept as codes + scales on the device (the GPU), not dequantized at load
      * @param checkpointDType   the dtype of the checkpoint's block Linear weights (fixes the fp8 scale dtype, spec §3.2)
-     * @param largest           the largest bucket's activation plan key (batch, latent frames/height/width, LoRA rank,
-     *                          keepsBlockIntermediates = no gradient checkpointing)
+     * @param shapes            the activation plan keys of the run, one per distinct (batch, latent frames, height,
+     *                          width); all with the LoRA rank and keepsBlockIntermediates = no gradient checkpointing
      * @param swapSlots         device slots of the streaming ring
      * @param others            categories the caller allocates (e.g. batch inputs, attention workspace, CUDA runtime)
      */
     public record Settings(WanDitConfig config, ComputePrecision precision, Quantization quantization,
-                           boolean keepsFp8Codes, DType checkpointDType, WanDitActivations.Key largest,
+                           boolean keepsFp8Codes, DType checkpointDType, List<WanDitActivations.Key> shapes,
                            OptimizerConfig optimizer, int swapSlots, List<MemoryPlan.Item> others) {
         public Settings {
+            if (shapes.isEmpty()) throw new IllegalArgumentException("WanMemoryPlan: no input shape; expected at least one");
+            shapes = List.copyOf(shapes);
             others = List.copyOf(others);
         }
+
+        int loraRank() { return shapes.getFirst().loraRank(); }
 
         boolean isFp8OnDevice() { return quantization != Quantization.NONE && keepsFp8Codes; }
 
@@ -79,7 +86,7 @@ public final class WanMemoryPlan {
         BlockLayout layout = streamedLayout(s);
         items.add(new MemoryPlan.Item(SWAP_SLOTS, blocksToSwap == 0 ? 0 : BlockStreamer.deviceBytes(layout, s.swapSlots()),
                 blocksToSwap == 0 ? "--blocks_to_swap 0" : String.format(Locale.ROOT,
-                        "%d × %s, one block's Linears each; %d blocks streamed from %s of pinned host memory",
+                        "%d × %s, one block's Linears each; %d blocks streamed from %s of host memory",
                         s.swapSlots(), MemoryPlan.formatBytes(layout.sizeBytes()), blocksToSwap,
                         MemoryPlan.formatBytes(hostBytes(s, blocksToSwap)))));
 
@@ -89,7 +96,7 @@ public final class WanMemoryPlan {
                     "the largest Linear weight " + largest + " " + act + ", dequantized before each GEMM"));
         }
 
-        int rank = s.largest().loraRank();
+        int rank = s.loraRank();
         long params = loraParameters(c, rank);
         long optimizer = 0;
         for (int i = 0; i < layers; i++) {
@@ -105,15 +112,20 @@ public final class WanMemoryPlan {
                 computeCopies == 0 ? "" : ", " + act + " copies", s.optimizer().kind() == OptimizerConfig.Kind.ADAMW ? "AdamW"
                         : "AdamW8bit")));
 
-        WanDitActivations.Key k = s.largest();
-        long tokens = (long) k.frames() * (k.height() / 2) * (k.width() / 2);
-        long saved = (layers + 1L) * k.batch() * tokens * c.dim() * s.act().sizeBytes();
-        long activations = WanDitActivations.sizeBytes(c, s.precision(), k);
-        items.add(new MemoryPlan.Item(SAVED_INPUTS, saved, String.format(Locale.ROOT, "%d × (%d, %d, %d) %s", layers + 1,
-                k.batch(), tokens, c.dim(), act)));
-        items.add(new MemoryPlan.Item(RECOMPUTE, activations - saved, (k.keepsBlockIntermediates()
+        long saved = 0, activations = 0;
+        List<String> streams = new ArrayList<>();
+        for (WanDitActivations.Key k : s.shapes()) {
+            long tokens = (long) k.frames() * (k.height() / 2) * (k.width() / 2);
+            saved += (layers + 1L) * k.batch() * tokens * c.dim() * s.act().sizeBytes();
+            activations += WanDitActivations.sizeBytes(c, s.precision(), k);
+            streams.add("(" + k.batch() + ", " + tokens + ", " + c.dim() + ")");
+        }
+        String perShape = s.shapes().size() == 1 ? "" : " for each of " + s.shapes().size() + " input shapes";
+        items.add(new MemoryPlan.Item(SAVED_INPUTS, saved, String.format(Locale.ROOT, "%d × %s %s", layers + 1,
+                String.join(" + ", streams), act)));
+        items.add(new MemoryPlan.Item(RECOMPUTE, activations - saved, (s.shapes().getFirst().keepsBlockIntermediates()
                 ? "every block's intermediates (no --gradient_checkpointing)" : "one block's intermediates (recomputed)")
-                + ", block gradients, embeddings, head"));
+                + ", block gradients, embeddings, head" + perShape));
 
         items.addAll(s.others());
         return new MemoryPlan(items);

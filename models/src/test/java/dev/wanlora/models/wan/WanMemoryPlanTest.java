@@ -22,7 +22,7 @@ class WanMemoryPlanTest {
     /** 14B, 384×208 px × 45 frames → latent F = (45 − 1)/4 + 1 = 12, H = 208/8 = 26, W = 384/8 = 48: L = 12·13·24 = 3744. */
     private static WanMemoryPlan.Settings wan14B(int frames, int height, int width, List<MemoryPlan.Item> others) {
         return new WanMemoryPlan.Settings(WanDitConfig.t2v14B(), ComputePrecision.BF16_MUSUBI, Quantization.FP8_SCALED, true,
-                DType.BF16, new WanDitActivations.Key(1, frames, height, width, 32, false), OptimizerConfig.adamw8bit(), 2,
+                DType.BF16, List.of(new WanDitActivations.Key(1, frames, height, width, 32, false)), OptimizerConfig.adamw8bit(), 2,
                 others);
     }
 
@@ -45,7 +45,7 @@ class WanMemoryPlanTest {
         // saved block inputs: 41 × 3744 × 5120 × 2 bytes; dequantization scratch: ffn's 13824 × 5120 × 2 bytes
         long saved = 1_571_880_960L;
         long scratch = 141_557_760L;
-        long activations = WanDitActivations.sizeBytes(s.config(), s.precision(), s.largest()) - saved;
+        long activations = WanDitActivations.sizeBytes(s.config(), s.precision(), s.shapes().getFirst()) - saved;
 
         MemoryPlan none = WanMemoryPlan.plan(s, 0);
         assertEquals(nonLinear + 40 * block, none.bytesOf(WanMemoryPlan.WEIGHTS));
@@ -88,6 +88,19 @@ class WanMemoryPlanTest {
     }
 
     @Test
+    void everyInputShapeHasItsOwnActivations() {
+        // WanDit keeps a plan per shape: two buckets cost both plans' activations
+        var one = wan14B(12, 26, 48, List.of());
+        var key2 = new WanDitActivations.Key(2, 1, 60, 104, 32, false);
+        var two = new WanMemoryPlan.Settings(one.config(), one.precision(), one.quantization(), true, DType.BF16,
+                List.of(one.shapes().getFirst(), key2), one.optimizer(), 2, List.of());
+        long extra = WanDitActivations.sizeBytes(one.config(), one.precision(), key2);
+        assertEquals(WanMemoryPlan.plan(one, 0).totalBytes() + extra, WanMemoryPlan.plan(two, 0).totalBytes());
+        // 41 × (2, 1560, 5120) bf16 more saved inputs: 1560 = 1·30·52 tokens
+        assertEquals(1_571_880_960L + 41L * 2 * 1560 * 5120 * 2, WanMemoryPlan.plan(two, 0).bytesOf(WanMemoryPlan.SAVED_INPUTS));
+    }
+
+    @Test
     void callerCategoriesAddUp() {
         var others = List.of(new MemoryPlan.Item("CUDA runtime", 512L << 20, "measured"));
         assertEquals(WanMemoryPlan.plan(wan14B(12, 26, 48, List.of()), 5).totalBytes() + (512L << 20),
@@ -103,7 +116,7 @@ class WanMemoryPlanTest {
             for (Quantization q : List.of(Quantization.NONE, Quantization.FP8_SCALED)) {
                 for (int n : new int[] {0, 1}) {
                     var s = new WanMemoryPlan.Settings(config, ComputePrecision.BF16_MUSUBI, q, true, DType.BF16,
-                            new WanDitActivations.Key(1, 3, 8, 12, 4, false), OptimizerConfig.adamw(), 2, List.of());
+                            List.of(new WanDitActivations.Key(1, 3, 8, 12, 4, false)), OptimizerConfig.adamw(), 2, List.of());
                     MemoryPlan plan = WanMemoryPlan.plan(s, n);
                     try (WanDitWeights w = WanDitWeights.load(cpu, checkpoint, config, ComputePrecision.BF16_MUSUBI, q, false,
                             new BlockSwap(n, 2))) {
