@@ -58,8 +58,6 @@ public final class CudaBackend implements Backend {
 
     public CudaContext context() { return context; }
 
-    public KernelLibrary kernels() { return kernels; }
-
     @Override
     public String name() { return context.toString(); }
 
@@ -70,6 +68,41 @@ public final class CudaBackend implements Backend {
         long bytes = Math.multiplyExact(shape.numElements(), dtype.sizeBytes());
         DeviceBuffer buffer = DeviceBuffer.allocate(context, bytes, dtype + shape.toString());
         return new CudaTensor(this, buffer, 0, dtype, shape, true, null, 0);
+    }
+
+    /** Page-locked host memory for asynchronous copies (see {@link #copyToDeviceAsync}, {@link #copyToHostAsync}). */
+    public PinnedHostBuffer allocatePinned(long sizeBytes, String label) {
+        return PinnedHostBuffer.allocate(context, sizeBytes, label);
+    }
+
+    /**
+     * Queues dst ← the {@code dst.sizeBytes()} bytes of {@code src} starting at {@code srcByteOffset}, on the copy stream
+     * (block streaming: pinned weights into a device slot while the compute stream works). Order it against compute
+     * with {@link CudaEvent}s: record on the copy stream after, wait on the compute stream before use.
+     */
+    public void copyToDeviceAsync(CudaTensor dst, PinnedHostBuffer src, long srcByteOffset) {
+        requireRange("copyToDeviceAsync", src, srcByteOffset, dst.sizeBytes());
+        context.makeCurrent();
+        CudaException.check(cuMemcpyHtoDAsync(dst.pointer(), src.pointer(srcByteOffset), dst.sizeBytes(), context.copyStream()),
+                "cuMemcpyHtoDAsync", "pinned -> " + dst);
+    }
+
+    /**
+     * Queues dst[dstByteOffset ..] ← src on the compute stream, after every op queued before it (the once-per-step
+     * loss read-back); record a {@link CudaEvent} on the compute stream and synchronize it before reading dst.
+     */
+    public void copyToHostAsync(PinnedHostBuffer dst, long dstByteOffset, CudaTensor src) {
+        requireRange("copyToHostAsync", dst, dstByteOffset, src.sizeBytes());
+        context.makeCurrent();
+        CudaException.check(cuMemcpyDtoHAsync(dst.pointer(dstByteOffset), src.pointer(), src.sizeBytes(), context.computeStream()),
+                "cuMemcpyDtoHAsync", src + " -> pinned");
+    }
+
+    private static void requireRange(String op, PinnedHostBuffer host, long offset, long bytes) {
+        if (offset < 0 || offset + bytes > host.sizeBytes()) {
+            throw new IndexOutOfBoundsException(op + ": bytes [" + offset + ", " + (offset + bytes) + ") outside the pinned buffer of "
+                    + host.sizeBytes() + " bytes");
+        }
     }
 
     /** A bump arena of {@code capacityBytes} for per-step scratch. */

@@ -64,9 +64,6 @@ public final class CudaTensor implements Tensor {
 
     DeviceBuffer buffer() { return buffer; }
 
-    /** True when this tensor frees its memory on close (not a view, not arena memory). */
-    public boolean ownsBuffer() { return ownsBuffer; }
-
     @Override
     public CudaTensor view(long offsetElements, Shape shape) {
         checkLive();

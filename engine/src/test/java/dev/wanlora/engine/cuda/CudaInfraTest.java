@@ -57,6 +57,39 @@ class CudaInfraTest {
         }
     }
 
+    /** Pinned upload on the copy stream, ordered before a compute-stream op by an event, then an async read-back. */
+    @Test
+    void pinnedCopiesAndEventsOrderTheStreams() {
+        int n = 1 << 20;
+        try (PinnedHostBuffer host = cuda.allocatePinned(8L * n, "test pinned"); CudaTensor x = cuda.allocate(DType.F32, Shape.of(n));
+             CudaEvent zeroed = cuda.context().newEvent(false); CudaEvent uploaded = cuda.context().newEvent(false);
+             CudaEvent done = cuda.context().newEvent(false)) {
+            for (int i = 0; i < n; i++) host.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, n + i, i);
+            zeroed.recordOnCompute(); // allocate's memset runs on the compute stream: the upload must not overtake it
+            zeroed.waitOnCopy();
+            cuda.copyToDeviceAsync(x, host, 4L * n);
+            uploaded.recordOnCopy();
+            uploaded.waitOnCompute();
+            cuda.scale(x, x, 2f);
+            cuda.copyToHostAsync(host, 0, x);
+            done.recordOnCompute();
+            done.synchronize();
+            for (int i = 0; i < n; i += 997) {
+                assertEquals(2f * i, host.segment().getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i), "element " + i);
+            }
+            assertThrows(IndexOutOfBoundsException.class, () -> cuda.copyToDeviceAsync(x, host, 4L * n + 4));
+        }
+    }
+
+    /** A driver error names the call, the CUresult and what was being done. */
+    @Test
+    void driverErrorsNameTheCall() {
+        var e = assertThrows(CudaException.class, () -> DeviceBuffer.allocate(cuda.context(), 1L << 50, "a petabyte"));
+        System.out.println("CudaException: " + e.getMessage());
+        assertTrue(e.getMessage().startsWith("cuMemAlloc failed: CUDA_ERROR_OUT_OF_MEMORY"), e.getMessage());
+        assertTrue(e.getMessage().contains("a petabyte"), e.getMessage());
+    }
+
     @Test
     void closedTensorThrows() {
         CudaTensor x = cuda.allocate(DType.F32, Shape.of(8));
