@@ -2,20 +2,18 @@ package dev.wanlora.engine.cuda;
 
 import dev.wanlora.engine.stream.BlockLayout;
 import dev.wanlora.engine.stream.StreamMemory;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 
 import java.util.ArrayList;
 import java.util.List;
 
-import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
-import static jcuda.driver.JCudaDriver.cuMemcpyHtoDAsync;
-import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
-
 /**
  * {@link StreamMemory} on one GPU (DESIGN.md §6). Block images live in a few large pinned host chunks
  * ({@link #CHUNK_TARGET_BYTES} each, whole blocks only), each block's image contiguous, so a block moves with one
- * {@code cuMemcpyHtoDAsync} on the context's copy stream. Each slot is one device allocation seen as typed views at
- * the layout's offsets.
+ * {@link CudaBackend#copyToDeviceAsync} on the context's copy stream. Each slot is one device allocation seen as typed
+ * views at the layout's offsets.
  *
  * <p>Ordering, per slot k, with two events: a load makes the copy stream wait for {@code released[k]} (recorded on
  * the compute stream by {@link #release}) and then records {@code loaded[k]} on the copy stream; {@link #awaitLoad}
@@ -26,17 +24,20 @@ public final class CudaStreamMemory implements StreamMemory {
     /** Pinned chunk size to aim for: few enough allocations (7 for 39 swapped 14B fp8 blocks), none too large to pin. */
     static final long CHUNK_TARGET_BYTES = 2L << 30;
 
+    private final CudaBackend backend;
     private final CudaContext context;
     private final BlockLayout layout;
     private final int numBlocks;
     private final int blocksPerChunk;
     private final List<PinnedHostBuffer> chunks = new ArrayList<>();
-    private final List<DeviceBuffer> slotBuffers = new ArrayList<>();
+    /** Each slot's whole image, (block bytes) U8: the owner of the slot's allocation and the target of a load. */
+    private final List<CudaTensor> slotImages = new ArrayList<>();
     private final List<List<Tensor>> slots = new ArrayList<>();
     private final List<CudaEvent> loaded = new ArrayList<>();
     private final List<CudaEvent> released = new ArrayList<>();
 
     public CudaStreamMemory(CudaBackend backend, BlockLayout layout, int numBlocks, int numSlots) {
+        this.backend = backend;
         this.context = backend.context();
         this.layout = layout;
         this.numBlocks = numBlocks;
@@ -45,17 +46,16 @@ public final class CudaStreamMemory implements StreamMemory {
         try {
             for (int first = 0; first < numBlocks; first += blocksPerChunk) {
                 int n = Math.min(blocksPerChunk, numBlocks - first);
-                chunks.add(PinnedHostBuffer.allocate(context, n * blockBytes,
-                        "streamed blocks " + first + ".." + (first + n - 1)));
+                chunks.add(backend.allocatePinned(n * blockBytes, "streamed blocks " + first + ".." + (first + n - 1)));
             }
             for (int k = 0; k < numSlots; k++) {
-                DeviceBuffer buffer = DeviceBuffer.allocate(context, blockBytes, "block streaming slot " + k);
-                slotBuffers.add(buffer);
+                CudaTensor image = backend.allocateUninitialized(DType.U8, Shape.of(blockBytes));
+                slotImages.add(image);
                 List<Tensor> views = new ArrayList<>();
                 for (int e = 0; e < layout.numEntries(); e++) {
                     BlockLayout.Entry entry = layout.entry(e);
-                    views.add(new CudaTensor(backend, buffer, layout.offsetBytes(e), entry.dtype(), entry.shape(), false,
-                            null, 0));
+                    views.add(new CudaTensor(backend, image.buffer(), layout.offsetBytes(e), entry.dtype(), entry.shape(),
+                            false, null, 0));
                 }
                 slots.add(List.copyOf(views));
                 loaded.add(context.newEvent(false));
@@ -75,20 +75,15 @@ public final class CudaStreamMemory implements StreamMemory {
         if (!(value instanceof CudaTensor t) || t.cudaBackend().context() != context) {
             throw new IllegalArgumentException("CudaStreamMemory.store: got " + value + ", expected a tensor of " + context);
         }
-        context.makeCurrent();
-        // The value may still be being written on the compute stream (e.g. a dequantization); the copy below runs on
-        // the legacy stream, which a non-blocking compute stream does not wait for.
-        CudaException.check(cuStreamSynchronize(context.computeStream()), "cuStreamSynchronize", "before storing a streamed weight");
-        CudaException.check(cuMemcpyDtoH(hostPointer(block, layout.offsetBytes(entry)), t.pointer(), t.sizeBytes()),
-                "cuMemcpyDtoH", "storing entry " + entry + " of streamed block " + block);
+        // on the compute stream, after the ops that made the value (e.g. a dequantization); load time, so wait for it
+        backend.copyToHostAsync(chunks.get(chunkOf(block)), offsetInChunk(block) + layout.offsetBytes(entry), t);
+        context.synchronize();
     }
 
     @Override
     public void load(int block, int k) {
         released.get(k).waitOnCopy();
-        context.makeCurrent();
-        CudaException.check(cuMemcpyHtoDAsync(slotBuffers.get(k).pointer(0), hostPointer(block, 0), layout.sizeBytes(),
-                context.copyStream()), "cuMemcpyHtoDAsync", "streamed block " + block + " -> slot " + k);
+        backend.copyToDeviceAsync(slotImages.get(k), chunks.get(chunkOf(block)), offsetInChunk(block));
         loaded.get(k).recordOnCopy();
     }
 
@@ -106,26 +101,28 @@ public final class CudaStreamMemory implements StreamMemory {
     }
 
     @Override
-    public long deviceBytes() { return slotBuffers.size() * layout.sizeBytes(); }
+    public long deviceBytes() { return slotImages.size() * layout.sizeBytes(); }
 
-    /** Pinned address of byte {@code offset} of block b's image. */
-    private NativeHandles.HostPointer hostPointer(int block, long offset) {
+    private int chunkOf(int block) {
         if (block < 0 || block >= numBlocks) {
             throw new IndexOutOfBoundsException("CudaStreamMemory: block " + block + " outside [0, " + numBlocks + ")");
         }
-        return chunks.get(block / blocksPerChunk).pointer((block % blocksPerChunk) * layout.sizeBytes() + offset);
+        return block / blocksPerChunk;
     }
+
+    /** Byte offset of block b's image in its chunk. */
+    private long offsetInChunk(int block) { return (block % blocksPerChunk) * layout.sizeBytes(); }
 
     @Override
     public void close() {
         context.synchronize(); // no copy or kernel may still touch a slot or a chunk
         loaded.forEach(CudaEvent::close);
         released.forEach(CudaEvent::close);
-        slotBuffers.forEach(DeviceBuffer::close);
+        slotImages.forEach(CudaTensor::close);
         chunks.forEach(PinnedHostBuffer::close);
         loaded.clear();
         released.clear();
-        slotBuffers.clear();
+        slotImages.clear();
         slots.clear();
         chunks.clear();
     }
