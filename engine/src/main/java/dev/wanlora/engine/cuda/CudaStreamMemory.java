@@ -9,6 +9,8 @@ import dev.wanlora.engine.tensor.Tensor;
 import java.util.ArrayList;
 import java.util.List;
 
+import static jcuda.driver.JCudaDriver.cuCtxSynchronize;
+
 /**
  * {@link StreamMemory} on one GPU (DESIGN.md §6). Block images live in a few large pinned host chunks
  * ({@link #CHUNK_TARGET_BYTES} each, whole blocks only), each block's image contiguous, so a block moves with one
@@ -75,7 +77,11 @@ public final class CudaStreamMemory implements StreamMemory {
         if (!(value instanceof CudaTensor t) || t.cudaBackend().context() != context) {
             throw new IllegalArgumentException("CudaStreamMemory.store: got " + value + ", expected a tensor of " + context);
         }
-        // on the compute stream, after the ops that made the value (e.g. a dequantization); load time, so wait for it
+        // The value may come from a synchronous upload from pageable memory (fromBytes), whose DMA can still be in
+        // flight when cuMemcpyHtoD returns and which the non-blocking compute stream does not wait for: wait for all
+        // work of the context first (load time only).
+        context.makeCurrent();
+        CudaException.check(cuCtxSynchronize(), "cuCtxSynchronize", "before storing entry " + entry + " of streamed block " + block);
         backend.copyToHostAsync(chunks.get(chunkOf(block)), offsetInChunk(block) + layout.offsetBytes(entry), t);
         context.synchronize();
     }
