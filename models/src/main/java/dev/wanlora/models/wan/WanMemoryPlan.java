@@ -121,8 +121,8 @@ public final class WanMemoryPlan {
             streams.add("(" + k.batch() + ", " + tokens + ", " + c.dim() + ")");
         }
         String perShape = s.shapes().size() == 1 ? "" : " for each of " + s.shapes().size() + " input shapes";
-        items.add(new MemoryPlan.Item(SAVED_INPUTS, saved, String.format(Locale.ROOT, "%d × %s %s", layers + 1,
-                String.join(" + ", streams), act)));
+        String stream = streams.size() == 1 ? streams.getFirst() : "[" + String.join(" + ", streams) + "]";
+        items.add(new MemoryPlan.Item(SAVED_INPUTS, saved, String.format(Locale.ROOT, "%d × %s %s", layers + 1, stream, act)));
         items.add(new MemoryPlan.Item(RECOMPUTE, activations - saved, (s.shapes().getFirst().keepsBlockIntermediates()
                 ? "every block's intermediates (no --gradient_checkpointing)" : "one block's intermediates (recomputed)")
                 + ", block gradients, embeddings, head" + perShape));
