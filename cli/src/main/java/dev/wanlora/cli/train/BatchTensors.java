@@ -5,6 +5,7 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.models.musubi.Batch;
+import dev.wanlora.models.musubi.CacheDataset;
 import dev.wanlora.models.musubi.LoadedTensor;
 
 import java.util.ArrayList;
@@ -59,6 +60,17 @@ final class BatchTensors implements AutoCloseable {
     private static Tensor add(List<Tensor> made, Tensor t) {
         made.add(t);
         return t;
+    }
+
+    /**
+     * Bytes the constructor allocates for latents (B, 16, F, H, W), each context at its K = 512-row maximum (for the
+     * memory plan): x0, x_t, target F32 and noise BF16 per latent element, B × (K, 4096) BF16, and t, timesteps (B) F32.
+     */
+    static long sizeBytes(Shape latentShape) {
+        long n = latentShape.numElements(), batch = latentShape.dim(0);
+        return n * (3L * DType.F32.sizeBytes() + DType.BF16.sizeBytes())
+                + batch * CacheDataset.TEXT_LEN * CacheDataset.TEXT_DIM * DType.BF16.sizeBytes()
+                + 2 * batch * DType.F32.sizeBytes();
     }
 
     int batchSize() { return contexts.size(); }

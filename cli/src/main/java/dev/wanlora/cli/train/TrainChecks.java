@@ -1,6 +1,7 @@
 package dev.wanlora.cli.train;
 
 import dev.wanlora.cli.UserError;
+import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.optim.LearningRateSchedule;
 import dev.wanlora.engine.optim.OptimizerConfig;
 
@@ -199,8 +200,16 @@ public final class TrainChecks {
         if (min >= max) {
             throw new UserError("--min_timestep " + min + " / --max_timestep " + max + ": the minimum must be below the maximum");
         }
-        atLeast("--blocks_to_swap", o.blocks_to_swap, 0);
-        atLeast("--block_swap_ring_size", o.block_swap_ring_size, 1);
+        if (o.blocks_to_swap != null && !o.blocks_to_swap.isAuto()) atLeast("--blocks_to_swap", o.blocks_to_swap.count(), 0);
+        // one slot could not load the next block while the current one computes
+        atLeast("--block_swap_ring_size", o.block_swap_ring_size, 2);
+        if (o.max_vram != null) {
+            try {
+                MemoryPlan.parseBytes("--max_vram", o.max_vram);
+            } catch (IllegalArgumentException e) {
+                throw new UserError(e.getMessage(), e);
+            }
+        }
         atLeast("--save_every_n_epochs", o.save_every_n_epochs, 1);
         atLeast("--save_every_n_steps", o.save_every_n_steps, 1);
         atLeast("--save_last_n_epochs", o.save_last_n_epochs, 1);

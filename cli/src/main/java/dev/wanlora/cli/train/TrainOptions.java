@@ -58,9 +58,10 @@ public final class TrainOptions {
     @Option(names = {"--fp8_scaled", "--fp8-scaled"}, description = "With --fp8_base: block-wise scaled fp8 (musubi's quantizer).")
     public boolean fp8_scaled;
 
-    @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N",
-            description = "Stream the Linear weights of the last N blocks from host memory.")
-    public Integer blocks_to_swap;
+    @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N|auto", converter = BlocksToSwap.Converter.class,
+            description = "Stream the Linear weights of the last N blocks from host memory; auto: the smallest N whose"
+                    + " memory plan fits the GPU (or --max_vram).")
+    public BlocksToSwap blocks_to_swap;
 
     @Option(names = {"--gradient_checkpointing", "--gradient-checkpointing"},
             description = "Recompute each block's activations in the backward pass.")
@@ -512,6 +513,11 @@ public final class TrainOptions {
 
     // ------------------------------------------------------------------ wanlora additions
 
+    @Option(names = {"--max_vram", "--max-vram"}, paramLabel = "SIZE",
+            description = "Device memory budget of the memory plan, e.g. 24G (default: the GPU's memory); lets a larger"
+                    + " card stand in for a smaller one.")
+    public String max_vram;
+
     @Option(names = {"--backend"}, paramLabel = "auto|cpu|cuda", defaultValue = "auto",
             description = "Where to train: cuda, cpu, or auto = cuda when a GPU is present, else cpu (default ${DEFAULT-VALUE}).")
     public String backend;
@@ -539,6 +545,26 @@ public final class TrainOptions {
     /** Test hook: behaves like Ctrl-C after this many optimizer steps (saves a state and stops). */
     @Option(names = {"--stop_at_step", "--stop-at-step"}, paramLabel = "N", hidden = true)
     public Integer stop_at_step;
+
+    /** {@code --blocks_to_swap}: a block count, or auto (the smallest count whose memory plan fits). */
+    public record BlocksToSwap(int count, boolean isAuto) {
+        public static final BlocksToSwap AUTO = new BlocksToSwap(0, true);
+
+        @Override
+        public String toString() { return isAuto ? "auto" : Integer.toString(count); }
+
+        public static final class Converter implements ITypeConverter<BlocksToSwap> {
+            @Override
+            public BlocksToSwap convert(String value) {
+                if (value.equalsIgnoreCase("auto")) return AUTO;
+                try {
+                    return new BlocksToSwap(Integer.parseInt(value.strip()), false);
+                } catch (NumberFormatException e) {
+                    throw new TypeConversionException("'" + value + "' is not a block count or auto (e.g. 10 or auto)");
+                }
+            }
+        }
+    }
 
     /** Steps ({@code 10}) or a ratio of the training steps ({@code 0.05}, {@code 5%}), as musubi's {@code _int_or_float}. */
     public record StepsOrRatio(long steps, double ratio, boolean isRatio) {

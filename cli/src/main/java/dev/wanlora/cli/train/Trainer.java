@@ -7,6 +7,7 @@ import dev.wanlora.cli.sampling.SamplePromptFile;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
 import dev.wanlora.engine.cpu.CpuBackend;
+import dev.wanlora.engine.cuda.CudaAttention;
 import dev.wanlora.engine.cuda.CudaBackend;
 import dev.wanlora.engine.cuda.CudaContext;
 import dev.wanlora.engine.cuda.CudaException;
@@ -14,6 +15,7 @@ import dev.wanlora.engine.flow.TimestepSampler;
 import dev.wanlora.engine.flow.TimestepSampling;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsException;
+import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.optim.GradClip;
 import dev.wanlora.engine.optim.LearningRateSchedule;
 import dev.wanlora.engine.optim.Optimizer;
@@ -31,14 +33,18 @@ import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.lora.SavePrecision;
 import dev.wanlora.models.musubi.Batch;
 import dev.wanlora.models.musubi.BatchSchedule;
+import dev.wanlora.models.musubi.Bucket;
 import dev.wanlora.models.musubi.CacheDataset;
+import dev.wanlora.models.musubi.CacheItem;
 import dev.wanlora.models.musubi.DatasetConfig;
 import dev.wanlora.models.musubi.DatasetException;
 import dev.wanlora.models.musubi.DatasetSpec;
 import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDit;
+import dev.wanlora.models.wan.WanDitActivations;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights;
+import dev.wanlora.models.wan.WanMemoryPlan;
 
 import java.io.PrintWriter;
 import java.nio.file.Files;
@@ -50,7 +56,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.OptionalInt;
 import java.util.OptionalLong;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * One training run of {@code wanlora train}, from checked options to saved LoRA files: musubi's
@@ -105,6 +114,10 @@ final class Trainer {
     private double peakVramGiB = Double.NaN;
     /** What the run is doing, for the out-of-memory message. */
     private String phase = "starting";
+    /** The memory plan's inputs, its budget (0: none) and the swap count in use; for the out-of-memory advice. */
+    private WanMemoryPlan.Settings memorySettings;
+    private long memoryBudget;
+    private int blocksToSwap;
 
     Trainer(TrainOptions o, PrintWriter out, boolean isLinePerStep) {
         this.o = o;
@@ -142,10 +155,11 @@ final class Trainer {
         out.printf(Locale.ROOT, "dataset: %d items, %d batches per epoch, %d steps per epoch; %d steps in %d epochs%n",
                 data.numTrainItems(), data.batchesPerEpoch(), stepsPerEpoch, maxTrainSteps, epochs);
 
-        phase = "loading the DiT";
         try (SafeTensors checkpoint = openCheckpoint()) {
             ComputePrecision precision = precision(checkpoint);
-            try (WanDitWeights weights = loadWeights(checkpoint, precision)) {
+            WanDitWeights.BlockSwap swap = planMemory(checkpoint, precision);
+            phase = "loading the DiT";
+            try (WanDitWeights weights = loadWeights(checkpoint, precision, swap)) {
                 return train(resumed, new WanDit(backend, modelConfig, weights, precision, o.gradient_checkpointing));
             }
         }
@@ -219,12 +233,6 @@ final class Trainer {
         }
         if (o.backend.equals("auto") && reason != null) out.println("info: no usable GPU (" + reason + "); training on the CPU");
         out.println("backend: " + b.name());
-        if (o.blocks_to_swap != null && o.blocks_to_swap > 0) {
-            out.println(b instanceof CpuBackend
-                    ? "info: --blocks_to_swap " + o.blocks_to_swap + " has no effect on the CPU backend (weights are in host memory)"
-                    : "warning: --blocks_to_swap " + o.blocks_to_swap + ": block swapping is not implemented yet on the GPU;"
-                    + " every block stays in GPU memory");
-        }
         return b;
     }
 
@@ -255,7 +263,7 @@ final class Trainer {
             throw new UserError(e.getMessage(), e);
         }
         int maxSwap = modelConfig.numLayers() - 1;
-        if (o.blocks_to_swap != null && o.blocks_to_swap > maxSwap) {
+        if (o.blocks_to_swap != null && !o.blocks_to_swap.isAuto() && o.blocks_to_swap.count() > maxSwap) {
             checkpoint.close();
             throw new UserError("--blocks_to_swap " + o.blocks_to_swap + ": this model has " + modelConfig.numLayers()
                     + " blocks, so at most " + maxSwap + " can be swapped (musubi's limit: blocks − 1)");
@@ -279,15 +287,179 @@ final class Trainer {
         return p;
     }
 
-    private WanDitWeights loadWeights(SafeTensors checkpoint, ComputePrecision precision) {
-        WanDitWeights.Quantization q = !o.fp8_base ? WanDitWeights.Quantization.NONE
+    private WanDitWeights.Quantization quantization() {
+        return !o.fp8_base ? WanDitWeights.Quantization.NONE
                 : o.fp8_scaled ? WanDitWeights.Quantization.FP8_SCALED : WanDitWeights.Quantization.FP8_BASE;
+    }
+
+    private WanDitWeights loadWeights(SafeTensors checkpoint, ComputePrecision precision, WanDitWeights.BlockSwap swap) {
         try {
             // The CPU reference stores fp8 weights dequantized (exactly the values a GPU dequantizes before each GEMM).
-            return WanDitWeights.load(backend, checkpoint, modelConfig, precision, q, backend instanceof CpuBackend);
+            return WanDitWeights.load(backend, checkpoint, modelConfig, precision, quantization(),
+                    backend instanceof CpuBackend, swap);
         } catch (IllegalArgumentException | SafeTensorsException e) {
             throw new UserError(e.getMessage(), e);
         }
+    }
+
+    // ------------------------------------------------------------------------------------------------ memory plan
+
+    /**
+     * DESIGN.md §6: sizes every device buffer of the run from the settings before anything is allocated, prints the
+     * plan, resolves {@code --blocks_to_swap auto} to the smallest count that fits, and refuses a plan over the budget
+     * (the GPU's memory, or --max_vram) naming the smallest count that would fit. On the CPU the plan is printed as a
+     * GPU would hold it and checked only against an explicit --max_vram.
+     */
+    private WanDitWeights.BlockSwap planMemory(SafeTensors checkpoint, ComputePrecision precision) {
+        phase = "planning memory";
+        memoryBudget = memoryBudget();
+        DType blockDType = checkpoint.info("blocks.0.self_attn.q.weight").dtype();
+        OptimizerConfig optimizerConfig;
+        try {
+            optimizerConfig = OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+        List<WanDitActivations.Key> shapes = inputShapes(loraRankForPlan());
+        memorySettings = new WanMemoryPlan.Settings(modelConfig, precision, quantization(), !(backend instanceof CpuBackend),
+                blockDType, shapes, optimizerConfig, o.block_swap_ring_size, callerMemory(shapes));
+        int maxSwap = modelConfig.numLayers() - 1;
+        boolean isAuto = o.blocks_to_swap != null && o.blocks_to_swap.isAuto();
+        OptionalInt fitting = memoryBudget > 0 ? WanMemoryPlan.smallestFittingSwap(memorySettings, memoryBudget) : OptionalInt.of(0);
+        blocksToSwap = isAuto ? fitting.orElse(maxSwap) : o.blocks_to_swap == null ? 0 : o.blocks_to_swap.count();
+        MemoryPlan plan = WanMemoryPlan.plan(memorySettings, blocksToSwap);
+        WanDitActivations.Key largest = largestShape(shapes);
+        out.printf(Locale.ROOT, "memory plan (--blocks_to_swap %d%s, rank %d, largest input %d×%d×%d×%d latent = %d tokens%s%s):%n",
+                blocksToSwap, isAuto ? " chosen by auto" : "", largest.loraRank(), largest.batch(), largest.frames(),
+                largest.height(), largest.width(), tokens(largest), memoryBudget > 0 ? "; budget " + budgetSource() : "",
+                backend instanceof CpuBackend ? "; as a GPU holds it, the CPU backend stores fp32" : "");
+        plan.format(memoryBudget).forEach(out::println);
+        if (memoryBudget > 0 && !plan.fits(memoryBudget)) throw new UserError(overBudget(plan, fitting));
+        if (blocksToSwap > 0) {
+            out.printf(Locale.ROOT, "block streaming: the Linear weights of blocks %d..%d from %s of %s host memory through %d"
+                            + " device slots%n", modelConfig.numLayers() - blocksToSwap, maxSwap,
+                    MemoryPlan.formatBytes(WanMemoryPlan.hostBytes(memorySettings, blocksToSwap)),
+                    backend instanceof CpuBackend ? "ordinary" : "pinned", o.block_swap_ring_size);
+        }
+        return new WanDitWeights.BlockSwap(blocksToSwap, o.block_swap_ring_size);
+    }
+
+    /** The over-budget message: the plan's total, the budget, and the smallest count that fits (or what to change). */
+    private String overBudget(MemoryPlan plan, OptionalInt fitting) {
+        String head = String.format(Locale.ROOT, "memory plan: %s with --blocks_to_swap %d exceeds the budget of %s",
+                MemoryPlan.formatBytes(plan.totalBytes()), blocksToSwap, budgetSource());
+        if (fitting.isPresent()) {
+            return head + String.format(Locale.ROOT, "; --blocks_to_swap %d fits (%s): pass it, or --blocks_to_swap auto",
+                    fitting.getAsInt(), MemoryPlan.formatBytes(WanMemoryPlan.plan(memorySettings, fitting.getAsInt()).totalBytes()));
+        }
+        int maxSwap = modelConfig.numLayers() - 1;
+        MemoryPlan most = WanMemoryPlan.plan(memorySettings, maxSwap);
+        WanDitActivations.Key largest = largestShape(memorySettings.shapes());
+        return head + String.format(Locale.ROOT, "; even --blocks_to_swap %d (the most for %d blocks) needs %s, of which %s"
+                        + " are activations (largest input %d×%d×%d×%d latent, %d tokens): lower the resolution or frame count"
+                        + " of the largest bucket in the dataset config%s", maxSwap, modelConfig.numLayers(),
+                MemoryPlan.formatBytes(most.totalBytes()),
+                MemoryPlan.formatBytes(most.bytesOf(WanMemoryPlan.SAVED_INPUTS) + most.bytesOf(WanMemoryPlan.RECOMPUTE)),
+                largest.batch(), largest.frames(), largest.height(), largest.width(), tokens(largest),
+                o.gradient_checkpointing ? "" : ", or add --gradient_checkpointing");
+    }
+
+    /** The budget in bytes: --max_vram (at most the GPU's memory), else the GPU's memory; 0 on the CPU without --max_vram. */
+    private long memoryBudget() {
+        long asked = o.max_vram == null ? 0 : MemoryPlan.parseBytes("--max_vram", o.max_vram);
+        if (!(backend instanceof CudaBackend cuda)) return asked;
+        long total = cuda.context().totalMemoryBytes();
+        if (asked > total) {
+            out.println("info: --max_vram " + o.max_vram + " is more than the GPU's " + MemoryPlan.formatBytes(total)
+                    + "; planning for the GPU's memory");
+        }
+        return asked > 0 ? Math.min(asked, total) : total;
+    }
+
+    private String budgetSource() {
+        return MemoryPlan.formatBytes(memoryBudget) + (o.max_vram != null ? " (--max_vram " + o.max_vram + ")" : " (the GPU's memory)");
+    }
+
+    /** The LoRA rank the run will use: --network_dim, or the rank of the file it starts from (read again later). */
+    private int loraRankForPlan() {
+        if (o.network_dim != null) return o.network_dim;
+        Path source = o.resume != null ? o.resume.resolve(TrainState.LORA_FILE) : o.network_weights;
+        if (source == null) return 4;
+        try {
+            return LoraFile.read(source).modules().getFirst().rank();
+        } catch (IllegalArgumentException | SafeTensorsException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+    }
+
+    /**
+     * Every activation plan key the run will make (WanDit keeps one per input shape): per bucket of the training data
+     * the full batch and the short last batch, without gradient checkpointing keeping every block's intermediates;
+     * the validation data's forward-only shapes.
+     */
+    private List<WanDitActivations.Key> inputShapes(int rank) {
+        Set<WanDitActivations.Key> keys = new java.util.LinkedHashSet<>();
+        addShapes(keys, data, rank, !o.gradient_checkpointing);
+        if (validationData != null) addShapes(keys, validationData, rank, false);
+        return List.copyOf(keys);
+    }
+
+    private static void addShapes(Set<WanDitActivations.Key> keys, CacheDataset dataset, int rank, boolean keepsIntermediates) {
+        for (CacheDataset.DatasetCache d : dataset.datasets()) {
+            int batchSize = d.spec().batchSize();
+            for (Map.Entry<Bucket, List<CacheItem>> bucket : d.buckets().entrySet()) {
+                long items = d.trainItemCount(bucket.getKey());
+                Set<List<Long>> latents = new java.util.HashSet<>();
+                for (CacheItem item : bucket.getValue()) {
+                    long[] l = item.latentShape().dims(); // (16, F, H, W)
+                    latents.add(List.of(l[1], l[2], l[3]));
+                }
+                // items of a bucket share a latent shape whenever batches hold more than one (discovery checks it)
+                TreeSet<Long> batches = new TreeSet<>();
+                if (latents.size() > 1) batches.add(1L);
+                else {
+                    batches.add(Math.min(batchSize, items));
+                    if (items > batchSize && items % batchSize != 0) batches.add(items % batchSize);
+                }
+                for (List<Long> l : latents) {
+                    for (long b : batches) {
+                        keys.add(new WanDitActivations.Key((int) b, l.get(0).intValue(), l.get(1).intValue(),
+                                l.get(2).intValue(), rank, keepsIntermediates));
+                    }
+                }
+            }
+        }
+    }
+
+    /** What the trainer and the backend allocate besides the model: batch tensors; on the GPU the attention workspace and the runtime. */
+    private List<MemoryPlan.Item> callerMemory(List<WanDitActivations.Key> shapes) {
+        long attention = 0;
+        java.util.Set<Shape> latents = new java.util.HashSet<>();
+        for (WanDitActivations.Key k : shapes) {
+            latents.add(Shape.of(k.batch(), modelConfig.inChannels(), k.frames(), k.height(), k.width()));
+            attention = Math.max(attention, CudaAttention.backwardWorkspaceBytes(k.batch(), modelConfig.numHeads(), tokens(k)));
+        }
+        // TrainStep keeps one set of batch buffers per latent shape, reused by every batch of that shape
+        long batch = latents.stream().mapToLong(BatchTensors::sizeBytes).sum();
+        List<MemoryPlan.Item> items = new ArrayList<>();
+        items.add(new MemoryPlan.Item("batch inputs", batch, "per batch shape: x0, x_t, target fp32, noise bf16, 512-row bf16 contexts"));
+        if (backend instanceof CudaBackend cuda) {
+            CudaContext c = cuda.context();
+            items.add(new MemoryPlan.Item("attention workspace", attention, "backward delta (B, N, L) fp32"));
+            items.add(new MemoryPlan.Item("CUDA runtime", c.totalMemoryBytes() - c.freeMemoryBytes(),
+                    "in use before loading: context, kernels, cuBLASLt workspace, other processes"));
+        }
+        return items;
+    }
+
+    private static WanDitActivations.Key largestShape(List<WanDitActivations.Key> shapes) {
+        WanDitActivations.Key best = shapes.getFirst();
+        for (WanDitActivations.Key k : shapes) if (k.batch() * tokens(k) > best.batch() * tokens(best)) best = k;
+        return best;
+    }
+
+    private static long tokens(WanDitActivations.Key k) {
+        return (long) k.frames() * (k.height() / 2) * (k.width() / 2);
     }
 
     private LoraNetwork createLora(TrainState resumed) {
@@ -664,15 +836,26 @@ final class Trainer {
     }
 
     /**
-     * The out-of-memory advice. Block swapping, the remedy musubi users reach for, is not implemented yet, so the
-     * advice names the memory-saving flags that are.
+     * The out-of-memory advice: the plan the run was admitted with, and the smallest swap count planned to leave
+     * {@link #OOM_HEADROOM_BYTES} more free (the plan missed something, so the fitting count is not enough).
      */
     private String memoryAdvice() {
         String gpu = backend instanceof CudaBackend cuda
-                ? String.format(Locale.ROOT, "the GPU has %.1f GiB; ", cuda.context().totalMemoryBytes() / (double) (1L << 30)) : "";
-        return gpu + "block swapping (--blocks_to_swap) is not implemented yet, so use --fp8_base --fp8_scaled and"
-                + " --gradient_checkpointing, or lower the resolution or frame count in the dataset config";
+                ? "the GPU has " + MemoryPlan.formatBytes(cuda.context().totalMemoryBytes()) + "; " : "";
+        if (memorySettings == null) return gpu + "use --fp8_base --fp8_scaled, --gradient_checkpointing and --blocks_to_swap";
+        long planned = WanMemoryPlan.plan(memorySettings, blocksToSwap).totalBytes();
+        OptionalInt more = MemoryPlan.smallestFitting(blocksToSwap + 1, modelConfig.numLayers() - 1,
+                n -> WanMemoryPlan.plan(memorySettings, n), planned - OOM_HEADROOM_BYTES);
+        String plan = "the memory plan for --blocks_to_swap " + blocksToSwap + " was " + MemoryPlan.formatBytes(planned)
+                + (memoryBudget > 0 ? " of " + budgetSource() : "");
+        return gpu + plan + (more.isPresent()
+                ? "; try --blocks_to_swap " + more.getAsInt() + " (planned " + MemoryPlan.formatBytes(OOM_HEADROOM_BYTES)
+                + " lower), or lower the resolution or frame count in the dataset config"
+                : "; lower the resolution or frame count in the dataset config");
     }
+
+    /** How much lower than the failed plan the out-of-memory advice aims. */
+    private static final long OOM_HEADROOM_BYTES = 1L << 30;
 
     private static String fmt(double v) {
         return v == Math.rint(v) && Math.abs(v) < 1e6 ? Long.toString((long) v) : Double.toString(v);

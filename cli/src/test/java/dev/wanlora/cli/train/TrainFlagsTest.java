@@ -138,7 +138,7 @@ class TrainFlagsTest {
                 + " --save_state --log_with tensorboard --logging_dir logs").split(" "));
         assertEquals("t2v-14B", o.task);
         assertTrue(o.fp8_base && o.fp8_scaled && o.gradient_checkpointing && o.save_state);
-        assertEquals(10, o.blocks_to_swap);
+        assertEquals(10, o.blocks_to_swap.count());
         assertEquals("adamw8bit", o.optimizer_type);
         assertEquals(5e-5, o.learning_rate);
         assertEquals(32, o.network_dim);
@@ -154,7 +154,7 @@ class TrainFlagsTest {
     void kebabCaseAndListsAndRatios() {
         TrainOptions o = parse("--blocks-to-swap", "3", "--network-args", "loraplus_lr_ratio=4", "verbose=True",
                 "--optimizer-args", "weight_decay=0.1", "--lr-warmup-steps", "0.05", "--lr_decay_steps", "5%");
-        assertEquals(3, o.blocks_to_swap);
+        assertEquals(3, o.blocks_to_swap.count());
         assertEquals(List.of("loraplus_lr_ratio=4", "verbose=True"), o.network_args);
         assertEquals(List.of("weight_decay=0.1"), o.optimizer_args);
         // musubi: int(ratio · max_train_steps)

@@ -40,6 +40,20 @@ public interface Optimizer extends AutoCloseable {
     @Override
     void close();
 
+    /**
+     * Bytes of state {@link #create} allocates for one parameter of {@code numElements} elements, without allocating
+     * (for the memory plan): AdamW two F32 moments; AdamW8bit two U8 codes plus two F32 absmax per
+     * {@link AdamW8bit#BLOCK_SIZE} elements, or two F32 moments below {@code min8bitSize}.
+     */
+    static long stateBytes(OptimizerConfig config, long numElements) {
+        long fp32Moments = 2 * numElements * Float.BYTES;
+        return switch (config.kind()) {
+            case ADAMW -> fp32Moments;
+            case ADAMW_8BIT -> numElements < config.min8bitSize() ? fp32Moments
+                    : 2 * (numElements + Math.ceilDiv(numElements, AdamW8bit.BLOCK_SIZE) * Float.BYTES);
+        };
+    }
+
     /** The optimizer {@code config} names, over {@code parameters}, one update op per parameter. */
     static Optimizer create(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters) {
         return create(backend, config, parameters, null);

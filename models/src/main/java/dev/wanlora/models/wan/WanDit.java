@@ -32,6 +32,12 @@ import java.util.Map;
  * <p>Gradient checkpointing (musubi's granularity: one WanAttentionBlock): the forward keeps only each block's input;
  * the backward of block i first recomputes block i's forward from it. Without it every block keeps its intermediates.
  * Both give identical numbers (the recompute runs the same deterministic ops on the same inputs).
+ *
+ * <p>Block streaming ({@link WanDitWeights.BlockSwap}): every block runs between {@code acquireBlock} and
+ * {@code releaseBlock}; the recompute and backward of a block share one acquisition, and while block i computes, the
+ * next blocks in the pass's order (i + 1 … forward, i − 1 … backward; as many as the ring has spare slots) are
+ * prefetched. Streaming only changes where the weights are read from, never an op or its inputs, so swapped and
+ * resident runs give bit-identical losses and gradients.
  */
 public final class WanDit implements AutoCloseable {
 
@@ -169,16 +175,24 @@ public final class WanDit implements AutoCloseable {
         backend.geluTanh(a.textHidden, a.textHidden);
         linear(a.context, a.textHidden, weights.textEmbedding2());
 
-        for (int i = 0; i < config.numLayers(); i++) blockForward(i, a, lora);
+        for (int i = 0; i < config.numLayers(); i++) {
+            Block blk = weights.acquireBlock(i);
+            prefetchAfter(i, 1);
+            blockForward(blk, a, lora);
+            weights.releaseBlock(i);
+        }
 
         headForward(a);
         backend.unpatchify(a.pred, a.headOutput, config.outChannels(), frames, height, width);
         return a;
     }
 
-    /** One WanAttentionBlock (§1.3): x → blockInputs[i + 1]; intermediates into {@code a.stateOf(i)}. */
-    private void blockForward(int i, WanDitActivations a, LoraNetwork lora) {
-        Block blk = weights.block(i);
+    /**
+     * One WanAttentionBlock (§1.3), i = blk.index(): x → blockInputs[i + 1]; intermediates into {@code a.stateOf(i)}.
+     * blk is acquired (its Linear weights are on the device).
+     */
+    private void blockForward(Block blk, WanDitActivations a, LoraNetwork lora) {
+        int i = blk.index();
         BlockState s = a.stateOf(i);
         Tensor x = a.blockInputs[i];
         Tensor mod = a.blockModulation;
@@ -189,37 +203,37 @@ public final class WanDit implements AutoCloseable {
         // Self-attention: h = LN1(x)·(1 + m1) + m0; x1 = x + SelfAttn(h)·m2.
         backend.layerNorm(a.normOut, s.norm1Mean, s.norm1Rstd, x, null, null, eps);
         backend.modulate(s.selfAttnInput, a.normOut, mod, 0, 1);
-        blockLinear(s.selfQ, s.selfAttnInput, i, BlockLinear.SELF_ATTN_Q, lora, s);
-        blockLinear(s.selfK, s.selfAttnInput, i, BlockLinear.SELF_ATTN_K, lora, s);
-        blockLinear(s.selfV, s.selfAttnInput, i, BlockLinear.SELF_ATTN_V, lora, s);
+        blockLinear(s.selfQ, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_Q, lora, s);
+        blockLinear(s.selfK, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_K, lora, s);
+        blockLinear(s.selfV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s);
         backend.rmsNorm(s.selfQRope, s.selfQRstd, s.selfQ, blk.selfAttnNormQ(), eps);
         backend.rmsNorm(s.selfKRope, s.selfKRstd, s.selfK, blk.selfAttnNormK(), eps);
         backend.rope(s.selfQRope, s.selfQRope, a.rope.cos(), a.rope.sin(), heads);
         backend.rope(s.selfKRope, s.selfKRope, a.rope.cos(), a.rope.sin(), heads);
         backend.attention(s.selfAttnOut, s.selfLse, s.selfQRope, s.selfKRope, s.selfV, heads);
-        blockLinear(a.branchOut, s.selfAttnOut, i, BlockLinear.SELF_ATTN_O, lora, s);
+        blockLinear(a.branchOut, s.selfAttnOut, blk, BlockLinear.SELF_ATTN_O, lora, s);
         backend.copy(s.afterSelfAttn, x);
         backend.gatedResidual(s.afterSelfAttn, a.branchOut, mod, 2);
 
         // Cross-attention, no modulation or gate: x2 = x1 + CrossAttn(LN3(x1), context).
         backend.layerNorm(s.crossAttnInput, s.norm3Mean, s.norm3Rstd, s.afterSelfAttn, blk.norm3Weight(),
                 blk.norm3Bias(), eps);
-        blockLinear(s.crossQ, s.crossAttnInput, i, BlockLinear.CROSS_ATTN_Q, lora, s);
-        blockLinear(s.crossK, a.context, i, BlockLinear.CROSS_ATTN_K, lora, s);
-        blockLinear(s.crossV, a.context, i, BlockLinear.CROSS_ATTN_V, lora, s);
+        blockLinear(s.crossQ, s.crossAttnInput, blk, BlockLinear.CROSS_ATTN_Q, lora, s);
+        blockLinear(s.crossK, a.context, blk, BlockLinear.CROSS_ATTN_K, lora, s);
+        blockLinear(s.crossV, a.context, blk, BlockLinear.CROSS_ATTN_V, lora, s);
         backend.rmsNorm(s.crossQNorm, s.crossQRstd, s.crossQ, blk.crossAttnNormQ(), eps);
         backend.rmsNorm(s.crossKNorm, s.crossKRstd, s.crossK, blk.crossAttnNormK(), eps);
         backend.attention(s.crossAttnOut, s.crossLse, s.crossQNorm, s.crossKNorm, s.crossV, heads);
-        blockLinear(a.branchOut, s.crossAttnOut, i, BlockLinear.CROSS_ATTN_O, lora, s);
+        blockLinear(a.branchOut, s.crossAttnOut, blk, BlockLinear.CROSS_ATTN_O, lora, s);
         backend.copy(s.afterCrossAttn, s.afterSelfAttn);
         backend.gatedResidual(s.afterCrossAttn, a.branchOut, mod, -1);
 
         // FFN: h = LN2(x2)·(1 + m4) + m3; out = x2 + ffn.2(GELU(ffn.0(h)))·m5.
         backend.layerNorm(a.normOut, s.norm2Mean, s.norm2Rstd, s.afterCrossAttn, null, null, eps);
         backend.modulate(s.ffnInput, a.normOut, mod, 3, 4);
-        blockLinear(s.ffnHidden, s.ffnInput, i, BlockLinear.FFN_0, lora, s);
+        blockLinear(s.ffnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s);
         backend.geluTanh(s.ffnActivated, s.ffnHidden);
-        blockLinear(a.branchOut, s.ffnActivated, i, BlockLinear.FFN_2, lora, s);
+        blockLinear(a.branchOut, s.ffnActivated, blk, BlockLinear.FFN_2, lora, s);
         Tensor out = a.blockInputs[i + 1];
         backend.copy(out, s.afterCrossAttn);
         backend.gatedResidual(out, a.branchOut, mod, 5);
@@ -251,9 +265,9 @@ public final class WanDit implements AutoCloseable {
     }
 
     /** y = x·Wᵀ + b + scale·(x·Dᵀ)·Uᵀ for block Linear {@code layer}; down(x) is kept in the state for the backward. */
-    private void blockLinear(Tensor y, Tensor x, int block, BlockLinear layer, LoraNetwork lora, BlockState s) {
-        linear(y, x, weights.block(block).linear(layer));
-        LoraModule m = lora == null ? null : lora.module(block, layer);
+    private void blockLinear(Tensor y, Tensor x, Block blk, BlockLinear layer, LoraNetwork lora, BlockState s) {
+        linear(y, x, blk.linear(layer));
+        LoraModule m = lora == null ? null : lora.module(blk.index(), layer);
         if (m == null) return;
         Tensor hidden = loraHidden(s, layer, m, y.shape().rows());
         backend.gemm(hidden, x, false, computeDown(m), true, 1, 0, null);
@@ -280,12 +294,13 @@ public final class WanDit implements AutoCloseable {
      * d blockInputs[i]. Each residual branch's input gradient is added into dStream in place, in reverse order.
      */
     private void blockBackward(int i, WanDitActivations a, LoraNetwork lora) {
+        Block blk = weights.acquireBlock(i); // one residency for the recompute and the backward
+        prefetchAfter(i, -1);
         if (gradientCheckpointing) {
-            blockForward(i, a, lora); // recompute the intermediates from the saved block input
+            blockForward(blk, a, lora); // recompute the intermediates from the saved block input
         } else {
-            blockModulation(weights.block(i), a);
+            blockModulation(blk, a);
         }
-        Block blk = weights.block(i);
         BlockState s = a.stateOf(i);
         BlockGradients g = a.blockGradients;
         Tensor mod = a.blockModulation;
@@ -293,10 +308,10 @@ public final class WanDit implements AutoCloseable {
 
         // forward: out = x2 + ffn.2(GELU(ffn.0(h2)))·m5
         backend.gatedResidualBackward(g.dBranchOut, a.dStream, mod, 5);
-        blockLinearBackward(g.dFfnHidden, false, g.dBranchOut, s.ffnActivated, i, BlockLinear.FFN_2, lora, s, g);
+        blockLinearBackward(g.dFfnHidden, false, g.dBranchOut, s.ffnActivated, blk, BlockLinear.FFN_2, lora, s, g);
         // forward: ffnActivated = GELU(ffnHidden) (in place on the gradient)
         backend.geluTanhBackward(g.dFfnHidden, g.dFfnHidden, s.ffnHidden);
-        blockLinearBackward(g.dInput, false, g.dFfnHidden, s.ffnInput, i, BlockLinear.FFN_0, lora, s, g);
+        blockLinearBackward(g.dInput, false, g.dFfnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s, g);
         // forward: ffnInput = LN2(x2)·(1 + m4) + m3
         backend.modulateBackward(g.dNormOut, g.dInput, mod, 4);
         backend.layerNormBackward(a.dStream, null, null, g.dNormOut, s.afterCrossAttn, null, s.norm2Mean, s.norm2Rstd,
@@ -304,24 +319,24 @@ public final class WanDit implements AutoCloseable {
 
         // forward: x2 = x1 + cross_attn.o(attention(q, k, v))
         backend.gatedResidualBackward(g.dBranchOut, a.dStream, mod, -1);
-        blockLinearBackward(g.dAttnOut, false, g.dBranchOut, s.crossAttnOut, i, BlockLinear.CROSS_ATTN_O, lora, s, g);
+        blockLinearBackward(g.dAttnOut, false, g.dBranchOut, s.crossAttnOut, blk, BlockLinear.CROSS_ATTN_O, lora, s, g);
         backend.attentionBackward(g.dQ, g.dCrossK, g.dCrossV, g.dAttnOut, s.crossQNorm, s.crossKNorm, s.crossV,
                 s.crossAttnOut, s.crossLse, heads);
         // forward: crossV = context·Wvᵀ (+LoRA); context is frozen, only the LoRA gradient is needed.
-        blockLinearBackward(null, false, g.dCrossV, a.context, i, BlockLinear.CROSS_ATTN_V, lora, s, g);
+        blockLinearBackward(null, false, g.dCrossV, a.context, blk, BlockLinear.CROSS_ATTN_V, lora, s, g);
         // forward: crossKNorm = RMSNorm(crossK), crossK = context·Wkᵀ (+LoRA)
         backend.rmsNormBackward(g.dCrossKPre, null, g.dCrossK, s.crossK, blk.crossAttnNormK(), s.crossKRstd);
-        blockLinearBackward(null, false, g.dCrossKPre, a.context, i, BlockLinear.CROSS_ATTN_K, lora, s, g);
+        blockLinearBackward(null, false, g.dCrossKPre, a.context, blk, BlockLinear.CROSS_ATTN_K, lora, s, g);
         // forward: crossQNorm = RMSNorm(crossQ), crossQ = LN3(x1)·Wqᵀ (+LoRA)
         backend.rmsNormBackward(g.dQPre, null, g.dQ, s.crossQ, blk.crossAttnNormQ(), s.crossQRstd);
-        blockLinearBackward(g.dInput, false, g.dQPre, s.crossAttnInput, i, BlockLinear.CROSS_ATTN_Q, lora, s, g);
+        blockLinearBackward(g.dInput, false, g.dQPre, s.crossAttnInput, blk, BlockLinear.CROSS_ATTN_Q, lora, s, g);
         // forward: crossAttnInput = LN3(x1) with affine weight and bias
         backend.layerNormBackward(a.dStream, null, null, g.dInput, s.afterSelfAttn, blk.norm3Weight(), s.norm3Mean,
                 s.norm3Rstd, true);
 
         // forward: x1 = x + self_attn.o(attention(rope(q), rope(k), v))·m2
         backend.gatedResidualBackward(g.dBranchOut, a.dStream, mod, 2);
-        blockLinearBackward(g.dAttnOut, false, g.dBranchOut, s.selfAttnOut, i, BlockLinear.SELF_ATTN_O, lora, s, g);
+        blockLinearBackward(g.dAttnOut, false, g.dBranchOut, s.selfAttnOut, blk, BlockLinear.SELF_ATTN_O, lora, s, g);
         backend.attentionBackward(g.dQ, g.dK, g.dV, g.dAttnOut, s.selfQRope, s.selfKRope, s.selfV, s.selfAttnOut,
                 s.selfLse, heads);
         // forward: selfQRope = rope(RMSNorm(selfQ)), likewise k (rope's backward is the inverse rotation, in place)
@@ -330,13 +345,19 @@ public final class WanDit implements AutoCloseable {
         backend.rmsNormBackward(g.dQPre, null, g.dQ, s.selfQ, blk.selfAttnNormQ(), s.selfQRstd);
         backend.rmsNormBackward(g.dKPre, null, g.dK, s.selfK, blk.selfAttnNormK(), s.selfKRstd);
         // forward: q, k, v = h1·W{q,k,v}ᵀ (+LoRA): the three input gradients add up
-        blockLinearBackward(g.dInput, false, g.dQPre, s.selfAttnInput, i, BlockLinear.SELF_ATTN_Q, lora, s, g);
-        blockLinearBackward(g.dInput, true, g.dKPre, s.selfAttnInput, i, BlockLinear.SELF_ATTN_K, lora, s, g);
-        blockLinearBackward(g.dInput, true, g.dV, s.selfAttnInput, i, BlockLinear.SELF_ATTN_V, lora, s, g);
+        blockLinearBackward(g.dInput, false, g.dQPre, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_Q, lora, s, g);
+        blockLinearBackward(g.dInput, true, g.dKPre, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_K, lora, s, g);
+        blockLinearBackward(g.dInput, true, g.dV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s, g);
         // forward: h1 = LN1(x)·(1 + m1) + m0
         backend.modulateBackward(g.dNormOut, g.dInput, mod, 1);
         backend.layerNormBackward(a.dStream, null, null, g.dNormOut, a.blockInputs[i], null, s.norm1Mean, s.norm1Rstd,
                 true);
+        weights.releaseBlock(i);
+    }
+
+    /** Prefetches the blocks after i in a pass's direction (+1 forward, −1 backward), one per spare streaming slot. */
+    private void prefetchAfter(int i, int direction) {
+        for (int d = 1; d < weights.swap().slots(); d++) weights.prefetchBlock(i + d * direction);
     }
 
     /**
@@ -344,9 +365,9 @@ public final class WanDit implements AutoCloseable {
      * dU += s·dyᵀ·h, dh = s·dy·U, dD += dhᵀ·x, and dx (= or +=) dy·W + dh·D. W and b are frozen. dx null: the
      * input gradient is not needed (the context).
      */
-    private void blockLinearBackward(Tensor dx, boolean accumulateDx, Tensor dy, Tensor x, int block,
+    private void blockLinearBackward(Tensor dx, boolean accumulateDx, Tensor dy, Tensor x, Block blk,
                                      BlockLinear layer, LoraNetwork lora, BlockState s, BlockGradients g) {
-        LoraModule m = lora.module(block, layer);
+        LoraModule m = lora.module(blk.index(), layer);
         Tensor dHidden = null;
         if (m != null) {
             long rows = dy.shape().rows();
@@ -357,7 +378,7 @@ public final class WanDit implements AutoCloseable {
             backend.gemm(m.dDown(), dHidden, true, x, false, 1, 1, null);
         }
         if (dx == null) return;
-        backend.gemm(dx, dy, false, weightOf(weights.block(block).linear(layer)), false, 1, accumulateDx ? 1 : 0, null);
+        backend.gemm(dx, dy, false, weightOf(blk.linear(layer)), false, 1, accumulateDx ? 1 : 0, null);
         if (m != null) backend.gemm(dx, dHidden, false, computeDown(m), false, 1, 1, null);
     }
 

@@ -5,6 +5,8 @@ import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsWriter;
 import dev.wanlora.engine.numeric.Fp8;
 import dev.wanlora.engine.numeric.Fp8BlockQuantizer;
+import dev.wanlora.engine.stream.BlockLayout;
+import dev.wanlora.engine.stream.BlockStreamer;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
@@ -32,6 +34,13 @@ import java.util.SplittableRandom;
  * Both give the same numbers: {@code Backend.dequantizeFp8} is the one dequantization formula.
  *
  * <p>Each {@link Block} groups one block's tensors, so block streaming can move a block's Linear weights as a unit.
+ *
+ * <p><b>Block streaming</b> ({@link BlockSwap}, musubi's {@code --blocks_to_swap N}, spec §8): the Linear weights of
+ * the last N blocks, [numLayers − N, numLayers) as musubi places them, live in host memory in a {@link BlockStreamer}
+ * (fp8 codes and scales when those are kept, else the compute-dtype weights) and are copied into a ring of device
+ * slots on demand; biases, norms and modulation of every block stay resident. Code that runs a block brackets it with
+ * {@link #acquireBlock} and {@link #releaseBlock}; {@link #block} alone gives a streamed block without its Linear
+ * weights ({@link Linear#isStreamed()}).
  */
 public final class WanDitWeights implements AutoCloseable {
 
@@ -49,6 +58,17 @@ public final class WanDitWeights implements AutoCloseable {
          * the input dim, scale = block max / 448 in the weight's dtype); everything else keeps the file's values.
          */
         FP8_SCALED
+    }
+
+    /**
+     * Which blocks stream their Linear weights from host memory: the last {@code count} (0: none), through a ring of
+     * {@code slots} device slots ({@code --block_swap_ring_size}, default {@link BlockStreamer#DEFAULT_SLOTS}).
+     */
+    public record BlockSwap(int count, int slots) {
+        public static final BlockSwap NONE = new BlockSwap(0, BlockStreamer.DEFAULT_SLOTS);
+
+        /** The first streamed block of a model with {@code numLayers} blocks (numLayers when none is). */
+        public int firstSwapped(int numLayers) { return numLayers - count; }
     }
 
     /**
@@ -91,8 +111,24 @@ public final class WanDitWeights implements AutoCloseable {
     public record Linear(String key, Tensor weight, Tensor quantized, Tensor scale, Tensor bias) {
         public boolean isQuantized() { return quantized != null; }
 
+        /** True for the Linear of a streamed block seen outside {@link #acquireBlock}: bias only, no weight here. */
+        public boolean isStreamed() { return weight == null && quantized == null; }
+
         /** (O, I) of the weight. */
-        public Shape weightShape() { return isQuantized() ? quantized.shape() : weight.shape(); }
+        public Shape weightShape() {
+            if (isStreamed()) {
+                throw new IllegalStateException(key + " is streamed (--blocks_to_swap): its weight is only on the device"
+                        + " between WanDitWeights.acquireBlock and releaseBlock");
+            }
+            return isQuantized() ? quantized.shape() : weight.shape();
+        }
+
+        /** Bytes of the tensors held here (a streamed Linear: its bias). */
+        long sizeBytes() {
+            long n = 0;
+            for (Tensor t : new Tensor[] {weight, quantized, scale, bias}) if (t != null) n += t.sizeBytes();
+            return n;
+        }
 
         void close() {
             for (Tensor t : new Tensor[] {weight, quantized, scale, bias}) if (t != null) t.close();
@@ -107,6 +143,14 @@ public final class WanDitWeights implements AutoCloseable {
                         Tensor selfAttnNormK, Tensor norm3Weight, Tensor norm3Bias, Tensor crossAttnNormQ,
                         Tensor crossAttnNormK) {
         public Linear linear(BlockLinear which) { return linears.get(which); }
+
+        long sizeBytes() {
+            long n = 0;
+            for (Linear l : linears.values()) n += l.sizeBytes();
+            for (Tensor t : new Tensor[] {modulation, selfAttnNormQ, selfAttnNormK, norm3Weight, norm3Bias, crossAttnNormQ,
+                    crossAttnNormK}) n += t.sizeBytes();
+            return n;
+        }
 
         void close() {
             linears.values().forEach(Linear::close);
@@ -131,10 +175,15 @@ public final class WanDitWeights implements AutoCloseable {
     /** head.modulation (1, 2, C). */
     private final Tensor headModulation;
     private final List<Block> blocks;
+    private final BlockSwap swap;
+    /** The streamed blocks' Linear weights (entries in {@link #streamedEntries} order); null without streaming. */
+    private final BlockStreamer streamer;
+    /** streamedViews[s][k]: streamed block firstSwapped + s with its Linears bound to slot k (made on first use). */
+    private final Block[][] streamedViews;
 
     private WanDitWeights(WanDitConfig config, Quantization quantization, Linear patchEmbedding, Linear textEmbedding0,
                           Linear textEmbedding2, Linear timeEmbedding0, Linear timeEmbedding2, Linear timeProjection,
-                          Linear head, Tensor headModulation, List<Block> blocks) {
+                          Linear head, Tensor headModulation, List<Block> blocks, BlockSwap swap, BlockStreamer streamer) {
         this.config = config;
         this.quantization = quantization;
         this.patchEmbedding = patchEmbedding;
@@ -146,6 +195,9 @@ public final class WanDitWeights implements AutoCloseable {
         this.head = head;
         this.headModulation = headModulation;
         this.blocks = blocks;
+        this.swap = swap;
+        this.streamer = streamer;
+        this.streamedViews = new Block[swap.count()][swap.slots()];
     }
 
     public WanDitConfig config() { return config; }
@@ -168,17 +220,74 @@ public final class WanDitWeights implements AutoCloseable {
 
     public Tensor headModulation() { return headModulation; }
 
+    /** Every block; a streamed one without its Linear weights (see {@link #acquireBlock}). */
     public List<Block> blocks() { return blocks; }
 
+    /** Block i; a streamed one without its Linear weights (see {@link #acquireBlock}). */
     public Block block(int i) { return blocks.get(i); }
 
-    /** The largest (O·I) of the quantized Linears (0 when none): the size of a dequantization scratch buffer. */
+    public BlockSwap swap() { return swap; }
+
+    /** True when block i's Linear weights are streamed. */
+    public boolean isStreamed(int i) { return i >= swap.firstSwapped(config.numLayers()); }
+
+    /** The streamer of the swapped blocks (copy counts, host bytes), or null without streaming. */
+    public BlockStreamer streamer() { return streamer; }
+
+    /**
+     * Block i with every weight on the device: a resident block as it is; a streamed one copied into a slot (unless
+     * it is still there) with compute ordered after the copy. Each call must be paired with {@link #releaseBlock}(i)
+     * after the last op that reads the block's Linear weights; between the two, the returned block is valid.
+     */
+    public Block acquireBlock(int i) {
+        if (!isStreamed(i)) return blocks.get(i);
+        int s = i - swap.firstSwapped(config.numLayers());
+        int k = streamer.acquire(s);
+        Block view = streamedViews[s][k];
+        if (view == null) {
+            view = streamedView(blocks.get(i), streamer.slot(k));
+            streamedViews[s][k] = view;
+        }
+        return view;
+    }
+
+    /** Ends the use of block i's weights by the ops queued so far (a no-op for a resident block). */
+    public void releaseBlock(int i) {
+        if (isStreamed(i)) streamer.release(i - swap.firstSwapped(config.numLayers()));
+    }
+
+    /**
+     * Starts copying block i's weights now if it is streamed and not resident, so a later {@link #acquireBlock}(i)
+     * overlaps the copy with the compute queued before it. Does nothing for a resident block or i outside the model.
+     */
+    public void prefetchBlock(int i) {
+        if (i >= 0 && i < config.numLayers() && isStreamed(i)) streamer.prefetch(i - swap.firstSwapped(config.numLayers()));
+    }
+
+    /** The largest (O·I) of the quantized Linears, streamed ones included (0 when none): a dequantization scratch size. */
     public long largestQuantizedWeightElements() {
         long max = 0;
         for (Block b : blocks) {
             for (Linear l : b.linears().values()) if (l.isQuantized()) max = Math.max(max, l.quantized().numElements());
         }
+        if (streamer != null) {
+            for (BlockLayout.Entry e : streamer.layout().entries()) {
+                if (e.dtype() == DType.F8_E4M3) max = Math.max(max, e.shape().numElements());
+            }
+        }
         return max;
+    }
+
+    /**
+     * Device bytes of the resident tensors (every tensor this object holds outside the streamer) plus the streamer's
+     * slots, counted in the tensors' dtypes (what a GPU holds; the memory plan's "weights resident" + "swap slots").
+     */
+    public long deviceBytes() {
+        long n = headModulation.sizeBytes();
+        for (Linear l : new Linear[] {patchEmbedding, textEmbedding0, textEmbedding2, timeEmbedding0, timeEmbedding2,
+                timeProjection, head}) n += l.sizeBytes();
+        for (Block b : blocks) n += b.sizeBytes();
+        return n + (streamer == null ? 0 : streamer.deviceBytes());
     }
 
     @Override
@@ -187,6 +296,40 @@ public final class WanDitWeights implements AutoCloseable {
                 timeProjection, head}) l.close();
         headModulation.close();
         blocks.forEach(Block::close);
+        if (streamer != null) streamer.close();
+    }
+
+    /**
+     * The tensors of a block's Linear weights as the streamer holds them, in {@link BlockLinear} order: the weight, or
+     * the fp8 codes then the scale. Every streamed block has this order.
+     */
+    private static List<Tensor> streamedEntries(Map<BlockLinear, Linear> linears) {
+        List<Tensor> entries = new ArrayList<>();
+        for (BlockLinear which : BlockLinear.values()) {
+            Linear l = linears.get(which);
+            if (l.isQuantized()) {
+                entries.add(l.quantized());
+                entries.add(l.scale());
+            } else {
+                entries.add(l.weight());
+            }
+        }
+        return entries;
+    }
+
+    /** {@code home} (a streamed block: biases, norms, modulation) with its Linear weights bound to a slot's tensors. */
+    private static Block streamedView(Block home, List<Tensor> slot) {
+        Map<BlockLinear, Linear> linears = new EnumMap<>(BlockLinear.class);
+        int e = 0;
+        for (BlockLinear which : BlockLinear.values()) {
+            Linear l = home.linear(which);
+            boolean isQuantized = slot.get(e).dtype() == DType.F8_E4M3;
+            linears.put(which, isQuantized ? new Linear(l.key(), null, slot.get(e), slot.get(e + 1), l.bias())
+                    : new Linear(l.key(), slot.get(e), null, null, l.bias()));
+            e += isQuantized ? 2 : 1;
+        }
+        return new Block(home.index(), home.modulation(), Collections.unmodifiableMap(linears), home.selfAttnNormQ(),
+                home.selfAttnNormK(), home.norm3Weight(), home.norm3Bias(), home.crossAttnNormQ(), home.crossAttnNormK());
     }
 
     // ---------------------------------------------------------------- loading
@@ -203,8 +346,29 @@ public final class WanDitWeights implements AutoCloseable {
      */
     public static WanDitWeights load(Backend backend, SafeTensors checkpoint, WanDitConfig config,
                                      ComputePrecision precision, Quantization quantization, boolean dequantizeFp8AtLoad) {
+        return load(backend, checkpoint, config, precision, quantization, dequantizeFp8AtLoad, BlockSwap.NONE);
+    }
+
+    /**
+     * {@link #load(Backend, SafeTensors, WanDitConfig, ComputePrecision, Quantization, boolean)} with the Linear
+     * weights of the last {@code swap.count()} blocks streamed from host memory: each is loaded (and quantized) as a
+     * resident one would be, copied into the streamer's host image and freed, so at most one such weight is on the
+     * device at a time during loading.
+     *
+     * @throws IllegalArgumentException for a swap count outside [0, numLayers − 1] (musubi's limit) or fewer than 2 slots
+     */
+    public static WanDitWeights load(Backend backend, SafeTensors checkpoint, WanDitConfig config,
+                                     ComputePrecision precision, Quantization quantization, boolean dequantizeFp8AtLoad,
+                                     BlockSwap swap) {
+        if (swap.count() < 0 || swap.count() > config.numLayers() - 1 || swap.slots() < 2) {
+            throw new IllegalArgumentException("--blocks_to_swap " + swap.count() + " with --block_swap_ring_size "
+                    + swap.slots() + ": expected 0 to " + (config.numLayers() - 1) + " blocks (this model has "
+                    + config.numLayers() + "; musubi's limit is blocks − 1) and at least 2 slots");
+        }
         Loader loader = new Loader(backend, checkpoint, config, precision, quantization, dequantizeFp8AtLoad);
         List<Tensor> loaded = loader.loaded;
+        int firstSwapped = swap.firstSwapped(config.numLayers());
+        BlockStreamer streamer = null;
         try {
             loader.checkKeySet();
             KeyPath root = KeyPath.root();
@@ -229,6 +393,21 @@ public final class WanDitWeights implements AutoCloseable {
                     String[] path = which.modulePath().split("\\.");
                     linears.put(which, loader.linear(b.at(path[0]).at(path[1]), which.weightShape(config), null, true));
                 }
+                if (i >= firstSwapped) {
+                    List<Tensor> entries = streamedEntries(linears);
+                    if (streamer == null) {
+                        List<BlockLayout.Entry> layout = new ArrayList<>();
+                        for (Tensor t : entries) layout.add(new BlockLayout.Entry(t.dtype(), t.shape()));
+                        streamer = BlockStreamer.open(backend, new BlockLayout(layout), swap.count(), swap.slots());
+                    }
+                    for (int e = 0; e < entries.size(); e++) {
+                        Tensor t = entries.get(e);
+                        streamer.store(i - firstSwapped, e, t);
+                        loaded.remove(t);
+                        t.close();
+                    }
+                    linears.replaceAll((which, l) -> new Linear(l.key(), null, null, null, l.bias()));
+                }
                 KeyPath self = b.at("self_attn");
                 KeyPath cross = b.at("cross_attn");
                 KeyPath norm3 = b.at("norm3");
@@ -243,9 +422,10 @@ public final class WanDitWeights implements AutoCloseable {
             }
             loader.checkAllConsumed();
             return new WanDitWeights(config, quantization, patch, text0, text2, time0, time2, projection, head,
-                    headModulation, List.copyOf(blocks));
+                    headModulation, List.copyOf(blocks), swap, streamer);
         } catch (RuntimeException e) {
             loaded.forEach(Tensor::close);
+            if (streamer != null) streamer.close();
             throw e;
         }
     }
@@ -292,7 +472,8 @@ public final class WanDitWeights implements AutoCloseable {
 
     /**
      * Random weights made on the backend itself, for timing and memory runs ({@code wanlora bench}) of a full-size
-     * model without a checkpoint: nothing of the size of a weight crosses from the host. Every tensor is drawn from
+     * model without a checkpoint: nothing of the size of a weight crosses from the host. Every block stays resident
+     * (no block swapping). Every tensor is drawn from
      * {@link Backend#gaussianNoise} (one counter stream from {@code seed}, each tensor at the next offset) and scaled:
      * Linear weights N(0, 2/(in + out)) (the variance of Wan's xavier-uniform init), the text and time embeddings
      * N(0, 0.02²), modulations N(0, 1/C), biases N(0, 0.01²) (small but never zero, so no kernel sees a special
@@ -333,7 +514,7 @@ public final class WanDitWeights implements AutoCloseable {
                         random.ones(Shape.of(c))));
             }
             return new WanDitWeights(config, quantization, patch, text0, text2, time0, time2, projection, head,
-                    headModulation, List.copyOf(blocks));
+                    headModulation, List.copyOf(blocks), BlockSwap.NONE, null);
         } catch (RuntimeException e) {
             random.made.forEach(Tensor::close);
             throw e;
@@ -523,7 +704,8 @@ public final class WanDitWeights implements AutoCloseable {
             Tensor weight = isBlockLinear && quantization == Quantization.FP8_SCALED
                     ? dequantized(quantized(weightKey, loadShape))
                     : tensor(weightKey, loadShape);
-            return new Linear(weightKey, weight.reshape(matrix), null, null, bias);
+            // the loaded tensor itself when no reshape is needed, so the Linear holds the owner (streaming frees it)
+            return new Linear(weightKey, weight.shape().equals(matrix) ? weight : weight.reshape(matrix), null, null, bias);
         }
 
         /** A non-quantized tensor in the compute dtype (after the fp8 cast under FP8_BASE). */
