@@ -86,8 +86,8 @@ public final class WanMemoryPlan {
         BlockLayout layout = streamedLayout(s);
         items.add(new MemoryPlan.Item(SWAP_SLOTS, blocksToSwap == 0 ? 0 : BlockStreamer.deviceBytes(layout, s.swapSlots()),
                 blocksToSwap == 0 ? "--blocks_to_swap 0" : String.format(Locale.ROOT,
-                        "%d × %s, one block's Linears each; %d blocks streamed from %s of host memory",
-                        s.swapSlots(), MemoryPlan.formatBytes(layout.sizeBytes()), blocksToSwap,
+                        "%d × %s, one block's Linears each; %d block%s streamed from %s of host memory",
+                        s.swapSlots(), MemoryPlan.formatBytes(layout.sizeBytes()), blocksToSwap, blocksToSwap == 1 ? "" : "s",
                         MemoryPlan.formatBytes(hostBytes(s, blocksToSwap)))));
 
         if (s.isFp8OnDevice()) {
