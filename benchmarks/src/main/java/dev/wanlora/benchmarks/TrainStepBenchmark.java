@@ -78,7 +78,7 @@ public class TrainStepBenchmark {
                     + " is not known; supported: fp8_scaled, fp8_base, bf16");
         };
         device = Backends.create(backend);
-        run = BenchRun.open(device, new BenchRun.Settings(BenchRun.taskConfig(task), q, rank, rank, true, "adamw8bit", 42));
+        run = BenchRun.open(device, new BenchRun.Settings(BenchRun.taskConfig(task), q, rank, rank, true, "adamw8bit", 0, 42));
         run.shape(1, (frames - 1) / 4 + 1, height / 8, width / 8, BenchRun.DEFAULT_TEXT_ROWS);
     }
 

@@ -31,13 +31,14 @@ import java.util.regex.Pattern;
  * {@code wanlora bench}: seconds per training step, per resolution, on this machine, with a random-weight model
  * drawn on the device (nothing to download). Each step is {@code wanlora train}'s step at musubi's reference settings
  * ({@link BenchRun}). Per resolution it prints one summary line, e.g.
- * {@code 14B 384x208x45 (3744 tok) fp8_scaled r32: 0.73 s/it (min 0.72, max 0.75), peak 21.4 GiB  [NVIDIA H100 80GB HBM3]},
+ * {@code 14B 384x208x45 (3744 tok) fp8_scaled r32: 0.73 s/it (min 0.72, max 0.75), peak 21.4 GiB (plan 21.2 GiB)  [NVIDIA H100 80GB HBM3]},
  * then the device time of the step's halves, and a one-step op profile (device time per op, forward / backward /
  * update, and the most expensive ops).
  *
  * <p>Peak memory is the high-water mark of wanlora's own device allocations during the steps (torch's
- * max_memory_allocated, the figure musubi reports), with the driver's view (cuMemGetInfo, which adds the CUDA
- * context and library workspaces) beside it.
+ * max_memory_allocated, the figure musubi reports), with {@code wanlora train}'s memory plan for the same settings
+ * (without the CUDA runtime) beside it, and the driver's view (cuMemGetInfo, which adds the CUDA context and library
+ * workspaces) on the next line. {@code --blocks_to_swap N} streams the last N blocks' Linear weights as the trainer does.
  */
 @Command(name = "bench", sortOptions = false, mixinStandardHelpOptions = true,
         description = "Seconds per training step per resolution on this GPU, with a random-weight model (nothing to download).")
@@ -66,6 +67,10 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--bf16_base", description = "bf16 block weights instead of fp8.")
     boolean bf16Base;
+
+    @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N", defaultValue = "0",
+            description = "Stream the Linear weights of the last N blocks from pinned host memory (default ${DEFAULT-VALUE}).")
+    int blocksToSwap;
 
     @Option(names = "--network_dim", paramLabel = "R", defaultValue = "32", description = "LoRA rank (default ${DEFAULT-VALUE}).")
     int rank;
@@ -124,6 +129,10 @@ public final class BenchCommand implements Callable<Integer> {
             throw new UserError("--frames " + frames + ": expected 4n+1 pixel frames (1, 5, ..., 45, 81), the VAE's"
                     + " temporal stride; use " + (Math.max(0, frames - 1) / 4 * 4 + 1));
         }
+        if (blocksToSwap < 0 || blocksToSwap > config.numLayers() - 1) {
+            throw new UserError("--blocks_to_swap " + blocksToSwap + ": expected 0.." + (config.numLayers() - 1) + " for "
+                    + config.numLayers() + " blocks (musubi's limit: blocks − 1)");
+        }
         if (steps < 1 || warmup < 0 || batchSize < 1 || rank < 1 || textRows < 1 || textRows > config.textLen()) {
             throw new UserError("bench: --steps, --batch_size, --network_dim must be ≥ 1, --warmup ≥ 0 and --text_rows in"
                     + " 1.." + config.textLen() + "; got --steps " + steps + ", --warmup " + warmup + ", --batch_size "
@@ -134,7 +143,7 @@ public final class BenchCommand implements Callable<Integer> {
             String card = backend instanceof CudaBackend cuda ? cuda.context().deviceName() : "cpu";
             long built = System.nanoTime();
             BenchRun.Settings settings = new BenchRun.Settings(config, quantization, rank, alpha == null ? rank : alpha,
-                    gradientCheckpointing, optimizerType, seed);
+                    gradientCheckpointing, optimizerType, blocksToSwap, seed);
             try (BenchRun run = BenchRun.open(backend, settings)) {
                 backend.synchronize();
                 out.printf(Locale.ROOT, "%s random weights (%s) on %s built in %.1f s%s%n", task, label(quantization),
@@ -151,14 +160,16 @@ public final class BenchCommand implements Callable<Integer> {
         int latentFrames = (frames - 1) / 4 + 1;
         long tokens = (long) latentFrames * (r.latentHeight() / 2) * (r.latentWidth() / 2) * batchSize;
         String head = String.format(Locale.ROOT, "%s %sx%d (%d tok) %s r%d", shortTask(), r, frames, tokens,
-                label(quantization), rank) + (batchSize > 1 ? " b" + batchSize : "");
+                label(quantization), rank) + (batchSize > 1 ? " b" + batchSize : "")
+                + (blocksToSwap > 0 ? " swap " + blocksToSwap : "");
         try {
             run.shape(batchSize, latentFrames, r.latentHeight(), r.latentWidth(), textRows);
             if (warmup > 0) run.steps(warmup);
             List<BenchRun.StepTime> times = run.steps(steps);
             long peak = backend instanceof CudaBackend ? DeviceBuffer.peakLiveBytes() : -1;
             double[] seconds = times.stream().mapToDouble(BenchRun.StepTime::seconds).sorted().toArray();
-            String memory = peak < 0 ? "peak n/a on the cpu" : String.format(Locale.ROOT, "peak %.1f GiB", gib(peak));
+            String memory = (peak < 0 ? "peak n/a on the cpu" : String.format(Locale.ROOT, "peak %.2f GiB", gib(peak)))
+                    + String.format(Locale.ROOT, " (plan %.2f GiB)", gib(run.plan().totalBytes()));
             out.printf(Locale.ROOT, "%s: %.3f s/it (min %.3f, max %.3f), %s  [%s]%n", head, median(seconds),
                     seconds[0], seconds[seconds.length - 1], memory, card);
             double[] model = times.stream().mapToDouble(BenchRun.StepTime::modelMillis).sorted().toArray();

@@ -13,13 +13,19 @@ import dev.wanlora.engine.optim.GradClip;
 import dev.wanlora.engine.optim.Optimizer;
 import dev.wanlora.engine.optim.OptimizerConfig;
 import dev.wanlora.engine.random.RandomSource;
+import dev.wanlora.engine.memory.MemoryPlan;
+import dev.wanlora.engine.stream.BlockStreamer;
+import dev.wanlora.engine.cuda.CudaAttention;
+import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.musubi.LoadedTensor;
 import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDit;
+import dev.wanlora.models.wan.WanDitActivations;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights;
+import dev.wanlora.models.wan.WanMemoryPlan;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -36,9 +42,12 @@ import java.util.SplittableRandom;
  */
 public final class BenchRun implements AutoCloseable {
 
-    /** What to build: the model, its weight storage, the LoRA and the optimizer (musubi's flag values). */
+    /**
+     * What to build: the model, its weight storage, the LoRA and the optimizer (musubi's flag values), and how many
+     * blocks stream their Linear weights from host memory ({@code --blocks_to_swap}, through a 2-slot ring).
+     */
     public record Settings(WanDitConfig config, WanDitWeights.Quantization quantization, int rank, float alpha,
-                           boolean gradientCheckpointing, String optimizerType, long seed) {}
+                           boolean gradientCheckpointing, String optimizerType, int blocksToSwap, long seed) {}
 
     /**
      * One timed step: host wall seconds from its start to the next step's start (the cadence a training loop
@@ -78,7 +87,8 @@ public final class BenchRun implements AutoCloseable {
         boolean isCpu = backend.inner() instanceof CpuBackend;
         ComputePrecision precision = ComputePrecision.BF16_MUSUBI;
         // The CPU stores fp8 weights dequantized, as wanlora train loads them there.
-        this.weights = WanDitWeights.random(backend, s.config(), precision, s.quantization(), isCpu, s.seed());
+        this.weights = WanDitWeights.random(backend, s.config(), precision, s.quantization(), isCpu,
+                new WanDitWeights.BlockSwap(s.blocksToSwap(), BlockStreamer.DEFAULT_SLOTS), s.seed());
         this.dit = new WanDit(backend, s.config(), weights, precision, s.gradientCheckpointing());
         this.lora = LoraNetwork.create(backend, s.config(), s.rank(), s.alpha(), s.seed());
         this.optimizer = TrainStep.optimizer(backend, OptimizerConfig.fromFlags(s.optimizerType(), List.of()), lora);
@@ -154,6 +164,28 @@ public final class BenchRun implements AutoCloseable {
                     phases.millisBetween(3 * i, 3 * i + 1), phases.millisBetween(3 * i + 1, 3 * i + 2)));
         }
         return times;
+    }
+
+    /**
+     * The memory plan of {@code wanlora train} for the current shape (its total without the CUDA runtime, which the
+     * peak of wanlora's own allocations does not count either), to set beside the measured peak.
+     */
+    public MemoryPlan plan() {
+        WanDitConfig c = settings.config();
+        long[] d = latentShape.dims(); // (B, 16, F, H, W)
+        var key = new WanDitActivations.Key((int) d[0], (int) d[2], (int) d[3], (int) d[4], settings.rank(),
+                !settings.gradientCheckpointing());
+        long tokens = d[2] * (d[3] / 2) * (d[4] / 2);
+        List<MemoryPlan.Item> others = new ArrayList<>();
+        others.add(new MemoryPlan.Item("batch inputs", BatchTensors.sizeBytes(latentShape), ""));
+        if (backend.inner() instanceof CudaBackend) {
+            others.add(new MemoryPlan.Item("attention workspace", CudaAttention.backwardWorkspaceBytes(d[0], c.numHeads(), tokens), ""));
+        }
+        // random weights are bf16 values, so the fp8 scales are bf16 as for a bf16 checkpoint
+        var s = new WanMemoryPlan.Settings(c, ComputePrecision.BF16_MUSUBI, settings.quantization(),
+                !(backend.inner() instanceof CpuBackend), DType.BF16, List.of(key),
+                OptimizerConfig.fromFlags(settings.optimizerType(), List.of()), BlockStreamer.DEFAULT_SLOTS, others);
+        return WanMemoryPlan.plan(s, settings.blocksToSwap());
     }
 
     /** Device allocations (cuMemAlloc calls) during the last {@link #steps} call: 0 in a steady state (DESIGN.md §4). */

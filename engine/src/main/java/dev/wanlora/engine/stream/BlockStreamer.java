@@ -1,6 +1,7 @@
 package dev.wanlora.engine.stream;
 
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.ProfilingBackend;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.cuda.CudaBackend;
 import dev.wanlora.engine.cuda.CudaStreamMemory;
@@ -59,13 +60,18 @@ public final class BlockStreamer implements AutoCloseable {
             throw new IllegalArgumentException("BlockStreamer: got " + numBlocks + " block(s) and " + numSlots
                     + " slot(s), expected at least 1 block and 2 slots");
         }
-        StreamMemory memory = switch (backend) {
+        return new BlockStreamer(layout, numBlocks, memory(backend, layout, numBlocks, numSlots), numSlots);
+    }
+
+    /** The backend's stream memory; a {@link ProfilingBackend} streams on the backend it wraps (copies are not ops). */
+    private static StreamMemory memory(Backend backend, BlockLayout layout, int numBlocks, int numSlots) {
+        return switch (backend) {
             case CudaBackend cuda -> new CudaStreamMemory(cuda, layout, numBlocks, numSlots);
             case CpuBackend cpu -> new HostStreamMemory(cpu, layout, numBlocks, numSlots);
+            case ProfilingBackend profiling -> memory(profiling.inner(), layout, numBlocks, numSlots);
             default -> throw new UnsupportedOperationException("BlockStreamer: no stream memory for backend "
-                    + backend.name() + "; supported: cpu, cuda");
+                    + backend.name() + "; supported: cpu, cuda (or either behind a ProfilingBackend)");
         };
-        return new BlockStreamer(layout, numBlocks, memory, numSlots);
     }
 
     public BlockLayout layout() { return layout; }

@@ -299,6 +299,37 @@ public final class WanDitWeights implements AutoCloseable {
         if (streamer != null) streamer.close();
     }
 
+    private static void checkSwap(WanDitConfig config, BlockSwap swap) {
+        if (swap.count() < 0 || swap.count() > config.numLayers() - 1 || swap.slots() < 2) {
+            throw new IllegalArgumentException("--blocks_to_swap " + swap.count() + " with --block_swap_ring_size "
+                    + swap.slots() + ": expected 0 to " + (config.numLayers() - 1) + " blocks (this model has "
+                    + config.numLayers() + "; musubi's limit is blocks − 1) and at least 2 slots");
+        }
+    }
+
+    /**
+     * Moves a block's Linear weights (the tensors {@link #streamedEntries} lists; {@code owned} tracks them) into the
+     * streamer as its block {@code streamed}, opening the streamer from their dtypes and shapes on the first call, and
+     * frees them: the Linears keep only their biases. Returns the streamer.
+     */
+    private static BlockStreamer stream(Backend backend, BlockStreamer streamer, BlockSwap swap, int streamed,
+                                        Map<BlockLinear, Linear> linears, List<Tensor> owned) {
+        List<Tensor> entries = streamedEntries(linears);
+        if (streamer == null) {
+            List<BlockLayout.Entry> layout = new ArrayList<>();
+            for (Tensor t : entries) layout.add(new BlockLayout.Entry(t.dtype(), t.shape()));
+            streamer = BlockStreamer.open(backend, new BlockLayout(layout), swap.count(), swap.slots());
+        }
+        for (int e = 0; e < entries.size(); e++) {
+            Tensor t = entries.get(e);
+            streamer.store(streamed, e, t);
+            owned.remove(t);
+            t.close();
+        }
+        linears.replaceAll((which, l) -> new Linear(l.key(), null, null, null, l.bias()));
+        return streamer;
+    }
+
     /**
      * The tensors of a block's Linear weights as the streamer holds them, in {@link BlockLinear} order: the weight, or
      * the fp8 codes then the scale. Every streamed block has this order.
@@ -360,11 +391,7 @@ public final class WanDitWeights implements AutoCloseable {
     public static WanDitWeights load(Backend backend, SafeTensors checkpoint, WanDitConfig config,
                                      ComputePrecision precision, Quantization quantization, boolean dequantizeFp8AtLoad,
                                      BlockSwap swap) {
-        if (swap.count() < 0 || swap.count() > config.numLayers() - 1 || swap.slots() < 2) {
-            throw new IllegalArgumentException("--blocks_to_swap " + swap.count() + " with --block_swap_ring_size "
-                    + swap.slots() + ": expected 0 to " + (config.numLayers() - 1) + " blocks (this model has "
-                    + config.numLayers() + "; musubi's limit is blocks − 1) and at least 2 slots");
-        }
+        checkSwap(config, swap);
         Loader loader = new Loader(backend, checkpoint, config, precision, quantization, dequantizeFp8AtLoad);
         List<Tensor> loaded = loader.loaded;
         int firstSwapped = swap.firstSwapped(config.numLayers());
@@ -393,21 +420,7 @@ public final class WanDitWeights implements AutoCloseable {
                     String[] path = which.modulePath().split("\\.");
                     linears.put(which, loader.linear(b.at(path[0]).at(path[1]), which.weightShape(config), null, true));
                 }
-                if (i >= firstSwapped) {
-                    List<Tensor> entries = streamedEntries(linears);
-                    if (streamer == null) {
-                        List<BlockLayout.Entry> layout = new ArrayList<>();
-                        for (Tensor t : entries) layout.add(new BlockLayout.Entry(t.dtype(), t.shape()));
-                        streamer = BlockStreamer.open(backend, new BlockLayout(layout), swap.count(), swap.slots());
-                    }
-                    for (int e = 0; e < entries.size(); e++) {
-                        Tensor t = entries.get(e);
-                        streamer.store(i - firstSwapped, e, t);
-                        loaded.remove(t);
-                        t.close();
-                    }
-                    linears.replaceAll((which, l) -> new Linear(l.key(), null, null, null, l.bias()));
-                }
+                if (i >= firstSwapped) streamer = stream(backend, streamer, swap, i - firstSwapped, linears, loaded);
                 KeyPath self = b.at("self_attn");
                 KeyPath cross = b.at("cross_attn");
                 KeyPath norm3 = b.at("norm3");
@@ -472,8 +485,9 @@ public final class WanDitWeights implements AutoCloseable {
 
     /**
      * Random weights made on the backend itself, for timing and memory runs ({@code wanlora bench}) of a full-size
-     * model without a checkpoint: nothing of the size of a weight crosses from the host. Every block stays resident
-     * (no block swapping). Every tensor is drawn from
+     * model without a checkpoint: nothing of the size of a weight crosses from the host (except the Linear weights of
+     * the {@code swap.count()} streamed blocks, moved into pinned host memory as {@link #load} does). Every tensor is
+     * drawn from
      * {@link Backend#gaussianNoise} (one counter stream from {@code seed}, each tensor at the next offset) and scaled:
      * Linear weights N(0, 2/(in + out)) (the variance of Wan's xavier-uniform init), the text and time embeddings
      * N(0, 0.02²), modulations N(0, 1/C), biases N(0, 0.01²) (small but never zero, so no kernel sees a special
@@ -483,10 +497,14 @@ public final class WanDitWeights implements AutoCloseable {
      * e4m3, keep their values: rounding them changes no op's cost).
      *
      * @param dequantizeFp8AtLoad as in {@link #load}: store fp8 block weights dequantized (CPU) or as codes + scales
+     * @param swap                as in {@link #load}
      */
     public static WanDitWeights random(Backend backend, WanDitConfig config, ComputePrecision precision,
-                                       Quantization quantization, boolean dequantizeFp8AtLoad, long seed) {
+                                       Quantization quantization, boolean dequantizeFp8AtLoad, BlockSwap swap, long seed) {
+        checkSwap(config, swap);
         DeviceRandom random = new DeviceRandom(backend, precision.activationDType(), seed);
+        int firstSwapped = swap.firstSwapped(config.numLayers());
+        BlockStreamer streamer = null;
         try {
             int c = config.dim();
             KeyPath root = KeyPath.root();
@@ -508,15 +526,17 @@ public final class WanDitWeights implements AutoCloseable {
                             ? random.linear(key, which.weightShape(config), -1)
                             : random.quantizedLinear(key, which.weightShape(config), quantization, dequantizeFp8AtLoad));
                 }
+                if (i >= firstSwapped) streamer = stream(backend, streamer, swap, i - firstSwapped, linears, random.made);
                 blocks.add(new Block(i, random.normal(Shape.of(1, 6, c), 1 / Math.sqrt(c)),
                         Collections.unmodifiableMap(linears), random.ones(Shape.of(c)), random.ones(Shape.of(c)),
                         random.ones(Shape.of(c)), random.normal(Shape.of(c), 0.01), random.ones(Shape.of(c)),
                         random.ones(Shape.of(c))));
             }
             return new WanDitWeights(config, quantization, patch, text0, text2, time0, time2, projection, head,
-                    headModulation, List.copyOf(blocks), BlockSwap.NONE, null);
+                    headModulation, List.copyOf(blocks), swap, streamer);
         } catch (RuntimeException e) {
             random.made.forEach(Tensor::close);
+            if (streamer != null) streamer.close();
             throw e;
         } finally {
             random.closeScratch();

@@ -5,6 +5,7 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
+import dev.wanlora.models.wan.WanDitWeights.BlockSwap;
 import dev.wanlora.models.wan.WanDitWeights.Linear;
 import dev.wanlora.models.wan.WanDitWeights.Quantization;
 import org.junit.jupiter.api.Test;
@@ -29,7 +30,7 @@ class WanDitWeightsRandomTest {
     @Test
     void scaledFp8CodesAndScalesAsTheLoaderKeepsThem() {
         try (CpuBackend cpu = new CpuBackend();
-             WanDitWeights w = WanDitWeights.random(cpu, TINY, ComputePrecision.BF16_MUSUBI, Quantization.FP8_SCALED, false, 7)) {
+             WanDitWeights w = WanDitWeights.random(cpu, TINY, ComputePrecision.BF16_MUSUBI, Quantization.FP8_SCALED, false, BlockSwap.NONE, 7)) {
             assertEquals(Quantization.FP8_SCALED, w.quantization());
             assertEquals(2, w.blocks().size());
             for (WanDitWeights.Block b : w.blocks()) {
@@ -61,8 +62,8 @@ class WanDitWeightsRandomTest {
     @Test
     void dequantizedAtLoadIsTheCodesTimesTheScaleAndTheSameSeedRepeats() {
         try (CpuBackend cpu = new CpuBackend();
-             WanDitWeights codes = WanDitWeights.random(cpu, TINY, ComputePrecision.BF16_MUSUBI, Quantization.FP8_SCALED, false, 7);
-             WanDitWeights dense = WanDitWeights.random(cpu, TINY, ComputePrecision.BF16_MUSUBI, Quantization.FP8_SCALED, true, 7)) {
+             WanDitWeights codes = WanDitWeights.random(cpu, TINY, ComputePrecision.BF16_MUSUBI, Quantization.FP8_SCALED, false, BlockSwap.NONE, 7);
+             WanDitWeights dense = WanDitWeights.random(cpu, TINY, ComputePrecision.BF16_MUSUBI, Quantization.FP8_SCALED, true, BlockSwap.NONE, 7)) {
             Linear q = codes.block(1).linear(BlockLinear.FFN_2);
             Linear d = dense.block(1).linear(BlockLinear.FFN_2);
             assertFalse(d.isQuantized());
@@ -77,7 +78,7 @@ class WanDitWeightsRandomTest {
     @Test
     void bf16WeightsDriveAFiniteForward() {
         try (CpuBackend cpu = new CpuBackend();
-             WanDitWeights w = WanDitWeights.random(cpu, TINY, ComputePrecision.BF16_MUSUBI, Quantization.NONE, false, 3);
+             WanDitWeights w = WanDitWeights.random(cpu, TINY, ComputePrecision.BF16_MUSUBI, Quantization.NONE, false, BlockSwap.NONE, 3);
              WanDit dit = new WanDit(cpu, TINY, w, ComputePrecision.BF16_MUSUBI, true);
              Tensor xt = cpu.allocate(DType.F32, Shape.of(1, 16, 1, 4, 4));
              Tensor t = cpu.fromFloats(DType.F32, Shape.of(1), new float[] {500});
