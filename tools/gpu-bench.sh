@@ -4,6 +4,7 @@
 #   bash BUNDLE/gpu-bench.sh [step...]
 # steps (default: bench14 bench13):
 #   bench14    wanlora bench --task t2v-14B at 384x208x45 (10 steps after 3 warm-up, one-step op profile)
+#   bench14swap the same with --blocks_to_swap 10 (musubi's reference setting)
 #   bench13    the same for t2v-1.3B
 #   bench14big wanlora bench --task t2v-14B at 832x480x81 (3 steps after 1 warm-up)
 #   jmh        TrainStepBenchmark (JMH, single-shot seconds per step) for t2v-1.3B at 384x208x45, 1 fork
@@ -27,6 +28,7 @@ for step in "${steps[@]}"; do
   log="$logs/$step$tag.log"
   case $step in
     bench14) bench --task t2v-14B --resolution 384x208 --frames 45 2>&1 | tee "$log" || status=1 ;;
+    bench14swap) bench --task t2v-14B --resolution 384x208 --frames 45 --blocks_to_swap 10 2>&1 | tee "$log" || status=1 ;;
     bench13) bench --task t2v-1.3B --resolution 384x208 --frames 45 2>&1 | tee "$log" || status=1 ;;
     bench14big) bench --task t2v-14B --resolution 832x480 --frames 81 --steps 3 --warmup 1 2>&1 | tee "$log" || status=1 ;;
     jmh)
@@ -38,7 +40,7 @@ for step in "${steps[@]}"; do
         --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaUploadTest \
         --details=tree --disable-banner 2>&1 | tee "$log" || status=1
       ;;
-    *) echo "gpu-bench.sh: unknown step $step; expected bench14, bench13, bench14big, jmh or tests" >&2; status=2 ;;
+    *) echo "gpu-bench.sh: unknown step $step; expected bench14, bench14swap, bench13, bench14big, jmh or tests" >&2; status=2 ;;
   esac
 done
 exit $status

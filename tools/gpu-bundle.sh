@@ -37,6 +37,7 @@ golden=$root/../shared/golden/wan-tiny
 [ -d "$golden" ] || golden=$root/../../shared/golden/wan-tiny
 if [ -d "$golden" ]; then mkdir -p "$out/golden" && cp -r "$golden" "$out/golden/wan-tiny"; fi
 cp tools/gpu-test.sh "$out/gpu-test.sh"
+cp tools/gpu-bench.sh "$out/gpu-bench.sh"
 echo "bundle $out: $(du -sh "$out" | cut -f1) (jre $(du -sh "$out/jre" | cut -f1), lib $(du -sh "$out/lib" | cut -f1), test $(du -sh "$out/test" | cut -f1))"
 if [ -n "$pack" ]; then
   rm -rf "$pack" && mkdir -p "$pack"

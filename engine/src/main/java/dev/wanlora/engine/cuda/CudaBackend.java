@@ -192,11 +192,18 @@ public final class CudaBackend implements Backend {
         return t;
     }
 
-    /** Synchronous host→device copy of a native segment into t (t.sizeBytes() bytes). */
+    /**
+     * Host→device copy of a native segment into t (t.sizeBytes() bytes), complete when this returns.
+     * Why not plain cuMemcpyHtoD: from pageable memory it may return once the bytes are staged, before the DMA lands,
+     * and it runs on the legacy stream, which our non-blocking compute stream does not wait for — a kernel queued next
+     * could read stale memory. Queuing the copy on the compute stream orders it before every later op; the
+     * synchronize makes it safe for the caller to free or reuse the host segment.
+     */
     private void upload(CudaTensor t, MemorySegment host) {
         context.makeCurrent();
-        CudaException.check(cuMemcpyHtoD(t.pointer(), new NativeHandles.HostPointer(host.address()), t.sizeBytes()),
-                "cuMemcpyHtoD", "uploading " + t);
+        CudaException.check(cuMemcpyHtoDAsync(t.pointer(), new NativeHandles.HostPointer(host.address()), t.sizeBytes(),
+                context.computeStream()), "cuMemcpyHtoDAsync", "uploading " + t);
+        CudaException.check(cuStreamSynchronize(context.computeStream()), "cuStreamSynchronize", "after uploading " + t);
     }
 
     @Override

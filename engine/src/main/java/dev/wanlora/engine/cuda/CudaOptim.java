@@ -5,6 +5,7 @@ import dev.wanlora.engine.optim.AdamW8bit;
 import dev.wanlora.engine.optim.DynamicQuantization;
 import jcuda.Pointer;
 
+import static jcuda.driver.JCudaDriver.cuCtxSynchronize;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
 /**
@@ -29,8 +30,11 @@ final class CudaOptim implements AutoCloseable {
         System.arraycopy(DynamicQuantization.signedMap(), 0, both, 0, DynamicQuantization.MAP_SIZE);
         System.arraycopy(DynamicQuantization.unsignedMap(), 0, both, DynamicQuantization.MAP_SIZE, DynamicQuantization.MAP_SIZE);
         this.maps = DeviceBuffer.allocate(launcher.context(), 4L * both.length, "8-bit optimizer quantization maps");
+        // A pageable cuMemcpyHtoD may return before its DMA lands, on the legacy stream that the non-blocking compute
+        // stream does not wait for (see CudaBackend.upload): wait for the whole context once, at construction.
         CudaException.check(cuMemcpyHtoD(maps.pointer(0), Pointer.to(both), 4L * both.length), "cuMemcpyHtoD",
                 "uploading the 8-bit optimizer maps");
+        CudaException.check(cuCtxSynchronize(), "cuCtxSynchronize", "after uploading the 8-bit optimizer maps");
     }
 
     void clipCoefficient(CudaTensor clip, CudaTensor normSquared, float maxNorm) {
