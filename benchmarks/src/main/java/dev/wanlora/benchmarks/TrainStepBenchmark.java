@@ -1,6 +1,7 @@
 package dev.wanlora.benchmarks;
 
 import dev.wanlora.cli.train.BenchRun;
+import dev.wanlora.cli.train.CheckpointAttention;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
 import dev.wanlora.models.wan.WanDitWeights.Quantization;
@@ -78,7 +79,8 @@ public class TrainStepBenchmark {
                     + " is not known; supported: fp8_scaled, fp8_base, bf16");
         };
         device = Backends.create(backend);
-        run = BenchRun.open(device, new BenchRun.Settings(BenchRun.taskConfig(task), q, rank, rank, true, "adamw8bit", 0, 42));
+        run = BenchRun.open(device, new BenchRun.Settings(BenchRun.taskConfig(task), q, rank, rank, true,
+                CheckpointAttention.AUTO, "adamw8bit", 0, 42));
         run.shape(1, (frames - 1) / 4 + 1, height / 8, width / 8, BenchRun.DEFAULT_TEXT_ROWS);
     }
 

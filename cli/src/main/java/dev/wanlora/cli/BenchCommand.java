@@ -1,6 +1,7 @@
 package dev.wanlora.cli;
 
 import dev.wanlora.cli.train.BenchRun;
+import dev.wanlora.cli.train.CheckpointAttention;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
 import dev.wanlora.engine.backend.ProfilingBackend.OpTime;
@@ -82,6 +83,12 @@ public final class BenchCommand implements Callable<Integer> {
             description = "Recompute each block in the backward (default on; --no-gradient_checkpointing keeps every block's activations).")
     boolean gradientCheckpointing;
 
+    @Option(names = {"--checkpoint_attention", "--checkpoint-attention"}, paramLabel = "auto|on|off",
+            converter = CheckpointAttention.Converter.class, defaultValue = "auto",
+            description = "Keep each block's self-attention output through checkpointing so the recompute skips it;"
+                    + " auto (default): on when the memory plan with it fits the GPU.")
+    CheckpointAttention checkpointAttention;
+
     @Option(names = "--optimizer_type", paramLabel = "NAME", defaultValue = "adamw8bit",
             description = "adamw8bit (default) or adamw.")
     String optimizerType;
@@ -143,7 +150,7 @@ public final class BenchCommand implements Callable<Integer> {
             String card = backend instanceof CudaBackend cuda ? cuda.context().deviceName() : "cpu";
             long built = System.nanoTime();
             BenchRun.Settings settings = new BenchRun.Settings(config, quantization, rank, alpha == null ? rank : alpha,
-                    gradientCheckpointing, optimizerType, blocksToSwap, seed);
+                    gradientCheckpointing, checkpointAttention, optimizerType, blocksToSwap, seed);
             try (BenchRun run = BenchRun.open(backend, settings)) {
                 backend.synchronize();
                 out.printf(Locale.ROOT, "%s random weights (%s) on %s built in %.1f s%s%n", task, label(quantization),
@@ -169,7 +176,9 @@ public final class BenchCommand implements Callable<Integer> {
             long peak = backend instanceof CudaBackend ? DeviceBuffer.peakLiveBytes() : -1;
             double[] seconds = times.stream().mapToDouble(BenchRun.StepTime::seconds).sorted().toArray();
             String memory = (peak < 0 ? "peak n/a on the cpu" : String.format(Locale.ROOT, "peak %.2f GiB", gib(peak)))
-                    + String.format(Locale.ROOT, " (plan %.2f GiB)", gib(run.plan().totalBytes()));
+                    + String.format(Locale.ROOT, " (plan %.2f GiB)", gib(run.plan().totalBytes()))
+                    + (gradientCheckpointing ? ", checkpoint_attention " + (run.savesAttentionOutputs() ? "on" : "off")
+                    + (checkpointAttention == CheckpointAttention.AUTO ? " (auto)" : "") : "");
             out.printf(Locale.ROOT, "%s: %.3f s/it (min %.3f, max %.3f), %s  [%s]%n", head, median(seconds),
                     seconds[0], seconds[seconds.length - 1], memory, card);
             double[] model = times.stream().mapToDouble(BenchRun.StepTime::modelMillis).sorted().toArray();

@@ -44,10 +44,12 @@ public final class BenchRun implements AutoCloseable {
 
     /**
      * What to build: the model, its weight storage, the LoRA and the optimizer (musubi's flag values), and how many
-     * blocks stream their Linear weights from host memory ({@code --blocks_to_swap}, through a 2-slot ring).
+     * blocks stream their Linear weights from host memory ({@code --blocks_to_swap}, through a 2-slot ring), and
+     * {@code --checkpoint_attention} (auto: decided per shape by {@link #shape}).
      */
     public record Settings(WanDitConfig config, WanDitWeights.Quantization quantization, int rank, float alpha,
-                           boolean gradientCheckpointing, String optimizerType, int blocksToSwap, long seed) {}
+                           boolean gradientCheckpointing, CheckpointAttention checkpointAttention, String optimizerType,
+                           int blocksToSwap, long seed) {}
 
     /**
      * One timed step: host wall seconds from its start to the next step's start (the cadence a training loop
@@ -126,12 +128,16 @@ public final class BenchRun implements AutoCloseable {
 
     /**
      * Switches to latents (B, 16, F, H, W) with B contexts of {@code textRows} rows: frees the previous shape's
-     * activations, draws the host data, and starts a new memory high-water mark.
+     * activations, draws the host data, resolves {@code --checkpoint_attention} (auto: on when the plan with it fits
+     * the GPU's memory less what the CUDA runtime holds; always on the CPU), and starts a new memory high-water mark.
      */
     public void shape(int batch, int latentFrames, int latentHeight, int latentWidth, int textRows) {
         dit.releaseActivations();
         WanDitConfig c = settings.config();
         latentShape = Shape.of(batch, c.inChannels(), latentFrames, latentHeight, latentWidth);
+        boolean fits = !(backend.inner() instanceof CudaBackend cuda)
+                || plan(true).fits(cuda.context().freeMemoryBytes() + DeviceBuffer.liveBytes());
+        dit.savesAttentionOutputs(settings.checkpointAttention().resolve(fits));
         SplittableRandom random = new SplittableRandom(settings.seed());
         latents = new ArrayList<>();
         texts = new ArrayList<>();
@@ -171,10 +177,17 @@ public final class BenchRun implements AutoCloseable {
      * peak of wanlora's own allocations does not count either), to set beside the measured peak.
      */
     public MemoryPlan plan() {
+        return plan(dit.savesAttentionOutputs());
+    }
+
+    /** Whether the current shape's steps keep the self-attention outputs (--checkpoint_attention, resolved). */
+    public boolean savesAttentionOutputs() { return dit.savesAttentionOutputs(); }
+
+    private MemoryPlan plan(boolean savesAttention) {
         WanDitConfig c = settings.config();
         long[] d = latentShape.dims(); // (B, 16, F, H, W)
         var key = new WanDitActivations.Key((int) d[0], (int) d[2], (int) d[3], (int) d[4], settings.rank(),
-                !settings.gradientCheckpointing());
+                !settings.gradientCheckpointing(), settings.gradientCheckpointing() && savesAttention);
         long tokens = d[2] * (d[3] / 2) * (d[4] / 2);
         List<MemoryPlan.Item> others = new ArrayList<>();
         others.add(new MemoryPlan.Item("batch inputs", BatchTensors.sizeBytes(latentShape), ""));

@@ -67,6 +67,12 @@ public final class TrainOptions {
             description = "Recompute each block's activations in the backward pass.")
     public boolean gradient_checkpointing;
 
+    @Option(names = {"--checkpoint_attention", "--checkpoint-attention"}, paramLabel = "auto|on|off",
+            converter = CheckpointAttention.Converter.class, defaultValue = "auto",
+            description = "With --gradient_checkpointing, keep each block's self-attention output so the recompute skips"
+                    + " it (same results, faster, more memory); auto (default): on when the memory plan with it fits.")
+    public CheckpointAttention checkpoint_attention;
+
     @Option(names = {"--mixed_precision", "--mixed-precision"}, paramLabel = "no|fp16|bf16",
             description = "Compute precision of the DiT (default: the checkpoint's dtype).")
     public String mixed_precision;

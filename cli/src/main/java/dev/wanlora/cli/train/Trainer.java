@@ -118,6 +118,8 @@ final class Trainer {
     private WanMemoryPlan.Settings memorySettings;
     private long memoryBudget;
     private int blocksToSwap;
+    /** --checkpoint_attention resolved by the memory plan. */
+    private boolean savesAttentionOutputs;
 
     Trainer(TrainOptions o, PrintWriter out, boolean isLinePerStep) {
         this.o = o;
@@ -160,7 +162,9 @@ final class Trainer {
             WanDitWeights.BlockSwap swap = planMemory(checkpoint, precision);
             phase = "loading the DiT";
             try (WanDitWeights weights = loadWeights(checkpoint, precision, swap)) {
-                return train(resumed, new WanDit(backend, modelConfig, weights, precision, o.gradient_checkpointing));
+                WanDit dit = new WanDit(backend, modelConfig, weights, precision, o.gradient_checkpointing);
+                dit.savesAttentionOutputs(savesAttentionOutputs);
+                return train(resumed, dit);
             }
         }
     }
@@ -320,18 +324,36 @@ final class Trainer {
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), e);
         }
-        List<WanDitActivations.Key> shapes = inputShapes(loraRankForPlan());
-        memorySettings = new WanMemoryPlan.Settings(modelConfig, precision, quantization(), !(backend instanceof CpuBackend),
-                blockDType, shapes, optimizerConfig, o.block_swap_ring_size, callerMemory(shapes));
+        List<WanDitActivations.Key> shapes = inputShapes(loraRankForPlan(), false);
+        WanMemoryPlan.Settings without = new WanMemoryPlan.Settings(modelConfig, precision, quantization(),
+                !(backend instanceof CpuBackend), blockDType, shapes, optimizerConfig, o.block_swap_ring_size,
+                callerMemory(shapes));
+        List<WanDitActivations.Key> savingShapes = inputShapes(loraRankForPlan(), true);
+        WanMemoryPlan.Settings with = new WanMemoryPlan.Settings(modelConfig, precision, quantization(),
+                !(backend instanceof CpuBackend), blockDType, savingShapes, optimizerConfig, o.block_swap_ring_size,
+                callerMemory(savingShapes));
+        CheckpointAttention attentionMode = o.checkpoint_attention == null ? CheckpointAttention.AUTO : o.checkpoint_attention;
         int maxSwap = modelConfig.numLayers() - 1;
         boolean isAuto = o.blocks_to_swap != null && o.blocks_to_swap.isAuto();
+        // auto never swaps more blocks to afford the saved attention outputs: it takes them only where they fit
+        memorySettings = o.gradient_checkpointing && attentionMode == CheckpointAttention.ON ? with : without;
         OptionalInt fitting = memoryBudget > 0 ? WanMemoryPlan.smallestFittingSwap(memorySettings, memoryBudget) : OptionalInt.of(0);
         blocksToSwap = isAuto ? fitting.orElse(maxSwap) : o.blocks_to_swap == null ? 0 : o.blocks_to_swap.count();
+        boolean fitsWith = memoryBudget <= 0 || WanMemoryPlan.plan(with, blocksToSwap).fits(memoryBudget);
+        savesAttentionOutputs = o.gradient_checkpointing && attentionMode.resolve(fitsWith);
+        if (savesAttentionOutputs && memorySettings != with) {
+            memorySettings = with;
+            fitting = memoryBudget > 0 ? WanMemoryPlan.smallestFittingSwap(memorySettings, memoryBudget) : OptionalInt.of(0);
+        }
         MemoryPlan plan = WanMemoryPlan.plan(memorySettings, blocksToSwap);
         WanDitActivations.Key largest = largestShape(shapes);
-        out.printf(Locale.ROOT, "memory plan (--blocks_to_swap %d%s, rank %d, largest input %d×%d×%d×%d latent = %d tokens%s%s):%n",
+        String attention = !o.gradient_checkpointing ? "" : "; --checkpoint_attention " + (savesAttentionOutputs ? "on" : "off")
+                + (attentionMode != CheckpointAttention.AUTO ? "" : savesAttentionOutputs ? " chosen by auto"
+                : " chosen by auto: with it the plan exceeds the budget");
+        out.printf(Locale.ROOT, "memory plan (--blocks_to_swap %d%s, rank %d, largest input %d×%d×%d×%d latent = %d tokens%s%s%s):%n",
                 blocksToSwap, isAuto ? " chosen by auto" : "", largest.loraRank(), largest.batch(), largest.frames(),
-                largest.height(), largest.width(), tokens(largest), memoryBudget > 0 ? "; budget " + budgetSource() : "",
+                largest.height(), largest.width(), tokens(largest), attention,
+                memoryBudget > 0 ? "; budget " + budgetSource() : "",
                 backend instanceof CpuBackend ? "; as a GPU holds it, the CPU backend stores fp32" : "");
         plan.format(memoryBudget).forEach(out::println);
         if (memoryBudget > 0 && !plan.fits(memoryBudget)) throw new UserError(overBudget(plan, fitting));
@@ -347,7 +369,10 @@ final class Trainer {
     /** The over-budget message: the plan's total, the budget, and the smallest count that fits (or what to change). */
     private String overBudget(MemoryPlan plan, OptionalInt fitting) {
         String head = String.format(Locale.ROOT, "memory plan: %s with --blocks_to_swap %d exceeds the budget of %s",
-                MemoryPlan.formatBytes(plan.totalBytes()), blocksToSwap, budgetSource());
+                MemoryPlan.formatBytes(plan.totalBytes()), blocksToSwap, budgetSource())
+                + (savesAttentionOutputs ? String.format(Locale.ROOT, " (of which %s saved attention outputs:"
+                + " --checkpoint_attention auto or off drops them)",
+                MemoryPlan.formatBytes(plan.bytesOf(WanMemoryPlan.SAVED_ATTENTION))) : "");
         if (fitting.isPresent()) {
             return head + String.format(Locale.ROOT, "; --blocks_to_swap %d fits (%s): pass it, or --blocks_to_swap auto",
                     fitting.getAsInt(), MemoryPlan.formatBytes(WanMemoryPlan.plan(memorySettings, fitting.getAsInt()).totalBytes()));
@@ -395,13 +420,16 @@ final class Trainer {
     /**
      * Every activation plan key the run will make (WanDit keeps one per input shape): per bucket of the training data
      * the full batch and the short last batch, without gradient checkpointing keeping every block's intermediates;
-     * the validation data's forward-only shapes.
+     * the validation data's forward-only shapes. {@code savesAttention}: with gradient checkpointing, the keys
+     * {@link WanDit#plan} makes once {@link WanDit#savesAttentionOutputs(boolean)} is on (forward-only calls share them).
      */
-    private List<WanDitActivations.Key> inputShapes(int rank) {
+    private List<WanDitActivations.Key> inputShapes(int rank, boolean savesAttention) {
         Set<WanDitActivations.Key> keys = new java.util.LinkedHashSet<>();
         addShapes(keys, data, rank, !o.gradient_checkpointing);
         if (validationData != null) addShapes(keys, validationData, rank, false);
-        return List.copyOf(keys);
+        boolean saves = savesAttention && o.gradient_checkpointing;
+        return keys.stream().map(k -> new WanDitActivations.Key(k.batch(), k.frames(), k.height(), k.width(),
+                k.loraRank(), k.keepsBlockIntermediates(), saves)).distinct().toList();
     }
 
     private static void addShapes(Set<WanDitActivations.Key> keys, CacheDataset dataset, int rank, boolean keepsIntermediates) {

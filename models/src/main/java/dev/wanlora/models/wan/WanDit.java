@@ -32,6 +32,9 @@ import java.util.Map;
  * <p>Gradient checkpointing (musubi's granularity: one WanAttentionBlock): the forward keeps only each block's input;
  * the backward of block i first recomputes block i's forward from it. Without it every block keeps its intermediates.
  * Both give identical numbers (the recompute runs the same deterministic ops on the same inputs).
+ * {@link #savesAttentionOutputs(boolean)} additionally keeps each block's self-attention output and log-sum-exp from the
+ * forward, so the recompute skips the self-attention call (it still recomputes q, k, v for the attention backward):
+ * the saved tensors are exactly what the recompute would write, so the numbers stay bit-identical.
  *
  * <p>Block streaming ({@link WanDitWeights.BlockSwap}): every block runs between {@code acquireBlock} and
  * {@code releaseBlock}; the recompute and backward of a block share one acquisition, and while block i computes, the
@@ -46,6 +49,7 @@ public final class WanDit implements AutoCloseable {
     private final WanDitWeights weights;
     private final ComputePrecision precision;
     private final boolean gradientCheckpointing;
+    private boolean savesAttentionOutputs;
     private final DType act;
     private final Map<WanDitActivations.Key, WanDitActivations> plans = new HashMap<>();
     /** (largest quantized O·I) act: a quantized Linear's weight dequantized right before its GEMM; null when none. */
@@ -77,6 +81,16 @@ public final class WanDit implements AutoCloseable {
     public ComputePrecision precision() { return precision; }
 
     public boolean gradientCheckpointing() { return gradientCheckpointing; }
+
+    /**
+     * Keeps every block's self-attention output and log-sum-exp through gradient checkpointing (costs
+     * {@link WanDitActivations#savedAttentionBytes} per shape; see {@code WanMemoryPlan.SAVED_ATTENTION}). Applies to
+     * the calls from now on; without gradient checkpointing it changes nothing. Off by default.
+     */
+    public void savesAttentionOutputs(boolean on) { this.savesAttentionOutputs = on; }
+
+    /** Whether the next checkpointed call keeps the self-attention outputs ({@link #savesAttentionOutputs(boolean)}). */
+    public boolean savesAttentionOutputs() { return gradientCheckpointing && savesAttentionOutputs; }
 
     /** The plan used by the latest {@link #forward} or {@link #lossAndBackward} (its e, e0, context, block outputs). */
     public WanDitActivations lastActivations() { return lastActivations; }
@@ -122,7 +136,7 @@ public final class WanDit implements AutoCloseable {
     public WanDitActivations plan(int batch, int frames, int height, int width, int loraRank,
                                   boolean keepsBlockIntermediates) {
         WanDitActivations.Key key = new WanDitActivations.Key(batch, frames, height, width, loraRank,
-                keepsBlockIntermediates);
+                keepsBlockIntermediates, !keepsBlockIntermediates && savesAttentionOutputs());
         return plans.computeIfAbsent(key, k -> new WanDitActivations(backend, config, precision, k));
     }
 
@@ -178,7 +192,7 @@ public final class WanDit implements AutoCloseable {
         for (int i = 0; i < config.numLayers(); i++) {
             Block blk = weights.acquireBlock(i);
             prefetchAfter(i, 1);
-            blockForward(blk, a, lora);
+            blockForward(blk, a, lora, false);
             weights.releaseBlock(i);
         }
 
@@ -189,9 +203,10 @@ public final class WanDit implements AutoCloseable {
 
     /**
      * One WanAttentionBlock (§1.3), i = blk.index(): x → blockInputs[i + 1]; intermediates into {@code a.stateOf(i)}.
-     * blk is acquired (its Linear weights are on the device).
+     * blk is acquired (its Linear weights are on the device). {@code isRecompute}: the checkpoint recompute of the
+     * backward, which reuses the self-attention output and log-sum-exp when the plan saved them.
      */
-    private void blockForward(Block blk, WanDitActivations a, LoraNetwork lora) {
+    private void blockForward(Block blk, WanDitActivations a, LoraNetwork lora, boolean isRecompute) {
         int i = blk.index();
         BlockState s = a.stateOf(i);
         Tensor x = a.blockInputs[i];
@@ -210,8 +225,11 @@ public final class WanDit implements AutoCloseable {
         backend.rmsNorm(s.selfKRope, s.selfKRstd, s.selfK, blk.selfAttnNormK(), eps);
         backend.rope(s.selfQRope, s.selfQRope, a.rope.cos(), a.rope.sin(), heads);
         backend.rope(s.selfKRope, s.selfKRope, a.rope.cos(), a.rope.sin(), heads);
-        backend.attention(s.selfAttnOut, s.selfLse, s.selfQRope, s.selfKRope, s.selfV, heads);
-        blockLinear(a.branchOut, s.selfAttnOut, blk, BlockLinear.SELF_ATTN_O, lora, s);
+        Tensor selfAttnOut = a.selfAttnOutOf(i);
+        if (!(isRecompute && a.key.savesAttentionOutputs())) {
+            backend.attention(selfAttnOut, a.selfLseOf(i), s.selfQRope, s.selfKRope, s.selfV, heads);
+        }
+        blockLinear(a.branchOut, selfAttnOut, blk, BlockLinear.SELF_ATTN_O, lora, s);
         backend.copy(s.afterSelfAttn, x);
         backend.gatedResidual(s.afterSelfAttn, a.branchOut, mod, 2);
 
@@ -297,7 +315,7 @@ public final class WanDit implements AutoCloseable {
         Block blk = weights.acquireBlock(i); // one residency for the recompute and the backward
         prefetchAfter(i, -1);
         if (gradientCheckpointing) {
-            blockForward(blk, a, lora); // recompute the intermediates from the saved block input
+            blockForward(blk, a, lora, true); // recompute the intermediates from the saved block input
         } else {
             blockModulation(blk, a);
         }
@@ -336,9 +354,10 @@ public final class WanDit implements AutoCloseable {
 
         // forward: x1 = x + self_attn.o(attention(rope(q), rope(k), v))·m2
         backend.gatedResidualBackward(g.dBranchOut, a.dStream, mod, 2);
-        blockLinearBackward(g.dAttnOut, false, g.dBranchOut, s.selfAttnOut, blk, BlockLinear.SELF_ATTN_O, lora, s, g);
-        backend.attentionBackward(g.dQ, g.dK, g.dV, g.dAttnOut, s.selfQRope, s.selfKRope, s.selfV, s.selfAttnOut,
-                s.selfLse, heads);
+        blockLinearBackward(g.dAttnOut, false, g.dBranchOut, a.selfAttnOutOf(i), blk, BlockLinear.SELF_ATTN_O, lora, s,
+                g);
+        backend.attentionBackward(g.dQ, g.dK, g.dV, g.dAttnOut, s.selfQRope, s.selfKRope, s.selfV, a.selfAttnOutOf(i),
+                a.selfLseOf(i), heads);
         // forward: selfQRope = rope(RMSNorm(selfQ)), likewise k (rope's backward is the inverse rotation, in place)
         backend.ropeBackward(g.dQ, g.dQ, a.rope.cos(), a.rope.sin(), heads);
         backend.ropeBackward(g.dK, g.dK, a.rope.cos(), a.rope.sin(), heads);

@@ -20,11 +20,31 @@ import java.util.List;
  * block in the forward and refilled by the recompute in the backward; the blocks' inputs {@link #blockInputs} are the
  * only saved activations. Without it ({@link Key#keepsBlockIntermediates()}) there is one {@link BlockState} per block,
  * so the backward reads the forward's intermediates.
+ *
+ * <p>{@link Key#savesAttentionOutputs()} (checkpointing only) adds one self-attention output and log-sum-exp per block,
+ * written by the forward and read by the backward, so the recompute skips the self-attention call; the shared
+ * {@link BlockState} then has no self-attention output or log-sum-exp of its own.
  */
 public final class WanDitActivations implements AutoCloseable {
 
-    /** The shape key of a plan. */
-    public record Key(int batch, int frames, int height, int width, int loraRank, boolean keepsBlockIntermediates) {}
+    /**
+     * The shape key of a plan. {@code savesAttentionOutputs}: keep every block's self-attention output and
+     * log-sum-exp through gradient checkpointing (false when {@code keepsBlockIntermediates}, which keeps them anyway).
+     */
+    public record Key(int batch, int frames, int height, int width, int loraRank, boolean keepsBlockIntermediates,
+                      boolean savesAttentionOutputs) {
+        public Key {
+            if (keepsBlockIntermediates && savesAttentionOutputs) {
+                throw new IllegalArgumentException("WanDitActivations.Key: savesAttentionOutputs needs gradient"
+                        + " checkpointing (keepsBlockIntermediates false); without it every block keeps its attention output");
+            }
+        }
+
+        /** A key without saved attention outputs. */
+        public Key(int batch, int frames, int height, int width, int loraRank, boolean keepsBlockIntermediates) {
+            this(batch, frames, height, width, loraRank, keepsBlockIntermediates, false);
+        }
+    }
 
     private final List<Tensor> owned = new ArrayList<>();
     private final Backend backend;
@@ -64,6 +84,11 @@ public final class WanDitActivations implements AutoCloseable {
     public final Tensor blockModulation;
     /** One per block without checkpointing; a single reused one with checkpointing. */
     public final BlockState[] blockStates;
+    /**
+     * With {@link Key#savesAttentionOutputs()}: numLayers tensors (B, L, C) act, each block's self-attention output,
+     * and numLayers (B, N, L) F32, its log-sum-exp; empty otherwise.
+     */
+    public final Tensor[] savedSelfAttnOut, savedSelfLse;
     /** (B, L, C) act: LayerNorm output before modulation (norm1, norm2; not needed by the backward). */
     public final Tensor normOut;
     /** (B, L, C) act: a branch's output before its residual add (self-attn o, cross-attn o, ffn.2). */
@@ -116,9 +141,9 @@ public final class WanDitActivations implements AutoCloseable {
         public final Tensor selfQRstd, selfKRstd;
         /** (B, L, C) act: q and k after RMSNorm and RoPE (attention inputs); v. */
         public final Tensor selfQRope, selfKRope, selfV;
-        /** (B, N, L) F32. */
+        /** (B, N, L) F32; null with saved attention outputs (use {@link #selfLseOf}). */
         public final Tensor selfLse;
-        /** (B, L, C) act: attention output (input of self_attn.o). */
+        /** (B, L, C) act: attention output (input of self_attn.o); null with saved attention outputs ({@link #selfAttnOutOf}). */
         public final Tensor selfAttnOut;
         /** (B, L, C) act: the stream after the self-attention residual (norm3's input). */
         public final Tensor afterSelfAttn;
@@ -154,8 +179,9 @@ public final class WanDitActivations implements AutoCloseable {
             selfQ = a.tensor(act, tokens); selfK = a.tensor(act, tokens);
             selfQRstd = a.f32(stats); selfKRstd = a.f32(stats);
             selfQRope = a.tensor(act, tokens); selfKRope = a.tensor(act, tokens); selfV = a.tensor(act, tokens);
-            selfLse = a.f32(lse);
-            selfAttnOut = a.tensor(act, tokens);
+            boolean saved = a.key.savesAttentionOutputs();
+            selfLse = saved ? null : a.f32(lse);
+            selfAttnOut = saved ? null : a.tensor(act, tokens);
             afterSelfAttn = a.tensor(act, tokens);
             crossAttnInput = a.tensor(act, tokens);
             crossQ = a.tensor(act, tokens); crossQNorm = a.tensor(act, tokens); crossQRstd = a.f32(stats);
@@ -252,6 +278,13 @@ public final class WanDitActivations implements AutoCloseable {
             blockModulation = f32(Shape.of(b, 6, c));
             blockStates = new BlockState[key.keepsBlockIntermediates() ? config.numLayers() : 1];
             for (int i = 0; i < blockStates.length; i++) blockStates[i] = new BlockState(this, config, act);
+            int savedCount = key.savesAttentionOutputs() ? config.numLayers() : 0;
+            savedSelfAttnOut = new Tensor[savedCount];
+            savedSelfLse = new Tensor[savedCount];
+            for (int i = 0; i < savedCount; i++) {
+                savedSelfAttnOut[i] = tensor(act, stream);
+                savedSelfLse[i] = f32(Shape.of(b, config.numHeads(), l));
+            }
             normOut = tensor(act, stream);
             branchOut = tensor(act, stream);
 
@@ -281,6 +314,27 @@ public final class WanDitActivations implements AutoCloseable {
         return blockStates[blockStates.length == 1 ? 0 : block];
     }
 
+    /** Block {@code i}'s self-attention output (B, L, C) act: its saved one, or its block state's. */
+    public Tensor selfAttnOutOf(int block) {
+        return savedSelfAttnOut.length > 0 ? savedSelfAttnOut[block] : stateOf(block).selfAttnOut;
+    }
+
+    /** Block {@code i}'s self-attention log-sum-exp (B, N, L) F32: its saved one, or its block state's. */
+    public Tensor selfLseOf(int block) {
+        return savedSelfLse.length > 0 ? savedSelfLse[block] : stateOf(block).selfLse;
+    }
+
+    /**
+     * Bytes of the saved self-attention outputs and log-sum-exps of a plan with
+     * {@link Key#savesAttentionOutputs()} (0 without): numLayers × ((B, L, C) act + (B, N, L) F32).
+     */
+    public static long savedAttentionBytes(WanDitConfig config, ComputePrecision precision, Key key) {
+        if (!key.savesAttentionOutputs()) return 0;
+        long b = key.batch(), l = (long) key.frames() * (key.height() / 2) * (key.width() / 2);
+        return config.numLayers() * (b * l * config.dim() * precision.activationDType().sizeBytes()
+                + b * config.numHeads() * l * DType.F32.sizeBytes());
+    }
+
     /**
      * Bytes {@code new WanDitActivations(…, key)} will allocate, without allocating (for planning memory before
      * loading anything). Mirrors the constructor; a test holds the two equal.
@@ -291,15 +345,18 @@ public final class WanDitActivations implements AutoCloseable {
         long blc = b * l * c, bkc = b * k * c, blf = b * l * fd;
         long states = key.keepsBlockIntermediates() ? config.numLayers() : 1;
         long loraHidden = r == 0 ? 0 : b * r * (8 * l + 2 * k);
+        // with saved attention outputs the (single) state has no self-attention output and log-sum-exp of its own
+        long stateTokens = key.savesAttentionOutputs() ? 13 : 14, stateLse = key.savesAttentionOutputs() ? 1 : 2;
         long act = b * l * config.patchLength() + b * k * config.textDim() + 2 * bkc
                 + (config.numLayers() + 1) * blc + 2 * blc
-                + states * (14 * blc + 3 * bkc + 2 * blf + loraHidden)
+                + states * (stateTokens * blc + 3 * bkc + 2 * blf + loraHidden)
                 + 2 * b * l * config.headOutFeatures() + blc
                 + 7 * blc + 3 * bkc + blf + b * Math.max(l, k) * Math.max(1, r);
         long f32 = b * config.freqDim() + 3 * b * c + 6 * b * c + l * config.headDim() + 6 * b * c
-                + states * (9 * b * l + b * k + 2 * b * heads * l)
+                + states * (9 * b * l + b * k + stateLse * b * heads * l)
                 + 2 * b * c + 2 * b * l + 2 * b * l * config.headOutFeatures() + 1;
-        return act * precision.activationDType().sizeBytes() + f32 * DType.F32.sizeBytes();
+        return act * precision.activationDType().sizeBytes() + f32 * DType.F32.sizeBytes()
+                + savedAttentionBytes(config, precision, key);
     }
 
     /** Total bytes of every buffer of this plan (for the startup memory report). */

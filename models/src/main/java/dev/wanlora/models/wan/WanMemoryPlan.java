@@ -34,6 +34,8 @@ public final class WanMemoryPlan {
     public static final String DEQUANTIZATION = "fp8 dequantization scratch";
     public static final String LORA = "LoRA + optimizer";
     public static final String SAVED_INPUTS = "saved block inputs";
+    /** Each block's self-attention output and log-sum-exp kept through checkpointing (0 when off). */
+    public static final String SAVED_ATTENTION = "saved attention outputs";
     public static final String RECOMPUTE = "block activations";
 
     /**
@@ -42,7 +44,8 @@ public final class WanMemoryPlan {
      * @param keepsFp8Codes     fp8 block weights kept as codes + scales on the device (the GPU), not dequantized at load
      * @param checkpointDType   the dtype of the checkpoint's block Linear weights (fixes the fp8 scale dtype, spec §3.2)
      * @param shapes            the activation plan keys of the run, one per distinct (batch, latent frames, height,
-     *                          width); all with the LoRA rank and keepsBlockIntermediates = no gradient checkpointing
+     *                          width); all with the LoRA rank, keepsBlockIntermediates = no gradient checkpointing
+     *                          and savesAttentionOutputs = {@link WanDit#savesAttentionOutputs()}
      * @param swapSlots         device slots of the streaming ring
      * @param others            categories the caller allocates (e.g. batch inputs, attention workspace, CUDA runtime)
      */
@@ -112,18 +115,25 @@ public final class WanMemoryPlan {
                 computeCopies == 0 ? "" : ", " + act + " copies", s.optimizer().kind() == OptimizerConfig.Kind.ADAMW ? "AdamW"
                         : "AdamW8bit")));
 
-        long saved = 0, activations = 0;
+        long saved = 0, savedAttention = 0, activations = 0;
         List<String> streams = new ArrayList<>();
         for (WanDitActivations.Key k : s.shapes()) {
             long tokens = (long) k.frames() * (k.height() / 2) * (k.width() / 2);
             saved += (layers + 1L) * k.batch() * tokens * c.dim() * s.act().sizeBytes();
+            savedAttention += WanDitActivations.savedAttentionBytes(c, s.precision(), k);
             activations += WanDitActivations.sizeBytes(c, s.precision(), k);
             streams.add("(" + k.batch() + ", " + tokens + ", " + c.dim() + ")");
         }
         String perShape = s.shapes().size() == 1 ? "" : " for each of " + s.shapes().size() + " input shapes";
         String stream = streams.size() == 1 ? streams.getFirst() : "[" + String.join(" + ", streams) + "]";
         items.add(new MemoryPlan.Item(SAVED_INPUTS, saved, String.format(Locale.ROOT, "%d × %s %s", layers + 1, stream, act)));
-        items.add(new MemoryPlan.Item(RECOMPUTE, activations - saved, (s.shapes().getFirst().keepsBlockIntermediates()
+        WanDitActivations.Key first = s.shapes().getFirst();
+        items.add(new MemoryPlan.Item(SAVED_ATTENTION, savedAttention, first.savesAttentionOutputs()
+                ? String.format(Locale.ROOT, "%d × (%s %s + (B, %d, L) fp32 log-sum-exp): the recompute skips self-attention"
+                        + " (--checkpoint_attention on)", layers, stream, act, c.numHeads())
+                : first.keepsBlockIntermediates() ? "none: every block keeps its intermediates"
+                : "--checkpoint_attention off: the recompute runs self-attention again"));
+        items.add(new MemoryPlan.Item(RECOMPUTE, activations - saved - savedAttention, (first.keepsBlockIntermediates()
                 ? "every block's intermediates (no --gradient_checkpointing)" : "one block's intermediates (recomputed)")
                 + ", block gradients, embeddings, head" + perShape));
 

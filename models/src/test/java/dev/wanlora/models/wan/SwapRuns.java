@@ -28,7 +28,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * Swapped-versus-resident runs of the DiT on one backend (the CPU test and the CUDA test share it): two training
  * steps (the second starts with the blocks the first backward left in the slots) and a forward-only pass, on the golden
- * 2-block model and on a random 5-block one, compared bit for bit.
+ * 2-block model and on a random 5-block one, compared bit for bit. Also checkpointed runs with and without saved
+ * self-attention outputs ({@link WanDit#savesAttentionOutputs(boolean)}), compared the same way.
  */
 final class SwapRuns implements AutoCloseable {
     private final Backend backend;
@@ -39,9 +40,9 @@ final class SwapRuns implements AutoCloseable {
      * small text encoder width (64) and length (32), which only speeds the test up.
      */
     final SafeTensors fiveBlocks;
-    private final Tensor xt, target, timesteps;
+    final Tensor xt, target, timesteps;
     /** A context for each model: (13, 4096) for the golden one, (13, 64) for the five-block one. */
-    private final List<Tensor> goldenContexts, fiveBlockContexts;
+    final List<Tensor> goldenContexts, fiveBlockContexts;
     /** The resident run of each configuration, computed once. */
     private final Map<String, List<float[]>> resident = new HashMap<>();
 
@@ -91,6 +92,29 @@ final class SwapRuns implements AutoCloseable {
                 WanDitConfig.fromCheckpoint(checkpoint).numLayers(), expected.get(0)[0], expected.get(1)[0], expected.size());
     }
 
+    /**
+     * Asserts a checkpointed run keeping the self-attention outputs equals one recomputing them, bit for bit, with
+     * {@code swap} for both; prints one line saying so.
+     */
+    void assertSameWithSavedAttention(SafeTensors checkpoint, ComputePrecision precision, Quantization quantization,
+                                      boolean dequantizeAtLoad, BlockSwap swap) {
+        List<float[]> recomputed, saved;
+        try (WanDitWeights w = load(checkpoint, precision, quantization, dequantizeAtLoad, swap)) {
+            recomputed = run(w, precision, true, false);
+        }
+        try (WanDitWeights w = load(checkpoint, precision, quantization, dequantizeAtLoad, swap)) {
+            saved = run(w, precision, true, true);
+        }
+        String what = precision + " " + quantization + " " + swap;
+        assertEquals(recomputed.size(), saved.size());
+        for (int i = 0; i < saved.size(); i++) {
+            assertArrayEquals(recomputed.get(i), saved.get(i), 0f, what + " tensor " + i);
+        }
+        System.out.printf("saved-attention bit-identity [%s, %s, %d blocks]: losses %.9g %.9g, %d tensors equal%n",
+                backend.name(), what, WanDitConfig.fromCheckpoint(checkpoint).numLayers(), saved.get(0)[0],
+                saved.get(1)[0], saved.size());
+    }
+
     WanDitWeights load(SafeTensors checkpoint, ComputePrecision precision, Quantization quantization,
                        boolean dequantizeAtLoad, BlockSwap swap) {
         return WanDitWeights.load(backend, checkpoint, WanDitConfig.fromCheckpoint(checkpoint), precision, quantization,
@@ -99,10 +123,16 @@ final class SwapRuns implements AutoCloseable {
 
     /** Losses of two steps (gradScale 1 then 0.5), every accumulated LoRA gradient, and a forward's prediction. */
     List<float[]> run(WanDitWeights weights, ComputePrecision precision, boolean checkpointing) {
+        return run(weights, precision, checkpointing, false);
+    }
+
+    /** {@link #run(WanDitWeights, ComputePrecision, boolean)} keeping the self-attention outputs when {@code savesAttention}. */
+    List<float[]> run(WanDitWeights weights, ComputePrecision precision, boolean checkpointing, boolean savesAttention) {
         WanDitConfig config = weights.config();
         List<Tensor> contexts = config.textDim() == 64 ? fiveBlockContexts : goldenContexts;
         List<float[]> out = new ArrayList<>();
         try (WanDit dit = new WanDit(backend, config, weights, precision, checkpointing); LoraNetwork lora = lora(config)) {
+            dit.savesAttentionOutputs(savesAttention);
             out.add(backend.toFloats(dit.lossAndBackward(xt, timesteps, contexts, target, lora, 1f)));
             out.add(backend.toFloats(dit.lossAndBackward(xt, timesteps, contexts, target, lora, 0.5f)));
             for (LoraModule m : lora.modules()) {
@@ -115,7 +145,7 @@ final class SwapRuns implements AutoCloseable {
     }
 
     /** Rank-4 LoRA with random down and up (a zero up, musubi's init, would leave every down gradient zero). */
-    private LoraNetwork lora(WanDitConfig config) {
+    LoraNetwork lora(WanDitConfig config) {
         SplittableRandom random = new SplittableRandom(3);
         List<LoraModuleWeights> modules = new ArrayList<>();
         for (int i = 0; i < config.numLayers(); i++) {

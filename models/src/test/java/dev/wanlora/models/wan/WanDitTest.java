@@ -139,7 +139,8 @@ class WanDitTest {
     void sizeEstimateEqualsWhatAPlanAllocates() {
         for (ComputePrecision precision : ComputePrecision.values()) {
             for (WanDitActivations.Key key : List.of(new WanDitActivations.Key(1, 3, 8, 12, 4, true),
-                    new WanDitActivations.Key(2, 1, 4, 6, 0, false), new WanDitActivations.Key(1, 2, 2, 4, 16, false))) {
+                    new WanDitActivations.Key(2, 1, 4, 6, 0, false), new WanDitActivations.Key(1, 2, 2, 4, 16, false),
+                    new WanDitActivations.Key(2, 2, 4, 4, 4, false, true))) {
                 try (WanDitActivations plan = new WanDitActivations(BACKEND, config, precision, key)) {
                     assertEquals(plan.sizeBytes(), WanDitActivations.sizeBytes(config, precision, key), key + " " + precision);
                 }

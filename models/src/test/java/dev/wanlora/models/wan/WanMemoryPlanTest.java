@@ -27,6 +27,24 @@ class WanMemoryPlanTest {
     }
 
     @Test
+    void savedAttentionOutputsAt384x208x45ByHand() {
+        WanMemoryPlan.Settings off = wan14B(12, 26, 48, List.of());
+        WanDitActivations.Key k = off.shapes().getFirst();
+        WanMemoryPlan.Settings on = new WanMemoryPlan.Settings(off.config(), off.precision(), off.quantization(), true,
+                DType.BF16, List.of(new WanDitActivations.Key(1, 12, 26, 48, 32, false, true)), off.optimizer(), 2, List.of());
+        // per block: out (1, 3744, 5120) bf16 = 38,338,560 bytes + lse (1, 40, 3744) fp32 = 599,040; × 40 blocks
+        long saved = 40 * (3744L * 5120 * 2 + 40L * 3744 * 4);
+        assertEquals(1_557_504_000L, saved);
+        assertEquals(saved, WanMemoryPlan.plan(on, 0).bytesOf(WanMemoryPlan.SAVED_ATTENTION));
+        assertEquals(0, WanMemoryPlan.plan(off, 0).bytesOf(WanMemoryPlan.SAVED_ATTENTION));
+        // the shared block state no longer holds its own output and log-sum-exp: the plan grows by 39 blocks' worth
+        assertEquals(39 * (3744L * 5120 * 2 + 40L * 3744 * 4),
+                WanMemoryPlan.plan(on, 0).totalBytes() - WanMemoryPlan.plan(off, 0).totalBytes());
+        assertEquals(WanMemoryPlan.plan(off, 0).bytesOf(WanMemoryPlan.RECOMPUTE) - (3744L * 5120 * 2 + 40L * 3744 * 4),
+                WanMemoryPlan.plan(on, 0).bytesOf(WanMemoryPlan.RECOMPUTE), k.toString());
+    }
+
+    @Test
     void wan14BAt384x208x45Rank32Fp8ScaledByHand() {
         WanMemoryPlan.Settings s = wan14B(12, 26, 48, List.of());
         // One block's Linears as fp8 codes (1 byte) + bf16 scales (O·I/64 · 2 bytes), C = 5120, Fd = 13824:
