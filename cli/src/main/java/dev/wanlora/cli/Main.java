@@ -3,6 +3,7 @@ package dev.wanlora.cli;
 import dev.wanlora.cli.demo.DemoCommand;
 import dev.wanlora.cli.train.TrainCommand;
 import dev.wanlora.engine.io.SafeTensorsException;
+import dev.wanlora.engine.text.ClosestName;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;

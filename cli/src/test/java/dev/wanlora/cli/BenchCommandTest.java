@@ -1,31 +1,18 @@
 package dev.wanlora.cli;
 
 import org.junit.jupiter.api.Test;
-import picocli.CommandLine;
 
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.util.regex.Pattern;
 
+import static dev.wanlora.cli.CommandRun.run;
 import static org.junit.jupiter.api.Assertions.*;
 
 /** {@code wanlora bench}: the CPU smoke run CI can afford, and its one-line user errors. */
 class BenchCommandTest {
 
-    private record Run(int exitCode, String out, String err) {}
-
-    private static Run run(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        CommandLine cmd = Main.commandLine();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        int code = cmd.execute(args);
-        return new Run(code, out.toString(), err.toString());
-    }
-
     @Test
     void tinyModelOnTheCpuPrintsOneLinePerResolutionAndAProfile() {
-        Run r = run("bench", "--task", "tiny", "--backend", "cpu", "--steps", "2", "--warmup", "1",
+        CommandRun r = run("bench", "--task", "tiny", "--backend", "cpu", "--steps", "2", "--warmup", "1",
                 "--resolution", "64x64,32x48", "--frames", "5", "--network_dim", "4");
         assertEquals(0, r.exitCode(), r.err() + r.out());
         // 64x64 pixels → latent 8x8, 5 frames → 2 latent frames: 2·4·4 = 32 tokens; 32x48 → latent 4x6: 2·2·3 = 12
@@ -40,29 +27,29 @@ class BenchCommandTest {
 
     @Test
     void swappedBlocksStreamThroughTheRing() {
-        Run r = run("bench", "--task", "tiny", "--backend", "cpu", "--steps", "1", "--warmup", "0", "--resolution", "32x48",
+        CommandRun r = run("bench", "--task", "tiny", "--backend", "cpu", "--steps", "1", "--warmup", "0", "--resolution", "32x48",
                 "--frames", "5", "--network_dim", "4", "--top_ops", "0", "--blocks_to_swap", "1");
         assertEquals(0, r.exitCode(), r.err() + r.out());
         assertTrue(r.out().contains("tiny 32x48x5 (12 tok) fp8_scaled r4 swap 1: "), r.out());
-        Run tooMany = run("bench", "--task", "tiny", "--backend", "cpu", "--blocks_to_swap", "2");
+        CommandRun tooMany = run("bench", "--task", "tiny", "--backend", "cpu", "--blocks_to_swap", "2");
         assertEquals("wanlora bench: --blocks_to_swap 2: expected 0..1 for 2 blocks (musubi's limit: blocks − 1)",
                 tooMany.err().strip());
     }
 
     @Test
     void userErrorsAreOneLine() {
-        Run cpu14B = run("bench", "--backend", "cpu");
+        CommandRun cpu14B = run("bench", "--backend", "cpu");
         assertEquals(Main.USER_ERROR, cpu14B.exitCode());
         assertEquals("wanlora bench: --backend cpu: the CPU reference runs only --task tiny (a t2v-14B step would take"
                 + " hours); use --backend cuda, or --task tiny for a smoke test", cpu14B.err().strip());
-        Run resolution = run("bench", "--task", "tiny", "--backend", "cpu", "--resolution", "100x64");
+        CommandRun resolution = run("bench", "--task", "tiny", "--backend", "cpu", "--resolution", "100x64");
         assertEquals(Main.USER_ERROR, resolution.exitCode());
         assertTrue(resolution.err().startsWith("wanlora bench: --resolution 100x64: expected WIDTHxHEIGHT in pixels, both"
                 + " positive multiples of 16"), resolution.err());
-        Run frames = run("bench", "--task", "tiny", "--backend", "cpu", "--frames", "44");
+        CommandRun frames = run("bench", "--task", "tiny", "--backend", "cpu", "--frames", "44");
         assertEquals(Main.USER_ERROR, frames.exitCode());
         assertTrue(frames.err().contains("--frames 44: expected 4n+1 pixel frames"), frames.err());
-        Run task = run("bench", "--task", "i2v-14B", "--backend", "cpu");
+        CommandRun task = run("bench", "--task", "i2v-14B", "--backend", "cpu");
         assertEquals(Main.USER_ERROR, task.exitCode());
         assertTrue(task.err().contains("--task i2v-14B is not known; supported: t2v-14B, t2v-1.3B, tiny"), task.err());
         assertEquals(1, task.err().strip().lines().count(), task.err());

@@ -6,16 +6,14 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
 
+import static dev.wanlora.cli.CommandRun.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -24,17 +22,6 @@ class DatasetCommandTest {
 
     @TempDir
     Path tmp;
-
-    private record Run(int exitCode, String out, String err) {}
-
-    private static Run run(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        CommandLine cmd = Main.commandLine();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        int code = cmd.execute(args);
-        return new Run(code, out.toString(), err.toString());
-    }
 
     private static void cache(Path file, String key, Shape shape) {
         SafeTensorsWriter.write(file, List.of(Entry.ofFloats(key, DType.BF16, shape, new float[(int) shape.numElements()])),
@@ -81,7 +68,7 @@ class DatasetCommandTest {
         Path config = smallDataset();
         // images: 5 x 3 repeats = 15, batch 2: ceil(15/2) = 8. videos: two buckets of 3, batch 2: 2 + 2 = 4.
         // 12 batches; accumulation 5: ceil(12/5) = 3 steps per epoch; 4 epochs: 12 steps.
-        Run r = run("dataset", "--dataset_config", config.toString(), "--gradient_accumulation_steps", "5",
+        CommandRun r = run("dataset", "--dataset_config", config.toString(), "--gradient_accumulation_steps", "5",
                 "--max_train_epochs", "4");
         assertEquals(0, r.exitCode(), r.err());
         assertEquals("", r.err());
@@ -115,7 +102,7 @@ class DatasetCommandTest {
     void badItemIsOneLineOrAWarning() throws IOException {
         Path config = smallDataset();
         Files.delete(tmp.resolve("vid").resolve("v1_wan_te.safetensors"));
-        Run r = run("dataset", "--dataset_config", config.toString());
+        CommandRun r = run("dataset", "--dataset_config", config.toString());
         assertEquals(Main.USER_ERROR, r.exitCode());
         assertEquals("wanlora dataset: " + tmp.resolve("vid").resolve("v1_00000-001_0128x0064_wan.safetensors")
                 + ": no text-encoder cache v1_wan_te.safetensors beside it; expected one per image or video. hint: "
@@ -132,7 +119,7 @@ class DatasetCommandTest {
     void badConfigAndFlags() throws IOException {
         Path config = tmp.resolve("typo.toml");
         Files.writeString(config, "[[datasets]]\nimage_directory = \"x\"\nnum_repeat = 2\n");
-        Run r = run("dataset", "--dataset_config", config.toString());
+        CommandRun r = run("dataset", "--dataset_config", config.toString());
         assertEquals(Main.USER_ERROR, r.exitCode());
         assertEquals("wanlora dataset: " + config + ": datasets[0]: unknown key 'num_repeat'; expected an image dataset "
                 + "key (musubi's dataset schema is strict). hint: did you mean 'num_repeats'?\n", r.err());

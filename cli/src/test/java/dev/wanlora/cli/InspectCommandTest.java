@@ -7,17 +7,15 @@ import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.testing.Golden;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
+import static dev.wanlora.cli.CommandRun.run;
 import static org.junit.jupiter.api.Assertions.*;
 
 /** {@code wanlora inspect} output for weights, caches and LoRA files, and the one-line error handling in Main. */
@@ -26,20 +24,9 @@ class InspectCommandTest {
     @TempDir
     Path tmp;
 
-    private record Run(int exitCode, String out, String err) {}
-
-    private static Run run(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        CommandLine cmd = Main.commandLine();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        int code = cmd.execute(args);
-        return new Run(code, out.toString(), err.toString());
-    }
-
     @Test
     void listsTheGoldenDit() {
-        Run r = run("inspect", Golden.dir("wan-tiny").resolve("model.safetensors").toString(), "--limit", "2");
+        CommandRun r = run("inspect", Golden.dir("wan-tiny").resolve("model.safetensors").toString(), "--limit", "2");
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().contains("tensors:  69\n"), r.out());
         assertTrue(r.out().contains("dtypes:   BF16 69\n"), r.out());
@@ -61,7 +48,7 @@ class InspectCommandTest {
         }
         Path f = tmp.resolve("ghibli-000001.safetensors");
         SafeTensorsWriter.write(f, entries, Map.of("ss_network_module", "networks.lora_wan", "ss_network_dim", "4"));
-        Run r = run("inspect", f.toString());
+        CommandRun r = run("inspect", f.toString());
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().contains("""
                 LoRA:
@@ -83,7 +70,7 @@ class InspectCommandTest {
                 Entry.ofFloats("diffusion_model.blocks.0.self_attn.k.lora_A.weight", DType.BF16, Shape.of(8, 16), new float[128]),
                 Entry.ofFloats("diffusion_model.blocks.0.self_attn.k.lora_B.weight", DType.BF16, Shape.of(16, 4), new float[64])),
                 Map.of());
-        Run r = run("inspect", f.toString(), "--limit", "0");
+        CommandRun r = run("inspect", f.toString(), "--limit", "0");
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().contains("""
                 LoRA:
@@ -102,7 +89,7 @@ class InspectCommandTest {
         Path latent = tmp.resolve("my_clip_00000-009_0064x0048_wan.safetensors");
         SafeTensorsWriter.write(latent, List.of(Entry.ofFloats("latents_3x6x8_bfloat16", DType.BF16, Shape.of(16, 3, 6, 8),
                 new float[16 * 3 * 6 * 8])), Map.of("architecture", "wan", "width", "64", "height", "48", "format_version", "1.0.1"));
-        Run r = run("inspect", latent.toString());
+        CommandRun r = run("inspect", latent.toString());
         assertEquals(0, r.exitCode(), r.err());
         assertTrue(r.out().contains("""
                 musubi latent cache:
@@ -133,20 +120,20 @@ class InspectCommandTest {
     @Test
     void badFileIsOneLineWithExitCode2() throws IOException {
         Path f = Files.writeString(tmp.resolve("notes.safetensors"), "hello");
-        Run r = run("inspect", f.toString());
+        CommandRun r = run("inspect", f.toString());
         assertEquals(Main.USER_ERROR, r.exitCode());
         assertEquals("wanlora inspect: " + f + ": 5 bytes, shorter than the 8-byte header length field. hint: the file is"
                 + " truncated or not safetensors; download or write it again\n", r.err());
         assertEquals("", r.out());
 
-        Run debug = run("inspect", f.toString(), "--debug");
+        CommandRun debug = run("inspect", f.toString(), "--debug");
         assertEquals(Main.USER_ERROR, debug.exitCode());
         assertTrue(debug.err().contains("\tat dev.wanlora.engine.io.SafeTensors"), debug.err());
     }
 
     @Test
     void unknownFlagAndCommandNameTheClosestOne() {
-        Run r = run("inspect", "x.safetensors", "--limt", "3");
+        CommandRun r = run("inspect", "x.safetensors", "--limt", "3");
         assertEquals(Main.USER_ERROR, r.exitCode());
         assertEquals("wanlora inspect: unknown flag --limt; did you mean --limit? (see wanlora inspect --help)\n", r.err());
 

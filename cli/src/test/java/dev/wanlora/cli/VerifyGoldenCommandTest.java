@@ -5,17 +5,15 @@ import dev.wanlora.engine.io.SafeTensorsWriter;
 import dev.wanlora.engine.testing.Golden;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 
+import static dev.wanlora.cli.CommandRun.run;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -24,17 +22,6 @@ class VerifyGoldenCommandTest {
 
     @TempDir
     Path tmp;
-
-    private record Run(int exitCode, String out, String err) {}
-
-    private static Run run(String... args) {
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        CommandLine cmd = Main.commandLine();
-        cmd.setOut(new PrintWriter(out, true));
-        cmd.setErr(new PrintWriter(err, true));
-        int code = cmd.execute(args);
-        return new Run(code, out.toString(), err.toString());
-    }
 
     @Test
     void aWrongReferenceFailsWithExitCode1() throws IOException {
@@ -55,7 +42,7 @@ class VerifyGoldenCommandTest {
             }
             SafeTensorsWriter.write(tmp.resolve("fp32.safetensors"), entries, Map.of());
         }
-        Run r = run("verify-golden", tmp.toString());
+        CommandRun r = run("verify-golden", tmp.toString());
         assertEquals(1, r.exitCode(), r.out() + r.err());
         assertTrue(r.out().lines().anyMatch(l -> l.startsWith("fp32   output.pred ") && l.endsWith("FAIL")), r.out());
         assertTrue(r.out().lines().anyMatch(l -> l.startsWith("fp32   output.loss ") && l.endsWith("OK")), r.out());
@@ -64,11 +51,11 @@ class VerifyGoldenCommandTest {
 
     @Test
     void userMistakesAreOneLine() {
-        Run noModel = run("verify-golden", tmp.toString());
+        CommandRun noModel = run("verify-golden", tmp.toString());
         assertEquals(Main.USER_ERROR, noModel.exitCode());
         assertEquals("wanlora verify-golden: " + tmp + ": no model.safetensors; expected a folder in the golden format of"
                 + " shared/golden/README.md (model.safetensors plus fp32/bf16/fp8/train.safetensors)\n", noModel.err());
-        Run badBackend = run("verify-golden", tmp.toString(), "--backend", "tpu");
+        CommandRun badBackend = run("verify-golden", tmp.toString(), "--backend", "tpu");
         assertEquals(Main.USER_ERROR, badBackend.exitCode());
         assertEquals("wanlora verify-golden: --backend tpu is not known; supported: cpu, cuda, cuda:N\n", badBackend.err());
     }

@@ -1,14 +1,12 @@
 package dev.wanlora.cli.demo;
 
+import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
 import dev.wanlora.engine.io.SafeTensors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
@@ -22,16 +20,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /** {@code wanlora demo} (issue 3): files, a loss line per step, a second run over its own folder, and refusal of others. */
 class DemoCommandTest {
 
-    private record Run(int exitCode, String out, String err) {}
-
-    private static Run demo(Path dir) {
-        CommandLine main = Main.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        main.setOut(new PrintWriter(out));
-        main.setErr(new PrintWriter(err));
-        int code = main.execute("demo", "--dir", dir.toString(), "--backend", "cpu");
-        return new Run(code, out.toString(), err.toString());
+    private static CommandRun demo(Path dir) {
+        return CommandRun.run("demo", "--dir", dir.toString(), "--backend", "cpu");
     }
 
     private static Map<String, float[]> tensors(Path file) {
@@ -45,7 +35,7 @@ class DemoCommandTest {
     @Test
     void trainsTwoEpochsAndRepeatsItselfInItsOwnFolder(@TempDir Path tmp) {
         Path dir = tmp.resolve("demo-run");
-        Run first = demo(dir);
+        CommandRun first = demo(dir);
         assertEquals(0, first.exitCode(), first.out() + first.err());
         // 3 images + 2 clips, batch size 1: 5 steps per epoch, 2 epochs, one loss line per step
         List<String> steps = first.out().lines().filter(l -> l.startsWith("step ")).toList();
@@ -59,7 +49,7 @@ class DemoCommandTest {
         Map<String, float[]> epoch2 = tensors(output.resolve("demo-000002.safetensors"));
 
         // the folder is the demo's own: a second run replaces it, and the seeded run repeats bit for bit
-        Run second = demo(dir);
+        CommandRun second = demo(dir);
         assertEquals(0, second.exitCode(), second.out() + second.err());
         Map<String, float[]> again = tensors(output.resolve("demo-000002.safetensors"));
         assertEquals(epoch2.keySet(), again.keySet());
@@ -70,7 +60,7 @@ class DemoCommandTest {
     void neverOverwritesAForeignFolder(@TempDir Path tmp) throws IOException {
         Path dir = Files.createDirectories(tmp.resolve("mine"));
         Files.writeString(dir.resolve("notes.txt"), "keep me");
-        Run r = demo(dir);
+        CommandRun r = demo(dir);
         assertEquals(Main.USER_ERROR, r.exitCode());
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().contains("exists and was not made by wanlora demo"), r.err());

@@ -1,6 +1,7 @@
 package dev.wanlora.cli.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -12,8 +13,6 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
 
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -51,16 +50,8 @@ class TrainFlagsTest {
         return TrainCommand.withConfigFile(command.options, train);
     }
 
-    private record Run(int exitCode, String out, String err) {}
-
-    private static Run run(String... args) {
-        CommandLine main = Main.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        main.setOut(new PrintWriter(out));
-        main.setErr(new PrintWriter(err));
-        int code = main.execute(concat(new String[]{"train"}, args));
-        return new Run(code, out.toString(), err.toString());
+    private static CommandRun run(String... args) {
+        return CommandRun.run(concat(new String[]{"train"}, args));
     }
 
     private static String[] concat(String[] a, String... b) {
@@ -234,7 +225,7 @@ class TrainFlagsTest {
             "--validation_timesteps 0.5,1.0 | --validation_timesteps 1.0: expected noise levels strictly between 0 and 1",
     })
     void badInputEndsInOneLine(String args, String expected) {
-        Run r = run(required(args.strip().split(" +")));
+        CommandRun r = run(required(args.strip().split(" +")));
         assertEquals(Main.USER_ERROR, r.exitCode(), r.err());
         assertEquals(1, r.err().lines().count(), "exactly one line: " + r.err());
         assertTrue(r.err().contains(expected), r.err());
@@ -243,7 +234,7 @@ class TrainFlagsTest {
 
     @Test
     void missingRequiredAndWrongPaths() {
-        Run r = run("--dataset_config", dataset.toString());
+        CommandRun r = run("--dataset_config", dataset.toString());
         assertTrue(r.err().strip().endsWith("--dit is required: the Wan2.1 DiT checkpoint, e.g. --dit wan2.1_t2v_14B_bf16.safetensors"), r.err());
         r = run("--dit", dir.resolve("nope.safetensors").toString(), "--dataset_config", dataset.toString(), "--output_dir", "o",
                 "--output_name", "n");
@@ -256,7 +247,7 @@ class TrainFlagsTest {
     @Test
     void configFileErrorsNameTheFile() throws IOException {
         Path bad = Files.writeString(dir.resolve("bad.toml"), "learning_rate = = 3\n");
-        Run r = run(required("--config_file", bad.toString()));
+        CommandRun r = run(required("--config_file", bad.toString()));
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().contains("bad.toml: invalid TOML at line 1"), r.err());
 
@@ -293,7 +284,7 @@ class TrainFlagsTest {
         Path out = Files.createDirectories(dir.resolve("out"));
         Files.writeString(out.resolve("lora-000001.safetensors"), "old");
         Files.writeString(out.resolve("other-000001.safetensors"), "another name");
-        Run r = run(required());
+        CommandRun r = run(required());
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().contains("lora-000001.safetensors: exists from an earlier run named 'lora' (1 file(s)); pass --overwrite"),
                 r.err());
@@ -304,7 +295,7 @@ class TrainFlagsTest {
         Path prompts = Files.writeString(dir.resolve("prompts.txt"), "# test\na cat --w 832 --h 480 --f 81\n\na dog --d 3\n");
         Path vae = Files.writeString(dir.resolve("vae.safetensors"), "x");
         Path t5 = Files.writeString(dir.resolve("t5.pth"), "x");
-        Run r = run(required("--sample_prompts", prompts.toString(), "--sample_every_n_epochs", "1", "--vae", vae.toString(),
+        CommandRun r = run(required("--sample_prompts", prompts.toString(), "--sample_every_n_epochs", "1", "--vae", vae.toString(),
                 "--t5", t5.toString()));
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().contains("2 prompt(s) read and checked, but sample generation during training is not available yet"), r.err());

@@ -1,5 +1,6 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
 import dev.wanlora.cli.demo.SyntheticCaches;
 import dev.wanlora.engine.io.SafeTensors;
@@ -18,11 +19,8 @@ import dev.wanlora.models.wan.WanMemoryPlan;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -73,19 +71,13 @@ class TrainMemoryPlanTest {
         for (int n = 0; n < totals.length; n++) totals[n] = WanMemoryPlan.plan(settings, n).totalBytes();
     }
 
-    private record Run(int exitCode, String out, String err) {}
-
-    private static Run train(String output, String... more) {
+    private static CommandRun train(String output, String... more) {
         List<String> args = new ArrayList<>(List.of(("train --dit " + dit + " --dataset_config " + dataset
                 + " --fp8_base --fp8_scaled --gradient_checkpointing --mixed_precision bf16 --optimizer_type adamw8bit"
                 + " --learning_rate 1e-2 --network_dim 4 --network_alpha 4 --max_train_steps 1 --seed 7 --backend cpu"
                 + " --output_name plan --output_dir " + dir.resolve(output)).split(" ")));
         args.addAll(Arrays.asList(more));
-        CommandLine main = Main.commandLine();
-        StringWriter out = new StringWriter(), err = new StringWriter();
-        main.setOut(new PrintWriter(out));
-        main.setErr(new PrintWriter(err));
-        return new Run(main.execute(args.toArray(String[]::new)), out.toString(), err.toString());
+        return CommandRun.run(args.toArray(String[]::new));
     }
 
     /** A --max_vram in KiB that fits the plan of {@code n} swapped blocks and none of a smaller count. */
@@ -103,7 +95,7 @@ class TrainMemoryPlanTest {
     @Test
     void refusesAPlanOverTheBudgetNamingTheCountThatFits() {
         String budget = budgetFitting(3);
-        Run r = train("refused", "--blocks_to_swap", "0", "--max_vram", budget);
+        CommandRun r = train("refused", "--blocks_to_swap", "0", "--max_vram", budget);
         assertEquals(Main.USER_ERROR, r.exitCode(), r.out() + r.err());
         assertTrue(r.out().contains("memory plan (--blocks_to_swap 0, rank 4, largest input 1×1×8×8 latent = 16 tokens"), r.out());
         assertTrue(r.out().contains(", DOES NOT FIT"), r.out());
@@ -115,7 +107,7 @@ class TrainMemoryPlanTest {
 
     @Test
     void refusesWhenNoCountFits() {
-        Run r = train("tiny-budget", "--blocks_to_swap", "auto", "--max_vram", "1M");
+        CommandRun r = train("tiny-budget", "--blocks_to_swap", "auto", "--max_vram", "1M");
         assertEquals(Main.USER_ERROR, r.exitCode(), r.out() + r.err());
         assertTrue(r.err().strip().startsWith("wanlora train: memory plan: " + MemoryPlan.formatBytes(totals[4])
                 + " with --blocks_to_swap 4 exceeds the budget of 1.0 MiB (--max_vram 1M); even --blocks_to_swap 4 (the"
@@ -126,22 +118,22 @@ class TrainMemoryPlanTest {
 
     @Test
     void rejectsABadBudget() {
-        Run r = train("bad-budget", "--max_vram", "lots");
+        CommandRun r = train("bad-budget", "--max_vram", "lots");
         assertEquals(Main.USER_ERROR, r.exitCode());
         assertEquals("wanlora train: --max_vram lots: not a memory size; expected a positive number with a binary unit,"
                 + " e.g. 24G, 24GiB or 22500M (a bare number means GiB)", r.err().strip());
-        Run ring = train("bad-ring", "--blocks_to_swap", "3", "--block_swap_ring_size", "1");
+        CommandRun ring = train("bad-ring", "--blocks_to_swap", "3", "--block_swap_ring_size", "1");
         assertEquals("wanlora train: --block_swap_ring_size 1: expected an integer >= 2", ring.err().strip());
-        Run many = train("too-many", "--blocks_to_swap", "5");
+        CommandRun many = train("too-many", "--blocks_to_swap", "5");
         assertEquals("wanlora train: --blocks_to_swap 5: this model has 5 blocks, so at most 4 can be swapped (musubi's"
                 + " limit: blocks − 1)", many.err().strip());
     }
 
     @Test
     void autoPicksTheSmallestFittingCountAndTrainsTheSameLora() {
-        Run resident = train("resident");
+        CommandRun resident = train("resident");
         assertEquals(0, resident.exitCode(), resident.out() + resident.err());
-        Run auto = train("auto", "--blocks_to_swap", "auto", "--max_vram", budgetFitting(3));
+        CommandRun auto = train("auto", "--blocks_to_swap", "auto", "--max_vram", budgetFitting(3));
         assertEquals(0, auto.exitCode(), auto.out() + auto.err());
         assertTrue(auto.out().contains("memory plan (--blocks_to_swap 3 chosen by auto, rank 4"), auto.out());
         assertTrue(auto.out().contains("block streaming: the Linear weights of blocks 2..4 from"), auto.out());

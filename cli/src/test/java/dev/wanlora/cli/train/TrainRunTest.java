@@ -1,5 +1,6 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
 import dev.wanlora.cli.demo.SyntheticCaches;
 import dev.wanlora.cli.tensorboard.EventReader;
@@ -8,11 +9,8 @@ import dev.wanlora.engine.testing.Golden;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
-import picocli.CommandLine;
 
 import java.io.IOException;
-import java.io.PrintWriter;
-import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -66,19 +64,11 @@ class TrainRunTest {
                 """.formatted(dir.resolve("images"), images, dir.resolve("videos"), videos));
     }
 
-    private record Run(int exitCode, String out, String err) {}
-
-    private static Run train(String... args) {
-        CommandLine main = Main.commandLine();
-        StringWriter out = new StringWriter();
-        StringWriter err = new StringWriter();
-        main.setOut(new PrintWriter(out));
-        main.setErr(new PrintWriter(err));
+    private static CommandRun train(String... args) {
         String[] all = new String[args.length + 1];
         all[0] = "train";
         System.arraycopy(args, 0, all, 1, args.length);
-        int code = main.execute(all);
-        return new Run(code, out.toString(), err.toString());
+        return CommandRun.run(all);
     }
 
     /** DESIGN.md §1's command with our paths, a rank/epoch count that fits a test, and --backend cpu. */
@@ -104,14 +94,14 @@ class TrainRunTest {
         return EventReader.scalars(EventReader.read(eventFile(logs)), "loss/current").stream().map(Map.Entry::getValue).toList();
     }
 
-    private static Run wholeRun;
+    private static CommandRun wholeRun;
 
     /**
      * The uninterrupted reference run (run once; the resume tests compare against its losses). It also saves every
      * step, keeping the last two steps' files, and computes a validation loss each epoch: the runs compared with it
      * do neither, so the comparison also shows that saving and validating leave training untouched.
      */
-    private static synchronized Run wholeRun() {
+    private static synchronized CommandRun wholeRun() {
         if (wholeRun == null) {
             wholeRun = train(reference("whole", "logs-whole", "--save_every_n_steps", "1", "--save_last_n_steps", "2",
                     "--validation_dataset_config", dataset.toString(), "--validation_timesteps", "0.3,0.7"));
@@ -126,7 +116,7 @@ class TrainRunTest {
 
     @Test
     void referenceRunWritesMusubisFiles() throws IOException {
-        Run r = wholeRun();
+        CommandRun r = wholeRun();
         assertEquals(0, r.exitCode(), r.out() + r.err());
         assertTrue(r.out().contains("info: ignoring --sdpa, --max_data_loader_n_workers, --persistent_data_loader_workers"), r.out());
         assertTrue(r.out().contains("block streaming: the Linear weights of blocks 1..1 from"), r.out());
@@ -179,7 +169,7 @@ class TrainRunTest {
         assertEquals(5e-3, config.get("learning_rate").asDouble());
         assertTrue(config.get("fp8_scaled").asBoolean());
 
-        Run again = train(reference("whole", "logs-again"));
+        CommandRun again = train(reference("whole", "logs-again"));
         assertEquals(Main.USER_ERROR, again.exitCode());
         assertTrue(again.err().contains("exists from an earlier run named 'ghibli'"), again.err());
     }
@@ -191,7 +181,7 @@ class TrainRunTest {
 
         assertEquals(4, expected.size());
         // stop inside epoch 2 (after step 3 = epoch 2, batch 1), as Ctrl-C would
-        Run first = train(reference("split", "logs-first", "--stop_at_step", "3"));
+        CommandRun first = train(reference("split", "logs-first", "--stop_at_step", "3"));
         assertEquals(Trainer.INTERRUPTED, first.exitCode(), first.out() + first.err());
         Path state = dir.resolve("split/ghibli-step00000003-state");
         assertTrue(first.out().contains("continue with --resume " + state), first.out());
@@ -200,7 +190,7 @@ class TrainRunTest {
         assertEquals(2, s.epoch());
         assertEquals(1, s.epochPosition());
 
-        Run second = train(reference("split", "logs-second", "--resume", state.toString()));
+        CommandRun second = train(reference("split", "logs-second", "--resume", state.toString()));
         assertEquals(0, second.exitCode(), second.out() + second.err());
         assertTrue(second.out().contains("resuming at step 3 (epoch 2, batch 2 of 2)"), second.out());
 
@@ -247,7 +237,7 @@ class TrainRunTest {
         assertTrue(stoppedAt >= 2 && stoppedAt < 4, "stopped at step " + stoppedAt + ":\n" + output);
         assertTrue(output.toString().contains("interrupted after step " + stoppedAt), output.toString());
 
-        Run resumed = train(reference("killed", "logs-killed-resumed", "--resume", state.toString()));
+        CommandRun resumed = train(reference("killed", "logs-killed-resumed", "--resume", state.toString()));
         assertEquals(0, resumed.exitCode(), resumed.out() + resumed.err());
         List<Float> all = new ArrayList<>(losses("logs-killed").subList(0, (int) stoppedAt));
         all.addAll(losses("logs-killed-resumed"));
@@ -257,7 +247,7 @@ class TrainRunTest {
     @Test
     void nonFiniteLossStopsAfterSavingTheLastGoodState() {
         // lr 1e30 without clipping: the first update makes the LoRA enormous, the second loss is not finite
-        Run r = train(reference("nan", "logs-nan", "--learning_rate", "1e30", "--max_grad_norm", "0"));
+        CommandRun r = train(reference("nan", "logs-nan", "--learning_rate", "1e30", "--max_grad_norm", "0"));
         assertEquals(Trainer.STOPPED_NON_FINITE, r.exitCode(), r.out() + r.err());
         assertTrue(r.out().contains("step 2: the loss is NaN; training stopped without applying it. The last good state"
                 + " (after step 1) is in " + dir.resolve("nan/ghibli-step00000001-state")), r.out());
@@ -269,7 +259,7 @@ class TrainRunTest {
         Path start = dir.resolve("whole/ghibli-000001.safetensors");
         assertEquals(0, wholeRun().exitCode());
         // two batches per epoch accumulated into one step; --max_train_steps 1 ends the run after it
-        Run r = train("--dit", dit.toString(), "--dataset_config", dataset.toString(), "--output_dir",
+        CommandRun r = train("--dit", dit.toString(), "--dataset_config", dataset.toString(), "--output_dir",
                 dir.resolve("warm").toString(), "--output_name", "warm", "--network_weights", start.toString(),
                 "--gradient_accumulation_steps", "2", "--max_train_steps", "1", "--seed", "5", "--backend", "cpu",
                 "--optimizer_type", "AdamW", "--learning_rate", "1e-3");
@@ -278,7 +268,7 @@ class TrainRunTest {
         assertTrue(r.out().contains("dataset: 2 items, 2 batches per epoch, 1 steps per epoch; 1 steps in 1 epochs"), r.out());
         assertTrue(Files.isRegularFile(dir.resolve("warm/warm.safetensors")));
 
-        Run wrongRank = train("--dit", dit.toString(), "--dataset_config", dataset.toString(), "--output_dir",
+        CommandRun wrongRank = train("--dit", dit.toString(), "--dataset_config", dataset.toString(), "--output_dir",
                 dir.resolve("warm2").toString(), "--output_name", "warm", "--network_weights", start.toString(),
                 "--network_dim", "8", "--backend", "cpu");
         assertEquals(Main.USER_ERROR, wrongRank.exitCode());
@@ -287,7 +277,7 @@ class TrainRunTest {
 
     @Test
     void taskMustMatchTheCheckpoint() {
-        Run r = train(reference("task", "logs-task", "--task", "t2v-14B"));
+        CommandRun r = train(reference("task", "logs-task", "--task", "t2v-14B"));
         assertEquals(Main.USER_ERROR, r.exitCode());
         assertEquals(1, r.err().lines().count(), r.err());
         assertTrue(r.err().contains("t2v-14B") && r.err().contains("model.safetensors"), r.err());
@@ -301,7 +291,7 @@ class TrainRunTest {
                 image_directory = "%s"
                 cache_directory = "%s"
                 """.formatted(empty, empty));
-        Run r = train("--dit", dit.toString(), "--dataset_config", config.toString(), "--output_dir",
+        CommandRun r = train("--dit", dit.toString(), "--dataset_config", config.toString(), "--output_dir",
                 dir.resolve("none").toString(), "--output_name", "x", "--backend", "cpu");
         assertEquals(Main.USER_ERROR, r.exitCode(), r.out() + r.err());
         assertEquals(1, r.err().lines().count(), r.err());

@@ -4,7 +4,6 @@ import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Tensor;
 
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -13,15 +12,11 @@ import java.util.List;
  * decay, bias correction with the 1-based step. State file keys: {@code <name>.exp_avg}, {@code <name>.exp_avg_sq}
  * (torch's names).
  */
-public final class AdamW implements Optimizer {
-    private final Backend backend;
-    private final OptimizerConfig config;
-    private final List<TrainableParameter> parameters;
+public final class AdamW extends MomentOptimizer {
     private final List<Tensor> expAvg = new ArrayList<>();   // per parameter, its shape, F32
     private final List<Tensor> expAvgSq = new ArrayList<>(); // per parameter, its shape, F32
     private final TrainableParameter contiguous;             // every parameter back to back, or null
     private final Tensor flatExpAvg, flatExpAvgSq;           // (Σ n) F32 under contiguous (the lists hold views), else null
-    private long lastStep;
 
     public AdamW(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters) {
         this(backend, config, parameters, null);
@@ -29,9 +24,7 @@ public final class AdamW implements Optimizer {
 
     /** With {@code contiguous} (see {@link Optimizer#create(Backend, OptimizerConfig, List, TrainableParameter)}) the moments are flat too and one op updates everything. */
     AdamW(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters, TrainableParameter contiguous) {
-        this.backend = backend;
-        this.config = config;
-        this.parameters = List.copyOf(parameters);
+        super(backend, config, parameters);
         this.contiguous = contiguous;
         if (contiguous != null) {
             flatExpAvg = backend.allocate(DType.F32, contiguous.value().shape());
@@ -53,8 +46,7 @@ public final class AdamW implements Optimizer {
     }
 
     @Override
-    public void step(long step, float learningRate, Tensor gradScale) {
-        var hyper = new Backend.AdamWStep(learningRate, config.beta1(), config.beta2(), config.eps(), config.weightDecay(), step);
+    void update(Backend.AdamWStep hyper, Tensor gradScale) {
         if (contiguous != null) {
             // elementwise: one op over the concatenation computes exactly what one op per parameter does
             backend.adamw(contiguous.value(), contiguous.grad(), flatExpAvg, flatExpAvgSq, gradScale, hyper);
@@ -64,31 +56,10 @@ public final class AdamW implements Optimizer {
                 backend.adamw(p.value(), p.grad(), expAvg.get(i), expAvgSq.get(i), gradScale, hyper);
             }
         }
-        lastStep = step;
     }
 
     @Override
-    public OptimizerConfig config() {
-        return config;
-    }
-
-    @Override
-    public List<TrainableParameter> parameters() {
-        return parameters;
-    }
-
-    @Override
-    public void saveState(Path file) {
-        OptimizerStateFile.write(file, backend, config, lastStep, slots());
-    }
-
-    @Override
-    public long loadState(Path file) {
-        lastStep = OptimizerStateFile.read(file, backend, config, slots());
-        return lastStep;
-    }
-
-    private List<OptimizerStateFile.Slot> slots() {
+    List<OptimizerStateFile.Slot> slots() {
         List<OptimizerStateFile.Slot> slots = new ArrayList<>();
         for (int i = 0; i < parameters.size(); i++) {
             String name = parameters.get(i).name();

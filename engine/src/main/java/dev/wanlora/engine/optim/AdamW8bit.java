@@ -5,7 +5,6 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -28,7 +27,7 @@ import java.util.List;
  * <p>State file keys: {@code <name>.state1}/{@code .state2} (U8 codes of m and v), {@code <name>.absmax1}/
  * {@code .absmax2} (F32), bitsandbytes' names; fp32-fallback parameters use {@code .exp_avg}/{@code .exp_avg_sq}.
  */
-public final class AdamW8bit implements Optimizer {
+public final class AdamW8bit extends MomentOptimizer {
 
     /** Elements per quantization block of the 8-bit state (bitsandbytes ≥ 0.46 BLOCKSIZE_2STATE). */
     public static final int BLOCK_SIZE = 256;
@@ -37,15 +36,11 @@ public final class AdamW8bit implements Optimizer {
     private record State(TrainableParameter parameter, boolean is8bit, Tensor first, Tensor firstAbsMax, Tensor second,
                          Tensor secondAbsMax) {}
 
-    private final Backend backend;
-    private final OptimizerConfig config;
-    private final List<TrainableParameter> parameters;
     private final List<State> states = new ArrayList<>();
     /** Every parameter back to back when the update runs as one op (the states then hold views of flat), else null. */
     private final TrainableParameter contiguous;
     /** {mCodes, mAbsMax, vCodes, vAbsMax} over all parameters under contiguous, else null. */
     private final Tensor[] flat;
-    private long lastStep;
 
     public AdamW8bit(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters) {
         this(backend, config, parameters, null);
@@ -57,9 +52,7 @@ public final class AdamW8bit implements Optimizer {
      * updates everything: the quantization blocks are then the same as per parameter, and each is updated on its own.
      */
     AdamW8bit(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters, TrainableParameter contiguous) {
-        this.backend = backend;
-        this.config = config;
-        this.parameters = List.copyOf(parameters);
+        super(backend, config, parameters);
         boolean isFlat = contiguous != null;
         long total = 0;
         for (TrainableParameter p : this.parameters) {
@@ -99,11 +92,9 @@ public final class AdamW8bit implements Optimizer {
     }
 
     @Override
-    public void step(long step, float learningRate, Tensor gradScale) {
-        var hyper = new Backend.AdamWStep(learningRate, config.beta1(), config.beta2(), config.eps(), config.weightDecay(), step);
+    void update(Backend.AdamWStep hyper, Tensor gradScale) {
         if (contiguous != null) {
             backend.adamw8bit(contiguous.value(), contiguous.grad(), flat[0], flat[1], flat[2], flat[3], gradScale, hyper);
-            lastStep = step;
             return;
         }
         for (State s : states) {
@@ -114,7 +105,6 @@ public final class AdamW8bit implements Optimizer {
                 backend.adamw(p.value(), p.grad(), s.first(), s.second(), gradScale, hyper);
             }
         }
-        lastStep = step;
     }
 
     /** Number of parameters whose state is 8-bit (the rest are below min_8bit_size). */
@@ -123,27 +113,7 @@ public final class AdamW8bit implements Optimizer {
     }
 
     @Override
-    public OptimizerConfig config() {
-        return config;
-    }
-
-    @Override
-    public List<TrainableParameter> parameters() {
-        return parameters;
-    }
-
-    @Override
-    public void saveState(Path file) {
-        OptimizerStateFile.write(file, backend, config, lastStep, slots());
-    }
-
-    @Override
-    public long loadState(Path file) {
-        lastStep = OptimizerStateFile.read(file, backend, config, slots());
-        return lastStep;
-    }
-
-    private List<OptimizerStateFile.Slot> slots() {
+    List<OptimizerStateFile.Slot> slots() {
         List<OptimizerStateFile.Slot> slots = new ArrayList<>();
         for (State s : states) {
             String name = s.parameter().name();

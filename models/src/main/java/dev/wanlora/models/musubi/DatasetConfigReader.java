@@ -5,6 +5,7 @@ import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
+import dev.wanlora.engine.text.ClosestName;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -415,35 +416,9 @@ final class DatasetConfigReader {
     }
 
     private DatasetException unknownKey(String location, String key, Iterable<String> valid, String expected) {
-        String closest = null;
-        int best = Integer.MAX_VALUE;
-        for (String candidate : valid) {
-            int d = editDistance(key, candidate);
-            if (d < best) {
-                best = d;
-                closest = candidate;
-            }
-        }
+        String closest = ClosestName.nearest(key, valid);
         return error(location, "unknown key '" + key + "'; expected " + expected + " (musubi's dataset schema is "
                 + "strict). hint: did you mean '" + closest + "'?");
-    }
-
-    /** Levenshtein distance: insertions, deletions and substitutions each cost 1. */
-    static int editDistance(String a, String b) {
-        int[] prev = new int[b.length() + 1];
-        int[] cur = new int[b.length() + 1];
-        for (int j = 0; j <= b.length(); j++) prev[j] = j;
-        for (int i = 1; i <= a.length(); i++) {
-            cur[0] = i;
-            for (int j = 1; j <= b.length(); j++) {
-                int substitute = prev[j - 1] + (a.charAt(i - 1) == b.charAt(j - 1) ? 0 : 1);
-                cur[j] = Math.min(substitute, Math.min(prev[j], cur[j - 1]) + 1);
-            }
-            int[] swap = prev;
-            prev = cur;
-            cur = swap;
-        }
-        return prev[b.length()];
     }
 
     private static Map<String, ValueType> schema(Object... keyTypePairs) {

@@ -313,11 +313,4 @@ class DatasetConfigTest {
         e = assertThrows(DatasetException.class, () -> DatasetConfig.load(yaml));
         assertTrue(e.getMessage().contains("expected a name ending in .toml or .json"), e.getMessage());
     }
-
-    @Test
-    void editDistance() {
-        assertEquals(1, DatasetConfigReader.editDistance("target_frame", "target_frames"));
-        assertEquals(3, DatasetConfigReader.editDistance("kitten", "sitting"));
-        assertEquals(0, DatasetConfigReader.editDistance("", ""));
-    }
 }

@@ -1,8 +1,13 @@
-package dev.wanlora.cli;
+package dev.wanlora.engine.text;
 
-import java.util.Collection;
-
-/** The known name closest to a mistyped one (Levenshtein distance), for "did you mean" hints. */
+/**
+ * The known name closest to a mistyped one (Levenshtein distance), for "did you mean" hints in one-line user errors:
+ * the CLI's subcommands, flags and config-file keys, and the keys of a musubi dataset config.
+ *
+ * <p>It lives in {@code engine} because both {@code cli} and {@code models} need it and {@code engine} is the module
+ * both depend on; the package {@code text} holds work on user-facing text, which is neither a model nor a file format
+ * (so not {@code models.musubi} or {@code engine.io}).
+ */
 public final class ClosestName {
     private ClosestName() {}
 
@@ -11,7 +16,16 @@ public final class ClosestName {
      * beyond that it is no longer a typo of that name. Among equally close candidates the first wins, so list the
      * spelling to prefer first.
      */
-    public static String of(String input, Collection<String> candidates) {
+    public static String of(String input, Iterable<String> candidates) {
+        String best = nearest(input, candidates);
+        return best != null && editDistance(input, best) <= Math.max(2, input.length() / 3) ? best : null;
+    }
+
+    /**
+     * The candidate closest to {@code input} however far it is, or null when there are no candidates. Among equally
+     * close candidates the first wins.
+     */
+    public static String nearest(String input, Iterable<String> candidates) {
         String best = null;
         int bestDistance = Integer.MAX_VALUE;
         for (String c : candidates) {
@@ -21,10 +35,11 @@ public final class ClosestName {
                 best = c;
             }
         }
-        return best != null && bestDistance <= Math.max(2, input.length() / 3) ? best : null;
+        return best;
     }
 
-    static int editDistance(String a, String b) {
+    /** Levenshtein distance: insertions, deletions and substitutions each cost 1. */
+    public static int editDistance(String a, String b) {
         int[] prev = new int[b.length() + 1];
         int[] cur = new int[b.length() + 1];
         for (int j = 0; j <= b.length(); j++) prev[j] = j;
