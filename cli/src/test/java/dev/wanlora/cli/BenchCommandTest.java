@@ -17,7 +17,8 @@ class BenchCommandTest {
         assertEquals(0, r.exitCode(), r.err() + r.out());
         // 64x64 pixels → latent 8x8, 5 frames → 2 latent frames: 2·4·4 = 32 tokens; 32x48 → latent 4x6: 2·2·3 = 12
         assertTrue(Pattern.compile("tiny 64x64x5 \\(32 tok\\) fp8_scaled r4: [0-9.]+ s/it \\(min [0-9.]+, max [0-9.]+\\),"
-                + " peak n/a on the cpu \\(plan [0-9.]+ GiB\\) {2}\\[cpu]").matcher(r.out()).find(), r.out());
+                + " peak n/a on the cpu \\(plan [0-9.]+ GiB\\), checkpoint_attention on \\(auto\\) {2}\\[cpu]")
+                .matcher(r.out()).find(), r.out());
         assertTrue(r.out().contains("tiny 32x48x5 (12 tok) fp8_scaled r4: "), r.out());
         assertTrue(r.out().contains("  profile (1 step, "), r.out());
         assertTrue(r.out().contains(" forward "), r.out());
@@ -28,9 +29,10 @@ class BenchCommandTest {
     @Test
     void swappedBlocksStreamThroughTheRing() {
         CommandRun r = run("bench", "--task", "tiny", "--backend", "cpu", "--steps", "1", "--warmup", "0", "--resolution", "32x48",
-                "--frames", "5", "--network_dim", "4", "--top_ops", "0", "--blocks_to_swap", "1");
+                "--frames", "5", "--network_dim", "4", "--top_ops", "0", "--blocks_to_swap", "1", "--checkpoint_attention", "off");
         assertEquals(0, r.exitCode(), r.err() + r.out());
         assertTrue(r.out().contains("tiny 32x48x5 (12 tok) fp8_scaled r4 swap 1: "), r.out());
+        assertTrue(r.out().contains("), checkpoint_attention off  [cpu]"), r.out());
         CommandRun tooMany = run("bench", "--task", "tiny", "--backend", "cpu", "--blocks_to_swap", "2");
         assertEquals("wanlora bench: --blocks_to_swap 2: expected 0..1 for 2 blocks (musubi's limit: blocks − 1)",
                 tooMany.err().strip());

@@ -130,6 +130,18 @@ class TrainMemoryPlanTest {
     }
 
     @Test
+    void forcedSavedAttentionOutputsCountInTheSwapChoice() {
+        // the saved outputs (5 × 16 tokens × (256 bf16 + 2 fp32)) push the plan of 3 swapped blocks over a budget that
+        // just fits it without them; one more swapped block frees a block's Linears (~1.5 MB), far more than they need
+        CommandRun on = train("forced", "--blocks_to_swap", "auto", "--max_vram", budgetFitting(3),
+                "--checkpoint_attention", "on");
+        assertEquals(0, on.exitCode(), on.out() + on.err());
+        assertTrue(on.out().contains("memory plan (--blocks_to_swap 4 chosen by auto, rank 4"), on.out());
+        assertTrue(on.out().contains("; --checkpoint_attention on; budget "), on.out());
+        assertTrue(on.out().contains("  saved attention outputs "), on.out());
+    }
+
+    @Test
     void autoPicksTheSmallestFittingCountAndTrainsTheSameLora() {
         CommandRun resident = train("resident");
         assertEquals(0, resident.exitCode(), resident.out() + resident.err());
@@ -137,6 +149,11 @@ class TrainMemoryPlanTest {
         assertEquals(0, auto.exitCode(), auto.out() + auto.err());
         assertTrue(auto.out().contains("memory plan (--blocks_to_swap 3 chosen by auto, rank 4"), auto.out());
         assertTrue(auto.out().contains("block streaming: the Linear weights of blocks 2..4 from"), auto.out());
+        // no budget on the CPU: the resident run saves the attention outputs; the budget fitting 3 swapped blocks
+        // without them leaves no room for them, so the swapped run recomputes them: the comparison covers both
+        assertTrue(resident.out().contains("; --checkpoint_attention on chosen by auto;"), resident.out());
+        assertTrue(auto.out().contains("; --checkpoint_attention off chosen by auto: with it the plan exceeds the budget;"),
+                auto.out());
         List<LoraModuleWeights> a = LoraFile.read(dir.resolve("resident/plan.safetensors")).modules();
         List<LoraModuleWeights> b = LoraFile.read(dir.resolve("auto/plan.safetensors")).modules();
         assertEquals(a.size(), b.size());

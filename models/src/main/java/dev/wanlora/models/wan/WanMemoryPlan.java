@@ -116,21 +116,23 @@ public final class WanMemoryPlan {
                         : "AdamW8bit")));
 
         long saved = 0, savedAttention = 0, activations = 0;
-        List<String> streams = new ArrayList<>();
+        List<String> streams = new ArrayList<>(), lses = new ArrayList<>();
         for (WanDitActivations.Key k : s.shapes()) {
             long tokens = (long) k.frames() * (k.height() / 2) * (k.width() / 2);
             saved += (layers + 1L) * k.batch() * tokens * c.dim() * s.act().sizeBytes();
             savedAttention += WanDitActivations.savedAttentionBytes(c, s.precision(), k);
             activations += WanDitActivations.sizeBytes(c, s.precision(), k);
             streams.add("(" + k.batch() + ", " + tokens + ", " + c.dim() + ")");
+            lses.add("(" + k.batch() + ", " + c.numHeads() + ", " + tokens + ")");
         }
         String perShape = s.shapes().size() == 1 ? "" : " for each of " + s.shapes().size() + " input shapes";
         String stream = streams.size() == 1 ? streams.getFirst() : "[" + String.join(" + ", streams) + "]";
+        String lse = lses.size() == 1 ? lses.getFirst() : "[" + String.join(" + ", lses) + "]";
         items.add(new MemoryPlan.Item(SAVED_INPUTS, saved, String.format(Locale.ROOT, "%d × %s %s", layers + 1, stream, act)));
         WanDitActivations.Key first = s.shapes().getFirst();
         items.add(new MemoryPlan.Item(SAVED_ATTENTION, savedAttention, first.savesAttentionOutputs()
-                ? String.format(Locale.ROOT, "%d × (%s %s + (B, %d, L) fp32 log-sum-exp): the recompute skips self-attention"
-                        + " (--checkpoint_attention on)", layers, stream, act, c.numHeads())
+                ? String.format(Locale.ROOT, "%d × (%s %s output + %s fp32 log-sum-exp): the recompute skips self-attention"
+                        + " (--checkpoint_attention on)", layers, stream, act, lse)
                 : first.keepsBlockIntermediates() ? "none: every block keeps its intermediates"
                 : "--checkpoint_attention off: the recompute runs self-attention again"));
         items.add(new MemoryPlan.Item(RECOMPUTE, activations - saved - savedAttention, (first.keepsBlockIntermediates()
