@@ -1,5 +1,6 @@
 package dev.wanlora.engine.cpu;
 
+import dev.wanlora.engine.backend.AliasChecks;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.OpChecks;
 import dev.wanlora.engine.numeric.Bf16;
@@ -30,6 +31,8 @@ import java.util.Locale;
  * nothing: each tensor owns its storage.
  */
 public final class CpuBackend implements Backend {
+    private static final AliasChecks<CpuTensor> ALIAS =
+            new AliasChecks<>("cpu", CpuTensor::overlaps, CpuTensor::isSameRange, (name, t) -> t.toString());
 
     @Override
     public String name() { return "cpu"; }
@@ -101,7 +104,7 @@ public final class CpuBackend implements Backend {
     public void copy(Tensor dst, Tensor src) {
         OpChecks.copy(dst, src);
         CpuTensor d = cpu("copy", "dst", dst), s = cpu("copy", "src", src);
-        sameOrDisjoint("copy", "dst", d, "src", s);
+        ALIAS.sameOrDisjoint("copy", "dst", d, "src", s);
         CpuRows.forEachChunk(s.size(), (from, to) -> {
             for (int i = from; i < to; i++) d.store(i, s.get(i));
         });
@@ -125,9 +128,9 @@ public final class CpuBackend implements Backend {
         var dims = OpChecks.gemm(c, a, transA, b, transB, bias);
         CpuTensor cc = cpu("gemm", "c", c);
         CpuTensor ca = cpu("gemm", "a", a), cb = cpu("gemm", "b", b), cbias = cpu("gemm", "bias", bias);
-        disjoint("gemm", "c", cc, "a", ca);
-        disjoint("gemm", "c", cc, "b", cb);
-        disjoint("gemm", "c", cc, "bias", cbias);
+        ALIAS.disjoint("gemm", "c", cc, "a", ca);
+        ALIAS.disjoint("gemm", "c", cc, "b", cb);
+        ALIAS.disjoint("gemm", "c", cc, "bias", cbias);
         CpuGemm.gemm(cc, ca, transA, cb, transB, alpha, beta, cbias, dims);
     }
 
@@ -136,8 +139,8 @@ public final class CpuBackend implements Backend {
         var dims = OpChecks.dequantizeFp8(out, wq, scale);
         CpuTensor co = cpu("dequantizeFp8", "out", out);
         CpuTensor cw = cpu("dequantizeFp8", "wq", wq), cs = cpu("dequantizeFp8", "scale", scale);
-        disjoint("dequantizeFp8", "out", co, "wq", cw);
-        disjoint("dequantizeFp8", "out", co, "scale", cs);
+        ALIAS.disjoint("dequantizeFp8", "out", co, "wq", cw);
+        ALIAS.disjoint("dequantizeFp8", "out", co, "scale", cs);
         CpuGemm.dequantizeFp8(co, cw, cs, dims);
     }
 
@@ -149,7 +152,7 @@ public final class CpuBackend implements Backend {
         var dims = OpChecks.layerNorm(out, mean, rstd, x, weight, bias);
         CpuTensor co = cpu(op, "out", out), cm = cpu(op, "mean", mean), cr = cpu(op, "rstd", rstd);
         CpuTensor cx = cpu(op, "x", x), cw = cpu(op, "weight", weight), cb = cpu(op, "bias", bias);
-        outputs(op, new String[] {"out", "mean", "rstd"}, new CpuTensor[] {co, cm, cr},
+        ALIAS.outputs(op, new String[] {"out", "mean", "rstd"}, new CpuTensor[] {co, cm, cr},
                 new String[] {"x", "weight", "bias"}, new CpuTensor[] {cx, cw, cb});
         CpuNorm.layerNorm(co, cm, cr, cx, cw, cb, eps, dims);
     }
@@ -162,7 +165,7 @@ public final class CpuBackend implements Backend {
         CpuTensor cdx = cpu(op, "dx", dx), cdw = cpu(op, "dWeight", dWeight), cdb = cpu(op, "dBias", dBias);
         CpuTensor cdo = cpu(op, "dOut", dOut), cx = cpu(op, "x", x), cw = cpu(op, "weight", weight);
         CpuTensor cm = cpu(op, "mean", mean), cr = cpu(op, "rstd", rstd);
-        outputs(op, new String[] {"dx", "dWeight", "dBias"}, new CpuTensor[] {cdx, cdw, cdb},
+        ALIAS.outputs(op, new String[] {"dx", "dWeight", "dBias"}, new CpuTensor[] {cdx, cdw, cdb},
                 new String[] {"dOut", "x", "weight", "mean", "rstd"}, new CpuTensor[] {cdo, cx, cw, cm, cr});
         CpuNorm.layerNormBackward(cdx, cdw, cdb, cdo, cx, cw, cm, cr, accumulate, dims);
     }
@@ -173,7 +176,7 @@ public final class CpuBackend implements Backend {
         var dims = OpChecks.rmsNorm(out, rstd, x, weight);
         CpuTensor co = cpu(op, "out", out), cr = cpu(op, "rstd", rstd);
         CpuTensor cx = cpu(op, "x", x), cw = cpu(op, "weight", weight);
-        outputs(op, new String[] {"out", "rstd"}, new CpuTensor[] {co, cr},
+        ALIAS.outputs(op, new String[] {"out", "rstd"}, new CpuTensor[] {co, cr},
                 new String[] {"x", "weight"}, new CpuTensor[] {cx, cw});
         CpuNorm.rmsNorm(co, cr, cx, cw, eps, dims);
     }
@@ -185,7 +188,7 @@ public final class CpuBackend implements Backend {
         CpuTensor cdx = cpu(op, "dx", dx), cdw = cpu(op, "dWeight", dWeight);
         CpuTensor cdo = cpu(op, "dOut", dOut), cx = cpu(op, "x", x), cw = cpu(op, "weight", weight);
         CpuTensor cr = cpu(op, "rstd", rstd);
-        outputs(op, new String[] {"dx", "dWeight"}, new CpuTensor[] {cdx, cdw},
+        ALIAS.outputs(op, new String[] {"dx", "dWeight"}, new CpuTensor[] {cdx, cdw},
                 new String[] {"dOut", "x", "weight", "rstd"}, new CpuTensor[] {cdo, cx, cw, cr});
         CpuNorm.rmsNormBackward(cdx, cdw, cdo, cx, cw, cr, dims);
     }
@@ -196,8 +199,8 @@ public final class CpuBackend implements Backend {
     public void modulate(Tensor out, Tensor x, Tensor mod, int shiftIndex, int scaleIndex) {
         var dims = OpChecks.modulate(out, x, mod, shiftIndex, scaleIndex);
         CpuTensor co = cpu("modulate", "out", out), cx = cpu("modulate", "x", x), cm = cpu("modulate", "mod", mod);
-        sameOrDisjoint("modulate", "out", co, "x", cx);
-        disjoint("modulate", "out", co, "mod", cm);
+        ALIAS.sameOrDisjoint("modulate", "out", co, "x", cx);
+        ALIAS.disjoint("modulate", "out", co, "mod", cm);
         CpuModulation.modulate(co, cx, cm, shiftIndex, scaleIndex, dims);
     }
 
@@ -206,8 +209,8 @@ public final class CpuBackend implements Backend {
         String op = "modulateBackward";
         var dims = OpChecks.modulateBackward(dx, dOut, mod, scaleIndex);
         CpuTensor cdx = cpu(op, "dx", dx), cdo = cpu(op, "dOut", dOut), cm = cpu(op, "mod", mod);
-        sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
-        disjoint(op, "dx", cdx, "mod", cm);
+        ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
+        ALIAS.disjoint(op, "dx", cdx, "mod", cm);
         CpuModulation.modulateBackward(cdx, cdo, cm, scaleIndex, dims);
     }
 
@@ -216,8 +219,8 @@ public final class CpuBackend implements Backend {
         String op = "gatedResidual";
         var dims = OpChecks.gatedResidual(op, "x", x, "y", y, mod, gateIndex);
         CpuTensor cx = cpu(op, "x", x), cy = cpu(op, "y", y), cm = gateIndex < 0 ? null : cpu(op, "mod", mod);
-        disjoint(op, "x", cx, "y", cy);
-        disjoint(op, "x", cx, "mod", cm);
+        ALIAS.disjoint(op, "x", cx, "y", cy);
+        ALIAS.disjoint(op, "x", cx, "mod", cm);
         CpuModulation.gatedResidual(cx, cy, cm, gateIndex, dims);
     }
 
@@ -227,8 +230,8 @@ public final class CpuBackend implements Backend {
         var dims = OpChecks.gatedResidual(op, "dx", dx, "dy", dy, mod, gateIndex);
         CpuTensor cdy = cpu(op, "dy", dy), cdx = cpu(op, "dx", dx);
         CpuTensor cm = gateIndex < 0 ? null : cpu(op, "mod", mod);
-        sameOrDisjoint(op, "dy", cdy, "dx", cdx);
-        disjoint(op, "dy", cdy, "mod", cm);
+        ALIAS.sameOrDisjoint(op, "dy", cdy, "dx", cdx);
+        ALIAS.disjoint(op, "dy", cdy, "mod", cm);
         CpuModulation.gatedResidualBackward(cdy, cdx, cm, gateIndex, dims);
     }
 
@@ -240,9 +243,9 @@ public final class CpuBackend implements Backend {
         var dims = OpChecks.rope(op, out, "out", x, "x", cos, sin, numHeads);
         CpuTensor co = cpu(op, "out", out), cx = cpu(op, "x", x);
         CpuTensor cc = cpu(op, "cos", cos), cs = cpu(op, "sin", sin);
-        sameOrDisjoint(op, "out", co, "x", cx);
-        disjoint(op, "out", co, "cos", cc);
-        disjoint(op, "out", co, "sin", cs);
+        ALIAS.sameOrDisjoint(op, "out", co, "x", cx);
+        ALIAS.disjoint(op, "out", co, "cos", cc);
+        ALIAS.disjoint(op, "out", co, "sin", cs);
         CpuAttention.rope(co, cx, cc, cs, false, dims);
     }
 
@@ -252,9 +255,9 @@ public final class CpuBackend implements Backend {
         var dims = OpChecks.rope(op, dx, "dx", dOut, "dOut", cos, sin, numHeads);
         CpuTensor cdx = cpu(op, "dx", dx), cdo = cpu(op, "dOut", dOut);
         CpuTensor cc = cpu(op, "cos", cos), cs = cpu(op, "sin", sin);
-        sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
-        disjoint(op, "dx", cdx, "cos", cc);
-        disjoint(op, "dx", cdx, "sin", cs);
+        ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
+        ALIAS.disjoint(op, "dx", cdx, "cos", cc);
+        ALIAS.disjoint(op, "dx", cdx, "sin", cs);
         CpuAttention.rope(cdx, cdo, cc, cs, true, dims);
     }
 
@@ -264,7 +267,7 @@ public final class CpuBackend implements Backend {
         var dims = OpChecks.attention(out, lse, q, k, v, numHeads);
         CpuTensor co = cpu(op, "out", out), cl = cpu(op, "lse", lse);
         CpuTensor cq = cpu(op, "q", q), ck = cpu(op, "k", k), cv = cpu(op, "v", v);
-        outputs(op, new String[] {"out", "lse"}, new CpuTensor[] {co, cl},
+        ALIAS.outputs(op, new String[] {"out", "lse"}, new CpuTensor[] {co, cl},
                 new String[] {"q", "k", "v"}, new CpuTensor[] {cq, ck, cv});
         CpuAttention.attention(co, cl, cq, ck, cv, dims);
     }
@@ -277,7 +280,7 @@ public final class CpuBackend implements Backend {
         CpuTensor cdq = cpu(op, "dq", dq), cdk = cpu(op, "dk", dk), cdv = cpu(op, "dv", dv);
         CpuTensor cdo = cpu(op, "dOut", dOut), cq = cpu(op, "q", q), ck = cpu(op, "k", k), cv = cpu(op, "v", v);
         CpuTensor co = cpu(op, "out", out), cl = cpu(op, "lse", lse);
-        outputs(op, new String[] {"dq", "dk", "dv"}, new CpuTensor[] {cdq, cdk, cdv},
+        ALIAS.outputs(op, new String[] {"dq", "dk", "dv"}, new CpuTensor[] {cdq, cdk, cdv},
                 new String[] {"dOut", "q", "k", "v", "out", "lse"}, new CpuTensor[] {cdo, cq, ck, cv, co, cl});
         CpuAttention.attentionBackward(cdq, cdk, cdv, cdo, cq, ck, cv, cl, dims);
     }
@@ -288,7 +291,7 @@ public final class CpuBackend implements Backend {
     public void geluTanh(Tensor out, Tensor x) {
         OpChecks.sameCount("geluTanh", "out", out, "x", x);
         CpuTensor co = cpu("geluTanh", "out", out), cx = cpu("geluTanh", "x", x);
-        sameOrDisjoint("geluTanh", "out", co, "x", cx);
+        ALIAS.sameOrDisjoint("geluTanh", "out", co, "x", cx);
         CpuElementwise.geluTanh(co, cx);
     }
 
@@ -298,8 +301,8 @@ public final class CpuBackend implements Backend {
         OpChecks.sameCount(op, "dx", dx, "x", x);
         OpChecks.sameCount(op, "dOut", dOut, "x", x);
         CpuTensor cdx = cpu(op, "dx", dx), cdo = cpu(op, "dOut", dOut), cx = cpu(op, "x", x);
-        sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
-        sameOrDisjoint(op, "dx", cdx, "x", cx);
+        ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
+        ALIAS.sameOrDisjoint(op, "dx", cdx, "x", cx);
         CpuElementwise.geluTanhBackward(cdx, cdo, cx);
     }
 
@@ -307,7 +310,7 @@ public final class CpuBackend implements Backend {
     public void silu(Tensor out, Tensor x) {
         OpChecks.sameCount("silu", "out", out, "x", x);
         CpuTensor co = cpu("silu", "out", out), cx = cpu("silu", "x", x);
-        sameOrDisjoint("silu", "out", co, "x", cx);
+        ALIAS.sameOrDisjoint("silu", "out", co, "x", cx);
         CpuElementwise.silu(co, cx);
     }
 
@@ -316,8 +319,8 @@ public final class CpuBackend implements Backend {
         OpChecks.sameCount("add", "out", out, "a", a);
         OpChecks.sameCount("add", "out", out, "b", b);
         CpuTensor co = cpu("add", "out", out), ca = cpu("add", "a", a), cb = cpu("add", "b", b);
-        sameOrDisjoint("add", "out", co, "a", ca);
-        sameOrDisjoint("add", "out", co, "b", cb);
+        ALIAS.sameOrDisjoint("add", "out", co, "a", ca);
+        ALIAS.sameOrDisjoint("add", "out", co, "b", cb);
         CpuElementwise.add(co, ca, cb);
     }
 
@@ -326,8 +329,8 @@ public final class CpuBackend implements Backend {
         var dims = OpChecks.addRowVector(out, x, v);
         CpuTensor co = cpu("addRowVector", "out", out), cx = cpu("addRowVector", "x", x);
         CpuTensor cv = cpu("addRowVector", "v", v);
-        sameOrDisjoint("addRowVector", "out", co, "x", cx);
-        disjoint("addRowVector", "out", co, "v", cv);
+        ALIAS.sameOrDisjoint("addRowVector", "out", co, "x", cx);
+        ALIAS.disjoint("addRowVector", "out", co, "v", cv);
         CpuElementwise.addRowVector(co, cx, cv, dims);
     }
 
@@ -335,7 +338,7 @@ public final class CpuBackend implements Backend {
     public void scale(Tensor out, Tensor x, float alpha) {
         OpChecks.sameCount("scale", "out", out, "x", x);
         CpuTensor co = cpu("scale", "out", out), cx = cpu("scale", "x", x);
-        sameOrDisjoint("scale", "out", co, "x", cx);
+        ALIAS.sameOrDisjoint("scale", "out", co, "x", cx);
         CpuElementwise.scale(co, cx, alpha);
     }
 
@@ -345,7 +348,7 @@ public final class CpuBackend implements Backend {
     public void patchify(Tensor out, Tensor latents, int channels, int frames, int height, int width) {
         var dims = OpChecks.patchify(out, latents, channels, frames, height, width);
         CpuTensor co = cpu("patchify", "out", out), cl = cpu("patchify", "latents", latents);
-        disjoint("patchify", "out", co, "latents", cl);
+        ALIAS.disjoint("patchify", "out", co, "latents", cl);
         CpuLayout.patchify(co, cl, dims);
     }
 
@@ -353,7 +356,7 @@ public final class CpuBackend implements Backend {
     public void unpatchify(Tensor out, Tensor tokens, int channels, int frames, int height, int width) {
         var dims = OpChecks.unpatchify("unpatchify", out, "out", tokens, "tokens", channels, frames, height, width);
         CpuTensor co = cpu("unpatchify", "out", out), ct = cpu("unpatchify", "tokens", tokens);
-        disjoint("unpatchify", "out", co, "tokens", ct);
+        ALIAS.disjoint("unpatchify", "out", co, "tokens", ct);
         CpuLayout.unpatchify(co, ct, true, dims);
     }
 
@@ -362,7 +365,7 @@ public final class CpuBackend implements Backend {
         String op = "unpatchifyBackward";
         var dims = OpChecks.unpatchify(op, dOut, "dOut", dTokens, "dTokens", channels, frames, height, width);
         CpuTensor ct = cpu(op, "dTokens", dTokens), co = cpu(op, "dOut", dOut);
-        disjoint(op, "dTokens", ct, "dOut", co);
+        ALIAS.disjoint(op, "dTokens", ct, "dOut", co);
         CpuLayout.unpatchify(co, ct, false, dims);
     }
 
@@ -370,7 +373,7 @@ public final class CpuBackend implements Backend {
     public void sinusoidalEmbedding(Tensor out, Tensor timesteps) {
         var dims = OpChecks.sinusoidalEmbedding(out, timesteps);
         CpuTensor co = cpu("sinusoidalEmbedding", "out", out), ct = cpu("sinusoidalEmbedding", "timesteps", timesteps);
-        disjoint("sinusoidalEmbedding", "out", co, "timesteps", ct);
+        ALIAS.disjoint("sinusoidalEmbedding", "out", co, "timesteps", ct);
         CpuLayout.sinusoidalEmbedding(co, ct, dims);
     }
 
@@ -388,12 +391,12 @@ public final class CpuBackend implements Backend {
         var dims = OpChecks.flowMatchingInput(xt, target, x0, noise, t);
         CpuTensor cxt = cpu(op, "xt", xt), ctg = cpu(op, "target", target);
         CpuTensor cx0 = cpu(op, "x0", x0), cn = cpu(op, "noise", noise), ct = cpu(op, "t", t);
-        disjoint(op, "xt", cxt, "target", ctg);
+        ALIAS.disjoint(op, "xt", cxt, "target", ctg);
         for (CpuTensor o : new CpuTensor[] {cxt, ctg}) {
             String name = o == cxt ? "xt" : "target";
-            sameOrDisjoint(op, name, o, "x0", cx0);
-            sameOrDisjoint(op, name, o, "noise", cn);
-            disjoint(op, name, o, "t", ct);
+            ALIAS.sameOrDisjoint(op, name, o, "x0", cx0);
+            ALIAS.sameOrDisjoint(op, name, o, "noise", cn);
+            ALIAS.disjoint(op, name, o, "t", ct);
         }
         CpuFlow.flowMatchingInput(cxt, ctg, cx0, cn, ct, dims);
     }
@@ -404,11 +407,11 @@ public final class CpuBackend implements Backend {
         long n = OpChecks.mseLoss(loss, dPred, pred, target);
         CpuTensor cl = cpu(op, "loss", loss), cd = cpu(op, "dPred", dPred);
         CpuTensor cp = cpu(op, "pred", pred), ct = cpu(op, "target", target);
-        disjoint(op, "loss", cl, "dPred", cd);
-        disjoint(op, "loss", cl, "pred", cp);
-        disjoint(op, "loss", cl, "target", ct);
-        sameOrDisjoint(op, "dPred", cd, "pred", cp);
-        sameOrDisjoint(op, "dPred", cd, "target", ct);
+        ALIAS.disjoint(op, "loss", cl, "dPred", cd);
+        ALIAS.disjoint(op, "loss", cl, "pred", cp);
+        ALIAS.disjoint(op, "loss", cl, "target", ct);
+        ALIAS.sameOrDisjoint(op, "dPred", cd, "pred", cp);
+        ALIAS.sameOrDisjoint(op, "dPred", cd, "target", ct);
         CpuFlow.mseLoss(cl, cd, cp, ct, gradScale, n);
     }
 
@@ -418,7 +421,7 @@ public final class CpuBackend implements Backend {
     public void sumOfSquares(Tensor normSquared, Tensor g) {
         OpChecks.sumOfSquares(normSquared, g);
         CpuTensor cn = cpu("sumOfSquares", "normSquared", normSquared), cg = cpu("sumOfSquares", "g", g);
-        disjoint("sumOfSquares", "normSquared", cn, "g", cg);
+        ALIAS.disjoint("sumOfSquares", "normSquared", cn, "g", cg);
         CpuOptim.sumOfSquares(cn, cg);
     }
 
@@ -428,7 +431,7 @@ public final class CpuBackend implements Backend {
         OpChecks.adamw(param, grad, m, v, gradScale, hyper);
         CpuTensor cp = cpu(op, "param", param), cg = cpu(op, "grad", grad);
         CpuTensor cm = cpu(op, "m", m), cv = cpu(op, "v", v), cs = cpu(op, "gradScale", gradScale);
-        outputs(op, new String[] {"param", "m", "v"}, new CpuTensor[] {cp, cm, cv},
+        ALIAS.outputs(op, new String[] {"param", "m", "v"}, new CpuTensor[] {cp, cm, cv},
                 new String[] {"grad", "gradScale"}, new CpuTensor[] {cg, cs});
         CpuOptim.adamw(cp, cg, cm, cv, cs, hyper);
     }
@@ -446,7 +449,7 @@ public final class CpuBackend implements Backend {
     public void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm) {
         OpChecks.clipCoefficient(clip, normSquared);
         CpuTensor cc = cpu("clipCoefficient", "clip", clip), cn = cpu("clipCoefficient", "normSquared", normSquared);
-        sameOrDisjoint("clipCoefficient", "clip", cc, "normSquared", cn);
+        ALIAS.sameOrDisjoint("clipCoefficient", "clip", cc, "normSquared", cn);
         CpuOptim.clipCoefficient(cc, cn, maxNorm);
     }
 
@@ -463,25 +466,4 @@ public final class CpuBackend implements Backend {
                 + OpChecks.describe(name, t) + " on " + t.backend().name() + ", expected a tensor of backend cpu");
     }
 
-    private static void disjoint(String op, String outName, CpuTensor out, String inName, CpuTensor in) {
-        if (in != null && out != null && out.overlaps(in)) {
-            throw new IllegalArgumentException(op + " (cpu): " + outName + " overlaps " + inName + "; got "
-                    + out + " and " + in + ", expected disjoint storage");
-        }
-    }
-
-    private static void sameOrDisjoint(String op, String outName, CpuTensor out, String inName, CpuTensor in) {
-        if (out.overlaps(in) && !out.isSameRange(in)) {
-            throw new IllegalArgumentException(op + " (cpu): " + outName + " partially overlaps " + inName + "; got "
-                    + out + " and " + in + ", expected the same elements or disjoint storage");
-        }
-    }
-
-    /** Every output disjoint from every other output and from every input (null entries are absent arguments). */
-    private static void outputs(String op, String[] outNames, CpuTensor[] outs, String[] inNames, CpuTensor[] ins) {
-        for (int i = 0; i < outs.length; i++) {
-            for (int j = i + 1; j < outs.length; j++) disjoint(op, outNames[i], outs[i], outNames[j], outs[j]);
-            for (int j = 0; j < ins.length; j++) disjoint(op, outNames[i], outs[i], inNames[j], ins[j]);
-        }
-    }
 }

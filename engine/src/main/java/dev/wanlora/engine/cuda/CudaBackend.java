@@ -1,5 +1,6 @@
 package dev.wanlora.engine.cuda;
 
+import dev.wanlora.engine.backend.AliasChecks;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.OpChecks;
 import dev.wanlora.engine.numeric.Bf16;
@@ -22,6 +23,8 @@ import static jcuda.driver.JCudaDriver.*;
  * kernels and streams (tensors are closed by their owners first).
  */
 public final class CudaBackend implements Backend {
+    private static final AliasChecks<CudaTensor> ALIAS = new AliasChecks<>("cuda", CudaBackend::overlaps,
+            (a, b) -> a.address() == b.address() && a.sizeBytes() == b.sizeBytes(), OpChecks::describe);
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED;
     private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
@@ -237,7 +240,7 @@ public final class CudaBackend implements Backend {
     public void copy(Tensor dst, Tensor src) {
         OpChecks.copy(dst, src);
         CudaTensor d = cuda("copy", "dst", dst), s = cuda("copy", "src", src);
-        sameOrDisjoint("copy", "dst", d, "src", s);
+        ALIAS.sameOrDisjoint("copy", "dst", d, "src", s);
         if (d.dtype() == s.dtype()) {
             if (d.address() == s.address()) return;
             context.makeCurrent();
@@ -279,9 +282,9 @@ public final class CudaBackend implements Backend {
         OpChecks.gemm(c, a, transA, b, transB, bias);
         CudaTensor cc = cuda("gemm", "c", c), ca = cuda("gemm", "a", a), cb = cuda("gemm", "b", b);
         CudaTensor cbias = cuda("gemm", "bias", bias);
-        disjoint("gemm", "c", cc, "a", ca);
-        disjoint("gemm", "c", cc, "b", cb);
-        disjoint("gemm", "c", cc, "bias", cbias);
+        ALIAS.disjoint("gemm", "c", cc, "a", ca);
+        ALIAS.disjoint("gemm", "c", cc, "b", cb);
+        ALIAS.disjoint("gemm", "c", cc, "bias", cbias);
         gemm.gemm(cc, ca, transA, cb, transB, alpha, beta, cbias);
     }
 
@@ -290,8 +293,8 @@ public final class CudaBackend implements Backend {
         String op = "dequantizeFp8";
         OpChecks.dequantizeFp8(out, wq, scale);
         CudaTensor co = cuda(op, "out", out), cw = cuda(op, "wq", wq), cs = cuda(op, "scale", scale);
-        disjoint(op, "out", co, "wq", cw);
-        disjoint(op, "out", co, "scale", cs);
+        ALIAS.disjoint(op, "out", co, "wq", cw);
+        ALIAS.disjoint(op, "out", co, "scale", cs);
         elementwise.dequantizeFp8(co, cw, cs);
     }
 
@@ -304,7 +307,7 @@ public final class CudaBackend implements Backend {
         CudaTensor co = cuda(op, "out", out), cm = cuda(op, "mean", mean), cr = cuda(op, "rstd", rstd);
         CudaTensor cx = cuda(op, "x", x), cw = cuda(op, "weight", weight), cb = cuda(op, "bias", bias);
         if (cw != null && cb != null) CudaElementwise.requireSame(op, "weight", cw.dtype(), "bias", cb.dtype());
-        outputs(op, new String[] {"out", "mean", "rstd"}, new CudaTensor[] {co, cm, cr},
+        ALIAS.outputs(op, new String[] {"out", "mean", "rstd"}, new CudaTensor[] {co, cm, cr},
                 new String[] {"x", "weight", "bias"}, new CudaTensor[] {cx, cw, cb});
         norm.layerNorm(co, cm, cr, cx, cw, cb, eps, dims);
     }
@@ -318,7 +321,7 @@ public final class CudaBackend implements Backend {
         CudaTensor cdo = cuda(op, "dOut", dOut), cx = cuda(op, "x", x), cw = cuda(op, "weight", weight);
         CudaTensor cm = cuda(op, "mean", mean), cr = cuda(op, "rstd", rstd);
         CudaElementwise.requireSame(op, "dOut", cdo.dtype(), "x", cx.dtype());
-        outputs(op, new String[] {"dx", "dWeight", "dBias"}, new CudaTensor[] {cdx, cdw, cdb},
+        ALIAS.outputs(op, new String[] {"dx", "dWeight", "dBias"}, new CudaTensor[] {cdx, cdw, cdb},
                 new String[] {"dOut", "x", "weight", "mean", "rstd"}, new CudaTensor[] {cdo, cx, cw, cm, cr});
         norm.layerNormBackward(cdx, cdw, cdb, cdo, cx, cw, cm, cr, accumulate, dims);
     }
@@ -329,7 +332,7 @@ public final class CudaBackend implements Backend {
         var dims = OpChecks.rmsNorm(out, rstd, x, weight);
         CudaTensor co = cuda(op, "out", out), cr = cuda(op, "rstd", rstd);
         CudaTensor cx = cuda(op, "x", x), cw = cuda(op, "weight", weight);
-        outputs(op, new String[] {"out", "rstd"}, new CudaTensor[] {co, cr},
+        ALIAS.outputs(op, new String[] {"out", "rstd"}, new CudaTensor[] {co, cr},
                 new String[] {"x", "weight"}, new CudaTensor[] {cx, cw});
         norm.rmsNorm(co, cr, cx, cw, eps, dims);
     }
@@ -342,7 +345,7 @@ public final class CudaBackend implements Backend {
         CudaTensor cdo = cuda(op, "dOut", dOut), cx = cuda(op, "x", x), cw = cuda(op, "weight", weight);
         CudaTensor cr = cuda(op, "rstd", rstd);
         CudaElementwise.requireSame(op, "dOut", cdo.dtype(), "x", cx.dtype());
-        outputs(op, new String[] {"dx", "dWeight"}, new CudaTensor[] {cdx, cdw},
+        ALIAS.outputs(op, new String[] {"dx", "dWeight"}, new CudaTensor[] {cdx, cdw},
                 new String[] {"dOut", "x", "weight", "rstd"}, new CudaTensor[] {cdo, cx, cw, cr});
         norm.rmsNormBackward(cdx, cdw, cdo, cx, cw, cr, dims);
     }
@@ -353,8 +356,8 @@ public final class CudaBackend implements Backend {
     public void modulate(Tensor out, Tensor x, Tensor mod, int shiftIndex, int scaleIndex) {
         var dims = OpChecks.modulate(out, x, mod, shiftIndex, scaleIndex);
         CudaTensor co = cuda("modulate", "out", out), cx = cuda("modulate", "x", x), cm = cuda("modulate", "mod", mod);
-        sameOrDisjoint("modulate", "out", co, "x", cx);
-        disjoint("modulate", "out", co, "mod", cm);
+        ALIAS.sameOrDisjoint("modulate", "out", co, "x", cx);
+        ALIAS.disjoint("modulate", "out", co, "mod", cm);
         elementwise.modulate(co, cx, cm, shiftIndex, scaleIndex, dims);
     }
 
@@ -363,8 +366,8 @@ public final class CudaBackend implements Backend {
         String op = "modulateBackward";
         var dims = OpChecks.modulateBackward(dx, dOut, mod, scaleIndex);
         CudaTensor cdx = cuda(op, "dx", dx), cdo = cuda(op, "dOut", dOut), cm = cuda(op, "mod", mod);
-        sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
-        disjoint(op, "dx", cdx, "mod", cm);
+        ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
+        ALIAS.disjoint(op, "dx", cdx, "mod", cm);
         elementwise.modulateBackward(cdx, cdo, cm, scaleIndex, dims);
     }
 
@@ -373,8 +376,8 @@ public final class CudaBackend implements Backend {
         String op = "gatedResidual";
         var dims = OpChecks.gatedResidual(op, "x", x, "y", y, mod, gateIndex);
         CudaTensor cx = cuda(op, "x", x), cy = cuda(op, "y", y), cm = gateIndex < 0 ? null : cuda(op, "mod", mod);
-        disjoint(op, "x", cx, "y", cy);
-        disjoint(op, "x", cx, "mod", cm);
+        ALIAS.disjoint(op, "x", cx, "y", cy);
+        ALIAS.disjoint(op, "x", cx, "mod", cm);
         elementwise.gatedResidual(cx, cy, cm, gateIndex, dims);
     }
 
@@ -383,8 +386,8 @@ public final class CudaBackend implements Backend {
         String op = "gatedResidualBackward";
         var dims = OpChecks.gatedResidual(op, "dx", dx, "dy", dy, mod, gateIndex);
         CudaTensor cdy = cuda(op, "dy", dy), cdx = cuda(op, "dx", dx), cm = gateIndex < 0 ? null : cuda(op, "mod", mod);
-        sameOrDisjoint(op, "dy", cdy, "dx", cdx);
-        disjoint(op, "dy", cdy, "mod", cm);
+        ALIAS.sameOrDisjoint(op, "dy", cdy, "dx", cdx);
+        ALIAS.disjoint(op, "dy", cdy, "mod", cm);
         elementwise.gatedResidualBackward(cdy, cdx, cm, gateIndex, dims);
     }
 
@@ -395,9 +398,9 @@ public final class CudaBackend implements Backend {
         String op = "rope";
         var dims = OpChecks.rope(op, out, "out", x, "x", cos, sin, numHeads);
         CudaTensor co = cuda(op, "out", out), cx = cuda(op, "x", x), cc = cuda(op, "cos", cos), cs = cuda(op, "sin", sin);
-        sameOrDisjoint(op, "out", co, "x", cx);
-        disjoint(op, "out", co, "cos", cc);
-        disjoint(op, "out", co, "sin", cs);
+        ALIAS.sameOrDisjoint(op, "out", co, "x", cx);
+        ALIAS.disjoint(op, "out", co, "cos", cc);
+        ALIAS.disjoint(op, "out", co, "sin", cs);
         elementwise.rope(op, co, cx, cc, cs, false, dims);
     }
 
@@ -406,9 +409,9 @@ public final class CudaBackend implements Backend {
         String op = "ropeBackward";
         var dims = OpChecks.rope(op, dx, "dx", dOut, "dOut", cos, sin, numHeads);
         CudaTensor cdx = cuda(op, "dx", dx), cdo = cuda(op, "dOut", dOut), cc = cuda(op, "cos", cos), cs = cuda(op, "sin", sin);
-        sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
-        disjoint(op, "dx", cdx, "cos", cc);
-        disjoint(op, "dx", cdx, "sin", cs);
+        ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
+        ALIAS.disjoint(op, "dx", cdx, "cos", cc);
+        ALIAS.disjoint(op, "dx", cdx, "sin", cs);
         elementwise.rope(op, cdx, cdo, cc, cs, true, dims);
     }
 
@@ -426,7 +429,7 @@ public final class CudaBackend implements Backend {
         OpChecks.attention(out, lse, q, k, v, numHeads);
         CudaTensor co = cuda(op, "out", out), cl = cuda(op, "lse", lse);
         CudaTensor cq = cuda(op, "q", q), ck = cuda(op, "k", k), cv = cuda(op, "v", v);
-        outputs(op, new String[] {"out", "lse"}, new CudaTensor[] {co, cl},
+        ALIAS.outputs(op, new String[] {"out", "lse"}, new CudaTensor[] {co, cl},
                 new String[] {"q", "k", "v"}, new CudaTensor[] {cq, ck, cv});
         attention.forward(co, cl, cq, ck, cv, numHeads);
     }
@@ -439,7 +442,7 @@ public final class CudaBackend implements Backend {
         CudaTensor cdq = cuda(op, "dq", dq), cdk = cuda(op, "dk", dk), cdv = cuda(op, "dv", dv);
         CudaTensor cdo = cuda(op, "dOut", dOut), cq = cuda(op, "q", q), ck = cuda(op, "k", k), cv = cuda(op, "v", v);
         CudaTensor co = cuda(op, "out", out), cl = cuda(op, "lse", lse);
-        outputs(op, new String[] {"dq", "dk", "dv"}, new CudaTensor[] {cdq, cdk, cdv},
+        ALIAS.outputs(op, new String[] {"dq", "dk", "dv"}, new CudaTensor[] {cdq, cdk, cdv},
                 new String[] {"dOut", "q", "k", "v", "out", "lse"}, new CudaTensor[] {cdo, cq, ck, cv, co, cl});
         attention.backward(cdq, cdk, cdv, cdo, cq, ck, cv, co, cl, numHeads);
     }
@@ -450,7 +453,7 @@ public final class CudaBackend implements Backend {
     public void geluTanh(Tensor out, Tensor x) {
         OpChecks.sameCount("geluTanh", "out", out, "x", x);
         CudaTensor co = cuda("geluTanh", "out", out), cx = cuda("geluTanh", "x", x);
-        sameOrDisjoint("geluTanh", "out", co, "x", cx);
+        ALIAS.sameOrDisjoint("geluTanh", "out", co, "x", cx);
         elementwise.geluTanh(co, cx);
     }
 
@@ -460,8 +463,8 @@ public final class CudaBackend implements Backend {
         OpChecks.sameCount(op, "dx", dx, "x", x);
         OpChecks.sameCount(op, "dOut", dOut, "x", x);
         CudaTensor cdx = cuda(op, "dx", dx), cdo = cuda(op, "dOut", dOut), cx = cuda(op, "x", x);
-        sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
-        sameOrDisjoint(op, "dx", cdx, "x", cx);
+        ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
+        ALIAS.sameOrDisjoint(op, "dx", cdx, "x", cx);
         elementwise.geluTanhBackward(cdx, cdo, cx);
     }
 
@@ -469,7 +472,7 @@ public final class CudaBackend implements Backend {
     public void silu(Tensor out, Tensor x) {
         OpChecks.sameCount("silu", "out", out, "x", x);
         CudaTensor co = cuda("silu", "out", out), cx = cuda("silu", "x", x);
-        sameOrDisjoint("silu", "out", co, "x", cx);
+        ALIAS.sameOrDisjoint("silu", "out", co, "x", cx);
         elementwise.silu(co, cx);
     }
 
@@ -478,8 +481,8 @@ public final class CudaBackend implements Backend {
         OpChecks.sameCount("add", "out", out, "a", a);
         OpChecks.sameCount("add", "out", out, "b", b);
         CudaTensor co = cuda("add", "out", out), ca = cuda("add", "a", a), cb = cuda("add", "b", b);
-        sameOrDisjoint("add", "out", co, "a", ca);
-        sameOrDisjoint("add", "out", co, "b", cb);
+        ALIAS.sameOrDisjoint("add", "out", co, "a", ca);
+        ALIAS.sameOrDisjoint("add", "out", co, "b", cb);
         elementwise.add(co, ca, cb);
     }
 
@@ -487,8 +490,8 @@ public final class CudaBackend implements Backend {
     public void addRowVector(Tensor out, Tensor x, Tensor v) {
         var dims = OpChecks.addRowVector(out, x, v);
         CudaTensor co = cuda("addRowVector", "out", out), cx = cuda("addRowVector", "x", x), cv = cuda("addRowVector", "v", v);
-        sameOrDisjoint("addRowVector", "out", co, "x", cx);
-        disjoint("addRowVector", "out", co, "v", cv);
+        ALIAS.sameOrDisjoint("addRowVector", "out", co, "x", cx);
+        ALIAS.disjoint("addRowVector", "out", co, "v", cv);
         elementwise.addRowVector(co, cx, cv, dims);
     }
 
@@ -496,7 +499,7 @@ public final class CudaBackend implements Backend {
     public void scale(Tensor out, Tensor x, float alpha) {
         OpChecks.sameCount("scale", "out", out, "x", x);
         CudaTensor co = cuda("scale", "out", out), cx = cuda("scale", "x", x);
-        sameOrDisjoint("scale", "out", co, "x", cx);
+        ALIAS.sameOrDisjoint("scale", "out", co, "x", cx);
         elementwise.scale(co, cx, alpha);
     }
 
@@ -506,7 +509,7 @@ public final class CudaBackend implements Backend {
     public void patchify(Tensor out, Tensor latents, int channels, int frames, int height, int width) {
         var dims = OpChecks.patchify(out, latents, channels, frames, height, width);
         CudaTensor co = cuda("patchify", "out", out), cl = cuda("patchify", "latents", latents);
-        disjoint("patchify", "out", co, "latents", cl);
+        ALIAS.disjoint("patchify", "out", co, "latents", cl);
         elementwise.patchify(co, cl, dims);
     }
 
@@ -514,7 +517,7 @@ public final class CudaBackend implements Backend {
     public void unpatchify(Tensor out, Tensor tokens, int channels, int frames, int height, int width) {
         var dims = OpChecks.unpatchify("unpatchify", out, "out", tokens, "tokens", channels, frames, height, width);
         CudaTensor co = cuda("unpatchify", "out", out), ct = cuda("unpatchify", "tokens", tokens);
-        disjoint("unpatchify", "out", co, "tokens", ct);
+        ALIAS.disjoint("unpatchify", "out", co, "tokens", ct);
         elementwise.unpatchify(co, ct, dims);
     }
 
@@ -523,7 +526,7 @@ public final class CudaBackend implements Backend {
         String op = "unpatchifyBackward";
         var dims = OpChecks.unpatchify(op, dOut, "dOut", dTokens, "dTokens", channels, frames, height, width);
         CudaTensor ct = cuda(op, "dTokens", dTokens), co = cuda(op, "dOut", dOut);
-        disjoint(op, "dTokens", ct, "dOut", co);
+        ALIAS.disjoint(op, "dTokens", ct, "dOut", co);
         elementwise.unpatchifyBackward(ct, co, dims);
     }
 
@@ -531,7 +534,7 @@ public final class CudaBackend implements Backend {
     public void sinusoidalEmbedding(Tensor out, Tensor timesteps) {
         var dims = OpChecks.sinusoidalEmbedding(out, timesteps);
         CudaTensor co = cuda("sinusoidalEmbedding", "out", out), ct = cuda("sinusoidalEmbedding", "timesteps", timesteps);
-        disjoint("sinusoidalEmbedding", "out", co, "timesteps", ct);
+        ALIAS.disjoint("sinusoidalEmbedding", "out", co, "timesteps", ct);
         elementwise.sinusoidalEmbedding(co, ct, dims);
     }
 
@@ -549,12 +552,12 @@ public final class CudaBackend implements Backend {
         var dims = OpChecks.flowMatchingInput(xt, target, x0, noise, t);
         CudaTensor cxt = cuda(op, "xt", xt), ctg = cuda(op, "target", target);
         CudaTensor cx0 = cuda(op, "x0", x0), cn = cuda(op, "noise", noise), ct = cuda(op, "t", t);
-        disjoint(op, "xt", cxt, "target", ctg);
+        ALIAS.disjoint(op, "xt", cxt, "target", ctg);
         for (CudaTensor o : new CudaTensor[] {cxt, ctg}) {
             String name = o == cxt ? "xt" : "target";
-            sameOrDisjoint(op, name, o, "x0", cx0);
-            sameOrDisjoint(op, name, o, "noise", cn);
-            disjoint(op, name, o, "t", ct);
+            ALIAS.sameOrDisjoint(op, name, o, "x0", cx0);
+            ALIAS.sameOrDisjoint(op, name, o, "noise", cn);
+            ALIAS.disjoint(op, name, o, "t", ct);
         }
         flow.flowMatchingInput(cxt, ctg, cx0, cn, ct, dims);
     }
@@ -565,11 +568,11 @@ public final class CudaBackend implements Backend {
         long n = OpChecks.mseLoss(loss, dPred, pred, target);
         CudaTensor cl = cuda(op, "loss", loss), cd = cuda(op, "dPred", dPred);
         CudaTensor cp = cuda(op, "pred", pred), ct = cuda(op, "target", target);
-        disjoint(op, "loss", cl, "dPred", cd);
-        disjoint(op, "loss", cl, "pred", cp);
-        disjoint(op, "loss", cl, "target", ct);
-        sameOrDisjoint(op, "dPred", cd, "pred", cp);
-        sameOrDisjoint(op, "dPred", cd, "target", ct);
+        ALIAS.disjoint(op, "loss", cl, "dPred", cd);
+        ALIAS.disjoint(op, "loss", cl, "pred", cp);
+        ALIAS.disjoint(op, "loss", cl, "target", ct);
+        ALIAS.sameOrDisjoint(op, "dPred", cd, "pred", cp);
+        ALIAS.sameOrDisjoint(op, "dPred", cd, "target", ct);
         flow.mseLoss(cl, cd, cp, ct, gradScale, n);
     }
 
@@ -579,7 +582,7 @@ public final class CudaBackend implements Backend {
     public void sumOfSquares(Tensor normSquared, Tensor g) {
         OpChecks.sumOfSquares(normSquared, g);
         CudaTensor cn = cuda("sumOfSquares", "normSquared", normSquared), cg = cuda("sumOfSquares", "g", g);
-        disjoint("sumOfSquares", "normSquared", cn, "g", cg);
+        ALIAS.disjoint("sumOfSquares", "normSquared", cn, "g", cg);
         flow.sumOfSquares(cn, cg);
     }
 
@@ -589,7 +592,7 @@ public final class CudaBackend implements Backend {
         OpChecks.adamw(param, grad, m, v, gradScale, hyper);
         CudaTensor cp = cuda(op, "param", param), cg = cuda(op, "grad", grad);
         CudaTensor cm = cuda(op, "m", m), cv = cuda(op, "v", v), cs = cuda(op, "gradScale", gradScale);
-        outputs(op, new String[] {"param", "m", "v"}, new CudaTensor[] {cp, cm, cv},
+        ALIAS.outputs(op, new String[] {"param", "m", "v"}, new CudaTensor[] {cp, cm, cv},
                 new String[] {"grad", "gradScale"}, new CudaTensor[] {cg, cs});
         optim.adamw(cp, cg, cm, cv, cs, hyper);
     }
@@ -602,7 +605,7 @@ public final class CudaBackend implements Backend {
         CudaTensor cp = cuda(op, "param", param), cg = cuda(op, "grad", grad), cs = cuda(op, "gradScale", gradScale);
         CudaTensor cmc = cuda(op, "mCodes", mCodes), cma = cuda(op, "mAbsMax", mAbsMax);
         CudaTensor cvc = cuda(op, "vCodes", vCodes), cva = cuda(op, "vAbsMax", vAbsMax);
-        outputs(op, new String[] {"param", "mCodes", "mAbsMax", "vCodes", "vAbsMax"}, new CudaTensor[] {cp, cmc, cma, cvc, cva},
+        ALIAS.outputs(op, new String[] {"param", "mCodes", "mAbsMax", "vCodes", "vAbsMax"}, new CudaTensor[] {cp, cmc, cma, cvc, cva},
                 new String[] {"grad", "gradScale"}, new CudaTensor[] {cg, cs});
         optim.adamw8bit(cp, cg, cmc, cma, cvc, cva, cs, hyper);
     }
@@ -611,7 +614,7 @@ public final class CudaBackend implements Backend {
     public void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm) {
         OpChecks.clipCoefficient(clip, normSquared);
         CudaTensor cc = cuda("clipCoefficient", "clip", clip), cn = cuda("clipCoefficient", "normSquared", normSquared);
-        sameOrDisjoint("clipCoefficient", "clip", cc, "normSquared", cn);
+        ALIAS.sameOrDisjoint("clipCoefficient", "clip", cc, "normSquared", cn);
         optim.clipCoefficient(cc, cn, maxNorm);
     }
 
@@ -627,30 +630,6 @@ public final class CudaBackend implements Backend {
     private static boolean overlaps(CudaTensor a, CudaTensor b) {
         long a0 = a.address(), b0 = b.address();
         return a0 < b0 + b.sizeBytes() && b0 < a0 + a.sizeBytes() && a.sizeBytes() > 0 && b.sizeBytes() > 0;
-    }
-
-    private static void disjoint(String op, String outName, CudaTensor out, String inName, CudaTensor in) {
-        if (in != null && out != null && overlaps(out, in)) {
-            throw new IllegalArgumentException(op + " (cuda): " + outName + " overlaps " + inName + "; got "
-                    + OpChecks.describe(outName, out) + " and " + OpChecks.describe(inName, in) + ", expected disjoint storage");
-        }
-    }
-
-    /** Outputs may alias an input exactly (the same elements) where the contract allows it, never partially. */
-    private static void sameOrDisjoint(String op, String outName, CudaTensor out, String inName, CudaTensor in) {
-        if (overlaps(out, in) && !(out.address() == in.address() && out.sizeBytes() == in.sizeBytes())) {
-            throw new IllegalArgumentException(op + " (cuda): " + outName + " partially overlaps " + inName + "; got "
-                    + OpChecks.describe(outName, out) + " and " + OpChecks.describe(inName, in)
-                    + ", expected the same elements or disjoint storage");
-        }
-    }
-
-    /** Every output disjoint from every other output and from every input (null entries are absent arguments). */
-    private static void outputs(String op, String[] outNames, CudaTensor[] outs, String[] inNames, CudaTensor[] ins) {
-        for (int i = 0; i < outs.length; i++) {
-            for (int j = i + 1; j < outs.length; j++) disjoint(op, outNames[i], outs[i], outNames[j], outs[j]);
-            for (int j = 0; j < ins.length; j++) disjoint(op, outNames[i], outs[i], inNames[j], ins[j]);
-        }
     }
 
     /** "cuBLASLt 130100 (/usr/local/cuda/.../libcuBLASLt.so.13)": which library the GEMMs use. */
