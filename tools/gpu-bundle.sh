@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds .bundle/: a self-contained folder that runs wanlora's GPU tests and kernel benchmark on a machine with an
 # NVIDIA driver but no Java or Maven (DESIGN.md §9): a jlink-ed Java 25 runtime (~43 MB), the module jars and their
-# runtime dependencies (Linux natives only), the engine test classes, the JUnit console launcher, the wan-tiny golden
-# data when ../shared/golden/wan-tiny exists, and gpu-test.sh. Usage (from the repo root, on a machine with a JDK 25
+# runtime dependencies (Linux natives only), the engine test classes, the JUnit console launcher and gpu-test.sh (the
+# golden data is the repository's own testdata/golden, which travels with the working tree). Usage (from the repo root, on a machine with a JDK 25
 # and Maven): bash tools/gpu-bundle.sh [OUT_DIR [PACK_DIR]]   (default .bundle). Then on the GPU machine:
 # bash OUT_DIR/gpu-test.sh. With PACK_DIR the folder is also packed into PACK_DIR/wanlora-bundle.tar.gz next to
 # PACK_DIR/gpu-test.sh, which unpacks it to /tmp first (the GPU device tool carries at most 64 MiB; packed, the
-# bundle with golden data is ~45 MB).
+# bundle is ~42 MB).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 out=${1:-$root/.bundle}
@@ -33,9 +33,6 @@ fi
 # and test-scope libraries.
 for t in */target/*-tests.jar; do [ -f "$t" ] && cp "$t" "$out/test/"; done
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.4 -DoutputDirectory="$out/test"
-golden=$root/../shared/golden/wan-tiny
-[ -d "$golden" ] || golden=$root/../../shared/golden/wan-tiny
-if [ -d "$golden" ]; then mkdir -p "$out/golden" && cp -r "$golden" "$out/golden/wan-tiny"; fi
 cp tools/gpu-test.sh "$out/gpu-test.sh"
 cp tools/gpu-bench.sh "$out/gpu-bench.sh"
 echo "bundle $out: $(du -sh "$out" | cut -f1) (jre $(du -sh "$out/jre" | cut -f1), lib $(du -sh "$out/lib" | cut -f1), test $(du -sh "$out/test" | cut -f1))"

@@ -3,15 +3,17 @@
 #   bash BUNDLE/gpu-test.sh [tests] [bench] [golden]      (default: tests bench)
 # tests:  every JUnit test tagged "cuda" (CUDA-vs-CPU parity etc.); a missing GPU fails instead of skipping.
 # bench:  dev.wanlora.benchmarks.KernelBench at the 14B shapes.
-# golden: wanlora verify-golden BUNDLE/golden/wan-tiny --backend cuda (needs the bundle's golden copy).
+# golden: wanlora verify-golden testdata/golden/wan-tiny --backend cuda (run from the repository root, or set
+#         WANLORA_GOLDEN to a folder holding wan-tiny/).
 # demo:   wanlora demo --backend cuda (a tiny random Wan trained for two epochs on the GPU).
 # Logs go to $OUT (or ./gpu-logs when OUT is unset); the exit status is non-zero when any step failed.
 set -uo pipefail
 b=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 logs=${OUT:-$PWD/gpu-logs}
+golden=${WANLORA_GOLDEN:-$PWD/testdata/golden}
 mkdir -p "$logs"
 java=("$b/jre/bin/java" --enable-native-access=ALL-UNNAMED --sun-misc-unsafe-memory-access=allow -Xss8m -ea
-      -Dwanlora.goldenDir="$b/golden" -Dgolden.required=false ${WANLORA_JAVA_OPTS:-})
+      -Dwanlora.goldenDir="$golden" -Dgolden.required=false ${WANLORA_JAVA_OPTS:-})
 steps=("$@")
 [ ${#steps[@]} -eq 0 ] && steps=(tests bench)
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$logs/gpu.txt"
@@ -28,7 +30,7 @@ for step in "${steps[@]}"; do
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.KernelBench 2>&1 | tee "$logs/bench.log" || status=1
       ;;
     golden)
-      "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main verify-golden "$b/golden/wan-tiny" --backend cuda 2>&1 | tee "$logs/golden.log" || status=1
+      "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main verify-golden "$golden/wan-tiny" --backend cuda 2>&1 | tee "$logs/golden.log" || status=1
       ;;
     demo)
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main demo --dir /tmp/wanlora-demo --backend cuda 2>&1 | tee "$logs/demo.log" || status=1

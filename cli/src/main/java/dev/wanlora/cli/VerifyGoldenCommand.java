@@ -16,7 +16,7 @@ import java.util.concurrent.Callable;
 
 /**
  * {@code wanlora verify-golden DIR [--backend cpu|cuda]}: runs our Wan DiT on a folder in the golden format
- * (shared/golden/README.md) and prints one line per compared tensor (relL2, max abs, cosine, bound, OK/FAIL); exit
+ * (testdata/golden/README.md) and prints one line per compared tensor (relL2, max abs, cosine, bound, OK/FAIL); exit
  * code 1 when any comparison fails.
  */
 @Command(name = "verify-golden", mixinStandardHelpOptions = true,

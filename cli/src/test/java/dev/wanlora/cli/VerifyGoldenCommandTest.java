@@ -54,7 +54,7 @@ class VerifyGoldenCommandTest {
         CommandRun noModel = run("verify-golden", tmp.toString());
         assertEquals(Main.USER_ERROR, noModel.exitCode());
         assertEquals("wanlora verify-golden: " + tmp + ": no model.safetensors; expected a folder in the golden format of"
-                + " shared/golden/README.md (model.safetensors plus fp32/bf16/fp8/train.safetensors)\n", noModel.err());
+                + " testdata/golden/README.md (model.safetensors plus fp32/bf16/fp8/train.safetensors)\n", noModel.err());
         CommandRun badBackend = run("verify-golden", tmp.toString(), "--backend", "tpu");
         assertEquals(Main.USER_ERROR, badBackend.exitCode());
         assertEquals("wanlora verify-golden: --backend tpu is not known; supported: cpu, cuda, cuda:N\n", badBackend.err());

@@ -22,7 +22,7 @@ import java.util.Map;
 import java.util.function.Consumer;
 
 /**
- * Runs our DiT on a folder in the golden format of {@code ../shared/golden/README.md} ({@code model.safetensors} plus
+ * Runs our DiT on a folder in the golden format of {@code testdata/golden/README.md} ({@code model.safetensors} plus
  * any of {@code fp32}, {@code bf16}, {@code fp8}, {@code train}.safetensors) and compares every reference tensor.
  * The configuration comes from the checkpoint's shapes, the batch and text lengths from the inputs, the LoRA rank
  * from the LoRA tensors, so any batch size, block count or text length works.
@@ -115,7 +115,7 @@ public final class GoldenVerifier {
         Path model = dir.resolve("model.safetensors");
         if (!Files.isRegularFile(model)) {
             throw new IllegalArgumentException(dir + ": no model.safetensors; expected a folder in the golden format of"
-                    + " shared/golden/README.md (model.safetensors plus fp32/bf16/fp8/train.safetensors)");
+                    + " testdata/golden/README.md (model.safetensors plus fp32/bf16/fp8/train.safetensors)");
         }
         try (SafeTensors st = SafeTensors.open(model, SafeTensors.DIT_PREFIXES)) {
             this.config = WanDitConfig.fromCheckpoint(st);

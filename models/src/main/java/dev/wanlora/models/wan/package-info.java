@@ -2,7 +2,7 @@
  * The Wan2.1 text-to-video diffusion transformer (DiT) as musubi-tuner trains it: configuration, checkpoint weights,
  * the forward pass and a hand-written backward that produces LoRA gradients. The math is
  * {@code ../shared/spec/wan-musubi.md} §1; the numbers are checked against musubi's own model in
- * {@code ../shared/golden/wan-tiny}.
+ * {@code testdata/golden/wan-tiny}.
  *
  * <p><b>Dimension legend</b> (STYLE.md §5), used in every shape comment of this package:
  * <ul>

@@ -9,7 +9,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** Our DiT on the CPU against musubi's golden tensors (shared/golden/wan-tiny): every line must pass. */
+/** Our DiT on the CPU against musubi's golden tensors (testdata/golden/wan-tiny): every line must pass. */
 class WanDitGoldenTest {
 
     @Test
