@@ -2,6 +2,7 @@ package dev.wanlora.cli;
 
 import dev.wanlora.cli.demo.DemoCommand;
 import dev.wanlora.cli.train.TrainCommand;
+import dev.wanlora.engine.io.PthException;
 import dev.wanlora.engine.io.SafeTensorsException;
 import dev.wanlora.engine.text.ClosestName;
 import picocli.CommandLine;
@@ -49,7 +50,8 @@ public final class Main implements Runnable {
             return USER_ERROR;
         });
         cmd.setExecutionExceptionHandler((e, c, parsed) -> {
-            if (!(e instanceof UserError || e instanceof SafeTensorsException || e instanceof UncheckedIOException)) throw e;
+            if (!(e instanceof UserError || e instanceof SafeTensorsException || e instanceof PthException
+                    || e instanceof UncheckedIOException)) throw e;
             c.getErr().println(c.getCommandSpec().qualifiedName() + ": " + e.getMessage());
             for (CommandLine.ParseResult p = parsed; p != null; p = p.subcommand()) {
                 if (p.hasMatchedOption("--debug")) {

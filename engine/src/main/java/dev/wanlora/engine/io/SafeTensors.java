@@ -55,7 +55,7 @@ import java.util.regex.Pattern;
  * <p>Shard sets: a path to {@code *.safetensors.index.json}, or to any shard named {@code …-00001-of-00006.safetensors},
  * opens every shard of the set. Keys are given in header order, shard after shard (shards in name order).
  */
-public final class SafeTensors implements AutoCloseable {
+public final class SafeTensors implements TensorSource {
 
     /** Key prefixes stripped when loading a DiT: ComfyUI repackaged files (spec §2.2), longest first. */
     public static final List<String> DIT_PREFIXES = List.of("model.diffusion_model.", "diffusion_model.");
@@ -168,6 +168,7 @@ public final class SafeTensors implements AutoCloseable {
     }
 
     /** The path given to {@link #open} (a file, a shard, or an index). */
+    @Override
     public Path path() { return path; }
 
     /** Every tensor name, in header order (shard after shard). */
@@ -177,6 +178,12 @@ public final class SafeTensors implements AutoCloseable {
 
     /** The header entry of {@code key}; throws {@link SafeTensorsException} naming the file and key if absent. */
     public TensorInfo info(String key) { return slot(key).info(); }
+
+    @Override
+    public DType dtype(String key) { return info(key).dtype(); }
+
+    @Override
+    public Shape shape(String key) { return info(key).shape(); }
 
     /**
      * The tensor's bytes, little-endian, row-major: a read-only slice of the file's map (no copy). Valid until
