@@ -191,6 +191,37 @@ public interface Backend extends AutoCloseable {
      */
     void sinusoidalEmbedding(Tensor out, Tensor timesteps);
 
+    // ---------------------------------------------------------------- text encoder (umT5)
+
+    /**
+     * Embedding gather: out[r, :] = table[ids[r], :]. table (V, C); out (R, C) (=); ids (R) F32 holding integer token
+     * ids in [0, V) (exact in F32 below 2²⁴; umT5's vocabulary is 256384). Values are copied, rounded to out's dtype.
+     * An id that is not an integer in [0, V) is a caller error: the CPU throws; CUDA writes NaN into that row.
+     */
+    void embedding(Tensor out, Tensor table, Tensor ids);
+
+    /**
+     * T5's relative-position bias, gathered per head: out[h, i, j] = table[buckets[j − i + Lq − 1], h].
+     * table (numBuckets, N); out (N, Lq, Lk) (=); buckets (Lq + Lk − 1) F32 holding the integer bucket of each
+     * relative position j − i = −(Lq − 1) … Lk − 1 (computed by the model, T5's bucket rule).
+     */
+    void relativePositionBias(Tensor out, Tensor table, Tensor buckets);
+
+    /**
+     * T5 attention: softmax over unmasked keys of q·kᵀ + bias, without 1/√D scaling, then ·v, per batch and head:
+     * s_ij = q_i·k_j + bias[h, i, j] for keyMask[b, j] ≠ 0; out_i = Σ_j softmax(s_i)_j·v_j (fp32 softmax and
+     * accumulation). Masked keys get weight exactly 0 (musubi adds finfo.min, whose exp underflows to 0). A query row
+     * whose keys are all masked gets zeros. q, out (B, Lq, N·D); k, v (B, Lk, N·D); bias (N, Lq, Lk), shared by the
+     * batch; keyMask (B, Lk) F32, 1 for real tokens and 0 for padding.
+     */
+    void attentionWithBias(Tensor out, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor keyMask, int numHeads);
+
+    /**
+     * T5's gated-GELU product: out = x·g with g = gelu_tanh(gate) rounded to out's dtype first (musubi's bf16 path
+     * stores the GELU before multiplying), the product rounded again. Equal element counts; out may be x or gate.
+     */
+    void gatedGelu(Tensor out, Tensor gate, Tensor x);
+
     // ---------------------------------------------------------------- flow matching and loss
 
     /**

@@ -364,6 +364,50 @@ public final class OpChecks {
         return new AttentionDims(q.shape().dim(0), q.shape().dim(1), k.shape().dim(1), numHeads, d);
     }
 
+    // ---------------------------------------------------------------- text encoder (umT5)
+
+    /** Returns (R, C): R ids gathering rows of width C. */
+    public static MatrixDims embedding(Tensor out, Tensor table, Tensor ids) {
+        String op = "embedding";
+        requireActivation(op, "table", table);
+        requireRank(op, "table", table, 2, "(V, C)");
+        requireDType(op, "ids", ids, DType.F32);
+        requireRank(op, "ids", ids, 1, "(R)");
+        requireActivation(op, "out", out);
+        requireShape(op, "out", out, Shape.of(ids.shape().dim(0), table.shape().dim(1)));
+        return new MatrixDims(ids.shape().dim(0), table.shape().dim(1));
+    }
+
+    /** Returns (N, Lq, Lk) as an AttentionDims with batch 1 and head dim 0. */
+    public static AttentionDims relativePositionBias(Tensor out, Tensor table, Tensor buckets) {
+        String op = "relativePositionBias";
+        requireActivation(op, "table", table);
+        requireRank(op, "table", table, 2, "(numBuckets, N)");
+        requireActivation(op, "out", out);
+        requireRank(op, "out", out, 3, "(N, Lq, Lk)");
+        long heads = table.shape().dim(1), lq = out.shape().dim(1), lk = out.shape().dim(2);
+        if (out.shape().dim(0) != heads) {
+            throw new IllegalArgumentException(op + ": out's head count does not match table; got " + describe("out", out)
+                    + " and " + describe("table", table) + ", expected out=(" + heads + ", Lq, Lk)");
+        }
+        requireDType(op, "buckets", buckets, DType.F32);
+        requireShape(op, "buckets", buckets, Shape.of(Math.max(0, lq + lk - 1)));
+        return new AttentionDims(1, lq, lk, Math.toIntExact(heads), 0);
+    }
+
+    public static AttentionDims attentionWithBias(Tensor out, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor keyMask,
+                                                  int numHeads) {
+        String op = "attentionWithBias";
+        AttentionDims d = qkv(op, q, k, v, numHeads);
+        requireActivation(op, "out", out);
+        requireSameShape(op, "out", out, "q", q);
+        requireActivation(op, "bias", bias);
+        requireShape(op, "bias", bias, Shape.of(numHeads, d.queries, d.keys));
+        requireDType(op, "keyMask", keyMask, DType.F32);
+        requireShape(op, "keyMask", keyMask, Shape.of(d.batch, d.keys));
+        return d;
+    }
+
     // ---------------------------------------------------------------- elementwise
 
     public static long sameCount(String op, String outName, Tensor out, String inName, Tensor in) {

@@ -232,6 +232,30 @@ public final class ProfilingBackend implements Backend {
     }
 
     @Override
+    public void embedding(Tensor out, Tensor table, Tensor ids) {
+        inner.embedding(out, table, ids);
+        if (isRecording) record("embedding", "out", out);
+    }
+
+    @Override
+    public void relativePositionBias(Tensor out, Tensor table, Tensor buckets) {
+        inner.relativePositionBias(out, table, buckets);
+        if (isRecording) record("relativePositionBias", "out", out);
+    }
+
+    @Override
+    public void attentionWithBias(Tensor out, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor keyMask, int numHeads) {
+        inner.attentionWithBias(out, q, k, v, bias, keyMask, numHeads);
+        if (isRecording) record("attentionWithBias", "q", q, "k", k);
+    }
+
+    @Override
+    public void gatedGelu(Tensor out, Tensor gate, Tensor x) {
+        inner.gatedGelu(out, gate, x);
+        if (isRecording) record("gatedGelu", "x", x);
+    }
+
+    @Override
     public void geluTanh(Tensor out, Tensor x) {
         inner.geluTanh(out, x);
         if (isRecording) record("geluTanh", "x", x);

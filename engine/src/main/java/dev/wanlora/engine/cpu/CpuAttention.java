@@ -116,6 +116,41 @@ final class CpuAttention {
         });
     }
 
+    /**
+     * T5 attention (Backend#attentionWithBias): s_j = q·k_j + bias[h, i, j] over unmasked keys, no scaling;
+     * out = Σ softmax(s)_j·v_j. One task per (b, h, query), all in double.
+     */
+    static void attentionWithBias(CpuTensor out, CpuTensor q, CpuTensor k, CpuTensor v, CpuTensor bias,
+                                  CpuTensor keyMask, AttentionDims d) {
+        int lq = (int) d.queries(), lk = (int) d.keys(), heads = d.heads(), dim = (int) d.headDim();
+        int width = heads * dim;
+        CpuRows.forEach(d.batch() * heads * lq, 4L * lk * dim, row -> {
+            int b = row / (heads * lq), h = row / lq % heads, i = row % lq;
+            int qBase = (b * lq + i) * width + h * dim;
+            double[] p = new double[lk]; // (Lk) scores, then unnormalized probabilities; masked keys stay 0
+            boolean[] isReal = new boolean[lk];
+            double max = Double.NEGATIVE_INFINITY;
+            for (int j = 0; j < lk; j++) {
+                isReal[j] = keyMask.get(b * lk + j) != 0;
+                if (!isReal[j]) continue;
+                p[j] = dot(q, qBase, k, (b * lk + j) * width + h * dim, dim) + bias.get((h * lq + i) * lk + j);
+                max = Math.max(max, p[j]);
+            }
+            double sum = 0;
+            for (int j = 0; j < lk; j++) {
+                p[j] = isReal[j] ? Math.exp(p[j] - max) : 0;
+                sum += p[j];
+            }
+            double[] acc = new double[dim];
+            for (int j = 0; j < lk; j++) {
+                if (p[j] == 0) continue;
+                int vBase = (b * lk + j) * width + h * dim;
+                for (int e = 0; e < dim; e++) acc[e] += p[j] * v.get(vBase + e);
+            }
+            for (int e = 0; e < dim; e++) out.store(qBase + e, sum == 0 ? 0 : acc[e] / sum);
+        });
+    }
+
     private static double dot(CpuTensor a, int aBase, CpuTensor b, int bBase, int n) {
         double s = 0;
         for (int e = 0; e < n; e++) s += (double) a.get(aBase + e) * b.get(bBase + e);

@@ -288,6 +288,46 @@ public final class CpuBackend implements Backend {
     // ---------------------------------------------------------------- activations and elementwise
 
     @Override
+    public void embedding(Tensor out, Tensor table, Tensor ids) {
+        String op = "embedding";
+        var dims = OpChecks.embedding(out, table, ids);
+        CpuTensor co = cpu(op, "out", out), ct = cpu(op, "table", table), ci = cpu(op, "ids", ids);
+        ALIAS.outputs(op, new String[] {"out"}, new CpuTensor[] {co}, new String[] {"table", "ids"}, new CpuTensor[] {ct, ci});
+        CpuEmbedding.embedding(co, ct, ci, dims);
+    }
+
+    @Override
+    public void relativePositionBias(Tensor out, Tensor table, Tensor buckets) {
+        String op = "relativePositionBias";
+        var dims = OpChecks.relativePositionBias(out, table, buckets);
+        CpuTensor co = cpu(op, "out", out), ct = cpu(op, "table", table), cb = cpu(op, "buckets", buckets);
+        ALIAS.outputs(op, new String[] {"out"}, new CpuTensor[] {co}, new String[] {"table", "buckets"}, new CpuTensor[] {ct, cb});
+        CpuEmbedding.relativePositionBias(co, ct, cb, dims);
+    }
+
+    @Override
+    public void attentionWithBias(Tensor out, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor keyMask, int numHeads) {
+        String op = "attentionWithBias";
+        var dims = OpChecks.attentionWithBias(out, q, k, v, bias, keyMask, numHeads);
+        CpuTensor co = cpu(op, "out", out), cq = cpu(op, "q", q), ck = cpu(op, "k", k), cv = cpu(op, "v", v);
+        CpuTensor cb = cpu(op, "bias", bias), cm = cpu(op, "keyMask", keyMask);
+        ALIAS.outputs(op, new String[] {"out"}, new CpuTensor[] {co}, new String[] {"q", "k", "v", "bias", "keyMask"},
+                new CpuTensor[] {cq, ck, cv, cb, cm});
+        CpuAttention.attentionWithBias(co, cq, ck, cv, cb, cm, dims);
+    }
+
+    @Override
+    public void gatedGelu(Tensor out, Tensor gate, Tensor x) {
+        String op = "gatedGelu";
+        OpChecks.sameCount(op, "out", out, "x", x);
+        OpChecks.sameCount(op, "out", out, "gate", gate);
+        CpuTensor co = cpu(op, "out", out), cg = cpu(op, "gate", gate), cx = cpu(op, "x", x);
+        ALIAS.sameOrDisjoint(op, "out", co, "x", cx);
+        ALIAS.sameOrDisjoint(op, "out", co, "gate", cg);
+        CpuElementwise.gatedGelu(co, cg, cx);
+    }
+
+    @Override
     public void geluTanh(Tensor out, Tensor x) {
         OpChecks.sameCount("geluTanh", "out", out, "x", x);
         CpuTensor co = cpu("geluTanh", "out", out), cx = cpu("geluTanh", "x", x);

@@ -35,6 +35,17 @@ final class CpuElementwise {
         });
     }
 
+    /** out = x·round(gelu_tanh(gate)), the GELU rounded to out's dtype first (Backend#gatedGelu). */
+    static void gatedGelu(CpuTensor out, CpuTensor gate, CpuTensor x) {
+        CpuRows.forEachChunk(x.size(), (from, to) -> {
+            for (int i = from; i < to; i++) {
+                double g = gate.get(i);
+                float gelu = CpuTensor.round(out.dtype(), (float) (0.5 * g * (1 + Math.tanh(GELU_K * (g + GELU_C * g * g * g)))));
+                out.store(i, (double) x.get(i) * gelu);
+            }
+        });
+    }
+
     /** out = x·sigmoid(x) = x / (1 + e^−x). */
     static void silu(CpuTensor out, CpuTensor x) {
         CpuRows.forEachChunk(x.size(), (from, to) -> {

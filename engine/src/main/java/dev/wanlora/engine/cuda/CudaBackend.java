@@ -34,6 +34,7 @@ public final class CudaBackend implements Backend {
     private final CudaGemm gemm;
     private final Launcher launcher;
     private final CudaElementwise elementwise;
+    private final CudaAttentionWithBias attentionWithBias;
     private final CudaNorm norm;
     private final CudaFlow flow;
     private final CudaOptim optim;
@@ -52,6 +53,7 @@ public final class CudaBackend implements Backend {
         }
         this.attention = new CudaAttention(context, kernels);
         this.elementwise = new CudaElementwise(launcher);
+        this.attentionWithBias = new CudaAttentionWithBias(launcher);
         this.norm = new CudaNorm(launcher);
         this.flow = new CudaFlow(launcher);
         this.optim = new CudaOptim(launcher);
@@ -466,6 +468,46 @@ public final class CudaBackend implements Backend {
         ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
         ALIAS.sameOrDisjoint(op, "dx", cdx, "x", cx);
         elementwise.geluTanhBackward(cdx, cdo, cx);
+    }
+
+    @Override
+    public void embedding(Tensor out, Tensor table, Tensor ids) {
+        String op = "embedding";
+        var dims = OpChecks.embedding(out, table, ids);
+        CudaTensor co = cuda(op, "out", out), ct = cuda(op, "table", table), ci = cuda(op, "ids", ids);
+        ALIAS.outputs(op, new String[] {"out"}, new CudaTensor[] {co}, new String[] {"table", "ids"}, new CudaTensor[] {ct, ci});
+        elementwise.embedding(co, ct, ci, dims);
+    }
+
+    @Override
+    public void relativePositionBias(Tensor out, Tensor table, Tensor buckets) {
+        String op = "relativePositionBias";
+        var dims = OpChecks.relativePositionBias(out, table, buckets);
+        CudaTensor co = cuda(op, "out", out), ct = cuda(op, "table", table), cb = cuda(op, "buckets", buckets);
+        ALIAS.outputs(op, new String[] {"out"}, new CudaTensor[] {co}, new String[] {"table", "buckets"}, new CudaTensor[] {ct, cb});
+        elementwise.relativePositionBias(co, ct, cb, dims);
+    }
+
+    @Override
+    public void attentionWithBias(Tensor out, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor keyMask, int numHeads) {
+        String op = "attentionWithBias";
+        var dims = OpChecks.attentionWithBias(out, q, k, v, bias, keyMask, numHeads);
+        CudaTensor co = cuda(op, "out", out), cq = cuda(op, "q", q), ck = cuda(op, "k", k), cv = cuda(op, "v", v);
+        CudaTensor cb = cuda(op, "bias", bias), cm = cuda(op, "keyMask", keyMask);
+        ALIAS.outputs(op, new String[] {"out"}, new CudaTensor[] {co}, new String[] {"q", "k", "v", "bias", "keyMask"},
+                new CudaTensor[] {cq, ck, cv, cb, cm});
+        attentionWithBias.forward(co, cq, ck, cv, cb, cm, dims);
+    }
+
+    @Override
+    public void gatedGelu(Tensor out, Tensor gate, Tensor x) {
+        String op = "gatedGelu";
+        OpChecks.sameCount(op, "out", out, "x", x);
+        OpChecks.sameCount(op, "out", out, "gate", gate);
+        CudaTensor co = cuda(op, "out", out), cg = cuda(op, "gate", gate), cx = cuda(op, "x", x);
+        ALIAS.sameOrDisjoint(op, "out", co, "x", cx);
+        ALIAS.sameOrDisjoint(op, "out", co, "gate", cg);
+        elementwise.gatedGelu(co, cg, cx);
     }
 
     @Override

@@ -131,6 +131,28 @@ final class CudaElementwise {
         }
     }
 
+    void embedding(CudaTensor out, CudaTensor table, CudaTensor ids, MatrixDims d) {
+        long n = out.numElements();
+        if (n > 0) {
+            launcher.launch(Launcher.kernel("embedding", "embedding_fwd", table.dtype(), out.dtype()), launcher.cover(n), out,
+                    table, ids, d.rows(), d.cols(), table.shape().dim(0));
+        }
+    }
+
+    void relativePositionBias(CudaTensor out, CudaTensor table, CudaTensor buckets, AttentionDims d) {
+        long n = out.numElements();
+        if (n > 0) {
+            launcher.launch(Launcher.kernel("relativePositionBias", "relative_position_bias_fwd", table.dtype(), out.dtype()),
+                    launcher.cover(n), out, table, buckets, d.heads(), d.queries(), d.keys(), (int) table.shape().dim(0));
+        }
+    }
+
+    void gatedGelu(CudaTensor out, CudaTensor gate, CudaTensor x) {
+        requireSame("gatedGelu", "gate", gate.dtype(), "x", x.dtype());
+        long n = out.numElements();
+        if (n > 0) launcher.launch(Launcher.kernel("gatedGelu", "gated_gelu_fwd", x.dtype(), out.dtype()), launcher.cover(n), out, gate, x, n);
+    }
+
     static void requireSame(String op, String a, DType ta, String b, DType tb) {
         if (ta != tb) {
             throw new UnsupportedOperationException(op + " (cuda): " + a + " and " + b + " must share a dtype; got " + a + "="

@@ -124,6 +124,20 @@ public enum Kernel {
     UNPATCHIFY_FWD_F32_BF16("layout", "unpatchify_fwd_f32_bf16"),
     // embedding
     SINUSOIDAL_EMBEDDING_FWD_F32("embedding", "sinusoidal_embedding_fwd_f32"),
+    // embedding (gather.cu: umT5 token embedding and relative-position bias)
+    EMBEDDING_FWD_F32("embedding", "embedding_fwd_f32"),
+    EMBEDDING_FWD_BF16("embedding", "embedding_fwd_bf16"),
+    EMBEDDING_FWD_BF16_F32("embedding", "embedding_fwd_bf16_f32"),
+    EMBEDDING_FWD_F32_BF16("embedding", "embedding_fwd_f32_bf16"),
+    RELATIVE_POSITION_BIAS_FWD_F32("embedding", "relative_position_bias_fwd_f32"),
+    RELATIVE_POSITION_BIAS_FWD_BF16("embedding", "relative_position_bias_fwd_bf16"),
+    RELATIVE_POSITION_BIAS_FWD_BF16_F32("embedding", "relative_position_bias_fwd_bf16_f32"),
+    RELATIVE_POSITION_BIAS_FWD_F32_BF16("embedding", "relative_position_bias_fwd_f32_bf16"),
+    // elementwise (gated_gelu.cu: umT5's gated-GELU FFN product)
+    GATED_GELU_FWD_F32("elementwise", "gated_gelu_fwd_f32"),
+    GATED_GELU_FWD_BF16("elementwise", "gated_gelu_fwd_bf16"),
+    GATED_GELU_FWD_BF16_F32("elementwise", "gated_gelu_fwd_bf16_f32"),
+    GATED_GELU_FWD_F32_BF16("elementwise", "gated_gelu_fwd_f32_bf16"),
     // random
     GAUSSIAN_NOISE_FWD_BF16("random", "gaussian_noise_fwd_bf16"),
     GAUSSIAN_NOISE_FWD_F16("random", "gaussian_noise_fwd_f16"),
@@ -148,7 +162,10 @@ public enum Kernel {
     ATTENTION_FWD_BF16("attention", "attention_fwd_bf16"),
     ATTENTION_BWD_PREPROCESS_BF16("attention", "attention_bwd_preprocess_bf16"),
     ATTENTION_BWD_DKDV_BF16("attention", "attention_bwd_dkdv_bf16"),
-    ATTENTION_BWD_DQ_BF16("attention", "attention_bwd_dq_bf16");
+    ATTENTION_BWD_DQ_BF16("attention", "attention_bwd_dq_bf16"),
+    // attention (attention_bias.cu: T5 attention with bias and key mask; launched by CudaAttentionWithBias)
+    ATTENTION_BIAS_FWD_F32("attention", "attention_bias_fwd_f32"),
+    ATTENTION_BIAS_FWD_BF16("attention", "attention_bias_fwd_bf16");
 
     private final String family;
     private final String symbol;
