@@ -1,5 +1,6 @@
 package dev.wanlora.cli;
 
+import dev.wanlora.engine.io.PthFile;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
@@ -28,7 +29,7 @@ import java.util.regex.Pattern;
  * musubi's {@code lora_unet_*.lora_down/lora_up/alpha} form or the PEFT {@code *.lora_A/lora_B} form (§7.3, §7.4).
  */
 @Command(name = "inspect", mixinStandardHelpOptions = true,
-        description = "Summarise a safetensors file (weights, musubi cache, LoRA), a shard or an index.json.")
+        description = "Summarise a safetensors file (weights, musubi cache, LoRA, umT5), a shard, an index.json or a PyTorch .pth.")
 final class InspectCommand implements Callable<Integer> {
 
     /** Metadata values longer than this are cut (ss_datasets and configs run to kilobytes of JSON). */
@@ -43,7 +44,7 @@ final class InspectCommand implements Callable<Integer> {
     @Spec
     CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "FILE", description = "A .safetensors file, one shard of a set, or an index.json.")
+    @Parameters(index = "0", paramLabel = "FILE", description = "A .safetensors file, one shard of a set, an index.json, or a .pth/.pt state dict.")
     Path file;
 
     @Option(names = "--limit", paramLabel = "N", defaultValue = "20", description = "Tensors to list (default: ${DEFAULT-VALUE}).")
@@ -55,8 +56,16 @@ final class InspectCommand implements Callable<Integer> {
             throw new UserError("--limit " + limit + ": expected a count >= 0");
         }
         PrintWriter out = spec.commandLine().getOut();
+        if (PthFile.isPthName(file)) {
+            try (PthFile pth = PthFile.open(file)) {
+                CheckpointInspect.printPth(out, pth, limit);
+            }
+            out.flush();
+            return 0;
+        }
         try (SafeTensors st = SafeTensors.open(file)) {
             printSummary(out, st);
+            CheckpointInspect.printKind(out, st);
             printCache(out, st);
             printLora(out, st);
             printTensors(out, st);

@@ -2,6 +2,7 @@ package dev.wanlora.cli;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.models.umt5.UmT5GoldenVerifier;
 import dev.wanlora.models.wan.GoldenVerifier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -10,13 +11,15 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 
 /**
  * {@code wanlora verify-golden DIR [--backend cpu|cuda]}: runs our Wan DiT on a folder in the golden format
- * (testdata/golden/README.md) and prints one line per compared tensor (relL2, max abs, cosine, bound, OK/FAIL); exit
+ * (testdata/golden/README.md), or our umT5 encoder and tokenizer on a folder with t5.safetensors (sampling-tiny), and
+ * prints one line per compared tensor (relL2, max abs, cosine, bound, OK/FAIL); exit
  * code 1 when any comparison fails.
  */
 @Command(name = "verify-golden", mixinStandardHelpOptions = true,
@@ -39,6 +42,11 @@ final class VerifyGoldenCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         long start = System.nanoTime();
         try (Backend backend = Backends.create(backendName)) {
+            if (UmT5GoldenVerifier.recognises(dir) && !Files.isRegularFile(dir.resolve("model.safetensors"))) {
+                long[] umt5 = UmT5GoldenRun.run(backend, dir, backendName.equals("cpu"), out);
+                out.printf("%d compared, %d failed, %.1f s%n", umt5[0], umt5[1], (System.nanoTime() - start) / 1e9);
+                return umt5[1] == 0 ? 0 : 1;
+            }
             GoldenVerifier verifier = new GoldenVerifier(backend, dir);
             GoldenVerifier.Mode mode = backendName.equals("cpu")
                     ? GoldenVerifier.Mode.FP32_REFERENCE : GoldenVerifier.Mode.BF16_DEVICE;
