@@ -49,6 +49,10 @@ public final class TrainOptions {
     @Option(names = {"--t5"}, paramLabel = "FILE", description = "umT5-XXL text encoder checkpoint (needed for samples).")
     public Path t5;
 
+    @Option(names = {"--t5_tokenizer", "--t5-tokenizer"}, paramLabel = "FILE|DIR", description = "umT5 tokenizer.json"
+            + " or its folder. Default: beside --t5, its google/umt5-xxl/, then the Hugging Face cache (models--google--umt5-xxl).")
+    public Path t5_tokenizer;
+
     @Option(names = {"--fp8_t5", "--fp8-t5"}, description = "Run the text encoder in fp8 (samples).")
     public boolean fp8_t5;
 
