@@ -28,6 +28,8 @@ rm -f "$out"/lib/*windows*.jar "$out"/lib/jmh-*.jar "$out"/lib/jopt-simple-*.jar
 # JCuda's natives jar also carries the PTX compiler, NVRTC and runtime bindings (24 MB); wanlora loads only the driver's.
 if command -v zip >/dev/null 2>&1; then
   zip -q -d "$out"/lib/jcuda-natives-*-linux-x86_64.jar 'lib/libJNvPTXCompiler*' 'lib/libJNvrtc*' 'lib/libJCudaRuntime*'
+  # DJL's tokenizers jar (umT5's tokenizer) bundles natives for four platforms (~53 MB); the GPU machine needs linux-x86_64.
+  zip -q -d "$out"/lib/tokenizers-*.jar 'native/lib/linux-aarch64/*' 'native/lib/osx-*' 'native/lib/win-*'
 fi
 # Test side: the engine test classes (and other modules' test-jars when they exist) plus the JUnit console launcher
 # and test-scope libraries.
