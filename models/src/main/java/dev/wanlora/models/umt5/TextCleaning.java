@@ -15,8 +15,8 @@ import java.util.regex.Pattern;
  * {@code ftfy.fix_text}, {@code html.unescape} twice, strip, collapse every run of Unicode whitespace to one space.
  *
  * <p>{@link #fixText} ports the parts of ftfy 6.3's default {@code fix_text} that change what users type, in ftfy's
- * order: HTML unescape once when the text has no '<'; mojibake (a text that is entirely cp1252/Latin-1 and decodes as
- * UTF-8 is replaced by the decoding); C1 controls to their cp1252 characters; Latin ligatures expanded; full-width
+ * order: HTML unescape once when the text has no '<'; mojibake (a text that is entirely sloppy-cp1252 bytes and decodes
+ * as UTF-8 is replaced by the decoding); C1 controls to their cp1252 characters; Latin ligatures expanded; full-width
  * and half-width forms to NFKC; curly quotes straightened; line breaks (CR LF, CR, U+2028/2029, U+0085) to '\n';
  * control characters removed; NFC. ftfy's more careful mojibake scoring (partial fixes inside mixed text) is not
  * ported: such text is left as it is. {@link #htmlUnescape} knows the numeric forms and the named entities listed in
@@ -94,19 +94,21 @@ public final class TextCleaning {
         return out.toString();
     }
 
-    /** A text whose every character is a cp1252 byte and whose bytes are valid UTF-8 with some multi-byte sequence. */
+    /**
+     * A text whose every character is a byte of "sloppy" windows-1252 (cp1252, with the five bytes cp1252 leaves
+     * undefined and the C1 controls standing for themselves, as ftfy's sloppy-windows-1252) and whose bytes are valid
+     * UTF-8 with at least one multi-byte sequence: the UTF-8 decoding.
+     */
     private static String fixMojibake(String text) {
-        byte[] bytes;
-        try {
-            ByteBuffer encoded = CP1252.newEncoder().onUnmappableCharacter(CodingErrorAction.REPORT)
-                    .onMalformedInput(CodingErrorAction.REPORT).encode(java.nio.CharBuffer.wrap(text));
-            bytes = new byte[encoded.remaining()];
-            encoded.get(bytes);
-        } catch (CharacterCodingException e) {
-            return text;
-        }
+        byte[] bytes = new byte[text.length()];
         boolean hasHigh = false;
-        for (byte x : bytes) hasHigh |= x < 0;
+        for (int i = 0; i < text.length(); i++) {
+            char ch = text.charAt(i);
+            int b = ch <= 0xff ? ch : CP1252_BYTES.getOrDefault(ch, -1);
+            if (b < 0) return text;
+            bytes[i] = (byte) b;
+            hasHigh |= b >= 0x80;
+        }
         if (!hasHigh) return text;
         try {
             return StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
@@ -114,6 +116,18 @@ public final class TextCleaning {
         } catch (CharacterCodingException e) {
             return text;
         }
+    }
+
+    /** The characters cp1252 puts at bytes 0x80–0x9F, to their byte. */
+    private static final Map<Character, Integer> CP1252_BYTES = cp1252Bytes();
+
+    private static Map<Character, Integer> cp1252Bytes() {
+        Map<Character, Integer> m = new java.util.HashMap<>();
+        for (int b = 0x80; b <= 0x9f; b++) {
+            String s = new String(new byte[] {(byte) b}, CP1252);
+            if (s.length() == 1 && s.charAt(0) != '\ufffd' && s.charAt(0) != b) m.put(s.charAt(0), b);
+        }
+        return Map.copyOf(m);
     }
 
     /** U+0080–U+009F → the cp1252 character of that byte (ftfy's fix_c1_controls); unmapped ones stay. */
