@@ -5,7 +5,7 @@
 // Thread mapping: one warp per (b, h, i) query row, grid-stride over rows; 4 warps per block. Each warp keeps the
 // query row (D floats) and the row's Lk scores in shared memory (dynamic: 4·(Lk + D) floats per warp). Scores: lane
 // l computes keys j ≡ l (mod 32), a full D-long dot product each; output: lane l accumulates dims e ≡ l (mod 32),
-// reading v rows coalesced. Requirements: D ≤ 128, D % 32 == 0.
+// reading v rows coalesced. Requirements: 1 ≤ D ≤ 128 (lanes beyond D idle in the output loop).
 // Numerics: fp32 dot products, max-subtracted fp32 softmax, fp32 accumulation; out rounded once. Masked keys get
 // weight exactly 0; a row with no unmasked key gets zeros. Deterministic (fixed summation order per lane, then a
 // fixed shuffle tree).
@@ -53,8 +53,7 @@ __device__ void attention_bias(T* out, const T* q, const T* k, const T* v, const
     __syncwarp();
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
     T* orow = out + ((long long)b * Lq + i) * width + (long long)h * D;
-    for (int e0 = 0; e0 < D; e0 += 32) {
-      const int e = e0 + lane;
+    for (int e = lane; e < D; e += 32) {
       float acc = 0.f;
       for (int j = 0; j < Lk; j++) {
         const float pj = p[j];

@@ -6,7 +6,7 @@ import dev.wanlora.engine.tensor.DType;
 /**
  * Launcher of T5 attention (Backend#attentionWithBias, kernels/src/main/cuda/attention/attention_bias.cu): one warp
  * per query row, 4 warps per block, each warp with (Lk + D) floats of dynamic shared memory. Supported: q, k, v, out
- * all F32 or all BF16; bias F32 or BF16; head dim D a multiple of 32 up to 128 (umT5: 64); Lk up to what fits in
+ * all F32 or all BF16; bias F32 or BF16; head dim D up to 128 (umT5: 64; the tiny golden: 16); Lk up to what fits in
  * 48 KiB of shared memory per block (Lk + D ≤ 3072; umT5 uses 512).
  */
 final class CudaAttentionWithBias {
@@ -26,9 +26,9 @@ final class CudaAttentionWithBias {
                     + v.dtype() + ", out=" + out.dtype() + "; supported: q, k, v, out all F32 or all BF16");
         }
         long headDim = d.headDim();
-        if (headDim % 32 != 0 || headDim > 128) {
+        if (headDim > 128) {
             throw new UnsupportedOperationException(op + " (cuda): no kernel for head dim " + headDim
-                    + "; supported: multiples of 32 up to 128");
+                    + "; supported: head dims up to 128");
         }
         long sharedBytes = WARPS * (d.keys() + headDim) * Float.BYTES;
         if (sharedBytes > MAX_SHARED_BYTES) {

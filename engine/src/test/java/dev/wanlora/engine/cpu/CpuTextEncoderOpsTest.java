@@ -66,4 +66,17 @@ class CpuTextEncoderOpsTest {
         cpu.gatedGelu(out32, gate, x);
         assertEquals(3 * 0.8411920, cpu.toFloats(out32)[0], 1e-6);
     }
+
+    @Test
+    void shapeErrorsNameTheTensor() {
+        Tensor q = cpu.allocate(F32, Shape.of(1, 4, 8)), k = cpu.allocate(F32, Shape.of(1, 5, 8));
+        Tensor out = cpu.allocate(F32, Shape.of(1, 4, 8)), mask = cpu.allocate(F32, Shape.of(1, 5));
+        Tensor wrongBias = cpu.allocate(F32, Shape.of(2, 4, 4));
+        var e = assertThrows(IllegalArgumentException.class, () -> cpu.attentionWithBias(out, q, k, k, wrongBias, mask, 2));
+        assertEquals("attentionWithBias: wrong shape of bias; got bias=(2,4,4) f32, expected bias=(2,4,5)", e.getMessage());
+        Tensor table = cpu.allocate(F32, Shape.of(32, 2));
+        var b = assertThrows(IllegalArgumentException.class,
+                () -> cpu.relativePositionBias(cpu.allocate(F32, Shape.of(2, 4, 5)), table, cpu.allocate(F32, Shape.of(7))));
+        assertEquals("relativePositionBias: wrong shape of buckets; got buckets=(7) f32, expected buckets=(8)", b.getMessage());
+    }
 }

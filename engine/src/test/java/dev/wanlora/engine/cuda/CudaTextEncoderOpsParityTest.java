@@ -60,10 +60,11 @@ class CudaTextEncoderOpsParityTest {
 
     @Test
     void attentionWithBias() {
-        // (B, Lq, Lk, N, D) with per-sample real lengths: ragged tiny (one sample fully real, one of 3), then umT5-XXL
-        // with 4 prompts padded to 512 (lengths 512, 77, 13, 1: a single real key included).
-        int[][] shapes = {{2, 7, 7, 3, 32}, {4, 512, 512, 64, 64}};
-        int[][] lengths = {{7, 3}, {512, 77, 13, 1}};
+        // (B, Lq, Lk, N, D) with per-sample real lengths: ragged tiny (D = 40: lanes beyond D idle; one sample fully
+        // real, one of 3), sampling-tiny's golden encoder (4 heads of 16, text_len 32), then umT5-XXL with 4 prompts
+        // padded to 512 (lengths 512, 77, 13, 1: a single real key included).
+        int[][] shapes = {{2, 7, 7, 3, 40}, {2, 32, 32, 4, 16}, {4, 512, 512, 64, 64}};
+        int[][] lengths = {{7, 3}, {16, 18}, {512, 77, 13, 1}};
         for (DType t : new DType[] {BF16, F32}) {
             for (DType biasType : new DType[] {BF16, F32}) {
                 for (int s = 0; s < shapes.length; s++) {
