@@ -57,6 +57,7 @@ public final class KernelBench {
             bench.gemms(3744);
             bench.gemms(32760);
             bench.training();
+            bench.textEncoder();
             System.out.println();
             System.out.println("summary (" + cuda.name() + "; copy ceiling " + fmt(bench.copyGBs) + " GB/s, bf16 GEMM ceiling "
                     + fmt(bench.gemmTFlops) + " TFLOP/s)");
@@ -209,6 +210,33 @@ public final class KernelBench {
             // p, g read, p written (12 B) + codes read and written (4 B) + absmax (negligible)
             bench("adamw8bit_fwd_f32 (" + n / 1_000_000 + "M LoRA params)", 16.0 * n, 0,
                     () -> cuda.adamw8bit(p, g, mc, ma, vc, va, clip, h));
+        }
+    }
+
+    /** umT5-XXL's own ops at Wan's sizes: 4 prompts of 512 tokens, 64 heads of 64, d 4096, FFN 10240. */
+    private void textEncoder() {
+        long b = 4, l = 512, heads = 64, d = 64, width = heads * d, ffn = 10240;
+        float[] mask = new float[(int) (b * l)];
+        for (int i = 0; i < b; i++) for (int j = 0; j < (i + 1) * l / 4; j++) mask[(int) (i * l + j)] = 1;
+        float[] buckets = new float[(int) (2 * l - 1)], ids = new float[(int) (b * l)];
+        for (int i = 0; i < buckets.length; i++) buckets[i] = i % 32;
+        for (int i = 0; i < ids.length; i++) ids[i] = (i * 7919) % 256384;
+        try (CudaTensor q = random(BF16, Shape.of(b, l, width)); CudaTensor k = random(BF16, Shape.of(b, l, width));
+             CudaTensor v = random(BF16, Shape.of(b, l, width)); CudaTensor out = cuda.allocate(BF16, Shape.of(b, l, width));
+             CudaTensor bias = cuda.allocate(BF16, Shape.of(heads, l, l)); CudaTensor table = random(BF16, Shape.of(32, heads));
+             CudaTensor keyMask = cuda.fromFloats(F32, Shape.of(b, l), mask);
+             CudaTensor bucketIds = cuda.fromFloats(F32, Shape.of(2 * l - 1), buckets);
+             CudaTensor embedding = random(BF16, Shape.of(256384, width)); CudaTensor tokenIds = cuda.fromFloats(F32, Shape.of(b * l), ids);
+             CudaTensor rows = cuda.allocate(BF16, Shape.of(b * l, width));
+             CudaTensor gate = random(BF16, Shape.of(b * l, ffn)); CudaTensor hidden = random(BF16, Shape.of(b * l, ffn))) {
+            String shape = "(" + b + "×" + l + ", " + heads + "×" + d + ")";
+            bench("embedding_fwd_bf16 (" + b * l + " ids, 256384×4096)", 4.0 * b * l * width, 0, () -> cuda.embedding(rows, embedding, tokenIds));
+            bench("relative_position_bias_fwd_bf16 (" + heads + "×" + l + "×" + l + ")", 2.0 * heads * l * l, 0,
+                    () -> cuda.relativePositionBias(bias, table, bucketIds));
+            // All keys counted as real (the mask halves the useful work on average): reads q, k, v, bias; writes out.
+            bench("attention_bias_fwd_bf16 " + shape, 2.0 * 4 * b * l * width + 2.0 * heads * l * l, 4.0 * b * heads * l * l * d,
+                    () -> cuda.attentionWithBias(out, q, k, v, bias, keyMask, (int) heads));
+            bench("gated_gelu_fwd_bf16 (" + b * l + "×" + ffn + ")", 6.0 * b * l * ffn, 0, () -> cuda.gatedGelu(hidden, gate, hidden));
         }
     }
 }

@@ -51,20 +51,22 @@ public final class UmT5Encoder {
         int rows = batch * length, c = config.dim(), ca = config.dimAttn(), heads = config.numHeads();
         List<Tensor> scratch = new ArrayList<>();
         try {
-            Tensor idT = keep(scratch, backend.fromFloats(DType.F32, Shape.of(rows), ids));
-            Tensor maskT = keep(scratch, backend.fromFloats(DType.F32, Shape.of(batch, length), mask));
+            Tensor idT = keep(scratch, backend.fromFloats(DType.F32, Shape.of(rows), ids));                 // (B·L) F32 ids
+            Tensor maskT = keep(scratch, backend.fromFloats(DType.F32, Shape.of(batch, length), mask));     // (B, L) F32
+            // (2L − 1) F32 bucket of each relative position −(L − 1) … L − 1
             Tensor buckets = keep(scratch, backend.fromFloats(DType.F32, Shape.of(2L * length - 1), config.bucketTable(length, length)));
             Tensor x2 = keep(scratch, backend.allocate(dt, Shape.of(rows, c)));    // (B·L, C) residual stream
             Tensor y = keep(scratch, backend.allocate(dt, Shape.of(rows, c)));     // (B·L, C) normed
-            Tensor rstd = keep(scratch, backend.allocate(DType.F32, Shape.of(rows)));
-            Tensor q = keep(scratch, backend.allocate(dt, Shape.of(batch, length, ca)));
+            Tensor rstd = keep(scratch, backend.allocate(DType.F32, Shape.of(rows)));  // (B·L) F32, unused after
+            Tensor q = keep(scratch, backend.allocate(dt, Shape.of(batch, length, ca)));    // (B, L, N·D)
             Tensor k = keep(scratch, backend.allocate(dt, Shape.of(batch, length, ca)));
             Tensor v = keep(scratch, backend.allocate(dt, Shape.of(batch, length, ca)));
-            Tensor attn = keep(scratch, backend.allocate(dt, Shape.of(batch, length, ca)));
-            Tensor bias = keep(scratch, backend.allocate(dt, Shape.of(heads, length, length)));
+            Tensor attn = keep(scratch, backend.allocate(dt, Shape.of(batch, length, ca))); // (B, L, N·D) heads concatenated
+            Tensor bias = keep(scratch, backend.allocate(dt, Shape.of(heads, length, length))); // (N, L, L) this block's bias
             Tensor proj = keep(scratch, backend.allocate(dt, Shape.of(rows, c)));  // attention / FFN output
-            Tensor gate = keep(scratch, backend.allocate(dt, Shape.of(rows, config.dimFfn())));
-            Tensor hidden = keep(scratch, backend.allocate(dt, Shape.of(rows, config.dimFfn())));
+            Tensor gate = keep(scratch, backend.allocate(dt, Shape.of(rows, config.dimFfn())));   // (B·L, F) gate(y)
+            Tensor hidden = keep(scratch, backend.allocate(dt, Shape.of(rows, config.dimFfn()))); // (B·L, F) fc1(y)·gelu
+            // (largest O·I) dequantized fp8 weight of the Linear about to run (--fp8_t5 only)
             Tensor dequant = needsDequantBuffer() ? keep(scratch, backend.allocate(dt, Shape.of(largestLinear()))) : null;
             backend.embedding(x2, weights.tokenEmbedding(), idT);
             if (observer != null) observer.accept("embed", x2);
