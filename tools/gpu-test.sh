@@ -6,6 +6,8 @@
 # golden: wanlora verify-golden testdata/golden/wan-tiny --backend cuda (run from the repository root, or set
 #         WANLORA_GOLDEN to a folder holding wan-tiny/).
 # demo:   wanlora demo --backend cuda (a tiny random Wan trained for two epochs on the GPU).
+# umt5:   wanlora verify-golden sampling-tiny --backend cuda (umT5 in bf16 vs musubi's goldens), then
+#         dev.wanlora.benchmarks.UmT5Bench (real-size random-weight umT5-XXL, 4 prompts, bf16 and fp8: time, memory).
 # Logs go to $OUT (or ./gpu-logs when OUT is unset); the exit status is non-zero when any step failed.
 set -uo pipefail
 b=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,7 +37,11 @@ for step in "${steps[@]}"; do
     demo)
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main demo --dir /tmp/wanlora-demo --backend cuda 2>&1 | tee "$logs/demo.log" || status=1
       ;;
-    *) echo "gpu-test.sh: unknown step $step; expected tests, bench, golden or demo" >&2; status=2 ;;
+    umt5)
+      "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main verify-golden "$golden/sampling-tiny" --backend cuda 2>&1 | tee "$logs/umt5-golden.log" || status=1
+      "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.UmT5Bench 2>&1 | tee "$logs/umt5-bench.log" || status=1
+      ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, bench, golden, demo or umt5" >&2; status=2 ;;
   esac
 done
 exit $status

@@ -155,9 +155,10 @@ public final class UmT5Weights implements AutoCloseable {
 
     /**
      * Seeded random weights of {@code config}'s real shapes made on the device (for timing; no file): N(0, 0.02²)
-     * matrices and embedding, norms 1, bias tables N(0, 1).
+     * matrices, N(0, 1) embedding and bias tables, norms 1. With {@code fp8} the matrices are kept as fp8 codes of a
+     * plain cast (scale 1), as {@code --fp8_t5} keeps them.
      */
-    public static UmT5Weights random(Backend backend, UmT5Config c, DType dtype, long seed) {
+    public static UmT5Weights random(Backend backend, UmT5Config c, DType dtype, boolean fp8, long seed) {
         List<Tensor> owned = new ArrayList<>();
         long[] offset = {0};
         java.util.function.BiFunction<Shape, Float, Tensor> normal = (shape, std) -> {
@@ -174,8 +175,18 @@ public final class UmT5Weights implements AutoCloseable {
             backend.fill(t, 1);
             return t;
         };
-        java.util.function.BiFunction<Integer, Integer, Linear> linear =
-                (o, i) -> new Linear(normal.apply(Shape.of(o, i), 0.02f), null, null);
+        java.util.function.BiFunction<Integer, Integer, Linear> linear = (o, i) -> {
+            Tensor w = normal.apply(Shape.of(o, i), 0.02f);
+            if (!fp8) return new Linear(w, null, null);
+            Tensor codes = backend.allocate(DType.F8_E4M3, w.shape()), scales = backend.allocate(DType.F32, Shape.of(o, i / 64, 1));
+            owned.add(codes);
+            owned.add(scales);
+            backend.copy(codes, w);
+            backend.fill(scales, 1);
+            owned.remove(w);
+            w.close();
+            return new Linear(null, codes, scales);
+        };
         Tensor emb = normal.apply(Shape.of(c.vocab(), c.dim()), 1f);
         List<Layer> layers = new ArrayList<>();
         for (int i = 0; i < c.numLayers(); i++) {
