@@ -172,8 +172,10 @@ public final class SafeTensors implements TensorSource {
     public Path path() { return path; }
 
     /** Every tensor name, in header order (shard after shard). */
+    @Override
     public Set<String> keys() { return slots.keySet(); }
 
+    @Override
     public boolean contains(String key) { return slots.containsKey(key); }
 
     /** The header entry of {@code key}; throws {@link SafeTensorsException} naming the file and key if absent. */
@@ -189,6 +191,7 @@ public final class SafeTensors implements TensorSource {
      * The tensor's bytes, little-endian, row-major: a read-only slice of the file's map (no copy). Valid until
      * {@link #close()}.
      */
+    @Override
     public MemorySegment data(String key) {
         Slot s = slot(key);
         if (isClosed) throw new IllegalStateException(path + ": data(" + quote(key) + ") after close()");
@@ -199,6 +202,7 @@ public final class SafeTensors implements TensorSource {
      * The tensor's values widened to float (a copy). F32/F16/BF16/F8 widen exactly; F64 rounds to nearest float.
      * Integer and bool tensors are refused: read them with {@link #data}.
      */
+    @Override
     public float[] floats(String key) {
         TensorInfo info = info(key);
         long n = info.numElements();
