@@ -10,7 +10,9 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.List;
 import java.util.zip.CRC32;
 import java.util.zip.ZipEntry;
 import java.util.zip.ZipOutputStream;
@@ -100,6 +102,55 @@ class PthFileTest {
         // A pickle whose storages are missing from the zip.
         String noStorage = error(zip("nostorage.pth", "t5/data.pkl", readEntry(Golden.dir("sampling-tiny").resolve("t5.pth"))));
         assertTrue(noStorage.contains("which the zip does not hold"), noStorage);
+    }
+
+    /**
+     * The 11 GB umT5 checkpoint is a ZIP64 archive (offsets past 4 GiB). Rewrites t5.pth with every size and offset
+     * moved into ZIP64 extra fields, a ZIP64 end record and locator (APPNOTE.TXT 4.3.14, 4.3.15, 4.5.3), as a writer
+     * does past 4 GiB, and reads the same tensors back.
+     */
+    @Test
+    void zip64RecordsAreRead() throws IOException {
+        Path golden = Golden.dir("sampling-tiny").resolve("t5.pth");
+        Path z64 = tmp.resolve("t5_zip64.pth");
+        java.nio.ByteBuffer out = java.nio.ByteBuffer.allocate((int) Files.size(golden) * 2).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        List<String> names = new ArrayList<>();
+        List<Long> offsets = new ArrayList<>(), sizes = new ArrayList<>(), crcs = new ArrayList<>();
+        try (var zip = new java.util.zip.ZipFile(golden.toFile())) {
+            for (var e : java.util.Collections.list(zip.entries())) {
+                byte[] data = zip.getInputStream(e).readAllBytes(), name = e.getName().getBytes(StandardCharsets.UTF_8);
+                names.add(e.getName());
+                offsets.add((long) out.position());
+                sizes.add((long) data.length);
+                crcs.add(e.getCrc());
+                out.putInt(0x04034b50).putShort((short) 45).putShort((short) 0).putShort((short) 0).putInt(0)
+                        .putInt((int) e.getCrc()).putInt(data.length).putInt(data.length)
+                        .putShort((short) name.length).putShort((short) 0).put(name).put(data);
+            }
+        }
+        long cdStart = out.position();
+        for (int i = 0; i < names.size(); i++) {
+            byte[] name = names.get(i).getBytes(StandardCharsets.UTF_8);
+            out.putInt(0x02014b50).putShort((short) 45).putShort((short) 45).putShort((short) 0).putShort((short) 0)
+                    .putInt(0).putInt((int) (long) crcs.get(i)).putInt(-1).putInt(-1)
+                    .putShort((short) name.length).putShort((short) 28).putShort((short) 0).putShort((short) 0)
+                    .putShort((short) 0).putInt(0).putInt(-1).put(name)
+                    .putShort((short) 1).putShort((short) 24).putLong(sizes.get(i)).putLong(sizes.get(i)).putLong(offsets.get(i));
+        }
+        long cdEnd = out.position();
+        out.putInt(0x06064b50).putLong(44).putShort((short) 45).putShort((short) 45).putInt(0).putInt(0)
+                .putLong(names.size()).putLong(names.size()).putLong(cdEnd - cdStart).putLong(cdStart);
+        out.putInt(0x07064b50).putInt(0).putLong(cdEnd).putInt(1);
+        out.putInt(0x06054b50).putShort((short) 0).putShort((short) 0).putShort((short) -1).putShort((short) -1)
+                .putInt(-1).putInt(-1).putShort((short) 0);
+        Files.write(z64, Arrays.copyOf(out.array(), out.position()));
+        try (var check = new java.util.zip.ZipFile(z64.toFile())) { // the JDK's reader agrees that it is a valid ZIP64
+            assertEquals(names.size(), check.size());
+        }
+        try (PthFile a = PthFile.open(golden); PthFile b = PthFile.open(z64)) {
+            assertEquals(a.keys(), b.keys());
+            for (String k : a.keys()) assertEquals(-1, a.data(k).mismatch(b.data(k)), k);
+        }
     }
 
     @Test
