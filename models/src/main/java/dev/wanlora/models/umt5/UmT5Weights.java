@@ -265,10 +265,17 @@ public final class UmT5Weights implements AutoCloseable {
             return s[0];
         }
 
+        /**
+         * q·scale in the compute dtype, on the backend (no host copy of the widened values: the fp8 embedding would be
+         * 4 GiB of floats): e4m3 widens exactly, the product is rounded once.
+         */
         private Tensor dequantized(String key, float scale) {
-            float[] v = src.floats(key);
-            for (int i = 0; i < v.length; i++) v[i] *= scale;
-            return backend.fromFloats(dtype, src.shape(key), v);
+            try (Tensor codes = backend.fromBytes(DType.F8_E4M3, src.shape(key), src.data(key))) {
+                Tensor t = backend.allocate(dtype, codes.shape());
+                backend.copy(t, codes);
+                backend.scale(t, t, scale);
+                return t;
+            }
         }
 
         private Tensor keep(Tensor t) {
