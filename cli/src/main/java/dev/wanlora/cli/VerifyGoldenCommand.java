@@ -3,6 +3,7 @@ package dev.wanlora.cli;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
 import dev.wanlora.models.wan.GoldenVerifier;
+import dev.wanlora.models.wan.vae.VaeGoldenVerifier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -13,20 +14,23 @@ import java.io.PrintWriter;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.function.Consumer;
 
 /**
  * {@code wanlora verify-golden DIR [--backend cpu|cuda]}: runs our Wan DiT on a folder in the golden format
- * (testdata/golden/README.md) and prints one line per compared tensor (relL2, max abs, cosine, bound, OK/FAIL); exit
- * code 1 when any comparison fails.
+ * (testdata/golden/README.md), or our VAE on a folder with {@code vae.safetensors} (testdata/golden/vae-tiny), and
+ * prints one line per compared tensor (relL2, max abs, cosine, bound, OK/FAIL); exit code 1 when any comparison fails.
  */
 @Command(name = "verify-golden", mixinStandardHelpOptions = true,
-        description = "Compare our Wan DiT (forward, LoRA gradients, fp8 quantizer, AdamW steps) with musubi's golden tensors.")
+        description = "Compare our Wan DiT (forward, LoRA gradients, fp8 quantizer, AdamW steps) or VAE (decode, encode,"
+                + " every stage) with musubi's golden tensors.")
 final class VerifyGoldenCommand implements Callable<Integer> {
 
     @Spec
     CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "DIR", description = "Folder with model.safetensors and fp32/bf16/fp8/train.safetensors.")
+    @Parameters(index = "0", paramLabel = "DIR", description = "Folder with model.safetensors and fp32/bf16/fp8/train.safetensors, or with vae.safetensors"
+            + " and decode/encode.safetensors.")
     Path dir;
 
     @Option(names = "--backend", paramLabel = "NAME", defaultValue = "cpu",
@@ -39,14 +43,22 @@ final class VerifyGoldenCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         long start = System.nanoTime();
         try (Backend backend = Backends.create(backendName)) {
-            GoldenVerifier verifier = new GoldenVerifier(backend, dir);
             GoldenVerifier.Mode mode = backendName.equals("cpu")
                     ? GoldenVerifier.Mode.FP32_REFERENCE : GoldenVerifier.Mode.BF16_DEVICE;
-            out.println("verify-golden " + dir + " on " + backend.name() + " (" + mode + "): " + verifier.config());
-            List<GoldenVerifier.Comparison> lines = verifier.run(mode, c -> {
+            Consumer<GoldenVerifier.Comparison> print = c -> {
                 out.println(c.describe());
                 out.flush();
-            });
+            };
+            List<GoldenVerifier.Comparison> lines;
+            if (VaeGoldenVerifier.recognises(dir)) {
+                VaeGoldenVerifier verifier = new VaeGoldenVerifier(backend, dir);
+                out.println("verify-golden " + dir + " on " + backend.name() + " (" + mode + "): VAE " + verifier.config());
+                lines = verifier.run(mode, print);
+            } else {
+                GoldenVerifier verifier = new GoldenVerifier(backend, dir);
+                out.println("verify-golden " + dir + " on " + backend.name() + " (" + mode + "): " + verifier.config());
+                lines = verifier.run(mode, print);
+            }
             long failed = lines.stream().filter(c -> !c.passed()).count();
             out.printf("%d compared, %d failed, %.1f s%n", lines.size(), failed, (System.nanoTime() - start) / 1e9);
             return failed == 0 ? 0 : 1;
