@@ -6,6 +6,8 @@
 # golden: wanlora verify-golden testdata/golden/wan-tiny --backend cuda (run from the repository root, or set
 #         WANLORA_GOLDEN to a folder holding wan-tiny/).
 # demo:   wanlora demo --backend cuda (a tiny random Wan trained for two epochs on the GPU).
+# vaegolden: wanlora verify-golden testdata/golden/vae-tiny --backend cuda (the VAE in bf16 against musubi's goldens).
+# vaebench:  dev.wanlora.benchmarks.VaeBench (random-weight release VAE: decode of [16,12,48,48], encode, conv3d).
 # Logs go to $OUT (or ./gpu-logs when OUT is unset); the exit status is non-zero when any step failed.
 set -uo pipefail
 b=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,7 +37,13 @@ for step in "${steps[@]}"; do
     demo)
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main demo --dir /tmp/wanlora-demo --backend cuda 2>&1 | tee "$logs/demo.log" || status=1
       ;;
-    *) echo "gpu-test.sh: unknown step $step; expected tests, bench, golden or demo" >&2; status=2 ;;
+    vaegolden)
+      "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main verify-golden "$golden/vae-tiny" --backend cuda 2>&1 | tee "$logs/vaegolden.log" || status=1
+      ;;
+    vaebench)
+      "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.VaeBench 2>&1 | tee "$logs/vaebench.log" || status=1
+      ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, bench, golden, demo, vaegolden or vaebench" >&2; status=2 ;;
   esac
 done
 exit $status

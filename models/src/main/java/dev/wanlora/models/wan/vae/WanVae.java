@@ -35,7 +35,7 @@ import java.util.Set;
  *
  * <p><b>Memory</b> is flat in the number of frames: the caches and a pool of per-chunk buffers are sized by one chunk
  * (1 latent frame → 4 pixel frames); decoded frames leave through a {@link FrameSink} as they are made.
- * {@link #decodeWorkingBytes} states the budget; for the release model at 832×480 in bf16 it is ≈ 3.3 GiB
+ * {@link #decodeWorkingBytes} states the budget; for the release model at 832×480 in bf16 it is 4.39 GiB
  * (see that method), whatever the frame count.
  */
 public final class WanVae implements AutoCloseable {
@@ -112,6 +112,7 @@ public final class WanVae implements AutoCloseable {
                     sink.accept(pixelFrame++, frame);
                 }
                 pool.release(video);
+                if (t == 0) pool.clear(); // latent frame 0's buffers (1 frame at every stage) are never used again
             }
         }
     }
@@ -426,6 +427,36 @@ public final class WanVae implements AutoCloseable {
         return weights.encoder();
     }
 
+    /**
+     * The device memory {@link #decode} holds besides the weights, for a latent of h×w (pixels 8h×8w) and any number
+     * of frames: frame caches plus the per-chunk buffer pool, both sized by one chunk; nothing grows with the frame
+     * count except the latent itself (2·T·h·w·16 elements: the de-normalised input and {@code conv2}'s output, 7.6 MiB
+     * for 21 latent frames at 60×104 in bf16). With b bytes per element, d the base dim and p = h·w:
+     * <ul>
+     * <li>caches, 2 frames of each causal conv's input: p·16 (conv1) + 10·p·4d (middle and upsamples 0‑2, ten 3³ convs)
+     *     + p·4d (upsample 3's time_conv) + 4p·(2d + 4d) (upsample 4) + 4·4p·4d (5‑6) + 4p·4d (7's time_conv)
+     *     + 6·16p·2d (8‑10) + 7·64p·d (12‑14 and the head), all × 2b;</li>
+     * <li>pool, the buffers alive at once by shape (a resblock holds input, norm and hidden; the attention q, k, v, its
+     *     output and the p×p scores in F32 and probabilities in b) for a latent frame after the first (1, 2, 4, 4
+     *     frames at the four resolutions; frame 0's smaller buffers are freed once it is done):
+     *     (3·p·4d + 4·p·4d + 2·4p·(3·4d + 2·2d) + 4·16p·(4d + 3·2d) + 4·64p·(2d + 3d + 3))·b + p²·(4 + b), plus the
+     *     upsamplers' time_conv outputs (2·p·4d + 4·4p·4d)·b, plus the F32 row statistics of the norms, one vector per
+     *     row count (p, 8p, 64p, 256p): 4·329p bytes.</li>
+     * </ul>
+     * For the release model (d = 96) at 832×480 (p = 60·104) in bf16 this is 4.39 GiB (decodeWorkingBytes of
+     * WanVaeMemoryTest), for 81 frames as for 5; the weights add 0.14 GiB (decoder and conv2 in bf16).
+     */
+    public static long decodeWorkingBytes(WanVaeConfig config, int height, int width, DType dtype) {
+        long b = dtype.sizeBytes(), d = config.dim(), p = (long) height * width, z = config.zDim();
+        long caches = p * z + 10 * p * 4 * d + p * 4 * d + 4 * p * (2 * d + 4 * d) + 4 * 4 * p * 4 * d + 4 * p * 4 * d
+                + 6 * 16 * p * 2 * d + 7 * 64 * p * d;
+        long pool = (3 * p * 4 * d + 4 * p * 4 * d + 2 * 4 * p * (3 * 4 * d + 2 * 2 * d) + 4 * 16 * p * (4 * d + 3 * 2 * d)
+                + 4 * 64 * p * (2 * d + 3 * d + 3)) * b + p * p * (4 + b);
+        long timeConvOutputs = (2 * p * 4 * d + 4 * 4 * p * 4 * d) * b;
+        long rowStatistics = 4 * p * (1 + 8 + 64 + 256);
+        return 2 * caches * b + pool + timeConvOutputs + rowStatistics;
+    }
+
     /** Bytes held now by the frame caches and the buffer pool (weights not included). */
     public long workingBytes() {
         return caches.values().stream().mapToLong(Tensor::sizeBytes).sum() + pool.sizeBytes();
@@ -468,11 +499,14 @@ public final class WanVae implements AutoCloseable {
 
         long sizeBytes() { return owned.stream().mapToLong(Tensor::sizeBytes).sum(); }
 
-        @Override
-        public void close() {
+        /** Frees every buffer; later takes allocate afresh. */
+        void clear() {
             owned.forEach(Tensor::close);
             owned.clear();
             free.clear();
         }
+
+        @Override
+        public void close() { clear(); }
     }
 }

@@ -104,10 +104,22 @@ public final class WanVaeWeights implements AutoCloseable {
      * @throws IllegalArgumentException naming the file and key when a tensor is missing or has another shape
      */
     public static WanVaeWeights load(Backend backend, TensorSource source, WanVaeConfig config, DType dtype, Part part) {
+        return build(new Loader(backend, source, 0, dtype), config, part);
+    }
+
+    /**
+     * Seeded random weights of the real layout, for benchmarks and tests without a checkpoint: convolution weights
+     * ~ N(0, 1/fan_in), γ = 1 + 0.1·N, biases 0.02·N (the golden README's recipe, which keeps activations O(1)).
+     */
+    public static WanVaeWeights random(Backend backend, WanVaeConfig config, DType dtype, Part part, long seed) {
+        return build(new Loader(backend, null, seed, dtype), config, part);
+    }
+
+    private static WanVaeWeights build(Loader loader, WanVaeConfig config, Part part) {
+        DType dtype = loader.dtype;
         if (dtype != DType.F32 && dtype != DType.BF16) {
             throw new IllegalArgumentException("WanVaeWeights: dtype " + dtype + " unsupported; supported: F32, BF16");
         }
-        Loader loader = new Loader(backend, source, dtype);
         try {
             KeyPath root = KeyPath.root();
             int d = config.dim(), z = config.zDim();
@@ -185,12 +197,15 @@ public final class WanVaeWeights implements AutoCloseable {
     private static final class Loader {
         private final Backend backend;
         private final TensorSource source;
+        private final long seed;
         private final DType dtype;
         final List<Tensor> loaded = new ArrayList<>();
 
-        Loader(Backend backend, TensorSource source, DType dtype) {
+        /** source null: seeded random weights (see {@link #read}). */
+        Loader(Backend backend, TensorSource source, long seed, DType dtype) {
             this.backend = backend;
             this.source = source;
+            this.seed = seed;
             this.dtype = dtype;
         }
 
@@ -218,9 +233,9 @@ public final class WanVaeWeights implements AutoCloseable {
         /** RMS_norm γ [C,1,1,1] (images=False) or [C,1,1] (attention) → (C). */
         Tensor gamma(KeyPath p, int c) {
             String key = p.tensor("gamma");
-            Shape s = shape(key);
-            boolean ok = s.numElements() == c && s.dim(0) == c && (s.rank() == 4 || s.rank() == 3);
-            return upload(key, ok, "[" + c + ",1,1,1] or [" + c + ",1,1]", Shape.of(c), read(key));
+            float[] v = read(key, Shape.of(c, 1, 1, 1), s -> s.numElements() == c && s.dim(0) == c
+                    && (s.rank() == 4 || s.rank() == 3), "[" + c + ",1,1,1] or [" + c + ",1,1]");
+            return upload(Shape.of(c), v);
         }
 
         /** CausalConv3d, kernel k³ (k = 1 or 3): (Cout, Cin, k, k, k) → (Cout, k, k, k, Cin), or (Cout, Cin) for k = 1. */
@@ -239,48 +254,54 @@ public final class WanVaeWeights implements AutoCloseable {
 
         private Conv conv(KeyPath p, int in, int out, int kt, int kh, int kw, Shape fileShape) {
             String key = p.tensor("weight");
-            float[] w = read(key);
-            boolean ok = shape(key).equals(fileShape);
+            float[] w = read(key, fileShape, fileShape::equals, fileShape.toString());
             int taps = kt * kh * kw;
             Tensor weight;
             if (taps == 1) {
-                weight = upload(key, ok, fileShape.toString(), Shape.of(out, in), w);
+                weight = upload(Shape.of(out, in), w);
             } else {
                 float[] permuted = new float[w.length];
-                if (ok) {
-                    for (int o = 0; o < out; o++) {
-                        for (int i = 0; i < in; i++) {
-                            for (int t = 0; t < taps; t++) {
-                                permuted[(o * taps + t) * in + i] = w[(o * in + i) * taps + t];
-                            }
-                        }
+                for (int o = 0; o < out; o++) {
+                    for (int i = 0; i < in; i++) {
+                        for (int t = 0; t < taps; t++) permuted[(o * taps + t) * in + i] = w[(o * in + i) * taps + t];
                     }
                 }
-                weight = upload(key, ok, fileShape.toString(), Shape.of(out, kt, kh, kw, in), permuted);
+                weight = upload(Shape.of(out, kt, kh, kw, in), permuted);
             }
             String biasKey = p.tensor("bias");
-            Tensor bias = upload(biasKey, shape(biasKey).equals(Shape.of(out)), "[" + out + "]", Shape.of(out), read(biasKey));
+            Shape biasShape = Shape.of(out);
+            Tensor bias = upload(biasShape, read(biasKey, biasShape, biasShape::equals, "[" + out + "]"));
             return new Conv(p.prefix().substring(0, p.prefix().length() - 1), weight, bias);
         }
 
-        private Shape shape(String key) {
+        /**
+         * The values of {@code key}, whose file shape must pass {@code accepts}; without a source, seeded random values
+         * of {@code fileShape} as the golden README draws them: weights ~ N(0, 1/fan_in), γ = 1 + 0.1·N, biases 0.02·N.
+         */
+        private float[] read(String key, Shape fileShape, java.util.function.Predicate<Shape> accepts, String expected) {
+            if (source == null) {
+                float[] v = new float[Math.toIntExact(fileShape.numElements())];
+                java.util.SplittableRandom r = new java.util.SplittableRandom(seed ^ key.hashCode());
+                boolean isGamma = key.endsWith("gamma"), isBias = key.endsWith("bias");
+                double std = isGamma ? 0.1 : isBias ? 0.02 : 1 / Math.sqrt(fileShape.numElements() / (double) fileShape.dim(0));
+                for (int i = 0; i < v.length; i++) {
+                    double u1 = 1 - r.nextDouble(), u2 = r.nextDouble();
+                    v[i] = (float) ((isGamma ? 1 : 0) + std * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2));
+                }
+                return v;
+            }
             if (!source.contains(key)) {
                 throw new IllegalArgumentException(source.name() + ": missing tensor " + key + "; expected every key of"
                         + " the Wan 2.1 VAE (Wan2.1_VAE.pth or wan_2.1_vae.safetensors; list in testdata/golden/vae-tiny/keys.txt)");
             }
-            return source.shape(key);
-        }
-
-        private float[] read(String key) {
-            shape(key);
-            return source.floats(key);
-        }
-
-        private Tensor upload(String key, boolean shapeOk, String expected, Shape shape, float[] values) {
-            if (!shapeOk) {
+            if (!accepts.test(source.shape(key))) {
                 throw new IllegalArgumentException(source.name() + ": tensor " + key + " has shape " + source.shape(key)
                         + ", expected " + expected + " for this VAE's base dim (a different model or a damaged file)");
             }
+            return source.floats(key);
+        }
+
+        private Tensor upload(Shape shape, float[] values) {
             Tensor t = backend.fromFloats(dtype, shape, values);
             loaded.add(t);
             return t;
