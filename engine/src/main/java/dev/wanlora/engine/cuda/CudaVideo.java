@@ -5,12 +5,14 @@ import dev.wanlora.engine.backend.OpChecks.MatrixDims;
 
 /**
  * Launchers of the Wan VAE's video kernels ({@code kernels/src/main/cuda/video/}): the implicit-GEMM convolution
- * with its frame cache, nearest 2× upsampling and the row softmax. The kernels' headers give thread mapping and
+ * with its frame cache (on tensor cores for bf16, else on CUDA cores), nearest 2× upsampling and the row softmax. The kernels' headers give thread mapping and
  * numerics; none has a size or alignment requirement, and none allocates.
  */
 final class CudaVideo {
     /** conv3d.cu's output tile (CONV_BM positions × CONV_BN channels) and block size. */
     private static final int CONV_TILE_M = 64, CONV_TILE_N = 64, CONV_THREADS = 256;
+    /** conv3d_mma.cu's output tile (MMA_BM × MMA_BN), also 256 threads. */
+    private static final int MMA_TILE_M = 128, MMA_TILE_N = 64;
     /** Threads per softmax row (a multiple of 32). */
     private static final int SOFTMAX_THREADS = 256;
 
@@ -18,13 +20,23 @@ final class CudaVideo {
 
     CudaVideo(Launcher launcher) { this.launcher = launcher; }
 
+    /**
+     * bf16 with Cin % 8 == 0 and 16-byte aligned inputs (every convolution of the release VAE but the encoder's first,
+     * Cin = 3) runs on tensor cores ({@code conv3d_mma_fwd_bf16}); anything else on the CUDA-core kernel.
+     */
     void conv3d(CudaTensor out, CudaTensor cache, CudaTensor x, CudaTensor w, CudaTensor bias, ConvDims d) {
         long positions = d.outFrames() * d.outHeight() * d.outWidth();
         if (positions == 0) return;
         Kernel k = Launcher.kernel("conv3d", "conv3d_fwd", x.dtype(), w.dtype(), out.dtype());
+        int tileM = CONV_TILE_M, tileN = CONV_TILE_N;
+        if (k == Kernel.CONV3D_FWD_BF16 && d.inChannels() % 8 == 0 && Launcher.aligned16(x, cache, w)) {
+            k = Kernel.CONV3D_MMA_FWD_BF16;
+            tileM = MMA_TILE_M;
+            tileN = MMA_TILE_N;
+        }
         var g = d.geometry();
-        launcher.launch(k, LaunchConfig.of((positions + CONV_TILE_M - 1) / CONV_TILE_M,
-                        (d.outChannels() + CONV_TILE_N - 1) / CONV_TILE_N, CONV_THREADS, 0),
+        launcher.launch(k, LaunchConfig.of((positions + tileM - 1) / tileM, (d.outChannels() + tileN - 1) / tileN,
+                        CONV_THREADS, 0),
                 out, cache, x, w, bias, Launcher.paramType(bias), (int) d.cacheFrames(), (int) d.height(),
                 (int) d.width(), (int) d.inChannels(), (int) d.kt(), (int) d.kh(), (int) d.kw(), (int) d.outFrames(),
                 (int) d.outHeight(), (int) d.outWidth(), (int) d.outChannels(), g.timeStride(), g.spaceStride(),

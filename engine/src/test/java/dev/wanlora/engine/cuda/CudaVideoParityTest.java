@@ -18,7 +18,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * CUDA vs CPU for the VAE's video ops: conv3d over the geometries the VAE uses (3³ causal with a 2-frame cache, the
  * Conv2d 3×3, downsample2d's stride 2 with (0, 1) padding, downsample3d's time stride 2 after a 1-frame cache, 1×1)
  * on ragged tiny shapes (odd channels, Cout crossing the 64-wide tile), and the real decoder 384→384 3³ conv of one
- * latent frame at 60×104; upsampleNearest2x (exact) and softmax, tiny and real (the middle attention's 6240 tokens).
+ * latent frame at 60×104. In bf16 the cases with Cin % 8 == 0 (and the real one) run the tensor-core kernel, the others
+ * the CUDA-core kernel, which f32 always uses; upsampleNearest2x (exact) and softmax, tiny and real (the middle attention's 6240 tokens).
  * Bounds as {@link Parity}: conv sums ≤ 10368 fp32 products (≲ 1e-6 relative on average), bf16 outputs one rounding.
  */
 @RequiresCuda
@@ -40,6 +41,15 @@ class CudaVideoParityTest {
                     ConvGeometry.same(0), Shape.of(1, 4, 6, 11)),
             new Case("1x1x1", null, Shape.of(3, 4, 5, 16), Shape.of(16, 1, 1, 1, 16), ConvGeometry.same(0),
                     Shape.of(3, 4, 5, 16)),
+            // Cin % 8 == 0: bf16 runs on tensor cores (partial 128×64 tiles, K not a multiple of the 32-wide K tile).
+            new Case("causal 3x3x3, Cin 16, Cout 70", Shape.of(2, 7, 9, 16), Shape.of(2, 7, 9, 16),
+                    Shape.of(70, 3, 3, 3, 16), ConvGeometry.same(1), Shape.of(2, 7, 9, 70)),
+            new Case("causal 3x3x3, Cin 24, Cout 3 (head)", Shape.of(2, 11, 13, 24), Shape.of(4, 11, 13, 24),
+                    Shape.of(3, 3, 3, 3, 24), ConvGeometry.same(1), Shape.of(4, 11, 13, 3)),
+            new Case("downsample2d, Cin 40", null, Shape.of(1, 10, 14, 40), Shape.of(40, 1, 3, 3, 40),
+                    new ConvGeometry(1, 2, 0, 1), Shape.of(1, 5, 7, 40)),
+            new Case("conv2d 3x3, Cin 64, 300 positions", null, Shape.of(3, 10, 10, 64), Shape.of(32, 1, 3, 3, 64),
+                    ConvGeometry.same(1), Shape.of(3, 10, 10, 32)),
     };
 
     @Test

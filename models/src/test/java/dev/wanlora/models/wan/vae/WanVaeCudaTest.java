@@ -27,6 +27,40 @@ class WanVaeCudaTest {
     @Test
     void bf16MatchesEveryGoldenWithinBf16Bounds() { runAndAssert(Mode.BF16_DEVICE); }
 
+    /**
+     * The golden's base dim 7 keeps every conv on the CUDA-core kernel; at dim 8 every channel count is a multiple of 8,
+     * so bf16 runs the tensor-core conv3d (all but the encoder's Cin = 3 conv). Random weights, bf16 on the GPU against
+     * float32 on the CPU, with VaeGoldenVerifier's bf16 bounds (the same comparison as the golden's bf16 case).
+     */
+    @Test
+    void bf16OnTensorCoresMatchesTheCpuAtDim8() {
+        WanVaeConfig config = new WanVaeConfig(8, 16);
+        int frames = 3, h = 6, w = 10;
+        float[] latent = new float[16 * frames * h * w];
+        java.util.SplittableRandom r = new java.util.SplittableRandom(5);
+        for (int i = 0; i < latent.length; i++) latent[i] = (float) r.nextGaussian();
+        var cpu = new dev.wanlora.engine.cpu.CpuBackend();
+        var gpu = CudaTests.backend();
+        float[] expectedVideo, actualVideo, expectedMu, actualMu;
+        try (var weights = WanVaeWeights.random(cpu, config, dev.wanlora.engine.tensor.DType.F32, WanVaeWeights.Part.BOTH, 3);
+             var vae = new WanVae(cpu, weights)) {
+            expectedVideo = vae.decode(latent, frames, h, w);
+            expectedMu = vae.encode(expectedVideo, WanVaeConfig.pixelFrames(frames), 8 * h, 8 * w, (n, t) -> {});
+        }
+        try (var weights = WanVaeWeights.random(gpu, config, dev.wanlora.engine.tensor.DType.BF16, WanVaeWeights.Part.BOTH, 3);
+             var vae = new WanVae(gpu, weights)) {
+            actualVideo = vae.decode(latent, frames, h, w);
+            actualMu = vae.encode(expectedVideo, WanVaeConfig.pixelFrames(frames), 8 * h, 8 * w, (n, t) -> {});
+        }
+        var video = new Comparison("bf16/cpu", "video (dim 8)", dev.wanlora.engine.numeric.ErrorStats.compare(actualVideo,
+                expectedVideo), VaeGoldenVerifier.BF16_DECODE_REL_L2, Double.NaN, true);
+        var mu = new Comparison("bf16/cpu", "mu (dim 8)", dev.wanlora.engine.numeric.ErrorStats.compare(actualMu, expectedMu),
+                VaeGoldenVerifier.BF16_ENCODE_REL_L2, Double.NaN, true);
+        System.out.println("cuda " + video.describe());
+        System.out.println("cuda " + mu.describe());
+        assertTrue(video.passed() && mu.passed(), video.describe() + "\n" + mu.describe());
+    }
+
     private static void runAndAssert(Mode mode) {
         VaeGoldenVerifier verifier = new VaeGoldenVerifier(CudaTests.backend(), Golden.dir("vae-tiny"));
         List<Comparison> lines = verifier.run(mode, c -> System.out.println("cuda " + c.describe()));
