@@ -186,7 +186,14 @@ final class InspectCommand implements Callable<Integer> {
     /** A Wan 2.1 VAE (recognised, as ComfyUI does, by decoder.middle.0.residual.0.gamma; spec §12). */
     private static void printVae(PrintWriter out, SafeTensors st) {
         if (!st.contains(WanVaeConfig.DECODER_MARKER)) return;
-        WanVaeConfig config = WanVaeConfig.fromCheckpoint(TensorSource.of(st));
+        WanVaeConfig config;
+        try {
+            config = WanVaeConfig.fromCheckpoint(TensorSource.of(st));
+        } catch (IllegalArgumentException e) {
+            out.println("Wan 2.1 VAE:");
+            out.println("  problem: " + e.getMessage());
+            return;
+        }
         long encoder = 0, decoder = 0, other = 0;
         for (String k : st.keys()) {
             long n = st.info(k).numElements();
