@@ -35,7 +35,8 @@ final class VerifyGoldenCommand implements Callable<Integer> {
 
     @Option(names = "--backend", paramLabel = "NAME", defaultValue = "cpu",
             description = "cpu: float32 math vs the float32 goldens (relL2 <= 1e-5); cuda or cuda:N: musubi's bf16 path"
-                    + " vs the same goldens (pred relL2 <= 8e-3, gradient cosine >= 0.9995). Default: ${DEFAULT-VALUE}.")
+                    + " vs the same goldens (pred relL2 <= 8e-3, gradient cosine >= 0.9995; VAE relL2 <= 3e-2, mu 2e-2)."
+                    + " Default: ${DEFAULT-VALUE}.")
     String backendName;
 
     @Override

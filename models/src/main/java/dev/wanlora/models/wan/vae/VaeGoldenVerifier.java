@@ -31,14 +31,15 @@ public final class VaeGoldenVerifier {
      */
     static final double FP32_REL_L2 = 1e-5;
     /**
-     * bf16 vs the float32 goldens on the decoder side (every stage and the video): musubi's own bf16 path is 1.8e-2
-     * from float32 on the video (README); an independent bf16 implementation rounds differently, and two independent
-     * errors of that size add in quadrature to ≈ 1.41×, so 3e-2 (≈ 1.7×, the README's bound). Earlier stages carry
-     * less accumulated rounding than the video, so the video's bound holds for them too.
+     * bf16 vs the float32 goldens, every tensor but μ: musubi's own bf16 path is 1.8e-2 from float32 on the video
+     * (README); an independent bf16 implementation rounds differently, and two independent errors of that size add in
+     * quadrature to ≈ 1.41×, so 3e-2 (≈ 1.7×, the README's bound). Earlier decoder stages carry less accumulated
+     * rounding than the video; the encoder output also holds the log-variance half, which μ's bound does not cover.
+     * Our CPU backend's bf16 path measures video 1.56e-2, stages ≤ 9.4e-3, encoder.out 1.39e-2 (WanVaeGoldenTest).
      */
-    static final double BF16_DECODE_REL_L2 = 3e-2;
-    /** bf16 on the encoder side: musubi's bf16 μ is 1.0e-2 from float32; 2e-2 (2×, the README's bound). */
-    static final double BF16_ENCODE_REL_L2 = 2e-2;
+    static final double BF16_REL_L2 = 3e-2;
+    /** bf16 μ: musubi's bf16 μ is 1.0e-2 from float32; 2e-2 (2×, the README's bound). Our CPU bf16 path: 8.4e-3. */
+    static final double BF16_MU_REL_L2 = 2e-2;
 
     private final Backend backend;
     private final Path dir;
@@ -74,10 +75,11 @@ public final class VaeGoldenVerifier {
                      WanVaeWeights.Part.BOTH);
              WanVae vae = new WanVae(backend, weights)) {
             if (Files.isRegularFile(decode)) {
-                compareDecode(vae, decode, label, mode == Mode.FP32_REFERENCE ? FP32_REL_L2 : BF16_DECODE_REL_L2, sink);
+                compareDecode(vae, decode, label, mode == Mode.FP32_REFERENCE ? FP32_REL_L2 : BF16_REL_L2, sink);
             }
             if (Files.isRegularFile(encode)) {
-                compareEncode(vae, encode, label, mode == Mode.FP32_REFERENCE ? FP32_REL_L2 : BF16_ENCODE_REL_L2, sink);
+                boolean fp32 = mode == Mode.FP32_REFERENCE;
+                compareEncode(vae, encode, label, fp32 ? FP32_REL_L2 : BF16_REL_L2, fp32 ? FP32_REL_L2 : BF16_MU_REL_L2, sink);
             }
         }
         return all;
@@ -105,7 +107,8 @@ public final class VaeGoldenVerifier {
         }
     }
 
-    private void compareEncode(WanVae vae, Path file, String label, double bound, Consumer<Comparison> sink) {
+    private void compareEncode(WanVae vae, Path file, String label, double bound, double muBound,
+                               Consumer<Comparison> sink) {
         try (SafeTensors golden = SafeTensors.open(file)) {
             Shape v = require(golden, "input.video", 5);
             Chunks probes = new Chunks();
@@ -113,8 +116,9 @@ public final class VaeGoldenVerifier {
                     probes::add);
             for (String key : golden.keys()) {
                 if (key.startsWith("input.")) continue;
-                float[] ours = key.equals("output.mu") ? mu : probes.all(key);
-                sink.accept(compare(label + " " + file.getFileName(), key, ours, golden.floats(key), bound));
+                boolean isMu = key.equals("output.mu");
+                sink.accept(compare(label + " " + file.getFileName(), key, isMu ? mu : probes.all(key), golden.floats(key),
+                        isMu ? muBound : bound));
             }
         }
     }

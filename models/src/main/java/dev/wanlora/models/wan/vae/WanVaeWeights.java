@@ -1,6 +1,7 @@
 package dev.wanlora.models.wan.vae;
 
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.numeric.Bf16;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
@@ -109,7 +110,8 @@ public final class WanVaeWeights implements AutoCloseable {
 
     /**
      * Seeded random weights of the real layout, for benchmarks and tests without a checkpoint: convolution weights
-     * ~ N(0, 1/fan_in), γ = 1 + 0.1·N, biases 0.02·N (the golden README's recipe, which keeps activations O(1)).
+     * ~ N(0, 1/fan_in), γ = 1 + 0.1·N, biases 0.02·N, bf16-representable (the golden README's recipe, which keeps
+     * activations O(1)).
      */
     public static WanVaeWeights random(Backend backend, WanVaeConfig config, DType dtype, Part part, long seed) {
         return build(new Loader(backend, null, seed, dtype), config, part);
@@ -276,7 +278,8 @@ public final class WanVaeWeights implements AutoCloseable {
 
         /**
          * The values of {@code key}, whose file shape must pass {@code accepts}; without a source, seeded random values
-         * of {@code fileShape} as the golden README draws them: weights ~ N(0, 1/fan_in), γ = 1 + 0.1·N, biases 0.02·N.
+         * of {@code fileShape} as the golden README draws them: weights ~ N(0, 1/fan_in), γ = 1 + 0.1·N, biases 0.02·N,
+         * rounded to bf16-representable values so an F32 and a BF16 model of one seed hold the same weights.
          */
         private float[] read(String key, Shape fileShape, java.util.function.Predicate<Shape> accepts, String expected) {
             if (source == null) {
@@ -286,7 +289,7 @@ public final class WanVaeWeights implements AutoCloseable {
                 double std = isGamma ? 0.1 : isBias ? 0.02 : 1 / Math.sqrt(fileShape.numElements() / (double) fileShape.dim(0));
                 for (int i = 0; i < v.length; i++) {
                     double u1 = 1 - r.nextDouble(), u2 = r.nextDouble();
-                    v[i] = (float) ((isGamma ? 1 : 0) + std * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2));
+                    v[i] = Bf16.round((float) ((isGamma ? 1 : 0) + std * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2)));
                 }
                 return v;
             }

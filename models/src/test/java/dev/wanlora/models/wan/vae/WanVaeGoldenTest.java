@@ -27,4 +27,14 @@ class WanVaeGoldenTest {
         // encode: encoder.out, output.mu.
         assertEquals(11, lines.size(), "compared lines");
     }
+
+    /** The reference backend's own bf16 path (bf16 weights, every op output rounded) within the bf16 bounds. */
+    @Test
+    void cpuBf16PathStaysWithinTheBf16Bounds() {
+        VaeGoldenVerifier verifier = new VaeGoldenVerifier(new CpuBackend(), Golden.dir("vae-tiny"));
+        List<Comparison> lines = verifier.run(Mode.BF16_DEVICE, c -> System.out.println(c.describe()));
+        List<Comparison> failed = lines.stream().filter(c -> !c.passed()).toList();
+        assertTrue(failed.isEmpty(), "failed: " + failed.stream().map(Comparison::describe).toList());
+        assertEquals(11, lines.size(), "compared lines");
+    }
 }
