@@ -2,6 +2,7 @@ package dev.wanlora.engine.cuda;
 
 import dev.wanlora.engine.backend.Backend.ConvGeometry;
 import dev.wanlora.engine.cuda.Parity.Pair;
+import dev.wanlora.engine.numeric.Bf16;
 import dev.wanlora.engine.numeric.ErrorStats;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
@@ -159,7 +160,7 @@ class CudaVideoParityTest {
     }
 
     private static float[] round(float[] v) {
-        for (int i = 0; i < v.length; i++) v[i] = dev.wanlora.engine.numeric.Bf16.round(v[i]);
+        for (int i = 0; i < v.length; i++) v[i] = Bf16.round(v[i]);
         return v;
     }
 }

@@ -5,12 +5,14 @@ import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.numeric.ErrorStats;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.models.wan.GoldenVerifier.Comparison;
 import dev.wanlora.models.wan.GoldenVerifier.Mode;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -135,7 +137,7 @@ public final class VaeGoldenVerifier {
         if (ours == null || ours.length != golden.length) {
             // Not recorded by our run (an unknown key), or a different size: a failure, shown as such.
             float[] missing = new float[golden.length];
-            java.util.Arrays.fill(missing, Float.NaN);
+            Arrays.fill(missing, Float.NaN);
             ours = missing;
         }
         return new Comparison(file, key, ErrorStats.compare(ours, golden), bound, Double.NaN, true);
@@ -146,7 +148,7 @@ public final class VaeGoldenVerifier {
         private final Map<String, List<float[]>> values = new LinkedHashMap<>();
         private final Map<String, List<Shape>> shapes = new LinkedHashMap<>();
 
-        void add(String name, dev.wanlora.engine.tensor.Tensor chunk) {
+        void add(String name, Tensor chunk) {
             values.computeIfAbsent(name, k -> new ArrayList<>()).add(backend.toFloats(chunk));
             shapes.computeIfAbsent(name, k -> new ArrayList<>()).add(chunk.shape());
         }

@@ -1,7 +1,7 @@
 package dev.wanlora.models.wan.vae;
 
-import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backend.ConvGeometry;
+import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
@@ -13,6 +13,8 @@ import dev.wanlora.models.wan.vae.WanVaeWeights.Resample;
 import dev.wanlora.models.wan.vae.WanVaeWeights.ResampleMode;
 
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.List;
@@ -479,8 +481,8 @@ public final class WanVae implements AutoCloseable {
         private record Key(DType dtype, Shape shape) {}
 
         private final Backend backend;
-        private final Map<Key, List<Tensor>> free = new java.util.HashMap<>();
-        private final Set<Tensor> owned = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+        private final Map<Key, List<Tensor>> free = new HashMap<>();
+        private final Set<Tensor> owned = Collections.newSetFromMap(new IdentityHashMap<>());
 
         Pool(Backend backend) { this.backend = backend; }
 

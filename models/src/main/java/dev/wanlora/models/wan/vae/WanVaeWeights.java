@@ -8,6 +8,8 @@ import dev.wanlora.engine.tensor.Tensor;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.SplittableRandom;
+import java.util.function.Predicate;
 
 /**
  * The Wan 2.1 VAE's parameters on a {@link Backend} (spec §12, key list: testdata/golden/vae-tiny/keys.txt). The only
@@ -281,10 +283,10 @@ public final class WanVaeWeights implements AutoCloseable {
          * of {@code fileShape} as the golden README draws them: weights ~ N(0, 1/fan_in), γ = 1 + 0.1·N, biases 0.02·N,
          * rounded to bf16-representable values so an F32 and a BF16 model of one seed hold the same weights.
          */
-        private float[] read(String key, Shape fileShape, java.util.function.Predicate<Shape> accepts, String expected) {
+        private float[] read(String key, Shape fileShape, Predicate<Shape> accepts, String expected) {
             if (source == null) {
                 float[] v = new float[Math.toIntExact(fileShape.numElements())];
-                java.util.SplittableRandom r = new java.util.SplittableRandom(seed ^ key.hashCode());
+                SplittableRandom r = new SplittableRandom(seed ^ key.hashCode());
                 boolean isGamma = key.endsWith("gamma"), isBias = key.endsWith("bias");
                 double std = isGamma ? 0.1 : isBias ? 0.02 : 1 / Math.sqrt(fileShape.numElements() / (double) fileShape.dim(0));
                 for (int i = 0; i < v.length; i++) {

@@ -1,13 +1,17 @@
 package dev.wanlora.models.wan.vae;
 
+import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.cuda.CudaTests;
 import dev.wanlora.engine.cuda.RequiresCuda;
+import dev.wanlora.engine.numeric.ErrorStats;
+import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.testing.Golden;
 import dev.wanlora.models.wan.GoldenVerifier.Comparison;
 import dev.wanlora.models.wan.GoldenVerifier.Mode;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;
+import java.util.SplittableRandom;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -36,24 +40,24 @@ class WanVaeCudaTest {
         WanVaeConfig config = new WanVaeConfig(8, 16);
         int frames = 3, h = 6, w = 10;
         float[] latent = new float[16 * frames * h * w];
-        java.util.SplittableRandom r = new java.util.SplittableRandom(5);
+        SplittableRandom r = new SplittableRandom(5);
         for (int i = 0; i < latent.length; i++) latent[i] = (float) r.nextGaussian();
-        var cpu = new dev.wanlora.engine.cpu.CpuBackend();
+        var cpu = new CpuBackend();
         var gpu = CudaTests.backend();
         float[] expectedVideo, actualVideo, expectedMu, actualMu;
-        try (var weights = WanVaeWeights.random(cpu, config, dev.wanlora.engine.tensor.DType.F32, WanVaeWeights.Part.BOTH, 3);
+        try (var weights = WanVaeWeights.random(cpu, config, DType.F32, WanVaeWeights.Part.BOTH, 3);
              var vae = new WanVae(cpu, weights)) {
             expectedVideo = vae.decode(latent, frames, h, w);
             expectedMu = vae.encode(expectedVideo, WanVaeConfig.pixelFrames(frames), 8 * h, 8 * w, (n, t) -> {});
         }
-        try (var weights = WanVaeWeights.random(gpu, config, dev.wanlora.engine.tensor.DType.BF16, WanVaeWeights.Part.BOTH, 3);
+        try (var weights = WanVaeWeights.random(gpu, config, DType.BF16, WanVaeWeights.Part.BOTH, 3);
              var vae = new WanVae(gpu, weights)) {
             actualVideo = vae.decode(latent, frames, h, w);
             actualMu = vae.encode(expectedVideo, WanVaeConfig.pixelFrames(frames), 8 * h, 8 * w, (n, t) -> {});
         }
-        var video = new Comparison("bf16/cpu", "video (dim 8)", dev.wanlora.engine.numeric.ErrorStats.compare(actualVideo,
+        var video = new Comparison("bf16/cpu", "video (dim 8)", ErrorStats.compare(actualVideo,
                 expectedVideo), VaeGoldenVerifier.BF16_REL_L2, Double.NaN, true);
-        var mu = new Comparison("bf16/cpu", "mu (dim 8)", dev.wanlora.engine.numeric.ErrorStats.compare(actualMu, expectedMu),
+        var mu = new Comparison("bf16/cpu", "mu (dim 8)", ErrorStats.compare(actualMu, expectedMu),
                 VaeGoldenVerifier.BF16_MU_REL_L2, Double.NaN, true);
         System.out.println("cuda " + video.describe());
         System.out.println("cuda " + mu.describe());
