@@ -1,11 +1,14 @@
 // conv3d on tensor cores (Backend.conv3d, bf16): the same implicit GEMM as conv3d.cu,
 //   out(M = To·Ho·Wo, N = Cout) = A(M, K)·Wᵀ(K, N), K = KT·KH·KW·Cin (tap-major, Cin fastest), A gathered on the fly.
-//   conv3d_mma_fwd_bf16(out, cache, x, w, bias, biasType, ...): arguments and semantics exactly as conv3d_fwd_bf16.
-// Thread mapping: a CTA of 256 threads (8 warps as 4 × 2) owns a 128 × 64 output tile; each warp a 32 × 32 sub-tile
-//   as 2 × 2 WMMA 16×16×16 bf16 fragments with fp32 accumulators. K is walked in tiles of 32 through a 2-stage
-//   shared-memory pipeline filled by 16-byte cp.async copies (zero-filled outside the image, the tile or K): each
-//   thread copies 8 consecutive channels of 2 positions (A) and of 1 output channel's weights (B) per stage.
-//   The epilogue stages the fp32 tile in shared memory, adds the bias and stores bf16 (coalesced along Cout).
+//   conv3d_mma_fwd_bf16(out, cache, x, w, bias, biasType, ...): arguments and semantics exactly as conv3d_fwd_bf16,
+//   with a 128 × 64 output tile; conv3d_mma96_fwd_bf16 the same with a 128 × 96 tile, for Cout % 96 == 0 (the
+//   release VAE's 96, 192 and 384 channels, which 64-wide tiles would pad by a third at 96).
+// Thread mapping: a CTA of 256 threads (8 warps as 4 × 2) owns a 128 × BN output tile; each warp a 32 × BN/2
+//   sub-tile as 2 × BN/32 WMMA 16×16×16 bf16 fragments with fp32 accumulators. K is walked in tiles of 32 through a
+//   2-stage shared-memory pipeline filled by 16-byte cp.async copies (zero-filled outside the image, the tile or K):
+//   a copy moves 8 consecutive channels of one position (A: 2 per thread) or of one output channel's weights (B).
+//   The epilogue stages the fp32 tile in shared memory (≤ 48 KiB, reusing the pipeline's), adds the bias and stores
+//   bf16 (coalesced along Cout).
 // Requirements (checked by the launcher, which otherwise uses conv3d_fwd_bf16): Cin % 8 == 0 (8 channels never
 //   straddle a tap), x, cache and w 16-byte aligned; sm_80+. No requirement on M, Cout or the geometry.
 // Numerics: bf16 products accumulated in fp32 by the tensor cores (summation order differs from conv3d_fwd_bf16),
@@ -14,7 +17,6 @@
 #include "wanlora.cuh"
 
 #define MMA_BM 128
-#define MMA_BN 64
 #define MMA_BK 32
 #define MMA_LDS (MMA_BK + 8)  // bf16 row pitch in shared memory: 80 bytes, a multiple of 16 (cp.async) and of 8 elements (wmma)
 
@@ -26,12 +28,13 @@ __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool va
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-extern "C" __global__ void __launch_bounds__(256)
-    conv3d_mma_fwd_bf16(bf16* out, const bf16* cache, const bf16* x, const bf16* w, const void* bias, int biasType,
-                        int Tc, int H, int W, int Cin, int KT, int KH, int KW, int To, int Ho, int Wo, int Cout, int st,
-                        int ss, int pb) {
+template <int MMA_BN>
+__device__ void conv3d_mma(bf16* out, const bf16* cache, const bf16* x, const bf16* w, const void* bias, int biasType,
+                           int Tc, int H, int W, int Cin, int KT, int KH, int KW, int To, int Ho, int Wo, int Cout, int st,
+                           int ss, int pb) {
 #if __CUDA_ARCH__ >= 800
   using namespace nvcuda;
+  constexpr int FN = MMA_BN / 32;  // fragments per warp along N
   constexpr int STAGE = (MMA_BM + MMA_BN) * MMA_LDS;  // bf16 elements per pipeline stage
   constexpr int PIPE_BYTES = 2 * STAGE * 2, EPI_BYTES = MMA_BM * MMA_BN * 4;
   __shared__ __align__(128) unsigned char smem[PIPE_BYTES > EPI_BYTES ? PIPE_BYTES : EPI_BYTES];
@@ -57,7 +60,6 @@ extern "C" __global__ void __launch_bounds__(256)
     ph[j] = (int)(r % Ho);
     pt[j] = (int)(r / Ho);
   }
-  const int bn = n0 + row;  // the output channel whose weights this thread copies
 
   auto load = [&](int kt, int stage) {
     bf16* As = pipe + stage * STAGE;
@@ -80,16 +82,19 @@ extern "C" __global__ void __launch_bounds__(256)
       }
       cp_async16(As + (row + 64 * j) * MMA_LDS + group * 8, src, valid);
     }
-    bool bValid = kValid && bn < Cout;
-    cp_async16(Bs + row * MMA_LDS + group * 8, bValid ? w + (long long)bn * K + k : w, bValid);
+    for (int c = tid; c < MMA_BN * 4; c += 256) {  // B: BN output channels × 4 groups of 8
+      int bRow = c / 4, bk = kt * MMA_BK + (c % 4) * 8, bn = n0 + bRow;
+      bool bValid = bk < K && bn < Cout;
+      cp_async16(Bs + bRow * MMA_LDS + (c % 4) * 8, bValid ? w + (long long)bn * K + bk : w, bValid);
+    }
   };
 
   const int warp = tid / 32, wm = warp % 4, wn = warp / 4;
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][FN];
 #pragma unroll
   for (int i = 0; i < 2; i++)
 #pragma unroll
-    for (int j = 0; j < 2; j++) wmma::fill_fragment(acc[i][j], 0.f);
+    for (int j = 0; j < FN; j++) wmma::fill_fragment(acc[i][j], 0.f);
 
   const int tiles = (K + MMA_BK - 1) / MMA_BK;
   load(0, 0);
@@ -108,15 +113,16 @@ extern "C" __global__ void __launch_bounds__(256)
 #pragma unroll
     for (int kk = 0; kk < MMA_BK; kk += 16) {
       wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::row_major> a[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::col_major> b[FN];
 #pragma unroll
       for (int i = 0; i < 2; i++) wmma::load_matrix_sync(a[i], As + (wm * 32 + i * 16) * MMA_LDS + kk, MMA_LDS);
 #pragma unroll
-      for (int j = 0; j < 2; j++) wmma::load_matrix_sync(b[j], Bs + (wn * 32 + j * 16) * MMA_LDS + kk, MMA_LDS);
+      for (int j = 0; j < FN; j++)
+        wmma::load_matrix_sync(b[j], Bs + (wn * (MMA_BN / 2) + j * 16) * MMA_LDS + kk, MMA_LDS);
 #pragma unroll
       for (int i = 0; i < 2; i++)
 #pragma unroll
-        for (int j = 0; j < 2; j++) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
+        for (int j = 0; j < FN; j++) wmma::mma_sync(acc[i][j], a[i], b[j], acc[i][j]);
     }
     __syncthreads();  // the next iteration's copy overwrites this stage
   }
@@ -125,8 +131,8 @@ extern "C" __global__ void __launch_bounds__(256)
 #pragma unroll
   for (int i = 0; i < 2; i++)
 #pragma unroll
-    for (int j = 0; j < 2; j++)
-      wmma::store_matrix_sync(tile + (wm * 32 + i * 16) * MMA_BN + wn * 32 + j * 16, acc[i][j], MMA_BN,
+    for (int j = 0; j < FN; j++)
+      wmma::store_matrix_sync(tile + (wm * 32 + i * 16) * MMA_BN + wn * (MMA_BN / 2) + j * 16, acc[i][j], MMA_BN,
                               wmma::mem_row_major);
   __syncthreads();
   for (int e = tid; e < MMA_BM * MMA_BN; e += blockDim.x) {
@@ -139,3 +145,13 @@ extern "C" __global__ void __launch_bounds__(256)
   }
 #endif
 }
+
+#define CONV3D_MMA(BN, NAME)                                                                                       \
+  extern "C" __global__ void __launch_bounds__(256)                                                                \
+      NAME(bf16* out, const bf16* cache, const bf16* x, const bf16* w, const void* bias, int biasType, int Tc, int H,  \
+           int W, int Cin, int KT, int KH, int KW, int To, int Ho, int Wo, int Cout, int st, int ss, int pb) {         \
+    conv3d_mma<BN>(out, cache, x, w, bias, biasType, Tc, H, W, Cin, KT, KH, KW, To, Ho, Wo, Cout, st, ss, pb);      \
+  }
+
+CONV3D_MMA(64, conv3d_mma_fwd_bf16)
+CONV3D_MMA(96, conv3d_mma96_fwd_bf16)

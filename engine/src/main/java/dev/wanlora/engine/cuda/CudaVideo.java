@@ -11,8 +11,8 @@ import dev.wanlora.engine.backend.OpChecks.MatrixDims;
 final class CudaVideo {
     /** conv3d.cu's output tile (CONV_BM positions × CONV_BN channels) and block size. */
     private static final int CONV_TILE_M = 64, CONV_TILE_N = 64, CONV_THREADS = 256;
-    /** conv3d_mma.cu's output tile (MMA_BM × MMA_BN), also 256 threads. */
-    private static final int MMA_TILE_M = 128, MMA_TILE_N = 64;
+    /** conv3d_mma.cu's output tiles (128 × 64, or 128 × 96 for Cout % 96 == 0), also 256 threads. */
+    private static final int MMA_TILE_M = 128, MMA_TILE_N = 64, MMA_WIDE_TILE_N = 96;
     /** Threads per softmax row (a multiple of 32). */
     private static final int SOFTMAX_THREADS = 256;
 
@@ -22,7 +22,8 @@ final class CudaVideo {
 
     /**
      * bf16 with Cin % 8 == 0 and 16-byte aligned inputs (every convolution of the release VAE but the encoder's first,
-     * Cin = 3) runs on tensor cores ({@code conv3d_mma_fwd_bf16}); anything else on the CUDA-core kernel.
+     * Cin = 3) runs on tensor cores ({@code conv3d_mma96_fwd_bf16} when Cout % 96 == 0, as for 96, 192 and 384
+     * channels, else {@code conv3d_mma_fwd_bf16}); anything else on the CUDA-core kernel.
      */
     void conv3d(CudaTensor out, CudaTensor cache, CudaTensor x, CudaTensor w, CudaTensor bias, ConvDims d) {
         long positions = d.outFrames() * d.outHeight() * d.outWidth();
@@ -30,9 +31,10 @@ final class CudaVideo {
         Kernel k = Launcher.kernel("conv3d", "conv3d_fwd", x.dtype(), w.dtype(), out.dtype());
         int tileM = CONV_TILE_M, tileN = CONV_TILE_N;
         if (k == Kernel.CONV3D_FWD_BF16 && d.inChannels() % 8 == 0 && Launcher.aligned16(x, cache, w)) {
-            k = Kernel.CONV3D_MMA_FWD_BF16;
+            boolean wide = d.outChannels() % MMA_WIDE_TILE_N == 0;
+            k = wide ? Kernel.CONV3D_MMA96_FWD_BF16 : Kernel.CONV3D_MMA_FWD_BF16;
             tileM = MMA_TILE_M;
-            tileN = MMA_TILE_N;
+            tileN = wide ? MMA_WIDE_TILE_N : MMA_TILE_N;
         }
         var g = d.geometry();
         launcher.launch(k, LaunchConfig.of((positions + tileM - 1) / tileM, (d.outChannels() + tileN - 1) / tileN,

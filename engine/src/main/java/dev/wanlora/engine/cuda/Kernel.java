@@ -147,6 +147,7 @@ public enum Kernel {
     CONV3D_FWD_BF16("video", "conv3d_fwd_bf16"),
     CONV3D_FWD_F32("video", "conv3d_fwd_f32"),
     CONV3D_MMA_FWD_BF16("video", "conv3d_mma_fwd_bf16"),
+    CONV3D_MMA96_FWD_BF16("video", "conv3d_mma96_fwd_bf16"),
     SOFTMAX_FWD_BF16("video", "softmax_fwd_bf16"),
     SOFTMAX_FWD_BF16_F32("video", "softmax_fwd_bf16_f32"),
     SOFTMAX_FWD_F32("video", "softmax_fwd_f32"),

@@ -19,8 +19,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * CUDA vs CPU for the VAE's video ops: conv3d over the geometries the VAE uses (3³ causal with a 2-frame cache, the
  * Conv2d 3×3, downsample2d's stride 2 with (0, 1) padding, downsample3d's time stride 2 after a 1-frame cache, 1×1)
  * on ragged tiny shapes (odd channels, Cout crossing the 64-wide tile), and the real decoder 384→384 3³ conv of one
- * latent frame at 60×104. In bf16 the cases with Cin % 8 == 0 (and the real one) run the tensor-core kernel, the others
- * the CUDA-core kernel, which f32 always uses; upsampleNearest2x (exact) and softmax, tiny and real (the middle attention's 6240 tokens).
+ * latent frame at 60×104. In bf16 the cases with Cin % 8 == 0 (and the real one) run the tensor-core kernels (the
+ * 128×96 tile where Cout % 96 == 0, as the real one), the others the CUDA-core kernel, which f32 always uses; upsampleNearest2x (exact) and softmax, tiny and real (the middle attention's 6240 tokens).
  * Bounds as {@link Parity}: conv sums ≤ 10368 fp32 products (≲ 1e-6 relative on average), bf16 outputs one rounding.
  */
 @RequiresCuda
@@ -51,6 +51,11 @@ class CudaVideoParityTest {
                     new ConvGeometry(1, 2, 0, 1), Shape.of(1, 5, 7, 40)),
             new Case("conv2d 3x3, Cin 64, 300 positions", null, Shape.of(3, 10, 10, 64), Shape.of(32, 1, 3, 3, 64),
                     ConvGeometry.same(1), Shape.of(3, 10, 10, 32)),
+            // Cout % 96 == 0: the 128×96 tile.
+            new Case("causal 3x3x3, Cin 32, Cout 192 (wide tile)", Shape.of(2, 9, 17, 32), Shape.of(1, 9, 17, 32),
+                    Shape.of(192, 3, 3, 3, 32), ConvGeometry.same(1), Shape.of(1, 9, 17, 192)),
+            new Case("conv2d 3x3, Cin 96, Cout 96 (wide tile)", null, Shape.of(2, 8, 12, 96), Shape.of(96, 1, 3, 3, 96),
+                    ConvGeometry.same(1), Shape.of(2, 8, 12, 96)),
     };
 
     @Test
