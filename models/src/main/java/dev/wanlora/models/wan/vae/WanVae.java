@@ -255,12 +255,9 @@ public final class WanVae implements AutoCloseable {
         rmsNorm(n, x, a.gamma());
         Shape rows = Shape.of(frames * tokens, c);
         Tensor q = pool.take(dtype, rows), k = pool.take(dtype, rows), v = pool.take(dtype, rows);
-        Tensor[] qkv = {q, k, v};
-        Tensor w = a.qkv().weight(), bias = a.qkv().bias();
-        for (int i = 0; i < 3; i++) {
-            backend.gemm(qkv[i], n.reshape(rows), false, w.view(i * c * c, Shape.of(c, c)), true, 1, 0,
-                    bias.view(i * c, Shape.of(c)));
-        }
+        linear(q, n, a.q());
+        linear(k, n, a.k());
+        linear(v, n, a.v());
         pool.release(n);
         Tensor o = pool.take(dtype, rows);
         Tensor scores = pool.take(DType.F32, Shape.of(tokens, tokens)), probs = pool.take(dtype, Shape.of(tokens, tokens));

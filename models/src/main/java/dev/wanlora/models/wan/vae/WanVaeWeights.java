@@ -7,6 +7,7 @@ import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
 import java.util.function.Predicate;
@@ -51,8 +52,11 @@ public final class WanVaeWeights implements AutoCloseable {
      */
     public record Resample(ResampleMode mode, Conv resample, Conv timeConv) implements Layer {}
 
-    /** AttentionBlock: γ (C), to_qkv (3C, C) (rows q, k, v), proj (C, C). */
-    public record Attention(Tensor gamma, Conv qkv, Conv proj) {}
+    /**
+     * AttentionBlock: γ (C); q, k, v (C, C) each, the three row blocks of the checkpoint's {@code to_qkv} (3C, C, 1, 1)
+     * split at load (so every GEMM operand is its own aligned tensor); proj (C, C).
+     */
+    public record Attention(Tensor gamma, Conv q, Conv k, Conv v, Conv proj) {}
 
     /** Decoder3d: conv1 3³ z→4d, middle (ResBlock, Attention, ResBlock), upsamples, head γ (d), head conv 3³ d→3. */
     public record Decoder(Conv conv1, ResBlock middle0, Attention attention, ResBlock middle2, List<Layer> upsamples,
@@ -231,7 +235,18 @@ public final class WanVaeWeights implements AutoCloseable {
         }
 
         Attention attention(KeyPath p, int c) {
-            return new Attention(gamma(p.at("norm"), c), conv2d1x1(p.at("to_qkv"), c, 3 * c), conv2d1x1(p.at("proj"), c, c));
+            KeyPath qkvPath = p.at("to_qkv");
+            Shape fileShape = Shape.of(3L * c, c, 1, 1), biasShape = Shape.of(3L * c);
+            float[] w = read(qkvPath.tensor("weight"), fileShape, fileShape::equals, fileShape.toString());
+            float[] b = read(qkvPath.tensor("bias"), biasShape, biasShape::equals, biasShape.toString());
+            String key = qkvPath.prefix().substring(0, qkvPath.prefix().length() - 1);
+            Conv[] qkv = new Conv[3];
+            for (int i = 0; i < 3; i++) {
+                qkv[i] = new Conv(key + "[" + "qkv".charAt(i) + "]",
+                        upload(Shape.of(c, c), Arrays.copyOfRange(w, i * c * c, (i + 1) * c * c)),
+                        upload(Shape.of(c), Arrays.copyOfRange(b, i * c, (i + 1) * c)));
+            }
+            return new Attention(gamma(p.at("norm"), c), qkv[0], qkv[1], qkv[2], conv2d1x1(p.at("proj"), c, c));
         }
 
         /** RMS_norm γ [C,1,1,1] (images=False) or [C,1,1] (attention) → (C). */
