@@ -8,6 +8,8 @@
 # demo:   wanlora demo --backend cuda (a tiny random Wan trained for two epochs on the GPU).
 # umt5:   wanlora verify-golden sampling-tiny --backend cuda (umT5 in bf16 vs musubi's goldens), then
 #         dev.wanlora.benchmarks.UmT5Bench (real-size random-weight umT5-XXL, 4 prompts, bf16 and fp8: time, memory).
+# vaegolden: wanlora verify-golden testdata/golden/vae-tiny --backend cuda (the VAE in bf16 against musubi's goldens).
+# vaebench:  dev.wanlora.benchmarks.VaeBench (random-weight release VAE: decode of [16,12,48,48], encode, conv3d).
 # Logs go to $OUT (or ./gpu-logs when OUT is unset); the exit status is non-zero when any step failed.
 set -uo pipefail
 b=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,7 +43,13 @@ for step in "${steps[@]}"; do
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main verify-golden "$golden/sampling-tiny" --backend cuda 2>&1 | tee "$logs/umt5-golden.log" || status=1
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.UmT5Bench 2>&1 | tee "$logs/umt5-bench.log" || status=1
       ;;
-    *) echo "gpu-test.sh: unknown step $step; expected tests, bench, golden, demo or umt5" >&2; status=2 ;;
+    vaegolden)
+      "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main verify-golden "$golden/vae-tiny" --backend cuda 2>&1 | tee "$logs/vaegolden.log" || status=1
+      ;;
+    vaebench)
+      "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.VaeBench 2>&1 | tee "$logs/vaebench.log" || status=1
+      ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, bench, golden, demo, umt5, vaegolden or vaebench" >&2; status=2 ;;
   esac
 done
 exit $status

@@ -4,6 +4,7 @@ import dev.wanlora.engine.io.PthFile;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.models.wan.vae.WanVaeConfig;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -26,7 +27,8 @@ import java.util.regex.Pattern;
  * {@code wanlora inspect FILE}: what a safetensors file holds. Always: tensor count, dtype histogram, data bytes,
  * metadata, the first tensors. Then what it is, when the names say so: a musubi latent cache
  * ({@code *_wan.safetensors}, spec §5.1), a text-encoder cache ({@code *_wan_te.safetensors}, §5.2), or a LoRA in
- * musubi's {@code lora_unet_*.lora_down/lora_up/alpha} form or the PEFT {@code *.lora_A/lora_B} form (§7.3, §7.4).
+ * musubi's {@code lora_unet_*.lora_down/lora_up/alpha} form or the PEFT {@code *.lora_A/lora_B} form (§7.3, §7.4), or
+ * a Wan 2.1 VAE (§12).
  */
 @Command(name = "inspect", mixinStandardHelpOptions = true,
         description = "Summarise a safetensors file (weights, musubi cache, LoRA, umT5), a shard, an index.json or a PyTorch .pth.")
@@ -68,6 +70,7 @@ final class InspectCommand implements Callable<Integer> {
             CheckpointInspect.printKind(out, st);
             printCache(out, st);
             printLora(out, st);
+            printVae(out, st);
             printTensors(out, st);
         }
         out.flush();
@@ -186,6 +189,32 @@ final class InspectCommand implements Callable<Integer> {
             }
         }
         for (String p : problems) out.println("  problem: " + p);
+    }
+
+    /** A Wan 2.1 VAE (recognised, as ComfyUI does, by decoder.middle.0.residual.0.gamma; spec §12). */
+    private static void printVae(PrintWriter out, SafeTensors st) {
+        if (!st.contains(WanVaeConfig.DECODER_MARKER)) return;
+        WanVaeConfig config;
+        try {
+            config = WanVaeConfig.fromCheckpoint(st);
+        } catch (IllegalArgumentException e) {
+            out.println("Wan 2.1 VAE:");
+            out.println("  problem: " + e.getMessage());
+            return;
+        }
+        long encoder = 0, decoder = 0, other = 0;
+        for (String k : st.keys()) {
+            long n = st.info(k).numElements();
+            if (k.startsWith("encoder.")) encoder += n;
+            else if (k.startsWith("decoder.")) decoder += n;
+            else other += n;
+        }
+        out.println("Wan 2.1 VAE:");
+        out.println("  base dim:   " + config.dim() + (config.equals(WanVaeConfig.wan21()) ? " (the release model)" : "")
+                + ", latent channels " + config.zDim());
+        out.println(String.format(Locale.ROOT, "  parameters: %,d (encoder %,d, decoder %,d, conv1/conv2 %,d)",
+                encoder + decoder + other, encoder, decoder, other));
+        out.println("  use:        --vae for sample decoding (and latent caching)");
     }
 
     private void printTensors(PrintWriter out, SafeTensors st) {

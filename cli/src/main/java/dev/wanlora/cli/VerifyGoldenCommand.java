@@ -4,6 +4,7 @@ import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
 import dev.wanlora.models.umt5.UmT5GoldenVerifier;
 import dev.wanlora.models.wan.GoldenVerifier;
+import dev.wanlora.models.wan.vae.VaeGoldenVerifier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
@@ -15,26 +16,30 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.function.Consumer;
 
 /**
  * {@code wanlora verify-golden DIR [--backend cpu|cuda]}: runs our Wan DiT on a folder in the golden format
- * (testdata/golden/README.md), or our umT5 encoder and tokenizer on a folder with t5.safetensors (sampling-tiny), and
- * prints one line per compared tensor (relL2, max abs, cosine, bound, OK/FAIL); exit
- * code 1 when any comparison fails.
+ * (testdata/golden/README.md), our VAE on a folder with {@code vae.safetensors} (testdata/golden/vae-tiny), or our
+ * umT5 encoder and tokenizer on a folder with t5.safetensors (sampling-tiny), and prints one line per compared tensor
+ * (relL2, max abs, cosine, bound, OK/FAIL); exit code 1 when any comparison fails.
  */
 @Command(name = "verify-golden", mixinStandardHelpOptions = true,
-        description = "Compare our Wan DiT (forward, LoRA gradients, fp8 quantizer, AdamW steps) with musubi's golden tensors.")
+        description = "Compare our Wan DiT (forward, LoRA gradients, fp8 quantizer, AdamW steps), VAE (decode, encode,"
+                + " every stage) or umT5 encoder and tokenizer with musubi's golden tensors.")
 final class VerifyGoldenCommand implements Callable<Integer> {
 
     @Spec
     CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "DIR", description = "Folder with model.safetensors and fp32/bf16/fp8/train.safetensors.")
+    @Parameters(index = "0", paramLabel = "DIR", description = "Folder with model.safetensors and fp32/bf16/fp8/train.safetensors, or with vae.safetensors"
+            + " and decode/encode.safetensors.")
     Path dir;
 
     @Option(names = "--backend", paramLabel = "NAME", defaultValue = "cpu",
             description = "cpu: float32 math vs the float32 goldens (relL2 <= 1e-5); cuda or cuda:N: musubi's bf16 path"
-                    + " vs the same goldens (pred relL2 <= 8e-3, gradient cosine >= 0.9995). Default: ${DEFAULT-VALUE}.")
+                    + " vs the same goldens (pred relL2 <= 8e-3, gradient cosine >= 0.9995; VAE relL2 <= 3e-2, mu 2e-2)."
+                    + " Default: ${DEFAULT-VALUE}.")
     String backendName;
 
     @Override
@@ -47,14 +52,22 @@ final class VerifyGoldenCommand implements Callable<Integer> {
                 out.printf("%d compared, %d failed, %.1f s%n", umt5[0], umt5[1], (System.nanoTime() - start) / 1e9);
                 return umt5[1] == 0 ? 0 : 1;
             }
-            GoldenVerifier verifier = new GoldenVerifier(backend, dir);
             GoldenVerifier.Mode mode = backendName.equals("cpu")
                     ? GoldenVerifier.Mode.FP32_REFERENCE : GoldenVerifier.Mode.BF16_DEVICE;
-            out.println("verify-golden " + dir + " on " + backend.name() + " (" + mode + "): " + verifier.config());
-            List<GoldenVerifier.Comparison> lines = verifier.run(mode, c -> {
+            Consumer<GoldenVerifier.Comparison> print = c -> {
                 out.println(c.describe());
                 out.flush();
-            });
+            };
+            List<GoldenVerifier.Comparison> lines;
+            if (VaeGoldenVerifier.recognises(dir)) {
+                VaeGoldenVerifier verifier = new VaeGoldenVerifier(backend, dir);
+                out.println("verify-golden " + dir + " on " + backend.name() + " (" + mode + "): VAE " + verifier.config());
+                lines = verifier.run(mode, print);
+            } else {
+                GoldenVerifier verifier = new GoldenVerifier(backend, dir);
+                out.println("verify-golden " + dir + " on " + backend.name() + " (" + mode + "): " + verifier.config());
+                lines = verifier.run(mode, print);
+            }
             long failed = lines.stream().filter(c -> !c.passed()).count();
             out.printf("%d compared, %d failed, %.1f s%n", lines.size(), failed, (System.nanoTime() - start) / 1e9);
             return failed == 0 ? 0 : 1;

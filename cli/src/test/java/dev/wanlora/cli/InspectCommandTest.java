@@ -38,6 +38,17 @@ class InspectCommandTest {
     }
 
     @Test
+    void recognisesTheGoldenVae() {
+        CommandRun r = run("inspect", Golden.dir("vae-tiny").resolve("vae.safetensors").toString(), "--limit", "0");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("tensors:  194\n"), r.out());
+        assertTrue(r.out().contains("Wan 2.1 VAE:\n  base dim:   7, latent channels 16\n"), r.out());
+        // README: 713,137 parameters; conv1 (32·32 + 32) + conv2 (16·16 + 16) = 1,328.
+        assertTrue(r.out().contains("  parameters: 713,137 (encoder "), r.out());
+        assertTrue(r.out().contains(", conv1/conv2 1,328)\n"), r.out());
+    }
+
+    @Test
     void describesAMusubiLora() {
         // Two modules of rank 4, in 8, out 6, alpha 2: scale 0.5.
         List<Entry> entries = new ArrayList<>();

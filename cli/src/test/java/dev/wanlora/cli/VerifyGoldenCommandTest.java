@@ -50,6 +50,33 @@ class VerifyGoldenCommandTest {
     }
 
     @Test
+    void aVaeFolderRunsTheVaeAndAWrongReferenceFails() throws IOException {
+        Path golden = Golden.dir("vae-tiny");
+        Files.copy(golden.resolve("vae.safetensors"), tmp.resolve("vae.safetensors"));
+        // encode.safetensors with output.mu scaled by 1.001: relL2 1e-3, far above the 1e-5 bound; encoder.out still OK.
+        try (SafeTensors st = SafeTensors.open(golden.resolve("encode.safetensors"))) {
+            List<SafeTensorsWriter.Entry> entries = new ArrayList<>();
+            for (String key : st.keys()) {
+                SafeTensors.TensorInfo info = st.info(key);
+                if (key.equals("output.mu")) {
+                    float[] v = st.floats(key);
+                    for (int i = 0; i < v.length; i++) v[i] *= 1.001f;
+                    entries.add(SafeTensorsWriter.Entry.ofFloats(key, info.dtype(), info.shape(), v));
+                } else {
+                    entries.add(new SafeTensorsWriter.Entry(key, info.dtype(), info.shape(), st.data(key)));
+                }
+            }
+            SafeTensorsWriter.write(tmp.resolve("encode.safetensors"), entries, Map.of());
+        }
+        CommandRun r = run("verify-golden", tmp.toString());
+        assertEquals(1, r.exitCode(), r.out() + r.err());
+        assertTrue(r.out().contains("): VAE WanVaeConfig[dim=7, zDim=16]"), r.out());
+        assertTrue(r.out().lines().anyMatch(l -> l.startsWith("fp32 encode.safetensors output.mu ") && l.endsWith("FAIL")), r.out());
+        assertTrue(r.out().lines().anyMatch(l -> l.startsWith("fp32 encode.safetensors encoder.out ") && l.endsWith("OK")), r.out());
+        assertTrue(r.out().contains("2 compared, 1 failed, "), r.out());
+    }
+
+    @Test
     void userMistakesAreOneLine() {
         CommandRun noModel = run("verify-golden", tmp.toString());
         assertEquals(Main.USER_ERROR, noModel.exitCode());

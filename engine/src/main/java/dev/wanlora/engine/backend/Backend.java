@@ -221,6 +221,44 @@ public interface Backend extends AutoCloseable {
      * stores the GELU before multiplying), the product rounded again. Equal element counts; out may be x or gate.
      */
     void gatedGelu(Tensor out, Tensor gate, Tensor x);
+    // ---------------------------------------------------------------- video convolution (the Wan VAE)
+
+    /**
+     * Strides and spatial zero padding of {@link #conv3d}: frames are read with {@code timeStride}, rows and columns
+     * with {@code spaceStride}; {@code padBefore} zero rows/columns sit before the first and {@code padAfter} after the
+     * last (a 3×3 "same" convolution is (1, 1); Wan's downsampler's {@code ZeroPad2d((0,1,0,1))} is (0, 1)). There is
+     * no time padding: a causal convolution's leading frames come from {@code cache}.
+     */
+    record ConvGeometry(int timeStride, int spaceStride, int padBefore, int padAfter) {
+        /** Stride 1, the given symmetric spatial padding. */
+        public static ConvGeometry same(int pad) { return new ConvGeometry(1, 1, pad, pad); }
+    }
+
+    /**
+     * Convolution over channels-last frames, the Wan VAE's CausalConv3d / Conv2d with its feature cache. The input
+     * stream is in = concat(cache, x) along frames (Tin = Tc + Tx), and
+     * out[t, h, w, o] = bias[o] + Σ_{dt, dh, dw, i} weight[o, dt, dh, dw, i] · in[t·st + dt, h·ss + dh − pb, w·ss + dw − pb, i]
+     * with in = 0 outside the H×W image (st, ss, pb = geometry's timeStride, spaceStride, padBefore). Accumulation is
+     * fp32 or wider; out is overwritten (=).
+     *
+     * <p>Shapes: cache (Tc, H, W, Cin) or null (Tc = 0); x (Tx, H, W, Cin); weight (Cout, KT, KH, KW, Cin) (the
+     * checkpoint's (Cout, Cin, KT, KH, KW) with Cin moved last); bias (Cout) or null; out (To, Ho, Wo, Cout) with
+     * To = (Tin − KT)/st + 1, Ho = (H + pb + pa − KH)/ss + 1 (pa = padAfter; the division must be exact), likewise Wo.
+     * cache and x share a dtype; out must not overlap an input.
+     */
+    void conv3d(Tensor out, Tensor cache, Tensor x, Tensor weight, Tensor bias, ConvGeometry geometry);
+
+    /**
+     * Nearest 2× spatial upsampling of channels-last frames: out[t, 2h + a, 2w + b, c] = x[t, h, w, c] for a, b ∈ {0, 1}
+     * (torch's "nearest" and "nearest-exact" agree at factor 2). x (T, H, W, C), out (T, 2H, 2W, C) (=).
+     */
+    void upsampleNearest2x(Tensor out, Tensor x);
+
+    /**
+     * Softmax over the last dim: out[r, c] = exp(s·x[r, c] − m) / Σ_c' exp(s·x[r, c'] − m), m = max_c s·x[r, c], in
+     * fp32 or wider (s = scale). x, out (R, C) (=); out may be x.
+     */
+    void softmax(Tensor out, Tensor x, float scale);
 
     // ---------------------------------------------------------------- flow matching and loss
 

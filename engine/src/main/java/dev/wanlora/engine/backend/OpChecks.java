@@ -430,6 +430,79 @@ public final class OpChecks {
         return new MatrixDims(x.shape().rows(), x.shape().cols());
     }
 
+    // ---------------------------------------------------------------- video convolution
+
+    /**
+     * conv3d's sizes: the input stream of {@code cacheFrames + inFrames} frames of (height, width, inChannels), the
+     * kernel (kt, kh, kw) and the output (outFrames, outHeight, outWidth, outChannels).
+     */
+    public record ConvDims(long cacheFrames, long inFrames, long height, long width, long inChannels, long kt,
+                           long kh, long kw, long outFrames, long outHeight, long outWidth, long outChannels,
+                           Backend.ConvGeometry geometry) {
+        /** Multiply-adds of the convolution: To·Ho·Wo·Cout·KT·KH·KW·Cin. */
+        public long macs() {
+            return Math.multiplyExact(Math.multiplyExact(outFrames * outHeight * outWidth, outChannels),
+                    kt * kh * kw * inChannels);
+        }
+    }
+
+    public static ConvDims conv3d(Tensor out, Tensor cache, Tensor x, Tensor weight, Tensor bias,
+                                  Backend.ConvGeometry g) {
+        String op = "conv3d";
+        if (g == null || g.timeStride() < 1 || g.spaceStride() < 1 || g.padBefore() < 0 || g.padAfter() < 0) {
+            throw new IllegalArgumentException(op + ": invalid geometry; got " + g
+                    + ", expected strides >= 1 and paddings >= 0");
+        }
+        requireActivation(op, "x", x);
+        requireRank(op, "x", x, 4, "(T, H, W, Cin)");
+        long tx = x.shape().dim(0), h = x.shape().dim(1), w = x.shape().dim(2), cin = x.shape().dim(3);
+        long tc = 0;
+        if (cache != null) {
+            requireDType(op, "cache", cache, x.dtype());
+            requireRank(op, "cache", cache, 4, "(Tc, H, W, Cin)");
+            tc = cache.shape().dim(0);
+            requireShape(op, "cache", cache, Shape.of(tc, h, w, cin));
+        }
+        requireActivation(op, "weight", weight);
+        requireRank(op, "weight", weight, 5, "(Cout, KT, KH, KW, Cin)");
+        long cout = weight.shape().dim(0), kt = weight.shape().dim(1), kh = weight.shape().dim(2);
+        long kw = weight.shape().dim(3);
+        if (weight.shape().dim(4) != cin || cout < 1 || kt < 1 || kh < 1 || kw < 1) {
+            throw new IllegalArgumentException(op + ": weight does not fit x; got " + describe("weight", weight) + " for "
+                    + describe("x", x) + ", expected weight=(Cout, KT, KH, KW, " + cin + ") with positive sizes");
+        }
+        if (bias != null) {
+            requireActivation(op, "bias", bias);
+            requireElements(op, "bias", bias, cout);
+        }
+        long tin = tc + tx, st = g.timeStride(), ss = g.spaceStride();
+        long hp = h + g.padBefore() + g.padAfter() - kh, wp = w + g.padBefore() + g.padAfter() - kw;
+        if (tin < kt || hp < 0 || wp < 0 || (tin - kt) % st != 0 || hp % ss != 0 || wp % ss != 0) {
+            throw new IllegalArgumentException(op + ": the kernel does not tile the input exactly; got " + describe("x", x)
+                    + (cache == null ? "" : " after " + describe("cache", cache)) + " with kernel (" + kt + "," + kh + ","
+                    + kw + ") and " + g + ", expected (Tc + Tx − KT) % timeStride = 0 and (H + pads − KH) % spaceStride = 0");
+        }
+        Shape expected = Shape.of((tin - kt) / st + 1, hp / ss + 1, wp / ss + 1, cout);
+        requireActivation(op, "out", out);
+        requireShape(op, "out", out, expected);
+        return new ConvDims(tc, tx, h, w, cin, kt, kh, kw, expected.dim(0), expected.dim(1), expected.dim(2), cout, g);
+    }
+
+    /** upsampleNearest2x's input as (T, H, W, C). */
+    public static ConvDims upsampleNearest2x(Tensor out, Tensor x) {
+        String op = "upsampleNearest2x";
+        requireActivation(op, "x", x);
+        requireRank(op, "x", x, 4, "(T, H, W, C)");
+        long t = x.shape().dim(0), h = x.shape().dim(1), w = x.shape().dim(2), c = x.shape().dim(3);
+        requireActivation(op, "out", out);
+        requireShape(op, "out", out, Shape.of(t, 2 * h, 2 * w, c));
+        return new ConvDims(0, t, h, w, c, 1, 1, 1, t, 2 * h, 2 * w, c, Backend.ConvGeometry.same(0));
+    }
+
+    public static MatrixDims softmax(Tensor out, Tensor x) {
+        return rowwise("softmax", out, "out", x);
+    }
+
     // ---------------------------------------------------------------- layout and embeddings
 
     public static PatchDims patchify(Tensor out, Tensor latents, int channels, int frames, int height, int width) {

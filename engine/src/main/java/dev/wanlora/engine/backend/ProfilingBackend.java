@@ -292,6 +292,24 @@ public final class ProfilingBackend implements Backend {
     }
 
     @Override
+    public void conv3d(Tensor out, Tensor cache, Tensor x, Tensor weight, Tensor bias, ConvGeometry geometry) {
+        inner.conv3d(out, cache, x, weight, bias, geometry);
+        if (isRecording) record("conv3d", "cache", cache, "x", x, "weight", weight);
+    }
+
+    @Override
+    public void upsampleNearest2x(Tensor out, Tensor x) {
+        inner.upsampleNearest2x(out, x);
+        if (isRecording) record("upsampleNearest2x", "x", x);
+    }
+
+    @Override
+    public void softmax(Tensor out, Tensor x, float scale) {
+        inner.softmax(out, x, scale);
+        if (isRecording) record("softmax", "x", x);
+    }
+
+    @Override
     public void patchify(Tensor out, Tensor latents, int channels, int frames, int height, int width) {
         inner.patchify(out, latents, channels, frames, height, width);
         if (isRecording) record("patchify", "latents", latents);

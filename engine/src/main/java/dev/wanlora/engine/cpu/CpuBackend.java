@@ -417,6 +417,37 @@ public final class CpuBackend implements Backend {
         CpuLayout.sinusoidalEmbedding(co, ct, dims);
     }
 
+    // ---------------------------------------------------------------- video convolution (the Wan VAE)
+
+    @Override
+    public void conv3d(Tensor out, Tensor cache, Tensor x, Tensor weight, Tensor bias, ConvGeometry geometry) {
+        String op = "conv3d";
+        var dims = OpChecks.conv3d(out, cache, x, weight, bias, geometry);
+        CpuTensor co = cpu(op, "out", out), cc = cpu(op, "cache", cache), cx = cpu(op, "x", x);
+        CpuTensor cw = cpu(op, "weight", weight), cb = cpu(op, "bias", bias);
+        ALIAS.disjoint(op, "out", co, "cache", cc);
+        ALIAS.disjoint(op, "out", co, "x", cx);
+        ALIAS.disjoint(op, "out", co, "weight", cw);
+        ALIAS.disjoint(op, "out", co, "bias", cb);
+        CpuVideo.conv3d(co, cc, cx, cw, cb, dims);
+    }
+
+    @Override
+    public void upsampleNearest2x(Tensor out, Tensor x) {
+        var dims = OpChecks.upsampleNearest2x(out, x);
+        CpuTensor co = cpu("upsampleNearest2x", "out", out), cx = cpu("upsampleNearest2x", "x", x);
+        ALIAS.disjoint("upsampleNearest2x", "out", co, "x", cx);
+        CpuVideo.upsampleNearest2x(co, cx, dims);
+    }
+
+    @Override
+    public void softmax(Tensor out, Tensor x, float scale) {
+        var dims = OpChecks.softmax(out, x);
+        CpuTensor co = cpu("softmax", "out", out), cx = cpu("softmax", "x", x);
+        ALIAS.sameOrDisjoint("softmax", "out", co, "x", cx);
+        CpuVideo.softmax(co, cx, scale, dims);
+    }
+
     // ---------------------------------------------------------------- flow matching and loss
 
     @Override

@@ -38,6 +38,7 @@ public final class CudaBackend implements Backend {
     private final CudaNorm norm;
     private final CudaFlow flow;
     private final CudaOptim optim;
+    private final CudaVideo video;
     private final UploadStaging staging;
     private boolean closed;
 
@@ -57,6 +58,7 @@ public final class CudaBackend implements Backend {
         this.norm = new CudaNorm(launcher);
         this.flow = new CudaFlow(launcher);
         this.optim = new CudaOptim(launcher);
+        this.video = new CudaVideo(launcher);
         this.staging = new UploadStaging(context);
     }
 
@@ -543,6 +545,37 @@ public final class CudaBackend implements Backend {
         CudaTensor co = cuda("scale", "out", out), cx = cuda("scale", "x", x);
         ALIAS.sameOrDisjoint("scale", "out", co, "x", cx);
         elementwise.scale(co, cx, alpha);
+    }
+
+    // ---------------------------------------------------------------- video convolution (the Wan VAE)
+
+    @Override
+    public void conv3d(Tensor out, Tensor cache, Tensor x, Tensor weight, Tensor bias, ConvGeometry geometry) {
+        String op = "conv3d";
+        var dims = OpChecks.conv3d(out, cache, x, weight, bias, geometry);
+        CudaTensor co = cuda(op, "out", out), cc = cuda(op, "cache", cache), cx = cuda(op, "x", x);
+        CudaTensor cw = cuda(op, "weight", weight), cb = cuda(op, "bias", bias);
+        ALIAS.disjoint(op, "out", co, "cache", cc);
+        ALIAS.disjoint(op, "out", co, "x", cx);
+        ALIAS.disjoint(op, "out", co, "weight", cw);
+        ALIAS.disjoint(op, "out", co, "bias", cb);
+        video.conv3d(co, cc, cx, cw, cb, dims);
+    }
+
+    @Override
+    public void upsampleNearest2x(Tensor out, Tensor x) {
+        var dims = OpChecks.upsampleNearest2x(out, x);
+        CudaTensor co = cuda("upsampleNearest2x", "out", out), cx = cuda("upsampleNearest2x", "x", x);
+        ALIAS.disjoint("upsampleNearest2x", "out", co, "x", cx);
+        video.upsampleNearest2x(co, cx, dims);
+    }
+
+    @Override
+    public void softmax(Tensor out, Tensor x, float scale) {
+        var dims = OpChecks.softmax(out, x);
+        CudaTensor co = cuda("softmax", "out", out), cx = cuda("softmax", "x", x);
+        ALIAS.sameOrDisjoint("softmax", "out", co, "x", cx);
+        video.softmax(co, cx, scale, dims);
     }
 
     // ---------------------------------------------------------------- layout and embeddings

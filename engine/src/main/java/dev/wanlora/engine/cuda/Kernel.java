@@ -157,6 +157,17 @@ public enum Kernel {
     DEQUANTIZE_FP8_FWD_BF16_F32("quant", "dequantize_fp8_fwd_bf16_f32"),
     DEQUANTIZE_FP8_FWD_F32("quant", "dequantize_fp8_fwd_f32"),
     DEQUANTIZE_FP8_FWD_F32_BF16("quant", "dequantize_fp8_fwd_f32_bf16"),
+    // video (the Wan VAE; launched by CudaVideo)
+    CONV3D_FWD_BF16("video", "conv3d_fwd_bf16"),
+    CONV3D_FWD_F32("video", "conv3d_fwd_f32"),
+    CONV3D_MMA_FWD_BF16("video", "conv3d_mma_fwd_bf16"),
+    CONV3D_MMA96_FWD_BF16("video", "conv3d_mma96_fwd_bf16"),
+    SOFTMAX_FWD_BF16("video", "softmax_fwd_bf16"),
+    SOFTMAX_FWD_BF16_F32("video", "softmax_fwd_bf16_f32"),
+    SOFTMAX_FWD_F32("video", "softmax_fwd_f32"),
+    SOFTMAX_FWD_F32_BF16("video", "softmax_fwd_f32_bf16"),
+    UPSAMPLE_NEAREST2X_FWD_BF16("video", "upsample_nearest2x_fwd_bf16"),
+    UPSAMPLE_NEAREST2X_FWD_F32("video", "upsample_nearest2x_fwd_f32"),
 
     // attention (flash_attention.cu; launched by CudaAttention)
     ATTENTION_FWD_BF16("attention", "attention_fwd_bf16"),
