@@ -143,6 +143,9 @@ public enum Kernel {
     DEQUANTIZE_FP8_FWD_BF16_F32("quant", "dequantize_fp8_fwd_bf16_f32"),
     DEQUANTIZE_FP8_FWD_F32("quant", "dequantize_fp8_fwd_f32"),
     DEQUANTIZE_FP8_FWD_F32_BF16("quant", "dequantize_fp8_fwd_f32_bf16"),
+    QUANTIZE_FP8_FWD_BF16("quant", "quantize_fp8_fwd_bf16"),
+    QUANTIZE_FP8_FWD_F16("quant", "quantize_fp8_fwd_f16"),
+    QUANTIZE_FP8_FWD_F32("quant", "quantize_fp8_fwd_f32"),
 
     // attention (flash_attention.cu; launched by CudaAttention)
     ATTENTION_FWD_BF16("attention", "attention_fwd_bf16"),
