@@ -465,6 +465,47 @@ public final class WanDitWeights implements AutoCloseable {
     }
 
     /**
+     * Every key of an official Wan2.1 T2V checkpoint for {@code config} with its shape, in the order {@link #load} reads
+     * them (for writers of real-size test checkpoints; {@code isBlockLinearWeight} tells the ten fp8 targets per block).
+     */
+    public static Map<String, Shape> checkpointShapes(WanDitConfig config) {
+        Map<String, Shape> shapes = new java.util.LinkedHashMap<>();
+        int c = config.dim();
+        KeyPath root = KeyPath.root();
+        java.util.function.BiConsumer<KeyPath, Shape> linear = (path, shape) -> {
+            shapes.put(path.tensor("weight"), shape);
+            shapes.put(path.tensor("bias"), Shape.of(shape.dim(0)));
+        };
+        linear.accept(root.at("patch_embedding"), Shape.of(c, config.inChannels(), 1, 2, 2));
+        linear.accept(root.at("text_embedding").at(0), Shape.of(c, config.textDim()));
+        linear.accept(root.at("text_embedding").at(2), Shape.of(c, c));
+        linear.accept(root.at("time_embedding").at(0), Shape.of(c, config.freqDim()));
+        linear.accept(root.at("time_embedding").at(2), Shape.of(c, c));
+        linear.accept(root.at("time_projection").at(1), Shape.of(6L * c, c));
+        linear.accept(root.at("head").at("head"), Shape.of(config.headOutFeatures(), c));
+        shapes.put(root.at("head").tensor("modulation"), Shape.of(1, 2, c));
+        for (int i = 0; i < config.numLayers(); i++) {
+            KeyPath b = root.at("blocks").at(i);
+            for (BlockLinear which : BlockLinear.values()) {
+                String[] path = which.modulePath().split("\\.");
+                linear.accept(b.at(path[0]).at(path[1]), which.weightShape(config));
+            }
+            shapes.put(b.tensor("modulation"), Shape.of(1, 6, c));
+            for (String attention : List.of("self_attn", "cross_attn")) {
+                for (String norm : List.of("norm_q", "norm_k")) shapes.put(b.at(attention).at(norm).tensor("weight"), Shape.of(c));
+            }
+            shapes.put(b.at("norm3").tensor("weight"), Shape.of(c));
+            shapes.put(b.at("norm3").tensor("bias"), Shape.of(c));
+        }
+        return shapes;
+    }
+
+    /** True for {@code blocks.N.(self_attn|cross_attn).(q|k|v|o).weight} and {@code blocks.N.ffn.(0|2).weight}. */
+    public static boolean isBlockLinearWeight(String key) {
+        return key.matches("blocks\\.\\d+\\.((self_attn|cross_attn)\\.[qkvo]|ffn\\.[02])\\.weight");
+    }
+
+    /**
      * A Wan2.1 T2V checkpoint for {@code config} with random BF16 weights, as the tensors of a safetensors file: for
      * {@code wanlora demo} and tests, which need a model without a download. Values follow Wan's from-scratch
      * initialisation (W:wan/modules/model.py {@code init_weights} L609‑631 and the modulation parameters L276, L335 at
