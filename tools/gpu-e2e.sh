@@ -6,7 +6,7 @@ b=$1 logs=$2
 shift 2
 java=("$@")
 dir=${WANLORA_E2E_DIR:-$PWD/e2e-work}
-budget=${WANLORA_E2E_BUDGET_S:-330}
+budget=${WANLORA_E2E_BUDGET_S:-270}
 log="$logs/e2e.log"
 rm -rf "$dir" && mkdir -p "$dir"
 status=0
@@ -15,13 +15,13 @@ now() { echo "$EPOCHREALTIME"; }
 { echo "== machine"; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader; nproc; free -g | head -2
   df -h "$dir" | tail -1; findmnt -T "$dir" -no SOURCE,FSTYPE 2>/dev/null; } 2>&1 | tee -a "$log"
 fixture() { "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.fixture.RealSizeFixture "$@" 2>&1 | tee -a "$log"; }
-drop_caches() { sync && echo 3 > /proc/sys/vm/drop_caches; }
+drop_caches() { sync && echo 3 > /proc/sys/vm/drop_caches || say "WARNING: could not drop the page cache"; }
 
 # e2e_run NAME COLD(0|1) TASK CHECKPOINT [train flags...]
 e2e_run() {
   local name=$1 cold=$2 task=$3 ckpt=$4
   shift 4
-  local run="$logs/e2e-$name.log" smi="$dir/smi-$name.txt"
+  local run="$dir/run-$name.log" smi="$dir/smi-$name.txt"
   rm -rf "$dir/out-$name"
   [ "$cold" = 1 ] && drop_caches
   nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$smi" 2>/dev/null &
@@ -50,6 +50,7 @@ e2e_run() {
   last=$(grep "^step " "$run" | tail -1 | grep -o "[0-9.]* s/it")
   say "e2e $name: rc $rc; $([ "$cold" = 1 ] && echo cold || echo warm) page cache; step 1 done at ${first:-?} s, all done at $total s; $loaded; ${last:-? s/it} (mean of steps 2..); peak GPU ${peak:-?} MiB (nvidia-smi); host peak RSS $(awk -v k="$hwm" 'BEGIN{printf "%.2f", k/1048576}') GiB"
   [ "$rc" = 0 ] || { status=1; tail -5 "$run" | tee -a "$log"; }
+  { echo "==== $name: wanlora train --task $task --dit $ckpt $*"; cat "$run"; } >> "$logs/e2e-runs.log"
   rm -rf "$dir/out-$name"
 }
 
@@ -91,8 +92,9 @@ else
 fi
 if [ "$SECONDS" -lt "$budget" ]; then
   "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main bench --task t2v-14B --resolution 384x208 --frames 45 --blocks_to_swap 10 \
-    > "$logs/e2e-bench14swap.log" 2>&1 || status=1
-  say "bench (device-drawn weights, same shape, swap 10): $(grep -i "s/it" "$logs/e2e-bench14swap.log" | tail -2 | tr '\n' ' ')"
+    > "$dir/bench14swap.log" 2>&1 || status=1
+  { echo "==== wanlora bench --task t2v-14B --resolution 384x208 --frames 45 --blocks_to_swap 10"; cat "$dir/bench14swap.log"; } >> "$logs/e2e-runs.log"
+  say "bench (device-drawn weights, same shape, swap 10): $(grep -i "s/it" "$dir/bench14swap.log" | tail -2 | tr '\n' ' ')"
 else
   say "skipped (time budget ${budget}s used): wanlora bench"
 fi

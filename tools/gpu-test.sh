@@ -12,10 +12,10 @@
 #         caches (384x208x45) under $WANLORA_E2E_DIR (default ./e2e-work, on the disk), measures the disk with dd
 #         (page cache dropped), then runs `wanlora train` with the seed's command line (--fp8_base --fp8_scaled
 #         --blocks_to_swap 10, adamw8bit, rank 32, 20 steps) cold (page cache dropped) and warm, then the t2v-1.3B in
-#         bf16 / ComfyUI fp8_e4m3fn / fp8_scaled files, then (time allowing: $WANLORA_E2E_BUDGET_S, default 330 s) the
+#         bf16 / ComfyUI fp8_e4m3fn / fp8_scaled files, then (time allowing: $WANLORA_E2E_BUDGET_S, default 270 s) the
 #         14B ComfyUI fp8 file with --fp8_base and `wanlora bench` at the same shape. Each run reports time to the end
 #         of step 1, the load summary, s/it, peak GPU memory sampled from nvidia-smi every 100 ms and the host's peak RSS
-#         (VmHWM), in $OUT/e2e.log; each run's own output is in $OUT/e2e-NAME.log. Needs root (drop_caches).
+#         (VmHWM), in $OUT/e2e.log; every run's own output goes to $OUT/e2e-runs.log. Needs root (drop_caches).
 # Logs go to $OUT (or ./gpu-logs when OUT is unset); the exit status is non-zero when any step failed.
 set -uo pipefail
 b=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
