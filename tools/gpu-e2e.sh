@@ -6,7 +6,7 @@ b=$1 logs=$2
 shift 2
 java=("$@")
 dir=${WANLORA_E2E_DIR:-$PWD/e2e-work}
-budget=${WANLORA_E2E_BUDGET_S:-270}
+budget=${WANLORA_E2E_BUDGET_S:-200}
 log="$logs/e2e.log"
 rm -rf "$dir" && mkdir -p "$dir"
 status=0
@@ -69,27 +69,27 @@ e2e_run 14B-bf16-fp8scaled-swap10-cold 1 t2v-14B "$ckpt14" "${seed[@]}"
 e2e_run 14B-bf16-fp8scaled-swap10-warm 0 t2v-14B "$ckpt14" "${seed[@]}"
 rm -f "$ckpt14"
 
-ckpt13="$dir/wan2.1_t2v_1.3B_bf16.safetensors"
-fixture checkpoint t2v-1.3B bf16 "$ckpt13"
-e2e_run 1.3B-bf16-fp8scaled 0 t2v-1.3B "$ckpt13" "${seed[@]}"
-rm -f "$ckpt13"
 no_scaled=()
 for f in "${seed[@]}"; do [ "$f" = --fp8_scaled ] || no_scaled+=("$f"); done
-for variant in fp8_e4m3fn fp8_scaled; do
-  f="$dir/wan2.1_t2v_1.3B_$variant.safetensors"
-  fixture checkpoint t2v-1.3B "$variant" "$f"
-  e2e_run "1.3B-comfy-$variant-fp8base" 0 t2v-1.3B "$f" "${no_scaled[@]}"
-  rm -f "$f"
+if [ "$SECONDS" -lt "$budget" ]; then
+  ckpt13="$dir/wan2.1_t2v_1.3B_bf16.safetensors"
+  fixture checkpoint t2v-1.3B bf16 "$ckpt13"
+  e2e_run 1.3B-bf16-fp8scaled 0 t2v-1.3B "$ckpt13" "${seed[@]}"
+  rm -f "$ckpt13"
+else
+  say "skipped (time budget ${budget}s used): 1.3B bf16"
+fi
+for variant in fp8_scaled fp8_e4m3fn; do
+  if [ "$SECONDS" -lt "$budget" ]; then
+    f="$dir/wan2.1_t2v_1.3B_$variant.safetensors"
+    fixture checkpoint t2v-1.3B "$variant" "$f"
+    e2e_run "1.3B-comfy-$variant-fp8base" 0 t2v-1.3B "$f" "${no_scaled[@]}"
+    rm -f "$f"
+  else
+    say "skipped (time budget ${budget}s used): 1.3B ComfyUI $variant file"
+  fi
 done
 
-if [ "$SECONDS" -lt "$budget" ]; then
-  f="$dir/wan2.1_t2v_14B_fp8_e4m3fn.safetensors"
-  fixture checkpoint t2v-14B fp8_e4m3fn "$f"
-  e2e_run 14B-comfy-fp8_e4m3fn-fp8base-swap10 0 t2v-14B "$f" "${no_scaled[@]}"
-  rm -f "$f"
-else
-  say "skipped (time budget ${budget}s used): 14B ComfyUI fp8 file"
-fi
 if [ "$SECONDS" -lt "$budget" ]; then
   "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main bench --task t2v-14B --resolution 384x208 --frames 45 --blocks_to_swap 10 \
     > "$dir/bench14swap.log" 2>&1 || status=1
@@ -97,6 +97,14 @@ if [ "$SECONDS" -lt "$budget" ]; then
   say "bench (device-drawn weights, same shape, swap 10): $(grep -i "s/it" "$dir/bench14swap.log" | tail -2 | tr '\n' ' ')"
 else
   say "skipped (time budget ${budget}s used): wanlora bench"
+fi
+if [ "$SECONDS" -lt "$budget" ]; then
+  f="$dir/wan2.1_t2v_14B_fp8_e4m3fn.safetensors"
+  fixture checkpoint t2v-14B fp8_e4m3fn "$f"
+  e2e_run 14B-comfy-fp8_e4m3fn-fp8base-swap10 0 t2v-14B "$f" "${no_scaled[@]}"
+  rm -f "$f"
+else
+  say "skipped (time budget ${budget}s used): 14B ComfyUI fp8 file"
 fi
 rm -rf "$dir"
 exit $status

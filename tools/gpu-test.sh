@@ -6,14 +6,14 @@
 # golden: wanlora verify-golden testdata/golden/wan-tiny --backend cuda (run from the repository root, or set
 #         WANLORA_GOLDEN to a folder holding wan-tiny/).
 # demo:   wanlora demo --backend cuda (a tiny random Wan trained for two epochs on the GPU).
-# loadtests: the loader's GPU parity tests only (CudaLoadOpsParityTest: quantizeFp8 on every 14B/1.3B block Linear
-#         shape and the golden fp8 data, writeBytes through the staging ring).
+# loadtests: the loader's GPU tests only (CudaLoadOpsParityTest: quantizeFp8 on every 14B/1.3B block Linear shape and
+#         the golden fp8 data, writeBytes through the staging ring; WanDitWeightsLoadCudaTest: GPU load = CPU load).
 # e2e:    the user's run from files on disk (issue 13): writes a real-size random t2v-14B bf16 checkpoint and seed-shaped
 #         caches (384x208x45) under $WANLORA_E2E_DIR (default ./e2e-work, on the disk), measures the disk with dd
 #         (page cache dropped), then runs `wanlora train` with the seed's command line (--fp8_base --fp8_scaled
 #         --blocks_to_swap 10, adamw8bit, rank 32, 20 steps) cold (page cache dropped) and warm, then the t2v-1.3B in
-#         bf16 / ComfyUI fp8_e4m3fn / fp8_scaled files, then (time allowing: $WANLORA_E2E_BUDGET_S, default 270 s) the
-#         14B ComfyUI fp8 file with --fp8_base and `wanlora bench` at the same shape. Each run reports time to the end
+#         bf16 / ComfyUI fp8_scaled / fp8_e4m3fn files, the 14B ComfyUI fp8 file with --fp8_base and `wanlora bench` at the
+#         same shape, each only while the e2e step has run less than $WANLORA_E2E_BUDGET_S (default 200 s). Each run reports time to the end
 #         of step 1, the load summary, s/it, peak GPU memory sampled from nvidia-smi every 100 ms and the host's peak RSS
 #         (VmHWM), in $OUT/e2e.log; every run's own output goes to $OUT/e2e-runs.log. Needs root (drop_caches).
 # Logs go to $OUT (or ./gpu-logs when OUT is unset); the exit status is non-zero when any step failed.
@@ -48,6 +48,7 @@ for step in "${steps[@]}"; do
     loadtests)
       "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
         --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaLoadOpsParityTest \
+        --select-class dev.wanlora.models.wan.WanDitWeightsLoadCudaTest \
         --details=tree --disable-banner 2>&1 | tee "$logs/loadtests.log" || status=1
       ;;
     e2e)
