@@ -116,8 +116,9 @@ final class UploadStaging implements AutoCloseable {
                     offset += n;
                     continue;
                 }
-                Chunk c = reading.removeFirst();
+                Chunk c = reading.getFirst(); // removed only once every read is done: a failure waits for the rest below
                 for (Future<?> f : c.reads()) await(f);
+                reading.removeFirst();
                 queueCopy(dst, c.sourceOffset(), c.ringStart(), c.size(), "writeBytes of " + source.describe());
             }
         } catch (RuntimeException e) {
@@ -125,8 +126,10 @@ final class UploadStaging implements AutoCloseable {
             for (Chunk c : reading) for (Future<?> f : c.reads()) {
                 try {
                     f.get();
-                } catch (InterruptedException | ExecutionException ignored) {
+                } catch (ExecutionException ignored) {
                     // the first failure is the one rethrown
+                } catch (InterruptedException interrupted) {
+                    Thread.currentThread().interrupt();
                 }
             }
             throw e;
