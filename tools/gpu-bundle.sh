@@ -37,6 +37,7 @@ for t in */target/*-tests.jar; do [ -f "$t" ] && cp "$t" "$out/test/"; done
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.14.4 -DoutputDirectory="$out/test"
 cp tools/gpu-test.sh "$out/gpu-test.sh"
 cp tools/gpu-bench.sh "$out/gpu-bench.sh"
+cp tools/gpu-e2e.sh "$out/gpu-e2e.sh"
 echo "bundle $out: $(du -sh "$out" | cut -f1) (jre $(du -sh "$out/jre" | cut -f1), lib $(du -sh "$out/lib" | cut -f1), test $(du -sh "$out/test" | cut -f1))"
 if [ -n "$pack" ]; then
   rm -rf "$pack" && mkdir -p "$pack"

@@ -10,6 +10,16 @@
 #         dev.wanlora.benchmarks.UmT5Bench (real-size random-weight umT5-XXL, 4 prompts, bf16 and fp8: time, memory).
 # vaegolden: wanlora verify-golden testdata/golden/vae-tiny --backend cuda (the VAE in bf16 against musubi's goldens).
 # vaebench:  dev.wanlora.benchmarks.VaeBench (random-weight release VAE: decode of [16,12,48,48], encode, conv3d).
+# loadtests: the loader's GPU tests only (CudaLoadOpsParityTest: quantizeFp8 on every 14B/1.3B block Linear shape and
+#         the golden fp8 data, writeBytes through the staging ring; WanDitWeightsLoadCudaTest: GPU load = CPU load).
+# e2e:    the user's run from files on disk (issue 13): writes a real-size random t2v-14B bf16 checkpoint and seed-shaped
+#         caches (384x208x45) under $WANLORA_E2E_DIR (default ./e2e-work, on the disk), measures the disk with dd
+#         (page cache dropped), then runs `wanlora train` with the seed's command line (--fp8_base --fp8_scaled
+#         --blocks_to_swap 10, adamw8bit, rank 32, 20 steps) cold (page cache dropped) and warm, then the t2v-1.3B in
+#         bf16 / ComfyUI fp8_scaled / fp8_e4m3fn files, the 14B ComfyUI fp8 file with --fp8_base and `wanlora bench` at the
+#         same shape, each only while the e2e step has run less than $WANLORA_E2E_BUDGET_S (default 200 s). Each run reports time to the end
+#         of step 1, the load summary, s/it, peak GPU memory sampled from nvidia-smi every 100 ms and the host's peak RSS
+#         (VmHWM), in $OUT/e2e.log; every run's own output goes to $OUT/e2e-runs.log. Needs root (drop_caches).
 # Logs go to $OUT (or ./gpu-logs when OUT is unset); the exit status is non-zero when any step failed.
 set -uo pipefail
 b=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -49,7 +59,16 @@ for step in "${steps[@]}"; do
     vaebench)
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.VaeBench 2>&1 | tee "$logs/vaebench.log" || status=1
       ;;
-    *) echo "gpu-test.sh: unknown step $step; expected tests, bench, golden, demo, umt5, vaegolden or vaebench" >&2; status=2 ;;
+    loadtests)
+      "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
+        --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaLoadOpsParityTest \
+        --select-class dev.wanlora.models.wan.WanDitWeightsLoadCudaTest \
+        --details=tree --disable-banner 2>&1 | tee "$logs/loadtests.log" || status=1
+      ;;
+    e2e)
+      bash "$b/gpu-e2e.sh" "$b" "$logs" "${java[@]}" || status=1
+      ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, loadtests, bench, golden, demo, e2e, umt5, vaegolden or vaebench" >&2; status=2 ;;
   esac
 done
 exit $status

@@ -2,6 +2,8 @@ package dev.wanlora.cli;
 
 import dev.wanlora.engine.io.PthFile;
 import dev.wanlora.engine.io.SafeTensors;
+import dev.wanlora.engine.io.SafeTensorsException;
+import dev.wanlora.models.wan.WanCheckpointKind;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.models.wan.vae.WanVaeConfig;
@@ -68,6 +70,7 @@ final class InspectCommand implements Callable<Integer> {
         try (SafeTensors st = SafeTensors.open(file)) {
             printSummary(out, st);
             CheckpointInspect.printKind(out, st);
+            printModel(out);
             printCache(out, st);
             printLora(out, st);
             printVae(out, st);
@@ -95,6 +98,17 @@ final class InspectCommand implements Callable<Integer> {
         out.println("data:     " + String.format(Locale.ROOT, "%,d bytes (%s)", dataBytes, humanBytes(dataBytes)));
         out.println("metadata: " + (st.metadata().isEmpty() ? "none" : st.metadata().size() + " entries"));
         st.metadata().forEach((k, v) -> out.println("  " + k + " = " + abbreviate(v)));
+    }
+
+    /** What a DiT checkpoint is (model, task, dtypes, quantization, prefix), when the file is one. */
+    private void printModel(PrintWriter out) {
+        try (SafeTensors st = SafeTensors.open(file, SafeTensors.DIT_PREFIXES);
+             SafeTensors raw = SafeTensors.open(file)) {
+            WanCheckpointKind kind = raw.keys().isEmpty() ? null : WanCheckpointKind.of(st, raw.keys().iterator().next());
+            if (kind != null) kind.describe().forEach(out::println);
+        } catch (IllegalArgumentException | SafeTensorsException e) {
+            out.println("Wan2.1 DiT: not loadable (" + e.getMessage() + ")");
+        }
     }
 
     /** Latent or text-encoder cache details, from the file name (spec §5.1, §5.2) and the tensor keys. */

@@ -24,6 +24,30 @@ class InspectCommandTest {
     @TempDir
     Path tmp;
 
+    /** inspect names what a DiT file is: the golden tiny model, and a ComfyUI scaled fp8 file of tiny shapes. */
+    @Test
+    void namesTheModelTaskDtypeAndQuantization() throws Exception {
+        CommandRun r = run("inspect", Golden.dir("wan-tiny").resolve("model.safetensors").toString(), "--limit", "0");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("  model:        Wan2.1 T2V (non-standard shapes), 2 blocks, dim 256, ffn_dim 512\n"), r.out());
+        assertTrue(r.out().contains("  dtype:        block Linear weights BF16; other tensors BF16 49\n"), r.out());
+        assertTrue(r.out().contains("  quantization: none\n"), r.out());
+        assertTrue(r.out().contains("  keys:         bare (official layout)\n"), r.out());
+
+        Path scaled = tmp.resolve("tiny_fp8_scaled.safetensors");
+        dev.wanlora.cli.fixture.RealSizeFixtureAccess.write(new dev.wanlora.models.wan.WanDitConfig(256, 512, 2, 3, 16, 16,
+                4096, 256, dev.wanlora.models.wan.WanDitConfig.TEXT_LEN, 1e-6f, dev.wanlora.models.wan.WanDitConfig.PATCH_1_2_2),
+                "fp8_scaled", scaled);
+        r = run("inspect", scaled.toString(), "--limit", "0");
+        assertEquals(0, r.exitCode(), r.err());
+        assertTrue(r.out().contains("  model:        Wan2.1 T2V (non-standard shapes), 3 blocks, dim 256, ffn_dim 512\n"), r.out());
+        assertTrue(r.out().contains("  task:         none of musubi's (t2v-14B, t2v-1.3B)\n"), r.out());
+        assertTrue(r.out().contains("  dtype:        block Linear weights F8_E4M3; other tensors F16 "), r.out());
+        assertTrue(r.out().contains("  quantization: scaled_fp8 (scale_weight), 30 scaled weights\n"), r.out());
+        assertTrue(r.out().contains("  keys:         prefixed model.diffusion_model. (ComfyUI layout)\n"), r.out());
+        assertTrue(r.out().contains("train with --fp8_base"), r.out());
+    }
+
     @Test
     void listsTheGoldenDit() {
         CommandRun r = run("inspect", Golden.dir("wan-tiny").resolve("model.safetensors").toString(), "--limit", "2");

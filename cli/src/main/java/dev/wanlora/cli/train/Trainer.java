@@ -299,8 +299,11 @@ final class Trainer {
     private WanDitWeights loadWeights(SafeTensors checkpoint, ComputePrecision precision, WanDitWeights.BlockSwap swap) {
         try {
             // The CPU reference stores fp8 weights dequantized (exactly the values a GPU dequantizes before each GEMM).
-            return WanDitWeights.load(backend, checkpoint, modelConfig, precision, quantization(),
-                    backend instanceof CpuBackend, swap);
+            try (LoadProgress progress = LoadProgress.start(out, ProgressDisplay.isTerminal() && !isLinePerStep,
+                    o.dit.getFileName().toString(), WanDitWeights.loadBytes(checkpoint))) {
+                return WanDitWeights.load(backend, checkpoint, modelConfig, precision, quantization(),
+                        backend instanceof CpuBackend, swap, progress);
+            }
         } catch (IllegalArgumentException | SafeTensorsException e) {
             throw new UserError(e.getMessage(), e);
         }
@@ -512,9 +515,21 @@ final class Trainer {
         return network;
     }
 
+    /** The size of a file that was just read (0 if it cannot be asked: the summary line is informational). */
+    private static long fileBytes(Path file) {
+        try {
+            return java.nio.file.Files.size(file);
+        } catch (java.io.IOException e) {
+            return 0;
+        }
+    }
+
     private LoraNetwork readLora(Path file) {
         try {
-            return LoraNetwork.fromWeights(backend, modelConfig, LoraFile.read(file).modules(), file.toString());
+            long start = System.nanoTime();
+            LoraNetwork network = LoraNetwork.fromWeights(backend, modelConfig, LoraFile.read(file).modules(), file.toString());
+            out.println(LoadProgress.summary(file.getFileName().toString(), fileBytes(file), (System.nanoTime() - start) / 1e9));
+            return network;
         } catch (IllegalArgumentException | SafeTensorsException e) {
             throw new UserError(e.getMessage(), e);
         }
@@ -553,7 +568,10 @@ final class Trainer {
             sessionId = new SecureRandom().nextLong() & 0xFFFF_FFFFL;
             trainingStartedAt = System.currentTimeMillis() / 1000.0;
         } else {
+            long loadStart = System.nanoTime();
             long optimizerStep = optimizer.loadState(o.resume.resolve(TrainState.OPTIMIZER_FILE));
+            out.println(LoadProgress.summary(TrainState.OPTIMIZER_FILE, fileBytes(o.resume.resolve(TrainState.OPTIMIZER_FILE)),
+                    (System.nanoTime() - loadStart) / 1e9));
             if (optimizerStep != resumed.globalStep()) {
                 throw new UserError(o.resume + ": the optimizer state is at step " + optimizerStep + " but state.json at step "
                         + resumed.globalStep() + "; the state folder is inconsistent, resume from another one");

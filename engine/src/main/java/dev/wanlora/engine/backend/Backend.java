@@ -1,5 +1,6 @@
 package dev.wanlora.engine.backend;
 
+import dev.wanlora.engine.io.ByteSource;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
@@ -49,6 +50,16 @@ public interface Backend extends AutoCloseable {
      */
     void write(Tensor dst, float[] values);
 
+    /**
+     * dst's bytes = {@code bytes} (raw little-endian data already in dst's dtype: a checkpoint tensor's slice), without
+     * allocating on the device: the loader's upload path. {@code bytes} has been read completely when the call returns;
+     * on a device the data then moves through a pinned staging ring on the compute stream (ordered like
+     * {@link #write}) and the host does not wait for it, so reading the next tensor overlaps this one's copy and the
+     * conversions queued after it. CUDA reads the source in large pieces on several threads (a cold disk reaches its
+     * sequential speed only with several reads in flight). dst must be contiguous.
+     */
+    void writeBytes(Tensor dst, ByteSource bytes);
+
     /** The tensor's values widened to float (exact for every supported dtype). Synchronizes. */
     float[] toFloats(Tensor t);
 
@@ -80,6 +91,16 @@ public interface Backend extends AutoCloseable {
      * or F32 (= overwrite).
      */
     void dequantizeFp8(Tensor out, Tensor wq, Tensor scale);
+
+    /**
+     * musubi's {@code --fp8_scaled} block quantizer, bit for bit {@code Fp8BlockQuantizer} (spec §3.2; its Javadoc has
+     * the upstream lines): for each run of 64 input elements of a row, scale = max(dtype(max|w| / 448), dtype(1e-8))
+     * computed in w's dtype (a NaN in the block makes the scale NaN, as torch's amax does), and
+     * codes = e4m3(clamp(nan→0(w / scale), ±448)) rounded to nearest even. w (O, I) BF16, F16 or F32 with I % 64 == 0;
+     * codes (O, I) F8_E4M3 (=); scale (O, I/64, 1) (=), BF16 for a BF16 w, F32 for F16 and F32 (holding the value
+     * rounded to w's dtype, exact in F32). {@link #dequantizeFp8} inverts it the way musubi's patched Linear does.
+     */
+    void quantizeFp8(Tensor codes, Tensor scale, Tensor w);
 
     // ---------------------------------------------------------------- norms
 

@@ -174,6 +174,23 @@ public final class OpChecks {
         return new MatrixDims(o, i);
     }
 
+    /** Checks of {@code Backend.quantizeFp8}; returns (O, I). */
+    public static MatrixDims quantizeFp8(Tensor codes, Tensor scale, Tensor w) {
+        String op = "quantizeFp8";
+        requireDType(op, "w", w, DType.BF16, DType.F16, DType.F32);
+        requireRank(op, "w", w, 2, "(O, I)");
+        requireDType(op, "codes", codes, DType.F8_E4M3);
+        requireSameShape(op, "codes", codes, "w", w);
+        long o = w.shape().dim(0), i = w.shape().dim(1);
+        if (i % 64 != 0) {
+            throw new IllegalArgumentException(op + ": input dim is not a multiple of the block size 64; got "
+                    + describe("w", w) + ", expected I % 64 == 0");
+        }
+        requireDType(op, "scale", scale, w.dtype() == DType.BF16 ? DType.BF16 : DType.F32);
+        requireShape(op, "scale", scale, Shape.of(o, i / 64, 1));
+        return new MatrixDims(o, i);
+    }
+
     // ---------------------------------------------------------------- norms
 
     public static MatrixDims layerNorm(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight, Tensor bias) {

@@ -121,6 +121,12 @@ public final class ProfilingBackend implements Backend {
     }
 
     @Override
+    public void writeBytes(Tensor dst, dev.wanlora.engine.io.ByteSource bytes) {
+        inner.writeBytes(dst, bytes);
+        if (isRecording) record("writeBytes", "dst", dst);
+    }
+
+    @Override
     public float[] toFloats(Tensor t) {
         float[] v = inner.toFloats(t);
         if (isRecording) record("toFloats", "t", t);
@@ -155,6 +161,12 @@ public final class ProfilingBackend implements Backend {
     public void dequantizeFp8(Tensor out, Tensor wq, Tensor scale) {
         inner.dequantizeFp8(out, wq, scale);
         if (isRecording) record("dequantizeFp8", "out", out, "scale", scale);
+    }
+
+    @Override
+    public void quantizeFp8(Tensor codes, Tensor scale, Tensor w) {
+        inner.quantizeFp8(codes, scale, w);
+        if (isRecording) record("quantizeFp8", "w", w, "codes", codes, "scale", scale);
     }
 
     @Override

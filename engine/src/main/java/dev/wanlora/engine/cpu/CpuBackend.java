@@ -3,13 +3,16 @@ package dev.wanlora.engine.cpu;
 import dev.wanlora.engine.backend.AliasChecks;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.OpChecks;
+import dev.wanlora.engine.io.ByteSource;
 import dev.wanlora.engine.numeric.Bf16;
+import dev.wanlora.engine.numeric.Fp8BlockQuantizer;
 import dev.wanlora.engine.numeric.Fp16;
 import dev.wanlora.engine.numeric.Fp8;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
@@ -77,11 +80,36 @@ public final class CpuBackend implements Backend {
                     + " bytes for " + shape + " " + dtype.name().toLowerCase(Locale.ROOT) + ", expected " + expected);
         }
         CpuTensor t = allocate(dtype, shape);
+        decode(t, bytes);
+        return t;
+    }
+
+    /** Reads the source into a temporary segment, then decodes it like {@link #fromBytes}. */
+    @Override
+    public void writeBytes(Tensor dst, ByteSource bytes) {
+        CpuTensor t = cpu("writeBytes", "dst", dst);
+        long expected = Math.multiplyExact(t.numElements(), t.dtype().sizeBytes());
+        if (bytes.byteSize() != expected) {
+            throw new IllegalArgumentException("writeBytes: byte count does not match the tensor; got " + bytes.byteSize()
+                    + " bytes from " + bytes.describe() + " for " + t.shape() + " " + t.dtype() + ", expected " + expected);
+        }
+        try (Arena arena = Arena.ofConfined()) {
+            MemorySegment host = arena.allocate(Math.max(1, expected), 16);
+            if (expected > 0) bytes.read(0, host.asSlice(0, expected));
+            decode(t, host.asSlice(0, expected));
+        }
+    }
+
+    /** t = the little-endian values in {@code bytes} (t's dtype, t's element count), decoded exactly. */
+    private static void decode(CpuTensor t, MemorySegment bytes) {
         float[] d = t.data();
+        int base = t.offset();
+        DType dtype = t.dtype();
         var f32 = ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
         var i16 = ValueLayout.JAVA_SHORT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
-        for (int i = 0; i < d.length; i++) {
-            d[i] = switch (dtype) {
+        int n = Math.toIntExact(t.numElements());
+        for (int i = 0; i < n; i++) {
+            d[base + i] = switch (dtype) {
                 case F32 -> bytes.getAtIndex(f32, i);
                 case BF16 -> Bf16.toFloat(bytes.getAtIndex(i16, i));
                 case F16 -> Fp16.toFloat(bytes.getAtIndex(i16, i));
@@ -91,7 +119,6 @@ public final class CpuBackend implements Backend {
                 default -> throw new IllegalStateException("unreachable: allocate rejects " + dtype);
             };
         }
-        return t;
     }
 
     @Override
@@ -142,6 +169,22 @@ public final class CpuBackend implements Backend {
         ALIAS.disjoint("dequantizeFp8", "out", co, "wq", cw);
         ALIAS.disjoint("dequantizeFp8", "out", co, "scale", cs);
         CpuGemm.dequantizeFp8(co, cw, cs, dims);
+    }
+
+    /** The reference: {@link Fp8BlockQuantizer} on the weight's (exact) values, one call per tensor. */
+    @Override
+    public void quantizeFp8(Tensor codes, Tensor scale, Tensor w) {
+        String op = "quantizeFp8";
+        OpChecks.quantizeFp8(codes, scale, w);
+        CpuTensor cc = cpu(op, "codes", codes), cs = cpu(op, "scale", scale), cw = cpu(op, "w", w);
+        ALIAS.disjoint(op, "codes", cc, "w", cw);
+        ALIAS.disjoint(op, "scale", cs, "w", cw);
+        ALIAS.disjoint(op, "codes", cc, "scale", cs);
+        Fp8BlockQuantizer.Result q = Fp8BlockQuantizer.quantize(toFloats(cw), w.shape(), w.dtype());
+        byte[] codeBytes = q.codes();
+        for (int i = 0; i < codeBytes.length; i++) cc.store(i, Fp8.e4m3ToFloat(codeBytes[i]));
+        float[] scales = q.scales();
+        for (int i = 0; i < scales.length; i++) cs.store(i, scales[i]);
     }
 
     // ---------------------------------------------------------------- norms

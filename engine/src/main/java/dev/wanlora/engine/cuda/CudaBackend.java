@@ -3,6 +3,7 @@ package dev.wanlora.engine.cuda;
 import dev.wanlora.engine.backend.AliasChecks;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.OpChecks;
+import dev.wanlora.engine.io.ByteSource;
 import dev.wanlora.engine.numeric.Bf16;
 import dev.wanlora.engine.optim.AdamW8bit;
 import dev.wanlora.engine.numeric.Fp16;
@@ -150,6 +151,17 @@ public final class CudaBackend implements Backend {
                     + " values for " + t.shape() + ", expected " + t.numElements());
         }
         staging.upload(t.pointer(), t.sizeBytes(), host -> encode("write", host, t.dtype(), values));
+    }
+
+    /** Through the pinned {@link UploadStaging} ring in large pieces read on several threads (see the contract). */
+    @Override
+    public void writeBytes(Tensor dst, ByteSource bytes) {
+        CudaTensor t = cuda("writeBytes", "dst", dst);
+        if (bytes.byteSize() != t.sizeBytes()) {
+            throw new IllegalArgumentException("writeBytes: byte count does not match the tensor; got " + bytes.byteSize()
+                    + " bytes from " + bytes.describe() + " for " + t.shape() + " " + t.dtype() + ", expected " + t.sizeBytes());
+        }
+        staging.uploadFrom(t.pointer(), bytes);
     }
 
     /** values rounded to dtype, little-endian, into host (values.length elements). */
@@ -300,6 +312,17 @@ public final class CudaBackend implements Backend {
         ALIAS.disjoint(op, "out", co, "wq", cw);
         ALIAS.disjoint(op, "out", co, "scale", cs);
         elementwise.dequantizeFp8(co, cw, cs);
+    }
+
+    @Override
+    public void quantizeFp8(Tensor codes, Tensor scale, Tensor w) {
+        String op = "quantizeFp8";
+        OpChecks.quantizeFp8(codes, scale, w);
+        CudaTensor cc = cuda(op, "codes", codes), cs = cuda(op, "scale", scale), cw = cuda(op, "w", w);
+        ALIAS.disjoint(op, "codes", cc, "w", cw);
+        ALIAS.disjoint(op, "scale", cs, "w", cw);
+        ALIAS.disjoint(op, "codes", cc, "scale", cs);
+        elementwise.quantizeFp8(cc, cs, cw);
     }
 
     // ---------------------------------------------------------------- norms

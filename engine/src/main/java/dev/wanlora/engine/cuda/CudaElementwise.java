@@ -153,6 +153,16 @@ final class CudaElementwise {
         if (n > 0) launcher.launch(Launcher.kernel("gatedGelu", "gated_gelu_fwd", x.dtype(), out.dtype()), launcher.cover(n), out, gate, x, n);
     }
 
+    /** One thread per 8 elements (see quantize_fp8.cu); OpChecks has checked I % 64 == 0. */
+    void quantizeFp8(CudaTensor codes, CudaTensor scale, CudaTensor w) {
+        long n = w.numElements();
+        if (w.address() % 16 != 0 || codes.address() % 8 != 0) {
+            throw new UnsupportedOperationException("quantizeFp8 (cuda): w must be 16-byte and codes 8-byte aligned; got "
+                    + w + ", " + codes + "; supported: tensors at the start of an allocation or at 64-element offsets");
+        }
+        if (n > 0) launcher.launch(Launcher.kernel("quantizeFp8", "quantize_fp8_fwd", w.dtype()), vectorGrid(n), codes, scale, w, n);
+    }
+
     static void requireSame(String op, String a, DType ta, String b, DType tb) {
         if (ta != tb) {
             throw new UnsupportedOperationException(op + " (cuda): " + a + " and " + b + " must share a dtype; got " + a + "="

@@ -168,6 +168,10 @@ public enum Kernel {
     SOFTMAX_FWD_F32_BF16("video", "softmax_fwd_f32_bf16"),
     UPSAMPLE_NEAREST2X_FWD_BF16("video", "upsample_nearest2x_fwd_bf16"),
     UPSAMPLE_NEAREST2X_FWD_F32("video", "upsample_nearest2x_fwd_f32"),
+    // quant (the checkpoint loader; launched by CudaElementwise)
+    QUANTIZE_FP8_FWD_BF16("quant", "quantize_fp8_fwd_bf16"),
+    QUANTIZE_FP8_FWD_F16("quant", "quantize_fp8_fwd_f16"),
+    QUANTIZE_FP8_FWD_F32("quant", "quantize_fp8_fwd_f32"),
 
     // attention (flash_attention.cu; launched by CudaAttention)
     ATTENTION_FWD_BF16("attention", "attention_fwd_bf16"),

@@ -100,6 +100,8 @@ public final class SafeTensors implements TensorSource {
     private final Arena arena;
     private final Map<String, Slot> slots;
     private final Map<String, String> metadata;
+    /** Channels of {@link #source}, one per file, opened on first use and closed with the reader. */
+    private final Map<Path, FileChannel> channels = new java.util.concurrent.ConcurrentHashMap<>();
     private volatile boolean isClosed;
 
     private SafeTensors(Path path, Arena arena, Map<String, Slot> slots, Map<String, String> metadata) {
@@ -199,6 +201,25 @@ public final class SafeTensors implements TensorSource {
     }
 
     /**
+     * The tensor's bytes as a {@link ByteSource} that reads the file with positional reads (no map; see ByteSource):
+     * what a loader streams into pinned staging memory. Valid until {@link #close()}.
+     */
+    public ByteSource source(String key) {
+        Slot s = slot(key);
+        if (isClosed) throw new IllegalStateException(path + ": source(" + quote(key) + ") after close()");
+        Path file = s.info().file();
+        FileChannel channel = channels.computeIfAbsent(file, f -> {
+            try {
+                return FileChannel.open(f, StandardOpenOption.READ);
+            } catch (IOException e) {
+                throw new SafeTensorsException(f + ": cannot open for reading (" + oneLine(String.valueOf(e.getMessage()))
+                        + "). hint: check the file's permissions and the disk", e);
+            }
+        });
+        return new ByteSource.FileRange(file, channel, s.offset(), s.info().byteLength());
+    }
+
+    /**
      * The tensor's values widened to float (a copy). F32/F16/BF16/F8 widen exactly; F64 rounds to nearest float.
      * Integer and bool tensors are refused: read them with {@link #data}.
      */
@@ -236,6 +257,13 @@ public final class SafeTensors implements TensorSource {
             if (isClosed) return;
             isClosed = true;
             arena.close();
+            for (FileChannel ch : channels.values()) {
+                try {
+                    ch.close();
+                } catch (IOException ignored) {
+                    // read-only channel: nothing to flush, and the reader is done with it
+                }
+            }
         }
     }
 

@@ -3,18 +3,14 @@ package dev.wanlora.models.wan;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsWriter;
-import dev.wanlora.engine.numeric.Fp8;
-import dev.wanlora.engine.numeric.Fp8BlockQuantizer;
+import dev.wanlora.engine.numeric.Bf16;
 import dev.wanlora.engine.stream.BlockLayout;
 import dev.wanlora.engine.stream.BlockStreamer;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Collections;
 import java.util.EnumMap;
 import java.util.LinkedHashSet;
@@ -22,6 +18,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
+import java.util.function.LongConsumer;
 
 /**
  * The frozen DiT parameters on a {@link Backend}, loaded from a checkpoint (spec §2.3). This is the only class that
@@ -391,8 +388,19 @@ public final class WanDitWeights implements AutoCloseable {
     public static WanDitWeights load(Backend backend, SafeTensors checkpoint, WanDitConfig config,
                                      ComputePrecision precision, Quantization quantization, boolean dequantizeFp8AtLoad,
                                      BlockSwap swap) {
+        return load(backend, checkpoint, config, precision, quantization, dequantizeFp8AtLoad, swap, bytes -> {});
+    }
+
+    /**
+     * {@link #load(Backend, SafeTensors, WanDitConfig, ComputePrecision, Quantization, boolean, BlockSwap)} reporting
+     * progress: {@code bytesRead} gets the file bytes of each tensor once they are read (they add up to
+     * {@link #loadBytes}). Returns once every copy and conversion on the backend is done.
+     */
+    public static WanDitWeights load(Backend backend, SafeTensors checkpoint, WanDitConfig config,
+                                     ComputePrecision precision, Quantization quantization, boolean dequantizeFp8AtLoad,
+                                     BlockSwap swap, LongConsumer bytesRead) {
         checkSwap(config, swap);
-        Loader loader = new Loader(backend, checkpoint, config, precision, quantization, dequantizeFp8AtLoad);
+        Loader loader = new Loader(backend, checkpoint, config, precision, quantization, dequantizeFp8AtLoad, bytesRead);
         List<Tensor> loaded = loader.loaded;
         int firstSwapped = swap.firstSwapped(config.numLayers());
         BlockStreamer streamer = null;
@@ -434,13 +442,67 @@ public final class WanDitWeights implements AutoCloseable {
                         loader.tensor(cross.at("norm_k").tensor("weight"), Shape.of(c))));
             }
             loader.checkAllConsumed();
+            loader.finish();
             return new WanDitWeights(config, quantization, patch, text0, text2, time0, time2, projection, head,
                     headModulation, List.copyOf(blocks), swap, streamer);
         } catch (RuntimeException e) {
+            backend.synchronize(); // queued conversions may still read the scratch tensors
+            loader.closeScratch();
             loaded.forEach(Tensor::close);
             if (streamer != null) streamer.close();
             throw e;
         }
+    }
+
+    /** File bytes {@link #load} reads from {@code checkpoint}: every tensor but the scaled-fp8 scales and markers. */
+    public static long loadBytes(SafeTensors checkpoint) {
+        ScaledFp8Layout layout = ScaledFp8Layout.of(checkpoint);
+        long n = 0;
+        for (String key : checkpoint.keys()) {
+            if (layout == null || !layout.auxiliary().contains(key)) n += checkpoint.info(key).byteLength();
+        }
+        return n;
+    }
+
+    /**
+     * Every key of an official Wan2.1 T2V checkpoint for {@code config} with its shape, in the order {@link #load} reads
+     * them (for writers of real-size test checkpoints; {@code isBlockLinearWeight} tells the ten fp8 targets per block).
+     */
+    public static Map<String, Shape> checkpointShapes(WanDitConfig config) {
+        Map<String, Shape> shapes = new java.util.LinkedHashMap<>();
+        int c = config.dim();
+        KeyPath root = KeyPath.root();
+        java.util.function.BiConsumer<KeyPath, Shape> linear = (path, shape) -> {
+            shapes.put(path.tensor("weight"), shape);
+            shapes.put(path.tensor("bias"), Shape.of(shape.dim(0)));
+        };
+        linear.accept(root.at("patch_embedding"), Shape.of(c, config.inChannels(), 1, 2, 2));
+        linear.accept(root.at("text_embedding").at(0), Shape.of(c, config.textDim()));
+        linear.accept(root.at("text_embedding").at(2), Shape.of(c, c));
+        linear.accept(root.at("time_embedding").at(0), Shape.of(c, config.freqDim()));
+        linear.accept(root.at("time_embedding").at(2), Shape.of(c, c));
+        linear.accept(root.at("time_projection").at(1), Shape.of(6L * c, c));
+        linear.accept(root.at("head").at("head"), Shape.of(config.headOutFeatures(), c));
+        shapes.put(root.at("head").tensor("modulation"), Shape.of(1, 2, c));
+        for (int i = 0; i < config.numLayers(); i++) {
+            KeyPath b = root.at("blocks").at(i);
+            for (BlockLinear which : BlockLinear.values()) {
+                String[] path = which.modulePath().split("\\.");
+                linear.accept(b.at(path[0]).at(path[1]), which.weightShape(config));
+            }
+            shapes.put(b.tensor("modulation"), Shape.of(1, 6, c));
+            for (String attention : List.of("self_attn", "cross_attn")) {
+                for (String norm : List.of("norm_q", "norm_k")) shapes.put(b.at(attention).at(norm).tensor("weight"), Shape.of(c));
+            }
+            shapes.put(b.at("norm3").tensor("weight"), Shape.of(c));
+            shapes.put(b.at("norm3").tensor("bias"), Shape.of(c));
+        }
+        return shapes;
+    }
+
+    /** True for {@code blocks.N.(self_attn|cross_attn).(q|k|v|o).weight} and {@code blocks.N.ffn.(0|2).weight}. */
+    public static boolean isBlockLinearWeight(String key) {
+        return key.matches("blocks\\.\\d+\\.((self_attn|cross_attn)\\.[qkvo]|ffn\\.[02])\\.weight");
     }
 
     /**
@@ -661,7 +723,17 @@ public final class WanDitWeights implements AutoCloseable {
         String tensor(String name) { return prefix + name; }
     }
 
-    /** Reads, checks and converts tensors; remembers what it handed out so a failed load frees everything. */
+    /**
+     * Reads, checks and converts tensors; remembers what it handed out so a failed load frees everything.
+     *
+     * <p>No weight passes through the Java heap: each tensor's file bytes go straight into the backend
+     * ({@link Backend#writeBytes}: on a GPU, positional reads into a pinned staging ring and an asynchronous copy),
+     * either into the final tensor when the file already has its dtype, or into a scratch tensor of the file's dtype
+     * (one per dtype, the size of the largest tensor, reused) from which a device op writes the final tensor:
+     * {@link Backend#copy} for a dtype change or the plain fp8 cast, {@link Backend#quantizeFp8} for --fp8_scaled.
+     * Every step is queued in order on the backend's stream, so the host reads the next tensor while the device copies
+     * and converts this one; scratch reuse is safe for the same reason.
+     */
     private static final class Loader {
         private final Backend backend;
         private final SafeTensors checkpoint;
@@ -670,10 +742,16 @@ public final class WanDitWeights implements AutoCloseable {
         private final boolean dequantizeFp8AtLoad;
         private final DType computeDType;
         private final Set<String> unconsumed;
+        /** Per-tensor scales of a ComfyUI scaled fp8 file, or null. */
+        private final ScaledFp8Layout scaledFp8;
+        private final LongConsumer progress;
+        /** Elements of the largest tensor in the file: the size of each scratch tensor. */
+        private final long scratchElements;
+        private final Map<DType, Tensor> scratch = new EnumMap<>(DType.class);
         final List<Tensor> loaded = new ArrayList<>();
 
         Loader(Backend backend, SafeTensors checkpoint, WanDitConfig config, ComputePrecision precision,
-               Quantization quantization, boolean dequantizeFp8AtLoad) {
+               Quantization quantization, boolean dequantizeFp8AtLoad, LongConsumer progress) {
             this.backend = backend;
             this.checkpoint = checkpoint;
             this.config = config;
@@ -681,6 +759,12 @@ public final class WanDitWeights implements AutoCloseable {
             this.dequantizeFp8AtLoad = dequantizeFp8AtLoad;
             this.computeDType = precision.activationDType();
             this.unconsumed = new LinkedHashSet<>(checkpoint.keys());
+            this.scaledFp8 = ScaledFp8Layout.of(checkpoint);
+            if (scaledFp8 != null) unconsumed.removeAll(scaledFp8.auxiliary());
+            this.progress = progress;
+            long largest = 0;
+            for (String key : checkpoint.keys()) largest = Math.max(largest, checkpoint.info(key).numElements());
+            this.scratchElements = largest;
         }
 
         /** Spec §3.1: an fp8 file needs --fp8_base and refuses --fp8_scaled (musubi raises the same way). */
@@ -689,14 +773,15 @@ public final class WanDitWeights implements AutoCloseable {
             if (!checkpoint.contains(probe)) return; // reported as a missing key below
             DType fileDType = checkpoint.info(probe).dtype();
             boolean isFp8File = fileDType == DType.F8_E4M3 || fileDType == DType.F8_E5M2;
+            String kind = scaledFp8 != null ? " (" + scaledFp8.format() + ")" : "";
             if (isFp8File && quantization == Quantization.FP8_SCALED) {
                 throw new IllegalArgumentException(name() + ": the checkpoint is already " + fileDType
-                        + " (an fp8 file), which --fp8_scaled cannot re-quantize; drop --fp8_scaled (keep --fp8_base)"
+                        + kind + " (an fp8 file), which --fp8_scaled cannot re-quantize; drop --fp8_scaled (keep --fp8_base)"
                         + " or use the bf16 checkpoint");
             }
             if (isFp8File && quantization == Quantization.NONE) {
                 throw new IllegalArgumentException(name() + ": the checkpoint is " + fileDType
-                        + " (an fp8 file); add --fp8_base to train on it, or use the bf16 checkpoint");
+                        + kind + " (an fp8 file); add --fp8_base to train on it, or use the bf16 checkpoint");
             }
         }
 
@@ -707,6 +792,17 @@ public final class WanDitWeights implements AutoCloseable {
                     + " with " + config.numLayers() + " blocks: " + String.join(", ", extra.subList(0,
                     Math.min(4, extra.size()))) + (extra.size() > 4 ? ", …" : "")
                     + "; expected exactly the keys of spec §2.3 (is this a different model or a LoRA file?)");
+        }
+
+        /** Waits for every queued copy and conversion, then frees the scratch tensors. */
+        void finish() {
+            backend.synchronize();
+            closeScratch();
+        }
+
+        void closeScratch() {
+            scratch.values().forEach(Tensor::close);
+            scratch.clear();
         }
 
         /**
@@ -721,23 +817,34 @@ public final class WanDitWeights implements AutoCloseable {
                 Tensor[] q = quantized(weightKey, loadShape);
                 return new Linear(weightKey, null, q[0], q[1], bias);
             }
-            Tensor weight = isBlockLinear && quantization == Quantization.FP8_SCALED
+            Tensor weight = isBlockLinear && (quantization == Quantization.FP8_SCALED || isScaled(weightKey))
                     ? dequantized(quantized(weightKey, loadShape))
                     : tensor(weightKey, loadShape);
             // the loaded tensor itself when no reshape is needed, so the Linear holds the owner (streaming frees it)
             return new Linear(weightKey, weight.shape().equals(matrix) ? weight : weight.reshape(matrix), null, null, bias);
         }
 
-        /** A non-quantized tensor in the compute dtype (after the fp8 cast under FP8_BASE). */
+        /**
+         * A non-quantized tensor in the compute dtype: the file's values (widened or rounded once), after the plain
+         * fp8 cast under FP8_BASE, times its scale in a scaled fp8 file (see {@link ScaledFp8Layout} for the numerics).
+         */
         Tensor tensor(String key, Shape expected) {
             SafeTensors.TensorInfo info = checked(key, expected);
-            Tensor t;
-            if (quantization == Quantization.FP8_BASE && info.dtype() != DType.F8_E4M3) {
-                t = backend.fromFloats(computeDType, expected, castToFp8(checkpoint.floats(key)));
-            } else {
-                t = convert(backend.fromBytes(info.dtype(), expected, checkpoint.data(key)));
-            }
+            Tensor t = backend.allocate(computeDType, expected);
             loaded.add(t);
+            DType fileDType = info.dtype();
+            if (quantization == Quantization.FP8_BASE && fileDType != DType.F8_E4M3) {
+                // torch's .to(float8_e4m3fn) (round to nearest even, no saturation), then the exact upcast at use
+                Tensor codes = scratchView(DType.F8_E4M3, expected);
+                backend.copy(codes, fileBytes(key, info, expected));
+                backend.copy(t, codes);
+            } else if (fileDType == computeDType) {
+                read(t, key, info);
+            } else {
+                backend.copy(t, fileBytes(key, info, expected));
+            }
+            Float s = scaledFp8 == null ? null : scaledFp8.scaleOf(key);
+            if (s != null) backend.scale(t, t, roundToCompute(s)); // dtype(dtype(q) · dtype(s)): the product is exact in fp32
             return t;
         }
 
@@ -750,26 +857,38 @@ public final class WanDitWeights implements AutoCloseable {
                         + ", not a multiple of the fp8 block size 64; expected a Wan2.1 DiT");
             }
             Shape scaleShape = Shape.of(out, in / 64, 1);
-            Tensor codes;
+            Tensor codes = backend.allocate(DType.F8_E4M3, expected);
+            loaded.add(codes);
             Tensor scale;
-            if (quantization == Quantization.FP8_BASE) {
+            Float fileScale = scaledFp8 == null ? null : scaledFp8.scaleOf(key);
+            if (fileScale != null) {
+                // A scaled fp8 file: the codes as stored, the per-tensor scale s in every block, held in the compute
+                // dtype so dequantizeFp8 gives dtype(dtype(q) · dtype(s)), ComfyUI's weight (ScaledFp8Layout).
+                scale = backend.allocate(computeDType, scaleShape);
+                backend.fill(scale, fileScale);
+                copyCodes(codes, key, info, expected);
+            } else if (quantization == Quantization.FP8_BASE) {
                 // Plain cast (spec §3.1) = block quantization with unit scales: dequantizeFp8 then gives bf16(w_q) exactly.
-                byte[] bytes = info.dtype() == DType.F8_E4M3 ? checkpoint.data(key).toArray(ValueLayout.JAVA_BYTE)
-                        : fp8Codes(checkpoint.floats(key));
-                codes = backend.fromBytes(DType.F8_E4M3, expected, MemorySegment.ofArray(bytes));
-                float[] ones = new float[Math.toIntExact(scaleShape.numElements())];
-                Arrays.fill(ones, 1f);
-                scale = backend.fromFloats(DType.BF16, scaleShape, ones);
+                scale = backend.allocate(DType.BF16, scaleShape);
+                backend.fill(scale, 1f);
+                copyCodes(codes, key, info, expected);
             } else {
                 // musubi computes and stores the scale in the weight's dtype; F16 scales are held as F32 (exact values;
                 // dequantizeFp8 then rounds the product to F32 instead of F16: no Wan release ships fp16 + fp8_scaled).
-                Fp8BlockQuantizer.Result q = Fp8BlockQuantizer.quantize(checkpoint.floats(key), expected, info.dtype());
-                codes = backend.fromBytes(DType.F8_E4M3, expected, MemorySegment.ofArray(q.codes()));
-                scale = backend.fromFloats(info.dtype() == DType.BF16 ? DType.BF16 : DType.F32, scaleShape, q.scales());
+                scale = backend.allocate(info.dtype() == DType.BF16 ? DType.BF16 : DType.F32, scaleShape);
+                backend.quantizeFp8(codes, scale, fileBytes(key, info, expected));
             }
-            loaded.add(codes);
             loaded.add(scale);
             return new Tensor[] {codes, scale};
+        }
+
+        /** codes = the file's e4m3 bytes, or its values cast to e4m3 (round to nearest even, as torch's .to()). */
+        private void copyCodes(Tensor codes, String key, SafeTensors.TensorInfo info, Shape expected) {
+            if (info.dtype() == DType.F8_E4M3) {
+                read(codes, key, info);
+            } else {
+                backend.copy(codes, fileBytes(key, info, expected));
+            }
         }
 
         /** The compute-dtype weight bf16(bf16(w_q)·scale) of a quantized pair; frees the pair. */
@@ -784,13 +903,31 @@ public final class WanDitWeights implements AutoCloseable {
             return out;
         }
 
-        private Tensor convert(Tensor fileTensor) {
-            if (fileTensor.dtype() == computeDType) return fileTensor;
-            Tensor t = backend.allocate(computeDType, fileTensor.shape());
-            backend.copy(t, fileTensor);
-            fileTensor.close();
-            return t;
+        private boolean isScaled(String weightKey) { return scaledFp8 != null && scaledFp8.scaleOf(weightKey) != null; }
+
+        /** The file's bytes of {@code key} in a scratch tensor of the file's dtype (queued on the backend). */
+        private Tensor fileBytes(String key, SafeTensors.TensorInfo info, Shape shape) {
+            Tensor view = scratchView(info.dtype(), shape);
+            read(view, key, info);
+            return view;
         }
+
+        /** dst's bytes = the file's bytes of key (dst has the file's dtype); reports the bytes read. */
+        private void read(Tensor dst, String key, SafeTensors.TensorInfo info) {
+            backend.writeBytes(dst, checkpoint.source(key));
+            progress.accept(info.byteLength());
+        }
+
+        private Tensor scratchView(DType dtype, Shape shape) {
+            Tensor s = scratch.get(dtype);
+            if (s == null) {
+                s = backend.allocate(dtype, Shape.of(scratchElements));
+                scratch.put(dtype, s);
+            }
+            return s.view(0, shape);
+        }
+
+        private float roundToCompute(float v) { return computeDType == DType.BF16 ? Bf16.round(v) : v; }
 
         private SafeTensors.TensorInfo checked(String key, Shape expected) {
             if (!checkpoint.contains(key)) {
@@ -803,7 +940,7 @@ public final class WanDitWeights implements AutoCloseable {
                         + info.shape() + ", expected " + expected + " (dim " + config.dim() + ", ffn_dim "
                         + config.ffnDim() + ")");
             }
-            if (!info.dtype().isFloatingPoint()) {
+            if (!info.dtype().isFloatingPoint() || info.dtype() == DType.F64) {
                 throw new IllegalArgumentException(info.file().getFileName() + ": key " + key + " is " + info.dtype()
                         + ", expected a floating dtype (BF16, F16, F32 or F8_E4M3)");
             }
@@ -812,17 +949,5 @@ public final class WanDitWeights implements AutoCloseable {
         }
 
         private String name() { return checkpoint.path().getFileName().toString(); }
-
-        /** torch's {@code .to(float8_e4m3fn)} (round to nearest even), widened back to float. */
-        private static float[] castToFp8(float[] values) {
-            for (int i = 0; i < values.length; i++) values[i] = Fp8.e4m3ToFloat(Fp8.e4m3FromFloat(values[i]));
-            return values;
-        }
-
-        private static byte[] fp8Codes(float[] values) {
-            byte[] codes = new byte[values.length];
-            for (int i = 0; i < values.length; i++) codes[i] = Fp8.e4m3FromFloat(values[i]);
-            return codes;
-        }
     }
 }
