@@ -114,10 +114,14 @@ public final class TrainChecks {
         refuseIf(scheduler == LearningRateSchedule.Kind.CONSTANT && !o.lr_warmup_steps.toString().equals("0"),
                 "--lr_warmup_steps " + o.lr_warmup_steps, "the constant scheduler has no warm-up (musubi refuses it too)",
                 "use --lr_scheduler constant_with_warmup");
-        refuseIf(!o.lr_decay_steps.toString().equals("0") || o.lr_scheduler_timescale != null || o.lr_scheduler_min_lr_ratio != null,
-                "--lr_decay_steps/--lr_scheduler_timescale/--lr_scheduler_min_lr_ratio",
-                "they belong to schedulers wanlora does not support (warmup_stable_decay, inverse_sqrt, cosine_with_min_lr, rex)",
-                "remove them");
+        refuseIf(scheduler == LearningRateSchedule.Kind.COSINE_WITH_MIN_LR && o.lr_scheduler_min_lr_ratio == null,
+                "--lr_scheduler cosine_with_min_lr", "needs the final lr ratio (transformers refuses it without one)",
+                "add --lr_scheduler_min_lr_ratio, e.g. 0.1");
+        if (o.lr_scheduler_min_lr_ratio != null && !(o.lr_scheduler_min_lr_ratio >= 0 && o.lr_scheduler_min_lr_ratio <= 1)) {
+            throw new UserError("--lr_scheduler_min_lr_ratio " + o.lr_scheduler_min_lr_ratio + ": expected a ratio in [0, 1]");
+        }
+        atLeast("--lr_scheduler_timescale", o.lr_scheduler_timescale, 1);
+        stepsOrRatio("--lr_decay_steps", o.lr_decay_steps);
         refuseIf(!o.lr_scheduler_type.isEmpty(), "--lr_scheduler_type", "custom PyTorch schedulers are not supported",
                 "use --lr_scheduler with one of musubi's scheduler names");
         refuseIf(o.lr_scheduler_args != null && !o.lr_scheduler_args.isEmpty(), "--lr_scheduler_args",

@@ -140,7 +140,8 @@ public final class TrainOptions {
     public double max_grad_norm;
 
     @Option(names = {"--lr_scheduler", "--lr-scheduler"}, paramLabel = "NAME", defaultValue = "constant",
-            description = "constant, linear, cosine, cosine_with_restarts, polynomial, constant_with_warmup, ... (default ${DEFAULT-VALUE}).")
+            description = "constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial, inverse_sqrt,"
+                    + " cosine_with_min_lr, warmup_stable_decay, rex (default ${DEFAULT-VALUE}).")
     public String lr_scheduler;
 
     @Option(names = {"--lr_warmup_steps", "--lr-warmup-steps"}, paramLabel = "N|RATIO", defaultValue = "0",

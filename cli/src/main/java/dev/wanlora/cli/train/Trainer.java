@@ -537,7 +537,9 @@ final class Trainer {
     private int loop(TrainState resumed) {
         try {
             schedule = new LearningRateSchedule(LearningRateSchedule.Kind.fromFlag(o.lr_scheduler), o.learning_rate,
-                    o.lr_warmup_steps.resolve(maxTrainSteps), maxTrainSteps, o.lr_scheduler_num_cycles, o.lr_scheduler_power);
+                    o.lr_warmup_steps.resolve(maxTrainSteps), maxTrainSteps, o.lr_scheduler_num_cycles, o.lr_scheduler_power)
+                    .with(o.lr_decay_steps.resolve(maxTrainSteps), o.lr_scheduler_timescale == null ? 0 : o.lr_scheduler_timescale,
+                            o.lr_scheduler_min_lr_ratio == null ? Double.NaN : o.lr_scheduler_min_lr_ratio);
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), e);
         }
