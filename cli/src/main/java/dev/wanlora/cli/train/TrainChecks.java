@@ -77,6 +77,11 @@ public final class TrainChecks {
         if ("all".equals(o.log_with)) {
             info.add("info: --log_with all: logging to TensorBoard only (wandb is not supported)");
         }
+        OptimizerConfig optimizer = OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
+        if (optimizer.kind() == OptimizerConfig.Kind.ADAFACTOR && optimizer.adafactor().relativeStep()) {
+            info.add("info: Adafactor relative_step=True (musubi's default): the step size is min(1e-2, 1/sqrt(step))·RMS(weights);"
+                    + " --learning_rate and --lr_scheduler are not used (pass --optimizer_args relative_step=False to use them)");
+        }
         boolean samplingAsked = o.sample_at_first || o.sample_every_n_epochs != null || o.sample_every_n_steps != null;
         if (samplingAsked && o.sample_prompts == null) {
             info.add("info: --sample_every_n_*/--sample_at_first without --sample_prompts: no samples will be made");
@@ -105,12 +110,18 @@ public final class TrainChecks {
                 "LoRA network arguments (loraplus_lr_ratio, exclude_patterns, include_patterns, dropouts) are not supported yet",
                 "remove them");
         LearningRateSchedule.Kind scheduler;
+        OptimizerConfig optimizer;
         try {
             scheduler = LearningRateSchedule.Kind.fromFlag(o.lr_scheduler);
-            OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
+            optimizer = OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), e);
         }
+        // musubi: Adafactor's relative_step replaces the scheduler with AdafactorSchedule, which refuses warm-up
+        refuseIf(optimizer.kind() == OptimizerConfig.Kind.ADAFACTOR && optimizer.adafactor().relativeStep()
+                        && !o.lr_warmup_steps.toString().equals("0"), "--lr_warmup_steps " + o.lr_warmup_steps,
+                "Adafactor with relative_step=True makes its own step size and takes no warm-up (musubi refuses it too)",
+                "remove it, or pass --optimizer_args relative_step=False to use --learning_rate and --lr_scheduler");
         refuseIf(scheduler == LearningRateSchedule.Kind.CONSTANT && !o.lr_warmup_steps.toString().equals("0"),
                 "--lr_warmup_steps " + o.lr_warmup_steps, "the constant scheduler has no warm-up (musubi refuses it too)",
                 "use --lr_scheduler constant_with_warmup");

@@ -124,11 +124,13 @@ public final class TrainOptions {
     // ------------------------------------------------------------------ optimizer and schedule
 
     @Option(names = {"--optimizer_type", "--optimizer-type"}, paramLabel = "TYPE", defaultValue = "",
-            description = "AdamW (the default when empty) or AdamW8bit.")
+            description = "AdamW (the default when empty), AdamW8bit, prodigyopt.Prodigy or Adafactor.")
     public String optimizer_type;
 
     @Option(names = {"--optimizer_args", "--optimizer-args"}, paramLabel = "KEY=VALUE", arity = "0..*",
-            description = "Optimizer arguments, e.g. weight_decay=0.01 betas=0.9,0.999.")
+            description = "Optimizer arguments, e.g. weight_decay=0.01 betas=0.9,0.999 (Prodigy: decouple=True"
+                    + " use_bias_correction=True safeguard_warmup=True d_coef=1; Adafactor: relative_step=False"
+                    + " scale_parameter=False warmup_init=False).")
     public List<String> optimizer_args;
 
     @Option(names = {"--learning_rate", "--learning-rate"}, paramLabel = "LR", defaultValue = "2.0e-6",

@@ -223,6 +223,11 @@ class TrainFlagsTest {
             "--resume nowhere               | --resume nowhere: no such folder",
             "--validate_every_n_steps 5     | add --validation_dataset_config",
             "--validation_timesteps 0.5,1.0 | --validation_timesteps 1.0: expected noise levels strictly between 0 and 1",
+            "--lr_scheduler cosine_with_min_lr | --lr_scheduler cosine_with_min_lr: needs the final lr ratio (transformers refuses it without one); add --lr_scheduler_min_lr_ratio, e.g. 0.1",
+            "--lr_scheduler_min_lr_ratio 2  | --lr_scheduler_min_lr_ratio 2.0: expected a ratio in [0, 1]",
+            "--lr_scheduler_timescale 0     | --lr_scheduler_timescale 0: expected an integer >= 1",
+            "--optimizer_type adafactor --lr_warmup_steps 10 | Adafactor with relative_step=True makes its own step size and takes no warm-up",
+            "--optimizer_type prodigyopt.Prodigy --optimizer_args slice_p=11 | --optimizer_args: slice_p=11 is not supported",
     })
     void badInputEndsInOneLine(String args, String expected) {
         CommandRun r = run(required(args.strip().split(" +")));
@@ -266,6 +271,25 @@ class TrainFlagsTest {
 
         r = run(required("--config_file", dir.resolve("absent.toml").toString()));
         assertTrue(r.err().contains("absent.toml: file not found; check the --config_file path"), r.err());
+    }
+
+    @Test
+    void schedulersAndOptimizersOnceRefusedAreAccepted() {
+        for (String[] args : new String[][] {
+                {"--lr_scheduler", "cosine_with_min_lr", "--lr_scheduler_min_lr_ratio", "0.1"},
+                {"--lr_scheduler", "warmup_stable_decay", "--lr_decay_steps", "0.2", "--lr_warmup_steps", "10"},
+                {"--lr_scheduler", "rex", "--lr_scheduler_min_lr_ratio", "0.05"},
+                {"--lr_scheduler", "inverse_sqrt", "--lr_scheduler_timescale", "100"},
+                {"--optimizer_type", "prodigyopt.Prodigy", "--optimizer_args", "decouple=True", "use_bias_correction=True",
+                        "safeguard_warmup=True", "weight_decay=0.01", "d_coef=1"},
+                {"--optimizer_type", "adafactor", "--optimizer_args", "relative_step=False", "scale_parameter=False",
+                        "warmup_init=False", "--lr_scheduler", "constant_with_warmup", "--lr_warmup_steps", "10"}}) {
+            assertEquals(List.of(), TrainChecks.check(parse(required(args))), String.join(" ", args));
+        }
+        List<String> info = TrainChecks.check(parse(required("--optimizer_type", "Adafactor")));
+        assertEquals(List.of("info: Adafactor relative_step=True (musubi's default): the step size is min(1e-2,"
+                + " 1/sqrt(step))·RMS(weights); --learning_rate and --lr_scheduler are not used (pass --optimizer_args"
+                + " relative_step=False to use them)"), info);
     }
 
     @Test
