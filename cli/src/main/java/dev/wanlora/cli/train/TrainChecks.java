@@ -105,10 +105,15 @@ public final class TrainChecks {
                 "merging LoRA files into the DiT before training is not supported", "merge them beforehand");
         refuseIf(o.base_weights_multiplier != null && !o.base_weights_multiplier.isEmpty(), "--base_weights_multiplier",
                 "is not supported (nor is --base_weights)", "leave it out");
-        refuseIf(o.network_args != null && !o.network_args.isEmpty(), "--network_args " + String.join(" ",
-                        o.network_args == null ? List.of() : o.network_args),
-                "LoRA network arguments (loraplus_lr_ratio, exclude_patterns, include_patterns, dropouts) are not supported yet",
-                "remove them");
+        try {
+            var networkArgs = dev.wanlora.models.lora.NetworkArgs.parse(o.network_args == null ? List.of() : o.network_args);
+            OptimizerConfig optimizer = OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
+            refuseIf(networkArgs.hasLoraplus() && optimizer.kind() == OptimizerConfig.Kind.PRODIGY,
+                    "--network_args loraplus_lr_ratio", "Prodigy takes one learning rate for all parameters (prodigyopt"
+                            + " raises for LoRA+'s second group)", "remove loraplus_lr_ratio or use AdamW/AdamW8bit/Adafactor");
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        }
         LearningRateSchedule.Kind scheduler;
         OptimizerConfig optimizer;
         try {

@@ -228,6 +228,9 @@ class TrainFlagsTest {
             "--lr_scheduler_timescale 0     | --lr_scheduler_timescale 0: expected an integer >= 1",
             "--optimizer_type adafactor --lr_warmup_steps 10 | Adafactor with relative_step=True makes its own step size and takes no warm-up",
             "--optimizer_type prodigyopt.Prodigy --optimizer_args slice_p=11 | --optimizer_args: slice_p=11 is not supported",
+            "--network_args loraplus_ratio=4 | --network_args: unknown key 'loraplus_ratio'; networks.lora_wan keys wanlora supports: exclude_patterns, include_patterns, loraplus_lr_ratio, verbose",
+            "--network_args module_dropout=0.1 | --network_args module_dropout: not supported",
+            "--optimizer_type prodigy --network_args loraplus_lr_ratio=4 | --network_args loraplus_lr_ratio: Prodigy takes one learning rate for all parameters",
     })
     void badInputEndsInOneLine(String args, String expected) {
         CommandRun r = run(required(args.strip().split(" +")));

@@ -242,6 +242,29 @@ class TrainRunTest {
         }
     }
 
+    /**
+     * --network_args: exclude/include patterns train a subset of modules (the file holds only those and reads back as
+     * a LoRA), LoRA+ and verbose are reported, and ss_network_args records the arguments as musubi's json.dumps does.
+     */
+    @Test
+    void networkArgsSelectModulesAndLoraplus() throws IOException {
+        CommandRun r = train(reference("netargs", "logs-netargs", "--network_args", "exclude_patterns=['.*ffn.*']",
+                "include_patterns=['blocks.0.ffn.0']", "loraplus_lr_ratio=4", "verbose=True"));
+        assertEquals(0, r.exitCode(), r.out() + r.err());
+        assertTrue(r.out().contains("LoRA+: lora_up learning rate × 4"), r.out());
+        assertTrue(r.out().contains("\tlora_unet_blocks_0_ffn_0"), r.out());
+        assertFalse(r.out().contains("lora_unet_blocks_0_ffn_2"), r.out());
+        try (SafeTensors st = SafeTensors.open(dir.resolve("netargs/ghibli.safetensors"))) {
+            // 2 blocks × 8 attention modules + blocks.0.ffn.0, 3 tensors each (down, up, alpha)
+            assertEquals(17 * 3, st.keys().size(), st.keys().toString());
+            assertTrue(st.contains("lora_unet_blocks_0_ffn_0.lora_up.weight"));
+            assertFalse(st.contains("lora_unet_blocks_1_ffn_0.lora_up.weight"));
+            assertEquals("{\"exclude_patterns\": \"['.*ffn.*']\", \"include_patterns\": \"['blocks.0.ffn.0']\","
+                    + " \"loraplus_lr_ratio\": \"4\", \"verbose\": \"True\"}", st.metadata().get("ss_network_args"));
+        }
+        assertEquals(17, dev.wanlora.models.lora.LoraFile.read(dir.resolve("netargs/ghibli.safetensors")).modules().size());
+    }
+
     /** The reference command with another --optimizer_type (flags after --optimizer_args belong to the trainer). */
     private static String[] withOptimizer(String type, String[] args) {
         List<String> list = new ArrayList<>(Arrays.asList(args));

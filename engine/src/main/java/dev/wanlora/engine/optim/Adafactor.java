@@ -57,7 +57,11 @@ public final class Adafactor implements Optimizer {
                 settings.clipThreshold(), settings.decayRate(), settings.beta1(), settings.weightDecay(),
                 settings.scaleParameter(), settings.relativeStep(), settings.warmupInit());
         for (State s : states) {
-            backend.adafactor(s.parameter().value(), s.parameter().grad(), s.m(), s.row(), s.col(), s.v(), gradScale, h);
+            float scale = s.parameter().learningRateScale();
+            Backend.AdafactorStep hp = scale == 1f ? h : new Backend.AdafactorStep(learningRate * scale, step, h.eps1(),
+                    h.eps2(), h.clipThreshold(), h.decayRate(), h.beta1(), h.weightDecay(), h.scaleParameter(),
+                    h.relativeStep(), h.warmupInit());
+            backend.adafactor(s.parameter().value(), s.parameter().grad(), s.m(), s.row(), s.col(), s.v(), gradScale, hp);
         }
         lastStep = step;
     }

@@ -88,6 +88,13 @@ public interface Optimizer extends AutoCloseable {
                         + " (the parameters' total)");
             }
         }
+        boolean isScaled = parameters.stream().anyMatch(p -> p.learningRateScale() != 1f);
+        if (isScaled && config.kind() == OptimizerConfig.Kind.PRODIGY) {
+            // prodigy.py: "Setting different lr values in different parameter groups is only supported for values of 0"
+            throw new IllegalArgumentException("--network_args loraplus_lr_ratio: Prodigy takes one learning rate for all"
+                    + " parameters (prodigyopt raises for LoRA+'s second group); expected no loraplus_lr_ratio with Prodigy");
+        }
+        if (isScaled) contiguous = null; // one op per parameter, each with its own learning rate
         return switch (config.kind()) {
             case ADAMW -> new AdamW(backend, config, parameters, contiguous);
             case ADAMW_8BIT -> new AdamW8bit(backend, config, parameters, contiguous);
