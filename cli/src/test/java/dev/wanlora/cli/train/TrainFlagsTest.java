@@ -276,6 +276,25 @@ class TrainFlagsTest {
         assertTrue(r.err().contains("absent.toml: file not found; check the --config_file path"), r.err());
     }
 
+    /** Issue 14: every flag the trainer refuses says so in --help (picocli's option descriptions). */
+    @Test
+    void refusedFlagsAreMarkedInHelp() {
+        var spec = picocli.CommandLine.Model.CommandSpec.forAnnotatedObject(new TrainOptions());
+        for (String flag : List.of("--network_dropout", "--dim_from_weights", "--scale_weight_norms", "--base_weights",
+                "--base_weights_multiplier", "--lr_scheduler_type", "--lr_scheduler_args", "--num_timestep_buckets",
+                "--show_timesteps", "--clip", "--one_frame", "--dit_high_noise", "--timestep_boundary",
+                "--offload_inactive_dit", "--force_v2_1_time_embedding", "--huggingface_repo_id", "--save_state_to_huggingface",
+                "--resume_from_huggingface", "--async_upload", "--wandb_api_key", "--network_args", "--optimizer_type",
+                "--lr_scheduler", "--log_with", "--timestep_sampling", "--weighting_scheme", "--mixed_precision")) {
+            String text = String.join(" ", spec.findOption(flag).description()).toLowerCase(java.util.Locale.ROOT);
+            assertTrue(text.contains("not supported"), flag + ": " + text);
+        }
+        for (String flag : List.of("--lr_scheduler_min_lr_ratio", "--lr_scheduler_timescale", "--lr_decay_steps")) {
+            String text = String.join(" ", spec.findOption(flag).description()).toLowerCase(java.util.Locale.ROOT);
+            assertFalse(text.contains("not supported"), flag + ": " + text);
+        }
+    }
+
     @Test
     void schedulersAndOptimizersOnceRefusedAreAccepted() {
         for (String[] args : new String[][] {
