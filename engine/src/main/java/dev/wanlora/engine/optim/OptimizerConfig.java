@@ -190,7 +190,12 @@ public record OptimizerConfig(Kind kind, float beta1, float beta2, float eps, fl
     public AdafactorSettings adafactor() {
         float eps1 = 1e-30f, eps2 = 1e-3f;
         if (args.containsKey("eps")) {
-            List<Object> items = betas(args.get("eps"));
+            List<?> items = switch (args.get("eps")) {
+                case PythonLiteral.Tuple t -> t.items();
+                case List<?> l -> l;
+                default -> List.of();
+            };
+            if (items.size() != 2) throw badValue("eps", args.get("eps"), "two numbers such as (1e-30,1e-3)");
             eps1 = (float) number("eps", items.get(0));
             eps2 = (float) number("eps", items.get(1));
         }
