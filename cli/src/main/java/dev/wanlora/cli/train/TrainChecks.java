@@ -77,6 +77,11 @@ public final class TrainChecks {
         if ("all".equals(o.log_with)) {
             info.add("info: --log_with all: logging to TensorBoard only (wandb is not supported)");
         }
+        OptimizerConfig optimizer = OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
+        if (optimizer.kind() == OptimizerConfig.Kind.ADAFACTOR && optimizer.adafactor().relativeStep()) {
+            info.add("info: Adafactor relative_step=True (musubi's default): the step size is min(1e-2, 1/sqrt(step))·RMS(weights);"
+                    + " --learning_rate and --lr_scheduler are not used (pass --optimizer_args relative_step=False to use them)");
+        }
         boolean samplingAsked = o.sample_at_first || o.sample_every_n_epochs != null || o.sample_every_n_steps != null;
         if (samplingAsked && o.sample_prompts == null) {
             info.add("info: --sample_every_n_*/--sample_at_first without --sample_prompts: no samples will be made");
@@ -100,24 +105,39 @@ public final class TrainChecks {
                 "merging LoRA files into the DiT before training is not supported", "merge them beforehand");
         refuseIf(o.base_weights_multiplier != null && !o.base_weights_multiplier.isEmpty(), "--base_weights_multiplier",
                 "is not supported (nor is --base_weights)", "leave it out");
-        refuseIf(o.network_args != null && !o.network_args.isEmpty(), "--network_args " + String.join(" ",
-                        o.network_args == null ? List.of() : o.network_args),
-                "LoRA network arguments (loraplus_lr_ratio, exclude_patterns, include_patterns, dropouts) are not supported yet",
-                "remove them");
-        LearningRateSchedule.Kind scheduler;
         try {
-            scheduler = LearningRateSchedule.Kind.fromFlag(o.lr_scheduler);
-            OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
+            var networkArgs = dev.wanlora.models.lora.NetworkArgs.parse(o.network_args == null ? List.of() : o.network_args);
+            OptimizerConfig optimizer = OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
+            refuseIf(networkArgs.hasLoraplus() && optimizer.kind() == OptimizerConfig.Kind.PRODIGY,
+                    "--network_args loraplus_lr_ratio", "Prodigy takes one learning rate for all parameters (prodigyopt"
+                            + " raises for LoRA+'s second group)", "remove loraplus_lr_ratio or use AdamW/AdamW8bit/Adafactor");
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), e);
         }
+        LearningRateSchedule.Kind scheduler;
+        OptimizerConfig optimizer;
+        try {
+            scheduler = LearningRateSchedule.Kind.fromFlag(o.lr_scheduler);
+            optimizer = OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+        // musubi: Adafactor's relative_step replaces the scheduler with AdafactorSchedule, which refuses warm-up
+        refuseIf(optimizer.kind() == OptimizerConfig.Kind.ADAFACTOR && optimizer.adafactor().relativeStep()
+                        && !o.lr_warmup_steps.toString().equals("0"), "--lr_warmup_steps " + o.lr_warmup_steps,
+                "Adafactor with relative_step=True makes its own step size and takes no warm-up (musubi refuses it too)",
+                "remove it, or pass --optimizer_args relative_step=False to use --learning_rate and --lr_scheduler");
         refuseIf(scheduler == LearningRateSchedule.Kind.CONSTANT && !o.lr_warmup_steps.toString().equals("0"),
                 "--lr_warmup_steps " + o.lr_warmup_steps, "the constant scheduler has no warm-up (musubi refuses it too)",
                 "use --lr_scheduler constant_with_warmup");
-        refuseIf(!o.lr_decay_steps.toString().equals("0") || o.lr_scheduler_timescale != null || o.lr_scheduler_min_lr_ratio != null,
-                "--lr_decay_steps/--lr_scheduler_timescale/--lr_scheduler_min_lr_ratio",
-                "they belong to schedulers wanlora does not support (warmup_stable_decay, inverse_sqrt, cosine_with_min_lr, rex)",
-                "remove them");
+        refuseIf(scheduler == LearningRateSchedule.Kind.COSINE_WITH_MIN_LR && o.lr_scheduler_min_lr_ratio == null,
+                "--lr_scheduler cosine_with_min_lr", "needs the final lr ratio (transformers refuses it without one)",
+                "add --lr_scheduler_min_lr_ratio, e.g. 0.1");
+        if (o.lr_scheduler_min_lr_ratio != null && !(o.lr_scheduler_min_lr_ratio >= 0 && o.lr_scheduler_min_lr_ratio <= 1)) {
+            throw new UserError("--lr_scheduler_min_lr_ratio " + o.lr_scheduler_min_lr_ratio + ": expected a ratio in [0, 1]");
+        }
+        atLeast("--lr_scheduler_timescale", o.lr_scheduler_timescale, 1);
+        stepsOrRatio("--lr_decay_steps", o.lr_decay_steps);
         refuseIf(!o.lr_scheduler_type.isEmpty(), "--lr_scheduler_type", "custom PyTorch schedulers are not supported",
                 "use --lr_scheduler with one of musubi's scheduler names");
         refuseIf(o.lr_scheduler_args != null && !o.lr_scheduler_args.isEmpty(), "--lr_scheduler_args",

@@ -78,7 +78,7 @@ public final class TrainOptions {
     public CheckpointAttention checkpoint_attention;
 
     @Option(names = {"--mixed_precision", "--mixed-precision"}, paramLabel = "no|fp16|bf16",
-            description = "Compute precision of the DiT (default: the checkpoint's dtype).")
+            description = "Compute precision of the DiT: no or bf16 (default: the checkpoint's dtype; fp16: not supported).")
     public String mixed_precision;
 
     // ------------------------------------------------------------------ network
@@ -95,7 +95,8 @@ public final class TrainOptions {
     public double network_alpha;
 
     @Option(names = {"--network_args", "--network-args"}, paramLabel = "KEY=VALUE", arity = "0..*",
-            description = "Extra LoRA arguments (key=value).")
+            description = "LoRA arguments: exclude_patterns=[...], include_patterns=[...], loraplus_lr_ratio=R, verbose=True"
+                    + " (rank_dropout, module_dropout: not supported).")
     public List<String> network_args;
 
     @Option(names = {"--network_weights", "--network-weights"}, paramLabel = "FILE",
@@ -128,11 +129,14 @@ public final class TrainOptions {
     // ------------------------------------------------------------------ optimizer and schedule
 
     @Option(names = {"--optimizer_type", "--optimizer-type"}, paramLabel = "TYPE", defaultValue = "",
-            description = "AdamW (the default when empty) or AdamW8bit.")
+            description = "AdamW (the default when empty), AdamW8bit, prodigyopt.Prodigy or Adafactor (other classes:"
+                    + " not supported).")
     public String optimizer_type;
 
     @Option(names = {"--optimizer_args", "--optimizer-args"}, paramLabel = "KEY=VALUE", arity = "0..*",
-            description = "Optimizer arguments, e.g. weight_decay=0.01 betas=0.9,0.999.")
+            description = "Optimizer arguments, e.g. weight_decay=0.01 betas=0.9,0.999 (Prodigy: decouple=True"
+                    + " use_bias_correction=True safeguard_warmup=True d_coef=1; Adafactor: relative_step=False"
+                    + " scale_parameter=False warmup_init=False).")
     public List<String> optimizer_args;
 
     @Option(names = {"--learning_rate", "--learning-rate"}, paramLabel = "LR", defaultValue = "2.0e-6",
@@ -144,7 +148,9 @@ public final class TrainOptions {
     public double max_grad_norm;
 
     @Option(names = {"--lr_scheduler", "--lr-scheduler"}, paramLabel = "NAME", defaultValue = "constant",
-            description = "constant, linear, cosine, cosine_with_restarts, polynomial, constant_with_warmup, ... (default ${DEFAULT-VALUE}).")
+            description = "constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial, inverse_sqrt,"
+                    + " cosine_with_min_lr, warmup_stable_decay, rex (default ${DEFAULT-VALUE}; piecewise_constant,"
+                    + " cosine_warmup_with_min_lr, reduce_lr_on_plateau: not supported).")
     public String lr_scheduler;
 
     @Option(names = {"--lr_warmup_steps", "--lr-warmup-steps"}, paramLabel = "N|RATIO", defaultValue = "0",
@@ -184,7 +190,7 @@ public final class TrainOptions {
     // ------------------------------------------------------------------ timesteps
 
     @Option(names = {"--timestep_sampling", "--timestep-sampling"}, paramLabel = "MODE", defaultValue = "sigma",
-            description = "sigma, uniform, sigmoid or shift (default ${DEFAULT-VALUE}).")
+            description = "sigma, uniform, sigmoid or shift (default ${DEFAULT-VALUE}; musubi's other modes: not supported).")
     public String timestep_sampling;
 
     @Option(names = {"--discrete_flow_shift", "--discrete-flow-shift"}, paramLabel = "S", defaultValue = "1.0",
@@ -206,7 +212,7 @@ public final class TrainOptions {
     public boolean preserve_distribution_shape;
 
     @Option(names = {"--weighting_scheme", "--weighting-scheme"}, paramLabel = "NAME", defaultValue = "none",
-            description = "Loss weighting; only none is supported.")
+            description = "Loss weighting: none (the others: not supported).")
     public String weighting_scheme;
 
     @Option(names = {"--logit_mean", "--logit-mean"}, paramLabel = "X", defaultValue = "0.0",
@@ -310,7 +316,7 @@ public final class TrainOptions {
     // ------------------------------------------------------------------ logging
 
     @Option(names = {"--log_with", "--log-with"}, paramLabel = "tensorboard|wandb|all",
-            description = "Logger (default tensorboard when --logging_dir is given).")
+            description = "Logger (default tensorboard when --logging_dir is given; wandb: not supported).")
     public String log_with;
 
     @Option(names = {"--logging_dir", "--logging-dir"}, paramLabel = "DIR", description = "TensorBoard log folder.")

@@ -55,10 +55,15 @@ final class TrainStep implements AutoCloseable {
      * keys), updating the network's flat buffers in one op where the optimizer allows.
      */
     static Optimizer optimizer(Backend backend, OptimizerConfig config, LoraNetwork lora) {
+        return optimizer(backend, config, lora, 1f);
+    }
+
+    /** As {@link #optimizer(Backend, OptimizerConfig, LoraNetwork)} with LoRA+: the lora_up parameters train at lr × ratio. */
+    static Optimizer optimizer(Backend backend, OptimizerConfig config, LoraNetwork lora, float loraplusRatio) {
         List<TrainableParameter> params = new ArrayList<>();
         for (LoraModule m : lora.modules()) {
             params.add(new TrainableParameter(m.name() + ".lora_down.weight", m.down(), m.dDown()));
-            params.add(new TrainableParameter(m.name() + ".lora_up.weight", m.up(), m.dUp()));
+            params.add(new TrainableParameter(m.name() + ".lora_up.weight", m.up(), m.dUp(), loraplusRatio));
         }
         return Optimizer.create(backend, config, params, new TrainableParameter("lora", lora.parameters(), lora.gradients()));
     }

@@ -30,6 +30,7 @@ import dev.wanlora.models.lora.LoraMetadata;
 import dev.wanlora.models.lora.LoraModule;
 import dev.wanlora.models.lora.LoraModuleWeights;
 import dev.wanlora.models.lora.LoraNetwork;
+import dev.wanlora.models.lora.NetworkArgs;
 import dev.wanlora.models.lora.SavePrecision;
 import dev.wanlora.models.musubi.Batch;
 import dev.wanlora.models.musubi.BatchSchedule;
@@ -498,8 +499,12 @@ final class Trainer {
         Path source = resumed != null ? o.resume.resolve(TrainState.LORA_FILE) : o.network_weights;
         LoraNetwork network;
         if (source == null) {
-            network = LoraNetwork.create(backend, modelConfig, o.network_dim == null ? 4 : o.network_dim,
-                    (float) o.network_alpha, o.seed);
+            try {
+                network = LoraNetwork.create(backend, modelConfig, o.network_dim == null ? 4 : o.network_dim,
+                        (float) o.network_alpha, o.seed, networkArgs().selection());
+            } catch (IllegalArgumentException e) {
+                throw new UserError(e.getMessage(), e);
+            }
         } else {
             network = readLora(source);
             int rank = network.modules().getFirst().rank();
@@ -512,6 +517,11 @@ final class Trainer {
         }
         out.printf(Locale.ROOT, "LoRA: %d modules, rank %d, alpha %s, %,d parameters%n", network.modules().size(),
                 network.modules().getFirst().rank(), fmt(network.modules().getFirst().alpha()), network.numParameters());
+        if (networkArgs().isVerbose()) { // lora.py: each module's name, rank and alpha
+            for (LoraModule m : network.modules()) {
+                out.printf(Locale.ROOT, "\t%-50s %d, %s%n", m.name(), m.rank(), fmt(m.alpha()));
+            }
+        }
         return network;
     }
 
@@ -524,10 +534,31 @@ final class Trainer {
         }
     }
 
+    /** musubi's ss_network_args: json.dumps of the key → value strings (Python's ", " and ": " separators), or null. */
+    private String networkArgsJson() throws com.fasterxml.jackson.core.JacksonException {
+        if (o.network_args == null || o.network_args.isEmpty()) return null;
+        StringBuilder sb = new StringBuilder("{");
+        for (var e : networkArgs().values().entrySet()) {
+            if (sb.length() > 1) sb.append(", ");
+            sb.append(JSON.writeValueAsString(e.getKey())).append(": ").append(JSON.writeValueAsString(e.getValue()));
+        }
+        return sb.append('}').toString();
+    }
+
+    /** --network_args as musubi's lora_wan reads them. */
+    private NetworkArgs networkArgs() {
+        try {
+            return NetworkArgs.parse(o.network_args == null ? List.of() : o.network_args);
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+    }
+
     private LoraNetwork readLora(Path file) {
         try {
             long start = System.nanoTime();
-            LoraNetwork network = LoraNetwork.fromWeights(backend, modelConfig, LoraFile.read(file).modules(), file.toString());
+            LoraNetwork network = LoraNetwork.fromWeights(backend, modelConfig, LoraFile.read(file).modules(), file.toString(),
+                    networkArgs().selection());
             out.println(LoadProgress.summary(file.getFileName().toString(), fileBytes(file), (System.nanoTime() - start) / 1e9));
             return network;
         } catch (IllegalArgumentException | SafeTensorsException e) {
@@ -544,7 +575,13 @@ final class Trainer {
             throw new UserError(e.getMessage(), e);
         }
         out.println("optimizer: " + config.metadataName() + ", lr " + fmt(o.learning_rate) + " (" + o.lr_scheduler + ")");
-        return TrainStep.optimizer(backend, config, network);
+        NetworkArgs args = networkArgs();
+        if (args.hasLoraplus()) out.println("LoRA+: lora_up learning rate × " + fmt(args.loraplusLrRatio()));
+        try {
+            return TrainStep.optimizer(backend, config, network, (float) args.loraplusLrRatio());
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        }
     }
 
     // ------------------------------------------------------------------------------------------------ the loop
@@ -552,7 +589,9 @@ final class Trainer {
     private int loop(TrainState resumed) {
         try {
             schedule = new LearningRateSchedule(LearningRateSchedule.Kind.fromFlag(o.lr_scheduler), o.learning_rate,
-                    o.lr_warmup_steps.resolve(maxTrainSteps), maxTrainSteps, o.lr_scheduler_num_cycles, o.lr_scheduler_power);
+                    o.lr_warmup_steps.resolve(maxTrainSteps), maxTrainSteps, o.lr_scheduler_num_cycles, o.lr_scheduler_power)
+                    .with(o.lr_decay_steps.resolve(maxTrainSteps), o.lr_scheduler_timescale == null ? 0 : o.lr_scheduler_timescale,
+                            o.lr_scheduler_min_lr_ratio == null ? Double.NaN : o.lr_scheduler_min_lr_ratio);
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), e);
         }
@@ -872,7 +911,7 @@ final class Trainer {
                     o.max_grad_norm, o.weighting_scheme, o.logit_mean, o.logit_std, o.mode_scale, o.guidance_scale,
                     o.timestep_sampling, o.sigmoid_scale, o.discrete_flow_shift, o.min_timestep, o.max_timestep);
             var network = new LoraMetadata.Network(o.network_module == null ? LoraMetadata.NETWORK_MODULE : o.network_module,
-                    o.network_dim, o.network_alpha, o.network_dropout, null); // --network_args are refused, so none
+                    o.network_dim, o.network_alpha, o.network_dropout, networkArgsJson());
             var spec = new LoraMetadata.ModelSpec(o.metadata_title, o.metadata_reso, o.metadata_author, o.metadata_description,
                     o.metadata_license, o.metadata_tags, o.metadata_arch);
             return new LoraMetadata(run, training, network, spec);

@@ -223,6 +223,14 @@ class TrainFlagsTest {
             "--resume nowhere               | --resume nowhere: no such folder",
             "--validate_every_n_steps 5     | add --validation_dataset_config",
             "--validation_timesteps 0.5,1.0 | --validation_timesteps 1.0: expected noise levels strictly between 0 and 1",
+            "--lr_scheduler cosine_with_min_lr | --lr_scheduler cosine_with_min_lr: needs the final lr ratio (transformers refuses it without one); add --lr_scheduler_min_lr_ratio, e.g. 0.1",
+            "--lr_scheduler_min_lr_ratio 2  | --lr_scheduler_min_lr_ratio 2.0: expected a ratio in [0, 1]",
+            "--lr_scheduler_timescale 0     | --lr_scheduler_timescale 0: expected an integer >= 1",
+            "--optimizer_type adafactor --lr_warmup_steps 10 | Adafactor with relative_step=True makes its own step size and takes no warm-up",
+            "--optimizer_type prodigyopt.Prodigy --optimizer_args slice_p=11 | --optimizer_args: slice_p=11 is not supported",
+            "--network_args loraplus_ratio=4 | --network_args: unknown key 'loraplus_ratio'; networks.lora_wan keys wanlora supports: exclude_patterns, include_patterns, loraplus_lr_ratio, verbose",
+            "--network_args module_dropout=0.1 | --network_args module_dropout: not supported",
+            "--optimizer_type prodigy --network_args loraplus_lr_ratio=4 | --network_args loraplus_lr_ratio: Prodigy takes one learning rate for all parameters",
     })
     void badInputEndsInOneLine(String args, String expected) {
         CommandRun r = run(required(args.strip().split(" +")));
@@ -266,6 +274,44 @@ class TrainFlagsTest {
 
         r = run(required("--config_file", dir.resolve("absent.toml").toString()));
         assertTrue(r.err().contains("absent.toml: file not found; check the --config_file path"), r.err());
+    }
+
+    /** Issue 14: every flag the trainer refuses says so in --help (picocli's option descriptions). */
+    @Test
+    void refusedFlagsAreMarkedInHelp() {
+        var spec = picocli.CommandLine.Model.CommandSpec.forAnnotatedObject(new TrainOptions());
+        for (String flag : List.of("--network_dropout", "--dim_from_weights", "--scale_weight_norms", "--base_weights",
+                "--base_weights_multiplier", "--lr_scheduler_type", "--lr_scheduler_args", "--num_timestep_buckets",
+                "--show_timesteps", "--clip", "--one_frame", "--dit_high_noise", "--timestep_boundary",
+                "--offload_inactive_dit", "--force_v2_1_time_embedding", "--huggingface_repo_id", "--save_state_to_huggingface",
+                "--resume_from_huggingface", "--async_upload", "--wandb_api_key", "--network_args", "--optimizer_type",
+                "--lr_scheduler", "--log_with", "--timestep_sampling", "--weighting_scheme", "--mixed_precision")) {
+            String text = String.join(" ", spec.findOption(flag).description()).toLowerCase(java.util.Locale.ROOT);
+            assertTrue(text.contains("not supported"), flag + ": " + text);
+        }
+        for (String flag : List.of("--lr_scheduler_min_lr_ratio", "--lr_scheduler_timescale", "--lr_decay_steps")) {
+            String text = String.join(" ", spec.findOption(flag).description()).toLowerCase(java.util.Locale.ROOT);
+            assertFalse(text.contains("not supported"), flag + ": " + text);
+        }
+    }
+
+    @Test
+    void schedulersAndOptimizersOnceRefusedAreAccepted() {
+        for (String[] args : new String[][] {
+                {"--lr_scheduler", "cosine_with_min_lr", "--lr_scheduler_min_lr_ratio", "0.1"},
+                {"--lr_scheduler", "warmup_stable_decay", "--lr_decay_steps", "0.2", "--lr_warmup_steps", "10"},
+                {"--lr_scheduler", "rex", "--lr_scheduler_min_lr_ratio", "0.05"},
+                {"--lr_scheduler", "inverse_sqrt", "--lr_scheduler_timescale", "100"},
+                {"--optimizer_type", "prodigyopt.Prodigy", "--optimizer_args", "decouple=True", "use_bias_correction=True",
+                        "safeguard_warmup=True", "weight_decay=0.01", "d_coef=1"},
+                {"--optimizer_type", "adafactor", "--optimizer_args", "relative_step=False", "scale_parameter=False",
+                        "warmup_init=False", "--lr_scheduler", "constant_with_warmup", "--lr_warmup_steps", "10"}}) {
+            assertEquals(List.of(), TrainChecks.check(parse(required(args))), String.join(" ", args));
+        }
+        List<String> info = TrainChecks.check(parse(required("--optimizer_type", "Adafactor")));
+        assertEquals(List.of("info: Adafactor relative_step=True (musubi's default): the step size is min(1e-2,"
+                + " 1/sqrt(step))·RMS(weights); --learning_rate and --lr_scheduler are not used (pass --optimizer_args"
+                + " relative_step=False to use them)"), info);
     }
 
     @Test

@@ -9,6 +9,8 @@ import dev.wanlora.engine.testing.Golden;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -204,6 +206,76 @@ class TrainRunTest {
         List<Long> steps = EventReader.scalars(EventReader.read(eventFile("logs-second")), "loss/current").stream()
                 .map(Map.Entry::getKey).toList();
         assertEquals(List.of(4L), steps, "step counters continue");
+    }
+
+    /**
+     * Prodigy and Adafactor through the whole trainer: a run stopped after step 2 and resumed ends with the LoRA of the
+     * uninterrupted run, bit for bit (Prodigy's d, d_max, d_numerator, k and p0, Adafactor's row/column factors travel
+     * in the state file).
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"prodigyopt.Prodigy decouple=True use_bias_correction=True weight_decay=0.01 --learning_rate 1",
+            "adafactor relative_step=False scale_parameter=False beta1=0.9 --learning_rate 1e-3"})
+    void otherOptimizersResumeBitForBit(String setting) throws IOException {
+        String tag = setting.split(" ")[0].replace('.', '_') + Math.abs(setting.hashCode());
+        List<String> extra = new ArrayList<>(List.of("--optimizer_args"));
+        extra.addAll(Arrays.asList(setting.substring(setting.indexOf(' ') + 1).split(" ")));
+        CommandRun whole = train(withOptimizer(setting.split(" ")[0], reference(tag + "-whole", tag + "-logs-whole",
+                extra.toArray(String[]::new))));
+        assertEquals(0, whole.exitCode(), whole.out() + whole.err());
+        List<String> stop = new ArrayList<>(extra);
+        stop.addAll(List.of("--stop_at_step", "2"));
+        CommandRun first = train(withOptimizer(setting.split(" ")[0], reference(tag + "-split", tag + "-logs-first",
+                stop.toArray(String[]::new))));
+        assertEquals(Trainer.INTERRUPTED, first.exitCode(), first.out() + first.err());
+        List<String> resume = new ArrayList<>(extra);
+        resume.addAll(List.of("--resume", dir.resolve(tag + "-split/ghibli-step00000002-state").toString()));
+        CommandRun second = train(withOptimizer(setting.split(" ")[0], reference(tag + "-split", tag + "-logs-second",
+                resume.toArray(String[]::new))));
+        assertEquals(0, second.exitCode(), second.out() + second.err());
+        List<Float> resumed = new ArrayList<>(losses(tag + "-logs-first"));
+        resumed.addAll(losses(tag + "-logs-second"));
+        assertEquals(losses(tag + "-logs-whole"), resumed, "losses of the interrupted + resumed run");
+        try (SafeTensors a = SafeTensors.open(dir.resolve(tag + "-whole/ghibli.safetensors"));
+             SafeTensors b = SafeTensors.open(dir.resolve(tag + "-split/ghibli.safetensors"))) {
+            for (String key : a.keys()) assertArrayEquals(a.floats(key), b.floats(key), key);
+        }
+    }
+
+    /**
+     * --network_args: exclude/include patterns train a subset of modules (the file holds only those and reads back as
+     * a LoRA), LoRA+ and verbose are reported, and ss_network_args records the arguments as musubi's json.dumps does.
+     */
+    @Test
+    void networkArgsSelectModulesAndLoraplus() throws IOException {
+        CommandRun r = train(reference("netargs", "logs-netargs", "--network_args", "exclude_patterns=['.*ffn.*']",
+                "include_patterns=['blocks.0.ffn.0']", "loraplus_lr_ratio=4", "verbose=True"));
+        assertEquals(0, r.exitCode(), r.out() + r.err());
+        assertTrue(r.out().contains("LoRA+: lora_up learning rate × 4"), r.out());
+        assertTrue(r.out().contains("\tlora_unet_blocks_0_ffn_0"), r.out());
+        assertFalse(r.out().contains("lora_unet_blocks_0_ffn_2"), r.out());
+        try (SafeTensors st = SafeTensors.open(dir.resolve("netargs/ghibli.safetensors"))) {
+            // 2 blocks × 8 attention modules + blocks.0.ffn.0, 3 tensors each (down, up, alpha)
+            assertEquals(17 * 3, st.keys().size(), st.keys().toString());
+            assertTrue(st.contains("lora_unet_blocks_0_ffn_0.lora_up.weight"));
+            assertFalse(st.contains("lora_unet_blocks_1_ffn_0.lora_up.weight"));
+            assertEquals("{\"exclude_patterns\": \"['.*ffn.*']\", \"include_patterns\": \"['blocks.0.ffn.0']\","
+                    + " \"loraplus_lr_ratio\": \"4\", \"verbose\": \"True\"}", st.metadata().get("ss_network_args"));
+        }
+        assertEquals(17, dev.wanlora.models.lora.LoraFile.read(dir.resolve("netargs/ghibli.safetensors")).modules().size());
+    }
+
+    /** The reference command with another --optimizer_type (flags after --optimizer_args belong to the trainer). */
+    private static String[] withOptimizer(String type, String[] args) {
+        List<String> list = new ArrayList<>(Arrays.asList(args));
+        list.set(list.indexOf("--optimizer_type") + 1, type);
+        int at = list.indexOf("--learning_rate");
+        int given = list.lastIndexOf("--learning_rate");
+        if (given != at) { // the setting names its own learning rate
+            list.remove(at + 1);
+            list.remove(at);
+        }
+        return list.toArray(String[]::new);
     }
 
     /**

@@ -336,6 +336,72 @@ public interface Backend extends AutoCloseable {
     /** Hyper-parameters of one AdamW step. step is 1-based (bias correction uses it). */
     record AdamWStep(float learningRate, float beta1, float beta2, float eps, float weightDecay, long step) {}
 
+    /**
+     * Prodigy (prodigyopt.Prodigy, d-adaptation of Adam's step size), first pass over one parameter: g =
+     * f32(grad·gradScale) (+ wd·p when not decoupled); p0 = p when the step count k is 0 (the initial point); m =
+     * β1·m + d(1−β1)·g; v = β2·v + d²(1−β2)·g²; s = β3·s + (d/d0)·(safeguardWarmup ? d : dlr)·g with dlr =
+     * d·lr·(bias correction); then state[4] += (d/d0)·dlr·Σ g·(p0 − p) and state[5] += Σ |s| (double sums, added once
+     * in F32). Nothing happens when lr is 0 (Prodigy skips such groups). param, grad, p0, m, v, s F32 of one shape;
+     * state ({@link #PRODIGY_STATE_SIZE}) F32 = {d, d_max, d_numerator, k, numerator sum, denominator sum, dlr, skip}.
+     */
+    void prodigyAccumulate(Tensor param, Tensor grad, Tensor p0, Tensor m, Tensor v, Tensor s, Tensor gradScale,
+                           Tensor state, ProdigyStep hyper);
+
+    /**
+     * Prodigy's step-size update, once per step after {@link #prodigyAccumulate} over every parameter: dlr =
+     * d·lr·(bias correction) is kept in state[6]; a zero denominator sum sets skip (state[7] = 1, the step makes no
+     * update, as upstream returns early); otherwise d_numerator = β3·d_numerator + state[4], d̂ = d_coef·d_numerator /
+     * state[5], d = max(d, d̂) while d is still d0, d_max = max(d_max, d̂), d = min(d_max, d·growth_rate), k += 1. Both
+     * sums are reset to 0.
+     */
+    void prodigyAdapt(Tensor state, ProdigyStep hyper);
+
+    /**
+     * Prodigy's parameter update after {@link #prodigyAdapt} (nothing when skip is set): with d the new estimate and
+     * dlr = state[6], p −= wd·dlr·p when decoupled, then p −= dlr·m/(sqrt(v) + d·eps) (β1 = 0: dlr·d·g/(…) with g as in
+     * the first pass).
+     */
+    void prodigyUpdate(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, Tensor state, ProdigyStep hyper);
+
+    /** Length of Prodigy's scalar state tensor. */
+    int PRODIGY_STATE_SIZE = 8;
+
+    /**
+     * Hyper-parameters of one Prodigy step: learningRate is the scheduled lr (Prodigy's multiplier of d, usually 1),
+     * the rest prodigyopt.Prodigy's arguments of the same names (growthRate may be infinite).
+     */
+    record ProdigyStep(float learningRate, float beta1, float beta2, float beta3, float eps, float weightDecay,
+                       boolean decouple, boolean useBiasCorrection, boolean safeguardWarmup, float d0, float dCoef,
+                       float growthRate) {}
+
+    /**
+     * One Adafactor step on one parameter (transformers.optimization.Adafactor): g = f32(grad·gradScale); lr =
+     * (scaleParameter ? max(eps2, RMS(p)) : 1)·(relativeStep ? min(warmupInit ? 1e-6·t : 1e-2, 1/√t) : learningRate);
+     * β2t = 1 − t^decayRate; for a 2-D (R, C) parameter the second moment is factored: row (R) and col (C) F32 keep
+     * the EMAs (β2t) of the row and column means of g² + eps1 and u = g / sqrt(row_i / mean(row)) / sqrt(col_j); a 1-D
+     * one keeps v (n) F32 with u = g / sqrt(v). Then u /= max(1, RMS(u)/clipThreshold), u ·= lr; with β1 (m not
+     * null) m = β1·m + (1−β1)·u and u = m; p −= wd·lr·p; p −= u. Reductions in double, state rounded to F32. Unused
+     * state tensors are null (row/col for 1-D, v for 2-D, m without β1).
+     */
+    void adafactor(Tensor param, Tensor grad, Tensor m, Tensor row, Tensor col, Tensor v, Tensor gradScale,
+                   AdafactorStep hyper);
+
+    /**
+     * Hyper-parameters of one Adafactor step; step is 1-based (the per-parameter step count), beta1 is used only
+     * when the op gets an m tensor.
+     */
+    record AdafactorStep(float learningRate, long step, float eps1, float eps2, float clipThreshold, float decayRate,
+                         float beta1, float weightDecay, boolean scaleParameter, boolean relativeStep,
+                         boolean warmupInit) {
+
+        /** The step size before the parameter scale: relativeStep ? min(warmupInit ? 1e-6·t : 1e-2, 1/√t) : lr. */
+        public double relativeStepSize() {
+            if (!relativeStep) return learningRate;
+            double t = step;
+            return Math.min(warmupInit ? 1e-6 * t : 1e-2, 1.0 / Math.sqrt(t));
+        }
+    }
+
     @Override
     void close();
 }

@@ -383,6 +383,33 @@ public final class ProfilingBackend implements Backend {
     }
 
     @Override
+    public void prodigyAccumulate(Tensor param, Tensor grad, Tensor p0, Tensor m, Tensor v, Tensor s, Tensor gradScale,
+                                  Tensor state, ProdigyStep hyper) {
+        inner.prodigyAccumulate(param, grad, p0, m, v, s, gradScale, state, hyper);
+        if (isRecording) record("prodigyAccumulate", "param", param);
+    }
+
+    @Override
+    public void prodigyAdapt(Tensor state, ProdigyStep hyper) {
+        inner.prodigyAdapt(state, hyper);
+        if (isRecording) record("prodigyAdapt", "state", state);
+    }
+
+    @Override
+    public void prodigyUpdate(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, Tensor state,
+                              ProdigyStep hyper) {
+        inner.prodigyUpdate(param, grad, m, v, gradScale, state, hyper);
+        if (isRecording) record("prodigyUpdate", "param", param);
+    }
+
+    @Override
+    public void adafactor(Tensor param, Tensor grad, Tensor m, Tensor row, Tensor col, Tensor v, Tensor gradScale,
+                          AdafactorStep hyper) {
+        inner.adafactor(param, grad, m, row, col, v, gradScale, hyper);
+        if (isRecording) record("adafactor", "param", param);
+    }
+
+    @Override
     public void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm) {
         inner.clipCoefficient(clip, normSquared, maxNorm);
         if (isRecording) record("clipCoefficient");

@@ -560,6 +560,50 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
+    public void prodigyAccumulate(Tensor param, Tensor grad, Tensor p0, Tensor m, Tensor v, Tensor s, Tensor gradScale,
+                                  Tensor state, ProdigyStep hyper) {
+        String op = "prodigyAccumulate";
+        OpChecks.prodigy(op, param, grad, p0, m, v, s, gradScale, state, hyper);
+        CpuTensor cp = cpu(op, "param", param), cg = cpu(op, "grad", grad), c0 = cpu(op, "p0", p0);
+        CpuTensor cm = cpu(op, "m", m), cv = cpu(op, "v", v), cs = cpu(op, "s", s);
+        CpuTensor cscale = cpu(op, "gradScale", gradScale), cstate = cpu(op, "state", state);
+        ALIAS.outputs(op, new String[] {"p0", "m", "v", "s", "state"}, new CpuTensor[] {c0, cm, cv, cs, cstate},
+                new String[] {"param", "grad", "gradScale"}, new CpuTensor[] {cp, cg, cscale});
+        CpuProdigy.accumulate(cp, cg, c0, cm, cv, cs, cscale, cstate, hyper);
+    }
+
+    @Override
+    public void prodigyAdapt(Tensor state, ProdigyStep hyper) {
+        OpChecks.prodigy("prodigyAdapt", null, null, null, null, null, null, null, state, hyper);
+        CpuProdigy.adapt(cpu("prodigyAdapt", "state", state), hyper);
+    }
+
+    @Override
+    public void prodigyUpdate(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, Tensor state,
+                              ProdigyStep hyper) {
+        String op = "prodigyUpdate";
+        OpChecks.prodigy(op, param, grad, null, m, v, null, gradScale, state, hyper);
+        CpuTensor cp = cpu(op, "param", param), cg = cpu(op, "grad", grad), cm = cpu(op, "m", m), cv = cpu(op, "v", v);
+        CpuTensor cscale = cpu(op, "gradScale", gradScale), cstate = cpu(op, "state", state);
+        ALIAS.outputs(op, new String[] {"param"}, new CpuTensor[] {cp},
+                new String[] {"grad", "m", "v", "gradScale", "state"}, new CpuTensor[] {cg, cm, cv, cscale, cstate});
+        CpuProdigy.update(cp, cg, cm, cv, cscale, cstate, hyper);
+    }
+
+    @Override
+    public void adafactor(Tensor param, Tensor grad, Tensor m, Tensor row, Tensor col, Tensor v, Tensor gradScale,
+                          AdafactorStep hyper) {
+        String op = "adafactor";
+        OpChecks.adafactor(param, grad, m, row, col, v, gradScale, hyper);
+        CpuTensor cp = cpu(op, "param", param), cg = cpu(op, "grad", grad), cm = cpu(op, "m", m);
+        CpuTensor cr = cpu(op, "row", row), cc = cpu(op, "col", col), cv = cpu(op, "v", v);
+        CpuTensor cscale = cpu(op, "gradScale", gradScale);
+        ALIAS.outputs(op, new String[] {"param", "m", "row", "col", "v"}, new CpuTensor[] {cp, cm, cr, cc, cv},
+                new String[] {"grad", "gradScale"}, new CpuTensor[] {cg, cscale});
+        CpuAdafactor.step(cp, cg, cm, cr, cc, cv, cscale, hyper);
+    }
+
+    @Override
     public void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm) {
         OpChecks.clipCoefficient(clip, normSquared);
         CpuTensor cc = cpu("clipCoefficient", "clip", clip), cn = cpu("clipCoefficient", "normSquared", normSquared);

@@ -709,6 +709,50 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
+    public void prodigyAccumulate(Tensor param, Tensor grad, Tensor p0, Tensor m, Tensor v, Tensor s, Tensor gradScale,
+                                  Tensor state, ProdigyStep hyper) {
+        String op = "prodigyAccumulate";
+        OpChecks.prodigy(op, param, grad, p0, m, v, s, gradScale, state, hyper);
+        CudaTensor cp = cuda(op, "param", param), cg = cuda(op, "grad", grad), c0 = cuda(op, "p0", p0);
+        CudaTensor cm = cuda(op, "m", m), cv = cuda(op, "v", v), cs = cuda(op, "s", s);
+        CudaTensor cscale = cuda(op, "gradScale", gradScale), cstate = cuda(op, "state", state);
+        ALIAS.outputs(op, new String[] {"p0", "m", "v", "s", "state"}, new CudaTensor[] {c0, cm, cv, cs, cstate},
+                new String[] {"param", "grad", "gradScale"}, new CudaTensor[] {cp, cg, cscale});
+        optim.prodigyAccumulate(cp, cg, c0, cm, cv, cs, cscale, cstate, hyper);
+    }
+
+    @Override
+    public void prodigyAdapt(Tensor state, ProdigyStep hyper) {
+        OpChecks.prodigy("prodigyAdapt", null, null, null, null, null, null, null, state, hyper);
+        optim.prodigyAdapt(cuda("prodigyAdapt", "state", state), hyper);
+    }
+
+    @Override
+    public void prodigyUpdate(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, Tensor state,
+                              ProdigyStep hyper) {
+        String op = "prodigyUpdate";
+        OpChecks.prodigy(op, param, grad, null, m, v, null, gradScale, state, hyper);
+        CudaTensor cp = cuda(op, "param", param), cg = cuda(op, "grad", grad), cm = cuda(op, "m", m), cv = cuda(op, "v", v);
+        CudaTensor cscale = cuda(op, "gradScale", gradScale), cstate = cuda(op, "state", state);
+        ALIAS.outputs(op, new String[] {"param"}, new CudaTensor[] {cp},
+                new String[] {"grad", "m", "v", "gradScale", "state"}, new CudaTensor[] {cg, cm, cv, cscale, cstate});
+        optim.prodigyUpdate(cp, cg, cm, cv, cscale, cstate, hyper);
+    }
+
+    @Override
+    public void adafactor(Tensor param, Tensor grad, Tensor m, Tensor row, Tensor col, Tensor v, Tensor gradScale,
+                          AdafactorStep hyper) {
+        String op = "adafactor";
+        OpChecks.adafactor(param, grad, m, row, col, v, gradScale, hyper);
+        CudaTensor cp = cuda(op, "param", param), cg = cuda(op, "grad", grad), cm = cuda(op, "m", m);
+        CudaTensor cr = cuda(op, "row", row), cc = cuda(op, "col", col), cv = cuda(op, "v", v);
+        CudaTensor cscale = cuda(op, "gradScale", gradScale);
+        ALIAS.outputs(op, new String[] {"param", "m", "row", "col", "v"}, new CudaTensor[] {cp, cm, cr, cc, cv},
+                new String[] {"grad", "gradScale"}, new CudaTensor[] {cg, cscale});
+        optim.adafactor(cp, cg, cm, cr, cc, cv, cscale, hyper);
+    }
+
+    @Override
     public void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm) {
         OpChecks.clipCoefficient(clip, normSquared);
         CudaTensor cc = cuda("clipCoefficient", "clip", clip), cn = cuda("clipCoefficient", "normSquared", normSquared);

@@ -1,6 +1,8 @@
 package dev.wanlora.engine.cuda;
 
+import dev.wanlora.engine.backend.Backend.AdafactorStep;
 import dev.wanlora.engine.backend.Backend.AdamWStep;
+import dev.wanlora.engine.backend.Backend.ProdigyStep;
 import dev.wanlora.engine.optim.AdamW8bit;
 import dev.wanlora.engine.optim.DynamicQuantization;
 import jcuda.Pointer;
@@ -65,6 +67,70 @@ final class CudaOptim implements AutoCloseable {
         long signedMap = maps.address(), unsignedMap = signedMap + 4L * DynamicQuantization.MAP_SIZE;
         launcher.launch(Kernel.ADAMW8BIT_FWD_F32, LaunchConfig.of(blocks, BLOCK_8BIT), param, grad, mCodes, mAbsMax, vCodes,
                 vAbsMax, gradScale, signedMap, unsignedMap, beta1, beta2, h.eps(), lr, h.weightDecay(), correction2, stepSize, n);
+    }
+
+    /** Prodigy's first pass: the partial sums (a fixed grid, as CudaFlow's), then one block adds them into the state. */
+    void prodigyAccumulate(CudaTensor param, CudaTensor grad, CudaTensor p0, CudaTensor m, CudaTensor v, CudaTensor s,
+                           CudaTensor gradScale, CudaTensor state, ProdigyStep h) {
+        long n = param.numElements();
+        if (n == 0 || h.learningRate() == 0) return; // as CpuProdigy: a zero lr skips the pass
+        int blocks = CudaFlow.PARTIAL_BLOCKS;
+        long partial = launcher.scratch(2L * Double.BYTES * blocks);
+        boolean coupled = !h.decouple() && h.weightDecay() != 0;
+        launcher.launch(Kernel.PRODIGY_ACCUMULATE_FWD_F32, LaunchConfig.of(blocks, CudaFlow.PARTIAL_THREADS), param, grad,
+                p0, m, v, s, gradScale, state, partial, (double) h.learningRate(), (double) h.beta1(), (double) h.beta2(),
+                (double) h.beta3(), (double) h.weightDecay(), coupled ? 1 : 0, h.safeguardWarmup() ? 1 : 0,
+                h.useBiasCorrection() ? 1 : 0, (double) h.d0(), n);
+        launcher.launch(Kernel.PRODIGY_ACCUMULATE_REDUCE_F32, LaunchConfig.of(1, 1024), state, partial, blocks,
+                (double) h.learningRate(), h.useBiasCorrection() ? 1 : 0, (double) h.beta1(), (double) h.beta2(),
+                (double) h.d0());
+    }
+
+    void prodigyAdapt(CudaTensor state, ProdigyStep h) {
+        launcher.launch(Kernel.PRODIGY_ADAPT_F32, LaunchConfig.of(1, 32), state, (double) h.learningRate(),
+                h.useBiasCorrection() ? 1 : 0, (double) h.beta1(), (double) h.beta2(), (double) h.beta3(), h.d0(),
+                (double) h.dCoef(), (double) h.growthRate());
+    }
+
+    void prodigyUpdate(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor v, CudaTensor gradScale,
+                       CudaTensor state, ProdigyStep h) {
+        long n = param.numElements();
+        if (n == 0) return;
+        float wd = h.weightDecay();
+        launcher.launch(Kernel.PRODIGY_UPDATE_F32, launcher.cover(n), param, grad, m, v, gradScale, state, (double) h.eps(),
+                (double) wd, h.decouple() && wd != 0 ? 1 : 0, !h.decouple() && wd != 0 ? 1 : 0, h.beta1() > 0 ? 1 : 0, n);
+    }
+
+    /**
+     * One Adafactor step (see adafactor.cu for the kernels). Scratch, float64: the p² partials, the u² partials,
+     * 8 scalars, then the row sums (R) and column sums (C) of a 2-D parameter.
+     */
+    void adafactor(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor row, CudaTensor col, CudaTensor v,
+                   CudaTensor gradScale, AdafactorStep h) {
+        long n = param.numElements();
+        if (n == 0) return;
+        boolean factored = row != null;
+        long rows = factored ? param.shape().dim(0) : 1, cols = factored ? param.shape().dim(1) : n;
+        int blocks = CudaFlow.PARTIAL_BLOCKS, threads = CudaFlow.PARTIAL_THREADS;
+        long base = launcher.scratch(Double.BYTES * (2L * blocks + 8 + (factored ? rows + cols : 0)));
+        long pPartial = base, uPartial = base + Double.BYTES * (long) blocks, scalars = base + Double.BYTES * 2L * blocks;
+        long rowSums = scalars + Double.BYTES * 8L, colSums = rowSums + Double.BYTES * rows;
+        double beta2t = 1.0 - Math.pow(h.step(), h.decayRate());
+        launcher.launch(Kernel.ADAFACTOR_SQUARE_SUM_F32, LaunchConfig.of(blocks, threads), pPartial, param, n);
+        if (factored) {
+            launcher.launch(Kernel.ADAFACTOR_LINES_F32, LaunchConfig.of(rows, Launcher.THREADS), rowSums, grad, gradScale,
+                    (double) h.eps1(), cols, 1L, cols);
+            launcher.launch(Kernel.ADAFACTOR_LINES_F32, LaunchConfig.of(cols, Launcher.THREADS), colSums, grad, gradScale,
+                    (double) h.eps1(), 1L, cols, rows);
+        }
+        launcher.launch(Kernel.ADAFACTOR_FACTORS_F32, LaunchConfig.of(1, 1024), row, col, scalars, rowSums, colSums,
+                pPartial, blocks, rows, cols, n, beta2t, h.scaleParameter() ? 1 : 0, (double) h.eps2(), h.relativeStepSize());
+        launcher.launch(Kernel.ADAFACTOR_NORM_F32, LaunchConfig.of(blocks, threads), uPartial, grad, gradScale, v, row, col,
+                scalars, cols, n, beta2t, (double) h.eps1());
+        launcher.launch(Kernel.ADAFACTOR_CLIP_F32, LaunchConfig.of(1, 1024), scalars, uPartial, blocks, n,
+                (double) h.clipThreshold());
+        launcher.launch(Kernel.ADAFACTOR_APPLY_F32, launcher.cover(n), param, grad, gradScale, m, v, row, col, scalars, cols,
+                n, (double) h.beta1(), (double) h.weightDecay());
     }
 
     @Override

@@ -152,6 +152,16 @@ public enum Kernel {
     // optim
     ADAMW8BIT_FWD_F32("optim", "adamw8bit_fwd_f32"),
     ADAMW_FWD_F32("optim", "adamw_fwd_f32"),
+    ADAFACTOR_APPLY_F32("optim", "adafactor_apply_f32"),
+    ADAFACTOR_CLIP_F32("optim", "adafactor_clip_f32"),
+    ADAFACTOR_FACTORS_F32("optim", "adafactor_factors_f32"),
+    ADAFACTOR_LINES_F32("optim", "adafactor_lines_f32"),
+    ADAFACTOR_NORM_F32("optim", "adafactor_norm_f32"),
+    ADAFACTOR_SQUARE_SUM_F32("optim", "adafactor_square_sum_f32"),
+    PRODIGY_ACCUMULATE_FWD_F32("optim", "prodigy_accumulate_fwd_f32"),
+    PRODIGY_ACCUMULATE_REDUCE_F32("optim", "prodigy_accumulate_reduce_f32"),
+    PRODIGY_ADAPT_F32("optim", "prodigy_adapt_f32"),
+    PRODIGY_UPDATE_F32("optim", "prodigy_update_f32"),
     // quant
     DEQUANTIZE_FP8_FWD_BF16("quant", "dequantize_fp8_fwd_bf16"),
     DEQUANTIZE_FP8_FWD_BF16_F32("quant", "dequantize_fp8_fwd_bf16_f32"),

@@ -53,7 +53,7 @@ public final class AdamW extends MomentOptimizer {
         } else {
             for (int i = 0; i < parameters.size(); i++) {
                 TrainableParameter p = parameters.get(i);
-                backend.adamw(p.value(), p.grad(), expAvg.get(i), expAvgSq.get(i), gradScale, hyper);
+                backend.adamw(p.value(), p.grad(), expAvg.get(i), expAvgSq.get(i), gradScale, scaled(hyper, p));
             }
         }
     }

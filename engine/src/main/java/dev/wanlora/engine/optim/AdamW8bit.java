@@ -100,9 +100,10 @@ public final class AdamW8bit extends MomentOptimizer {
         for (State s : states) {
             TrainableParameter p = s.parameter();
             if (s.is8bit()) {
-                backend.adamw8bit(p.value(), p.grad(), s.first(), s.firstAbsMax(), s.second(), s.secondAbsMax(), gradScale, hyper);
+                backend.adamw8bit(p.value(), p.grad(), s.first(), s.firstAbsMax(), s.second(), s.secondAbsMax(), gradScale,
+                        scaled(hyper, p));
             } else {
-                backend.adamw(p.value(), p.grad(), s.first(), s.second(), gradScale, hyper);
+                backend.adamw(p.value(), p.grad(), s.first(), s.second(), gradScale, scaled(hyper, p));
             }
         }
     }

@@ -13,9 +13,24 @@ import java.util.stream.Collectors;
  * <p>Warmup: {@code --lr_warmup_steps} is musubi's {@code _int_or_float}: an integer ≥ 1 is a step count, any other
  * number (e.g. 0.1, or "10%") is a ratio of the training steps, truncated: int(ratio·total) (L300‑302).
  * Total steps = max_train_steps × num_processes.
+ *
+ * <p>The schedules musubi parameterises itself (trainer_base L335‑428): {@code cosine_with_min_lr} gets
+ * num_cycles = lr_scheduler_num_cycles / 2 and min_lr_rate = {@code --lr_scheduler_min_lr_ratio} (required);
+ * {@code warmup_stable_decay} gets num_decay_steps = {@code --lr_decay_steps} (a ratio truncated like the warm-up),
+ * num_stable_steps = total − warmup − decay, num_cycles / 2 and min_lr_ratio (default 0), with transformers' default
+ * linear warm-up and cosine decay; {@code inverse_sqrt} gets {@code --lr_scheduler_timescale} (default: the warm-up
+ * steps, or 10 000 without warm-up); {@code rex} is musubi's own RexLR ({@code modules/lr_schedulers.py}) with
+ * max_lr = lr, min_lr = lr·min_lr_ratio (default 0.01) and rex_alpha 0.1, rex_beta 0.9.
+ *
+ * @param decaySteps warmup_stable_decay's decay steps (0 for the others)
+ * @param timescale inverse_sqrt's timescale, or 0 for transformers' default
+ * @param minLrRatio {@code --lr_scheduler_min_lr_ratio}, or NaN when not given
  */
 public record LearningRateSchedule(Kind kind, double peakLearningRate, long warmupSteps, long trainingSteps,
-                                   int numCycles, double power) {
+                                   int numCycles, double power, long decaySteps, long timescale, double minLrRatio) {
+
+    /** RexLR's defaults (musubi passes no rex_alpha/rex_beta unless --lr_scheduler_args, which wanlora refuses). */
+    static final double REX_ALPHA = 0.1, REX_BETA = 0.9, REX_DEFAULT_MIN_LR_RATIO = 0.01;
 
     /** transformers' polynomial schedule default end lr (musubi does not pass lr_end). */
     static final double POLYNOMIAL_LR_END = 1e-7;
@@ -27,7 +42,11 @@ public record LearningRateSchedule(Kind kind, double peakLearningRate, long warm
         LINEAR("linear"),
         COSINE("cosine"),
         COSINE_WITH_RESTARTS("cosine_with_restarts"),
-        POLYNOMIAL("polynomial");
+        POLYNOMIAL("polynomial"),
+        INVERSE_SQRT("inverse_sqrt"),
+        COSINE_WITH_MIN_LR("cosine_with_min_lr"),
+        WARMUP_STABLE_DECAY("warmup_stable_decay"),
+        REX("rex");
 
         private final String flagValue;
 
@@ -48,7 +67,30 @@ public record LearningRateSchedule(Kind kind, double peakLearningRate, long warm
         }
     }
 
+    /** A schedule that uses none of decay steps, timescale and minimum-lr ratio. */
+    public LearningRateSchedule(Kind kind, double peakLearningRate, long warmupSteps, long trainingSteps, int numCycles,
+                                double power) {
+        this(kind, peakLearningRate, warmupSteps, trainingSteps, numCycles, power, 0, 0, Double.NaN);
+    }
+
     public LearningRateSchedule {
+        if (decaySteps < 0 || timescale < 0) {
+            throw new IllegalArgumentException("--lr_decay_steps/--lr_scheduler_timescale: negative; got decay=" + decaySteps
+                    + " timescale=" + timescale + ", expected ≥ 0");
+        }
+        if (kind == Kind.COSINE_WITH_MIN_LR && Double.isNaN(minLrRatio)) {
+            // transformers: "One of min_lr or min_lr_rate should be set"
+            throw new IllegalArgumentException("--lr_scheduler cosine_with_min_lr: needs --lr_scheduler_min_lr_ratio, e.g. 0.1"
+                    + " (the final lr as a ratio of --learning_rate)");
+        }
+        if (!Double.isNaN(minLrRatio) && !(minLrRatio >= 0 && minLrRatio <= 1)) {
+            throw new IllegalArgumentException("--lr_scheduler_min_lr_ratio: got " + minLrRatio + ", expected a ratio in [0, 1]");
+        }
+        if (kind == Kind.REX && warmupSteps > trainingSteps) {
+            // RexLR: "num_warmup_steps must be less than or equal to num_steps"
+            throw new IllegalArgumentException("--lr_warmup_steps: rex needs warm-up ≤ the training steps; got " + warmupSteps
+                    + " > " + trainingSteps);
+        }
         if (warmupSteps < 0 || trainingSteps < 0) {
             throw new IllegalArgumentException("--lr_warmup_steps: negative step count; got warmup=" + warmupSteps
                     + " total=" + trainingSteps + ", expected ≥ 0");
@@ -74,6 +116,12 @@ public record LearningRateSchedule(Kind kind, double peakLearningRate, long warm
                 totalSteps, numCycles, power);
     }
 
+    /** This schedule with the flags only some schedules read; {@code minLrRatio} NaN when not given, timescale 0 likewise. */
+    public LearningRateSchedule with(long decaySteps, long timescale, double minLrRatio) {
+        return new LearningRateSchedule(kind, peakLearningRate, warmupSteps, trainingSteps, numCycles, power, decaySteps,
+                timescale, minLrRatio);
+    }
+
     /** musubi's _int_or_float (parser_common L20‑32) followed by int(ratio·total) for a ratio (trainer_base L300‑302). */
     public static long warmupSteps(String flag, long totalSteps) {
         String text = flag.strip();
@@ -93,12 +141,15 @@ public record LearningRateSchedule(Kind kind, double peakLearningRate, long warm
 
     /** The learning rate of the update made at 0-based optimizer step {@code step}: peak·λ(step). */
     public double learningRate(long step) {
+        if (kind == Kind.REX) return rexLearningRate(step);
         return peakLearningRate * factor(step);
     }
 
-    /** The lambda λ(step) of the transformers schedule. */
+    /** The lambda λ(step) of the transformers schedule (for rex: its learning rate / peak). */
     public double factor(long step) {
         if (kind == Kind.CONSTANT) return 1;
+        if (kind == Kind.REX) return rexLearningRate(step) / peakLearningRate;
+        if (kind == Kind.WARMUP_STABLE_DECAY) return warmupStableDecayFactor(step);
         if (step < warmupSteps) return (double) step / (double) Math.max(1, warmupSteps);
         double progress = (double) (step - warmupSteps) / (double) Math.max(1, trainingSteps - warmupSteps);
         return switch (kind) {
@@ -109,7 +160,58 @@ public record LearningRateSchedule(Kind kind, double peakLearningRate, long warm
             case COSINE_WITH_RESTARTS -> progress >= 1.0 ? 0.0
                     : Math.max(0.0, 0.5 * (1.0 + Math.cos(Math.PI * ((numCycles * progress) % 1.0))));
             case POLYNOMIAL -> polynomialFactor(step);
+            case INVERSE_SQRT -> {
+                // get_inverse_sqrt_schedule: timescale defaults to num_warmup_steps or 10_000
+                long t = timescale != 0 ? timescale : warmupSteps != 0 ? warmupSteps : 10_000;
+                yield 1.0 / Math.sqrt((double) (step + (t - warmupSteps)) / (double) t);
+            }
+            case COSINE_WITH_MIN_LR -> {
+                // musubi passes num_cycles = lr_scheduler_num_cycles / 2 (a float)
+                double factor = 0.5 * (1.0 + Math.cos(Math.PI * (numCycles / 2.0) * 2.0 * progress));
+                yield Math.max(0, factor * (1 - minLrRatio) + minLrRatio);
+            }
+            case REX, WARMUP_STABLE_DECAY -> throw new IllegalStateException("unreachable: " + kind);
         };
+    }
+
+    /**
+     * _get_wsd_scheduler_lambda with warmup_type linear, decay_type cosine, num_cycles = lr_scheduler_num_cycles / 2,
+     * num_stable_steps = total − warmup − decay (negative when warm-up and decay overlap, as in musubi).
+     */
+    private double warmupStableDecayFactor(long step) {
+        double ratio = Double.isNaN(minLrRatio) ? 0.0 : minLrRatio;
+        long stableSteps = trainingSteps - warmupSteps - decaySteps;
+        if (step < warmupSteps) {
+            double progress = (double) step / (double) Math.max(1, warmupSteps);
+            return Math.max(0.0, progress * (1.0 - ratio) + ratio);
+        }
+        if (step < warmupSteps + stableSteps) return 1.0;
+        if (step < warmupSteps + stableSteps + decaySteps) {
+            double progress = (double) (step - warmupSteps - stableSteps) / (double) Math.max(1, decaySteps);
+            double factor = 0.5 * (1.0 + Math.cos(Math.PI * (numCycles / 2.0) * 2.0 * progress));
+            return Math.max(0.0, factor * (1.0 - ratio) + ratio);
+        }
+        return ratio;
+    }
+
+    /**
+     * musubi's RexLR.get_lr at last_epoch = step (the scheduler's constructor already stepped once, so the first
+     * update uses last_epoch 0). Warm-up runs from min_lr at last_epoch 1 to max_lr; at last_epoch 0 with more than one
+     * warm-up step the post-warm-up branch runs with a negative step and Python's non-negative modulo, as upstream.
+     */
+    private double rexLearningRate(long step) {
+        double maxLr = peakLearningRate;
+        double minLr = peakLearningRate * (Double.isNaN(minLrRatio) ? REX_DEFAULT_MIN_LR_RATIO : minLrRatio);
+        if (warmupSteps == 1 && step == 1) return minLr;
+        if (warmupSteps > 1 && step >= 1 && step <= warmupSteps - 1) {
+            return minLr + (maxLr - minLr) * (double) (step - 1) / (double) (warmupSteps - 1);
+        }
+        long stepAfter = step - warmupSteps;
+        long remaining = trainingSteps - warmupSteps;
+        if (stepAfter >= remaining || stepAfter == -1 || remaining <= 0) return minLr;
+        double z = (double) (remaining - Math.floorMod(stepAfter, remaining)) / (double) remaining;
+        double factor = minLr / maxLr + (1.0 - minLr / maxLr) * (z / (REX_ALPHA + REX_BETA * z));
+        return peakLearningRate * factor;
     }
 
     /** _get_polynomial_decay_schedule_with_warmup_lr_lambda after warmup, lr_end = 1e-7. */

@@ -26,6 +26,13 @@ abstract sealed class MomentOptimizer implements Optimizer permits AdamW, AdamW8
     /** Updates every parameter with {@code hyper}; {@code gradScale} (1) F32 as in {@link Optimizer#step}. */
     abstract void update(Backend.AdamWStep hyper, Tensor gradScale);
 
+    /** {@code hyper} with the learning rate of parameter {@code p} (its LoRA+ scale applied). */
+    static Backend.AdamWStep scaled(Backend.AdamWStep hyper, TrainableParameter p) {
+        if (p.learningRateScale() == 1f) return hyper;
+        return new Backend.AdamWStep(hyper.learningRate() * p.learningRateScale(), hyper.beta1(), hyper.beta2(), hyper.eps(),
+                hyper.weightDecay(), hyper.step());
+    }
+
     /** Every state buffer with its key in the state file, in the order the file lists them. */
     abstract List<OptimizerStateFile.Slot> slots();
 

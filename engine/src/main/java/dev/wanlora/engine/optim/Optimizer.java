@@ -51,7 +51,18 @@ public interface Optimizer extends AutoCloseable {
             case ADAMW -> fp32Moments;
             case ADAMW_8BIT -> numElements < config.min8bitSize() ? fp32Moments
                     : 2 * (numElements + Math.ceilDiv(numElements, AdamW8bit.BLOCK_SIZE) * Float.BYTES);
+            case PRODIGY -> 4 * numElements * Float.BYTES; // m, v, s, p0
+            case ADAFACTOR -> (config.adafactor().hasFirstMoment() ? 2 : 1) * numElements * Float.BYTES; // 1-D: v (and m)
         };
+    }
+
+    /**
+     * Bytes of state for one (rows, cols) parameter: as {@link #stateBytes(OptimizerConfig, long)}, except that
+     * Adafactor factors a matrix's second moment into rows + cols F32 (and m when beta1 is set).
+     */
+    static long stateBytes(OptimizerConfig config, long rows, long cols) {
+        if (config.kind() != OptimizerConfig.Kind.ADAFACTOR) return stateBytes(config, rows * cols);
+        return (rows + cols + (config.adafactor().hasFirstMoment() ? rows * cols : 0)) * Float.BYTES;
     }
 
     /** The optimizer {@code config} names, over {@code parameters}, one update op per parameter. */
@@ -77,9 +88,18 @@ public interface Optimizer extends AutoCloseable {
                         + " (the parameters' total)");
             }
         }
+        boolean isScaled = parameters.stream().anyMatch(p -> p.learningRateScale() != 1f);
+        if (isScaled && config.kind() == OptimizerConfig.Kind.PRODIGY) {
+            // prodigy.py: "Setting different lr values in different parameter groups is only supported for values of 0"
+            throw new IllegalArgumentException("--network_args loraplus_lr_ratio: Prodigy takes one learning rate for all"
+                    + " parameters (prodigyopt raises for LoRA+'s second group); expected no loraplus_lr_ratio with Prodigy");
+        }
+        if (isScaled) contiguous = null; // one op per parameter, each with its own learning rate
         return switch (config.kind()) {
             case ADAMW -> new AdamW(backend, config, parameters, contiguous);
             case ADAMW_8BIT -> new AdamW8bit(backend, config, parameters, contiguous);
+            case PRODIGY -> new Prodigy(backend, config, parameters, contiguous);
+            case ADAFACTOR -> new Adafactor(backend, config, parameters); // per matrix: the factors need each one's shape
         };
     }
 }

@@ -18,11 +18,11 @@ import java.util.Map;
 import java.util.Set;
 
 /**
- * The optimizer state file shared by {@link AdamW} and {@link AdamW8bit}: a safetensors file with one tensor per
- * state buffer (F32 moments, or U8 codes plus F32 absmax) and {@code __metadata__["wanlora.optimizer"]} holding the
+ * The optimizer state file shared by every {@link Optimizer}: a safetensors file with one tensor per state buffer
+ * (F32 moments, U8 codes plus F32 absmax, Prodigy's scalars, Adafactor's factors) and {@code __metadata__["wanlora.optimizer"]} holding the
  * settings and the last step as JSON:
  * {@code {"format":1,"optimizer":"<python class>","betas":[b1,b2],"eps":e,"weight_decay":wd,"min_8bit_size":n,
- * "block_size":256,"last_step":k}}.
+ * "block_size":256,"last_step":k}}, plus {@code "settings"} (every other setting as text) for Prodigy and Adafactor.
  */
 final class OptimizerStateFile {
     private OptimizerStateFile() {}
@@ -64,8 +64,9 @@ final class OptimizerStateFile {
                 throw new IllegalArgumentException(file + ": '" + METADATA_KEY + "' metadata is not JSON; got " + json);
             }
             ObjectNode expected = settings(config, 0);
-            for (String field : List.of("format", "optimizer", "betas", "eps", "weight_decay", "min_8bit_size", "block_size")) {
-                if (!expected.get(field).equals(saved.get(field))) {
+            for (String field : List.of("format", "optimizer", "betas", "eps", "weight_decay", "min_8bit_size", "block_size",
+                    "settings")) {
+                if (expected.has(field) && !expected.get(field).equals(saved.get(field))) {
                     throw new IllegalArgumentException(file + ": optimizer state was saved with " + field + "="
                             + saved.get(field) + ", but this run has " + field + "=" + expected.get(field)
                             + "; expected the same optimizer settings when resuming. hint: resume with the original"
@@ -110,6 +111,7 @@ final class OptimizerStateFile {
         n.put("weight_decay", (double) config.weightDecay());
         n.put("min_8bit_size", config.min8bitSize());
         n.put("block_size", AdamW8bit.BLOCK_SIZE);
+        if (!config.resumeSettings().isEmpty()) n.put("settings", config.resumeSettings()); // Prodigy, Adafactor
         n.put("last_step", lastStep);
         return n;
     }

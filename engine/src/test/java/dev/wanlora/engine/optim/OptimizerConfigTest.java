@@ -30,9 +30,16 @@ class OptimizerConfigTest {
         for (String t : List.of("AdamW8bit", "adamw8bit", "bitsandbytes.optim.AdamW8bit", "bitsandbytes.optim.adamw.AdamW8bit")) {
             assertEquals(OptimizerConfig.Kind.ADAMW_8BIT, OptimizerConfig.fromFlags(t, List.of()).kind(), t);
         }
-        var e = assertThrows(IllegalArgumentException.class, () -> OptimizerConfig.fromFlags("Prodigy", List.of()));
-        assertEquals("--optimizer_type: unsupported optimizer; got 'Prodigy', expected one of AdamW, adamw,"
-                + " torch.optim.AdamW, AdamW8bit, adamw8bit, bitsandbytes.optim.AdamW8bit", e.getMessage());
+        for (String t : List.of("prodigyopt.Prodigy", "prodigyopt.prodigy.Prodigy", "Prodigy", "prodigy")) {
+            assertEquals(OptimizerConfig.Kind.PRODIGY, OptimizerConfig.fromFlags(t, List.of()).kind(), t);
+        }
+        for (String t : List.of("Adafactor", "adafactor", "transformers.optimization.Adafactor")) {
+            assertEquals(OptimizerConfig.Kind.ADAFACTOR, OptimizerConfig.fromFlags(t, List.of()).kind(), t);
+        }
+        var e = assertThrows(IllegalArgumentException.class, () -> OptimizerConfig.fromFlags("Lion", List.of()));
+        assertEquals("--optimizer_type: unsupported optimizer; got 'Lion', expected one of AdamW, adamw,"
+                + " torch.optim.AdamW, AdamW8bit, adamw8bit, bitsandbytes.optim.AdamW8bit, prodigyopt.Prodigy (or prodigy),"
+                + " Adafactor (adafactor, transformers.optimization.Adafactor)", e.getMessage());
     }
 
     @Test

@@ -13,11 +13,14 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.Predicate;
 
 /**
  * musubi's LoRA network on a Wan2.1 DiT (spec §7): ten adapters per block (self_attn q/k/v/o, cross_attn q/k/v/o,
- * ffn.0, ffn.2), in musubi's module order (block by block, then {@link BlockLinear} order). Parameters and gradients
- * are F32 tensors on one backend. Network dropout options are not supported (musubi's defaults leave them off).
+ * ffn.0, ffn.2), in musubi's module order (block by block, then {@link BlockLinear} order), or the subset a
+ * selection keeps ({@code --network_args exclude_patterns/include_patterns}, {@link NetworkArgs}); a block Linear
+ * without an adapter has none ({@link #module} returns null). Parameters and gradients are F32 tensors on one backend.
+ * Network dropout options are not supported (musubi's defaults leave them off).
  *
  * <p><b>Storage.</b> Every parameter lives in one flat F32 buffer ({@link #parameters()}), module by module in
  * {@link #modules()} order, down then up, back to back; the gradients likewise ({@link #gradients()}). Each module's
@@ -44,58 +47,62 @@ public final class LoraNetwork implements AutoCloseable {
         this.offsets = offsets;
     }
 
-    /** The flat layout of a config's modules at {@code rank}s: offsets[k] of module k's down, and the total P. */
-    private record Layout(long[] offsets, long total) {
-        static Layout of(WanDitConfig config, int[] ranks) {
-            long[] offsets = new long[ranks.length];
-            long at = 0;
-            int k = 0;
-            for (int i = 0; i < config.numLayers(); i++) {
-                for (BlockLinear layer : BlockLinear.values()) {
-                    Shape w = layer.weightShape(config);
-                    offsets[k] = at;
-                    at += (long) ranks[k++] * (w.dim(0) + w.dim(1));
-                }
+    /** musubi's original_name of a block Linear, the name its include/exclude patterns match: blocks.{i}.self_attn.q. */
+    public static String originalName(int blockIndex, BlockLinear layer) {
+        return "blocks." + blockIndex + "." + layer.modulePath();
+    }
+
+    /** The (block, layer) pairs {@code selected} keeps (by {@link #originalName}), in musubi's module order. */
+    private static List<int[]> slots(WanDitConfig config, Predicate<String> selected) {
+        List<int[]> slots = new ArrayList<>();
+        for (int i = 0; i < config.numLayers(); i++) {
+            for (BlockLinear layer : BlockLinear.values()) {
+                if (selected.test(originalName(i, layer))) slots.add(new int[] {i, layer.ordinal()});
             }
-            return new Layout(offsets, at);
         }
+        return slots;
     }
 
     /** Builds the network over fresh zeroed flat buffers; {@code fill} writes each module's initial down and up. */
-    private static LoraNetwork build(Backend backend, WanDitConfig config, int[] ranks, float[] alphas, ModuleInit fill) {
-        Layout layout = Layout.of(config, ranks);
-        Tensor parameters = backend.allocate(DType.F32, Shape.of(layout.total()));
+    private static LoraNetwork build(Backend backend, WanDitConfig config, List<int[]> slots, int[] ranks, float[] alphas,
+                                     ModuleInit fill) {
+        long[] offsets = new long[slots.size()];
+        long total = 0;
+        for (int k = 0; k < slots.size(); k++) {
+            Shape w = BlockLinear.values()[slots.get(k)[1]].weightShape(config);
+            offsets[k] = total;
+            total += (long) ranks[k] * (w.dim(0) + w.dim(1));
+        }
+        Tensor parameters = backend.allocate(DType.F32, Shape.of(total));
         Tensor gradients;
         try {
-            gradients = backend.allocate(DType.F32, Shape.of(layout.total()));
+            gradients = backend.allocate(DType.F32, Shape.of(total));
         } catch (RuntimeException e) {
             parameters.close();
             throw e;
         }
         List<LoraModule> modules = new ArrayList<>();
-        int k = 0;
         try {
-            for (int i = 0; i < config.numLayers(); i++) {
-                for (BlockLinear layer : BlockLinear.values()) {
-                    Shape w = layer.weightShape(config);
-                    long out = w.dim(0), in = w.dim(1), at = layout.offsets()[k];
-                    int rank = ranks[k];
-                    Shape downShape = Shape.of(rank, in), upShape = Shape.of(out, rank);
-                    long upAt = at + downShape.numElements();
-                    LoraModule m = new LoraModule(LoraModule.nameOf(i, layer), i, layer.modulePath(), layer,
-                            parameters.view(at, downShape), parameters.view(upAt, upShape), gradients.view(at, downShape),
-                            gradients.view(upAt, upShape), alphas[k], rank);
-                    fill.write(k, m);
-                    modules.add(m);
-                    k++;
-                }
+            for (int k = 0; k < slots.size(); k++) {
+                int i = slots.get(k)[0];
+                BlockLinear layer = BlockLinear.values()[slots.get(k)[1]];
+                Shape w = layer.weightShape(config);
+                long out = w.dim(0), in = w.dim(1), at = offsets[k];
+                int rank = ranks[k];
+                Shape downShape = Shape.of(rank, in), upShape = Shape.of(out, rank);
+                long upAt = at + downShape.numElements();
+                LoraModule m = new LoraModule(LoraModule.nameOf(i, layer), i, layer.modulePath(), layer,
+                        parameters.view(at, downShape), parameters.view(upAt, upShape), gradients.view(at, downShape),
+                        gradients.view(upAt, upShape), alphas[k], rank);
+                fill.write(k, m);
+                modules.add(m);
             }
         } catch (RuntimeException e) {
             parameters.close();
             gradients.close();
             throw e;
         }
-        return new LoraNetwork(modules, config.numLayers(), parameters, gradients, layout.offsets());
+        return new LoraNetwork(modules, config.numLayers(), parameters, gradients, offsets);
     }
 
     /** Writes module {@code index}'s initial values into its (zeroed) down and up. */
@@ -113,17 +120,31 @@ public final class LoraNetwork implements AutoCloseable {
      * @param alpha musubi's {@code --network_alpha}; 0 means alpha = rank
      */
     public static LoraNetwork create(Backend backend, WanDitConfig config, int rank, float alpha, long seed) {
+        return create(backend, config, rank, alpha, seed, name -> true);
+    }
+
+    /**
+     * As {@link #create(Backend, WanDitConfig, int, float, long)}, with adapters only on the block Linears whose
+     * {@link #originalName} {@code selected} keeps (at least one).
+     */
+    public static LoraNetwork create(Backend backend, WanDitConfig config, int rank, float alpha, long seed,
+                                     Predicate<String> selected) {
         if (rank <= 0) {
             throw new IllegalArgumentException("--network_dim must be positive; got " + rank);
         }
         float effectiveAlpha = alpha == 0 ? rank : alpha;
-        int count = config.numLayers() * BlockLinear.values().length;
+        List<int[]> slots = slots(config, selected);
+        if (slots.isEmpty()) {
+            throw new IllegalArgumentException("--network_args: the include/exclude patterns leave no module to train; expected"
+                    + " at least one of blocks.{i}.{self_attn|cross_attn}.{q|k|v|o}, blocks.{i}.ffn.{0|2}");
+        }
+        int count = slots.size();
         int[] ranks = new int[count];
         float[] alphas = new float[count];
         Arrays.fill(ranks, rank);
         Arrays.fill(alphas, effectiveAlpha);
         SplittableRandom random = new SplittableRandom(seed);
-        return build(backend, config, ranks, alphas, (k, m) -> {
+        return build(backend, config, slots, ranks, alphas, (k, m) -> {
             long in = m.down().shape().dim(1);
             float[] down = new float[Math.toIntExact(m.down().numElements())];
             double bound = 1 / Math.sqrt(in);
@@ -141,33 +162,45 @@ public final class LoraNetwork implements AutoCloseable {
      */
     public static LoraNetwork fromWeights(Backend backend, WanDitConfig config, List<LoraModuleWeights> weights,
                                           String source) {
+        return fromWeights(backend, config, weights, source, name -> true);
+    }
+
+    /**
+     * As {@link #fromWeights(Backend, WanDitConfig, List, String)} for the modules {@code selected} keeps (by
+     * {@link #originalName}): exactly those must be present.
+     */
+    public static LoraNetwork fromWeights(Backend backend, WanDitConfig config, List<LoraModuleWeights> weights,
+                                          String source, Predicate<String> selected) {
         Map<String, LoraModuleWeights> byName = new LinkedHashMap<>();
         for (LoraModuleWeights w : weights) byName.put(w.name(), w);
         List<LoraModuleWeights> ordered = new ArrayList<>();
-        for (int i = 0; i < config.numLayers(); i++) {
-            for (BlockLinear layer : BlockLinear.values()) {
-                String name = LoraModule.nameOf(i, layer);
-                LoraModuleWeights w = byName.remove(name);
-                if (w == null) {
-                    throw new IllegalArgumentException(source + ": missing LoRA module " + name + "; expected musubi's"
-                            + " lora_wan modules (lora_unet_blocks_{i}_{self_attn|cross_attn}_{q|k|v|o}, _ffn_{0|2}) for "
-                            + config.numLayers() + " blocks");
-                }
-                Shape shape = layer.weightShape(config);
-                if (w.inFeatures() != shape.dim(1) || w.outFeatures() != shape.dim(0)) {
-                    throw new IllegalArgumentException(source + ": LoRA module " + name + " adapts " + w.inFeatures()
-                            + " → " + w.outFeatures() + " features, expected " + shape.dim(1) + " → " + shape.dim(0)
-                            + " (" + layer.modulePath() + " of a dim-" + config.dim() + " model)");
-                }
-                ordered.add(w);
+        List<int[]> slots = slots(config, selected);
+        for (int[] slot : slots) {
+            int i = slot[0];
+            BlockLinear layer = BlockLinear.values()[slot[1]];
+            String name = LoraModule.nameOf(i, layer);
+            LoraModuleWeights w = byName.remove(name);
+            if (w == null) {
+                throw new IllegalArgumentException(source + ": missing LoRA module " + name + "; expected musubi's"
+                        + " lora_wan modules (lora_unet_blocks_{i}_{self_attn|cross_attn}_{q|k|v|o}, _ffn_{0|2}) for "
+                        + config.numLayers() + " blocks" + (slots.size() < config.numLayers() * BlockLinear.values().length
+                        ? " that --network_args include/exclude_patterns select" : ""));
             }
+            Shape shape = layer.weightShape(config);
+            if (w.inFeatures() != shape.dim(1) || w.outFeatures() != shape.dim(0)) {
+                throw new IllegalArgumentException(source + ": LoRA module " + name + " adapts " + w.inFeatures()
+                        + " → " + w.outFeatures() + " features, expected " + shape.dim(1) + " → " + shape.dim(0)
+                        + " (" + layer.modulePath() + " of a dim-" + config.dim() + " model)");
+            }
+            ordered.add(w);
         }
         if (!byName.isEmpty()) {
             List<String> extra = new ArrayList<>(byName.keySet());
             throw new IllegalArgumentException(source + ": " + extra.size() + " unexpected LoRA module(s) "
                     + String.join(", ", extra.subList(0, Math.min(3, extra.size()))) + (extra.size() > 3 ? ", …" : "")
                     + "; expected only the 10 adapters per block of musubi's lora_wan for " + config.numLayers()
-                    + " blocks");
+                    + " blocks" + (slots.size() < config.numLayers() * BlockLinear.values().length
+                    ? ", less those --network_args exclude_patterns remove" : ""));
         }
         int[] ranks = new int[ordered.size()];
         float[] alphas = new float[ordered.size()];
@@ -175,7 +208,7 @@ public final class LoraNetwork implements AutoCloseable {
             ranks[k] = ordered.get(k).rank();
             alphas[k] = ordered.get(k).alpha() == 0 ? ordered.get(k).rank() : ordered.get(k).alpha();
         }
-        return build(backend, config, ranks, alphas, (k, m) -> {
+        return build(backend, config, slots, ranks, alphas, (k, m) -> {
             backend.write(m.down(), ordered.get(k).down());
             backend.write(m.up(), ordered.get(k).up());
         });

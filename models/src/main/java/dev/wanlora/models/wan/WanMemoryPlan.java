@@ -105,15 +105,19 @@ public final class WanMemoryPlan {
         for (int i = 0; i < layers; i++) {
             for (BlockLinear l : BlockLinear.values()) {
                 Shape w = l.weightShape(c);
-                optimizer += Optimizer.stateBytes(s.optimizer(), rank * w.dim(1));
-                optimizer += Optimizer.stateBytes(s.optimizer(), w.dim(0) * rank);
+                optimizer += Optimizer.stateBytes(s.optimizer(), rank, w.dim(1));
+                optimizer += Optimizer.stateBytes(s.optimizer(), w.dim(0), rank);
             }
         }
         long computeCopies = s.act() == DType.F32 ? 0 : params * s.act().sizeBytes();
         items.add(new MemoryPlan.Item(LORA, params * 2 * Float.BYTES + computeCopies + optimizer, String.format(Locale.ROOT,
                 "%,d parameters (rank %d): fp32 weights and gradients%s, %s state", params, rank,
-                computeCopies == 0 ? "" : ", " + act + " copies", s.optimizer().kind() == OptimizerConfig.Kind.ADAMW ? "AdamW"
-                        : "AdamW8bit")));
+                computeCopies == 0 ? "" : ", " + act + " copies", switch (s.optimizer().kind()) {
+                    case ADAMW -> "AdamW";
+                    case ADAMW_8BIT -> "AdamW8bit";
+                    case PRODIGY -> "Prodigy";
+                    case ADAFACTOR -> "Adafactor";
+                })));
 
         long saved = 0, savedAttention = 0, activations = 0;
         List<String> streams = new ArrayList<>(), lses = new ArrayList<>();
