@@ -124,6 +124,8 @@ final class Trainer {
     private WanMemoryPlan.Settings memorySettings;
     private long memoryBudget;
     private int blocksToSwap;
+    /** The activation offload the plan chose (for the out-of-memory advice). */
+    private WanDitActivations.Offload offload = WanDitActivations.Offload.NONE;
     /** --checkpoint_attention resolved by the memory plan. */
     private boolean savesAttentionOutputs;
 
@@ -423,6 +425,7 @@ final class Trainer {
         WanMemoryPlan.Choice choice = isAuto ? autoChoice(memorySettings, fitting, forcedOffload, hostBudget)
                 : new WanMemoryPlan.Choice(o.blocks_to_swap == null ? 0 : o.blocks_to_swap.count(), forcedOffload);
         blocksToSwap = choice.blocksToSwap();
+        offload = choice.offload();
         boolean fitsWith = memoryBudget <= 0 || WanMemoryPlan.plan(with, choice).fits(memoryBudget);
         savesAttentionOutputs = o.gradient_checkpointing && attentionMode.resolve(fitsWith);
         if (savesAttentionOutputs && memorySettings != with) {
@@ -1045,9 +1048,9 @@ final class Trainer {
         String gpu = backend instanceof CudaBackend cuda
                 ? "the GPU has " + MemoryPlan.formatBytes(cuda.context().totalMemoryBytes()) + "; " : "";
         if (memorySettings == null) return gpu + "use --fp8_base --fp8_scaled, --gradient_checkpointing and --blocks_to_swap";
-        long planned = WanMemoryPlan.plan(memorySettings, blocksToSwap).totalBytes();
+        long planned = WanMemoryPlan.plan(memorySettings, new WanMemoryPlan.Choice(blocksToSwap, offload)).totalBytes();
         OptionalInt more = MemoryPlan.smallestFitting(blocksToSwap + 1, modelConfig.numLayers() - 1,
-                n -> WanMemoryPlan.plan(memorySettings, n), planned - OOM_HEADROOM_BYTES);
+                n -> WanMemoryPlan.plan(memorySettings, new WanMemoryPlan.Choice(n, offload)), planned - OOM_HEADROOM_BYTES);
         String plan = "the memory plan for --blocks_to_swap " + blocksToSwap + " was " + MemoryPlan.formatBytes(planned)
                 + (memoryBudget > 0 ? " of " + budgetSource() : "");
         return gpu + plan + (more.isPresent()

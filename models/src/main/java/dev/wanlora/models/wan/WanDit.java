@@ -271,9 +271,13 @@ public final class WanDit implements AutoCloseable {
         backend.modulate(s.ffnInput, a.normOut, mod, 3, 4);
         blockLinear(s.ffnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s);
         backend.geluTanh(s.ffnActivated, s.ffnHidden);
+        if (isRecompute) {
+            // The recompute's block output would equal the saved input of block i + 1, which the backward never reads
+            // again: of ffn.2 only its LoRA down(x), kept for the backward, is needed.
+            loraDown(s.ffnActivated, blk, BlockLinear.FFN_2, lora, s);
+            return;
+        }
         blockLinear(a.branchOut, s.ffnActivated, blk, BlockLinear.FFN_2, lora, s);
-        // The recompute's block output would equal the saved input of block i + 1, which the backward never reads again.
-        if (isRecompute) return;
         a.acquireInputForWrite(i + 1); // as late as possible: the slot's previous store had the whole block to finish
         Tensor out = a.blockInput(i + 1);
         backend.copy(out, s.afterCrossAttn);
@@ -308,11 +312,19 @@ public final class WanDit implements AutoCloseable {
     /** y = x·Wᵀ + b + scale·(x·Dᵀ)·Uᵀ for block Linear {@code layer}; down(x) is kept in the state for the backward. */
     private void blockLinear(Tensor y, Tensor x, Block blk, BlockLinear layer, LoraNetwork lora, BlockState s) {
         linear(y, x, blk.linear(layer));
-        LoraModule m = lora == null ? null : lora.module(blk.index(), layer);
-        if (m == null) return;
-        Tensor hidden = loraHidden(s, layer, m, y.shape().rows());
-        backend.gemm(hidden, x, false, computeDown(m), true, 1, 0, null);
+        Tensor hidden = loraDown(x, blk, layer, lora, s);
+        if (hidden == null) return;
+        LoraModule m = lora.module(blk.index(), layer);
         backend.gemm(y, hidden, false, computeUp(m), true, m.scale(), 1, null);
+    }
+
+    /** The LoRA's down(x) = x·Dᵀ of block Linear {@code layer} into its state buffer; null without a LoRA module there. */
+    private Tensor loraDown(Tensor x, Block blk, BlockLinear layer, LoraNetwork lora, BlockState s) {
+        LoraModule m = lora == null ? null : lora.module(blk.index(), layer);
+        if (m == null) return null;
+        Tensor hidden = loraHidden(s, layer, m, x.shape().rows());
+        backend.gemm(hidden, x, false, computeDown(m), true, 1, 0, null);
+        return hidden;
     }
 
     // ================================================================ backward
