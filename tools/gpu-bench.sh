@@ -8,9 +8,10 @@
 #   bench13    the same for t2v-1.3B
 #   bench14big wanlora bench --task t2v-14B at 832x480x81 (3 steps after 1 warm-up)
 #   bench14-24g  issue 12: t2v-14B under --max_vram 24G with --blocks_to_swap auto (swap + activation offload chosen by
-#              the plan) at 832x480x81, 768x416x81 and 384x208x45, then 832x480x81 and 384x208x45 without a limit (the
-#              s/it ratio), and 384x208x45 with musubi's --blocks_to_swap 10 under 24G; each with the driver's peak
-#              (nvidia-smi memory.used sampled every 100 ms, context included) and the host's peak RSS (VmHWM)
+#              the plan) at 832x480x81, 768x416x81 and 384x208x45, and 384x208x45 with musubi's --blocks_to_swap 10;
+#              each with the driver's peak (nvidia-smi memory.used sampled every 100 ms, context included) and the
+#              host's peak RSS (VmHWM)
+#   bench14-nolimit  the same 14B shapes 832x480x81 and 384x208x45 without a memory limit (the s/it ratio)
 #   jmh        TrainStepBenchmark (JMH, single-shot seconds per step) for t2v-1.3B at 384x208x45, 1 fork
 #   tests      the engine's Backend.write / staging / allocator-counter / timeline GPU tests (CudaUploadTest)
 # Every step logs to $OUT/<step>.log (or ./gpu-logs); WANLORA_LIB=DIR runs the wanlora jars in DIR ahead of lib/
@@ -53,6 +54,10 @@ for step in "${steps[@]}"; do
         peakbench "${big14[@]}" --resolution 768x416 --frames 81 --blocks_to_swap auto --max_vram 24G
         peakbench --task t2v-14B --top_ops 0 --resolution 384x208 --frames 45 --blocks_to_swap auto --max_vram 24G
         peakbench --task t2v-14B --top_ops 0 --resolution 384x208 --frames 45 --blocks_to_swap 10 --max_vram 24G
+      } 2>&1 | tee "$log" || status=1
+      ;;
+    bench14-nolimit)
+      {
         peakbench "${big14[@]}" --resolution 832x480 --frames 81
         peakbench --task t2v-14B --top_ops 0 --resolution 384x208 --frames 45
       } 2>&1 | tee "$log" || status=1
@@ -66,7 +71,7 @@ for step in "${steps[@]}"; do
         --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaUploadTest \
         --details=tree --disable-banner 2>&1 | tee "$log" || status=1
       ;;
-    *) echo "gpu-bench.sh: unknown step $step; expected bench14, bench14swap, bench13, bench14big, bench14-24g, jmh or tests" >&2; status=2 ;;
+    *) echo "gpu-bench.sh: unknown step $step; expected bench14, bench14swap, bench13, bench14big, bench14-24g, bench14-nolimit, jmh or tests" >&2; status=2 ;;
   esac
 done
 exit $status
