@@ -7,6 +7,11 @@
 #   bench14swap the same with --blocks_to_swap 10 (musubi's reference setting)
 #   bench13    the same for t2v-1.3B
 #   bench14big wanlora bench --task t2v-14B at 832x480x81 (3 steps after 1 warm-up)
+#   bench14-24g  issue 12: t2v-14B under --max_vram 24G with --blocks_to_swap auto (swap + activation offload chosen by
+#              the plan) at 832x480x81, 768x416x81 and 384x208x45, and 384x208x45 with musubi's --blocks_to_swap 10;
+#              each with the driver's peak (nvidia-smi memory.used sampled every 100 ms, context included) and the
+#              host's peak RSS (VmHWM)
+#   bench14-nolimit  the same 14B shapes 832x480x81 and 384x208x45 without a memory limit (the s/it ratio)
 #   jmh        TrainStepBenchmark (JMH, single-shot seconds per step) for t2v-1.3B at 384x208x45, 1 fork
 #   tests      the engine's Backend.write / staging / allocator-counter / timeline GPU tests (CudaUploadTest)
 # Every step logs to $OUT/<step>.log (or ./gpu-logs); WANLORA_LIB=DIR runs the wanlora jars in DIR ahead of lib/
@@ -24,6 +29,18 @@ steps=("$@")
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader | tee "$logs/gpu.txt"
 status=0
 bench() { "${java[@]}" -cp "$cp" dev.wanlora.cli.Main bench "$@"; }
+# bench with the driver's peak memory: nvidia-smi samples memory.used (MiB, everything the driver counts) meanwhile
+peakbench() {
+  local samples; samples=$(mktemp)
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits -lms 100 > "$samples" &
+  local smi=$!
+  bench "$@"; local rc=$?
+  kill "$smi" 2>/dev/null; wait "$smi" 2>/dev/null
+  echo "driver peak (nvidia-smi memory.used): $(sort -n "$samples" | tail -1) MiB for: bench $*"
+  rm -f "$samples"
+  return $rc
+}
+big14=(--task t2v-14B --steps 3 --warmup 1 --top_ops 0)
 for step in "${steps[@]}"; do
   log="$logs/$step$tag.log"
   case $step in
@@ -31,6 +48,20 @@ for step in "${steps[@]}"; do
     bench14swap) bench --task t2v-14B --resolution 384x208 --frames 45 --blocks_to_swap 10 2>&1 | tee "$log" || status=1 ;;
     bench13) bench --task t2v-1.3B --resolution 384x208 --frames 45 2>&1 | tee "$log" || status=1 ;;
     bench14big) bench --task t2v-14B --resolution 832x480 --frames 81 --steps 3 --warmup 1 2>&1 | tee "$log" || status=1 ;;
+    bench14-24g)
+      {
+        peakbench "${big14[@]}" --resolution 832x480 --frames 81 --blocks_to_swap auto --max_vram 24G
+        peakbench "${big14[@]}" --resolution 768x416 --frames 81 --blocks_to_swap auto --max_vram 24G
+        peakbench --task t2v-14B --top_ops 0 --resolution 384x208 --frames 45 --blocks_to_swap auto --max_vram 24G
+        peakbench --task t2v-14B --top_ops 0 --resolution 384x208 --frames 45 --blocks_to_swap 10 --max_vram 24G
+      } 2>&1 | tee "$log" || status=1
+      ;;
+    bench14-nolimit)
+      {
+        peakbench "${big14[@]}" --resolution 832x480 --frames 81
+        peakbench --task t2v-14B --top_ops 0 --resolution 384x208 --frames 45
+      } 2>&1 | tee "$log" || status=1
+      ;;
     jmh)
       "${java[@]}" -cp "$cp" org.openjdk.jmh.Main TrainStepBenchmark -p task=t2v-1.3B -p resolution=384x208 -p frames=45 \
         -wi 2 -i 5 -f 1 -jvm "$b/jre/bin/java" 2>&1 | tee "$log" || status=1
@@ -40,7 +71,7 @@ for step in "${steps[@]}"; do
         --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaUploadTest \
         --details=tree --disable-banner 2>&1 | tee "$log" || status=1
       ;;
-    *) echo "gpu-bench.sh: unknown step $step; expected bench14, bench14swap, bench13, bench14big, jmh or tests" >&2; status=2 ;;
+    *) echo "gpu-bench.sh: unknown step $step; expected bench14, bench14swap, bench13, bench14big, bench14-24g, bench14-nolimit, jmh or tests" >&2; status=2 ;;
   esac
 done
 exit $status

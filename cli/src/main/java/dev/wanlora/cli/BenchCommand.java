@@ -9,7 +9,11 @@ import dev.wanlora.engine.cuda.CudaBackend;
 import dev.wanlora.engine.cuda.CudaContext;
 import dev.wanlora.engine.cuda.CudaException;
 import dev.wanlora.engine.cuda.DeviceBuffer;
+import dev.wanlora.engine.memory.MemoryPlan;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.models.wan.WanDitActivations;
 import dev.wanlora.models.wan.WanDitConfig;
+import dev.wanlora.models.wan.WanMemoryPlan;
 import dev.wanlora.models.wan.WanDitWeights.Quantization;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -69,9 +73,23 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--bf16_base", description = "bf16 block weights instead of fp8.")
     boolean bf16Base;
 
-    @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N", defaultValue = "0",
-            description = "Stream the Linear weights of the last N blocks from pinned host memory (default ${DEFAULT-VALUE}).")
+    @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N|auto", defaultValue = "0",
+            description = "Stream the Linear weights of the last N blocks from pinned host memory (default ${DEFAULT-VALUE});"
+                    + " auto: the cheapest swap count and activation offload whose memory plan fits (--max_vram), planned"
+                    + " for the largest resolution, as wanlora train --blocks_to_swap auto.")
+    String blocksToSwapFlag;
+
+    /** --blocks_to_swap resolved (auto: by the memory plan). */
     int blocksToSwap;
+
+    @Option(names = {"--max_vram", "--max-vram"}, paramLabel = "SIZE",
+            description = "Device memory budget, e.g. 24G, counted as the driver counts it (context and allocation margin"
+                    + " included); default: the GPU's memory.")
+    String maxVram;
+
+    @Option(names = {"--gradient_checkpointing_cpu_offload", "--gradient-checkpointing-cpu-offload"},
+            description = "Keep every block's saved input in pinned host memory (musubi's flag; auto offloads as needed).")
+    boolean cpuOffload;
 
     @Option(names = "--network_dim", paramLabel = "R", defaultValue = "32", description = "LoRA rank (default ${DEFAULT-VALUE}).")
     int rank;
@@ -136,9 +154,21 @@ public final class BenchCommand implements Callable<Integer> {
             throw new UserError("--frames " + frames + ": expected 4n+1 pixel frames (1, 5, ..., 45, 81), the VAE's"
                     + " temporal stride; use " + (Math.max(0, frames - 1) / 4 * 4 + 1));
         }
+        boolean isAutoSwap = blocksToSwapFlag.strip().equalsIgnoreCase("auto");
+        try {
+            blocksToSwap = isAutoSwap ? 0 : Integer.parseInt(blocksToSwapFlag.strip());
+        } catch (NumberFormatException e) {
+            throw new UserError("--blocks_to_swap " + blocksToSwapFlag + ": expected a block count or auto (e.g. 10 or auto)");
+        }
         if (blocksToSwap < 0 || blocksToSwap > config.numLayers() - 1) {
             throw new UserError("--blocks_to_swap " + blocksToSwap + ": expected 0.." + (config.numLayers() - 1) + " for "
                     + config.numLayers() + " blocks (musubi's limit: blocks − 1)");
+        }
+        long budget = 0;
+        try {
+            if (maxVram != null) budget = MemoryPlan.parseBytes("--max_vram", maxVram);
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
         }
         if (steps < 1 || warmup < 0 || batchSize < 1 || rank < 1 || textRows < 1 || textRows > config.textLen()) {
             throw new UserError("bench: --steps, --batch_size, --network_dim must be ≥ 1, --warmup ≥ 0 and --text_rows in"
@@ -149,8 +179,12 @@ public final class BenchCommand implements Callable<Integer> {
         try (Backend backend = openBackend()) {
             String card = backend instanceof CudaBackend cuda ? cuda.context().deviceName() : "cpu";
             long built = System.nanoTime();
+            WanDitActivations.Offload offload = gradientCheckpointing && cpuOffload
+                    ? new WanDitActivations.Offload(config.numLayers() + 1, 0, WanMemoryPlan.OFFLOAD_RING_SLOTS)
+                    : WanDitActivations.Offload.NONE;
             BenchRun.Settings settings = new BenchRun.Settings(config, quantization, rank, alpha == null ? rank : alpha,
-                    gradientCheckpointing, checkpointAttention, optimizerType, blocksToSwap, seed);
+                    gradientCheckpointing, checkpointAttention, optimizerType, blocksToSwap, seed, offload, budget);
+            if (isAutoSwap || budget > 0) settings = planned(out, backend, settings, checked, isAutoSwap);
             try (BenchRun run = BenchRun.open(backend, settings)) {
                 backend.synchronize();
                 out.printf(Locale.ROOT, "%s random weights (%s) on %s built in %.1f s%s%n", task, label(quantization),
@@ -160,7 +194,56 @@ public final class BenchCommand implements Callable<Integer> {
                 for (Resolution r : checked) bench(out, run, backend, card, quantization, r);
             }
         }
+        long rss = peakResidentBytes();
+        if (rss > 0) out.printf(Locale.ROOT, "host peak RSS (VmHWM): %.2f GiB%n", gib(rss));
         return 0;
+    }
+
+    /**
+     * --blocks_to_swap auto and --max_vram: plans the largest resolution as wanlora train does (wanlora's allocations,
+     * the driver's context as in use now, the allocation margin) and resolves auto to the cheapest fitting swap count
+     * and offload; prints the plan, and refuses a plan over the budget.
+     */
+    private BenchRun.Settings planned(PrintWriter out, Backend backend, BenchRun.Settings s, List<Resolution> checked,
+                                      boolean isAutoSwap) {
+        Resolution largest = checked.stream().max(Comparator.comparingLong(r -> (long) r.width() * r.height())).orElseThrow();
+        int latentFrames = (frames - 1) / 4 + 1;
+        Shape latent = Shape.of(batchSize, s.config().inChannels(), latentFrames, largest.latentHeight(), largest.latentWidth());
+        boolean onGpu = backend instanceof CudaBackend;
+        WanMemoryPlan.Settings base = BenchRun.planSettings(s, latent, false, onGpu);
+        long runtime = backend instanceof CudaBackend cuda ? BenchRun.runtimeBytes(cuda) : 0;
+        long total = backend instanceof CudaBackend cuda ? cuda.context().totalMemoryBytes() : 0;
+        long budget = s.budgetBytes() > 0 ? (total > 0 ? Math.min(total, s.budgetBytes()) : s.budgetBytes()) : total;
+        List<MemoryPlan.Item> others = new ArrayList<>(base.others());
+        others.add(new MemoryPlan.Item("CUDA runtime + margin", runtime, "driver-held now, plus the allocation margin"));
+        WanMemoryPlan.Settings withRuntime = new WanMemoryPlan.Settings(base.config(), base.precision(), base.quantization(),
+                base.keepsFp8Codes(), base.checkpointDType(), base.shapes(), base.optimizer(), base.swapSlots(), others);
+        WanMemoryPlan.Choice choice = new WanMemoryPlan.Choice(s.blocksToSwap(), s.offload());
+        if (isAutoSwap && budget > 0) {
+            var swapOnly = WanMemoryPlan.smallestFittingSwap(withRuntime, budget);
+            WanMemoryPlan.Choice c = s.offload().isOffloading() ? null : swapOnly.isPresent()
+                    ? WanMemoryPlan.Choice.swapping(swapOnly.getAsInt())
+                    : gradientCheckpointing ? WanMemoryPlan.cheapestFitting(withRuntime, budget, 0, true) : null;
+            if (c == null && s.offload().isOffloading()) {
+                var n = MemoryPlan.smallestFitting(0, s.config().numLayers() - 1,
+                        k -> WanMemoryPlan.plan(withRuntime, new WanMemoryPlan.Choice(k, s.offload())), budget);
+                if (n.isPresent()) c = new WanMemoryPlan.Choice(n.getAsInt(), s.offload());
+            }
+            if (c != null) choice = c;
+        }
+        MemoryPlan plan = WanMemoryPlan.plan(withRuntime, choice);
+        out.printf(Locale.ROOT, "memory plan for %sx%d (--blocks_to_swap %d%s%s):%n", largest, frames, choice.blocksToSwap(),
+                isAutoSwap ? " chosen by auto" : "", choice.offload().isOffloading() ? ", saved inputs of "
+                        + choice.offload().blockInputs() + " blocks offloaded to host memory" : "");
+        plan.format(budget).forEach(out::println);
+        out.flush();
+        if (budget > 0 && !plan.fits(budget)) {
+            throw new UserError("bench: the memory plan (" + MemoryPlan.formatBytes(plan.totalBytes()) + ") exceeds the budget"
+                    + " of " + MemoryPlan.formatBytes(budget) + "; use --blocks_to_swap auto, or a smaller --resolution/--frames");
+        }
+        blocksToSwap = choice.blocksToSwap();
+        return new BenchRun.Settings(s.config(), s.quantization(), s.rank(), s.alpha(), s.gradientCheckpointing(),
+                s.checkpointAttention(), s.optimizerType(), choice.blocksToSwap(), s.seed(), choice.offload(), budget);
     }
 
     private void bench(PrintWriter out, BenchRun run, Backend backend, String card, Quantization quantization, Resolution r) {
@@ -168,7 +251,9 @@ public final class BenchCommand implements Callable<Integer> {
         long tokens = (long) latentFrames * (r.latentHeight() / 2) * (r.latentWidth() / 2) * batchSize;
         String head = String.format(Locale.ROOT, "%s %sx%d (%d tok) %s r%d", shortTask(), r, frames, tokens,
                 label(quantization), rank) + (batchSize > 1 ? " b" + batchSize : "")
-                + (blocksToSwap > 0 ? " swap " + blocksToSwap : "");
+                + (blocksToSwap > 0 ? " swap " + blocksToSwap : "")
+                + (run.settings().offload().isOffloading() ? " offload " + run.settings().offload().blockInputs() : "")
+                + (maxVram != null ? " max_vram " + maxVram : "");
         try {
             run.shape(batchSize, latentFrames, r.latentHeight(), r.latentWidth(), textRows);
             if (warmup > 0) run.steps(warmup);
@@ -331,4 +416,16 @@ public final class BenchCommand implements Callable<Integer> {
     }
 
     private static double gib(long bytes) { return bytes / (double) (1L << 30); }
+
+    /** The process's peak resident set (VmHWM of /proc/self/status: pinned host memory included), or 0 when unknown. */
+    private static long peakResidentBytes() {
+        try {
+            for (String line : java.nio.file.Files.readAllLines(java.nio.file.Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+            }
+        } catch (java.io.IOException | NumberFormatException e) {
+            return 0;
+        }
+        return 0;
+    }
 }

@@ -49,7 +49,17 @@ public final class BenchRun implements AutoCloseable {
      */
     public record Settings(WanDitConfig config, WanDitWeights.Quantization quantization, int rank, float alpha,
                            boolean gradientCheckpointing, CheckpointAttention checkpointAttention, String optimizerType,
-                           int blocksToSwap, long seed) {}
+                           int blocksToSwap, long seed, WanDitActivations.Offload offload, long budgetBytes) {
+        /**
+         * Without activation offload, with the GPU's memory as the budget of --checkpoint_attention auto.
+         */
+        public Settings(WanDitConfig config, WanDitWeights.Quantization quantization, int rank, float alpha,
+                        boolean gradientCheckpointing, CheckpointAttention checkpointAttention, String optimizerType,
+                        int blocksToSwap, long seed) {
+            this(config, quantization, rank, alpha, gradientCheckpointing, checkpointAttention, optimizerType, blocksToSwap,
+                    seed, WanDitActivations.Offload.NONE, 0);
+        }
+    }
 
     /**
      * One timed step: host wall seconds from its start to the next step's start (the cadence a training loop
@@ -92,6 +102,7 @@ public final class BenchRun implements AutoCloseable {
         this.weights = WanDitWeights.random(backend, s.config(), precision, s.quantization(), isCpu,
                 new WanDitWeights.BlockSwap(s.blocksToSwap(), BlockStreamer.DEFAULT_SLOTS), s.seed());
         this.dit = new WanDit(backend, s.config(), weights, precision, s.gradientCheckpointing());
+        dit.offloadActivations(s.offload());
         this.lora = LoraNetwork.create(backend, s.config(), s.rank(), s.alpha(), s.seed());
         this.optimizer = TrainStep.optimizer(backend, OptimizerConfig.fromFlags(s.optimizerType(), List.of()), lora);
         this.clip = new GradClip(backend, 1f);
@@ -136,7 +147,8 @@ public final class BenchRun implements AutoCloseable {
         WanDitConfig c = settings.config();
         latentShape = Shape.of(batch, c.inChannels(), latentFrames, latentHeight, latentWidth);
         boolean fits = !(backend.inner() instanceof CudaBackend cuda)
-                || plan(true).fits(cuda.context().freeMemoryBytes() + DeviceBuffer.liveBytes());
+                || plan(true).fits(settings.budgetBytes() > 0 ? settings.budgetBytes() - runtimeBytes(cuda)
+                : cuda.context().freeMemoryBytes() + DeviceBuffer.liveBytes());
         dit.savesAttentionOutputs(settings.checkpointAttention().resolve(fits));
         SplittableRandom random = new SplittableRandom(settings.seed());
         latents = new ArrayList<>();
@@ -184,21 +196,37 @@ public final class BenchRun implements AutoCloseable {
     public boolean savesAttentionOutputs() { return dit.savesAttentionOutputs(); }
 
     private MemoryPlan plan(boolean savesAttention) {
+        var s = planSettings(settings, latentShape, savesAttention, backend.inner() instanceof CudaBackend);
+        return WanMemoryPlan.plan(s, new WanMemoryPlan.Choice(settings.blocksToSwap(), settings.offload()));
+    }
+
+    /**
+     * The memory plan's inputs for a bench of {@code settings} at latents (B, 16, F, H, W), without the CUDA runtime
+     * (wanlora's own allocations): the model, LoRA, optimizer, activations, batch buffers and, on the GPU, the
+     * attention workspace. Random weights are bf16 values, so fp8 scales are bf16 as for a bf16 checkpoint.
+     */
+    public static WanMemoryPlan.Settings planSettings(Settings settings, Shape latent, boolean savesAttention, boolean onGpu) {
         WanDitConfig c = settings.config();
-        long[] d = latentShape.dims(); // (B, 16, F, H, W)
+        long[] d = latent.dims();
         var key = new WanDitActivations.Key((int) d[0], (int) d[2], (int) d[3], (int) d[4], settings.rank(),
                 !settings.gradientCheckpointing(), settings.gradientCheckpointing() && savesAttention);
         long tokens = d[2] * (d[3] / 2) * (d[4] / 2);
         List<MemoryPlan.Item> others = new ArrayList<>();
-        others.add(new MemoryPlan.Item("batch inputs", BatchTensors.sizeBytes(latentShape), ""));
-        if (backend.inner() instanceof CudaBackend) {
+        others.add(new MemoryPlan.Item("batch inputs", BatchTensors.sizeBytes(latent), ""));
+        if (onGpu) {
             others.add(new MemoryPlan.Item("attention workspace", CudaAttention.backwardWorkspaceBytes(d[0], c.numHeads(), tokens), ""));
         }
-        // random weights are bf16 values, so the fp8 scales are bf16 as for a bf16 checkpoint
-        var s = new WanMemoryPlan.Settings(c, ComputePrecision.BF16_MUSUBI, settings.quantization(),
-                !(backend.inner() instanceof CpuBackend), DType.BF16, List.of(key),
-                OptimizerConfig.fromFlags(settings.optimizerType(), List.of()), BlockStreamer.DEFAULT_SLOTS, others);
-        return WanMemoryPlan.plan(s, settings.blocksToSwap());
+        return new WanMemoryPlan.Settings(c, ComputePrecision.BF16_MUSUBI, settings.quantization(), onGpu, DType.BF16,
+                List.of(key), OptimizerConfig.fromFlags(settings.optimizerType(), List.of()), BlockStreamer.DEFAULT_SLOTS, others);
+    }
+
+    /**
+     * What the driver holds besides wanlora's own allocations, as --max_vram counts it: the context and libraries in
+     * use (total − free − our live bytes) plus the plan's allocation margin.
+     */
+    public static long runtimeBytes(CudaBackend cuda) {
+        var ctx = cuda.context();
+        return ctx.totalMemoryBytes() - ctx.freeMemoryBytes() - DeviceBuffer.liveBytes() + WanMemoryPlan.ALLOCATION_MARGIN_BYTES;
     }
 
     /** Device allocations (cuMemAlloc calls) during the last {@link #steps} call: 0 in a steady state (DESIGN.md §4). */

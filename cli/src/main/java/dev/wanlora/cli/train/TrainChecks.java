@@ -66,7 +66,9 @@ public final class TrainChecks {
         List<String> memoryKnobs = new ArrayList<>();
         if (o.use_pinned_memory_for_block_swap) memoryKnobs.add("--use_pinned_memory_for_block_swap (always pinned)");
         if (o.block_swap_h2d_only) memoryKnobs.add("--block_swap_h2d_only (always host-to-device only)");
-        if (o.gradient_checkpointing_cpu_offload) memoryKnobs.add("--gradient_checkpointing_cpu_offload (not implemented)");
+        if (o.gradient_checkpointing_cpu_offload && !o.gradient_checkpointing) {
+            memoryKnobs.add("--gradient_checkpointing_cpu_offload (it offloads checkpoints; add --gradient_checkpointing)");
+        }
         if (o.img_in_txt_in_offloading) memoryKnobs.add("--img_in_txt_in_offloading (HunyuanVideo only)");
         if (!memoryKnobs.isEmpty()) {
             info.add("info: ignoring " + String.join(", ", memoryKnobs) + "; results do not depend on them");
@@ -255,18 +257,23 @@ public final class TrainChecks {
     }
 
     private static void checkPaths(TrainOptions o) {
-        if (o.dit == null) throw new UserError("--dit is required: the Wan2.1 DiT checkpoint, e.g. --dit wan2.1_t2v_14B_bf16.safetensors");
+        // --dry_run plans from --task when the checkpoint is not on this machine, and writes nothing
+        boolean dryTask = o.dry_run && o.task != null && (o.dit == null || !Files.exists(o.dit));
+        if (o.dit == null && !dryTask) {
+            throw new UserError("--dit is required: the Wan2.1 DiT checkpoint, e.g. --dit wan2.1_t2v_14B_bf16.safetensors"
+                    + (o.dry_run ? " (or --task t2v-14B|t2v-1.3B to plan without it)" : ""));
+        }
         if (o.dataset_config == null) {
             throw new UserError("--dataset_config is required: musubi's dataset TOML with the cached latents and text-encoder outputs");
         }
-        if (o.output_dir == null) throw new UserError("--output_dir is required: the folder for LoRA files, e.g. --output_dir out");
-        if (o.output_name == null || o.output_name.isBlank()) {
+        if (o.output_dir == null && !o.dry_run) throw new UserError("--output_dir is required: the folder for LoRA files, e.g. --output_dir out");
+        if ((o.output_name == null || o.output_name.isBlank()) && !o.dry_run) {
             throw new UserError("--output_name is required: the base name of the LoRA files, e.g. --output_name my-lora");
         }
-        if (o.output_name.contains("/") || o.output_name.contains("\\")) {
+        if (o.output_name != null && (o.output_name.contains("/") || o.output_name.contains("\\"))) {
             throw new UserError("--output_name " + o.output_name + ": a file name without folders is expected; put folders in --output_dir");
         }
-        existingFile("--dit", o.dit);
+        if (!dryTask) existingFile("--dit", o.dit);
         existingFile("--dataset_config", o.dataset_config);
         existingFile("--vae", o.vae);
         existingFile("--t5", o.t5);
@@ -277,7 +284,7 @@ public final class TrainChecks {
             throw new UserError("--resume " + o.resume + ": no such folder; pass a state folder written by --save_state, e.g. "
                     + "out/" + o.output_name + "-000002-state");
         }
-        if (Files.exists(o.output_dir) && !Files.isDirectory(o.output_dir)) {
+        if (o.output_dir != null && Files.exists(o.output_dir) && !Files.isDirectory(o.output_dir)) {
             throw new UserError("--output_dir " + o.output_dir + ": is a file, expected a folder");
         }
     }

@@ -367,7 +367,9 @@ public final class TrainOptions {
     // ------------------------------------------------------------------ memory knobs that change no result
 
     @Option(names = {"--gradient_checkpointing_cpu_offload", "--gradient-checkpointing-cpu-offload"},
-            description = "Offload checkpointed activations to host memory (not implemented; ignored).")
+            description = "With --gradient_checkpointing: keep every block's saved input in pinned host memory, copied"
+                    + " out as the forward writes it and back ahead of the backward (same results). --blocks_to_swap auto"
+                    + " offloads as much as the memory plan needs by itself.")
     public boolean gradient_checkpointing_cpu_offload;
 
     @Option(names = {"--use_pinned_memory_for_block_swap", "--use-pinned-memory-for-block-swap"},
@@ -533,6 +535,16 @@ public final class TrainOptions {
             description = "Device memory budget of the memory plan, e.g. 24G (default: the GPU's memory); lets a larger"
                     + " card stand in for a smaller one.")
     public String max_vram;
+
+    @Option(names = {"--max_host_ram", "--max-host-ram"}, paramLabel = "SIZE",
+            description = "Host memory budget of the memory plan (pinned swapped blocks, offloaded activations, staging),"
+                    + " e.g. 64G (default: what the OS reports available, MemAvailable).")
+    public String max_host_ram;
+
+    @Option(names = {"--dry_run", "--dry-run"},
+            description = "Print the memory plan for this command line and exit: 0 when it fits, 2 when not (with the"
+                    + " smallest change that fits). With --max_vram no GPU is touched; with --task, --dit may be absent.")
+    public boolean dry_run;
 
     @Option(names = {"--backend"}, paramLabel = "auto|cpu|cuda", defaultValue = "auto",
             description = "Where to train: cuda, cpu, or auto = cuda when a GPU is present, else cpu (default ${DEFAULT-VALUE}).")

@@ -40,6 +40,9 @@ import dev.wanlora.models.musubi.CacheItem;
 import dev.wanlora.models.musubi.DatasetConfig;
 import dev.wanlora.models.musubi.DatasetException;
 import dev.wanlora.models.musubi.DatasetSpec;
+import dev.wanlora.models.musubi.FrameExtraction;
+import dev.wanlora.models.musubi.FrameSpec;
+import dev.wanlora.models.musubi.Resolution;
 import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDit;
 import dev.wanlora.models.wan.WanDitActivations;
@@ -97,6 +100,9 @@ final class Trainer {
     private OutputNames names;
     private CacheDataset data;
     private CacheDataset validationData;
+    /** --dry_run without readable caches: the dataset configs whose largest buckets stand in for them; else null. */
+    private DatasetConfig dataToml;
+    private DatasetConfig validationToml;
     private WanDitConfig modelConfig;
     private WanDit dit;
     private LoraNetwork lora;
@@ -119,6 +125,8 @@ final class Trainer {
     private WanMemoryPlan.Settings memorySettings;
     private long memoryBudget;
     private int blocksToSwap;
+    /** The activation offload the plan chose (for the out-of-memory advice). */
+    private WanDitActivations.Offload offload = WanDitActivations.Offload.NONE;
     /** --checkpoint_attention resolved by the memory plan. */
     private boolean savesAttentionOutputs;
 
@@ -129,6 +137,7 @@ final class Trainer {
     }
 
     int run() {
+        if (o.dry_run) return dryRun();
         checkSamples();
         names = OutputNames.of(o);
         refuseOverwrite();
@@ -141,6 +150,73 @@ final class Trainer {
             if (e.status() != CUDA_ERROR_OUT_OF_MEMORY) throw e;
             throw new UserError("out of GPU memory while " + phase + " (" + e.getMessage() + "); "
                     + memoryAdvice(), e);
+        }
+    }
+
+    /**
+     * --dry_run: the memory plan of this command line, then exit (0: it fits; a plan over the budget ends in the
+     * over-budget UserError, exit 2, naming the smallest change that fits). The model's shapes come from --dit's header,
+     * or from --task when the file is not here; the input shapes from the caches, or from the dataset TOML's largest
+     * buckets when the caches cannot be read. With --max_vram no GPU is touched; without it the GPU's memory is the
+     * budget (no GPU: the plan is printed unchecked).
+     */
+    private int dryRun() {
+        phase = "planning memory (--dry_run)";
+        data = discoverOrToml(o.dataset_config, "--dataset_config", false);
+        if (o.validation_dataset_config != null) {
+            validationData = discoverOrToml(o.validation_dataset_config, "--validation_dataset_config", true);
+        }
+        DType blockDType;
+        ComputePrecision precision;
+        if (o.dit != null && Files.exists(o.dit)) {
+            try (SafeTensors checkpoint = openCheckpoint()) {
+                precision = precision(checkpoint);
+                blockDType = checkpoint.info("blocks.0.self_attn.q.weight").dtype();
+            }
+        } else {
+            String task = o.task.equals("t2i-14B") ? "t2v-14B" : o.task;
+            modelConfig = BenchRun.taskConfig(task);
+            if (o.blocks_to_swap != null && !o.blocks_to_swap.isAuto() && o.blocks_to_swap.count() > modelConfig.numLayers() - 1) {
+                throw new UserError("--blocks_to_swap " + o.blocks_to_swap + ": this model has " + modelConfig.numLayers()
+                        + " blocks, so at most " + (modelConfig.numLayers() - 1) + " can be swapped (musubi's limit: blocks − 1)");
+            }
+            // Wan's released checkpoints are bf16; --fp8_scaled then keeps bf16 scales
+            blockDType = DType.BF16;
+            precision = "no".equals(o.mixed_precision) ? ComputePrecision.FP32 : ComputePrecision.BF16_MUSUBI;
+            out.printf(Locale.ROOT, "model: --task %s, %d blocks, dim %d (shapes from the task's config%s; a bf16 checkpoint"
+                    + " assumed)%n", o.task, modelConfig.numLayers(), modelConfig.dim(),
+                    o.dit == null ? "" : ": " + o.dit + " is not here");
+        }
+        if (o.max_vram != null) return dryRunPlan(blockDType, precision);
+        try (Backend b = openBackend()) {
+            backend = b;
+            return dryRunPlan(blockDType, precision);
+        }
+    }
+
+    private int dryRunPlan(DType blockDType, ComputePrecision precision) {
+        planMemory(blockDType, precision);
+        out.println(memoryBudget > 0 ? "dry run: the plan fits; nothing was loaded"
+                : "dry run: no GPU and no --max_vram, so nothing to check the plan against; pass e.g. --max_vram 24G");
+        return 0;
+    }
+
+    /** The dataset's caches; under --dry_run, when they cannot be read, its TOML (its largest buckets stand in). */
+    private CacheDataset discoverOrToml(Path config, String flag, boolean isValidation) {
+        DatasetConfig dc;
+        try {
+            dc = DatasetConfig.load(config);
+        } catch (DatasetException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+        try {
+            return discover(config, flag);
+        } catch (UserError e) {
+            out.println("info: " + flag + ": caches not readable (" + e.getMessage() + "); planning for the largest bucket"
+                    + " of each dataset, from its resolution and frame settings");
+            if (isValidation) validationToml = dc;
+            else dataToml = dc;
+            return null;
         }
     }
 
@@ -160,11 +236,13 @@ final class Trainer {
 
         try (SafeTensors checkpoint = openCheckpoint()) {
             ComputePrecision precision = precision(checkpoint);
-            WanDitWeights.BlockSwap swap = planMemory(checkpoint, precision);
+            WanMemoryPlan.Choice choice = planMemory(checkpoint.info("blocks.0.self_attn.q.weight").dtype(), precision);
+            WanDitWeights.BlockSwap swap = new WanDitWeights.BlockSwap(choice.blocksToSwap(), o.block_swap_ring_size);
             phase = "loading the DiT";
             try (WanDitWeights weights = loadWeights(checkpoint, precision, swap)) {
                 WanDit dit = new WanDit(backend, modelConfig, weights, precision, o.gradient_checkpointing);
                 dit.savesAttentionOutputs(savesAttentionOutputs);
+                dit.offloadActivations(choice.offload());
                 return train(resumed, dit);
             }
         }
@@ -314,64 +392,119 @@ final class Trainer {
 
     /**
      * DESIGN.md §6: sizes every device buffer of the run from the settings before anything is allocated, prints the
-     * plan, resolves {@code --blocks_to_swap auto} to the smallest count that fits, and refuses a plan over the budget
-     * (the GPU's memory, or --max_vram) naming the smallest count that would fit. On the CPU the plan is printed as a
-     * GPU would hold it and checked only against an explicit --max_vram.
+     * plan, resolves {@code --blocks_to_swap auto} to the cheapest configuration that fits (swap count and activation
+     * offload, {@link WanMemoryPlan#cheapestFitting}), and refuses a plan over the budget (the GPU's memory, or
+     * --max_vram) naming the smallest count that would fit. On the CPU the plan is printed as a GPU would hold it and
+     * checked only against an explicit --max_vram. The host plan (pinned swapped blocks, offloaded activations,
+     * staging) is printed too and refused over --max_host_ram (default: MemAvailable).
      */
-    private WanDitWeights.BlockSwap planMemory(SafeTensors checkpoint, ComputePrecision precision) {
+    private WanMemoryPlan.Choice planMemory(DType blockDType, ComputePrecision precision) {
         phase = "planning memory";
         memoryBudget = memoryBudget();
-        DType blockDType = checkpoint.info("blocks.0.self_attn.q.weight").dtype();
         OptimizerConfig optimizerConfig;
         try {
             optimizerConfig = OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), e);
         }
+        boolean plansForGpu = o.dry_run || !(backend instanceof CpuBackend);
         List<WanDitActivations.Key> shapes = inputShapes(loraRankForPlan(), false);
         WanMemoryPlan.Settings without = new WanMemoryPlan.Settings(modelConfig, precision, quantization(),
-                !(backend instanceof CpuBackend), blockDType, shapes, optimizerConfig, o.block_swap_ring_size,
-                callerMemory(shapes));
+                plansForGpu, blockDType, shapes, optimizerConfig, o.block_swap_ring_size, callerMemory(shapes));
         List<WanDitActivations.Key> savingShapes = inputShapes(loraRankForPlan(), true);
         WanMemoryPlan.Settings with = new WanMemoryPlan.Settings(modelConfig, precision, quantization(),
-                !(backend instanceof CpuBackend), blockDType, savingShapes, optimizerConfig, o.block_swap_ring_size,
-                callerMemory(savingShapes));
+                plansForGpu, blockDType, savingShapes, optimizerConfig, o.block_swap_ring_size, callerMemory(savingShapes));
         CheckpointAttention attentionMode = o.checkpoint_attention == null ? CheckpointAttention.AUTO : o.checkpoint_attention;
         int maxSwap = modelConfig.numLayers() - 1;
         boolean isAuto = o.blocks_to_swap != null && o.blocks_to_swap.isAuto();
-        // auto never swaps more blocks to afford the saved attention outputs: it takes them only where they fit
+        long hostBudget = hostBudget();
+        // musubi's --gradient_checkpointing_cpu_offload: every saved block input in host memory
+        WanDitActivations.Offload forcedOffload = o.gradient_checkpointing && o.gradient_checkpointing_cpu_offload
+                ? new WanDitActivations.Offload(modelConfig.numLayers() + 1, 0, WanMemoryPlan.OFFLOAD_RING_SLOTS)
+                : WanDitActivations.Offload.NONE;
+        // auto never swaps more blocks or offloads more to afford the saved attention outputs: it takes them only
+        // where they fit
         memorySettings = o.gradient_checkpointing && attentionMode == CheckpointAttention.ON ? with : without;
         OptionalInt fitting = memoryBudget > 0 ? WanMemoryPlan.smallestFittingSwap(memorySettings, memoryBudget) : OptionalInt.of(0);
-        blocksToSwap = isAuto ? fitting.orElse(maxSwap) : o.blocks_to_swap == null ? 0 : o.blocks_to_swap.count();
-        boolean fitsWith = memoryBudget <= 0 || WanMemoryPlan.plan(with, blocksToSwap).fits(memoryBudget);
+        WanMemoryPlan.Choice choice = isAuto ? autoChoice(memorySettings, fitting, forcedOffload, hostBudget)
+                : new WanMemoryPlan.Choice(o.blocks_to_swap == null ? 0 : o.blocks_to_swap.count(), forcedOffload);
+        blocksToSwap = choice.blocksToSwap();
+        offload = choice.offload();
+        boolean fitsWith = memoryBudget <= 0 || WanMemoryPlan.plan(with, choice).fits(memoryBudget);
         savesAttentionOutputs = o.gradient_checkpointing && attentionMode.resolve(fitsWith);
         if (savesAttentionOutputs && memorySettings != with) {
             memorySettings = with;
             fitting = memoryBudget > 0 ? WanMemoryPlan.smallestFittingSwap(memorySettings, memoryBudget) : OptionalInt.of(0);
         }
-        MemoryPlan plan = WanMemoryPlan.plan(memorySettings, blocksToSwap);
+        MemoryPlan plan = WanMemoryPlan.plan(memorySettings, choice);
         WanDitActivations.Key largest = largestShape(shapes);
         String attention = !o.gradient_checkpointing ? "" : "; --checkpoint_attention " + (savesAttentionOutputs ? "on" : "off")
                 + (attentionMode != CheckpointAttention.AUTO ? "" : savesAttentionOutputs ? " chosen by auto"
                 : " chosen by auto: with it the plan exceeds the budget");
-        out.printf(Locale.ROOT, "memory plan (--blocks_to_swap %d%s, rank %d, largest input %d×%d×%d×%d latent = %d tokens%s%s%s):%n",
+        String offload = !choice.offload().isOffloading() ? "" : "; activation offload: saved inputs of "
+                + choice.offload().blockInputs() + " blocks" + (choice.offload().attentionOutputs() == 0 ? ""
+                : " and attention outputs of " + choice.offload().attentionOutputs()) + " in host memory"
+                + (isAuto ? " (auto)" : " (--gradient_checkpointing_cpu_offload)");
+        out.printf(Locale.ROOT, "memory plan (--blocks_to_swap %d%s, rank %d, largest input %d×%d×%d×%d latent = %d tokens%s%s%s%s):%n",
                 blocksToSwap, isAuto ? " chosen by auto" : "", largest.loraRank(), largest.batch(), largest.frames(),
-                largest.height(), largest.width(), tokens(largest), attention,
+                largest.height(), largest.width(), tokens(largest), attention, offload,
                 memoryBudget > 0 ? "; budget " + budgetSource() : "",
-                backend instanceof CpuBackend ? "; as a GPU holds it, the CPU backend stores fp32" : "");
+                backend instanceof CpuBackend && !o.dry_run ? "; as a GPU holds it, the CPU backend stores fp32" : "");
         plan.format(memoryBudget).forEach(out::println);
-        if (memoryBudget > 0 && !plan.fits(memoryBudget)) throw new UserError(overBudget(plan, fitting));
+        MemoryPlan host = WanMemoryPlan.hostPlan(memorySettings, choice);
+        out.println("host memory plan (besides the JVM; budget " + hostBudgetSource(hostBudget) + "):");
+        host.format(hostBudget).forEach(out::println);
+        if (memoryBudget > 0 && !plan.fits(memoryBudget)) throw new UserError(overBudget(plan, fitting, hostBudget));
+        if (hostBudget > 0 && !host.fits(hostBudget)) {
+            throw new UserError(String.format(Locale.ROOT, "host memory plan: %s (pinned swapped blocks %s, offloaded"
+                            + " activations %s, staging %s) exceeds %s; swap fewer blocks, drop"
+                            + " --gradient_checkpointing_cpu_offload, or free host memory", MemoryPlan.formatBytes(host.totalBytes()),
+                    MemoryPlan.formatBytes(host.bytesOf(WanMemoryPlan.HOST_SWAPPED)),
+                    MemoryPlan.formatBytes(host.bytesOf(WanMemoryPlan.HOST_OFFLOADED)),
+                    MemoryPlan.formatBytes(host.bytesOf(WanMemoryPlan.HOST_STAGING)), hostBudgetSource(hostBudget)));
+        }
         if (blocksToSwap > 0) {
             out.printf(Locale.ROOT, "block streaming: the Linear weights of blocks %d..%d from %s of %s host memory through %d"
                             + " device slots%n", modelConfig.numLayers() - blocksToSwap, maxSwap,
                     MemoryPlan.formatBytes(WanMemoryPlan.hostBytes(memorySettings, blocksToSwap)),
                     backend instanceof CpuBackend ? "ordinary" : "pinned", o.block_swap_ring_size);
         }
-        return new WanDitWeights.BlockSwap(blocksToSwap, o.block_swap_ring_size);
+        return choice;
+    }
+
+    /**
+     * --blocks_to_swap auto: the smallest swap count that fits without offload; else the cheapest swap count and
+     * activation offload that fit (with --gradient_checkpointing); else the largest swap count (refused by the caller).
+     */
+    private WanMemoryPlan.Choice autoChoice(WanMemoryPlan.Settings s, OptionalInt fitting, WanDitActivations.Offload forced,
+                                            long hostBudget) {
+        int maxSwap = modelConfig.numLayers() - 1;
+        if (memoryBudget <= 0) return new WanMemoryPlan.Choice(0, forced);
+        if (forced.isOffloading()) {
+            OptionalInt n = MemoryPlan.smallestFitting(0, maxSwap, k -> WanMemoryPlan.plan(s, new WanMemoryPlan.Choice(k, forced)),
+                    memoryBudget);
+            return new WanMemoryPlan.Choice(n.orElse(maxSwap), forced);
+        }
+        if (fitting.isPresent()) return WanMemoryPlan.Choice.swapping(fitting.getAsInt());
+        WanMemoryPlan.Choice c = o.gradient_checkpointing
+                ? WanMemoryPlan.cheapestFitting(s, memoryBudget, hostBudget, true) : null;
+        return c != null ? c : WanMemoryPlan.Choice.swapping(maxSwap);
+    }
+
+    /** The host budget: --max_host_ram, else MemAvailable of /proc/meminfo (0 when unknown: unchecked). */
+    private long hostBudget() {
+        if (o.max_host_ram != null) return MemoryPlan.parseBytes("--max_host_ram", o.max_host_ram);
+        return HostMemory.availableBytes();
+    }
+
+    private String hostBudgetSource(long hostBudget) {
+        if (hostBudget <= 0) return "unknown: /proc/meminfo not readable; pass --max_host_ram";
+        return MemoryPlan.formatBytes(hostBudget) + (o.max_host_ram != null ? " (--max_host_ram " + o.max_host_ram + ")"
+                : " (MemAvailable)");
     }
 
     /** The over-budget message: the plan's total, the budget, and the smallest count that fits (or what to change). */
-    private String overBudget(MemoryPlan plan, OptionalInt fitting) {
+    private String overBudget(MemoryPlan plan, OptionalInt fitting, long hostBudget) {
         String head = String.format(Locale.ROOT, "memory plan: %s with --blocks_to_swap %d exceeds the budget of %s",
                 MemoryPlan.formatBytes(plan.totalBytes()), blocksToSwap, budgetSource())
                 + (savesAttentionOutputs ? String.format(Locale.ROOT, " (of which %s saved attention outputs:"
@@ -380,6 +513,15 @@ final class Trainer {
         if (fitting.isPresent()) {
             return head + String.format(Locale.ROOT, "; --blocks_to_swap %d fits (%s): pass it, or --blocks_to_swap auto",
                     fitting.getAsInt(), MemoryPlan.formatBytes(WanMemoryPlan.plan(memorySettings, fitting.getAsInt()).totalBytes()));
+        }
+        WanMemoryPlan.Choice offloading = o.gradient_checkpointing
+                ? WanMemoryPlan.cheapestFitting(memorySettings, memoryBudget, hostBudget, true) : null;
+        if (offloading != null) {
+            WanDitActivations.Offload off = offloading.offload();
+            return head + String.format(Locale.ROOT, "; with activation offload it fits: --blocks_to_swap auto (%d blocks"
+                            + " swapped, saved inputs of %d blocks%s in host memory: %s)", offloading.blocksToSwap(),
+                    off.blockInputs(), off.attentionOutputs() == 0 ? "" : " and attention outputs of " + off.attentionOutputs(),
+                    MemoryPlan.formatBytes(WanMemoryPlan.plan(memorySettings, offloading).totalBytes()));
         }
         int maxSwap = modelConfig.numLayers() - 1;
         MemoryPlan most = WanMemoryPlan.plan(memorySettings, maxSwap);
@@ -429,8 +571,10 @@ final class Trainer {
      */
     private List<WanDitActivations.Key> inputShapes(int rank, boolean savesAttention) {
         Set<WanDitActivations.Key> keys = new java.util.LinkedHashSet<>();
-        addShapes(keys, data, rank, !o.gradient_checkpointing);
+        if (data != null) addShapes(keys, data, rank, !o.gradient_checkpointing);
+        else addLargestBuckets(keys, dataToml, rank, !o.gradient_checkpointing);
         if (validationData != null) addShapes(keys, validationData, rank, false);
+        else if (validationToml != null) addLargestBuckets(keys, validationToml, rank, false);
         boolean saves = savesAttention && o.gradient_checkpointing;
         return keys.stream().map(k -> new WanDitActivations.Key(k.batch(), k.frames(), k.height(), k.width(),
                 k.loraRank(), k.keepsBlockIntermediates(), saves)).distinct().toList();
@@ -463,6 +607,31 @@ final class Trainer {
         }
     }
 
+    /**
+     * Without caches (--dry_run): per dataset the bucket musubi's bucketing could produce with the most tokens, at the
+     * dataset's batch size and its longest clip (the largest target_frames; FULL: max_frames rounded to 4n+1; an image: 1).
+     */
+    private static void addLargestBuckets(Set<WanDitActivations.Key> keys, DatasetConfig config, int rank,
+                                          boolean keepsIntermediates) {
+        for (DatasetSpec d : config.datasets()) {
+            List<Resolution> buckets = d.bucketSelector().buckets();
+            // among buckets of equal token count, the configured resolution (it is one when its sides are multiples of 16)
+            Resolution largest = buckets.contains(d.resolution()) ? d.resolution() : null;
+            for (Resolution r : buckets) {
+                if (largest == null || (r.width() / 16) * (r.height() / 16) > (largest.width() / 16) * (largest.height() / 16)) {
+                    largest = r;
+                }
+            }
+            int frames = 1;
+            if (d.isVideo()) {
+                frames = d.frames().extraction() == FrameExtraction.FULL ? FrameSpec.roundDownTo4nPlus1(d.frames().maxFrames())
+                        : d.frames().targetFrames().stream().mapToInt(Integer::intValue).max().orElse(1);
+            }
+            keys.add(new WanDitActivations.Key(d.batchSize(), FrameSpec.latentFrames(frames), largest.height() / 8,
+                    largest.width() / 8, rank, keepsIntermediates));
+        }
+    }
+
     /** What the trainer and the backend allocate besides the model: batch tensors; on the GPU the attention workspace and the runtime. */
     private List<MemoryPlan.Item> callerMemory(List<WanDitActivations.Key> shapes) {
         long attention = 0;
@@ -480,6 +649,14 @@ final class Trainer {
             items.add(new MemoryPlan.Item("attention workspace", attention, "backward delta (B, N, L) fp32"));
             items.add(new MemoryPlan.Item("CUDA runtime", c.totalMemoryBytes() - c.freeMemoryBytes(),
                     "in use before loading: context, kernels, cuBLASLt workspace, other processes"));
+        } else if (o.dry_run) {
+            items.add(new MemoryPlan.Item("attention workspace", attention, "backward delta (B, N, L) fp32"));
+            items.add(new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES,
+                    "estimated, no GPU touched: context, kernels, cuBLASLt handle and workspace"));
+        }
+        if (backend instanceof CudaBackend || o.dry_run) {
+            items.add(new MemoryPlan.Item("allocation margin", WanMemoryPlan.ALLOCATION_MARGIN_BYTES,
+                    "the driver's rounding of a few hundred allocations to 2 MiB pages"));
         }
         return items;
     }
@@ -928,9 +1105,9 @@ final class Trainer {
         String gpu = backend instanceof CudaBackend cuda
                 ? "the GPU has " + MemoryPlan.formatBytes(cuda.context().totalMemoryBytes()) + "; " : "";
         if (memorySettings == null) return gpu + "use --fp8_base --fp8_scaled, --gradient_checkpointing and --blocks_to_swap";
-        long planned = WanMemoryPlan.plan(memorySettings, blocksToSwap).totalBytes();
+        long planned = WanMemoryPlan.plan(memorySettings, new WanMemoryPlan.Choice(blocksToSwap, offload)).totalBytes();
         OptionalInt more = MemoryPlan.smallestFitting(blocksToSwap + 1, modelConfig.numLayers() - 1,
-                n -> WanMemoryPlan.plan(memorySettings, n), planned - OOM_HEADROOM_BYTES);
+                n -> WanMemoryPlan.plan(memorySettings, new WanMemoryPlan.Choice(n, offload)), planned - OOM_HEADROOM_BYTES);
         String plan = "the memory plan for --blocks_to_swap " + blocksToSwap + " was " + MemoryPlan.formatBytes(planned)
                 + (memoryBudget > 0 ? " of " + budgetSource() : "");
         return gpu + plan + (more.isPresent()

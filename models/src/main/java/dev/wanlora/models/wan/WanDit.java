@@ -50,6 +50,7 @@ public final class WanDit implements AutoCloseable {
     private final ComputePrecision precision;
     private final boolean gradientCheckpointing;
     private boolean savesAttentionOutputs;
+    private WanDitActivations.Offload offload = WanDitActivations.Offload.NONE;
     private final DType act;
     private final Map<WanDitActivations.Key, WanDitActivations> plans = new HashMap<>();
     /** (largest quantized O·I) act: a quantized Linear's weight dequantized right before its GEMM; null when none. */
@@ -88,6 +89,16 @@ public final class WanDit implements AutoCloseable {
      * the calls from now on; without gradient checkpointing it changes nothing. Off by default.
      */
     public void savesAttentionOutputs(boolean on) { this.savesAttentionOutputs = on; }
+
+    /**
+     * Keeps the saved block inputs and attention outputs of the first blocks in host memory ({@link WanDitActivations.Offload};
+     * issue 12): they are stored on the copy stream as the forward writes them and loaded back ahead of the backward,
+     * so the numbers are those of a run without offload, bit for bit. Applies to the checkpointed plans made from now
+     * on; without gradient checkpointing it changes nothing. None by default.
+     */
+    public void offloadActivations(WanDitActivations.Offload o) { this.offload = o; }
+
+    public WanDitActivations.Offload offloadActivations() { return offload; }
 
     /** Whether the next checkpointed call keeps the self-attention outputs ({@link #savesAttentionOutputs(boolean)}). */
     public boolean savesAttentionOutputs() { return gradientCheckpointing && savesAttentionOutputs; }
@@ -135,8 +146,12 @@ public final class WanDit implements AutoCloseable {
     /** The plan for a shape, made on first use (public so a trainer can make and report it before step 1). */
     public WanDitActivations plan(int batch, int frames, int height, int width, int loraRank,
                                   boolean keepsBlockIntermediates) {
+        boolean saves = !keepsBlockIntermediates && savesAttentionOutputs();
+        WanDitActivations.Offload o = keepsBlockIntermediates || !gradientCheckpointing ? WanDitActivations.Offload.NONE
+                : new WanDitActivations.Offload(Math.min(offload.blockInputs(), config.numLayers() + 1),
+                saves ? Math.min(offload.attentionOutputs(), config.numLayers()) : 0, offload.ringSlots());
         WanDitActivations.Key key = new WanDitActivations.Key(batch, frames, height, width, loraRank,
-                keepsBlockIntermediates, !keepsBlockIntermediates && savesAttentionOutputs());
+                keepsBlockIntermediates, saves, o.isOffloading() ? o : WanDitActivations.Offload.NONE);
         return plans.computeIfAbsent(key, k -> new WanDitActivations(backend, config, precision, k));
     }
 
@@ -167,7 +182,8 @@ public final class WanDit implements AutoCloseable {
 
         // Patch embedding (§1.2.1): Conv3d with kernel = stride = (1,2,2) as a GEMM over 64-element patches.
         backend.patchify(a.patches, xt, config.inChannels(), frames, height, width);
-        linear(a.blockInputs[0], a.patches, weights.patchEmbedding());
+        a.acquireInputForWrite(0);
+        linear(a.blockInput(0), a.patches, weights.patchEmbedding());
 
         // Time embedding (§1.2.2), fp32: e = time_embedding(sinusoid(t)); e0 = time_projection(SiLU(e)).
         backend.sinusoidalEmbedding(a.sinusoid, timesteps);
@@ -193,10 +209,12 @@ public final class WanDit implements AutoCloseable {
             Block blk = weights.acquireBlock(i);
             prefetchAfter(i, 1);
             blockForward(blk, a, lora, false);
+            a.releaseInput(i); // block i was its last forward reader: an offloaded input is stored now
             weights.releaseBlock(i);
         }
 
         headForward(a);
+        a.releaseInput(config.numLayers());
         backend.unpatchify(a.pred, a.headOutput, config.outChannels(), frames, height, width);
         return a;
     }
@@ -209,7 +227,7 @@ public final class WanDit implements AutoCloseable {
     private void blockForward(Block blk, WanDitActivations a, LoraNetwork lora, boolean isRecompute) {
         int i = blk.index();
         BlockState s = a.stateOf(i);
-        Tensor x = a.blockInputs[i];
+        Tensor x = a.blockInput(i);
         Tensor mod = a.blockModulation;
         int heads = config.numHeads();
         float eps = config.eps();
@@ -225,11 +243,13 @@ public final class WanDit implements AutoCloseable {
         backend.rmsNorm(s.selfKRope, s.selfKRstd, s.selfK, blk.selfAttnNormK(), eps);
         backend.rope(s.selfQRope, s.selfQRope, a.rope.cos(), a.rope.sin(), heads);
         backend.rope(s.selfKRope, s.selfKRope, a.rope.cos(), a.rope.sin(), heads);
+        if (!isRecompute) a.acquireAttentionForWrite(i); // the recompute's caller acquired it for reading
         Tensor selfAttnOut = a.selfAttnOutOf(i);
         if (!(isRecompute && a.key.savesAttentionOutputs())) {
             backend.attention(selfAttnOut, a.selfLseOf(i), s.selfQRope, s.selfKRope, s.selfV, heads);
         }
         blockLinear(a.branchOut, selfAttnOut, blk, BlockLinear.SELF_ATTN_O, lora, s);
+        if (!isRecompute) a.releaseAttention(i);
         backend.copy(s.afterSelfAttn, x);
         backend.gatedResidual(s.afterSelfAttn, a.branchOut, mod, 2);
 
@@ -251,8 +271,15 @@ public final class WanDit implements AutoCloseable {
         backend.modulate(s.ffnInput, a.normOut, mod, 3, 4);
         blockLinear(s.ffnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s);
         backend.geluTanh(s.ffnActivated, s.ffnHidden);
+        if (isRecompute) {
+            // The recompute's block output would equal the saved input of block i + 1, which the backward never reads
+            // again: of ffn.2 only its LoRA down(x), kept for the backward, is needed.
+            loraDown(s.ffnActivated, blk, BlockLinear.FFN_2, lora, s);
+            return;
+        }
         blockLinear(a.branchOut, s.ffnActivated, blk, BlockLinear.FFN_2, lora, s);
-        Tensor out = a.blockInputs[i + 1];
+        a.acquireInputForWrite(i + 1); // as late as possible: the slot's previous store had the whole block to finish
+        Tensor out = a.blockInput(i + 1);
         backend.copy(out, s.afterCrossAttn);
         backend.gatedResidual(out, a.branchOut, mod, 5);
     }
@@ -271,7 +298,7 @@ public final class WanDit implements AutoCloseable {
         for (int b = 0; b < a.key.batch(); b++) {
             backend.addRowVector(a.headModulation.slice(b), modulation, a.e.slice(b));
         }
-        Tensor x = a.blockInputs[config.numLayers()];
+        Tensor x = a.blockInput(config.numLayers());
         backend.layerNorm(a.headNorm, a.headMean, a.headRstd, x, null, null, config.eps());
         backend.modulate(a.headInput, a.headNorm, a.headModulation, 0, 1);
         linear(a.headOutput, a.headInput, weights.head());
@@ -285,11 +312,19 @@ public final class WanDit implements AutoCloseable {
     /** y = x·Wᵀ + b + scale·(x·Dᵀ)·Uᵀ for block Linear {@code layer}; down(x) is kept in the state for the backward. */
     private void blockLinear(Tensor y, Tensor x, Block blk, BlockLinear layer, LoraNetwork lora, BlockState s) {
         linear(y, x, blk.linear(layer));
-        LoraModule m = lora == null ? null : lora.module(blk.index(), layer);
-        if (m == null) return;
-        Tensor hidden = loraHidden(s, layer, m, y.shape().rows());
-        backend.gemm(hidden, x, false, computeDown(m), true, 1, 0, null);
+        Tensor hidden = loraDown(x, blk, layer, lora, s);
+        if (hidden == null) return;
+        LoraModule m = lora.module(blk.index(), layer);
         backend.gemm(y, hidden, false, computeUp(m), true, m.scale(), 1, null);
+    }
+
+    /** The LoRA's down(x) = x·Dᵀ of block Linear {@code layer} into its state buffer; null without a LoRA module there. */
+    private Tensor loraDown(Tensor x, Block blk, BlockLinear layer, LoraNetwork lora, BlockState s) {
+        LoraModule m = lora == null ? null : lora.module(blk.index(), layer);
+        if (m == null) return null;
+        Tensor hidden = loraHidden(s, layer, m, x.shape().rows());
+        backend.gemm(hidden, x, false, computeDown(m), true, 1, 0, null);
+        return hidden;
     }
 
     // ================================================================ backward
@@ -303,8 +338,10 @@ public final class WanDit implements AutoCloseable {
         // forward: headInput = headNorm·(1 + c) + s.
         backend.modulateBackward(a.dHeadNorm, a.dHeadInput, a.headModulation, 1);
         // forward: headNorm = LN(x_last).
-        backend.layerNormBackward(a.dStream, null, null, a.dHeadNorm, a.blockInputs[config.numLayers()], null,
+        a.acquireInput(config.numLayers());
+        backend.layerNormBackward(a.dStream, null, null, a.dHeadNorm, a.blockInput(config.numLayers()), null,
                 a.headMean, a.headRstd, false);
+        a.releaseInput(config.numLayers());
     }
 
     /**
@@ -314,6 +351,12 @@ public final class WanDit implements AutoCloseable {
     private void blockBackward(int i, WanDitActivations a, LoraNetwork lora) {
         Block blk = weights.acquireBlock(i); // one residency for the recompute and the backward
         prefetchAfter(i, -1);
+        a.acquireInput(i);
+        a.acquireAttention(i);
+        for (int d = 1; d <= a.key.offload().prefetchDepth(); d++) { // offloaded activations of the next blocks
+            a.prefetchInput(i - d);
+            a.prefetchAttention(i - d);
+        }
         if (gradientCheckpointing) {
             blockForward(blk, a, lora, true); // recompute the intermediates from the saved block input
         } else {
@@ -358,6 +401,7 @@ public final class WanDit implements AutoCloseable {
                 g);
         backend.attentionBackward(g.dQ, g.dK, g.dV, g.dAttnOut, s.selfQRope, s.selfKRope, s.selfV, a.selfAttnOutOf(i),
                 a.selfLseOf(i), heads);
+        a.releaseAttention(i);
         // forward: selfQRope = rope(RMSNorm(selfQ)), likewise k (rope's backward is the inverse rotation, in place)
         backend.ropeBackward(g.dQ, g.dQ, a.rope.cos(), a.rope.sin(), heads);
         backend.ropeBackward(g.dK, g.dK, a.rope.cos(), a.rope.sin(), heads);
@@ -369,8 +413,9 @@ public final class WanDit implements AutoCloseable {
         blockLinearBackward(g.dInput, true, g.dV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s, g);
         // forward: h1 = LN1(x)·(1 + m1) + m0
         backend.modulateBackward(g.dNormOut, g.dInput, mod, 1);
-        backend.layerNormBackward(a.dStream, null, null, g.dNormOut, a.blockInputs[i], null, s.norm1Mean, s.norm1Rstd,
+        backend.layerNormBackward(a.dStream, null, null, g.dNormOut, a.blockInput(i), null, s.norm1Mean, s.norm1Rstd,
                 true);
+        a.releaseInput(i);
         weights.releaseBlock(i);
     }
 

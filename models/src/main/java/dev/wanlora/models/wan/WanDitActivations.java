@@ -2,6 +2,8 @@ package dev.wanlora.models.wan;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.rope.Rope3d;
+import dev.wanlora.engine.stream.ActivationOffload;
+import dev.wanlora.engine.stream.BlockLayout;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
@@ -30,24 +32,72 @@ public final class WanDitActivations implements AutoCloseable {
     /**
      * The shape key of a plan. {@code savesAttentionOutputs}: keep every block's self-attention output and
      * log-sum-exp through gradient checkpointing (false when {@code keepsBlockIntermediates}, which keeps them anyway).
+     * {@code offload}: which saved activations live in host memory ({@link Offload#NONE}: none).
      */
     public record Key(int batch, int frames, int height, int width, int loraRank, boolean keepsBlockIntermediates,
-                      boolean savesAttentionOutputs) {
+                      boolean savesAttentionOutputs, Offload offload) {
         public Key {
             if (keepsBlockIntermediates && savesAttentionOutputs) {
                 throw new IllegalArgumentException("WanDitActivations.Key: savesAttentionOutputs needs gradient"
                         + " checkpointing (keepsBlockIntermediates false); without it every block keeps its attention output");
             }
+            if (offload.isOffloading() && keepsBlockIntermediates) {
+                throw new IllegalArgumentException("WanDitActivations.Key: activation offload needs gradient checkpointing"
+                        + " (keepsBlockIntermediates false); got " + offload);
+            }
+            if (offload.attentionOutputs() > 0 && !savesAttentionOutputs) {
+                throw new IllegalArgumentException("WanDitActivations.Key: offloaded attention outputs need"
+                        + " savesAttentionOutputs; got " + offload);
+            }
         }
 
-        /** A key without saved attention outputs. */
-        public Key(int batch, int frames, int height, int width, int loraRank, boolean keepsBlockIntermediates) {
-            this(batch, frames, height, width, loraRank, keepsBlockIntermediates, false);
+        /** A key without offload. */
+        public Key(int batch, int frames, int height, int width, int loraRank, boolean keepsBlockIntermediates,
+                   boolean savesAttentionOutputs) {
+            this(batch, frames, height, width, loraRank, keepsBlockIntermediates, savesAttentionOutputs, Offload.NONE);
         }
+
+        /** A key without saved attention outputs or offload. */
+        public Key(int batch, int frames, int height, int width, int loraRank, boolean keepsBlockIntermediates) {
+            this(batch, frames, height, width, loraRank, keepsBlockIntermediates, false, Offload.NONE);
+        }
+
+        /** This key with {@code o} as its offload. */
+        public Key withOffload(Offload o) {
+            return new Key(batch, frames, height, width, loraRank, keepsBlockIntermediates, savesAttentionOutputs, o);
+        }
+
+        /** L = F·(H/2)·(W/2). */
+        public long tokens() { return (long) frames * (height / 2) * (width / 2); }
+    }
+
+    /**
+     * Activation offload (gradient checkpointing only; {@link dev.wanlora.engine.stream.ActivationOffload}): the
+     * saved inputs of blocks 0 … {@code blockInputs} − 1 and the saved self-attention outputs (with log-sum-exp) of
+     * blocks 0 … {@code attentionOutputs} − 1 live in host memory and pass through rings of {@code ringSlots} device
+     * slots each (the forward holds two inputs at once; the backward prefetches {@code ringSlots} − 1 items ahead).
+     */
+    public record Offload(int blockInputs, int attentionOutputs, int ringSlots) {
+        public static final Offload NONE = new Offload(0, 0, 0);
+
+        public Offload {
+            if (blockInputs < 0 || attentionOutputs < 0 || ((blockInputs > 0 || attentionOutputs > 0) && ringSlots < 2)) {
+                throw new IllegalArgumentException("WanDitActivations.Offload: expected counts ≥ 0 and, when offloading,"
+                        + " at least 2 ring slots; got " + blockInputs + " block inputs, " + attentionOutputs
+                        + " attention outputs, " + ringSlots + " slots");
+            }
+        }
+
+        public boolean isOffloading() { return blockInputs > 0 || attentionOutputs > 0; }
+
+        /** Backward prefetch depth: items loaded ahead of the one being computed. */
+        public int prefetchDepth() { return Math.max(0, ringSlots - 1); }
     }
 
     private final List<Tensor> owned = new ArrayList<>();
     private final Backend backend;
+    /** Per saved block input / attention output: its slot's tensors while acquired from an offload, else null. */
+    private final Tensor[][] acquiredInputs, acquiredAttention;
 
     public final Key key;
     /** L = F·(H/2)·(W/2). */
@@ -78,15 +128,23 @@ public final class WanDitActivations implements AutoCloseable {
     public final Rope3d.Tables rope;
 
     // ---------------------------------------------------------------- blocks
-    /** numLayers + 1 tensors (B, L, C) act: blockInputs[i] is the residual stream entering block i; [numLayers] leaves the last. */
+    /**
+     * numLayers + 1 tensors (B, L, C) act: blockInputs[i] is the residual stream entering block i; [numLayers] leaves
+     * the last. Null for the offloaded ones (i &lt; {@link Offload#blockInputs()}): use {@link #savedInputs}.
+     */
     public final Tensor[] blockInputs;
+    /** The saved block inputs as items of an offload (every one resident without {@link Key#offload()}). */
+    public final ActivationOffload savedInputs;
+    /** With {@link Key#savesAttentionOutputs()}: the saved (self-attention output, log-sum-exp) of each block; else null. */
+    public final ActivationOffload savedAttention;
     /** (B, 6, C) F32: modulation + e0 of the block being run (recomputed per block; cheap). */
     public final Tensor blockModulation;
     /** One per block without checkpointing; a single reused one with checkpointing. */
     public final BlockState[] blockStates;
     /**
      * With {@link Key#savesAttentionOutputs()}: numLayers tensors (B, L, C) act, each block's self-attention output,
-     * and numLayers (B, N, L) F32, its log-sum-exp; empty otherwise.
+     * and numLayers (B, N, L) F32, its log-sum-exp (null for the offloaded ones: use {@link #savedAttention}); empty
+     * otherwise.
      */
     public final Tensor[] savedSelfAttnOut, savedSelfLse;
     /** (B, L, C) act: LayerNorm output before modulation (norm1, norm2; not needed by the backward). */
@@ -253,6 +311,8 @@ public final class WanDitActivations implements AutoCloseable {
         }
         this.backend = backend;
         this.key = key;
+        this.acquiredInputs = new Tensor[config.numLayers() + 1][];
+        this.acquiredAttention = new Tensor[config.numLayers()][];
         this.tokens = Math.toIntExact((long) key.frames() * (key.height() / 2) * (key.width() / 2));
         this.textTokens = config.textLen();
         DType act = precision.activationDType();
@@ -273,17 +333,23 @@ public final class WanDitActivations implements AutoCloseable {
             owned.add(rope.cos());
             owned.add(rope.sin());
 
+            Offload offload = key.offload();
+            savedInputs = ActivationOffload.open(backend, savedInputLayout(config, precision, key), config.numLayers() + 1,
+                    offload.blockInputs(), offload.ringSlots());
             blockInputs = new Tensor[config.numLayers() + 1];
-            for (int i = 0; i < blockInputs.length; i++) blockInputs[i] = tensor(act, stream);
+            for (int i = offload.blockInputs(); i < blockInputs.length; i++) blockInputs[i] = savedInputs.acquire(i).getFirst();
             blockModulation = f32(Shape.of(b, 6, c));
             blockStates = new BlockState[key.keepsBlockIntermediates() ? config.numLayers() : 1];
             for (int i = 0; i < blockStates.length; i++) blockStates[i] = new BlockState(this, config, act);
             int savedCount = key.savesAttentionOutputs() ? config.numLayers() : 0;
+            savedAttention = savedCount == 0 ? null : ActivationOffload.open(backend, savedAttentionLayout(config,
+                    precision, key), savedCount, offload.attentionOutputs(), offload.ringSlots());
             savedSelfAttnOut = new Tensor[savedCount];
             savedSelfLse = new Tensor[savedCount];
-            for (int i = 0; i < savedCount; i++) {
-                savedSelfAttnOut[i] = tensor(act, stream);
-                savedSelfLse[i] = f32(Shape.of(b, config.numHeads(), l));
+            for (int i = offload.attentionOutputs(); i < savedCount; i++) {
+                List<Tensor> saved = savedAttention.acquire(i);
+                savedSelfAttnOut[i] = saved.get(0);
+                savedSelfLse[i] = saved.get(1);
             }
             normOut = tensor(act, stream);
             branchOut = tensor(act, stream);
@@ -314,14 +380,61 @@ public final class WanDitActivations implements AutoCloseable {
         return blockStates[blockStates.length == 1 ? 0 : block];
     }
 
-    /** Block {@code i}'s self-attention output (B, L, C) act: its saved one, or its block state's. */
+    /** Block {@code i}'s self-attention output (B, L, C) act: its saved one (acquired when offloaded), or its block state's. */
     public Tensor selfAttnOutOf(int block) {
-        return savedSelfAttnOut.length > 0 ? savedSelfAttnOut[block] : stateOf(block).selfAttnOut;
+        if (savedSelfAttnOut.length == 0) return stateOf(block).selfAttnOut;
+        return savedSelfAttnOut[block] != null ? savedSelfAttnOut[block] : acquired(acquiredAttention, block, "attention output")[0];
     }
 
-    /** Block {@code i}'s self-attention log-sum-exp (B, N, L) F32: its saved one, or its block state's. */
+    /** Block {@code i}'s self-attention log-sum-exp (B, N, L) F32: its saved one (acquired when offloaded), or its block state's. */
     public Tensor selfLseOf(int block) {
-        return savedSelfLse.length > 0 ? savedSelfLse[block] : stateOf(block).selfLse;
+        if (savedSelfLse.length == 0) return stateOf(block).selfLse;
+        return savedSelfLse[block] != null ? savedSelfLse[block] : acquired(acquiredAttention, block, "attention output")[1];
+    }
+
+    /** The residual stream entering block i (i = numLayers: leaving the last), resident or acquired from the offload. */
+    public Tensor blockInput(int i) {
+        return blockInputs[i] != null ? blockInputs[i] : acquired(acquiredInputs, i, "block input")[0];
+    }
+
+    // The offload's use protocol (ActivationOffload): the forward acquires an item for writing, the backward for
+    // reading; both release it after queueing their last op on it. Resident items make these no-ops.
+
+    public void acquireInputForWrite(int i) { acquiredInputs[i] = savedInputs.acquireForWrite(i).toArray(Tensor[]::new); }
+
+    public void acquireInput(int i) { acquiredInputs[i] = savedInputs.acquire(i).toArray(Tensor[]::new); }
+
+    public void releaseInput(int i) {
+        savedInputs.release(i);
+        acquiredInputs[i] = null;
+    }
+
+    public void prefetchInput(int i) { savedInputs.prefetch(i); }
+
+    /** With saved attention outputs: block i's (output, log-sum-exp) for the forward to write. */
+    public void acquireAttentionForWrite(int i) {
+        if (savedAttention != null) acquiredAttention[i] = savedAttention.acquireForWrite(i).toArray(Tensor[]::new);
+    }
+
+    public void acquireAttention(int i) {
+        if (savedAttention != null) acquiredAttention[i] = savedAttention.acquire(i).toArray(Tensor[]::new);
+    }
+
+    public void releaseAttention(int i) {
+        if (savedAttention == null) return;
+        savedAttention.release(i);
+        acquiredAttention[i] = null;
+    }
+
+    public void prefetchAttention(int i) {
+        if (savedAttention != null && i >= 0) savedAttention.prefetch(i);
+    }
+
+    private static Tensor[] acquired(Tensor[][] acquired, int i, String what) {
+        if (acquired[i] == null) {
+            throw new IllegalStateException("WanDitActivations: the offloaded " + what + " " + i + " is not acquired");
+        }
+        return acquired[i];
     }
 
     /**
@@ -330,9 +443,36 @@ public final class WanDitActivations implements AutoCloseable {
      */
     public static long savedAttentionBytes(WanDitConfig config, ComputePrecision precision, Key key) {
         if (!key.savesAttentionOutputs()) return 0;
-        long b = key.batch(), l = (long) key.frames() * (key.height() / 2) * (key.width() / 2);
-        return config.numLayers() * (b * l * config.dim() * precision.activationDType().sizeBytes()
-                + b * config.numHeads() * l * DType.F32.sizeBytes());
+        return ActivationOffload.deviceBytes(savedAttentionLayout(config, precision, key), config.numLayers(),
+                key.offload().attentionOutputs(), key.offload().ringSlots());
+    }
+
+    /** Device bytes of the saved block inputs: the resident ones and the offload ring (numLayers + 1 without offload). */
+    public static long savedInputBytes(WanDitConfig config, ComputePrecision precision, Key key) {
+        return ActivationOffload.deviceBytes(savedInputLayout(config, precision, key), config.numLayers() + 1,
+                key.offload().blockInputs(), key.offload().ringSlots());
+    }
+
+    /** Pinned host bytes of the offloaded saved inputs and attention outputs. */
+    public static long offloadedHostBytes(WanDitConfig config, ComputePrecision precision, Key key) {
+        long n = ActivationOffload.hostBytes(savedInputLayout(config, precision, key), key.offload().blockInputs());
+        if (key.savesAttentionOutputs()) {
+            n += ActivationOffload.hostBytes(savedAttentionLayout(config, precision, key), key.offload().attentionOutputs());
+        }
+        return n;
+    }
+
+    /** One saved block input: (B, L, C) act. */
+    static BlockLayout savedInputLayout(WanDitConfig config, ComputePrecision precision, Key key) {
+        return new BlockLayout(List.of(new BlockLayout.Entry(precision.activationDType(),
+                Shape.of(key.batch(), key.tokens(), config.dim()))));
+    }
+
+    /** One block's saved self-attention output (B, L, C) act and log-sum-exp (B, N, L) F32. */
+    static BlockLayout savedAttentionLayout(WanDitConfig config, ComputePrecision precision, Key key) {
+        return new BlockLayout(List.of(
+                new BlockLayout.Entry(precision.activationDType(), Shape.of(key.batch(), key.tokens(), config.dim())),
+                new BlockLayout.Entry(DType.F32, Shape.of(key.batch(), config.numHeads(), key.tokens()))));
     }
 
     /**
@@ -348,7 +488,7 @@ public final class WanDitActivations implements AutoCloseable {
         // with saved attention outputs the (single) state has no self-attention output and log-sum-exp of its own
         long stateTokens = key.savesAttentionOutputs() ? 13 : 14, stateLse = key.savesAttentionOutputs() ? 1 : 2;
         long act = b * l * config.patchLength() + b * k * config.textDim() + 2 * bkc
-                + (config.numLayers() + 1) * blc + 2 * blc
+                + 2 * blc
                 + states * (stateTokens * blc + 3 * bkc + 2 * blf + loraHidden)
                 + 2 * b * l * config.headOutFeatures() + blc
                 + 7 * blc + 3 * bkc + blf + b * Math.max(l, k) * Math.max(1, r);
@@ -356,12 +496,12 @@ public final class WanDitActivations implements AutoCloseable {
                 + states * (9 * b * l + b * k + stateLse * b * heads * l)
                 + 2 * b * c + 2 * b * l + 2 * b * l * config.headOutFeatures() + 1;
         return act * precision.activationDType().sizeBytes() + f32 * DType.F32.sizeBytes()
-                + savedAttentionBytes(config, precision, key);
+                + savedInputBytes(config, precision, key) + savedAttentionBytes(config, precision, key);
     }
 
-    /** Total bytes of every buffer of this plan (for the startup memory report). */
+    /** Total device bytes of every buffer of this plan (for the startup memory report). */
     public long sizeBytes() {
-        long n = 0;
+        long n = savedInputs.deviceBytes() + (savedAttention == null ? 0 : savedAttention.deviceBytes());
         for (Tensor t : owned) n += t.sizeBytes();
         return n;
     }
@@ -378,5 +518,7 @@ public final class WanDitActivations implements AutoCloseable {
     public void close() {
         owned.forEach(Tensor::close);
         owned.clear();
+        if (savedInputs != null) savedInputs.close();
+        if (savedAttention != null) savedAttention.close();
     }
 }

@@ -70,8 +70,65 @@ public final class WanMemoryPlan {
         }
     }
 
-    /** The plan with the last {@code blocksToSwap} blocks streamed (0 ≤ blocksToSwap &lt; numLayers). */
+    /** Host plan categories. */
+    public static final String HOST_SWAPPED = "swapped blocks (pinned)";
+    public static final String HOST_OFFLOADED = "offloaded activations (pinned)";
+    public static final String HOST_STAGING = "staging";
+
+    /**
+     * Device slots of each activation-offload ring: the forward holds two saved inputs at once (reads block i's, writes
+     * block i + 1's), and the backward prefetches one item ahead, whose copy (item bytes ÷ ~20 GB/s of pinned PCIe
+     * bandwidth) must hide under one block's backward: 335 MB ≈ 17 ms against ~0.5 s at 32760 tokens, 38 MB ≈ 2 ms
+     * against ~15 ms at 3744.
+     */
+    public static final int OFFLOAD_RING_SLOTS = 2;
+
+    /**
+     * What the CUDA driver holds before wanlora allocates anything, when no GPU is at hand to measure it (--dry_run
+     * with --max_vram): the context, our kernel modules, the cuBLASLt handle and its 32 MiB workspace. An estimate:
+     * on an H100 the driver's count exceeded our allocations by 1.3 GiB (benchmarks/TRAIN_STEP.md: 21.2 against 19.9
+     * GiB), context and rounding together; this takes 768 MiB of it, {@link #ALLOCATION_MARGIN_BYTES} the rest.
+     */
+    public static final long ESTIMATED_CUDA_RUNTIME_BYTES = 768L << 20;
+
+    /**
+     * Fragmentation margin: the driver rounds each cuMemAlloc up to its page granularity (2 MiB for large
+     * allocations) and the run makes a few hundred of them (per-tensor weights, plan buffers), so the driver counts
+     * more than the sum of the tensors. 512 MiB ≈ 250 allocations × 2 MiB.
+     */
+    public static final long ALLOCATION_MARGIN_BYTES = 512L << 20;
+
+    /** One configuration the plan can take: streamed blocks and offloaded activations. */
+    public record Choice(int blocksToSwap, WanDitActivations.Offload offload) {
+        public static Choice swapping(int blocksToSwap) { return new Choice(blocksToSwap, WanDitActivations.Offload.NONE); }
+    }
+
+    /** The plan with the last {@code blocksToSwap} blocks streamed (0 ≤ blocksToSwap &lt; numLayers), no offload. */
     public static MemoryPlan plan(Settings s, int blocksToSwap) {
+        return plan(s, Choice.swapping(blocksToSwap));
+    }
+
+    /**
+     * {@code s} with {@code offload} applied to every checkpointed shape (clamped per shape: attention outputs only
+     * where the shape saves them); shapes that keep every block's intermediates never offload.
+     */
+    public static Settings withOffload(Settings s, WanDitActivations.Offload offload) {
+        List<WanDitActivations.Key> keys = new ArrayList<>();
+        int layers = s.config().numLayers();
+        for (WanDitActivations.Key k : s.shapes()) {
+            WanDitActivations.Offload o = k.keepsBlockIntermediates() ? WanDitActivations.Offload.NONE
+                    : new WanDitActivations.Offload(Math.min(offload.blockInputs(), layers + 1),
+                    k.savesAttentionOutputs() ? Math.min(offload.attentionOutputs(), layers) : 0, offload.ringSlots());
+            keys.add(k.withOffload(o.isOffloading() ? o : WanDitActivations.Offload.NONE));
+        }
+        return new Settings(s.config(), s.precision(), s.quantization(), s.keepsFp8Codes(), s.checkpointDType(), keys,
+                s.optimizer(), s.swapSlots(), s.others());
+    }
+
+    /** The device plan of a choice. */
+    public static MemoryPlan plan(Settings unoffloaded, Choice choice) {
+        Settings s = withOffload(unoffloaded, choice.offload());
+        int blocksToSwap = choice.blocksToSwap();
         WanDitConfig c = s.config();
         int layers = c.numLayers();
         if (blocksToSwap < 0 || blocksToSwap >= layers) {
@@ -123,7 +180,7 @@ public final class WanMemoryPlan {
         List<String> streams = new ArrayList<>(), lses = new ArrayList<>();
         for (WanDitActivations.Key k : s.shapes()) {
             long tokens = (long) k.frames() * (k.height() / 2) * (k.width() / 2);
-            saved += (layers + 1L) * k.batch() * tokens * c.dim() * s.act().sizeBytes();
+            saved += WanDitActivations.savedInputBytes(c, s.precision(), k);
             savedAttention += WanDitActivations.savedAttentionBytes(c, s.precision(), k);
             activations += WanDitActivations.sizeBytes(c, s.precision(), k);
             streams.add("(" + k.batch() + ", " + tokens + ", " + c.dim() + ")");
@@ -132,11 +189,18 @@ public final class WanMemoryPlan {
         String perShape = s.shapes().size() == 1 ? "" : " for each of " + s.shapes().size() + " input shapes";
         String stream = streams.size() == 1 ? streams.getFirst() : "[" + String.join(" + ", streams) + "]";
         String lse = lses.size() == 1 ? lses.getFirst() : "[" + String.join(" + ", lses) + "]";
-        items.add(new MemoryPlan.Item(SAVED_INPUTS, saved, String.format(Locale.ROOT, "%d × %s %s", layers + 1, stream, act)));
         WanDitActivations.Key first = s.shapes().getFirst();
+        WanDitActivations.Offload off = offloadOf(s);
+        items.add(new MemoryPlan.Item(SAVED_INPUTS, saved, off.blockInputs() == 0
+                ? String.format(Locale.ROOT, "%d × %s %s", layers + 1, stream, act)
+                : String.format(Locale.ROOT, "%d × %s %s on the device + a ring of %d; blocks 0..%d's in pinned host memory,"
+                        + " prefetched %d ahead of the backward", layers + 1 - off.blockInputs(), stream, act, off.ringSlots(),
+                        off.blockInputs() - 1, off.prefetchDepth())));
         items.add(new MemoryPlan.Item(SAVED_ATTENTION, savedAttention, first.savesAttentionOutputs()
-                ? String.format(Locale.ROOT, "%d × (%s %s output + %s fp32 log-sum-exp): the recompute skips self-attention"
-                        + " (--checkpoint_attention on)", layers, stream, act, lse)
+                ? String.format(Locale.ROOT, "%d × (%s %s output + %s fp32 log-sum-exp)%s: the recompute skips self-attention"
+                        + " (--checkpoint_attention on)", layers - off.attentionOutputs(), stream, act, lse,
+                        off.attentionOutputs() == 0 ? "" : String.format(Locale.ROOT, " + a ring of %d; blocks 0..%d's in"
+                                + " pinned host memory", off.ringSlots(), off.attentionOutputs() - 1))
                 : first.keepsBlockIntermediates() ? "none: every block keeps its intermediates"
                 : "--checkpoint_attention off: the recompute runs self-attention again"));
         items.add(new MemoryPlan.Item(RECOMPUTE, activations - saved - savedAttention, (first.keepsBlockIntermediates()
@@ -150,6 +214,85 @@ public final class WanMemoryPlan {
     /** The smallest swap count in [0, numLayers − 1] whose plan fits the budget, or empty when none does. */
     public static OptionalInt smallestFittingSwap(Settings s, long budgetBytes) {
         return MemoryPlan.smallestFitting(0, s.config().numLayers() - 1, n -> plan(s, n), budgetBytes);
+    }
+
+    /**
+     * The cheapest choice whose device plan fits {@code budgetBytes} and whose host plan fits {@code hostBudgetBytes}
+     * (≤ 0: unchecked), or null when none does. Each streamed block and each offloaded activation costs one copy of its
+     * bytes per pass (two per step), all on the one copy stream, so the cost of a choice is the bytes it copies per
+     * step; among equal costs the fewer swapped blocks win. Offload is tried only when {@code mayOffload} (and only
+     * applies to checkpointed shapes): saved block inputs first, then saved attention outputs, each from block 0 on.
+     */
+    public static Choice cheapestFitting(Settings s, long budgetBytes, long hostBudgetBytes, boolean mayOffload) {
+        int layers = s.config().numLayers();
+        boolean saves = s.shapes().stream().anyMatch(WanDitActivations.Key::savesAttentionOutputs);
+        int maxLevel = !mayOffload ? 0 : layers + 1 + (saves ? layers : 0);
+        long blockBytes = streamedLayout(s).sizeBytes();
+        Choice best = null;
+        long bestCost = Long.MAX_VALUE;
+        for (int n = 0; n < layers; n++) {
+            for (int level = 0; level <= maxLevel; level++) {
+                Choice c = new Choice(n, offloadLevel(level, layers));
+                if (!plan(s, c).fits(budgetBytes)) continue;
+                if (hostBudgetBytes > 0 && !hostPlan(s, c).fits(hostBudgetBytes)) break; // more offload needs more host
+                long cost = n * blockBytes + offloadedBytesPerPass(s, c.offload());
+                if (cost < bestCost) {
+                    best = c;
+                    bestCost = cost;
+                }
+                break; // the least offload that fits this swap count
+            }
+        }
+        return best;
+    }
+
+    /** Offload level m: saved inputs of blocks 0..m−1 (m ≤ numLayers + 1), then attention outputs of the first blocks. */
+    private static WanDitActivations.Offload offloadLevel(int level, int layers) {
+        if (level == 0) return WanDitActivations.Offload.NONE;
+        int inputs = Math.min(level, layers + 1);
+        return new WanDitActivations.Offload(inputs, level - inputs, OFFLOAD_RING_SLOTS);
+    }
+
+    /** Bytes the offload copies out (and back) per step, over every shape. */
+    private static long offloadedBytesPerPass(Settings s, WanDitActivations.Offload offload) {
+        Settings o = withOffload(s, offload);
+        long n = 0;
+        for (WanDitActivations.Key k : o.shapes()) n += WanDitActivations.offloadedHostBytes(s.config(), s.precision(), k);
+        return n;
+    }
+
+    /** The offload of the plan's largest checkpointed shape (NONE when none offloads). */
+    private static WanDitActivations.Offload offloadOf(Settings s) {
+        WanDitActivations.Offload best = WanDitActivations.Offload.NONE;
+        for (WanDitActivations.Key k : s.shapes()) {
+            if (k.offload().blockInputs() + k.offload().attentionOutputs() > best.blockInputs() + best.attentionOutputs()) {
+                best = k.offload();
+            }
+        }
+        return best;
+    }
+
+    /**
+     * Host memory the choice holds beyond the JVM: the streamed blocks' pinned images, the offloaded activations'
+     * pinned images (every shape's plan is alive at once, so they add up), and the staging of loading: one block Linear
+     * weight read from the checkpoint and converted (fp32, twice its elements) at a time.
+     */
+    public static MemoryPlan hostPlan(Settings unoffloaded, Choice choice) {
+        Settings s = withOffload(unoffloaded, choice.offload());
+        List<MemoryPlan.Item> items = new ArrayList<>();
+        int n = choice.blocksToSwap();
+        items.add(new MemoryPlan.Item(HOST_SWAPPED, hostBytes(s, n), n == 0 ? "--blocks_to_swap 0" : String.format(Locale.ROOT,
+                "%d × %s, one image per streamed block", n, MemoryPlan.formatBytes(streamedLayout(s).sizeBytes()))));
+        long offloaded = 0;
+        for (WanDitActivations.Key k : s.shapes()) offloaded += WanDitActivations.offloadedHostBytes(s.config(), s.precision(), k);
+        WanDitActivations.Offload off = choice.offload();
+        items.add(new MemoryPlan.Item(HOST_OFFLOADED, offloaded, !off.isOffloading() ? "no activation offload"
+                : String.format(Locale.ROOT, "saved inputs of %d block%s%s", off.blockInputs(), off.blockInputs() == 1 ? "" : "s",
+                off.attentionOutputs() == 0 ? "" : ", attention outputs of " + off.attentionOutputs())));
+        Shape largest = largestLinear(s.config());
+        items.add(new MemoryPlan.Item(HOST_STAGING, 2 * largest.numElements() * Float.BYTES,
+                "loading: the largest Linear weight " + largest + " read and converted in fp32"));
+        return new MemoryPlan(items);
     }
 
     /** Pinned host bytes of {@code blocksToSwap} streamed blocks (whole-block images). */

@@ -115,6 +115,33 @@ final class SwapRuns implements AutoCloseable {
                 saved.get(1)[0], saved.size());
     }
 
+    /**
+     * Asserts a checkpointed run with {@code offload} equals the same run without it, bit for bit, with {@code swap}
+     * for both; returns the offloaded run's offload copy counts {loads, stores} of the saved inputs and prints one line.
+     */
+    long[] assertSameWithOffload(SafeTensors checkpoint, ComputePrecision precision, Quantization quantization,
+                                 boolean dequantizeAtLoad, BlockSwap swap, boolean savesAttention,
+                                 WanDitActivations.Offload offload) {
+        List<float[]> resident, offloaded;
+        long[] copies = new long[4];
+        try (WanDitWeights w = load(checkpoint, precision, quantization, dequantizeAtLoad, swap)) {
+            resident = run(w, precision, true, savesAttention, WanDitActivations.Offload.NONE, null);
+        }
+        try (WanDitWeights w = load(checkpoint, precision, quantization, dequantizeAtLoad, swap)) {
+            offloaded = run(w, precision, true, savesAttention, offload, copies);
+        }
+        String what = precision + " " + quantization + " " + swap + (savesAttention ? " saved attention " : " ") + offload;
+        assertEquals(resident.size(), offloaded.size());
+        for (int i = 0; i < offloaded.size(); i++) {
+            assertArrayEquals(resident.get(i), offloaded.get(i), 0f, what + " tensor " + i);
+        }
+        System.out.printf("offload bit-identity [%s, %s, %d blocks]: losses %.9g %.9g, %d tensors equal; inputs loaded %d,"
+                        + " stored %d; attention loaded %d, stored %d%n", backend.name(), what,
+                WanDitConfig.fromCheckpoint(checkpoint).numLayers(), offloaded.get(0)[0], offloaded.get(1)[0],
+                offloaded.size(), copies[0], copies[1], copies[2], copies[3]);
+        return copies;
+    }
+
     WanDitWeights load(SafeTensors checkpoint, ComputePrecision precision, Quantization quantization,
                        boolean dequantizeAtLoad, BlockSwap swap) {
         return WanDitWeights.load(backend, checkpoint, WanDitConfig.fromCheckpoint(checkpoint), precision, quantization,
@@ -128,11 +155,18 @@ final class SwapRuns implements AutoCloseable {
 
     /** {@link #run(WanDitWeights, ComputePrecision, boolean)} keeping the self-attention outputs when {@code savesAttention}. */
     List<float[]> run(WanDitWeights weights, ComputePrecision precision, boolean checkpointing, boolean savesAttention) {
+        return run(weights, precision, checkpointing, savesAttention, WanDitActivations.Offload.NONE, null);
+    }
+
+    /** The run with activation offload; {@code copies} (when not null) receives {inputs loaded, stored, attention loaded, stored}. */
+    List<float[]> run(WanDitWeights weights, ComputePrecision precision, boolean checkpointing, boolean savesAttention,
+                      WanDitActivations.Offload offload, long[] copies) {
         WanDitConfig config = weights.config();
         List<Tensor> contexts = config.textDim() == 64 ? fiveBlockContexts : goldenContexts;
         List<float[]> out = new ArrayList<>();
         try (WanDit dit = new WanDit(backend, config, weights, precision, checkpointing); LoraNetwork lora = lora(config)) {
             dit.savesAttentionOutputs(savesAttention);
+            dit.offloadActivations(offload);
             out.add(backend.toFloats(dit.lossAndBackward(xt, timesteps, contexts, target, lora, 1f)));
             out.add(backend.toFloats(dit.lossAndBackward(xt, timesteps, contexts, target, lora, 0.5f)));
             for (LoraModule m : lora.modules()) {
@@ -140,6 +174,13 @@ final class SwapRuns implements AutoCloseable {
                 out.add(backend.toFloats(m.dUp()));
             }
             out.add(backend.toFloats(dit.forward(xt, timesteps, contexts, lora)));
+            if (copies != null) {
+                WanDitActivations a = dit.lastActivations();
+                copies[0] = a.savedInputs.loadCount();
+                copies[1] = a.savedInputs.storeCount();
+                copies[2] = a.savedAttention == null ? 0 : a.savedAttention.loadCount();
+                copies[3] = a.savedAttention == null ? 0 : a.savedAttention.storeCount();
+            }
         }
         return out;
     }

@@ -105,6 +105,67 @@ class WanMemoryPlanTest {
         assertEquals(22, WanMemoryPlan.smallestFittingSwap(s, 32 * GIB).getAsInt());
     }
 
+    /** What wanlora train --dry_run adds for a GPU (no GPU touched): batch inputs, attention workspace, runtime, margin. */
+    private static List<MemoryPlan.Item> dryRunOthers(int frames, int height, int width) {
+        long tokens = (long) frames * (height / 2) * (width / 2);
+        long latent = 16L * frames * height * width;
+        // BatchTensors: x0, x_t, target fp32 and noise bf16 of the latent, one 512-row bf16 context (4096 wide)
+        return List.of(new MemoryPlan.Item("batch inputs", latent * (3 * 4 + 2) + 512L * 4096 * 2, ""),
+                new MemoryPlan.Item("attention workspace", 40 * tokens * 4, ""),
+                new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES, ""),
+                new MemoryPlan.Item("allocation margin", WanMemoryPlan.ALLOCATION_MARGIN_BYTES, ""));
+    }
+
+    @Test
+    void wan14BAt832x480x81Fits24GiBWithActivationOffload() {
+        // Issue 12's shape: 32760 tokens, fp8_scaled, rank 32, checkpointing, driver overheads counted. No swap count
+        // alone fits (the 12.81 GiB of saved inputs stay); offloading saved inputs to the host does.
+        WanMemoryPlan.Settings s = wan14B(21, 60, 104, dryRunOthers(21, 60, 104));
+        assertTrue(WanMemoryPlan.smallestFittingSwap(s, 24 * GIB).isEmpty());
+        WanMemoryPlan.Choice c = WanMemoryPlan.cheapestFitting(s, 24 * GIB, 64 * GIB, true);
+        assertNotNull(c);
+        MemoryPlan plan = WanMemoryPlan.plan(s, c);
+        plan.format(24 * GIB).forEach(System.out::println);
+        WanMemoryPlan.hostPlan(s, c).format(64 * GIB).forEach(System.out::println);
+        assertTrue(plan.fits(24 * GIB), c.toString());
+        assertTrue(c.offload().blockInputs() > 0 && c.offload().attentionOutputs() == 0, c.toString());
+        // the saved inputs on the device: (41 − offloaded) resident + a ring of 2, each 32760 × 5120 × 2 bytes
+        long item = 32760L * 5120 * 2;
+        assertEquals((41 - c.offload().blockInputs() + 2) * item, plan.bytesOf(WanMemoryPlan.SAVED_INPUTS));
+        assertEquals(c.offload().blockInputs() * item, WanMemoryPlan.hostPlan(s, c).bytesOf(WanMemoryPlan.HOST_OFFLOADED));
+        // the cheapest: one fewer offloaded input or swapped block no longer fits
+        if (c.offload().blockInputs() > 1) {
+            assertFalse(WanMemoryPlan.plan(s, new WanMemoryPlan.Choice(c.blocksToSwap(),
+                    new WanDitActivations.Offload(c.offload().blockInputs() - 1, 0, 2))).fits(24 * GIB));
+        }
+        assertFalse(WanMemoryPlan.plan(s, new WanMemoryPlan.Choice(c.blocksToSwap() - 1, c.offload())).fits(24 * GIB));
+        // 64 GiB of host memory holds it (a 3090 machine's), 8 GiB does not: then nothing fits
+        assertTrue(WanMemoryPlan.hostPlan(s, c).fits(64 * GIB));
+        assertNull(WanMemoryPlan.cheapestFitting(s, 24 * GIB, 8 * GIB, true));
+    }
+
+    @Test
+    void wan14BAt768x416x81Fits24GiBWithActivationOffload() {
+        // latent 21 × 52 × 96: 21 · 26 · 48 = 26208 tokens
+        WanMemoryPlan.Settings s = wan14B(21, 52, 96, dryRunOthers(21, 52, 96));
+        WanMemoryPlan.Choice c = WanMemoryPlan.cheapestFitting(s, 24 * GIB, 64 * GIB, true);
+        assertNotNull(c);
+        assertTrue(WanMemoryPlan.plan(s, c).fits(24 * GIB));
+        System.out.println("768x416x81 under 24 GiB: " + c + ", " + MemoryPlan.formatBytes(WanMemoryPlan.plan(s, c).totalBytes())
+                + " device, " + MemoryPlan.formatBytes(WanMemoryPlan.hostPlan(s, c).totalBytes()) + " host");
+    }
+
+    @Test
+    void wan14BAt384x208x45WithMusubisFlagsFits24GiB() {
+        // musubi's reference: --blocks_to_swap 10 --gradient_checkpointing --fp8_base --fp8_scaled, rank 32: fits with
+        // room; auto needs no swap and no offload at all
+        WanMemoryPlan.Settings s = wan14B(12, 26, 48, dryRunOthers(12, 26, 48));
+        assertTrue(WanMemoryPlan.plan(s, 10).fits(24 * GIB));
+        assertEquals(new WanMemoryPlan.Choice(0, WanDitActivations.Offload.NONE), WanMemoryPlan.cheapestFitting(s, 24 * GIB, 0, true));
+        assertEquals(0, WanMemoryPlan.hostPlan(s, WanMemoryPlan.Choice.swapping(0)).bytesOf(WanMemoryPlan.HOST_SWAPPED));
+        assertEquals(10 * 362_250_240L, WanMemoryPlan.hostPlan(s, WanMemoryPlan.Choice.swapping(10)).bytesOf(WanMemoryPlan.HOST_SWAPPED));
+    }
+
     @Test
     void everyInputShapeHasItsOwnActivations() {
         // WanDit keeps a plan per shape: two buckets cost both plans' activations

@@ -1,0 +1,30 @@
+package dev.wanlora.cli.train;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** The host memory the OS reports available (Linux /proc/meminfo MemAvailable), the default of --max_host_ram. */
+final class HostMemory {
+    private HostMemory() {}
+
+    /** MemAvailable in bytes, or 0 when the file or the line is missing (then the host plan is printed, not checked). */
+    static long availableBytes() {
+        return availableBytes(Path.of("/proc/meminfo"));
+    }
+
+    static long availableBytes(Path meminfo) {
+        try {
+            for (String line : Files.readAllLines(meminfo)) {
+                // "MemAvailable:   63211484 kB"
+                if (!line.startsWith("MemAvailable:")) continue;
+                String[] parts = line.substring("MemAvailable:".length()).strip().split("\\s+");
+                long kib = Long.parseLong(parts[0]);
+                return parts.length > 1 && parts[1].equalsIgnoreCase("kB") ? kib * 1024 : kib;
+            }
+        } catch (IOException | NumberFormatException e) {
+            return 0;
+        }
+        return 0;
+    }
+}
