@@ -2,6 +2,7 @@ package dev.wanlora.cli;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.models.sampling.SamplingGoldenVerifier;
 import dev.wanlora.models.wan.GoldenVerifier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -11,22 +12,27 @@ import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.function.Consumer;
 
 /**
  * {@code wanlora verify-golden DIR [--backend cpu|cuda]}: runs our Wan DiT on a folder in the golden format
  * (testdata/golden/README.md) and prints one line per compared tensor (relL2, max abs, cosine, bound, OK/FAIL); exit
- * code 1 when any comparison fails.
+ * code 1 when any comparison fails. A sampling golden folder (unipc.safetensors, loop.safetensors) runs the solver and
+ * CFG-loop comparisons instead ({@link SamplingGoldenVerifier}).
  */
 @Command(name = "verify-golden", mixinStandardHelpOptions = true,
-        description = "Compare our Wan DiT (forward, LoRA gradients, fp8 quantizer, AdamW steps) with musubi's golden tensors.")
+        description = "Compare our Wan DiT (forward, LoRA gradients, fp8 quantizer, AdamW steps), or our sampling solvers and"
+                + " CFG loop, with musubi's golden tensors.")
 final class VerifyGoldenCommand implements Callable<Integer> {
 
     @Spec
     CommandSpec spec;
 
-    @Parameters(index = "0", paramLabel = "DIR", description = "Folder with model.safetensors and fp32/bf16/fp8/train.safetensors.")
+    @Parameters(index = "0", paramLabel = "DIR", description = "Folder with model.safetensors and fp32/bf16/fp8/train.safetensors, or a sampling folder"
+                    + " (unipc.safetensors, loop.safetensors; the loop's DiT: dit.safetensors there or ../wan-tiny/model.safetensors).")
     Path dir;
 
     @Option(names = "--backend", paramLabel = "NAME", defaultValue = "cpu",
@@ -39,14 +45,23 @@ final class VerifyGoldenCommand implements Callable<Integer> {
         PrintWriter out = spec.commandLine().getOut();
         long start = System.nanoTime();
         try (Backend backend = Backends.create(backendName)) {
-            GoldenVerifier verifier = new GoldenVerifier(backend, dir);
             GoldenVerifier.Mode mode = backendName.equals("cpu")
                     ? GoldenVerifier.Mode.FP32_REFERENCE : GoldenVerifier.Mode.BF16_DEVICE;
-            out.println("verify-golden " + dir + " on " + backend.name() + " (" + mode + "): " + verifier.config());
-            List<GoldenVerifier.Comparison> lines = verifier.run(mode, c -> {
+            Consumer<GoldenVerifier.Comparison> print = c -> {
                 out.println(c.describe());
                 out.flush();
-            });
+            };
+            List<GoldenVerifier.Comparison> lines = new ArrayList<>();
+            if (SamplingGoldenVerifier.isSamplingFolder(dir)) {
+                SamplingGoldenVerifier sampling = new SamplingGoldenVerifier(backend, dir);
+                out.println("verify-golden " + dir + " on " + backend.name() + " (" + mode + "): solvers and the CFG"
+                        + " loop (DiT " + sampling.loopDit() + ")");
+                lines.addAll(sampling.run(mode, print));
+            } else {
+                GoldenVerifier verifier = new GoldenVerifier(backend, dir);
+                out.println("verify-golden " + dir + " on " + backend.name() + " (" + mode + "): " + verifier.config());
+                lines.addAll(verifier.run(mode, print));
+            }
             long failed = lines.stream().filter(c -> !c.passed()).count();
             out.printf("%d compared, %d failed, %.1f s%n", lines.size(), failed, (System.nanoTime() - start) / 1e9);
             return failed == 0 ? 0 : 1;

@@ -109,6 +109,21 @@ public final class WanDit implements AutoCloseable {
     }
 
     /**
+     * {@link #forward} for sampling: the same ops on the same inputs (so the same prediction, bit for bit), in a
+     * forward-only plan ({@link WanDitActivations.Key#forwardOnly}) that has no saved block inputs and no gradient
+     * buffers. The LoRA is applied unmerged, as in training; blocks stream as in training.
+     *
+     * @param timesteps (B) F32 model timesteps as the sampler gives them (UniPC: integer t_k, no +1; spec §10.4)
+     * @return pred (B, Cout, F, H, W) F32, a view into the forward-only plan (valid until the next call with this shape)
+     */
+    public Tensor forwardOnly(Tensor xt, Tensor timesteps, List<Tensor> contexts, LoraNetwork lora) {
+        long[] d = checkInputs(xt, timesteps, contexts);
+        WanDitActivations a = plans.computeIfAbsent(WanDitActivations.Key.forwardOnly((int) d[0], (int) d[2],
+                (int) d[3], (int) d[4], maxRank(lora)), k -> new WanDitActivations(backend, config, precision, k));
+        return runForward(a, xt, timesteps, contexts, lora).pred;
+    }
+
+    /**
      * One training step's forward, loss and backward: loss = mean((pred − target)²) (spec §4.3); the LoRA gradients
      * d(gradScale·loss)/d(down, up) are accumulated (+=) into each module's dDown and dUp.
      *
@@ -160,14 +175,21 @@ public final class WanDit implements AutoCloseable {
     private WanDitActivations runForward(Tensor xt, Tensor timesteps, List<Tensor> contexts, LoraNetwork lora,
                                          boolean keepsBlockIntermediates) {
         long[] d = checkInputs(xt, timesteps, contexts);
-        int batch = (int) d[0], frames = (int) d[2], height = (int) d[3], width = (int) d[4];
-        WanDitActivations a = plan(batch, frames, height, width, maxRank(lora), keepsBlockIntermediates);
+        WanDitActivations a = plan((int) d[0], (int) d[2], (int) d[3], (int) d[4], maxRank(lora),
+                keepsBlockIntermediates);
+        return runForward(a, xt, timesteps, contexts, lora);
+    }
+
+    /** The forward into plan {@code a} (inputs already checked against the plan's shape). */
+    private WanDitActivations runForward(WanDitActivations a, Tensor xt, Tensor timesteps, List<Tensor> contexts,
+                                         LoraNetwork lora) {
+        int batch = a.key.batch(), frames = a.key.frames(), height = a.key.height(), width = a.key.width();
         lastActivations = a;
         syncLoraComputeWeights(lora);
 
         // Patch embedding (§1.2.1): Conv3d with kernel = stride = (1,2,2) as a GEMM over 64-element patches.
         backend.patchify(a.patches, xt, config.inChannels(), frames, height, width);
-        linear(a.blockInputs[0], a.patches, weights.patchEmbedding());
+        linear(a.stream(0), a.patches, weights.patchEmbedding());
 
         // Time embedding (§1.2.2), fp32: e = time_embedding(sinusoid(t)); e0 = time_projection(SiLU(e)).
         backend.sinusoidalEmbedding(a.sinusoid, timesteps);
@@ -209,7 +231,7 @@ public final class WanDit implements AutoCloseable {
     private void blockForward(Block blk, WanDitActivations a, LoraNetwork lora, boolean isRecompute) {
         int i = blk.index();
         BlockState s = a.stateOf(i);
-        Tensor x = a.blockInputs[i];
+        Tensor x = a.stream(i);
         Tensor mod = a.blockModulation;
         int heads = config.numHeads();
         float eps = config.eps();
@@ -252,7 +274,7 @@ public final class WanDit implements AutoCloseable {
         blockLinear(s.ffnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s);
         backend.geluTanh(s.ffnActivated, s.ffnHidden);
         blockLinear(a.branchOut, s.ffnActivated, blk, BlockLinear.FFN_2, lora, s);
-        Tensor out = a.blockInputs[i + 1];
+        Tensor out = a.stream(i + 1);
         backend.copy(out, s.afterCrossAttn);
         backend.gatedResidual(out, a.branchOut, mod, 5);
     }
@@ -271,7 +293,7 @@ public final class WanDit implements AutoCloseable {
         for (int b = 0; b < a.key.batch(); b++) {
             backend.addRowVector(a.headModulation.slice(b), modulation, a.e.slice(b));
         }
-        Tensor x = a.blockInputs[config.numLayers()];
+        Tensor x = a.stream(config.numLayers());
         backend.layerNorm(a.headNorm, a.headMean, a.headRstd, x, null, null, config.eps());
         backend.modulate(a.headInput, a.headNorm, a.headModulation, 0, 1);
         linear(a.headOutput, a.headInput, weights.head());

@@ -24,6 +24,11 @@ import java.util.List;
  * <p>{@link Key#savesAttentionOutputs()} (checkpointing only) adds one self-attention output and log-sum-exp per block,
  * written by the forward and read by the backward, so the recompute skips the self-attention call; the shared
  * {@link BlockState} then has no self-attention output or log-sum-exp of its own.
+ *
+ * <p>{@link Key#forwardOnly()} (sampling): a forward that no backward will follow. The residual stream ping-pongs
+ * between two buffers instead of keeping every block's input, there is one {@link BlockState}, and no loss or
+ * gradient buffer exists ({@link #loss}, {@link #dPred}, {@link #dHeadOutput}, {@link #dStream},
+ * {@link #blockGradients}, {@link #dHeadInput}, {@link #dHeadNorm} are null).
  */
 public final class WanDitActivations implements AutoCloseable {
 
@@ -32,12 +37,27 @@ public final class WanDitActivations implements AutoCloseable {
      * log-sum-exp through gradient checkpointing (false when {@code keepsBlockIntermediates}, which keeps them anyway).
      */
     public record Key(int batch, int frames, int height, int width, int loraRank, boolean keepsBlockIntermediates,
-                      boolean savesAttentionOutputs) {
+                      boolean savesAttentionOutputs, boolean forwardOnly) {
         public Key {
             if (keepsBlockIntermediates && savesAttentionOutputs) {
                 throw new IllegalArgumentException("WanDitActivations.Key: savesAttentionOutputs needs gradient"
                         + " checkpointing (keepsBlockIntermediates false); without it every block keeps its attention output");
             }
+            if (forwardOnly && (keepsBlockIntermediates || savesAttentionOutputs)) {
+                throw new IllegalArgumentException("WanDitActivations.Key: a forward-only plan keeps no intermediates"
+                        + " and saves no attention outputs");
+            }
+        }
+
+        /** A training key (forward followed by a backward). */
+        public Key(int batch, int frames, int height, int width, int loraRank, boolean keepsBlockIntermediates,
+                   boolean savesAttentionOutputs) {
+            this(batch, frames, height, width, loraRank, keepsBlockIntermediates, savesAttentionOutputs, false);
+        }
+
+        /** A forward-only key (sampling), see {@link WanDitActivations}. */
+        public static Key forwardOnly(int batch, int frames, int height, int width, int loraRank) {
+            return new Key(batch, frames, height, width, loraRank, false, false, true);
         }
 
         /** A key without saved attention outputs. */
@@ -78,7 +98,10 @@ public final class WanDitActivations implements AutoCloseable {
     public final Rope3d.Tables rope;
 
     // ---------------------------------------------------------------- blocks
-    /** numLayers + 1 tensors (B, L, C) act: blockInputs[i] is the residual stream entering block i; [numLayers] leaves the last. */
+    /**
+     * numLayers + 1 tensors (B, L, C) act: blockInputs[i] is the residual stream entering block i; [numLayers] leaves
+     * the last. Forward-only plans have 2 (ping-pong); read it through {@link #stream(int)}.
+     */
     public final Tensor[] blockInputs;
     /** (B, 6, C) F32: modulation + e0 of the block being run (recomputed per block; cheap). */
     public final Tensor blockModulation;
@@ -273,7 +296,7 @@ public final class WanDitActivations implements AutoCloseable {
             owned.add(rope.cos());
             owned.add(rope.sin());
 
-            blockInputs = new Tensor[config.numLayers() + 1];
+            blockInputs = new Tensor[key.forwardOnly() ? 2 : config.numLayers() + 1];
             for (int i = 0; i < blockInputs.length; i++) blockInputs[i] = tensor(act, stream);
             blockModulation = f32(Shape.of(b, 6, c));
             blockStates = new BlockState[key.keepsBlockIntermediates() ? config.numLayers() : 1];
@@ -296,17 +319,23 @@ public final class WanDitActivations implements AutoCloseable {
             headOutput = tensor(act, Shape.of(b, l, config.headOutFeatures()));
             pred = f32(latent);
 
-            loss = f32(Shape.of(1));
-            dPred = f32(latent);
-            dHeadOutput = tensor(act, Shape.of(b, l, config.headOutFeatures()));
-            dStream = tensor(act, stream);
-            blockGradients = new BlockGradients(this, config, act);
-            dHeadInput = blockGradients.dInput;
-            dHeadNorm = blockGradients.dNormOut;
+            boolean backward = !key.forwardOnly();
+            loss = backward ? f32(Shape.of(1)) : null;
+            dPred = backward ? f32(latent) : null;
+            dHeadOutput = backward ? tensor(act, Shape.of(b, l, config.headOutFeatures())) : null;
+            dStream = backward ? tensor(act, stream) : null;
+            blockGradients = backward ? new BlockGradients(this, config, act) : null;
+            dHeadInput = backward ? blockGradients.dInput : null;
+            dHeadNorm = backward ? blockGradients.dNormOut : null;
         } catch (RuntimeException ex) {
             close();
             throw ex;
         }
+    }
+
+    /** The residual stream entering block {@code i} (i = numLayers: the last block's output). */
+    public Tensor stream(int i) {
+        return blockInputs[key.forwardOnly() ? i % 2 : i];
     }
 
     /** The block state block {@code i} writes (index 0 for every block with checkpointing). */
@@ -347,14 +376,17 @@ public final class WanDitActivations implements AutoCloseable {
         long loraHidden = r == 0 ? 0 : b * r * (8 * l + 2 * k);
         // with saved attention outputs the (single) state has no self-attention output and log-sum-exp of its own
         long stateTokens = key.savesAttentionOutputs() ? 13 : 14, stateLse = key.savesAttentionOutputs() ? 1 : 2;
+        long streams = key.forwardOnly() ? 2 : config.numLayers() + 1;
+        long backward = key.forwardOnly() ? 0 : 1;
         long act = b * l * config.patchLength() + b * k * config.textDim() + 2 * bkc
-                + (config.numLayers() + 1) * blc + 2 * blc
+                + streams * blc + 2 * blc
                 + states * (stateTokens * blc + 3 * bkc + 2 * blf + loraHidden)
-                + 2 * b * l * config.headOutFeatures() + blc
-                + 7 * blc + 3 * bkc + blf + b * Math.max(l, k) * Math.max(1, r);
+                + b * l * config.headOutFeatures()
+                + backward * (b * l * config.headOutFeatures() + blc
+                        + 7 * blc + 3 * bkc + blf + b * Math.max(l, k) * Math.max(1, r));
         long f32 = b * config.freqDim() + 3 * b * c + 6 * b * c + l * config.headDim() + 6 * b * c
                 + states * (9 * b * l + b * k + stateLse * b * heads * l)
-                + 2 * b * c + 2 * b * l + 2 * b * l * config.headOutFeatures() + 1;
+                + 2 * b * c + 2 * b * l + (1 + backward) * b * l * config.headOutFeatures() + backward;
         return act * precision.activationDType().sizeBytes() + f32 * DType.F32.sizeBytes()
                 + savedAttentionBytes(config, precision, key);
     }
