@@ -63,6 +63,11 @@ public final class SamplePromptFile {
         return prompts;
     }
 
+    /** {@code wanlora sample --prompt "LINE"}: one prompt in the .txt line syntax (index 0). */
+    public static SamplePrompt fromCommandLine(String line) {
+        return fromLine(line.strip(), 0, "--prompt");
+    }
+
     /** One .txt line: the prompt, then options after {@code " --"}. {@code where} names the line in errors. */
     static SamplePrompt fromLine(String line, int index, String where) {
         String[] parts = line.split(" --", -1);
