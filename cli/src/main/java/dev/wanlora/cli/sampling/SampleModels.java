@@ -18,12 +18,23 @@ public interface SampleModels {
     /** The latent decoder. Closed by the caller after the sampling phase. */
     LatentDecoder openDecoder(Backend backend);
 
+    /** Stops with one line, before any work, when these models cannot be opened. */
+    default void check() { }
+
     /**
      * {@code --t5 FILE} and {@code --vae FILE}. This build has neither model yet (they come with the umT5 and VAE
      * work), so opening one stops with one line instead of writing fake samples.
      */
     static SampleModels files(Path t5, Path vae) {
         return new SampleModels() {
+            @Override
+            public void check() {
+                if (t5 == null || vae == null) {
+                    throw new UserError("samples need the VAE and the text encoder; add --vae FILE and --t5 FILE");
+                }
+                openTextEncoder(null, 0);
+            }
+
             @Override
             public TextEncoder openTextEncoder(Backend backend, int dim) {
                 if (t5 == null) throw new UserError("samples need the text encoder; add --t5 FILE (umT5-XXL, e.g. models_t5_umt5-xxl-enc-bf16.pth)");

@@ -2,8 +2,7 @@ package dev.wanlora.cli.train;
 
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import dev.wanlora.cli.UserError;
-import dev.wanlora.cli.sampling.SamplePrompt;
-import dev.wanlora.cli.sampling.SamplePromptFile;
+import dev.wanlora.cli.sampling.SampleModels;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
 import dev.wanlora.engine.cpu.CpuBackend;
@@ -120,20 +119,29 @@ final class Trainer {
     private int blocksToSwap;
     /** --checkpoint_attention resolved by the memory plan. */
     private boolean savesAttentionOutputs;
+    private final SampleModels sampleModels;
+    /** The run's samples, or null without --sample_prompts and an interval. */
+    private TrainSampling sampling;
 
     Trainer(TrainOptions o, PrintWriter out, boolean isLinePerStep) {
+        this(o, out, isLinePerStep, SampleModels.files(o.t5, o.vae));
+    }
+
+    /** {@code sampleModels}: where samples' text encoder and decoder come from (the demo passes its stand-ins). */
+    Trainer(TrainOptions o, PrintWriter out, boolean isLinePerStep, SampleModels sampleModels) {
         this.o = o;
         this.out = out;
         this.isLinePerStep = isLinePerStep;
+        this.sampleModels = sampleModels;
     }
 
     int run() {
-        checkSamples();
+        sampling = TrainSampling.create(o, sampleModels);
         names = OutputNames.of(o);
         refuseOverwrite();
         TrainState resumed = o.resume == null ? null : TrainState.read(o.resume);
         resolveSeed(resumed);
-        try (Backend b = openBackend()) {
+        try (Backend b = openBackend(); TrainSampling closeSampling = sampling) {
             backend = b;
             return train(resumed);
         } catch (CudaException e) {
@@ -158,6 +166,10 @@ final class Trainer {
                 data.numTrainItems(), data.batchesPerEpoch(), stepsPerEpoch, maxTrainSteps, epochs);
 
         try (SafeTensors checkpoint = openCheckpoint()) {
+            if (sampling != null) {
+                phase = "encoding the sample prompts";
+                sampling.prepare(backend, modelConfig.textDim(), out);
+            }
             ComputePrecision precision = precision(checkpoint);
             WanDitWeights.BlockSwap swap = planMemory(checkpoint, precision);
             phase = "loading the DiT";
@@ -184,19 +196,6 @@ final class Trainer {
     }
 
     // ------------------------------------------------------------------------------------------------ set-up
-
-    /** Parses and checks the sample prompts when samples are asked for, then stops: sampling has not landed yet. */
-    private void checkSamples() {
-        boolean asked = o.sample_at_first || o.sample_every_n_epochs != null || o.sample_every_n_steps != null;
-        if (o.sample_prompts == null || !asked) return;
-        List<SamplePrompt> prompts = SamplePromptFile.read(o.sample_prompts);
-        if (o.vae == null || o.t5 == null) {
-            throw new UserError("--sample_prompts: samples need the VAE and the text encoder; add --vae FILE and --t5 FILE");
-        }
-        throw new UserError("--sample_prompts " + o.sample_prompts + ": " + prompts.size() + " prompt(s) read and checked, but"
-                + " sample generation during training is not available yet; remove --sample_every_n_epochs,"
-                + " --sample_every_n_steps and --sample_at_first to train without samples");
-    }
 
     /** Refuses to write over a run with the same name unless --overwrite, or --resume (continuing that run). */
     private void refuseOverwrite() {
@@ -588,6 +587,7 @@ final class Trainer {
             if (log.file() != null) out.println("TensorBoard: " + log.file().getParent());
             long timedSteps = 0;
             double timedSeconds = 0;
+            if (sampling != null && sampling.atFirst()) sample(globalStep, null);
             while (epoch <= epochs && globalStep < maxTrainSteps) {
                 List<Batch> epochBatches = batches.epoch(epoch);
                 while (position < epochBatches.size() && globalStep < maxTrainSteps) {
@@ -630,6 +630,7 @@ final class Trainer {
                             loss, losses.average(), lr, peakVramGiB));
                     log.step(globalStep, loss, losses.average(), lr, secondsPerStep, peakVramGiB, tSum / tCount);
                     saveAtStep(globalStep, epoch, position);
+                    if (sampling != null && sampling.afterStep(globalStep)) sample(globalStep, null);
                     if (validationData != null && o.validate_every_n_steps != null && globalStep % o.validate_every_n_steps == 0) {
                         validate(globalStep);
                     }
@@ -647,6 +648,7 @@ final class Trainer {
                 epoch++;
                 position = 0;
                 saveAtEpoch(finished, globalStep, epoch);
+                if (sampling != null && sampling.afterEpoch(finished)) sample(globalStep, finished);
                 // with neither interval given, the validation set is evaluated after every epoch
                 int validateEpochs = o.validate_every_n_epochs != null ? o.validate_every_n_epochs
                         : o.validate_every_n_steps == null ? 1 : 0;
@@ -664,6 +666,12 @@ final class Trainer {
         } catch (java.io.IOException e) {
             throw new UserError(dump + ": cannot read back the configuration dump (" + e.getMessage() + ")", e);
         }
+    }
+
+    /** A sampling phase (musubi's sample_images) after {@code step}; {@code epoch} non-null at an epoch's end. */
+    private void sample(long step, Integer epoch) {
+        phase = "sampling";
+        sampling.run(dit, lora, step, epoch, log, out);
     }
 
     /** The batch's caches uploaded into the reused buffers of its shape. */

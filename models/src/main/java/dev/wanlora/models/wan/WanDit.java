@@ -162,6 +162,16 @@ public final class WanDit implements AutoCloseable {
         lastActivations = null;
     }
 
+    /** Frees the forward-only plans of {@link #forwardOnly} (after a sampling phase), keeping the training plans. */
+    public void releaseForwardOnlyPlans() {
+        plans.entrySet().removeIf(e -> {
+            if (!e.getKey().forwardOnly()) return false;
+            if (lastActivations == e.getValue()) lastActivations = null;
+            e.getValue().close();
+            return true;
+        });
+    }
+
     @Override
     public void close() {
         releaseActivations();
