@@ -89,6 +89,12 @@ public final class SampleRunner implements AutoCloseable {
 
     public List<SamplePrompt> prompts() { return prompts; }
 
+    /** Bytes of the encoded prompts kept on the backend. */
+    public long contextBytes() { return contexts.values().stream().mapToLong(Tensor::sizeBytes).sum(); }
+
+    /** How many distinct texts were encoded. */
+    public int contextCount() { return contexts.size(); }
+
     /**
      * One sample per prompt with {@code dit} and {@code lora} (null: the base model). {@code stem} names each file
      * (index, seed → stem); {@code tagPrefix} prefixes the image summaries' tags.

@@ -7,9 +7,13 @@ import dev.wanlora.cli.sampling.SamplePromptFile;
 import dev.wanlora.cli.sampling.SampleNames;
 import dev.wanlora.cli.sampling.SampleRunner;
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.sampling.FlowSolver;
+import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDit;
+import dev.wanlora.models.wan.WanDitActivations;
+import dev.wanlora.models.wan.WanDitConfig;
 
 import java.io.PrintWriter;
 import java.time.LocalDateTime;
@@ -58,6 +62,29 @@ final class TrainSampling implements AutoCloseable {
     void prepare(Backend backend, int textDim, PrintWriter out) {
         runner = SampleRunner.prepare(backend, prompts, models,
                 new SampleRunner.Settings(solver, o.sample_fps, o.output_dir, o.output_name), textDim, out, false);
+    }
+
+    /**
+     * The sampling phase in the memory plan: the forward-only activations of the largest prompt (allocated beside the
+     * training plans during the phase, freed after) and the encoded prompts (kept for the run). The decoder's memory is
+     * not counted: the real VAE is not in this build.
+     */
+    MemoryPlan.Item memoryItem(WanDitConfig config, ComputePrecision precision, int loraRank) {
+        long activations = 0;
+        SamplePrompt largest = prompts.getFirst();
+        for (SamplePrompt p : prompts) {
+            long[] s = p.latentShape();
+            long bytes = WanDitActivations.sizeBytes(config, precision,
+                    WanDitActivations.Key.forwardOnly(1, (int) s[1], (int) s[2], (int) s[3], loraRank));
+            if (bytes > activations) {
+                activations = bytes;
+                largest = p;
+            }
+        }
+        long contexts = runner == null ? 0 : runner.contextBytes();
+        return new MemoryPlan.Item("sampling", activations + contexts, String.format(Locale.ROOT,
+                "forward-only activations at %d×%d×%d (prompt %d) + %d encoded prompt(s); the decoder is not counted",
+                largest.width(), largest.height(), largest.frameCount(), largest.index(), runner == null ? 0 : runner.contextCount()));
     }
 
     boolean atFirst() { return o.sample_at_first; }

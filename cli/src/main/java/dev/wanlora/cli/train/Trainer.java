@@ -326,11 +326,11 @@ final class Trainer {
         List<WanDitActivations.Key> shapes = inputShapes(loraRankForPlan(), false);
         WanMemoryPlan.Settings without = new WanMemoryPlan.Settings(modelConfig, precision, quantization(),
                 !(backend instanceof CpuBackend), blockDType, shapes, optimizerConfig, o.block_swap_ring_size,
-                callerMemory(shapes));
+                callerMemory(shapes, precision));
         List<WanDitActivations.Key> savingShapes = inputShapes(loraRankForPlan(), true);
         WanMemoryPlan.Settings with = new WanMemoryPlan.Settings(modelConfig, precision, quantization(),
                 !(backend instanceof CpuBackend), blockDType, savingShapes, optimizerConfig, o.block_swap_ring_size,
-                callerMemory(savingShapes));
+                callerMemory(savingShapes, precision));
         CheckpointAttention attentionMode = o.checkpoint_attention == null ? CheckpointAttention.AUTO : o.checkpoint_attention;
         int maxSwap = modelConfig.numLayers() - 1;
         boolean isAuto = o.blocks_to_swap != null && o.blocks_to_swap.isAuto();
@@ -459,7 +459,7 @@ final class Trainer {
     }
 
     /** What the trainer and the backend allocate besides the model: batch tensors; on the GPU the attention workspace and the runtime. */
-    private List<MemoryPlan.Item> callerMemory(List<WanDitActivations.Key> shapes) {
+    private List<MemoryPlan.Item> callerMemory(List<WanDitActivations.Key> shapes, ComputePrecision precision) {
         long attention = 0;
         java.util.Set<Shape> latents = new java.util.HashSet<>();
         for (WanDitActivations.Key k : shapes) {
@@ -470,6 +470,7 @@ final class Trainer {
         long batch = latents.stream().mapToLong(BatchTensors::sizeBytes).sum();
         List<MemoryPlan.Item> items = new ArrayList<>();
         items.add(new MemoryPlan.Item("batch inputs", batch, "per batch shape: x0, x_t, target fp32, noise bf16, 512-row bf16 contexts"));
+        if (sampling != null) items.add(sampling.memoryItem(modelConfig, precision, loraRankForPlan()));
         if (backend instanceof CudaBackend cuda) {
             CudaContext c = cuda.context();
             items.add(new MemoryPlan.Item("attention workspace", attention, "backward delta (B, N, L) fp32"));
