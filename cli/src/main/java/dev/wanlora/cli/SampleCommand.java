@@ -116,6 +116,7 @@ public final class SampleCommand implements Callable<Integer> {
         }
         List<SamplePrompt> list = prompts.file != null ? SamplePromptFile.read(prompts.file)
                 : List.of(SamplePromptFile.fromCommandLine(prompts.line));
+        SampleRunner.checkSchedules(list, kind, prompts.file != null ? "--prompts " + prompts.file : "--prompt");
         if (!Files.isRegularFile(dit)) throw new UserError("--dit " + dit + ": no such file");
         SampleModels models = standIns ? SampleModels.demoStandIns() : SampleModels.files(t5, vae);
         if (standIns) out.println("warning: --stand_in_models: random stand-ins replace umT5 and the VAE; the samples show nothing");

@@ -72,4 +72,15 @@ class SampleCommandTest {
                 + " make samples; run without --sample_prompts (train) or wait for the build with umT5 and the VAE\n", r.err());
         assertTrue(Files.notExists(tmp.resolve("sample")));
     }
+
+    @Test
+    void aScheduleMusubiCannotRunStopsBeforeAnyWork() {
+        CommandRun r = run("sample", "--dit", Golden.dir("wan-tiny").resolve("model.safetensors").toString(),
+                "--prompt", "a cat --w 32 --h 32 --s 80", "--output_dir", tmp.toString(), "--stand_in_models",
+                "--backend", "cpu");
+        assertEquals(Main.USER_ERROR, r.exitCode(), r.out() + r.err());
+        assertTrue(r.err().startsWith("wanlora sample: --prompt: prompt 1: UniPC: 80 steps at flow shift 14.5 give two equal"
+                + " first timesteps (999)"), r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+    }
 }

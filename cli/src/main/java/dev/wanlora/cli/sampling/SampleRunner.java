@@ -1,5 +1,6 @@
 package dev.wanlora.cli.sampling;
 
+import dev.wanlora.cli.UserError;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
@@ -66,6 +67,20 @@ public final class SampleRunner implements AutoCloseable {
         this.settings = settings;
         this.out = out;
         this.isTerminal = isTerminal;
+    }
+
+    /**
+     * Stops with one line for a prompt whose schedule the solver cannot run (e.g. UniPC at 80 steps with shift 14.5,
+     * where musubi's scheduler fails), before any work: {@code source} names the prompts ("--sample_prompts FILE").
+     */
+    public static void checkSchedules(List<SamplePrompt> prompts, FlowSolver.Kind solver, String source) {
+        for (SamplePrompt p : prompts) {
+            try {
+                FlowSolver.create(solver, p.sampleSteps(), p.discreteFlowShift(), SolverPrecision.FLOAT32);
+            } catch (IllegalArgumentException e) {
+                throw new UserError(source + ": prompt " + (p.index() + 1) + ": " + e.getMessage() + " (--s, --fs)", e);
+            }
+        }
     }
 
     /** Encodes every prompt and negative prompt (the DiT's text dim {@code textDim}), then closes the encoder. */

@@ -54,6 +54,7 @@ final class TrainSampling implements AutoCloseable {
             throw new UserError(e.getMessage(), e);
         }
         if (o.sample_fps < 1 || o.sample_fps > 240) throw new UserError("--sample_fps " + o.sample_fps + ": expected 1..240, e.g. 16");
+        SampleRunner.checkSchedules(prompts, solver, "--sample_prompts " + o.sample_prompts);
         models.check();
         return new TrainSampling(o, prompts, models, solver);
     }
