@@ -88,6 +88,12 @@ public final class SampleCommand implements Callable<Integer> {
             description = "Video frame rate (default ${DEFAULT-VALUE}, Wan's native rate; musubi writes 24).")
     int fps;
 
+    @Option(names = {"--fp8_base", "--fp8-base"}, description = "Block weights in fp8 e4m3 (musubi's --fp8_base).")
+    boolean fp8Base;
+
+    @Option(names = {"--fp8_scaled", "--fp8-scaled"}, description = "With --fp8_base: block-wise scaled fp8 (musubi's --fp8_scaled).")
+    boolean fp8Scaled;
+
     @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N", defaultValue = "0",
             description = "Stream the last N blocks' weights from host memory (default ${DEFAULT-VALUE}).")
     int blocksToSwap;
@@ -130,8 +136,8 @@ public final class SampleCommand implements Callable<Integer> {
                     : ComputePrecision.BF16_MUSUBI;
             SampleRunner.Settings settings = new SampleRunner.Settings(kind, fps, outputDir, outputName);
             try (SampleRunner runner = SampleRunner.prepare(backend, list, models, settings, config.textDim(), out, false);
-                 WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision,
-                         WanDitWeights.Quantization.NONE, backend instanceof CpuBackend,
+                 WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision, quantization(),
+                         backend instanceof CpuBackend,
                          new WanDitWeights.BlockSwap(blocksToSwap, 2));
                  WanDit model = new WanDit(backend, config, weights, precision, false)) {
                 out.printf(Locale.ROOT, "model: %s, %d blocks, dim %d, %s%n", dit.getFileName(), config.numLayers(),
@@ -155,6 +161,12 @@ public final class SampleCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "sampling took %.1f s; files in %s%n", (System.nanoTime() - start) / 1e9,
                 SampleNames.folder(outputDir));
         return 0;
+    }
+
+    private WanDitWeights.Quantization quantization() {
+        if (fp8Scaled && !fp8Base) throw new UserError("--fp8_scaled needs --fp8_base (musubi's pairing); add --fp8_base");
+        return !fp8Base ? WanDitWeights.Quantization.NONE
+                : fp8Scaled ? WanDitWeights.Quantization.FP8_SCALED : WanDitWeights.Quantization.FP8_BASE;
     }
 
     private Backend openBackend(PrintWriter out) {

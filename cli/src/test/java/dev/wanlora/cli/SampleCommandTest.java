@@ -18,7 +18,10 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-/** {@code wanlora sample} end to end on the CPU with wan-tiny's DiT and the demo's stand-in text encoder and decoder. */
+/**
+ * {@code wanlora sample} end to end on the CPU with wan-tiny's DiT (fp8-scaled, one block streamed) and the demo's
+ * stand-in text encoder and decoder.
+ */
 class SampleCommandTest {
 
     @TempDir
@@ -33,7 +36,7 @@ class SampleCommandTest {
                 """);
         CommandRun r = run("sample", "--dit", Golden.dir("wan-tiny").resolve("model.safetensors").toString(),
                 "--prompts", prompts.toString(), "--output_dir", tmp.toString(), "--output_name", "t",
-                "--stand_in_models", "--backend", "cpu");
+                "--stand_in_models", "--fp8_base", "--fp8_scaled", "--blocks_to_swap", "1", "--backend", "cpu");
         assertEquals(0, r.exitCode(), r.out() + r.err());
         assertTrue(r.out().contains("random stand-ins replace umT5 and the VAE"), r.out());
         assertTrue(r.out().contains("sample 01/02 [####################] 3/3 steps"), r.out());
