@@ -3,11 +3,12 @@
 #   bash BUNDLE/gpu-test.sh [tests] [bench] [golden]      (default: tests bench)
 # tests:  every JUnit test tagged "cuda" (CUDA-vs-CPU parity etc.); a missing GPU fails instead of skipping.
 # bench:  dev.wanlora.benchmarks.KernelBench at the 14B shapes.
-# golden: wanlora verify-golden testdata/golden/wan-tiny --backend cuda (run from the repository root, or set
-#         WANLORA_GOLDEN to a folder holding wan-tiny/).
+# golden: wanlora verify-golden testdata/golden/wan-tiny and sampling-tiny (solvers, CFG loop, umT5 and tokenizer)
+#         --backend cuda (run from the repository root, or set WANLORA_GOLDEN to a folder holding both).
+# sample: dev.wanlora.benchmarks.SampleBench: 14B, 384x384x45, 20 UniPC steps, CFG 5: bf16, fp8_scaled, and
+#         fp8_scaled with 10 blocks swapped (issue 10's target: <= 0.6x musubi's 21.1 s / 24.0 s per sample on an H100).
 # demo:   wanlora demo --backend cuda (a tiny random Wan trained for two epochs on the GPU).
-# umt5:   wanlora verify-golden sampling-tiny --backend cuda (umT5 in bf16 vs musubi's goldens), then
-#         dev.wanlora.benchmarks.UmT5Bench (real-size random-weight umT5-XXL, 4 prompts, bf16 and fp8: time, memory).
+# umt5:   dev.wanlora.benchmarks.UmT5Bench (real-size random-weight umT5-XXL, 4 prompts, bf16 and fp8: time, memory).
 # vaegolden: wanlora verify-golden testdata/golden/vae-tiny --backend cuda (the VAE in bf16 against musubi's goldens).
 # vaebench:  dev.wanlora.benchmarks.VaeBench (random-weight release VAE: decode of [16,12,48,48], encode, conv3d).
 # loadtests: the loader's GPU tests only (CudaLoadOpsParityTest: quantizeFp8 on every 14B/1.3B block Linear shape and
@@ -45,12 +46,17 @@ for step in "${steps[@]}"; do
       ;;
     golden)
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main verify-golden "$golden/wan-tiny" --backend cuda 2>&1 | tee "$logs/golden.log" || status=1
+      "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main verify-golden "$golden/sampling-tiny" --backend cuda 2>&1 | tee "$logs/golden-sampling.log" || status=1
+      ;;
+    sample)
+      for a in "bf16 0" "fp8_scaled 0" "fp8_scaled 10"; do
+        "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.SampleBench t2v-14B 384x384x45 20 5 $a 2>&1 | tee -a "$logs/sample.log" || status=1
+      done
       ;;
     demo)
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main demo --dir /tmp/wanlora-demo --backend cuda 2>&1 | tee "$logs/demo.log" || status=1
       ;;
     umt5)
-      "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main verify-golden "$golden/sampling-tiny" --backend cuda 2>&1 | tee "$logs/umt5-golden.log" || status=1
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.UmT5Bench 2>&1 | tee "$logs/umt5-bench.log" || status=1
       ;;
     vaegolden)
@@ -68,7 +74,7 @@ for step in "${steps[@]}"; do
     e2e)
       bash "$b/gpu-e2e.sh" "$b" "$logs" "${java[@]}" || status=1
       ;;
-    *) echo "gpu-test.sh: unknown step $step; expected tests, loadtests, bench, golden, demo, e2e, umt5, vaegolden or vaebench" >&2; status=2 ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, loadtests, bench, golden, demo, e2e, sample, umt5, vaegolden or vaebench" >&2; status=2 ;;
   esac
 done
 exit $status

@@ -17,7 +17,7 @@ import java.util.List;
 /** Entry point of {@code wanlora}: one subcommand class per job (STYLE.md §1). */
 @Command(name = "wanlora", mixinStandardHelpOptions = true, version = "wanlora 0.1.0",
         description = "LoRA trainer for the Wan2.1 text-to-video DiT (musubi-tuner compatible).",
-        subcommands = {DemoCommand.class, TrainCommand.class, BenchCommand.class, InspectCommand.class, DatasetCommand.class, VerifyGoldenCommand.class, CommandLine.HelpCommand.class})
+        subcommands = {DemoCommand.class, TrainCommand.class, SampleCommand.class, BenchCommand.class, InspectCommand.class, DatasetCommand.class, VerifyGoldenCommand.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
 
     /** Exit code of a user mistake (picocli's code for invalid input). */

@@ -86,4 +86,19 @@ class VerifyGoldenCommandTest {
         assertEquals(Main.USER_ERROR, badBackend.exitCode());
         assertEquals("wanlora verify-golden: --backend tpu is not known; supported: cpu, cuda, cuda:N\n", badBackend.err());
     }
+
+    @Test
+    void aSamplingFolderRunsTheSolverAndLoopComparisons() throws IOException {
+        CommandRun all = run("verify-golden", Golden.dir("sampling-tiny").toString());
+        assertEquals(0, all.exitCode(), all.out() + all.err());
+        assertTrue(all.out().lines().anyMatch(l -> l.startsWith("uni32  s20_fs14p5.prev_sample") && l.endsWith("OK")), all.out());
+        assertTrue(all.out().lines().anyMatch(l -> l.startsWith("loop32 final ") && l.endsWith("OK")), all.out());
+
+        Files.copy(Golden.dir("sampling-tiny").resolve("loop.safetensors"), tmp.resolve("loop.safetensors"));
+        CommandRun noDit = run("verify-golden", tmp.toString());
+        assertEquals(Main.USER_ERROR, noDit.exitCode());
+        assertTrue(noDit.err().startsWith("wanlora verify-golden: " + tmp.resolve("loop.safetensors") + ": the loop needs a DiT;"),
+                noDit.err());
+        assertEquals(1, noDit.err().lines().count(), noDit.err());
+    }
 }

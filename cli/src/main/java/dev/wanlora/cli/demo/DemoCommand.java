@@ -1,6 +1,7 @@
 package dev.wanlora.cli.demo;
 
 import dev.wanlora.cli.UserError;
+import dev.wanlora.cli.sampling.SampleModels;
 import dev.wanlora.cli.train.TrainCommand;
 import dev.wanlora.engine.io.AtomicFiles;
 import dev.wanlora.engine.io.SafeTensorsWriter;
@@ -27,13 +28,15 @@ import java.util.stream.Stream;
  * {@code wanlora demo}: the whole pipeline in well under a minute with nothing to download. In a work folder it makes
  * a tiny random Wan2.1 DiT (the golden tiny shape: dim 256, 2 heads, 2 blocks, real text and latent widths),
  * synthetic musubi caches (three images in one bucket, two video clips in another) and a dataset TOML, then runs
- * {@code wanlora train} on them for two epochs on the best backend, printing the loss of every step.
+ * {@code wanlora train} on them for two epochs on the best backend, printing the loss of every step, and samples
+ * two prompts after each epoch (an .mp4 and a .png, with the demo's stand-ins for umT5 and the VAE).
  *
  * <p>The work folder is never one the demo did not make: it must be absent, empty, or hold the demo's marker file
  * (then its previous contents are replaced).
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = "Train a LoRA on a tiny random Wan model and synthetic musubi caches (2 epochs), to see wanlora work.")
+        description = "Train a LoRA on a tiny random Wan model and synthetic musubi caches (2 epochs, samples after each),"
+                + " to see wanlora work.")
 public final class DemoCommand implements Callable<Integer> {
 
     /** Marks a folder as made by the demo, so a later run may replace it. */
@@ -98,8 +101,16 @@ public final class DemoCommand implements Callable<Integer> {
                 resolution = [64, 48]
                 target_frames = [9]
                 """.formatted(toml(dir.resolve("images")), toml(images), toml(dir.resolve("videos")), toml(videos)));
+        Path prompts = dir.resolve("sample_prompts.txt");
+        AtomicFiles.writeString(prompts, """
+                # sample prompts written by wanlora demo (musubi's .txt syntax): a 9-frame clip and a still image
+                a red fox running through the snow --w 64 --h 48 --f 9 --s 10 --fs 3.0 --d 1
+                a calm blue lake --w 64 --h 64 --s 10 --fs 3.0 --d 2
+                """);
         out.println("made: " + model + " (random, " + config.numLayers() + " blocks, dim " + config.dim() + "), 3 image and"
-                + " 2 video caches, " + dataset);
+                + " 2 video caches, " + dataset + ", " + prompts);
+        out.println("note: samples use the demo's random stand-ins for umT5 and the VAE, so they show the latent's structure,"
+                + " not a picture; with --t5 and --vae, wanlora train makes real ones");
         out.flush();
 
         Path output = dir.resolve("output");
@@ -108,10 +119,10 @@ public final class DemoCommand implements Callable<Integer> {
                 "--optimizer_type", "adamw", "--timestep_sampling", "shift", "--discrete_flow_shift", "3.0",
                 "--max_train_epochs", "2", "--save_every_n_epochs", "1", "--mixed_precision", "bf16",
                 "--gradient_checkpointing", "--seed", Long.toString(SEED), "--logging_dir", dir.resolve("logs").toString(),
-                "--backend", backend};
+                "--sample_prompts", prompts.toString(), "--sample_every_n_epochs", "1", "--backend", backend};
         out.println("training: wanlora train " + String.join(" ", args));
         out.flush();
-        int code = TrainCommand.run(args, out);
+        int code = TrainCommand.run(args, out, SampleModels.demoStandIns());
         if (code != 0) return code;
 
         // musubi writes no epoch file for the last epoch, only {name}.safetensors; the demo promises both epochs.
@@ -121,6 +132,7 @@ public final class DemoCommand implements Callable<Integer> {
         out.println("note: like musubi, training saved the last epoch as " + last.getFileName() + "; the demo also copied it to "
                 + epoch2.getFileName() + " so that both epochs have a file");
         out.println("LoRA files: " + output.resolve(OUTPUT_NAME + "-000001.safetensors") + ", " + epoch2);
+        out.println("samples: " + output.resolve("sample") + " (one .mp4 and one .png per epoch)");
         out.println("TensorBoard: tensorboard --logdir " + dir.resolve("logs"));
         return 0;
     }

@@ -19,6 +19,24 @@ import dev.wanlora.cli.UserError;
 public record SamplePrompt(int index, String prompt, int width, int height, int frameCount, Long seed, int sampleSteps,
                            double discreteFlowShift, double cfgScale, String negativePrompt) {
 
+    /**
+     * Wan's default negative prompt ({@code sample_neg_prompt} in wan/configs/shared_config.py, which musubi fills in
+     * for every prompt without {@code --n}).
+     */
+    public static final String WAN_NEGATIVE_PROMPT = "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，"
+            + "整体发灰，最差质量，低质量，JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，"
+            + "形态畸形的肢体，手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走";
+
+    /** The negative prompt this sample uses: its own, or Wan's default. */
+    public String negativePromptOrDefault() {
+        return negativePrompt != null ? negativePrompt : WAN_NEGATIVE_PROMPT;
+    }
+
+    /** The latent shape (16, F_lat, H/8, W/8) with F_lat = (F − 1)/4 + 1 (Wan's VAE: 4× in time, 8× in space). */
+    public long[] latentShape() {
+        return new long[] {16, (frameCount - 1) / 4 + 1, height / 8, width / 8};
+    }
+
     static final class Builder {
         private final int index;
         private final String where;

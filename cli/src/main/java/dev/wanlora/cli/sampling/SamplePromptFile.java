@@ -18,9 +18,11 @@ import java.util.Locale;
  * musubi's sample prompt files (spec §10; musubi {@code training/sampling_prompts.py} {@code load_prompts} and
  * {@code line_to_prompt_dict}, defaults from {@code trainer_base.py} {@code sample_image_inference}):
  * <ul>
- * <li>{@code .txt}: one prompt per line, blank lines and {@code #} lines skipped, options after {@code " --"}:
+ * <li>{@code .txt}: one prompt per line, blank lines and lines starting with {@code #} skipped (the raw line: one
+ *     indented before its {@code #} is a prompt, as in musubi), options after {@code " --"}:
  *     {@code a cat on a sofa --w 832 --h 480 --f 81 --d 42 --s 20 --fs 5.0 --l 5.0 --n ugly}.</li>
- * <li>{@code .toml}: a {@code [prompt]} table of shared values and {@code [[prompt.subset]]} entries, each one prompt.</li>
+ * <li>{@code .toml}: a {@code [prompt]} table of shared values and {@code [[prompt.subset]]} entries, each one prompt;
+ *     a subset may not repeat a key of {@code [prompt]} (musubi's {@code dict(**prompt, **subset)} raises).</li>
  * <li>{@code .json}: a list whose items are prompt lines (the .txt syntax) or objects.</li>
  * </ul>
  * Object keys are musubi's dictionary keys: prompt, width, height, frame_count, seed, sample_steps,
@@ -45,9 +47,10 @@ public final class SamplePromptFile {
             prompts = new ArrayList<>();
             List<String> lines = text.lines().toList();
             for (int i = 0; i < lines.size(); i++) {
-                String line = lines.get(i).strip();
-                if (line.isEmpty() || line.startsWith("#")) continue;
-                prompts.add(fromLine(line, prompts.size(), file + " line " + (i + 1)));
+                // musubi: a comment is a line whose raw first character is '#'; "  # x" is a prompt
+                String raw = lines.get(i);
+                if (raw.isBlank() || raw.startsWith("#")) continue;
+                prompts.add(fromLine(raw.strip(), prompts.size(), file + " line " + (i + 1)));
             }
         } else if (name.endsWith(".toml") || name.endsWith(".json")) {
             prompts = fromTree(file, text, name.endsWith(".toml"));
@@ -58,6 +61,11 @@ public final class SamplePromptFile {
             throw new UserError(file + ": no prompts found; write one prompt per line, e.g. 'a cat on a sofa --w 832 --h 480 --f 81'");
         }
         return prompts;
+    }
+
+    /** {@code wanlora sample --prompt "LINE"}: one prompt in the .txt line syntax (index 0). */
+    public static SamplePrompt fromCommandLine(String line) {
+        return fromLine(line.strip(), 0, "--prompt");
     }
 
     /** One .txt line: the prompt, then options after {@code " --"}. {@code where} names the line in errors. */
@@ -112,6 +120,13 @@ public final class SamplePromptFile {
                 ObjectNode merged = ((ObjectNode) prompt.deepCopy());
                 merged.remove("subset");
                 if (!subset.isObject()) throw new UserError(file + ": [[prompt.subset]] entry " + (prompts.size() + 1) + " is not a table");
+                for (var key : subset.properties()) {
+                    if (merged.has(key.getKey())) { // musubi builds dict(**prompt, **subset): a repeated key is a TypeError
+                        throw new UserError(file + ": [[prompt.subset]] entry " + (prompts.size() + 1) + " sets '"
+                                + key.getKey() + "', which [prompt] already sets; musubi does not let a subset override"
+                                + " [prompt], so set it in one place");
+                    }
+                }
                 merged.setAll((ObjectNode) subset);
                 prompts.add(fromObject(merged, prompts.size(), file + " subset " + (prompts.size() + 1)));
             }

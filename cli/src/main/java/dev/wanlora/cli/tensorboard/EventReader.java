@@ -20,8 +20,9 @@ import java.util.Map;
 public final class EventReader {
     private EventReader() {}
 
-    /** One event: its wall time, step, and the scalars and texts of its summary by tag. */
-    public record Event(double wallTime, long step, String fileVersion, Map<String, Float> scalars, Map<String, String> texts) {}
+    /** One event: its wall time, step, and the scalars, texts and images (encoded bytes) of its summary by tag. */
+    public record Event(double wallTime, long step, String fileVersion, Map<String, Float> scalars, Map<String, String> texts,
+                        Map<String, byte[]> images) {}
 
     public static List<Event> read(Path file) throws IOException {
         List<Event> events = new ArrayList<>();
@@ -47,6 +48,7 @@ public final class EventReader {
         String fileVersion = null;
         Map<String, Float> scalars = new LinkedHashMap<>();
         Map<String, String> texts = new LinkedHashMap<>();
+        Map<String, byte[]> images = new LinkedHashMap<>();
         Wire w = new Wire(bytes);
         while (w.more()) {
             int tag = (int) w.varint();
@@ -54,14 +56,15 @@ public final class EventReader {
                 case 1 << 3 | 1 -> wallTime = Double.longBitsToDouble(w.fixed(8));
                 case 2 << 3 -> step = w.varint();
                 case 3 << 3 | 2 -> fileVersion = new String(w.bytes(), StandardCharsets.UTF_8);
-                case 5 << 3 | 2 -> parseSummary(w.bytes(), scalars, texts);
+                case 5 << 3 | 2 -> parseSummary(w.bytes(), scalars, texts, images);
                 default -> w.skip(tag);
             }
         }
-        return new Event(wallTime, step, fileVersion, scalars, texts);
+        return new Event(wallTime, step, fileVersion, scalars, texts, images);
     }
 
-    private static void parseSummary(byte[] bytes, Map<String, Float> scalars, Map<String, String> texts) {
+    private static void parseSummary(byte[] bytes, Map<String, Float> scalars, Map<String, String> texts,
+                                     Map<String, byte[]> images) {
         Wire w = new Wire(bytes);
         while (w.more()) {
             int tag = (int) w.varint();
@@ -73,18 +76,32 @@ public final class EventReader {
             String name = null;
             Float simple = null;
             String text = null;
+            byte[] image = null;
             while (v.more()) {
                 int t = (int) v.varint();
                 switch (t) {
                     case 1 << 3 | 2 -> name = new String(v.bytes(), StandardCharsets.UTF_8);
                     case 2 << 3 | 5 -> simple = Float.intBitsToFloat((int) v.fixed(4));
+                    case 4 << 3 | 2 -> image = encodedImage(v.bytes());
                     case 8 << 3 | 2 -> text = stringVal(v.bytes());
                     default -> v.skip(t);
                 }
             }
             if (name != null && simple != null) scalars.put(name, simple);
             if (name != null && text != null) texts.put(name, text);
+            if (name != null && image != null) images.put(name, image);
         }
+    }
+
+    /** Image.encoded_image_string (field 4). */
+    private static byte[] encodedImage(byte[] imageMessage) {
+        Wire w = new Wire(imageMessage);
+        while (w.more()) {
+            int t = (int) w.varint();
+            if (t == (4 << 3 | 2)) return w.bytes();
+            w.skip(t);
+        }
+        return null;
     }
 
     private static String stringVal(byte[] tensor) {

@@ -22,7 +22,8 @@ import java.nio.file.Path;
  * <pre>
  * Event   { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
  * Summary { repeated Value value = 1; }
- * Value   { string tag = 1; float simple_value = 2; TensorProto tensor = 8; SummaryMetadata metadata = 9; }
+ * Value   { string tag = 1; float simple_value = 2; Image image = 4; TensorProto tensor = 8; SummaryMetadata metadata = 9; }
+ * Image   { int32 height = 1; int32 width = 2; int32 colorspace = 3 (3 = RGB); bytes encoded_image_string = 4 (PNG); }
  * SummaryMetadata { PluginData plugin_data = 1; }   PluginData { string plugin_name = 1; }
  * TensorProto { DataType dtype = 1 (DT_STRING = 7); TensorShapeProto tensor_shape = 2; repeated bytes string_val = 8; }
  * </pre>
@@ -74,6 +75,13 @@ public final class EventWriter implements AutoCloseable {
         Proto tensor = new Proto().varint(1, 7).message(2, shape).bytes(8, text.getBytes(StandardCharsets.UTF_8));
         Proto metadata = new Proto().message(1, new Proto().string(1, "text"));
         Proto summaryValue = new Proto().string(1, tag).message(8, tensor).message(9, metadata);
+        write(event(step, new Proto().message(1, summaryValue)));
+    }
+
+    /** One image summary (TensorBoard's Images tab, e.g. a sample's first frame): {@code png} is an RGB PNG file's bytes. */
+    public void image(String tag, long step, int width, int height, byte[] png) {
+        Proto image = new Proto().varint(1, height).varint(2, width).varint(3, 3).bytes(4, png);
+        Proto summaryValue = new Proto().string(1, tag).message(4, image);
         write(event(step, new Proto().message(1, summaryValue)));
     }
 

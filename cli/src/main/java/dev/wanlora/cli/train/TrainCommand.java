@@ -1,5 +1,6 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.cli.sampling.SampleModels;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -48,8 +49,19 @@ public final class TrainCommand implements Callable<Integer> {
     public static int run(String[] args, PrintWriter out) {
         TrainOptions o = new TrainOptions();
         new CommandLine(o).setOverwrittenOptionsAllowed(true).parseArgs(args);
+        return run(o, out, SampleModels.files(o.t5, o.vae));
+    }
+
+    /** {@link #run(String[], PrintWriter)} with samples made by {@code sampleModels} (the demo's stand-ins). */
+    public static int run(String[] args, PrintWriter out, SampleModels sampleModels) {
+        TrainOptions o = new TrainOptions();
+        new CommandLine(o).setOverwrittenOptionsAllowed(true).parseArgs(args);
+        return run(o, out, sampleModels);
+    }
+
+    private static int run(TrainOptions o, PrintWriter out, SampleModels sampleModels) {
         for (String line : TrainChecks.check(o)) out.println(line);
-        return new Trainer(o, out, true).run();
+        return new Trainer(o, out, true, sampleModels).run();
     }
 
     /**

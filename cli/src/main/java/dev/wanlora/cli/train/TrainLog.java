@@ -1,5 +1,6 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.cli.sampling.SampleMedia;
 import dev.wanlora.cli.tensorboard.EventWriter;
 
 import java.io.IOException;
@@ -17,7 +18,8 @@ import java.util.Map;
  * <p>Tags: musubi's {@code loss/current}, {@code loss/average} (the moving average) and {@code loss/epoch}; then
  * {@code lr}, {@code s_per_it}, {@code vram_peak_gib} (GPU only), the loss by timestep bucket
  * {@code loss/timestep_000-099} … {@code loss/timestep_900-999} (the batch's mean 1000·t decides the bucket), and the
- * validation loss {@code val_loss/average} and {@code val_loss/t_0.10} … per fixed noise level.
+ * validation loss {@code val_loss/average} and {@code val_loss/t_0.10} … per fixed noise level; with samples, each
+ * sample's first frame as an image {@code sample/{idx:02d}} and the phase's time {@code sampling/seconds}.
  */
 final class TrainLog implements AutoCloseable {
     /** Width of a timestep bucket in model timesteps (1000·t): ten buckets over [0, 1000). */
@@ -68,6 +70,16 @@ final class TrainLog implements AutoCloseable {
         if (writer == null) return;
         writer.scalar("val_loss/average", step, (float) average);
         lossByT.forEach((t, l) -> writer.scalar(String.format(Locale.ROOT, "val_loss/t_%.2f", t), step, l.floatValue()));
+    }
+
+    /** A sample's first frame as an image summary (TensorBoard's Images tab, beside the loss curve). */
+    void image(String tag, long step, SampleMedia media) {
+        if (writer != null) writer.image(tag, step, media.width(), media.height(), media.png(0));
+    }
+
+    /** The wall time of a sampling phase (all prompts: denoising, decoding, writing). */
+    void sampling(long step, double seconds) {
+        if (writer != null) writer.scalar("sampling/seconds", step, (float) seconds);
     }
 
     /** --log_config: the effective configuration as a text summary. */

@@ -313,6 +313,14 @@ public final class TrainOptions {
     @Option(names = {"--sample_at_first", "--sample-at-first"}, description = "Sample before training.")
     public boolean sample_at_first;
 
+    @Option(names = {"--sample_solver", "--sample-solver"}, paramLabel = "unipc|euler", defaultValue = "unipc",
+            description = "Flow solver of the samples: unipc (musubi's) or euler (default ${DEFAULT-VALUE}).")
+    public String sample_solver;
+
+    @Option(names = {"--sample_fps", "--sample-fps"}, paramLabel = "N", defaultValue = "16",
+            description = "Frame rate of sample videos (default ${DEFAULT-VALUE}, Wan's native rate; musubi writes 24).")
+    public int sample_fps;
+
     // ------------------------------------------------------------------ logging
 
     @Option(names = {"--log_with", "--log-with"}, paramLabel = "tensorboard|wandb|all",

@@ -2,8 +2,7 @@ package dev.wanlora.cli.train;
 
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import dev.wanlora.cli.UserError;
-import dev.wanlora.cli.sampling.SamplePrompt;
-import dev.wanlora.cli.sampling.SamplePromptFile;
+import dev.wanlora.cli.sampling.SampleModels;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
 import dev.wanlora.engine.cpu.CpuBackend;
@@ -129,21 +128,30 @@ final class Trainer {
     private WanDitActivations.Offload offload = WanDitActivations.Offload.NONE;
     /** --checkpoint_attention resolved by the memory plan. */
     private boolean savesAttentionOutputs;
+    private final SampleModels sampleModels;
+    /** The run's samples, or null without --sample_prompts and an interval. */
+    private TrainSampling sampling;
 
     Trainer(TrainOptions o, PrintWriter out, boolean isLinePerStep) {
+        this(o, out, isLinePerStep, SampleModels.files(o.t5, o.vae));
+    }
+
+    /** {@code sampleModels}: where samples' text encoder and decoder come from (the demo passes its stand-ins). */
+    Trainer(TrainOptions o, PrintWriter out, boolean isLinePerStep, SampleModels sampleModels) {
         this.o = o;
         this.out = out;
         this.isLinePerStep = isLinePerStep;
+        this.sampleModels = sampleModels;
     }
 
     int run() {
         if (o.dry_run) return dryRun();
-        checkSamples();
+        sampling = TrainSampling.create(o, sampleModels);
         names = OutputNames.of(o);
         refuseOverwrite();
         TrainState resumed = o.resume == null ? null : TrainState.read(o.resume);
         resolveSeed(resumed);
-        try (Backend b = openBackend()) {
+        try (Backend b = openBackend(); TrainSampling closeSampling = sampling) {
             backend = b;
             return train(resumed);
         } catch (CudaException e) {
@@ -235,6 +243,10 @@ final class Trainer {
                 data.numTrainItems(), data.batchesPerEpoch(), stepsPerEpoch, maxTrainSteps, epochs);
 
         try (SafeTensors checkpoint = openCheckpoint()) {
+            if (sampling != null) {
+                phase = "encoding the sample prompts";
+                sampling.prepare(backend, modelConfig.textDim(), out);
+            }
             ComputePrecision precision = precision(checkpoint);
             WanMemoryPlan.Choice choice = planMemory(checkpoint.info("blocks.0.self_attn.q.weight").dtype(), precision);
             WanDitWeights.BlockSwap swap = new WanDitWeights.BlockSwap(choice.blocksToSwap(), o.block_swap_ring_size);
@@ -263,19 +275,6 @@ final class Trainer {
     }
 
     // ------------------------------------------------------------------------------------------------ set-up
-
-    /** Parses and checks the sample prompts when samples are asked for, then stops: sampling has not landed yet. */
-    private void checkSamples() {
-        boolean asked = o.sample_at_first || o.sample_every_n_epochs != null || o.sample_every_n_steps != null;
-        if (o.sample_prompts == null || !asked) return;
-        List<SamplePrompt> prompts = SamplePromptFile.read(o.sample_prompts);
-        if (o.vae == null || o.t5 == null) {
-            throw new UserError("--sample_prompts: samples need the VAE and the text encoder; add --vae FILE and --t5 FILE");
-        }
-        throw new UserError("--sample_prompts " + o.sample_prompts + ": " + prompts.size() + " prompt(s) read and checked, but"
-                + " sample generation during training is not available yet; remove --sample_every_n_epochs,"
-                + " --sample_every_n_steps and --sample_at_first to train without samples");
-    }
 
     /** Refuses to write over a run with the same name unless --overwrite, or --resume (continuing that run). */
     private void refuseOverwrite() {
@@ -410,10 +409,10 @@ final class Trainer {
         boolean plansForGpu = o.dry_run || !(backend instanceof CpuBackend);
         List<WanDitActivations.Key> shapes = inputShapes(loraRankForPlan(), false);
         WanMemoryPlan.Settings without = new WanMemoryPlan.Settings(modelConfig, precision, quantization(),
-                plansForGpu, blockDType, shapes, optimizerConfig, o.block_swap_ring_size, callerMemory(shapes));
+                plansForGpu, blockDType, shapes, optimizerConfig, o.block_swap_ring_size, callerMemory(shapes, precision));
         List<WanDitActivations.Key> savingShapes = inputShapes(loraRankForPlan(), true);
         WanMemoryPlan.Settings with = new WanMemoryPlan.Settings(modelConfig, precision, quantization(),
-                plansForGpu, blockDType, savingShapes, optimizerConfig, o.block_swap_ring_size, callerMemory(savingShapes));
+                plansForGpu, blockDType, savingShapes, optimizerConfig, o.block_swap_ring_size, callerMemory(savingShapes, precision));
         CheckpointAttention attentionMode = o.checkpoint_attention == null ? CheckpointAttention.AUTO : o.checkpoint_attention;
         int maxSwap = modelConfig.numLayers() - 1;
         boolean isAuto = o.blocks_to_swap != null && o.blocks_to_swap.isAuto();
@@ -633,7 +632,7 @@ final class Trainer {
     }
 
     /** What the trainer and the backend allocate besides the model: batch tensors; on the GPU the attention workspace and the runtime. */
-    private List<MemoryPlan.Item> callerMemory(List<WanDitActivations.Key> shapes) {
+    private List<MemoryPlan.Item> callerMemory(List<WanDitActivations.Key> shapes, ComputePrecision precision) {
         long attention = 0;
         java.util.Set<Shape> latents = new java.util.HashSet<>();
         for (WanDitActivations.Key k : shapes) {
@@ -644,6 +643,7 @@ final class Trainer {
         long batch = latents.stream().mapToLong(BatchTensors::sizeBytes).sum();
         List<MemoryPlan.Item> items = new ArrayList<>();
         items.add(new MemoryPlan.Item("batch inputs", batch, "per batch shape: x0, x_t, target fp32, noise bf16, 512-row bf16 contexts"));
+        if (sampling != null) items.add(sampling.memoryItem(modelConfig, precision, loraRankForPlan()));
         if (backend instanceof CudaBackend cuda) {
             CudaContext c = cuda.context();
             items.add(new MemoryPlan.Item("attention workspace", attention, "backward delta (B, N, L) fp32"));
@@ -822,6 +822,7 @@ final class Trainer {
             if (log.file() != null) out.println("TensorBoard: " + log.file().getParent());
             long timedSteps = 0;
             double timedSeconds = 0;
+            if (sampling != null && sampling.atFirst()) sample(globalStep, null);
             while (epoch <= epochs && globalStep < maxTrainSteps) {
                 List<Batch> epochBatches = batches.epoch(epoch);
                 while (position < epochBatches.size() && globalStep < maxTrainSteps) {
@@ -864,6 +865,7 @@ final class Trainer {
                             loss, losses.average(), lr, peakVramGiB));
                     log.step(globalStep, loss, losses.average(), lr, secondsPerStep, peakVramGiB, tSum / tCount);
                     saveAtStep(globalStep, epoch, position);
+                    if (sampling != null && sampling.afterStep(globalStep)) sample(globalStep, null);
                     if (validationData != null && o.validate_every_n_steps != null && globalStep % o.validate_every_n_steps == 0) {
                         validate(globalStep);
                     }
@@ -881,6 +883,7 @@ final class Trainer {
                 epoch++;
                 position = 0;
                 saveAtEpoch(finished, globalStep, epoch);
+                if (sampling != null && sampling.afterEpoch(finished)) sample(globalStep, finished);
                 // with neither interval given, the validation set is evaluated after every epoch
                 int validateEpochs = o.validate_every_n_epochs != null ? o.validate_every_n_epochs
                         : o.validate_every_n_steps == null ? 1 : 0;
@@ -898,6 +901,12 @@ final class Trainer {
         } catch (java.io.IOException e) {
             throw new UserError(dump + ": cannot read back the configuration dump (" + e.getMessage() + ")", e);
         }
+    }
+
+    /** A sampling phase (musubi's sample_images) after {@code step}; {@code epoch} non-null at an epoch's end. */
+    private void sample(long step, Integer epoch) {
+        phase = "sampling";
+        sampling.run(dit, lora, step, epoch, log, out);
     }
 
     /** The batch's caches uploaded into the reused buffers of its shape. */

@@ -2,7 +2,10 @@ package dev.wanlora.cli.demo;
 
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
+import dev.wanlora.cli.tensorboard.EventReader;
 import dev.wanlora.engine.io.SafeTensors;
+import org.jcodec.api.FrameGrab;
+import org.jcodec.common.io.NIOUtils;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -12,6 +15,7 @@ import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Stream;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -33,7 +37,7 @@ class DemoCommandTest {
     }
 
     @Test
-    void trainsTwoEpochsAndRepeatsItselfInItsOwnFolder(@TempDir Path tmp) {
+    void trainsTwoEpochsAndRepeatsItselfInItsOwnFolder(@TempDir Path tmp) throws Exception {
         Path dir = tmp.resolve("demo-run");
         CommandRun first = demo(dir);
         assertEquals(0, first.exitCode(), first.out() + first.err());
@@ -46,6 +50,24 @@ class DemoCommandTest {
             assertTrue(Files.isRegularFile(output.resolve(f)), f);
         }
         assertTrue(first.out().contains("the demo also copied it to demo-000002.safetensors"), first.out());
+        // samples after each epoch: a 9-frame .mp4 and a .png per epoch, playable; the phase's time in the log
+        List<Path> samples = files(output.resolve("sample"));
+        assertEquals(4, samples.size(), samples.toString());
+        assertEquals(2, samples.stream().filter(p -> p.getFileName().toString().matches("demo_e00000[12]_00_\\d{14}_1\\.mp4")).count(),
+                samples.toString());
+        assertEquals(2, samples.stream().filter(p -> p.getFileName().toString().matches("demo_e00000[12]_01_\\d{14}_2_000\\.png")).count(),
+                samples.toString());
+        assertEquals(2, first.out().lines().filter(l -> l.matches("sampling: 2 sample\\(s\\) after epoch [12] in .* s")).count(),
+                first.out());
+        assertTrue(first.out().contains("sample 01/02 [####################] 10/10 steps"), first.out());
+        try (var ch = NIOUtils.readableChannel(samples.stream().filter(p -> p.toString().endsWith(".mp4")).findFirst()
+                .orElseThrow().toFile())) {
+            FrameGrab grab = FrameGrab.createFrameGrab(ch);
+            for (int f = 0; f < 9; f++) assertEquals(64, grab.getNativeFrame().getCroppedWidth(), "frame " + f);
+        }
+        List<EventReader.Event> events = EventReader.read(eventFile(dir.resolve("logs")));
+        assertEquals(2, events.stream().filter(e -> e.images().containsKey("sample/00")).count());
+        assertTrue(events.stream().anyMatch(e -> e.scalars().containsKey("sampling/seconds")));
         Map<String, float[]> epoch2 = tensors(output.resolve("demo-000002.safetensors"));
 
         // the folder is the demo's own: a second run replaces it, and the seeded run repeats bit for bit
@@ -54,6 +76,18 @@ class DemoCommandTest {
         Map<String, float[]> again = tensors(output.resolve("demo-000002.safetensors"));
         assertEquals(epoch2.keySet(), again.keySet());
         epoch2.forEach((k, v) -> assertArrayEquals(v, again.get(k), k));
+    }
+
+    private static List<Path> files(Path folder) throws IOException {
+        try (Stream<Path> s = Files.list(folder)) {
+            return s.sorted().toList();
+        }
+    }
+
+    private static Path eventFile(Path logs) throws IOException {
+        try (Stream<Path> s = Files.walk(logs)) {
+            return s.filter(p -> p.getFileName().toString().startsWith("events.out.tfevents.")).findFirst().orElseThrow();
+        }
     }
 
     @Test

@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -26,27 +27,33 @@ class SamplePromptFileTest {
     void txtLinesWithOptionsAndDefaults() throws IOException {
         Path f = Files.writeString(dir.resolve("p.txt"), """
                 # comment
-
+                  # indented: a prompt in musubi (only a raw first '#' makes a comment)
                 a cat on a sofa --w 836 --h 480 --f 83 --d 42 --s 2000 --fs 5.0 --l 6 --n blurry, ugly --g 3.5
                 a dog
                 """);
         List<SamplePrompt> p = SamplePromptFile.read(f);
-        assertEquals(2, p.size());
+        assertEquals(3, p.size());
+        assertEquals("# indented: a prompt in musubi (only a raw first '#' makes a comment)", p.get(0).prompt());
+        p = p.subList(1, 3).stream().map(x -> new SamplePrompt(x.index() - 1, x.prompt(), x.width(), x.height(),
+                x.frameCount(), x.seed(), x.sampleSteps(), x.discreteFlowShift(), x.cfgScale(), x.negativePrompt())).toList();
         // 836 → 832 (down to a multiple of 8, as musubi); 83 frames → 81 (4n+1); steps clamped to 1000
         assertEquals(new SamplePrompt(0, "a cat on a sofa", 832, 480, 81, 42L, 1000, 5.0, 6.0, "blurry, ugly"), p.get(0));
         // musubi's defaults: 256×256, 1 frame, 20 steps, shift 14.5, CFG 5.0, Wan's negative prompt, random seed
         assertEquals(new SamplePrompt(1, "a dog", 256, 256, 1, null, 20, 14.5, 5.0, null), p.get(1));
+        assertEquals(SamplePrompt.WAN_NEGATIVE_PROMPT, p.get(1).negativePromptOrDefault());
+        assertEquals("blurry, ugly", p.get(0).negativePromptOrDefault());
+        assertArrayEquals(new long[] {16, 21, 60, 104}, p.get(0).latentShape());
     }
 
     @Test
     void tomlAndJson() throws IOException {
         Path toml = Files.writeString(dir.resolve("p.toml"), """
                 [prompt]
-                width = 512
                 height = 320
                 sample_steps = 10
                 [[prompt.subset]]
                 prompt = "first"
+                width = 512
                 [[prompt.subset]]
                 prompt = "second"
                 width = 640
@@ -55,6 +62,15 @@ class SamplePromptFileTest {
         List<SamplePrompt> t = SamplePromptFile.read(toml);
         assertEquals(new SamplePrompt(0, "first", 512, 320, 1, null, 10, 14.5, 5.0, null), t.get(0));
         assertEquals(new SamplePrompt(1, "second", 640, 320, 17, null, 10, 14.5, 5.0, null), t.get(1));
+        Path clash = Files.writeString(dir.resolve("c.toml"), """
+                [prompt]
+                width = 512
+                [[prompt.subset]]
+                prompt = "p"
+                width = 640
+                """);
+        UserError e = assertThrows(UserError.class, () -> SamplePromptFile.read(clash));
+        assertTrue(e.getMessage().contains("sets 'width', which [prompt] already sets"), e.getMessage());
 
         Path json = Files.writeString(dir.resolve("p.json"), """
                 ["a line --w 512 --d 1", {"prompt": "an object", "seed": 5, "cfg_scale": 3.5}]

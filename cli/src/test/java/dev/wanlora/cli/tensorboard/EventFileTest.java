@@ -80,4 +80,22 @@ class EventFileTest {
         assertEquals("learning_rate = 1e-4", events.getLast().texts().get("config"));
         assertTrue(events.get(1).wallTime() > 1.6e9);
     }
+
+    @Test
+    void imageSummaryEncodingByHandAndReadBack(@TempDir Path dir) throws IOException {
+        byte[] png = {(byte) 0x89, 'P', 'N', 'G'};
+        Path file;
+        try (EventWriter w = EventWriter.create(dir)) {
+            w.image("sample/00", 3, 2, 1, png);
+            file = w.file();
+        }
+        byte[] all = Files.readAllBytes(file);
+        // Image{height=1 (08 01), width=2 (10 02), colorspace=3 (18 03), encoded_image_string (22 04 + 4 bytes)}
+        // = 12 bytes in Value.image (22 0c) after Value.tag (0a 09 "sample/00"): 25 bytes in Summary.value (0a 19),
+        // 27 in Event.summary (2a 1b)
+        byte[] tail = {0x10, 0x03, 0x2a, 0x1b, 0x0a, 0x19, 0x0a, 0x09, 's', 'a', 'm', 'p', 'l', 'e', '/', '0', '0',
+                0x22, 0x0c, 0x08, 0x01, 0x10, 0x02, 0x18, 0x03, 0x22, 0x04, (byte) 0x89, 'P', 'N', 'G'};
+        assertArrayEquals(tail, java.util.Arrays.copyOfRange(all, all.length - 4 - tail.length, all.length - 4));
+        assertArrayEquals(png, EventReader.read(file).getLast().images().get("sample/00"));
+    }
 }

@@ -337,18 +337,26 @@ class TrainFlagsTest {
     }
 
     @Test
-    void samplesAreCheckedThenRefused() throws IOException {
+    void samplesWithRealModelFilesStopWithOneLineUntilUmt5AndTheVaeAreMerged() throws IOException {
         Path prompts = Files.writeString(dir.resolve("prompts.txt"), "# test\na cat --w 832 --h 480 --f 81\n\na dog --d 3\n");
         Path vae = Files.writeString(dir.resolve("vae.safetensors"), "x");
         Path t5 = Files.writeString(dir.resolve("t5.pth"), "x");
         CommandRun r = run(required("--sample_prompts", prompts.toString(), "--sample_every_n_epochs", "1", "--vae", vae.toString(),
                 "--t5", t5.toString()));
         assertEquals(1, r.err().lines().count(), r.err());
-        assertTrue(r.err().contains("2 prompt(s) read and checked, but sample generation during training is not available yet"), r.err());
+        assertTrue(r.err().contains("--t5 " + t5 + ": this build of wanlora has no umT5 text encoder yet, so it cannot make"
+                + " samples"), r.err());
         assertFalse(Files.exists(dir.resolve("out")), "nothing is written before the stop");
+
+        r = run(required("--sample_prompts", prompts.toString(), "--sample_every_n_epochs", "1"));
+        assertTrue(r.err().contains("samples need the VAE and the text encoder; add --vae FILE and --t5 FILE"), r.err());
 
         Files.writeString(prompts, "a cat --w 830\n");
         r = run(required("--sample_prompts", prompts.toString(), "--sample_at_first", "--vae", vae.toString(), "--t5", t5.toString()));
         assertTrue(r.err().contains("prompts.txt line 1: width (--w) 830 is not a multiple of 16"), r.err());
+
+        Files.writeString(prompts, "a cat\n");
+        r = run(required("--sample_prompts", prompts.toString(), "--sample_at_first", "--sample_solver", "dpm++"));
+        assertTrue(r.err().contains("--sample_solver dpm++: unknown solver; expected unipc or euler"), r.err());
     }
 }

@@ -3,6 +3,7 @@ package dev.wanlora.cli.train;
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
 import dev.wanlora.cli.demo.SyntheticCaches;
+import dev.wanlora.cli.sampling.SampleModels;
 import dev.wanlora.cli.tensorboard.EventReader;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.testing.Golden;
@@ -13,6 +14,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -276,6 +279,36 @@ class TrainRunTest {
             list.remove(at);
         }
         return list.toArray(String[]::new);
+    }
+
+    /**
+     * Samples at first, every 3 steps and every epoch (demo stand-ins for umT5 and the VAE, block streaming and fp8 as
+     * in the reference) leave training untouched: the same losses and the same LoRA, bit for bit, as the run without.
+     */
+    @Test
+    void samplingLeavesTrainingBitIdentical() throws IOException {
+        List<Float> expected = wholeRunLosses();
+        Path prompts = Files.writeString(dir.resolve("sample_prompts.txt"),
+                "a cat --w 32 --h 32 --f 5 --s 2 --d 3\na dog --w 32 --h 16 --s 2 --l 1.0\n");
+        StringWriter text = new StringWriter();
+        int code = TrainCommand.run(reference("sampled", "logs-sampled", "--sample_prompts", prompts.toString(),
+                "--sample_at_first", "--sample_every_n_steps", "3", "--sample_every_n_epochs", "1"),
+                new PrintWriter(text, true), SampleModels.demoStandIns());
+        assertEquals(0, code, text.toString());
+        assertEquals(expected, losses("logs-sampled"));
+        try (SafeTensors a = SafeTensors.open(dir.resolve("whole/ghibli.safetensors"));
+             SafeTensors b = SafeTensors.open(dir.resolve("sampled/ghibli.safetensors"))) {
+            for (String key : a.keys()) assertArrayEquals(a.floats(key), b.floats(key), key);
+        }
+        List<String> names;
+        try (Stream<Path> s = Files.list(dir.resolve("sampled/sample"))) {
+            names = s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+        // at first (step 0), after step 3, after epochs 1 and 2: two prompts each
+        assertEquals(8, names.size(), names.toString());
+        assertTrue(names.stream().anyMatch(n -> n.matches("ghibli_000000_00_\\d{14}_3\\.mp4")), names.toString());
+        assertTrue(names.stream().anyMatch(n -> n.matches("ghibli_000003_01_\\d{14}_\\d+_000\\.png")), names.toString());
+        assertEquals(2, names.stream().filter(n -> n.matches("ghibli_e00000[12]_00_\\d{14}_3\\.mp4")).count(), names.toString());
     }
 
     /**

@@ -120,6 +120,21 @@ public final class WanDit implements AutoCloseable {
     }
 
     /**
+     * {@link #forward} for sampling: the same ops on the same inputs (so the same prediction, bit for bit), in a
+     * forward-only plan ({@link WanDitActivations.Key#forwardOnly}) that has no saved block inputs and no gradient
+     * buffers. The LoRA is applied unmerged, as in training; blocks stream as in training.
+     *
+     * @param timesteps (B) F32 model timesteps as the sampler gives them (UniPC: integer t_k, no +1; spec §10.4)
+     * @return pred (B, Cout, F, H, W) F32, a view into the forward-only plan (valid until the next call with this shape)
+     */
+    public Tensor forwardOnly(Tensor xt, Tensor timesteps, List<Tensor> contexts, LoraNetwork lora) {
+        long[] d = checkInputs(xt, timesteps, contexts);
+        WanDitActivations a = plans.computeIfAbsent(WanDitActivations.Key.forwardOnly((int) d[0], (int) d[2],
+                (int) d[3], (int) d[4], maxRank(lora)), k -> new WanDitActivations(backend, config, precision, k));
+        return runForward(a, xt, timesteps, contexts, lora).pred;
+    }
+
+    /**
      * One training step's forward, loss and backward: loss = mean((pred − target)²) (spec §4.3); the LoRA gradients
      * d(gradScale·loss)/d(down, up) are accumulated (+=) into each module's dDown and dUp.
      *
@@ -162,6 +177,16 @@ public final class WanDit implements AutoCloseable {
         lastActivations = null;
     }
 
+    /** Frees the forward-only plans of {@link #forwardOnly} (after a sampling phase), keeping the training plans. */
+    public void releaseForwardOnlyPlans() {
+        plans.entrySet().removeIf(e -> {
+            if (!e.getKey().forwardOnly()) return false;
+            if (lastActivations == e.getValue()) lastActivations = null;
+            e.getValue().close();
+            return true;
+        });
+    }
+
     @Override
     public void close() {
         releaseActivations();
@@ -175,8 +200,15 @@ public final class WanDit implements AutoCloseable {
     private WanDitActivations runForward(Tensor xt, Tensor timesteps, List<Tensor> contexts, LoraNetwork lora,
                                          boolean keepsBlockIntermediates) {
         long[] d = checkInputs(xt, timesteps, contexts);
-        int batch = (int) d[0], frames = (int) d[2], height = (int) d[3], width = (int) d[4];
-        WanDitActivations a = plan(batch, frames, height, width, maxRank(lora), keepsBlockIntermediates);
+        WanDitActivations a = plan((int) d[0], (int) d[2], (int) d[3], (int) d[4], maxRank(lora),
+                keepsBlockIntermediates);
+        return runForward(a, xt, timesteps, contexts, lora);
+    }
+
+    /** The forward into plan {@code a} (inputs already checked against the plan's shape). */
+    private WanDitActivations runForward(WanDitActivations a, Tensor xt, Tensor timesteps, List<Tensor> contexts,
+                                         LoraNetwork lora) {
+        int batch = a.key.batch(), frames = a.key.frames(), height = a.key.height(), width = a.key.width();
         lastActivations = a;
         syncLoraComputeWeights(lora);
 

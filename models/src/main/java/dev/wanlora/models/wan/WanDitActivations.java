@@ -26,6 +26,11 @@ import java.util.List;
  * <p>{@link Key#savesAttentionOutputs()} (checkpointing only) adds one self-attention output and log-sum-exp per block,
  * written by the forward and read by the backward, so the recompute skips the self-attention call; the shared
  * {@link BlockState} then has no self-attention output or log-sum-exp of its own.
+ *
+ * <p>{@link Key#forwardOnly()} (sampling): a forward that no backward will follow. The residual stream ping-pongs
+ * between two buffers instead of keeping every block's input, there is one {@link BlockState}, and no loss or
+ * gradient buffer exists ({@link #loss}, {@link #dPred}, {@link #dHeadOutput}, {@link #dStream},
+ * {@link #blockGradients}, {@link #dHeadInput}, {@link #dHeadNorm} are null).
  */
 public final class WanDitActivations implements AutoCloseable {
 
@@ -35,7 +40,7 @@ public final class WanDitActivations implements AutoCloseable {
      * {@code offload}: which saved activations live in host memory ({@link Offload#NONE}: none).
      */
     public record Key(int batch, int frames, int height, int width, int loraRank, boolean keepsBlockIntermediates,
-                      boolean savesAttentionOutputs, Offload offload) {
+                      boolean savesAttentionOutputs, Offload offload, boolean forwardOnly) {
         public Key {
             if (keepsBlockIntermediates && savesAttentionOutputs) {
                 throw new IllegalArgumentException("WanDitActivations.Key: savesAttentionOutputs needs gradient"
@@ -49,6 +54,21 @@ public final class WanDitActivations implements AutoCloseable {
                 throw new IllegalArgumentException("WanDitActivations.Key: offloaded attention outputs need"
                         + " savesAttentionOutputs; got " + offload);
             }
+            if (forwardOnly && (keepsBlockIntermediates || savesAttentionOutputs || offload.isOffloading())) {
+                throw new IllegalArgumentException("WanDitActivations.Key: a forward-only plan keeps no intermediates,"
+                        + " saves no attention outputs and offloads nothing");
+            }
+        }
+
+        /** A training key (forward followed by a backward). */
+        public Key(int batch, int frames, int height, int width, int loraRank, boolean keepsBlockIntermediates,
+                   boolean savesAttentionOutputs, Offload offload) {
+            this(batch, frames, height, width, loraRank, keepsBlockIntermediates, savesAttentionOutputs, offload, false);
+        }
+
+        /** A forward-only key (sampling), see {@link WanDitActivations}. */
+        public static Key forwardOnly(int batch, int frames, int height, int width, int loraRank) {
+            return new Key(batch, frames, height, width, loraRank, false, false, Offload.NONE, true);
         }
 
         /** A key without offload. */
@@ -64,7 +84,8 @@ public final class WanDitActivations implements AutoCloseable {
 
         /** This key with {@code o} as its offload. */
         public Key withOffload(Offload o) {
-            return new Key(batch, frames, height, width, loraRank, keepsBlockIntermediates, savesAttentionOutputs, o);
+            return new Key(batch, frames, height, width, loraRank, keepsBlockIntermediates, savesAttentionOutputs, o,
+                    forwardOnly);
         }
 
         /** L = F·(H/2)·(W/2). */
@@ -130,7 +151,8 @@ public final class WanDitActivations implements AutoCloseable {
     // ---------------------------------------------------------------- blocks
     /**
      * numLayers + 1 tensors (B, L, C) act: blockInputs[i] is the residual stream entering block i; [numLayers] leaves
-     * the last. Null for the offloaded ones (i &lt; {@link Offload#blockInputs()}): use {@link #savedInputs}.
+ the last. Null for the offloaded ones (i &lt; {@link Offload#blockInputs()}): use {@link #blockInput(int)}.
+     * Forward-only plans have 2 (the residual stream ping-pongs; {@link #blockInput(int)} maps block i to i % 2).
      */
     public final Tensor[] blockInputs;
     /** The saved block inputs as items of an offload (every one resident without {@link Key#offload()}). */
@@ -334,9 +356,10 @@ public final class WanDitActivations implements AutoCloseable {
             owned.add(rope.sin());
 
             Offload offload = key.offload();
-            savedInputs = ActivationOffload.open(backend, savedInputLayout(config, precision, key), config.numLayers() + 1,
+            int streams = key.forwardOnly() ? 2 : config.numLayers() + 1;
+            savedInputs = ActivationOffload.open(backend, savedInputLayout(config, precision, key), streams,
                     offload.blockInputs(), offload.ringSlots());
-            blockInputs = new Tensor[config.numLayers() + 1];
+            blockInputs = new Tensor[streams];
             for (int i = offload.blockInputs(); i < blockInputs.length; i++) blockInputs[i] = savedInputs.acquire(i).getFirst();
             blockModulation = f32(Shape.of(b, 6, c));
             blockStates = new BlockState[key.keepsBlockIntermediates() ? config.numLayers() : 1];
@@ -362,13 +385,14 @@ public final class WanDitActivations implements AutoCloseable {
             headOutput = tensor(act, Shape.of(b, l, config.headOutFeatures()));
             pred = f32(latent);
 
-            loss = f32(Shape.of(1));
-            dPred = f32(latent);
-            dHeadOutput = tensor(act, Shape.of(b, l, config.headOutFeatures()));
-            dStream = tensor(act, stream);
-            blockGradients = new BlockGradients(this, config, act);
-            dHeadInput = blockGradients.dInput;
-            dHeadNorm = blockGradients.dNormOut;
+            boolean backward = !key.forwardOnly();
+            loss = backward ? f32(Shape.of(1)) : null;
+            dPred = backward ? f32(latent) : null;
+            dHeadOutput = backward ? tensor(act, Shape.of(b, l, config.headOutFeatures())) : null;
+            dStream = backward ? tensor(act, stream) : null;
+            blockGradients = backward ? new BlockGradients(this, config, act) : null;
+            dHeadInput = backward ? blockGradients.dInput : null;
+            dHeadNorm = backward ? blockGradients.dNormOut : null;
         } catch (RuntimeException ex) {
             close();
             throw ex;
@@ -394,22 +418,26 @@ public final class WanDitActivations implements AutoCloseable {
 
     /** The residual stream entering block i (i = numLayers: leaving the last), resident or acquired from the offload. */
     public Tensor blockInput(int i) {
-        return blockInputs[i] != null ? blockInputs[i] : acquired(acquiredInputs, i, "block input")[0];
+        int j = slot(i);
+        return blockInputs[j] != null ? blockInputs[j] : acquired(acquiredInputs, j, "block input")[0];
     }
+
+    /** Block input i's item: i itself, or i % 2 in a forward-only plan (the ping-pong pair). */
+    private int slot(int i) { return key.forwardOnly() ? i % 2 : i; }
 
     // The offload's use protocol (ActivationOffload): the forward acquires an item for writing, the backward for
     // reading; both release it after queueing their last op on it. Resident items make these no-ops.
 
-    public void acquireInputForWrite(int i) { acquiredInputs[i] = savedInputs.acquireForWrite(i).toArray(Tensor[]::new); }
+    public void acquireInputForWrite(int i) { acquiredInputs[slot(i)] = savedInputs.acquireForWrite(slot(i)).toArray(Tensor[]::new); }
 
-    public void acquireInput(int i) { acquiredInputs[i] = savedInputs.acquire(i).toArray(Tensor[]::new); }
+    public void acquireInput(int i) { acquiredInputs[slot(i)] = savedInputs.acquire(slot(i)).toArray(Tensor[]::new); }
 
     public void releaseInput(int i) {
-        savedInputs.release(i);
-        acquiredInputs[i] = null;
+        savedInputs.release(slot(i));
+        acquiredInputs[slot(i)] = null;
     }
 
-    public void prefetchInput(int i) { savedInputs.prefetch(i); }
+    public void prefetchInput(int i) { savedInputs.prefetch(slot(i)); }
 
     /** With saved attention outputs: block i's (output, log-sum-exp) for the forward to write. */
     public void acquireAttentionForWrite(int i) {
@@ -447,9 +475,9 @@ public final class WanDitActivations implements AutoCloseable {
                 key.offload().attentionOutputs(), key.offload().ringSlots());
     }
 
-    /** Device bytes of the saved block inputs: the resident ones and the offload ring (numLayers + 1 without offload). */
+    /** Device bytes of the saved block inputs: the resident ones and the offload ring (numLayers + 1 without offload; 2 forward-only). */
     public static long savedInputBytes(WanDitConfig config, ComputePrecision precision, Key key) {
-        return ActivationOffload.deviceBytes(savedInputLayout(config, precision, key), config.numLayers() + 1,
+        return ActivationOffload.deviceBytes(savedInputLayout(config, precision, key), key.forwardOnly() ? 2 : config.numLayers() + 1,
                 key.offload().blockInputs(), key.offload().ringSlots());
     }
 
@@ -487,14 +515,16 @@ public final class WanDitActivations implements AutoCloseable {
         long loraHidden = r == 0 ? 0 : b * r * (8 * l + 2 * k);
         // with saved attention outputs the (single) state has no self-attention output and log-sum-exp of its own
         long stateTokens = key.savesAttentionOutputs() ? 13 : 14, stateLse = key.savesAttentionOutputs() ? 1 : 2;
+        long backward = key.forwardOnly() ? 0 : 1;
         long act = b * l * config.patchLength() + b * k * config.textDim() + 2 * bkc
                 + 2 * blc
                 + states * (stateTokens * blc + 3 * bkc + 2 * blf + loraHidden)
-                + 2 * b * l * config.headOutFeatures() + blc
-                + 7 * blc + 3 * bkc + blf + b * Math.max(l, k) * Math.max(1, r);
+                + b * l * config.headOutFeatures()
+                + backward * (b * l * config.headOutFeatures() + blc
+                        + 7 * blc + 3 * bkc + blf + b * Math.max(l, k) * Math.max(1, r));
         long f32 = b * config.freqDim() + 3 * b * c + 6 * b * c + l * config.headDim() + 6 * b * c
                 + states * (9 * b * l + b * k + stateLse * b * heads * l)
-                + 2 * b * c + 2 * b * l + 2 * b * l * config.headOutFeatures() + 1;
+                + 2 * b * c + 2 * b * l + (1 + backward) * b * l * config.headOutFeatures() + backward;
         return act * precision.activationDType().sizeBytes() + f32 * DType.F32.sizeBytes()
                 + savedInputBytes(config, precision, key) + savedAttentionBytes(config, precision, key);
     }

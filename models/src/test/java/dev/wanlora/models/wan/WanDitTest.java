@@ -21,6 +21,7 @@ import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 
 /**
@@ -131,6 +132,10 @@ class WanDitTest {
             // A forward alone (sampling) uses its own single-block-state plan and the same prediction.
             float[] pred = BACKEND.toFloats(dit.lastActivations().pred);
             assertArrayEquals(pred, BACKEND.toFloats(dit.forward(xt, timesteps, contexts, lora)), 0f);
+            // The forward-only plan (sampling: 2 ping-pong streams, no gradient buffers) runs the same ops: bit-identical.
+            assertArrayEquals(pred, BACKEND.toFloats(dit.forwardOnly(xt, timesteps, contexts, lora)), 0f);
+            assertNull(dit.lastActivations().dStream);
+            assertEquals(2, dit.lastActivations().blockInputs.length);
             assertEquals(Shape.of(1, 16, 3, 8, 12), dit.lastActivations().pred.shape());
         }
     }
@@ -142,7 +147,8 @@ class WanDitTest {
                     new WanDitActivations.Key(2, 1, 4, 6, 0, false), new WanDitActivations.Key(1, 2, 2, 4, 16, false),
                     new WanDitActivations.Key(2, 2, 4, 4, 4, false, true),
                     new WanDitActivations.Key(2, 2, 4, 4, 4, false, true, new WanDitActivations.Offload(2, 1, 2)),
-                    new WanDitActivations.Key(1, 2, 2, 4, 16, false, false, new WanDitActivations.Offload(3, 0, 3)))) {
+                    new WanDitActivations.Key(1, 2, 2, 4, 16, false, false, new WanDitActivations.Offload(3, 0, 3)),
+                    WanDitActivations.Key.forwardOnly(1, 3, 8, 12, 4), WanDitActivations.Key.forwardOnly(2, 1, 4, 6, 0))) {
                 try (WanDitActivations plan = new WanDitActivations(BACKEND, config, precision, key)) {
                     assertEquals(plan.sizeBytes(), WanDitActivations.sizeBytes(config, precision, key), key + " " + precision);
                 }

@@ -1,0 +1,120 @@
+package dev.wanlora.cli.train;
+
+import dev.wanlora.cli.UserError;
+import dev.wanlora.cli.sampling.SampleModels;
+import dev.wanlora.cli.sampling.SamplePrompt;
+import dev.wanlora.cli.sampling.SamplePromptFile;
+import dev.wanlora.cli.sampling.SampleNames;
+import dev.wanlora.cli.sampling.SampleRunner;
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.memory.MemoryPlan;
+import dev.wanlora.models.lora.LoraNetwork;
+import dev.wanlora.models.sampling.FlowSolver;
+import dev.wanlora.models.wan.ComputePrecision;
+import dev.wanlora.models.wan.WanDit;
+import dev.wanlora.models.wan.WanDitActivations;
+import dev.wanlora.models.wan.WanDitConfig;
+
+import java.io.PrintWriter;
+import java.time.LocalDateTime;
+import java.util.List;
+import java.util.Locale;
+
+/**
+ * Samples during training (spec §10, musubi's {@code sample_images}): when (musubi's {@code should_sample_images}:
+ * step 0 only with --sample_at_first; after a step when steps % --sample_every_n_steps == 0; after an epoch when
+ * epoch % --sample_every_n_epochs == 0), and the phase itself through {@link SampleRunner}. Prompts are encoded
+ * once before the DiT loads. Sampling reads the LoRA and draws its noise from the prompt's seed, so training's
+ * random state, weights and optimizer are untouched: a run with samples trains exactly as one without.
+ */
+final class TrainSampling implements AutoCloseable {
+
+    private final TrainOptions o;
+    private final List<SamplePrompt> prompts;
+    private final SampleModels models;
+    private final FlowSolver.Kind solver;
+    private SampleRunner runner;
+
+    private TrainSampling(TrainOptions o, List<SamplePrompt> prompts, SampleModels models, FlowSolver.Kind solver) {
+        this.o = o;
+        this.prompts = prompts;
+        this.models = models;
+        this.solver = solver;
+    }
+
+    /** The run's sampling, or null when no samples are asked for; reads and checks the prompts and the models. */
+    static TrainSampling create(TrainOptions o, SampleModels models) {
+        boolean asked = o.sample_at_first || o.sample_every_n_epochs != null || o.sample_every_n_steps != null;
+        if (o.sample_prompts == null || !asked) return null;
+        List<SamplePrompt> prompts = SamplePromptFile.read(o.sample_prompts);
+        FlowSolver.Kind solver;
+        try {
+            solver = FlowSolver.Kind.parse(o.sample_solver);
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+        if (o.sample_fps < 1 || o.sample_fps > 240) throw new UserError("--sample_fps " + o.sample_fps + ": expected 1..240, e.g. 16");
+        SampleRunner.checkSchedules(prompts, solver, "--sample_prompts " + o.sample_prompts);
+        models.check();
+        return new TrainSampling(o, prompts, models, solver);
+    }
+
+    /** Encodes the prompts (before the DiT loads, as musubi does) and frees the text encoder. */
+    void prepare(Backend backend, int textDim, PrintWriter out) {
+        runner = SampleRunner.prepare(backend, prompts, models,
+                new SampleRunner.Settings(solver, o.sample_fps, o.output_dir, o.output_name), textDim, out, false);
+    }
+
+    /**
+     * The sampling phase in the memory plan: the forward-only activations of the largest prompt (allocated beside the
+     * training plans during the phase, freed after) and the encoded prompts (kept for the run). The decoder's memory is
+     * not counted: the real VAE is not in this build.
+     */
+    MemoryPlan.Item memoryItem(WanDitConfig config, ComputePrecision precision, int loraRank) {
+        long activations = 0;
+        SamplePrompt largest = prompts.getFirst();
+        for (SamplePrompt p : prompts) {
+            long[] s = p.latentShape();
+            long bytes = WanDitActivations.sizeBytes(config, precision,
+                    WanDitActivations.Key.forwardOnly(1, (int) s[1], (int) s[2], (int) s[3], loraRank));
+            if (bytes > activations) {
+                activations = bytes;
+                largest = p;
+            }
+        }
+        long contexts = runner == null ? 0 : runner.contextBytes();
+        return new MemoryPlan.Item("sampling", activations + contexts, String.format(Locale.ROOT,
+                "forward-only activations at %d×%d×%d (prompt %d) + %d encoded prompt(s); the decoder is not counted",
+                largest.width(), largest.height(), largest.frameCount(), largest.index(), runner == null ? 0 : runner.contextCount()));
+    }
+
+    boolean atFirst() { return o.sample_at_first; }
+
+    boolean afterStep(long step) { return o.sample_every_n_steps != null && step % o.sample_every_n_steps == 0; }
+
+    boolean afterEpoch(int epoch) { return o.sample_every_n_epochs != null && epoch % o.sample_every_n_epochs == 0; }
+
+    /**
+     * One sampling phase after global step {@code step} (epoch files when {@code epoch} is not null); returns its
+     * seconds. The forward-only activation plans are freed afterwards, so training has its memory back.
+     */
+    double run(WanDit dit, LoraNetwork lora, long step, Integer epoch, TrainLog log, PrintWriter out) {
+        long start = System.nanoTime();
+        LocalDateTime time = LocalDateTime.now();
+        runner.sampleAll(dit, lora, (i, seed) -> epoch != null ? SampleNames.epochStem(o.output_name, epoch, i, time, seed)
+                : SampleNames.stepStem(o.output_name, step, i, time, seed), (tag, media) -> log.image(tag, step, media),
+                "sample/");
+        dit.releaseForwardOnlyPlans();
+        double seconds = (System.nanoTime() - start) / 1e9;
+        log.sampling(step, seconds);
+        out.printf(Locale.ROOT, "sampling: %d sample(s) %s in %.1f s%n", prompts.size(),
+                epoch != null ? "after epoch " + epoch : "at step " + step, seconds);
+        out.flush();
+        return seconds;
+    }
+
+    @Override
+    public void close() {
+        if (runner != null) runner.close();
+    }
+}
