@@ -66,11 +66,18 @@ public final class SafeTensors implements AutoCloseable {
      */
     static final long MAX_HEADER_BYTES = 100_000_000L;
 
+    /**
+     * Deepest JSON nesting we accept in a header or index. A real header nests 3 deep (root, tensor, shape array);
+     * the limit stops a hostile file (thousands of '[') before the parser's own limit, whose error has no location.
+     */
+    static final int MAX_HEADER_DEPTH = 64;
+
     private static final Pattern SHARD_NAME = Pattern.compile("(.*)-(\\d+)-of-(\\d+)\\.safetensors");
     private static final String INDEX_SUFFIX = ".safetensors.index.json";
 
     private static final JsonMapper JSON = JsonMapper.builder(JsonFactory.builder()
-                    .streamReadConstraints(StreamReadConstraints.builder().maxStringLength((int) MAX_HEADER_BYTES).build())
+                    .streamReadConstraints(StreamReadConstraints.builder().maxStringLength((int) MAX_HEADER_BYTES)
+                            .maxNestingDepth(MAX_HEADER_DEPTH).build())
                     .build())
             .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
@@ -289,7 +296,7 @@ public final class SafeTensors implements AutoCloseable {
         } catch (NoSuchFileException e) {
             throw new SafeTensorsException(index + ": file not found. hint: check the path");
         } catch (JacksonException e) {
-            throw new SafeTensorsException(index + ": not valid JSON (" + oneLine(e.getOriginalMessage())
+            throw new SafeTensorsException(index + ": not valid JSON (" + jsonProblem(e)
                     + "). hint: download the index again");
         } catch (IOException e) {
             throw new SafeTensorsException(index + ": cannot read (" + oneLine(String.valueOf(e.getMessage())) + ")", e);
@@ -377,8 +384,7 @@ public final class SafeTensors implements AutoCloseable {
         try {
             root = JSON.readTree(text);
         } catch (JacksonException e) {
-            throw new SafeTensorsException(file + ": header is not valid JSON (" + oneLine(e.getOriginalMessage())
-                    + " at line " + e.getLocation().getLineNr() + " column " + e.getLocation().getColumnNr()
+            throw new SafeTensorsException(file + ": header is not valid JSON (" + jsonProblem(e)
                     + "). hint: the file is corrupt or not safetensors");
         }
         if (root == null || !root.isObject()) {
@@ -495,6 +501,18 @@ public final class SafeTensors implements AutoCloseable {
             if (key.startsWith(p)) return key.substring(p.length());
         }
         return key;
+    }
+
+    /**
+     * A Jackson error as one line: its first message line and, when the parser knows it, where. Limit errors (nesting
+     * depth, string length) carry no location.
+     */
+    public static String jsonProblem(JacksonException e) {
+        String message = String.valueOf(e.getOriginalMessage()).lines().findFirst().orElse("");
+        var at = e.getLocation();
+        String where = at == null || at.getLineNr() < 1 ? "" : " at line " + at.getLineNr() + " column " + at.getColumnNr();
+        String line = oneLine(message);
+        return (line.length() <= 200 ? line : line.substring(0, 197) + "...") + where;
     }
 
     private static String describe(JsonNode n) {
