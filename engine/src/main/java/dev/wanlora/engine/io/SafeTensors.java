@@ -20,7 +20,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.charset.CharacterCodingException;
+import java.nio.CharBuffer;
+import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -372,14 +373,14 @@ public final class SafeTensors implements AutoCloseable {
                     + MAX_HEADER_BYTES + " bytes. hint: the file is corrupt or not safetensors");
         }
         ByteBuffer raw = readFully(ch, 8, (int) headerBytes);
-        String text;
-        try {
-            text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(raw).toString();
-        } catch (CharacterCodingException e) {
-            throw new SafeTensorsException(file + ": header is not valid UTF-8 (" + oneLine(e.toString())
-                    + "). hint: the file is corrupt or not safetensors");
+        CharBuffer chars = CharBuffer.allocate((int) headerBytes);
+        CoderResult decoded = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT).decode(raw, chars, true);
+        if (decoded.isError()) {
+            throw new SafeTensorsException(file + ": header is not valid UTF-8 (a malformed byte at header offset "
+                    + raw.position() + "). hint: the file is corrupt or not safetensors");
         }
+        String text = chars.flip().toString();
         JsonNode root;
         try {
             root = JSON.readTree(text);
