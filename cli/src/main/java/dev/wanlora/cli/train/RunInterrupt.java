@@ -26,16 +26,19 @@ final class RunInterrupt implements AutoCloseable {
     private volatile boolean isTraining;
 
     private RunInterrupt() {
-        hook = new Thread(() -> {
-            isShuttingDown = true;
-            isRequested = true;
-            if (!isTraining) return; // start-up has no step boundary to wait for and nothing to save: stop at once
-            try {
-                released.await(MAX_WAIT_MINUTES, TimeUnit.MINUTES);
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-            }
-        }, "wanlora-interrupt");
+        hook = new Thread(this::onSignal, "wanlora-interrupt");
+    }
+
+    /** The shutdown hook's body: ask the loop to stop, then wait for its state save (once steps run). */
+    void onSignal() {
+        isShuttingDown = true;
+        isRequested = true;
+        if (!isTraining) return; // start-up has no step boundary to wait for and nothing to save: stop at once
+        try {
+            released.await(MAX_WAIT_MINUTES, TimeUnit.MINUTES);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
     }
 
     /** Registers the hook; {@link #close()} (at the end of training) removes it. */

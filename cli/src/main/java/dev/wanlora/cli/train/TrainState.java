@@ -80,6 +80,9 @@ public record TrainState(String format, String outputName, long seed, long globa
         } catch (IOException e) {
             throw new UserError(file + ": cannot read (" + e.getMessage() + ")");
         }
+        if (s == null) {
+            throw new UserError(file + ": holds JSON null, expected the state object; the state folder is damaged, resume from an older one");
+        }
         if (!FORMAT.equals(s.format())) {
             throw new UserError(file + ": format '" + s.format() + "', expected '" + FORMAT + "'; it was written by another"
                     + " wanlora version");

@@ -751,6 +751,12 @@ class HostileInputFuzzTest {
     static String mutateJson(String text, Random r, StringBuilder what) throws IOException {
         int op = r.nextInt(10);
         if (op == 0) {
+            if (r.nextInt(4) == 0) {
+                String[] whole = {"null", "[]", "5", "\"x\"", "", "{}"};
+                String w = whole[r.nextInt(whole.length)];
+                what.append("json is '").append(w).append("'; ");
+                return w;
+            }
             int cut = r.nextInt(text.length() + 1);
             what.append("json truncated at ").append(cut).append("; ");
             return text.substring(0, cut);
