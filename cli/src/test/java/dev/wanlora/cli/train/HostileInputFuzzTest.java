@@ -205,8 +205,8 @@ class HostileInputFuzzTest {
             total += c[0];
             crashes += c[3];
             hangs += c[4];
-            System.out.printf(java.util.Locale.ROOT, "fuzz[%s] %d cases (%d checks): %d accepted, %d user errors, %d crashes, %d hangs%n",
-                    e.getKey(), c[0], c[1] + c[2] + c[3] + c[4], c[1], c[2], c[3], c[4]);
+            System.out.printf(java.util.Locale.ROOT, "fuzz[%s] %d cases (%d checks, %.1f s): %d accepted, %d user errors, %d crashes, %d hangs%n",
+                    e.getKey(), c[0], c[1] + c[2] + c[3] + c[4], c[5] / 1e3, c[1], c[2], c[3], c[4]);
         }
         System.out.printf(java.util.Locale.ROOT, "fuzz: seed %d, %d cases in %.1f s: %d crashes, %d hangs%n", SEED, total, seconds, crashes, hangs);
         FAILURES.stream().limit(15).forEach(System.out::println);
@@ -293,7 +293,8 @@ class HostileInputFuzzTest {
             }
             default -> throw new IllegalStateException(kind);
         }
-        int[] counts = COUNTS.computeIfAbsent(kind, k -> new int[5]);
+        long started = System.nanoTime();
+        int[] counts = COUNTS.computeIfAbsent(kind, k -> new int[6]);
         counts[0]++;
         for (Check check : checks) {
             String failure = check.run();
@@ -303,6 +304,7 @@ class HostileInputFuzzTest {
                 FAILURES.add("fuzz[" + kind + " #" + index + " seed " + caseSeed + "] " + check.name + " on " + what + ": " + failure);
             }
         }
+        counts[5] += (int) ((System.nanoTime() - started) / 1_000_000);
         deleteTree(caseDir);
     }
 
@@ -420,7 +422,7 @@ class HostileInputFuzzTest {
         return new Check(args[0], () -> {
             CommandRun run;
             try {
-                run = CommandRun.run(args);
+                run = execute(args);
             } catch (Throwable t) {
                 throw new CommandFailure("CRASH wanlora " + args[0] + " threw: " + stack(t));
             }
@@ -432,6 +434,21 @@ class HostileInputFuzzTest {
             throw new UserError(run.err().strip());
         });
     }
+
+    /**
+     * {@link CommandRun#run} on one reused {@link Main#commandLine()}: picocli resets every option before each parse,
+     * and building the command line (train's ~200 options) would otherwise cost more than the case.
+     */
+    private static CommandRun execute(String... args) {
+        if (commandLine == null) commandLine = Main.commandLine();
+        java.io.StringWriter out = new java.io.StringWriter(), err = new java.io.StringWriter();
+        commandLine.setOut(new java.io.PrintWriter(out, true));
+        commandLine.setErr(new java.io.PrintWriter(err, true));
+        int code = commandLine.execute(args);
+        return new CommandRun(code, out.toString(), err.toString());
+    }
+
+    private static picocli.CommandLine commandLine;
 
     private static Check inspect(Path file) {
         return command("inspect", file.toString());
