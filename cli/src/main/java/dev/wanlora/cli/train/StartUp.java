@@ -15,13 +15,24 @@ import java.util.Map;
 final class StartUp {
     private StartUp() {}
 
-    static void reportLock(OutputLock lock, Path dir, PrintWriter out) {
-        lock.staleHolder().ifPresent(h -> out.println("info: " + dir.resolve(OutputLock.FILE_NAME) + " named a run that"
-                + " has ended (" + h + ") without releasing it; taking it over"));
+    /**
+     * Locks {@code dir} for this run ({@link OutputLock}), says so if an ended run's lock was taken over, and removes
+     * the leftovers of interrupted saves there (safe now: the lock keeps other runs out of the folder).
+     */
+    static OutputLock lockOutput(Path dir, PrintWriter out) {
+        OutputLock lock = OutputLock.acquire(dir);
+        try {
+            lock.staleHolder().ifPresent(h -> out.println("info: " + dir.resolve(OutputLock.FILE_NAME) + " named a run"
+                    + " that has ended (" + h + ") without releasing it; taking it over"));
+            removeLeftovers(dir, out);
+            return lock;
+        } catch (RuntimeException e) {
+            lock.close();
+            throw e;
+        }
     }
 
-    /** Removes the temporaries of saves a kill interrupted (safe: the lock keeps other runs out of the folder). */
-    static void removeLeftovers(Path dir, PrintWriter out) {
+    private static void removeLeftovers(Path dir, PrintWriter out) {
         Map<Path, Long> removed = AtomicFiles.removeLeftovers(dir);
         if (removed.isEmpty()) return;
         long bytes = removed.values().stream().mapToLong(Long::longValue).sum();

@@ -4,6 +4,7 @@ import dev.wanlora.cli.UserError;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.optim.LearningRateSchedule;
 import dev.wanlora.engine.optim.OptimizerConfig;
+import dev.wanlora.models.lora.LoraMetadata;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -166,10 +167,11 @@ public final class TrainChecks {
 
     private static void checkRanges(TrainOptions o) {
         between("--network_dim", o.network_dim, 1, MAX_NETWORK_DIM);
-        if (!(o.network_alpha >= 0) || Double.isInfinite(o.network_alpha)) {
+        // both reach the GPU as float: a double beyond float's range would become Inf there
+        if (!(o.network_alpha >= 0) || Float.isInfinite((float) o.network_alpha)) {
             throw new UserError("--network_alpha " + o.network_alpha + ": expected a number >= 0 (0 means alpha = rank)");
         }
-        if (!(o.learning_rate > 0) || Double.isInfinite(o.learning_rate)) {
+        if (!(o.learning_rate > 0) || Float.isInfinite((float) o.learning_rate)) {
             throw new UserError("--learning_rate " + o.learning_rate + ": expected a positive number, e.g. 2e-4");
         }
         if (!(o.max_grad_norm >= 0) || Double.isInfinite(o.max_grad_norm)) {
@@ -232,6 +234,11 @@ public final class TrainChecks {
             }
         }
         atLeast("--stop_at_step", o.stop_at_step, 1);
+        try {
+            LoraMetadata.resolution(o.metadata_reso); // checked now: it is first read when the first LoRA file is saved
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        }
     }
 
     private static void checkPaths(TrainOptions o) {

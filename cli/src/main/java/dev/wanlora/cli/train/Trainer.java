@@ -130,22 +130,25 @@ final class Trainer {
     int run() {
         checkSamples();
         names = OutputNames.of(o);
-        try (OutputLock lock = OutputLock.acquire(o.output_dir)) {
-            StartUp.reportLock(lock, o.output_dir, out);
-            StartUp.removeLeftovers(o.output_dir, out);
-            refuseOverwrite();
-            TrainState resumed = o.resume == null ? null : TrainState.read(o.resume);
-            resolveSeed(resumed);
-            try (Backend b = openBackend()) {
-                backend = b;
-                return train(resumed);
-            } catch (CudaException e) {
-                if (e.status() != CUDA_ERROR_OUT_OF_MEMORY) throw e;
-                throw new UserError("out of GPU memory while " + phase + " (" + e.getMessage() + "); "
-                        + memoryAdvice(), e);
-            } catch (OutOfMemoryError e) {
-                throw new UserError(StartUp.heapAdvice(phase, o), e);
-            }
+        try (OutputLock lock = StartUp.lockOutput(o.output_dir, out)) {
+            return runLocked();
+        }
+    }
+
+    /** The run, while this process holds --output_dir (issue 15: one run per folder). */
+    private int runLocked() {
+        refuseOverwrite();
+        TrainState resumed = o.resume == null ? null : TrainState.read(o.resume);
+        resolveSeed(resumed);
+        try (Backend b = openBackend()) {
+            backend = b;
+            return train(resumed);
+        } catch (CudaException e) {
+            if (e.status() != CUDA_ERROR_OUT_OF_MEMORY) throw e;
+            throw new UserError("out of GPU memory while " + phase + " (" + e.getMessage() + "); "
+                    + memoryAdvice(), e);
+        } catch (OutOfMemoryError e) {
+            throw new UserError(StartUp.heapAdvice(phase, o), e);
         }
     }
 
