@@ -48,7 +48,8 @@ final class DatasetCommand implements Callable<Integer> {
     Long maxTrainSteps;
 
     @Option(names = {"--skip_bad_items", "--skip-bad-items"},
-            description = "Leave out cache items with a missing text cache or a bad header, with a warning, instead of stopping.")
+            description = "Leave out cache items with a missing text cache, a bad header or NaN/Inf values (every cache is read),"
+                    + " with a warning, instead of stopping.")
     boolean isSkipBadItems;
 
     @Override

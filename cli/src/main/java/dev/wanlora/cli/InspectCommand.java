@@ -14,6 +14,9 @@ import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
+import java.lang.foreign.ValueLayout;
+import java.math.BigInteger;
+import java.nio.ByteOrder;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -120,17 +123,20 @@ final class InspectCommand implements Callable<Integer> {
             out.println("musubi latent cache:");
             out.println("  item:          " + latent.group(1));
             if (latent.group(2) != null) {
-                out.println("  frames:        start " + Integer.parseInt(latent.group(2)) + ", count " + Integer.parseInt(latent.group(3)));
+                out.println("  frames:        start " + number(latent.group(2)) + ", count " + number(latent.group(3)));
             }
-            out.println("  original size: " + Integer.parseInt(latent.group(4)) + "x" + Integer.parseInt(latent.group(5)) + " (WxH)");
+            out.println("  original size: " + number(latent.group(4)) + "x" + number(latent.group(5)) + " (WxH)");
             for (String k : st.keys()) {
                 Matcher m = LATENT_KEY.matcher(k);
                 if (!m.matches()) continue;
                 Shape s = st.info(k).shape();
-                long frames = Long.parseLong(m.group(1));
+                // the key's numbers may have any number of digits: exact arithmetic, no overflow
+                BigInteger frames = number(m.group(1));
+                BigInteger eight = BigInteger.valueOf(8);
                 out.println("  latent:        " + k + " " + st.info(k).dtype() + " " + s + " = " + frames + " latent frames ("
-                        + (4 * (frames - 1) + 1) + " video frames), " + m.group(2) + "x" + m.group(3) + " latent HxW ("
-                        + 8 * Long.parseLong(m.group(3)) + "x" + 8 * Long.parseLong(m.group(2)) + " pixels WxH)");
+                        + frames.subtract(BigInteger.ONE).shiftLeft(2).add(BigInteger.ONE) + " video frames), "
+                        + number(m.group(2)) + "x" + number(m.group(3)) + " latent HxW ("
+                        + eight.multiply(number(m.group(3))) + "x" + eight.multiply(number(m.group(2))) + " pixels WxH)");
             }
         } else if (text.matches()) {
             out.println("musubi text-encoder cache:");
@@ -138,8 +144,8 @@ final class InspectCommand implements Callable<Integer> {
             for (String k : st.keys()) {
                 if (!TEXT_KEY.matcher(k).matches()) continue;
                 Shape s = st.info(k).shape();
-                out.println("  text:          " + k + " " + st.info(k).dtype() + " " + s + " = " + s.dim(0)
-                        + " tokens (incl. EOS) of width " + s.cols());
+                out.println("  text:          " + k + " " + st.info(k).dtype() + " " + s + (s.rank() != 2
+                        ? ": expected (tokens, width)" : " = " + s.dim(0) + " tokens (incl. EOS) of width " + s.dim(1)));
             }
         }
     }
@@ -181,9 +187,9 @@ final class InspectCommand implements Callable<Integer> {
                 }
             }
             if (st.contains(module + ".alpha")) {
-                float[] alpha = st.floats(module + ".alpha");
-                if (alpha.length == 1) alphas.merge(alpha[0], 1, Integer::sum);
-                else problems.add(module + ".alpha has " + alpha.length + " values, expected 1");
+                SafeTensors.TensorInfo alpha = st.info(module + ".alpha");
+                if (alpha.numElements() != 1) problems.add(module + ".alpha has " + alpha.numElements() + " values, expected 1");
+                else alphas.merge(scalar(st, module + ".alpha"), 1, Integer::sum);
             }
         }
         out.println("LoRA:");
@@ -235,7 +241,7 @@ final class InspectCommand implements Callable<Integer> {
         int n = Math.min(limit, st.keys().size());
         if (n == 0) return;
         out.println("first " + n + " tensors:");
-        int width = st.keys().stream().limit(n).mapToInt(String::length).max().orElse(0);
+        int width = Math.max(1, st.keys().stream().limit(n).mapToInt(String::length).max().orElse(1));
         st.keys().stream().limit(n).forEach(k -> {
             SafeTensors.TensorInfo info = st.info(k);
             out.println(String.format(Locale.ROOT, "  %-" + width + "s  %-7s %s", k, info.dtype(), info.shape()));
@@ -243,6 +249,22 @@ final class InspectCommand implements Callable<Integer> {
         if (st.keys().size() > n) {
             out.println("  ... " + (st.keys().size() - n) + " more (--limit " + st.keys().size() + " lists all)");
         }
+    }
+
+    /** A number from a file name or key, however many digits it has. */
+    private static BigInteger number(String digits) {
+        return new BigInteger(digits);
+    }
+
+    /** A one-element tensor's value: float dtypes widened, integer alphas (convert_lora.py writes int64) converted. */
+    private static float scalar(SafeTensors st, String key) {
+        var data = st.data(key);
+        return switch (st.info(key).dtype()) {
+            case I64 -> data.get(ValueLayout.JAVA_LONG_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0);
+            case I32 -> data.get(ValueLayout.JAVA_INT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN), 0);
+            case F32, F64, F16, BF16, F8_E4M3, F8_E5M2 -> st.floats(key)[0];
+            default -> Float.NaN;
+        };
     }
 
     private static String abbreviate(String value) {

@@ -46,13 +46,13 @@ public final class Main implements Runnable {
             String line = e.getMessage();
             if (e instanceof CommandLine.UnmatchedArgumentException u) line = unmatched(u, c);
             String name = c.getCommandSpec().qualifiedName();
-            c.getErr().println(name + ": " + line + " (see " + name + " --help)");
+            c.getErr().println(name + ": " + oneLine(line) + " (see " + name + " --help)");
             return USER_ERROR;
         });
         cmd.setExecutionExceptionHandler((e, c, parsed) -> {
             if (!(e instanceof UserError || e instanceof SafeTensorsException || e instanceof PthException
                     || e instanceof UncheckedIOException)) throw e;
-            c.getErr().println(c.getCommandSpec().qualifiedName() + ": " + e.getMessage());
+            c.getErr().println(c.getCommandSpec().qualifiedName() + ": " + oneLine(String.valueOf(e.getMessage())));
             for (CommandLine.ParseResult p = parsed; p != null; p = p.subcommand()) {
                 if (p.hasMatchedOption("--debug")) {
                     e.printStackTrace(c.getErr());
@@ -62,6 +62,21 @@ public final class Main implements Runnable {
             return USER_ERROR;
         });
         return cmd;
+    }
+
+    /**
+     * The message on one line whatever it quotes: a control character (a newline in a path or key) is written as
+     * an escape (backslash n, backslash u and four hex digits), so a user error stays one line.
+     */
+    static String oneLine(String message) {
+        StringBuilder b = new StringBuilder(message.length());
+        for (int i = 0; i < message.length(); i++) {
+            char c = message.charAt(i);
+            if (c == '\n') b.append("\\n");
+            else if (c < 0x20 || c == 0x7f || c == '\u2028' || c == '\u2029' || c == '\u0085') b.append(String.format("\\u%04x", (int) c));
+            else b.append(c);
+        }
+        return b.toString();
     }
 
     /** "unknown flag --netwrk_dim; did you mean --network_dim?" for the first unknown argument (or command). */

@@ -4,6 +4,7 @@ import dev.wanlora.cli.UserError;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.optim.LearningRateSchedule;
 import dev.wanlora.engine.optim.OptimizerConfig;
+import dev.wanlora.models.lora.LoraMetadata;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -187,11 +188,12 @@ public final class TrainChecks {
     }
 
     private static void checkRanges(TrainOptions o) {
-        atLeast("--network_dim", o.network_dim, 1);
-        if (!(o.network_alpha >= 0) || Double.isInfinite(o.network_alpha)) {
+        between("--network_dim", o.network_dim, 1, MAX_NETWORK_DIM);
+        // both reach the GPU as float: a double beyond float's range would become Inf there
+        if (!(o.network_alpha >= 0) || Float.isInfinite((float) o.network_alpha)) {
             throw new UserError("--network_alpha " + o.network_alpha + ": expected a number >= 0 (0 means alpha = rank)");
         }
-        if (!(o.learning_rate > 0) || Double.isInfinite(o.learning_rate)) {
+        if (!(o.learning_rate > 0) || Float.isInfinite((float) o.learning_rate)) {
             throw new UserError("--learning_rate " + o.learning_rate + ": expected a positive number, e.g. 2e-4");
         }
         if (!(o.max_grad_norm >= 0) || Double.isInfinite(o.max_grad_norm)) {
@@ -199,7 +201,7 @@ public final class TrainChecks {
         }
         atLeast("--max_train_steps", o.max_train_steps, 1);
         atLeast("--max_train_epochs", o.max_train_epochs, 1);
-        atLeast("--gradient_accumulation_steps", o.gradient_accumulation_steps, 1);
+        between("--gradient_accumulation_steps", o.gradient_accumulation_steps, 1, MAX_ACCUMULATION_STEPS);
         stepsOrRatio("--lr_warmup_steps", o.lr_warmup_steps);
         atLeast("--lr_scheduler_num_cycles", o.lr_scheduler_num_cycles, 1);
         if (!(o.lr_scheduler_power > 0) || Double.isInfinite(o.lr_scheduler_power)) {
@@ -224,7 +226,7 @@ public final class TrainChecks {
         }
         if (o.blocks_to_swap != null && !o.blocks_to_swap.isAuto()) atLeast("--blocks_to_swap", o.blocks_to_swap.count(), 0);
         // one slot could not load the next block while the current one computes
-        atLeast("--block_swap_ring_size", o.block_swap_ring_size, 2);
+        between("--block_swap_ring_size", o.block_swap_ring_size, 2, MAX_RING_SIZE);
         if (o.max_vram != null) {
             try {
                 MemoryPlan.parseBytes("--max_vram", o.max_vram);
@@ -254,6 +256,11 @@ public final class TrainChecks {
             }
         }
         atLeast("--stop_at_step", o.stop_at_step, 1);
+        try {
+            LoraMetadata.resolution(o.metadata_reso); // checked now: it is first read when the first LoRA file is saved
+        } catch (IllegalArgumentException e) {
+            throw new UserError(e.getMessage(), e);
+        }
     }
 
     private static void checkPaths(TrainOptions o) {
@@ -293,6 +300,22 @@ public final class TrainChecks {
         if (path == null) return;
         if (Files.isDirectory(path)) throw new UserError(flag + " " + path + ": is a folder, expected a file");
         if (!Files.isRegularFile(path)) throw new UserError(flag + " " + path + ": file not found; check the path");
+    }
+
+    /**
+     * Largest --network_dim: the 14B model's width (5120) rounded up; a larger rank is a full-rank update of every
+     * adapted layer, whose LoRA alone would not fit in memory. The model's own width is checked once it is read.
+     */
+    static final int MAX_NETWORK_DIM = 8192;
+    /** Largest --gradient_accumulation_steps: far beyond any real run, small enough to size a per-step buffer by. */
+    static final int MAX_ACCUMULATION_STEPS = 65_536;
+    /** Largest --block_swap_ring_size: more device slots than the 14B model's 40 blocks buy nothing. */
+    static final int MAX_RING_SIZE = 64;
+
+    private static void between(String flag, Integer value, int min, int max) {
+        if (value != null && (value < min || value > max)) {
+            throw new UserError(flag + " " + value + ": expected an integer from " + min + " to " + max);
+        }
     }
 
     private static void atLeast(String flag, Integer value, int min) {

@@ -561,6 +561,10 @@ public final class TrainOptions {
     @Option(names = {"--overwrite"}, description = "Allow replacing another run's files in --output_dir.")
     public boolean overwrite;
 
+    @Option(names = {"--skip_bad_items", "--skip-bad-items"}, description = "Leave out cache items with a missing text"
+            + " cache, a bad header or NaN/Inf values (every cache is read at start), with a warning, instead of stopping.")
+    public boolean skip_bad_items;
+
     @Option(names = {"--validation_dataset_config", "--validation-dataset-config"}, paramLabel = "TOML",
             description = "musubi dataset config of held-out items for a validation loss.")
     public Path validation_dataset_config;

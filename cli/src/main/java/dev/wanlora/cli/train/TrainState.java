@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import dev.wanlora.cli.UserError;
 import dev.wanlora.engine.io.AtomicFiles;
+import dev.wanlora.engine.io.SafeTensors;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -74,10 +75,13 @@ public record TrainState(String format, String outputName, long seed, long globa
             throw new UserError("--resume " + dir + ": no " + STATE_FILE + " in it; pass a state folder written by wanlora's"
                     + " --save_state (musubi's accelerate state folders cannot be resumed by wanlora)");
         } catch (JacksonException e) {
-            throw new UserError(file + ": unreadable (" + e.getOriginalMessage().lines().findFirst().orElse("")
+            throw new UserError(file + ": unreadable (" + SafeTensors.jsonProblem(e)
                     + "); the state folder is damaged, resume from an older one");
         } catch (IOException e) {
             throw new UserError(file + ": cannot read (" + e.getMessage() + ")");
+        }
+        if (s == null) {
+            throw new UserError(file + ": holds JSON null, expected the state object; the state folder is damaged, resume from an older one");
         }
         if (!FORMAT.equals(s.format())) {
             throw new UserError(file + ": format '" + s.format() + "', expected '" + FORMAT + "'; it was written by another"
@@ -88,6 +92,59 @@ public record TrainState(String format, String outputName, long seed, long globa
                 throw new UserError("--resume " + dir + ": " + f + " is missing; the state folder is incomplete, resume from an older one");
             }
         }
+        s.checkFields(file);
         return s;
+    }
+
+    /**
+     * Every field in its range, so that a damaged or hand-edited state.json ends in one line here instead of a crash or
+     * a nonsense run later; what depends on the run (dataset, step budget) is {@link #checkAgainst}.
+     */
+    private void checkFields(Path file) {
+        requireThat(globalStep >= 0, file, "globalStep", globalStep, "a step count >= 0");
+        requireThat(epoch >= 1, file, "epoch", epoch, "a 1-based epoch number");
+        requireThat(epochPosition >= 0, file, "epochPosition", epochPosition, "a batch count >= 0");
+        requireThat(maxTrainSteps >= 1, file, "maxTrainSteps", maxTrainSteps, "a step count >= 1");
+        requireThat(samplerCounter >= 0, file, "samplerCounter", samplerCounter, "a draw count >= 0");
+        requireThat(samplerBucketPool != null, file, "samplerBucketPool", null, "an array of timestep strata ([] without --num_timestep_buckets)");
+        requireThat(lossHistory != null, file, "lossHistory", null, "an array of per-batch losses");
+        for (int i = 0; i < lossHistory.size(); i++) {
+            Double loss = lossHistory.get(i);
+            requireThat(loss != null && Double.isFinite(loss), file, "lossHistory[" + i + "]", loss, "a finite loss");
+        }
+        requireThat(Double.isFinite(trainingStartedAt) && trainingStartedAt >= 0, file, "trainingStartedAt", trainingStartedAt,
+                "unix seconds");
+    }
+
+    /**
+     * The state against the run resuming it: the same timestep strata setting ({@code numTimestepBuckets}, 0 for none),
+     * an epoch and position inside this dataset's epochs, and steps left to train.
+     */
+    void checkAgainst(Path dir, long batchesPerEpoch, int epochs, long maxTrainSteps, int numTimestepBuckets) {
+        Path file = dir.resolve(STATE_FILE);
+        for (int stratum : samplerBucketPool) {
+            requireThat(stratum >= 0 && stratum < numTimestepBuckets, file, "samplerBucketPool", java.util.Arrays.toString(samplerBucketPool),
+                    numTimestepBuckets < 2 ? "[] (this run has no --num_timestep_buckets)"
+                            : "strata from 0 to " + (numTimestepBuckets - 1) + " of --num_timestep_buckets " + numTimestepBuckets);
+        }
+        if (epochPosition > batchesPerEpoch) {
+            throw new UserError(file + ": epochPosition " + epochPosition + " is past the " + batchesPerEpoch + " batches per"
+                    + " epoch of this dataset; resume with the dataset config (and caches) the state was trained with");
+        }
+        if (globalStep >= maxTrainSteps) {
+            throw new UserError("--resume " + dir + ": the state is at step " + globalStep + " and this run trains "
+                    + maxTrainSteps + " steps, so nothing is left to train; raise --max_train_steps or --max_train_epochs");
+        }
+        if (epoch > epochs) {
+            throw new UserError(file + ": epoch " + epoch + " is past the " + epochs + " epoch(s) of this run; resume with"
+                    + " the dataset config and --max_train_epochs/--max_train_steps the state was trained with");
+        }
+    }
+
+    private static void requireThat(boolean isValid, Path file, String field, Object value, String expected) {
+        if (!isValid) {
+            throw new UserError(file + ": " + field + " is " + value + ", expected " + expected
+                    + "; the state folder is damaged, resume from an older one");
+        }
     }
 }

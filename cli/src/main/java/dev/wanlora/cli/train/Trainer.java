@@ -148,6 +148,13 @@ final class Trainer {
         if (o.dry_run) return dryRun();
         sampling = TrainSampling.create(o, sampleModels);
         names = OutputNames.of(o);
+        try (OutputLock lock = StartUp.lockOutput(o.output_dir, out)) {
+            return runLocked();
+        }
+    }
+
+    /** The run, while this process holds --output_dir (issue 15: one run per folder). */
+    private int runLocked() {
         refuseOverwrite();
         TrainState resumed = o.resume == null ? null : TrainState.read(o.resume);
         resolveSeed(resumed);
@@ -158,6 +165,8 @@ final class Trainer {
             if (e.status() != CUDA_ERROR_OUT_OF_MEMORY) throw e;
             throw new UserError("out of GPU memory while " + phase + " (" + e.getMessage() + "); "
                     + memoryAdvice(), e);
+        } catch (OutOfMemoryError e) {
+            throw new UserError(StartUp.heapAdvice(phase, o), e);
         }
     }
 
@@ -239,6 +248,7 @@ final class Trainer {
         maxTrainSteps = o.max_train_epochs != null ? data.maxTrainSteps(o.max_train_epochs, o.gradient_accumulation_steps)
                 : o.max_train_steps;
         epochs = Math.toIntExact(Math.ceilDiv(maxTrainSteps, stepsPerEpoch));
+        if (resumed != null) resumed.checkAgainst(o.resume, data.batchesPerEpoch(), epochs, maxTrainSteps, 0);
         out.printf(Locale.ROOT, "dataset: %d items, %d batches per epoch, %d steps per epoch; %d steps in %d epochs%n",
                 data.numTrainItems(), data.batchesPerEpoch(), stepsPerEpoch, maxTrainSteps, epochs);
 
@@ -265,7 +275,9 @@ final class Trainer {
              LoraNetwork network = createLora(resumed);
              Optimizer opt = createOptimizer(network);
              GradClip gradClip = new GradClip(backend, (float) o.max_grad_norm);
-             TrainStep trainStep = new TrainStep(backend, closeDit, network, opt, gradClip, o.gradient_accumulation_steps)) {
+             // a step never accumulates across an epoch's end, so no more batches than an epoch has
+             TrainStep trainStep = new TrainStep(backend, closeDit, network, opt, gradClip,
+                     (int) Math.min(o.gradient_accumulation_steps, data.batchesPerEpoch()))) {
             dit = closeDit;
             lora = network;
             optimizer = opt;
@@ -322,7 +334,7 @@ final class Trainer {
         try {
             DatasetConfig dc = DatasetConfig.load(config);
             dc.warnings().forEach(w -> out.println("warning: " + w));
-            CacheDataset d = CacheDataset.discover(dc, CacheDataset.Options.STRICT);
+            CacheDataset d = CacheDataset.discover(dc, new CacheDataset.Options(o.skip_bad_items));
             d.warnings().forEach(w -> out.println("warning: " + w));
             return d;
         } catch (DatasetException e) {
@@ -343,6 +355,11 @@ final class Trainer {
         } catch (IllegalArgumentException e) {
             checkpoint.close();
             throw new UserError(e.getMessage(), e);
+        }
+        if (o.network_dim != null && o.network_dim > modelConfig.dim()) {
+            checkpoint.close();
+            throw new UserError("--network_dim " + o.network_dim + ": above the model width " + modelConfig.dim()
+                    + ", where a LoRA update is already full-rank; pass --network_dim " + modelConfig.dim() + " or less");
         }
         int maxSwap = modelConfig.numLayers() - 1;
         if (o.blocks_to_swap != null && !o.blocks_to_swap.isAuto() && o.blocks_to_swap.count() > maxSwap) {
@@ -785,7 +802,12 @@ final class Trainer {
             trainingStartedAt = System.currentTimeMillis() / 1000.0;
         } else {
             long loadStart = System.nanoTime();
-            long optimizerStep = optimizer.loadState(o.resume.resolve(TrainState.OPTIMIZER_FILE));
+            long optimizerStep;
+            try {
+                optimizerStep = optimizer.loadState(o.resume.resolve(TrainState.OPTIMIZER_FILE));
+            } catch (IllegalArgumentException e) {
+                throw new UserError(e.getMessage(), e);
+            }
             out.println(LoadProgress.summary(TrainState.OPTIMIZER_FILE, fileBytes(o.resume.resolve(TrainState.OPTIMIZER_FILE)),
                     (System.nanoTime() - loadStart) / 1e9));
             if (optimizerStep != resumed.globalStep()) {
@@ -826,6 +848,7 @@ final class Trainer {
             while (epoch <= epochs && globalStep < maxTrainSteps) {
                 List<Batch> epochBatches = batches.epoch(epoch);
                 while (position < epochBatches.size() && globalStep < maxTrainSteps) {
+                    interrupt.trainingStarted();
                     long started = System.nanoTime();
                     int groupEnd = Math.min(position + o.gradient_accumulation_steps, epochBatches.size());
                     double lossSum = 0;
@@ -842,15 +865,14 @@ final class Trainer {
                         tCount += b.batchSize();
                     }
                     float[] read = step.clipAndRead(groupEnd - position);
-                    for (int p = position; p < groupEnd; p++) {
-                        losses.add(p, read[p - position]);
-                        lossSum += read[p - position];
-                    }
+                    for (int p = position; p < groupEnd; p++) lossSum += read[p - position];
                     double loss = lossSum / (groupEnd - position);
                     float normSquared = read[groupEnd - position];
                     if (!Double.isFinite(loss) || !Float.isFinite(normSquared)) {
                         return stopNonFinite(globalStep + 1, loss, normSquared, epoch, position);
                     }
+                    // recorded only once finite: the state saved on a non-finite step keeps the last good history
+                    for (int p = position; p < groupEnd; p++) losses.add(p, read[p - position]);
                     double lr = schedule.learningRate(globalStep);
                     step.update(globalStep + 1, (float) lr);
                     globalStep++;

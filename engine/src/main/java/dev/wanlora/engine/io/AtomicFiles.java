@@ -14,6 +14,12 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.BasicFileAttributes;
 import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import java.util.stream.Stream;
 import java.util.concurrent.ThreadLocalRandom;
 
 /**
@@ -50,7 +56,7 @@ public final class AtomicFiles {
             move(temp, target);
             isDone = true;
         } catch (IOException e) {
-            throw failure(target, e);
+            throw failure(target, temp, e);
         } finally {
             if (!isDone) deleteQuietly(temp);
         }
@@ -85,9 +91,65 @@ public final class AtomicFiles {
                 isDone = true;
             }
         } catch (IOException e) {
-            throw failure(target, e);
+            throw failure(target, temp, e);
         } finally {
             if (!isDone) deleteQuietly(temp);
+        }
+    }
+
+    /** The temporary and set-aside names this class gives: {@code .<name>.<16 hex digits>.tmp} or {@code .old}. */
+    private static final Pattern LEFTOVER = Pattern.compile("\\.(.+)\\.[0-9a-f]{16}\\.(tmp|old)");
+
+    /**
+     * Cleans up after writes that a kill interrupted in {@code dir} (call it only while no other process writes
+     * there): a temporary ({@code .tmp}) is deleted, being an unfinished write or a finished one never renamed in
+     * place; a set-aside old folder ({@code .old}) is deleted once its target exists. A kill between
+     * {@link #writeDirectory}'s two renames leaves the target missing beside a complete old and new copy: the new copy
+     * is renamed into place. Returns the paths removed, with their sizes in bytes.
+     */
+    public static Map<Path, Long> removeLeftovers(Path dir) {
+        Map<Path, Long> removed = new TreeMap<>();
+        if (!Files.isDirectory(dir)) return removed;
+        List<Path> entries;
+        try (Stream<Path> s = Files.list(dir)) {
+            entries = s.sorted().toList();
+        } catch (IOException e) {
+            throw new UncheckedIOException(dir + ": cannot list (" + SafeTensors.oneLine(String.valueOf(e.getMessage())) + ")", e);
+        }
+        for (Path p : entries) {
+            Matcher m = LEFTOVER.matcher(p.getFileName().toString());
+            if (!m.matches()) continue;
+            Path target = dir.resolve(m.group(1));
+            String base = p.getFileName().toString().replaceFirst("\\.(tmp|old)$", "");
+            Path temp = dir.resolve(base + ".tmp"), old = dir.resolve(base + ".old");
+            try {
+                if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) continue; // restored or removed with its pair
+                if (Files.exists(old) && Files.exists(temp) && !Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
+                    move(temp, target); // complete: it was forced to disk before the target was set aside
+                    removed.put(old, sizeOf(old));
+                    deleteTree(old);
+                    continue;
+                }
+                if (p.equals(old) && !Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
+                    continue; // an old copy with nothing to replace it: keep it for the user to look at
+                }
+                removed.put(p, sizeOf(p));
+                deleteTree(p);
+            } catch (IOException e) {
+                throw new UncheckedIOException(p + ": cannot remove the leftover of an interrupted save ("
+                        + SafeTensors.oneLine(String.valueOf(e.getMessage())) + "); remove it by hand", e);
+            }
+        }
+        return removed;
+    }
+
+    private static long sizeOf(Path p) throws IOException {
+        try (Stream<Path> s = Files.walk(p)) {
+            long total = 0;
+            for (Path f : s.toList()) {
+                if (Files.isRegularFile(f, LinkOption.NOFOLLOW_LINKS)) total += Files.size(f);
+            }
+            return total;
         }
     }
 
@@ -146,8 +208,14 @@ public final class AtomicFiles {
         }
     }
 
-    private static UncheckedIOException failure(Path target, IOException e) {
-        String reason = e.getMessage() == null ? e.getClass().getSimpleName() : e.getClass().getSimpleName() + ": " + e.getMessage();
+    /**
+     * The failure named after what the user asked to write: the temporary's name is an implementation detail, so where
+     * the I/O error names it (or a file inside a temporary folder) the target's name stands in its place.
+     */
+    private static UncheckedIOException failure(Path target, Path temp, IOException e) {
+        String message = e.getMessage() == null ? null : e.getMessage().replace(temp.toString(), target.toString())
+                .replace(temp.getFileName().toString(), target.getFileName().toString());
+        String reason = message == null ? e.getClass().getSimpleName() : e.getClass().getSimpleName() + ": " + message;
         return new UncheckedIOException(target + ": cannot write (" + SafeTensors.oneLine(reason)
                 + "). hint: check that the folder exists, is writable and has free space", e);
     }

@@ -20,7 +20,8 @@ import java.lang.foreign.ValueLayout;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
-import java.nio.charset.CharacterCodingException;
+import java.nio.CharBuffer;
+import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -66,11 +67,18 @@ public final class SafeTensors implements TensorSource {
      */
     static final long MAX_HEADER_BYTES = 100_000_000L;
 
+    /**
+     * Deepest JSON nesting we accept in a header or index. A real header nests 3 deep (root, tensor, shape array);
+     * the limit stops a hostile file (thousands of '[') before the parser's own limit, whose error has no location.
+     */
+    static final int MAX_HEADER_DEPTH = 64;
+
     private static final Pattern SHARD_NAME = Pattern.compile("(.*)-(\\d+)-of-(\\d+)\\.safetensors");
     private static final String INDEX_SUFFIX = ".safetensors.index.json";
 
     private static final JsonMapper JSON = JsonMapper.builder(JsonFactory.builder()
-                    .streamReadConstraints(StreamReadConstraints.builder().maxStringLength((int) MAX_HEADER_BYTES).build())
+                    .streamReadConstraints(StreamReadConstraints.builder().maxStringLength((int) MAX_HEADER_BYTES)
+                            .maxNestingDepth(MAX_HEADER_DEPTH).build())
                     .build())
             .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION)
             .enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
@@ -328,7 +336,7 @@ public final class SafeTensors implements TensorSource {
         } catch (NoSuchFileException e) {
             throw new SafeTensorsException(index + ": file not found. hint: check the path");
         } catch (JacksonException e) {
-            throw new SafeTensorsException(index + ": not valid JSON (" + oneLine(e.getOriginalMessage())
+            throw new SafeTensorsException(index + ": not valid JSON (" + jsonProblem(e)
                     + "). hint: download the index again");
         } catch (IOException e) {
             throw new SafeTensorsException(index + ": cannot read (" + oneLine(String.valueOf(e.getMessage())) + ")", e);
@@ -404,20 +412,19 @@ public final class SafeTensors implements TensorSource {
                     + MAX_HEADER_BYTES + " bytes. hint: the file is corrupt or not safetensors");
         }
         ByteBuffer raw = readFully(ch, 8, (int) headerBytes);
-        String text;
-        try {
-            text = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(raw).toString();
-        } catch (CharacterCodingException e) {
-            throw new SafeTensorsException(file + ": header is not valid UTF-8 (" + oneLine(e.toString())
-                    + "). hint: the file is corrupt or not safetensors");
+        CharBuffer chars = CharBuffer.allocate((int) headerBytes);
+        CoderResult decoded = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT).decode(raw, chars, true);
+        if (decoded.isError()) {
+            throw new SafeTensorsException(file + ": header is not valid UTF-8 (a malformed byte at header offset "
+                    + raw.position() + "). hint: the file is corrupt or not safetensors");
         }
+        String text = chars.flip().toString();
         JsonNode root;
         try {
             root = JSON.readTree(text);
         } catch (JacksonException e) {
-            throw new SafeTensorsException(file + ": header is not valid JSON (" + oneLine(e.getOriginalMessage())
-                    + " at line " + e.getLocation().getLineNr() + " column " + e.getLocation().getColumnNr()
+            throw new SafeTensorsException(file + ": header is not valid JSON (" + jsonProblem(e)
                     + "). hint: the file is corrupt or not safetensors");
         }
         if (root == null || !root.isObject()) {
@@ -534,6 +541,18 @@ public final class SafeTensors implements TensorSource {
             if (key.startsWith(p)) return key.substring(p.length());
         }
         return key;
+    }
+
+    /**
+     * A Jackson error as one line: its first message line and, when the parser knows it, where. Limit errors (nesting
+     * depth, string length) carry no location.
+     */
+    public static String jsonProblem(JacksonException e) {
+        String message = String.valueOf(e.getOriginalMessage()).lines().findFirst().orElse("");
+        var at = e.getLocation();
+        String where = at == null || at.getLineNr() < 1 ? "" : " at line " + at.getLineNr() + " column " + at.getColumnNr();
+        String line = oneLine(message);
+        return (line.length() <= 200 ? line : line.substring(0, 197) + "...") + where;
     }
 
     private static String describe(JsonNode n) {

@@ -86,6 +86,7 @@ final class OptimizerStateFile {
                             + info.shape() + ", expected " + s.tensor().dtype() + s.tensor().shape()
                             + ". hint: resume with the same --network_dim and modules");
                 }
+                if (info.dtype() == DType.F32) checkValues(file, s.key(), st.floats(s.key()));
                 try (Tensor loaded = backend.fromBytes(info.dtype(), info.shape(), st.data(s.key()))) {
                     backend.copy(s.tensor(), loaded);
                 }
@@ -97,7 +98,28 @@ final class OptimizerStateFile {
                             + "). hint: resume with the same --network_dim and modules");
                 }
             }
-            return saved.path("last_step").asLong();
+            JsonNode lastStep = saved.get("last_step");
+            if (lastStep == null || !lastStep.canConvertToLong() || !lastStep.isIntegralNumber() || lastStep.longValue() < 0) {
+                throw new IllegalArgumentException(file + ": '" + METADATA_KEY + "' metadata has last_step " + lastStep
+                        + "; expected a step count >= 0. hint: the state folder is damaged, resume from another one");
+            }
+            return lastStep.longValue();
+        }
+    }
+
+    /**
+     * A moment or scale that is NaN or infinite (or a negative second moment or absmax, which the update takes the
+     * square root of or scales by) would make every later step non-finite: such a state is damaged.
+     */
+    private static void checkValues(Path file, String key, float[] values) {
+        boolean isNonNegative = key.endsWith(".exp_avg_sq") || key.contains(".absmax");
+        for (int i = 0; i < values.length; i++) {
+            float v = values[i];
+            if (!Float.isFinite(v) || (isNonNegative && v < 0)) {
+                throw new IllegalArgumentException(file + ": optimizer state '" + key + "' holds " + v + " at element " + i
+                        + "; expected finite values" + (isNonNegative ? " >= 0" : "") + ". hint: the state folder is"
+                        + " damaged (or saved after a non-finite step), resume from an earlier one");
+            }
         }
     }
 

@@ -45,6 +45,8 @@ public final class LoraFile {
     public static final String MUSUBI_PREFIX = "lora_unet_";
     /** The key prefix of the PEFT form ({@code convert_lora.py}'s default {@code --diffusers_prefix}). */
     public static final String PEFT_PREFIX = "diffusion_model";
+    /** Largest rank or feature count a LoRA module may have: far above any Wan layer (the 14B FFN has 13824). */
+    static final long MAX_FEATURES = 1 << 20;
 
     private static final Pattern MUSUBI_KEY = Pattern.compile("(.+)\\.(lora_down\\.weight|lora_up\\.weight|alpha)");
     private static final Pattern PEFT_KEY = Pattern.compile("(diffusion_model|transformer)\\.(.+)\\.(lora_A\\.weight|lora_B\\.weight|alpha)");
@@ -131,7 +133,13 @@ public final class LoraFile {
             throw error(file, "module " + name + " has down " + down + " and up " + up,
                     "down (rank, in) and up (out, rank) with the same rank");
         }
-        int rank = Math.toIntExact(down.dim(0));
+        for (long d : new long[] {down.dim(0), down.dim(1), up.dim(0)}) {
+            if (d < 1 || d > MAX_FEATURES) {
+                throw error(file, "module " + name + " has down " + down + " and up " + up,
+                        "rank and feature counts from 1 to " + MAX_FEATURES);
+            }
+        }
+        int rank = (int) down.dim(0);
         float alpha;
         if (alphaKey != null) {
             alpha = scalar(file, st, alphaKey);
@@ -141,8 +149,20 @@ public final class LoraFile {
             throw error(file, "module " + name + " has no alpha", "'" + name + ".alpha' (a scalar) beside lora_down/lora_up."
                     + " hint: re-save the LoRA with musubi, or convert it with musubi's convert_lora.py");
         }
-        return new LoraModuleWeights(name, rank, Math.toIntExact(down.dim(1)), Math.toIntExact(up.dim(0)), alpha,
-                st.floats(downKey), st.floats(upKey));
+        if (!Float.isFinite(alpha)) throw error(file, "module " + name + " has alpha " + alpha, "a finite alpha");
+        return new LoraModuleWeights(name, rank, (int) down.dim(1), (int) up.dim(0), alpha,
+                finite(file, downKey, st.floats(downKey)), finite(file, upKey, st.floats(upKey)));
+    }
+
+    /** The values, unless one is NaN or infinite: such a LoRA is damaged (training or a resume would spread it). */
+    private static float[] finite(Path file, String key, float[] values) {
+        for (int i = 0; i < values.length; i++) {
+            if (!Float.isFinite(values[i])) {
+                throw error(file, "has " + values[i] + " at element " + i + " of '" + key + "'",
+                        "finite weights. hint: the file is damaged; use an earlier LoRA or state folder");
+            }
+        }
+        return values;
     }
 
     /** An alpha: a 0-d or one-element tensor, float or integer (convert_lora.py writes torch.tensor(rank), an int64). */

@@ -158,8 +158,13 @@ public record LoraMetadata(Run run, Training training, Network network, ModelSpe
         return m;
     }
 
-    /** build_metadata's resolution: "W,H" or "S" from --metadata_reso, else the placeholder 1280x720. */
-    static String resolution(String flag) {
+    /**
+     * build_metadata's resolution: "W,H" or "S" from --metadata_reso, else the placeholder 1280x720. The trainer calls
+     * it before training too, so a bad value stops the run at start, not at the first save.
+     *
+     * @throws IllegalArgumentException naming the flag when it is not one or two integers
+     */
+    public static String resolution(String flag) {
         if (flag == null) return "1280x720";
         String[] parts = flag.split(",");
         try {

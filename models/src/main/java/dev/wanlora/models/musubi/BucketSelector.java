@@ -41,7 +41,7 @@ public final class BucketSelector {
                         + " is too small for bucketing; got int(sqrt(area)) = " + sqrtSize + ", expected at least 32");
             }
             TreeSet<Resolution> set = new TreeSet<>();
-            for (int w = minSize; w < sqrtSize + RESOLUTION_STEP; w += RESOLUTION_STEP) {
+            for (int w = minSize; (long) w < (long) sqrtSize + RESOLUTION_STEP; w += RESOLUTION_STEP) {
                 int h = floorToStep((int) (bucketArea / w));
                 set.add(new Resolution(w, h));
                 set.add(new Resolution(h, w));

@@ -46,6 +46,12 @@ public final class CacheDataset {
     /** Text length the DiT pads every context to; a longer cache cannot come from musubi's tokenizer. */
     public static final int TEXT_LEN = 512;
 
+    /**
+     * Items per epoch, repeats included: ten million is years of steps on one GPU, and each epoch's batch order is a
+     * list of that length.
+     */
+    public static final long MAX_TRAIN_ITEMS = 10_000_000;
+
     private static final String LATENT_SUFFIX = "_wan.safetensors";
     private static final String TEXT_SUFFIX = "_wan_te.safetensors";
     private static final Pattern SIZE_TOKEN = Pattern.compile("(\\d+)x(\\d+)");
@@ -59,9 +65,16 @@ public final class CacheDataset {
     /**
      * @param skipBadItems turn the per-item errors (no text cache, bad header, unparsable name, empty or missing cache
      *                     directory) into warnings and leave the item out
+     * @param readsValues  also read every cache's values and refuse (or with skipBadItems, leave out) those holding
+     *                     NaN or Inf; discovery then reads the whole dataset once instead of headers only
      */
-    public record Options(boolean skipBadItems) {
+    public record Options(boolean skipBadItems, boolean readsValues) {
         public static final Options STRICT = new Options(false);
+
+        /** {@code --skip_bad_items}: skipping includes caches with NaN or Inf values. */
+        public Options(boolean skipBadItems) {
+            this(skipBadItems, skipBadItems);
+        }
     }
 
     /**
@@ -130,6 +143,11 @@ public final class CacheDataset {
             datasets.add(new Scan(spec, options, warnings).run());
         }
         CacheDataset result = new CacheDataset(config, datasets, warnings);
+        if (result.numTrainItems() > MAX_TRAIN_ITEMS) {
+            throw new DatasetException(config.file() + ": " + result.numTrainItems() + " items per epoch (repeats included),"
+                    + " more than " + MAX_TRAIN_ITEMS + "; expected num_repeats that keep an epoch within what a run can"
+                    + " train. hint: lower num_repeats and raise --max_train_epochs instead");
+        }
         if (result.numTrainItems() == 0) {
             throw new DatasetException(config.file() + ": no training items in any dataset's cache directory; expected "
                     + "latent and text-encoder caches. hint: run musubi's wan_cache_latents.py and "
@@ -212,6 +230,10 @@ public final class CacheDataset {
             for (Path f : files) {
                 try {
                     CacheItem item = readItem(f);
+                    if (options.readsValues()) {
+                        item.readLatents();
+                        item.readText();
+                    }
                     Bucket bucket = bucketOf(item);
                     buckets.computeIfAbsent(bucket, k -> new ArrayList<>()).add(item);
                 } catch (DatasetException e) {
@@ -303,9 +325,9 @@ public final class CacheDataset {
             }
             Matcher m = LATENT_KEY.matcher(latentKey);
             m.matches();
-            long f = Long.parseLong(m.group(1));
-            long h = Long.parseLong(m.group(2));
-            long w = Long.parseLong(m.group(3));
+            long f = parseKeyNumber(latentFile, latentKey, m.group(1));
+            long h = parseKeyNumber(latentFile, latentKey, m.group(2));
+            long w = parseKeyNumber(latentFile, latentKey, m.group(3));
             checkDType(latentFile, latentKey, m.group(4), info.dtype(), LATENT_HINT);
             Shape shape = info.shape();
             if (shape.rank() == 4 && shape.dim(0) != LATENT_CHANNELS) {
@@ -392,6 +414,15 @@ public final class CacheDataset {
             } catch (NumberFormatException e) {
                 throw new DatasetException(file + ": number " + digits + " in the name is too large; expected a pixel "
                         + "size or frame count. hint: " + LATENT_HINT);
+            }
+        }
+
+        private static long parseKeyNumber(Path file, String key, String digits) {
+            try {
+                return Long.parseLong(digits);
+            } catch (NumberFormatException e) {
+                throw new DatasetException(file + ": key " + key + " has the number " + digits + ", too large for a latent"
+                        + " size; expected latents_{F}x{H}x{W}_{dtype}. hint: " + LATENT_HINT);
             }
         }
 

@@ -54,7 +54,16 @@ public record CacheItem(String itemKey, Path latentFile, Path textFile, int orig
                         + CacheDataset.brackets(info.shape()) + ", expected " + dtype + " " + CacheDataset.brackets(shape)
                         + " as when the dataset was scanned. hint: do not re-run musubi's " + script + " while training");
             }
-            return new LoadedTensor(shape, st.floats(key));
+            float[] values = st.floats(key);
+            for (int i = 0; i < values.length; i++) {
+                if (!Float.isFinite(values[i])) {
+                    throw new DatasetException(file + ": key " + key + " holds " + values[i] + " at element " + i
+                            + "; expected finite values, a NaN or Inf in a cache makes the loss non-finite. hint: re-run"
+                            + " musubi's " + script + " for this item, or pass --skip_bad_items to leave out every cache"
+                            + " holding NaN or Inf");
+                }
+            }
+            return new LoadedTensor(shape, values);
         } catch (SafeTensorsException e) {
             throw new DatasetException(e.getMessage());
         }

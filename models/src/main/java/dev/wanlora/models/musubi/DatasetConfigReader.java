@@ -96,6 +96,17 @@ final class DatasetConfigReader {
     private static final List<Integer> DEFAULT_TARGET_FRAMES = List.of(1);
     private static final int DEFAULT_MAX_FRAMES = 129;
 
+    // Bounds on what a real run can mean (musubi has none): beyond them a number is a typo, and the bucket list,
+    // the epoch's batch list or the memory plan would be unbounded.
+    /** Pixels per side: 8192 is over 6 times Wan's 720p and already needs 262,144 tokens per frame. */
+    static final int MAX_RESOLUTION = 8192;
+    /** Items per batch. */
+    static final int MAX_BATCH_SIZE = 1024;
+    /** Repeats of each item per epoch. */
+    static final int MAX_REPEATS = 10_000;
+    /** Frames of a clip or stride between clips: over 5 minutes at 30 fps, where Wan trains on 81. */
+    static final int MAX_FRAMES = 10_000;
+
     private final Path file;
     private final List<String> warnings = new ArrayList<>();
 
@@ -234,8 +245,8 @@ final class DatasetConfigReader {
 
         Resolution resolution = resolution(lookup("resolution", ds, general));
         String captionExtension = lookup("caption_extension", ds, general) instanceof Found f ? f.node().textValue() : null;
-        int batchSize = intAtLeast(lookup("batch_size", ds, general), 1, 1);
-        int numRepeats = intAtLeast(lookup("num_repeats", ds, general), 1, 0);
+        int batchSize = intBetween(lookup("batch_size", ds, general), 1, 1, MAX_BATCH_SIZE);
+        int numRepeats = intBetween(lookup("num_repeats", ds, general), 1, 0, MAX_REPEATS);
         boolean enableBucket = bool(lookup("enable_bucket", ds, general), false);
         boolean bucketNoUpscale = enableBucket && bool(lookup("bucket_no_upscale", ds, general), false);
         if (enableBucket) {
@@ -258,8 +269,8 @@ final class DatasetConfigReader {
         if (tf != null) {
             TreeSet<Integer> distinct = new TreeSet<>();
             for (JsonNode n : tf.node()) distinct.add(n.intValue());
-            if (distinct.isEmpty() || distinct.first() < 1) {
-                throw outOfRange(tf, "a non-empty array of frame counts, each >= 1 (e.g. [1, 25, 45])");
+            if (distinct.isEmpty() || distinct.first() < 1 || distinct.last() > MAX_FRAMES) {
+                throw outOfRange(tf, "a non-empty array of frame counts, each from 1 to " + MAX_FRAMES + " (e.g. [1, 25, 45])");
             }
             TreeSet<Integer> rounded = new TreeSet<>();
             for (int n : distinct) rounded.add(FrameSpec.roundDownTo4nPlus1(n));
@@ -275,9 +286,9 @@ final class DatasetConfigReader {
             extraction = FrameExtraction.fromConfig(fe.node().textValue());
             if (extraction == null) throw outOfRange(fe, "one of \"head\", \"chunk\", \"slide\", \"uniform\", \"full\"");
         }
-        int frameStride = intAtLeast(lookup("frame_stride", ds), 1, 1);
-        int frameSample = intAtLeast(lookup("frame_sample", ds), 1, 1);
-        int maxFrames = intAtLeast(lookup("max_frames", ds), DEFAULT_MAX_FRAMES, 1);
+        int frameStride = intBetween(lookup("frame_stride", ds), 1, 1, MAX_FRAMES);
+        int frameSample = intBetween(lookup("frame_sample", ds), 1, 1, MAX_FRAMES);
+        int maxFrames = intBetween(lookup("max_frames", ds), DEFAULT_MAX_FRAMES, 1, MAX_FRAMES);
         Double sourceFps = null;
         Found fps = lookup("source_fps", ds);
         if (fps != null) {
@@ -315,10 +326,10 @@ final class DatasetConfigReader {
         return null;
     }
 
-    private int intAtLeast(Found found, int defaultValue, int min) {
+    private int intBetween(Found found, int defaultValue, int min, int max) {
         if (found == null) return defaultValue;
         int v = found.node().intValue();
-        if (v < min) throw outOfRange(found, "an integer >= " + min);
+        if (v < min || v > max) throw outOfRange(found, "an integer from " + min + " to " + max);
         return v;
     }
 
@@ -331,7 +342,9 @@ final class DatasetConfigReader {
         JsonNode n = found.node();
         int w = n.isArray() ? n.get(0).intValue() : n.intValue();
         int h = n.isArray() ? n.get(1).intValue() : n.intValue();
-        if (w < 1 || h < 1) throw outOfRange(found, "positive sizes (e.g. 960 or [960, 544])");
+        if (w < 1 || h < 1 || w > MAX_RESOLUTION || h > MAX_RESOLUTION) {
+            throw outOfRange(found, "sizes from 1 to " + MAX_RESOLUTION + " (e.g. 960 or [960, 544])");
+        }
         return new Resolution(w, h);
     }
 

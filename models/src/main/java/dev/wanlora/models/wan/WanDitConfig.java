@@ -83,6 +83,9 @@ public record WanDitConfig(int dim, int ffnDim, int numHeads, int numLayers, int
 
     // ---------------------------------------------------------------- from a checkpoint
 
+    /** Largest size of any dimension read from a checkpoint's shapes: far above the 14B model's 13824. */
+    private static final long MAX_SIZE = 1 << 20;
+
     private static final Pattern BLOCK_KEY = Pattern.compile("blocks\\.(\\d+)\\..*");
 
     /**
@@ -108,7 +111,7 @@ public record WanDitConfig(int dim, int ffnDim, int numHeads, int numLayers, int
         int textDim = (int) shapeOf(checkpoint, file, "text_embedding.0.weight", 2).dim(1);
         int freqDim = (int) shapeOf(checkpoint, file, "time_embedding.0.weight", 2).dim(1);
         int headOut = (int) shapeOf(checkpoint, file, "head.head.weight", 2).dim(0);
-        if (dim % HEAD_DIM != 0 || headOut % PATCH_1_2_2.numElements() != 0) {
+        if (dim == 0 || dim % HEAD_DIM != 0 || headOut % PATCH_1_2_2.numElements() != 0) {
             throw new IllegalArgumentException(file + ": dim " + dim + " (from patch_embedding.weight) is not a multiple"
                     + " of the head dim " + HEAD_DIM + " or head.head.weight rows " + headOut + " not a multiple of 4;"
                     + " expected a Wan2.1 DiT");
@@ -116,7 +119,13 @@ public record WanDitConfig(int dim, int ffnDim, int numHeads, int numLayers, int
         TreeSet<Integer> blocks = new TreeSet<>();
         for (String key : checkpoint.keys()) {
             Matcher m = BLOCK_KEY.matcher(key);
-            if (m.matches()) blocks.add(Integer.parseInt(m.group(1)));
+            if (!m.matches()) continue;
+            // at most 9 digits: a larger index is no real block (and would not fit an int)
+            if (m.group(1).length() > 9) {
+                throw new IllegalArgumentException(file + ": key " + key + " has block index " + m.group(1)
+                        + "; expected 0..n-1 for a Wan2.1 DiT (the 14B model has 40 blocks)");
+            }
+            blocks.add(Integer.parseInt(m.group(1)));
         }
         if (blocks.isEmpty() || blocks.first() != 0 || blocks.last() != blocks.size() - 1) {
             throw new IllegalArgumentException(file + ": block indices " + summarize(blocks) + " are not 0..n-1;"
@@ -135,6 +144,12 @@ public record WanDitConfig(int dim, int ffnDim, int numHeads, int numLayers, int
         if (s.rank() != rank) {
             throw new IllegalArgumentException(file + ": key " + key + " has shape " + s + ", expected rank " + rank);
         }
+        for (long d : s.dims()) {
+            if (d < 1 || d > MAX_SIZE) {
+                throw new IllegalArgumentException(file + ": key " + key + " has shape " + s + ", expected sizes from 1 to "
+                        + MAX_SIZE + " (a Wan2.1 DiT)");
+            }
+        }
         return s;
     }
 
@@ -147,7 +162,7 @@ public record WanDitConfig(int dim, int ffnDim, int numHeads, int numLayers, int
                 extra.add(key);
             }
         }
-        long inChannels = checkpoint.contains("patch_embedding.weight")
+        long inChannels = checkpoint.contains("patch_embedding.weight") && checkpoint.info("patch_embedding.weight").shape().rank() >= 2
                 ? checkpoint.info("patch_embedding.weight").shape().dim(1) : 16;
         if (extra.isEmpty() && inChannels != 36 && inChannels != 48) return;
         StringBuilder found = new StringBuilder();

@@ -243,7 +243,7 @@ class DatasetConfigTest {
                 batch_size = 0
                 [[datasets]]
                 image_directory = "i"
-                """, "[general]: key 'batch_size' is out of range; got 0, expected an integer >= 1");
+                """, "[general]: key 'batch_size' is out of range; got 0, expected an integer from 1 to 1024");
         failure("""
                 [[datasets]]
                 video_directory = "v"
