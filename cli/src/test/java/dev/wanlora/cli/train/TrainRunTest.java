@@ -1,5 +1,6 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.engine.testing.RequiresGolden;
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
 import dev.wanlora.cli.demo.SyntheticCaches;
@@ -31,6 +32,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * --stop_at_step hook takes the Ctrl-C path), resumes it, and compares the loss sequence with the uninterrupted run
  * bit for bit.
  */
+@RequiresGolden("wan-tiny")
 class TrainRunTest {
 
     @TempDir
