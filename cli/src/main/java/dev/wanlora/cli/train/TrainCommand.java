@@ -74,12 +74,16 @@ public final class TrainCommand implements Callable<Integer> {
         return merged;
     }
 
-    /** Every visible option's snake_case name and current value, in declaration order (the config dump's content). */
+    /**
+     * Every visible option's snake_case name and current value, in declaration order (the config dump's content).
+     * The dump records the run, not how it was started: without {@code resume} (rerunning a resumed run's dump would
+     * otherwise go back to that state) and {@code overwrite}.
+     */
     static Map<String, Object> values(TrainOptions o) {
         Map<String, Object> values = new LinkedHashMap<>();
         for (OptionSpec option : CommandSpec.forAnnotatedObject(o).options()) {
             String key = option.longestName().substring(2).replace('-', '_');
-            if (option.hidden() || key.equals("config_file")) continue;
+            if (option.hidden() || key.equals("config_file") || key.equals("resume") || key.equals("overwrite")) continue;
             values.put(key, option.getValue());
         }
         return values;

@@ -130,8 +130,8 @@ final class Trainer {
     int run() {
         checkSamples();
         names = OutputNames.of(o);
-        refuseOverwrite();
         TrainState resumed = o.resume == null ? null : TrainState.read(o.resume);
+        refuseOverwrite(resumed);
         resolveSeed(resumed);
         try (Backend b = openBackend()) {
             backend = b;
@@ -198,9 +198,22 @@ final class Trainer {
                 + " --sample_every_n_steps and --sample_at_first to train without samples");
     }
 
-    /** Refuses to write over a run with the same name unless --overwrite, or --resume (continuing that run). */
-    private void refuseOverwrite() {
-        if (o.overwrite || o.resume != null) return;
+    /**
+     * Refuses to write over a run with the same name unless --overwrite; with --resume, refuses to write over that
+     * run's files saved after the state (resuming an older state of a run that went on).
+     */
+    private void refuseOverwrite(TrainState resumed) {
+        if (o.overwrite) return;
+        if (resumed != null) {
+            List<Path> newer = names.writtenAfter(o.output_dir, resumed.globalStep(), resumed.epoch(), o.resume);
+            if (!newer.isEmpty()) {
+                throw new UserError("--resume " + o.resume + ": " + o.output_dir + " holds " + newer.size()
+                        + " file(s) saved after this state (step " + resumed.globalStep() + ") that the run would overwrite: "
+                        + OutputNames.listed(newer) + "; pass --overwrite to replace them, resume from a later state, or"
+                        + " choose another --output_dir or --output_name");
+            }
+            return;
+        }
         List<Path> existing = names.existingRunFiles(o.output_dir);
         if (!existing.isEmpty()) {
             throw new UserError(existing.getFirst() + ": exists from an earlier run named '" + o.output_name + "' ("

@@ -209,6 +209,47 @@ class TrainRunTest {
     }
 
     /**
+     * Issue 14, item 2: after a resumed run, its config dump held {@code resume = …}, so {@code --config_file} on it
+     * went back to that state and rewrote the later epoch files without the --overwrite check. The dump records the
+     * run, not the resume; resuming an older state of a run that went on stops with one line unless --overwrite.
+     */
+    @Test
+    void resumingAnOlderStateDoesNotOverwriteLaterFilesAndTheDumpRecordsNoResume() throws IOException {
+        assertEquals(0, wholeRun().exitCode(), wholeRun().out() + wholeRun().err());
+        Path older = dir.resolve("older");
+        try (Stream<Path> files = Files.walk(dir.resolve("whole"))) {
+            for (Path f : files.toList()) Files.copy(f, older.resolve(dir.resolve("whole").relativize(f).toString()));
+        }
+        Path state = older.resolve("ghibli-000001-state"); // after epoch 1, step 2
+        var finalLoraTime = Files.getLastModifiedTime(older.resolve("ghibli.safetensors"));
+
+        CommandRun refused = train(reference("older", "logs-older", "--resume", state.toString()));
+        assertEquals(Main.USER_ERROR, refused.exitCode(), refused.out() + refused.err());
+        assertEquals(1, refused.err().lines().count(), refused.err());
+        // steps 3 and 4 (file + state each) and the final file and state; not epoch 1's file, saved with the state
+        assertTrue(refused.err().contains("holds 6 file(s) saved after this state (step 2) that the run would overwrite:"
+                + " ghibli-state, ghibli-step00000003-state, ghibli-step00000003.safetensors and 3 more; pass --overwrite"),
+                refused.err());
+        assertEquals(finalLoraTime, Files.getLastModifiedTime(older.resolve("ghibli.safetensors")), "nothing written");
+
+        CommandRun resumed = train(reference("older", "logs-older", "--resume", state.toString(), "--overwrite"));
+        assertEquals(0, resumed.exitCode(), resumed.out() + resumed.err());
+        Path dump = older.resolve("ghibli-config.toml");
+        var config = TrainConfigFile.readFlat(dump);
+        assertFalse(config.containsKey("resume"), config.toString());
+        assertFalse(config.containsKey("overwrite"), config.toString());
+
+        // the dump reruns the whole run from step 0, so the guard against replacing a run's files applies
+        CommandRun rerun = train("--config_file", dump.toString());
+        assertEquals(Main.USER_ERROR, rerun.exitCode(), rerun.out() + rerun.err());
+        assertTrue(rerun.err().contains("exists from an earlier run named 'ghibli'"), rerun.err());
+
+        // the final state is as new as the final file: continuing it needs no --overwrite (nothing left to train here)
+        CommandRun fromFinal = train(reference("older", "logs-older-final", "--resume", older.resolve("ghibli-state").toString()));
+        assertEquals(0, fromFinal.exitCode(), fromFinal.out() + fromFinal.err());
+    }
+
+    /**
      * A real kill: a separate JVM trains, gets SIGTERM (what Ctrl-C's SIGINT also triggers: the JVM's shutdown hooks)
      * after its second step, saves a state and exits; resuming it gives the uninterrupted run's losses.
      */
