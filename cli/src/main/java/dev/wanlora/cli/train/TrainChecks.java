@@ -81,6 +81,7 @@ public final class TrainChecks {
         if (samplingAsked && o.sample_prompts == null) {
             info.add("info: --sample_every_n_*/--sample_at_first without --sample_prompts: no samples will be made");
         }
+        info.addAll(FlagOverrides.info(o));
         return info;
     }
 

@@ -14,6 +14,7 @@ import dev.wanlora.engine.cuda.CudaException;
 import dev.wanlora.engine.flow.TimestepSampler;
 import dev.wanlora.engine.flow.TimestepSampling;
 import dev.wanlora.engine.io.SafeTensors;
+import dev.wanlora.engine.text.Counts;
 import dev.wanlora.engine.io.SafeTensorsException;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.optim.GradClip;
@@ -154,8 +155,11 @@ final class Trainer {
         maxTrainSteps = o.max_train_epochs != null ? data.maxTrainSteps(o.max_train_epochs, o.gradient_accumulation_steps)
                 : o.max_train_steps;
         epochs = Math.toIntExact(Math.ceilDiv(maxTrainSteps, stepsPerEpoch));
-        out.printf(Locale.ROOT, "dataset: %d items, %d batches per epoch, %d steps per epoch; %d steps in %d epochs%n",
-                data.numTrainItems(), data.batchesPerEpoch(), stepsPerEpoch, maxTrainSteps, epochs);
+        String override = FlagOverrides.epochsOverSteps(o, maxTrainSteps, epochs);
+        if (override != null) out.println(override);
+        out.println("dataset: " + Counts.of(data.numTrainItems(), "item") + ", "
+                + Counts.of(data.batchesPerEpoch(), "batch", "batches") + " per epoch, " + Counts.of(stepsPerEpoch, "step")
+                + " per epoch; " + Counts.of(maxTrainSteps, "step") + " in " + Counts.of(epochs, "epoch"));
 
         try (SafeTensors checkpoint = openCheckpoint()) {
             ComputePrecision precision = precision(checkpoint);
@@ -541,7 +545,7 @@ final class Trainer {
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), e);
         }
-        out.println("optimizer: " + config.metadataName() + ", lr " + fmt(o.learning_rate) + " (" + o.lr_scheduler + ")");
+        out.println("optimizer: " + config.metadataName() + ", lr " + ProgressDisplay.learningRate(o.learning_rate) + " (" + o.lr_scheduler + ")");
         return TrainStep.optimizer(backend, config, network);
     }
 
@@ -572,7 +576,7 @@ final class Trainer {
                         + resumed.globalStep() + "; the state folder is inconsistent, resume from another one");
             }
             if (resumed.maxTrainSteps() != maxTrainSteps) {
-                out.println("info: this run trains " + maxTrainSteps + " steps, the resumed one planned " + resumed.maxTrainSteps()
+                out.println("info: this run trains " + Counts.of(maxTrainSteps, "step") + ", the resumed one planned " + resumed.maxTrainSteps()
                         + " (the learning-rate schedule follows the new total)");
             }
             sampler = TimestepSampler.restore(samplerConfig, new TimestepSampler.State(
@@ -583,8 +587,11 @@ final class Trainer {
             globalStep = resumed.globalStep();
             epoch = resumed.epoch();
             position = resumed.epochPosition();
-            out.printf(Locale.ROOT, "resuming at step %d (epoch %d, batch %d of %d)%n", globalStep, epoch, position + 1,
-                    data.batchesPerEpoch());
+            // a state saved by a step that ended an epoch (a step save, Ctrl-C) is at the end of that epoch
+            out.println(position >= data.batchesPerEpoch()
+                    ? String.format(Locale.ROOT, "resuming at step %d (after the last batch of epoch %d)", globalStep, epoch)
+                    : String.format(Locale.ROOT, "resuming at step %d (epoch %d, batch %d of %d)", globalStep, epoch,
+                    position + 1, data.batchesPerEpoch()));
         }
         metadata = metadata();
         Path dump = TrainCommand.writeConfigDump(o);
@@ -672,7 +679,7 @@ final class Trainer {
             if (o.save_state || o.save_state_on_train_end) {
                 saveState(o.output_dir.resolve(names.lastState()), globalStep, epoch, position);
             }
-            progress.message("done: " + o.output_dir.resolve(names.lastFile()) + " (" + globalStep + " steps)");
+            progress.message("done: " + o.output_dir.resolve(names.lastFile()) + " (" + Counts.of(globalStep, "step") + ")");
             return 0;
         } catch (java.io.IOException e) {
             throw new UserError(dump + ": cannot read back the configuration dump (" + e.getMessage() + ")", e);

@@ -308,7 +308,7 @@ class TrainRunTest {
                 "--optimizer_type", "AdamW", "--learning_rate", "1e-3");
         assertEquals(0, r.exitCode(), r.out() + r.err());
         assertTrue(r.out().contains("initial LoRA weights from " + start + " (rank 4)"), r.out());
-        assertTrue(r.out().contains("dataset: 2 items, 2 batches per epoch, 1 steps per epoch; 1 steps in 1 epochs"), r.out());
+        assertTrue(r.out().contains("dataset: 2 items, 2 batches per epoch, 1 step per epoch; 1 step in 1 epoch"), r.out());
         assertTrue(Files.isRegularFile(dir.resolve("warm/warm.safetensors")));
 
         CommandRun wrongRank = train("--dit", dit.toString(), "--dataset_config", dataset.toString(), "--output_dir",
