@@ -599,9 +599,9 @@ final class Trainer {
         BatchSchedule batches = new BatchSchedule(data, o.seed);
 
         try (TrainLog trainLog = TrainLog.open(o.logging_dir, o.log_prefix, o.log_tracker_name);
-             RunInterrupt interrupt = RunInterrupt.install();
              ProgressDisplay display = ProgressDisplay.create(out, !isLinePerStep && ProgressDisplay.isTerminal(),
-                     globalStep, maxTrainSteps, isLinePerStep ? 1 : Math.max(1, maxTrainSteps / 100))) {
+                     globalStep, maxTrainSteps, isLinePerStep ? 1 : Math.max(1, maxTrainSteps / 100));
+             RunInterrupt interrupt = RunInterrupt.install(display::message)) {
             log = trainLog;
             progress = display;
             if (o.log_config) log.config(Files.readString(dump));
@@ -653,7 +653,9 @@ final class Trainer {
                     if (validationData != null && o.validate_every_n_steps != null && globalStep % o.validate_every_n_steps == 0) {
                         validate(globalStep);
                     }
-                    if (interrupt.isRequested() || (o.stop_at_step != null && globalStep == o.stop_at_step)) {
+                    // a stop asked for during the last step lets the run finish: the final LoRA is what it was for
+                    if ((interrupt.isRequested() || (o.stop_at_step != null && globalStep == o.stop_at_step))
+                            && globalStep < maxTrainSteps) {
                         Path dir = o.output_dir.resolve(names.stepState(globalStep));
                         saveState(dir, globalStep, epoch, position);
                         progress.message("interrupted after step " + globalStep + ": state saved to " + dir
@@ -675,6 +677,7 @@ final class Trainer {
                 }
             }
             phase = "saving";
+            if (interrupt.isRequested()) progress.message("the stop came during the last step: saving the final LoRA");
             saveLora(o.output_dir.resolve(names.lastFile()), globalStep, Math.min(epoch, epochs));
             if (o.save_state || o.save_state_on_train_end) {
                 saveState(o.output_dir.resolve(names.lastState()), globalStep, epoch, position);

@@ -244,6 +244,12 @@ class TrainRunTest {
         assertEquals(Main.USER_ERROR, rerun.exitCode(), rerun.out() + rerun.err());
         assertTrue(rerun.err().contains("exists from an earlier run named 'ghibli'"), rerun.err());
 
+        // a step state saved by the step that ended epoch 1 (it said "batch 3 of 2")
+        CommandRun endOfEpoch = train(reference("older", "logs-older-step2", "--resume",
+                older.resolve("ghibli-step00000002-state").toString(), "--overwrite"));
+        assertEquals(0, endOfEpoch.exitCode(), endOfEpoch.out() + endOfEpoch.err());
+        assertTrue(endOfEpoch.out().contains("resuming at step 2 (after the last batch of epoch 1)"), endOfEpoch.out());
+
         // the final state is as new as the final file: continuing it needs no --overwrite (nothing left to train here)
         CommandRun fromFinal = train(reference("older", "logs-older-final", "--resume", older.resolve("ghibli-state").toString()));
         assertEquals(0, fromFinal.exitCode(), fromFinal.out() + fromFinal.err());
@@ -285,6 +291,93 @@ class TrainRunTest {
         List<Float> all = new ArrayList<>(losses("logs-killed").subList(0, (int) stoppedAt));
         all.addAll(losses("logs-killed-resumed"));
         assertEquals(expected, all);
+    }
+
+    /** A separate JVM running {@code wanlora train ARGS}; {@code onLine} sees each output line as it comes. */
+    private static Spawned spawn(List<String> args, java.util.function.BiConsumer<Process, String> onLine) throws Exception {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        String classPath = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
+        List<String> command = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-cp", classPath,
+                Main.class.getName(), "train"));
+        command.addAll(args);
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        List<String> lines = new ArrayList<>();
+        try (var reader = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()))) {
+            for (String line; (line = reader.readLine()) != null; ) {
+                lines.add(line);
+                onLine.accept(p, line);
+            }
+        }
+        return new Spawned(p.waitFor(), lines);
+    }
+
+    private record Spawned(int exitCode, List<String> lines) {
+        String output() {
+            return String.join("\n", lines);
+        }
+    }
+
+    /** Ctrl-C as a terminal sends it: SIGINT to the process. */
+    private static void ctrlC(Process p) {
+        try {
+            new ProcessBuilder("kill", "-INT", Long.toString(p.pid())).start().waitFor();
+        } catch (IOException | InterruptedException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    /**
+     * Issue 14, item 5: Ctrl-C said nothing until the step ended. The notice comes at once, before the step in progress
+     * ends (the line after the one the test reacted to), then the state is saved and the process exits with 130.
+     */
+    @Test
+    void ctrlCSaysAtOnceThatItStopsAfterThisStep() throws Exception {
+        Spawned r = spawn(List.of(reference("ctrl-c", "logs-ctrl-c")), (p, line) -> {
+            if (line.startsWith("step 1/")) ctrlC(p);
+        });
+        assertEquals(Trainer.INTERRUPTED, r.exitCode(), r.output());
+        int stepLine = r.lines().indexOf(r.lines().stream().filter(l -> l.startsWith("step 1/")).findFirst().orElseThrow());
+        assertEquals(RunInterrupt.NOTICE, r.lines().get(stepLine + 1), r.output());
+        String last = r.lines().stream().filter(l -> l.startsWith("interrupted after step ")).findFirst().orElseThrow(
+                () -> new AssertionError("no state saved:\n" + r.output()));
+        Path state = Path.of(last.substring(last.indexOf("state saved to ") + "state saved to ".length(), last.indexOf(';')));
+        assertTrue(TrainState.read(state).globalStep() >= 1, r.output());
+    }
+
+    /** A second Ctrl-C stops at once, leaving only complete files (each is renamed into place when written). */
+    @Test
+    void secondCtrlCStopsAtOnceLeavingCompleteFiles() throws Exception {
+        Spawned r = spawn(List.of(reference("ctrl-c-twice", "logs-ctrl-c-twice")), (p, line) -> {
+            if (line.startsWith("step 1/") || line.equals(RunInterrupt.NOTICE)) ctrlC(p);
+        });
+        assertEquals(Trainer.INTERRUPTED, r.exitCode(), r.output());
+        assertTrue(r.output().contains("stopping now: the step in progress is lost; the files saved before it are complete"),
+                r.output());
+        Path out = dir.resolve("ctrl-c-twice");
+        try (Stream<Path> files = Files.list(out)) {
+            for (Path f : files.toList()) {
+                String name = f.getFileName().toString();
+                if (name.endsWith("-state")) TrainState.read(f); // checks the three files are there
+                if (name.endsWith(".safetensors")) SafeTensors.open(f).close();
+            }
+        }
+    }
+
+    /** SIGTERM during the last step lets the run finish: the final LoRA (and state) are written, then the JVM exits. */
+    @Test
+    void sigtermDuringTheLastStepStillWritesTheFinalLora() throws Exception {
+        // one step in all (two batches accumulated, one epoch), so the signal, sent before it ends, lands in the last step
+        Spawned r = spawn(List.of(reference("term-last", "logs-term-last", "--max_train_epochs", "1",
+                "--gradient_accumulation_steps", "2")), (p, line) -> {
+            if (line.startsWith("TensorBoard: ")) p.toHandle().destroy();
+        });
+        assertEquals(143, r.exitCode(), r.output());
+        assertTrue(r.output().contains("received SIGTERM: stopping after this step and saving state"), r.output());
+        assertTrue(r.output().contains("the stop came during the last step: saving the final LoRA"), r.output());
+        try (SafeTensors lora = SafeTensors.open(dir.resolve("term-last/ghibli.safetensors"))) {
+            assertEquals("1", lora.metadata().get("ss_steps"));
+        }
+        assertEquals(1, TrainState.read(dir.resolve("term-last/ghibli-state")).globalStep());
     }
 
     @Test
