@@ -55,6 +55,8 @@ final class InspectCommand implements Callable<Integer> {
             throw new UserError("--limit " + limit + ": expected a count >= 0");
         }
         PrintWriter out = spec.commandLine().getOut();
+        String text = TextFileKind.describe(file);
+        if (text != null) throw new UserError(file + ": " + text);
         try (SafeTensors st = SafeTensors.open(file)) {
             printSummary(out, st);
             printCache(out, st);

@@ -22,8 +22,10 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "train", sortOptions = false, mixinStandardHelpOptions = true,
         customSynopsis = "wanlora train --dit FILE --dataset_config TOML --output_dir DIR --output_name NAME [FLAGS...]",
-        description = {"Train a LoRA for the Wan2.1 T2V DiT on musubi caches. Flags are musubi's (wan_train_network.py),",
-                "in --snake_case or --kebab-case; PyTorch-only flags are accepted and ignored."})
+        // the first line is the summary `wanlora --help` lists, so it is a whole sentence
+        description = {"Train a LoRA for the Wan2.1 T2V DiT on musubi caches, with musubi's flags.",
+                "Flags are musubi's (wan_train_network.py), in --snake_case or --kebab-case; PyTorch-only flags are"
+                        + " accepted and ignored."})
 public final class TrainCommand implements Callable<Integer> {
 
     @Mixin
