@@ -107,7 +107,7 @@ final class Trainer {
     private LoraMetadata metadata;
     private LossRecorder losses;
     private TrainLog log;
-    private ProgressDisplay progress;
+    private volatile ProgressDisplay progress;
     private long sessionId;
     private double trainingStartedAt;
     private long maxTrainSteps;
@@ -598,10 +598,11 @@ final class Trainer {
         out.println("configuration: " + dump);
         BatchSchedule batches = new BatchSchedule(data, o.seed);
 
-        try (TrainLog trainLog = TrainLog.open(o.logging_dir, o.log_prefix, o.log_tracker_name);
+        // the interrupt is closed last: closing it lets a SIGTERM'd JVM exit, so the log and display close first
+        try (RunInterrupt interrupt = RunInterrupt.install(this::notice);
+             TrainLog trainLog = TrainLog.open(o.logging_dir, o.log_prefix, o.log_tracker_name);
              ProgressDisplay display = ProgressDisplay.create(out, !isLinePerStep && ProgressDisplay.isTerminal(),
-                     globalStep, maxTrainSteps, isLinePerStep ? 1 : Math.max(1, maxTrainSteps / 100));
-             RunInterrupt interrupt = RunInterrupt.install(display::message)) {
+                     globalStep, maxTrainSteps, isLinePerStep ? 1 : Math.max(1, maxTrainSteps / 100))) {
             log = trainLog;
             progress = display;
             if (o.log_config) log.config(Files.readString(dump));
@@ -686,6 +687,17 @@ final class Trainer {
             return 0;
         } catch (java.io.IOException e) {
             throw new UserError(dump + ": cannot read back the configuration dump (" + e.getMessage() + ")", e);
+        }
+    }
+
+    /** A line from a signal's thread (Ctrl-C, SIGTERM): above the bar once there is one. */
+    private void notice(String line) {
+        ProgressDisplay p = progress;
+        if (p != null) {
+            p.message(line);
+        } else {
+            out.println(line);
+            out.flush();
         }
     }
 
