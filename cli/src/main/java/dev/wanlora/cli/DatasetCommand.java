@@ -1,5 +1,6 @@
 package dev.wanlora.cli;
 
+import dev.wanlora.engine.text.Counts;
 import dev.wanlora.models.musubi.Bucket;
 import dev.wanlora.models.musubi.CacheDataset;
 import dev.wanlora.models.musubi.CacheDataset.DatasetCache;
@@ -90,13 +91,14 @@ final class DatasetCommand implements Callable<Integer> {
         out.printf("steps per epoch:  %,d (ceil(%,d batches / gradient_accumulation_steps %d))%n",
                 stepsPerEpoch, data.batchesPerEpoch(), gradientAccumulationSteps);
         if (maxTrainEpochs != null) {
-            out.printf("total steps:      %,d (%d epochs x %,d)%n",
-                    data.maxTrainSteps(maxTrainEpochs, gradientAccumulationSteps), maxTrainEpochs, stepsPerEpoch);
+            out.printf("total steps:      %,d (%s x %,d)%n",
+                    data.maxTrainSteps(maxTrainEpochs, gradientAccumulationSteps), Counts.of(maxTrainEpochs, "epoch"), stepsPerEpoch);
         } else {
             long steps = maxTrainSteps != null ? maxTrainSteps : DEFAULT_MAX_TRAIN_STEPS;
-            out.printf("total steps:      %,d (%s), %,d epochs%n", steps,
+            long epochs = data.epochsFor(steps, gradientAccumulationSteps);
+            out.printf("total steps:      %,d (%s), %,d %s%n", steps,
                     maxTrainSteps != null ? "--max_train_steps" : "musubi's default --max_train_steps",
-                    data.epochsFor(steps, gradientAccumulationSteps));
+                    epochs, epochs == 1 ? "epoch" : "epochs");
         }
         out.flush();
         return 0;

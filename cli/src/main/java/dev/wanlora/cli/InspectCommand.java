@@ -63,6 +63,8 @@ final class InspectCommand implements Callable<Integer> {
             throw new UserError("--limit " + limit + ": expected a count >= 0");
         }
         PrintWriter out = spec.commandLine().getOut();
+        String text = TextFileKind.describe(file);
+        if (text != null) throw new UserError(file + ": " + text);
         if (PthFile.isPthName(file)) {
             try (PthFile pth = PthFile.open(file)) {
                 CheckpointInspect.printPth(out, pth, limit);

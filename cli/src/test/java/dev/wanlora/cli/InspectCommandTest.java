@@ -154,7 +154,8 @@ class InspectCommandTest {
 
     @Test
     void badFileIsOneLineWithExitCode2() throws IOException {
-        Path f = Files.writeString(tmp.resolve("notes.safetensors"), "hello");
+        // binary (a NUL byte): text files get their own message (textFilesSayWhatTheyAreAndWhichCommandReadsThem)
+        Path f = Files.write(tmp.resolve("notes.safetensors"), new byte[] {5, 0, 0, 0, 0});
         CommandRun r = run("inspect", f.toString());
         assertEquals(Main.USER_ERROR, r.exitCode());
         assertEquals("wanlora inspect: " + f + ": 5 bytes, shorter than the 8-byte header length field. hint: the file is"
@@ -164,6 +165,39 @@ class InspectCommandTest {
         CommandRun debug = run("inspect", f.toString(), "--debug");
         assertEquals(Main.USER_ERROR, debug.exitCode());
         assertTrue(debug.err().contains("\tat dev.wanlora.engine.io.SafeTensors"), debug.err());
+    }
+
+    /** Issue 14: {@code inspect dataset.toml} said "header length 7809649008806553435 is larger than the file". */
+    @Test
+    void textFilesSayWhatTheyAreAndWhichCommandReadsThem() throws IOException {
+        Path dataset = Files.writeString(tmp.resolve("dataset.toml"), "[general]\nresolution = [960, 544]\n\n[[datasets]]\n"
+                + "image_directory = \"imgs\"\n");
+        Path config = Files.writeString(tmp.resolve("ghibli-config.toml"), "dit = \"a.safetensors\"\nnetwork_dim = 32\n");
+        Path json = Files.writeString(tmp.resolve("meta.json"), "{\"a\": 1}");
+        Path prompts = Files.writeString(tmp.resolve("prompts.txt"), "a cat --w 832 --h 480\n");
+        Map<Path, String> expected = Map.of(
+                dataset, "a musubi dataset config (TOML), not safetensors; read it with wanlora dataset --dataset_config "
+                        + dataset + " (items, buckets, batches) or pass it to wanlora train --dataset_config",
+                config, "a wanlora train configuration (TOML), not safetensors; run it with wanlora train --config_file " + config,
+                json, "a JSON text file, not safetensors; inspect reads .safetensors files and a sharded checkpoint's"
+                        + " index.json (one with a weight_map)",
+                prompts, "a text file, not safetensors; sample prompts go to wanlora train --sample_prompts, captions sit"
+                        + " beside the cached items; inspect reads .safetensors files");
+        expected.forEach((file, line) -> {
+            CommandRun r = run("inspect", file.toString());
+            assertEquals(Main.USER_ERROR, r.exitCode(), r.err());
+            assertEquals("wanlora inspect: " + file + ": " + line + "\n", r.err());
+        });
+    }
+
+    /** Issue 14: `wanlora --help` lists each command's first description line, which cut train's mid-sentence. */
+    @Test
+    void helpListsWholeSentences() {
+        Main.commandLine().getSubcommands().forEach((name, c) -> {
+            String first = c.getCommandSpec().usageMessage().description()[0];
+            assertTrue(first.endsWith("."), name + ": " + first);
+        });
+        assertTrue(run("--help").out().contains("Train a LoRA for the Wan2.1 T2V DiT on musubi caches, with"));
     }
 
     @Test

@@ -87,12 +87,45 @@ public record OutputNames(String name, Integer everyNEpochs, Integer lastNEpochs
      */
     public List<Path> existingRunFiles(Path dir) {
         if (!Files.isDirectory(dir)) return List.of();
-        Pattern ours = Pattern.compile(Pattern.quote(name)
-                + "(\\.safetensors|-\\d{6}\\.safetensors|-step\\d{8}\\.safetensors|-\\d{6}-state|-step\\d{8}-state|-state)");
+        Pattern ours = runFiles();
         try (Stream<Path> files = Files.list(dir)) {
             return files.filter(p -> ours.matcher(p.getFileName().toString()).matches()).sorted().toList();
         } catch (IOException e) {
             throw new UncheckedIOException(dir + ": cannot list", e);
         }
+    }
+
+    /**
+     * The run's files in {@code dir} written after a state saved at {@code step} that continues in {@code epoch}
+     * ({@link TrainState#epoch()}): what resuming that state would overwrite. By name: step files and states of later
+     * steps, epoch files and states of epochs from {@code epoch} on (an epoch state continues in the next epoch, so
+     * its own epoch file is older), and the final file and state unless {@code state} is that final state.
+     */
+    public List<Path> writtenAfter(Path dir, long step, int epoch, Path state) {
+        boolean isFinalState = state.toAbsolutePath().normalize().equals(dir.resolve(lastState()).toAbsolutePath().normalize());
+        Pattern ours = runFiles();
+        List<Path> newer = new java.util.ArrayList<>();
+        for (Path p : existingRunFiles(dir)) {
+            var m = ours.matcher(p.getFileName().toString());
+            if (!m.matches()) continue;
+            boolean isNewer;
+            if (m.group("step") != null) isNewer = Long.parseLong(m.group("step")) > step;
+            else if (m.group("epoch") != null) isNewer = Long.parseLong(m.group("epoch")) >= epoch;
+            else isNewer = !isFinalState;
+            if (isNewer) newer.add(p);
+        }
+        return newer;
+    }
+
+    /** "a, b, c and 4 more": the first three file names of {@code files}, for a one-line message. */
+    public static String listed(List<Path> files) {
+        String first = String.join(", ", files.stream().limit(3).map(p -> p.getFileName().toString()).toList());
+        return files.size() <= 3 ? first : first + " and " + (files.size() - 3) + " more";
+    }
+
+    /** {name}.safetensors, {name}-state, and the numbered files and states (group "epoch" or "step"). */
+    private Pattern runFiles() {
+        return Pattern.compile(Pattern.quote(name) + "(?:\\.safetensors|-state|-(?<epoch>\\d{6})(?:\\.safetensors|-state)"
+                + "|-step(?<step>\\d{8})(?:\\.safetensors|-state))");
     }
 }

@@ -89,6 +89,7 @@ public final class TrainChecks {
         if (samplingAsked && o.sample_prompts == null) {
             info.add("info: --sample_every_n_*/--sample_at_first without --sample_prompts: no samples will be made");
         }
+        info.addAll(FlagOverrides.info(o));
         return info;
     }
 
@@ -284,9 +285,15 @@ public final class TrainChecks {
         existingFile("--dataset_config", o.dataset_config);
         existingFile("--vae", o.vae);
         existingFile("--t5", o.t5);
+        ModelFiles.require("--vae", o.vae, ModelFiles.Kind.VAE);
+        ModelFiles.require("--t5", o.t5, ModelFiles.Kind.T5);
         existingFile("--network_weights", o.network_weights);
         existingFile("--sample_prompts", o.sample_prompts);
         existingFile("--validation_dataset_config", o.validation_dataset_config);
+        if (o.resume != null && Files.isRegularFile(o.resume)) {
+            throw new UserError("--resume " + o.resume + ": is a file; --resume takes a state folder written by --save_state"
+                    + " (e.g. out/" + o.output_name + "-000002-state), --network_weights takes a LoRA file to start from");
+        }
         if (o.resume != null && !Files.isDirectory(o.resume)) {
             throw new UserError("--resume " + o.resume + ": no such folder; pass a state folder written by --save_state, e.g. "
                     + "out/" + o.output_name + "-000002-state");

@@ -23,8 +23,10 @@ import java.util.concurrent.Callable;
  */
 @Command(name = "train", sortOptions = false, mixinStandardHelpOptions = true,
         customSynopsis = "wanlora train --dit FILE --dataset_config TOML --output_dir DIR --output_name NAME [FLAGS...]",
-        description = {"Train a LoRA for the Wan2.1 T2V DiT on musubi caches. Flags are musubi's (wan_train_network.py),",
-                "in --snake_case or --kebab-case; PyTorch-only flags are accepted and ignored."})
+        // the first line is the summary `wanlora --help` lists, so it is a whole sentence
+        description = {"Train a LoRA for the Wan2.1 T2V DiT on musubi caches, with musubi's flags.",
+                "Flags are musubi's (wan_train_network.py), in --snake_case or --kebab-case; PyTorch-only flags are"
+                        + " accepted and ignored."})
 public final class TrainCommand implements Callable<Integer> {
 
     @Mixin
@@ -86,12 +88,16 @@ public final class TrainCommand implements Callable<Integer> {
         return merged;
     }
 
-    /** Every visible option's snake_case name and current value, in declaration order (the config dump's content). */
+    /**
+     * Every visible option's snake_case name and current value, in declaration order (the config dump's content).
+     * The dump records the run, not how it was started: without {@code resume} (rerunning a resumed run's dump would
+     * otherwise go back to that state) and {@code overwrite}.
+     */
     static Map<String, Object> values(TrainOptions o) {
         Map<String, Object> values = new LinkedHashMap<>();
         for (OptionSpec option : CommandSpec.forAnnotatedObject(o).options()) {
             String key = option.longestName().substring(2).replace('-', '_');
-            if (option.hidden() || key.equals("config_file")) continue;
+            if (option.hidden() || key.equals("config_file") || key.equals("resume") || key.equals("overwrite")) continue;
             values.put(key, option.getValue());
         }
         return values;

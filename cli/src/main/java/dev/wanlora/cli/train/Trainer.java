@@ -23,6 +23,7 @@ import dev.wanlora.engine.random.RandomSource;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
+import dev.wanlora.engine.text.Counts;
 import dev.wanlora.models.lora.LoraFile;
 import dev.wanlora.models.lora.LoraFormat;
 import dev.wanlora.models.lora.LoraMetadata;
@@ -112,7 +113,7 @@ final class Trainer {
     private LoraMetadata metadata;
     private LossRecorder losses;
     private TrainLog log;
-    private ProgressDisplay progress;
+    private volatile ProgressDisplay progress;
     private long sessionId;
     private double trainingStartedAt;
     private long maxTrainSteps;
@@ -155,8 +156,8 @@ final class Trainer {
 
     /** The run, while this process holds --output_dir (issue 15: one run per folder). */
     private int runLocked() {
-        refuseOverwrite();
         TrainState resumed = o.resume == null ? null : TrainState.read(o.resume);
+        refuseOverwrite(resumed);
         resolveSeed(resumed);
         try (Backend b = openBackend(); TrainSampling closeSampling = sampling) {
             backend = b;
@@ -249,8 +250,11 @@ final class Trainer {
                 : o.max_train_steps;
         epochs = Math.toIntExact(Math.ceilDiv(maxTrainSteps, stepsPerEpoch));
         if (resumed != null) resumed.checkAgainst(o.resume, data.batchesPerEpoch(), epochs, maxTrainSteps, 0);
-        out.printf(Locale.ROOT, "dataset: %d items, %d batches per epoch, %d steps per epoch; %d steps in %d epochs%n",
-                data.numTrainItems(), data.batchesPerEpoch(), stepsPerEpoch, maxTrainSteps, epochs);
+        String override = FlagOverrides.epochsOverSteps(o, maxTrainSteps, epochs);
+        if (override != null) out.println(override);
+        out.println("dataset: " + Counts.of(data.numTrainItems(), "item") + ", "
+                + Counts.of(data.batchesPerEpoch(), "batch", "batches") + " per epoch, " + Counts.of(stepsPerEpoch, "step")
+                + " per epoch; " + Counts.of(maxTrainSteps, "step") + " in " + Counts.of(epochs, "epoch"));
 
         try (SafeTensors checkpoint = openCheckpoint()) {
             if (sampling != null) {
@@ -288,9 +292,22 @@ final class Trainer {
 
     // ------------------------------------------------------------------------------------------------ set-up
 
-    /** Refuses to write over a run with the same name unless --overwrite, or --resume (continuing that run). */
-    private void refuseOverwrite() {
-        if (o.overwrite || o.resume != null) return;
+    /**
+     * Refuses to write over a run with the same name unless --overwrite; with --resume, refuses to write over that
+     * run's files saved after the state (resuming an older state of a run that went on).
+     */
+    private void refuseOverwrite(TrainState resumed) {
+        if (o.overwrite) return;
+        if (resumed != null) {
+            List<Path> newer = names.writtenAfter(o.output_dir, resumed.globalStep(), resumed.epoch(), o.resume);
+            if (!newer.isEmpty()) {
+                throw new UserError("--resume " + o.resume + ": " + o.output_dir + " holds " + newer.size()
+                        + " file(s) saved after this state (step " + resumed.globalStep() + ") that the run would overwrite: "
+                        + OutputNames.listed(newer) + "; pass --overwrite to replace them, resume from a later state, or"
+                        + " choose another --output_dir or --output_name");
+            }
+            return;
+        }
         List<Path> existing = names.existingRunFiles(o.output_dir);
         if (!existing.isEmpty()) {
             throw new UserError(existing.getFirst() + ": exists from an earlier run named '" + o.output_name + "' ("
@@ -768,7 +785,7 @@ final class Trainer {
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), e);
         }
-        out.println("optimizer: " + config.metadataName() + ", lr " + fmt(o.learning_rate) + " (" + o.lr_scheduler + ")");
+        out.println("optimizer: " + config.metadataName() + ", lr " + ProgressDisplay.learningRate(o.learning_rate) + " (" + o.lr_scheduler + ")");
         NetworkArgs args = networkArgs();
         if (args.hasLoraplus()) out.println("LoRA+: lora_up learning rate × " + fmt(args.loraplusLrRatio()));
         try {
@@ -815,7 +832,7 @@ final class Trainer {
                         + resumed.globalStep() + "; the state folder is inconsistent, resume from another one");
             }
             if (resumed.maxTrainSteps() != maxTrainSteps) {
-                out.println("info: this run trains " + maxTrainSteps + " steps, the resumed one planned " + resumed.maxTrainSteps()
+                out.println("info: this run trains " + Counts.of(maxTrainSteps, "step") + ", the resumed one planned " + resumed.maxTrainSteps()
                         + " (the learning-rate schedule follows the new total)");
             }
             sampler = TimestepSampler.restore(samplerConfig, new TimestepSampler.State(
@@ -826,16 +843,20 @@ final class Trainer {
             globalStep = resumed.globalStep();
             epoch = resumed.epoch();
             position = resumed.epochPosition();
-            out.printf(Locale.ROOT, "resuming at step %d (epoch %d, batch %d of %d)%n", globalStep, epoch, position + 1,
-                    data.batchesPerEpoch());
+            // a state saved by a step that ended an epoch (a step save, Ctrl-C) is at the end of that epoch
+            out.println(position >= data.batchesPerEpoch()
+                    ? String.format(Locale.ROOT, "resuming at step %d (after the last batch of epoch %d)", globalStep, epoch)
+                    : String.format(Locale.ROOT, "resuming at step %d (epoch %d, batch %d of %d)", globalStep, epoch,
+                    position + 1, data.batchesPerEpoch()));
         }
         metadata = metadata();
         Path dump = TrainCommand.writeConfigDump(o);
         out.println("configuration: " + dump);
         BatchSchedule batches = new BatchSchedule(data, o.seed);
 
-        try (TrainLog trainLog = TrainLog.open(o.logging_dir, o.log_prefix, o.log_tracker_name);
-             RunInterrupt interrupt = RunInterrupt.install();
+        // the interrupt is closed last: closing it lets a SIGTERM'd JVM exit, so the log and display close first
+        try (RunInterrupt interrupt = RunInterrupt.install(this::notice);
+             TrainLog trainLog = TrainLog.open(o.logging_dir, o.log_prefix, o.log_tracker_name);
              ProgressDisplay display = ProgressDisplay.create(out, !isLinePerStep && ProgressDisplay.isTerminal(),
                      globalStep, maxTrainSteps, isLinePerStep ? 1 : Math.max(1, maxTrainSteps / 100))) {
             log = trainLog;
@@ -891,7 +912,9 @@ final class Trainer {
                     if (validationData != null && o.validate_every_n_steps != null && globalStep % o.validate_every_n_steps == 0) {
                         validate(globalStep);
                     }
-                    if (interrupt.isRequested() || (o.stop_at_step != null && globalStep == o.stop_at_step)) {
+                    // a stop asked for during the last step lets the run finish: the final LoRA is what it was for
+                    if ((interrupt.isRequested() || (o.stop_at_step != null && globalStep == o.stop_at_step))
+                            && globalStep < maxTrainSteps) {
                         Path dir = o.output_dir.resolve(names.stepState(globalStep));
                         saveState(dir, globalStep, epoch, position);
                         progress.message("interrupted after step " + globalStep + ": state saved to " + dir
@@ -914,11 +937,12 @@ final class Trainer {
                 }
             }
             phase = "saving";
+            if (interrupt.isRequested()) progress.message("the stop came during the last step: saving the final LoRA");
             saveLora(o.output_dir.resolve(names.lastFile()), globalStep, Math.min(epoch, epochs));
             if (o.save_state || o.save_state_on_train_end) {
                 saveState(o.output_dir.resolve(names.lastState()), globalStep, epoch, position);
             }
-            progress.message("done: " + o.output_dir.resolve(names.lastFile()) + " (" + globalStep + " steps)");
+            progress.message("done: " + o.output_dir.resolve(names.lastFile()) + " (" + Counts.of(globalStep, "step") + ")");
             return 0;
         } catch (java.io.IOException e) {
             throw new UserError(dump + ": cannot read back the configuration dump (" + e.getMessage() + ")", e);
@@ -929,6 +953,17 @@ final class Trainer {
     private void sample(long step, Integer epoch) {
         phase = "sampling";
         sampling.run(dit, lora, step, epoch, log, out);
+    }
+
+    /** A line from a signal's thread (Ctrl-C, SIGTERM): above the bar once there is one. */
+    private void notice(String line) {
+        ProgressDisplay p = progress;
+        if (p != null) {
+            p.message(line);
+        } else {
+            out.println(line);
+            out.flush();
+        }
     }
 
     /** The batch's caches uploaded into the reused buffers of its shape. */

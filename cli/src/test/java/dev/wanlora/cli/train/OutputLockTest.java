@@ -89,13 +89,13 @@ class OutputLockTest {
     @Test
     @Timeout(30)
     void signalBeforeTheFirstStepStopsAtOnceAndAfterItWaitsForTheSave() throws Exception {
-        try (RunInterrupt interrupt = RunInterrupt.install()) {
+        try (RunInterrupt interrupt = RunInterrupt.install(line -> { })) {
             long started = System.nanoTime();
             interrupt.onSignal(); // start-up: nothing to save, the hook returns and the JVM may exit
             assertTrue(System.nanoTime() - started < TimeUnit.SECONDS.toNanos(1));
             assertTrue(interrupt.isRequested());
         }
-        RunInterrupt training = RunInterrupt.install();
+        RunInterrupt training = RunInterrupt.install(line -> { });
         training.trainingStarted();
         CompletableFuture<Void> hook = CompletableFuture.runAsync(training::onSignal);
         Thread.sleep(300);

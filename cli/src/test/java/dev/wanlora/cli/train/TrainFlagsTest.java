@@ -3,6 +3,7 @@ package dev.wanlora.cli.train;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
+import dev.wanlora.engine.testing.Golden;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -342,11 +343,41 @@ class TrainFlagsTest {
                 r.err());
     }
 
+    /**
+     * Issue 14: a DiT passed as --vae and --t5 was accepted; --resume FILE.safetensors said "no such folder". Each model
+     * file is checked for what it is when training starts, in one line naming the file and the fix.
+     */
+    @Test
+    void modelFilesAreWhatTheirFlagsNeed() throws IOException {
+        Path ditFile = Golden.dir("wan-tiny").resolve("model.safetensors");
+        Path vae = Golden.dir("vae-tiny").resolve("vae.safetensors");
+        Path t5 = Golden.dir("sampling-tiny").resolve("t5.safetensors");
+        Map<List<String>, String> refused = Map.of(
+                List.of("--vae", ditFile.toString()), "--vae " + ditFile + ": is a Wan DiT checkpoint, not the Wan VAE; pass"
+                        + " the Wan VAE, e.g. --vae wan_2.1_vae.safetensors",
+                List.of("--t5", ditFile.toString()), "--t5 " + ditFile + ": is a Wan DiT checkpoint, not the umT5 text encoder;"
+                        + " pass the umT5 text encoder, e.g. --t5 models_t5_umt5-xxl-enc-bf16.pth",
+                List.of("--vae", t5.toString()), "--vae " + t5 + ": is the umT5 text encoder, not the Wan VAE",
+                List.of("--t5", vae.toString()), "--t5 " + vae + ": is the Wan VAE, not the umT5 text encoder",
+                List.of("--vae", dataset.toString()), "--vae " + dataset + ": expected a .safetensors or .pth file",
+                List.of("--resume", ditFile.toString()), "--resume " + ditFile + ": is a file; --resume takes a state folder"
+                        + " written by --save_state (e.g. out/lora-000002-state), --network_weights takes a LoRA file to start from");
+        refused.forEach((args, expected) -> {
+            CommandRun r = run(required(args.toArray(String[]::new)));
+            assertEquals(Main.USER_ERROR, r.exitCode(), r.err());
+            assertEquals(1, r.err().lines().count(), r.err());
+            assertTrue(r.err().contains(expected), r.err());
+        });
+        assertEquals(List.of(), TrainChecks.check(parse(required("--vae", vae.toString(), "--t5", t5.toString()))));
+        Path pth = Files.writeString(dir.resolve("umt5.pth"), "x"); // .pth files are only checked to exist for now
+        assertEquals(List.of(), TrainChecks.check(parse(required("--t5", pth.toString()))));
+    }
+
     @Test
     void samplesWithRealModelFilesStopWithOneLineUntilUmt5AndTheVaeAreMerged() throws IOException {
         Path prompts = Files.writeString(dir.resolve("prompts.txt"), "# test\na cat --w 832 --h 480 --f 81\n\na dog --d 3\n");
-        Path vae = Files.writeString(dir.resolve("vae.safetensors"), "x");
-        Path t5 = Files.writeString(dir.resolve("t5.pth"), "x");
+        Path vae = Golden.dir("vae-tiny").resolve("vae.safetensors");
+        Path t5 = Files.writeString(dir.resolve("t5.pth"), "x"); // .pth files are only checked to exist for now
         CommandRun r = run(required("--sample_prompts", prompts.toString(), "--sample_every_n_epochs", "1", "--vae", vae.toString(),
                 "--t5", t5.toString()));
         assertEquals(1, r.err().lines().count(), r.err());

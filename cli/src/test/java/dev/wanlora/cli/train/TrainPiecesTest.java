@@ -101,4 +101,28 @@ class TrainPiecesTest {
         assertEquals("step 1/10 epoch 1/2 loss 0.5000 avg 0.2500 lr 1.00e-04 2.50 s/it eta 0:00:23", lines.get(0));
         assertEquals("step 10/10 epoch 1/2 loss 0.5000 avg 0.2500 lr 1.00e-04 2.50 s/it eta 0:00:00", lines.get(2));
     }
+
+    /**
+     * Issue 14: in an 80-column terminal the bar collapsed to {@code │ │} (the message took the whole line). The bar is
+     * drawn by the library into a fixed-width consumer, as a terminal of that width would show it.
+     */
+    @Test
+    void progressBarKeepsItsCellsInNarrowTerminals() {
+        for (int width : new int[] {80, 100, 160}) {
+            var drawn = new java.io.ByteArrayOutputStream();
+            var consumer = new me.tongfei.progressbar.ConsoleProgressBarConsumer(
+                    new java.io.PrintStream(drawn, true, java.nio.charset.StandardCharsets.UTF_8), width);
+            try (ProgressDisplay p = ProgressDisplay.withBar(new PrintWriter(new StringWriter()), consumer, 35, 450)) {
+                // a 14B step: 31.42 s/it, 22.1 GiB
+                p.update(new ProgressDisplay.StepReport(36, 450, 4, 50, 31.42, 0.1234, 0.1111, 5e-5, 22.1));
+            }
+            String[] frames = drawn.toString(java.nio.charset.StandardCharsets.UTF_8).split("\r");
+            String last = frames[frames.length - 1].replaceAll("\u001B\\[[0-9;]*[A-Za-z]", "").strip(); // without ANSI codes
+            int open = last.indexOf('│'), close = last.lastIndexOf('│');
+            assertTrue(close - open - 1 >= ProgressDisplay.MIN_BAR_CELLS, width + " columns: " + last);
+            assertTrue(last.length() <= width, width + " columns: " + last);
+            assertTrue(last.contains("loss 0.1234"), last);
+            if (width >= 160) assertTrue(last.contains("ep 4/50 31.42s/it loss 0.1234 avg 0.1111 lr 5.00e-05 22.1G"), last);
+        }
+    }
 }

@@ -1,5 +1,6 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.engine.testing.RequiresGolden;
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
 import dev.wanlora.cli.demo.SyntheticCaches;
@@ -36,6 +37,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * --stop_at_step hook takes the Ctrl-C path), resumes it, and compares the loss sequence with the uninterrupted run
  * bit for bit.
  */
+@RequiresGolden("wan-tiny")
 class TrainRunTest {
 
     @TempDir
@@ -312,6 +314,53 @@ class TrainRunTest {
     }
 
     /**
+     * Issue 14, item 2: after a resumed run, its config dump held {@code resume = …}, so {@code --config_file} on it
+     * went back to that state and rewrote the later epoch files without the --overwrite check. The dump records the
+     * run, not the resume; resuming an older state of a run that went on stops with one line unless --overwrite.
+     */
+    @Test
+    void resumingAnOlderStateDoesNotOverwriteLaterFilesAndTheDumpRecordsNoResume() throws IOException {
+        assertEquals(0, wholeRun().exitCode(), wholeRun().out() + wholeRun().err());
+        Path older = dir.resolve("older");
+        try (Stream<Path> files = Files.walk(dir.resolve("whole"))) {
+            for (Path f : files.toList()) Files.copy(f, older.resolve(dir.resolve("whole").relativize(f).toString()));
+        }
+        Path state = older.resolve("ghibli-000001-state"); // after epoch 1, step 2
+        var finalLoraTime = Files.getLastModifiedTime(older.resolve("ghibli.safetensors"));
+
+        CommandRun refused = train(reference("older", "logs-older", "--resume", state.toString()));
+        assertEquals(Main.USER_ERROR, refused.exitCode(), refused.out() + refused.err());
+        assertEquals(1, refused.err().lines().count(), refused.err());
+        // steps 3 and 4 (file + state each) and the final file and state; not epoch 1's file, saved with the state
+        assertTrue(refused.err().contains("holds 6 file(s) saved after this state (step 2) that the run would overwrite:"
+                + " ghibli-state, ghibli-step00000003-state, ghibli-step00000003.safetensors and 3 more; pass --overwrite"),
+                refused.err());
+        assertEquals(finalLoraTime, Files.getLastModifiedTime(older.resolve("ghibli.safetensors")), "nothing written");
+
+        CommandRun resumed = train(reference("older", "logs-older", "--resume", state.toString(), "--overwrite"));
+        assertEquals(0, resumed.exitCode(), resumed.out() + resumed.err());
+        Path dump = older.resolve("ghibli-config.toml");
+        var config = TrainConfigFile.readFlat(dump);
+        assertFalse(config.containsKey("resume"), config.toString());
+        assertFalse(config.containsKey("overwrite"), config.toString());
+
+        // the dump reruns the whole run from step 0, so the guard against replacing a run's files applies
+        CommandRun rerun = train("--config_file", dump.toString());
+        assertEquals(Main.USER_ERROR, rerun.exitCode(), rerun.out() + rerun.err());
+        assertTrue(rerun.err().contains("exists from an earlier run named 'ghibli'"), rerun.err());
+
+        // a step state saved by the step that ended epoch 1 (it said "batch 3 of 2")
+        CommandRun endOfEpoch = train(reference("older", "logs-older-step2", "--resume",
+                older.resolve("ghibli-step00000002-state").toString(), "--overwrite"));
+        assertEquals(0, endOfEpoch.exitCode(), endOfEpoch.out() + endOfEpoch.err());
+        assertTrue(endOfEpoch.out().contains("resuming at step 2 (after the last batch of epoch 1)"), endOfEpoch.out());
+
+        // the final state is as new as the final file: continuing it needs no --overwrite (nothing left to train here)
+        CommandRun fromFinal = train(reference("older", "logs-older-final", "--resume", older.resolve("ghibli-state").toString()));
+        assertEquals(0, fromFinal.exitCode(), fromFinal.out() + fromFinal.err());
+    }
+
+    /**
      * A real kill: a separate JVM trains, gets SIGTERM (what Ctrl-C's SIGINT also triggers: the JVM's shutdown hooks)
      * after its second step, saves a state and exits; resuming it gives the uninterrupted run's losses.
      */
@@ -349,6 +398,93 @@ class TrainRunTest {
         assertEquals(expected, all);
     }
 
+    /** A separate JVM running {@code wanlora train ARGS}; {@code onLine} sees each output line as it comes. */
+    private static Spawned spawn(List<String> args, java.util.function.BiConsumer<Process, String> onLine) throws Exception {
+        String java = ProcessHandle.current().info().command().orElse("java");
+        String classPath = System.getProperty("surefire.test.class.path", System.getProperty("java.class.path"));
+        List<String> command = new ArrayList<>(List.of(java, "--enable-native-access=ALL-UNNAMED", "-cp", classPath,
+                Main.class.getName(), "train"));
+        command.addAll(args);
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).start();
+        List<String> lines = new ArrayList<>();
+        try (var reader = new java.io.BufferedReader(new java.io.InputStreamReader(p.getInputStream()))) {
+            for (String line; (line = reader.readLine()) != null; ) {
+                lines.add(line);
+                onLine.accept(p, line);
+            }
+        }
+        return new Spawned(p.waitFor(), lines);
+    }
+
+    private record Spawned(int exitCode, List<String> lines) {
+        String output() {
+            return String.join("\n", lines);
+        }
+    }
+
+    /** Ctrl-C as a terminal sends it: SIGINT to the process. */
+    private static void ctrlC(Process p) {
+        try {
+            new ProcessBuilder("kill", "-INT", Long.toString(p.pid())).start().waitFor();
+        } catch (IOException | InterruptedException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    /**
+     * Issue 14, item 5: Ctrl-C said nothing until the step ended. The notice comes at once, before the step in progress
+     * ends (the line after the one the test reacted to), then the state is saved and the process exits with 130.
+     */
+    @Test
+    void ctrlCSaysAtOnceThatItStopsAfterThisStep() throws Exception {
+        Spawned r = spawn(List.of(reference("ctrl-c", "logs-ctrl-c")), (p, line) -> {
+            if (line.startsWith("step 1/")) ctrlC(p);
+        });
+        assertEquals(Trainer.INTERRUPTED, r.exitCode(), r.output());
+        int stepLine = r.lines().indexOf(r.lines().stream().filter(l -> l.startsWith("step 1/")).findFirst().orElseThrow());
+        assertEquals(RunInterrupt.NOTICE, r.lines().get(stepLine + 1), r.output());
+        String last = r.lines().stream().filter(l -> l.startsWith("interrupted after step ")).findFirst().orElseThrow(
+                () -> new AssertionError("no state saved:\n" + r.output()));
+        Path state = Path.of(last.substring(last.indexOf("state saved to ") + "state saved to ".length(), last.indexOf(';')));
+        assertTrue(TrainState.read(state).globalStep() >= 1, r.output());
+    }
+
+    /** A second Ctrl-C stops at once, leaving only complete files (each is renamed into place when written). */
+    @Test
+    void secondCtrlCStopsAtOnceLeavingCompleteFiles() throws Exception {
+        Spawned r = spawn(List.of(reference("ctrl-c-twice", "logs-ctrl-c-twice")), (p, line) -> {
+            if (line.startsWith("step 1/") || line.equals(RunInterrupt.NOTICE)) ctrlC(p);
+        });
+        assertEquals(Trainer.INTERRUPTED, r.exitCode(), r.output());
+        assertTrue(r.output().contains("stopping now: the step in progress is lost; the files saved before it are complete"),
+                r.output());
+        Path out = dir.resolve("ctrl-c-twice");
+        try (Stream<Path> files = Files.list(out)) {
+            for (Path f : files.toList()) {
+                String name = f.getFileName().toString();
+                if (name.endsWith("-state")) TrainState.read(f); // checks the three files are there
+                if (name.endsWith(".safetensors")) SafeTensors.open(f).close();
+            }
+        }
+    }
+
+    /** SIGTERM during the last step lets the run finish: the final LoRA (and state) are written, then the JVM exits. */
+    @Test
+    void sigtermDuringTheLastStepStillWritesTheFinalLora() throws Exception {
+        // one step in all (two batches accumulated, one epoch), so the signal, sent before it ends, lands in the last step
+        Spawned r = spawn(List.of(reference("term-last", "logs-term-last", "--max_train_epochs", "1",
+                "--gradient_accumulation_steps", "2")), (p, line) -> {
+            if (line.startsWith("TensorBoard: ")) p.toHandle().destroy();
+        });
+        assertEquals(143, r.exitCode(), r.output());
+        assertTrue(r.output().contains("received SIGTERM: stopping after this step and saving state"), r.output());
+        assertTrue(r.output().contains("the stop came during the last step: saving the final LoRA"), r.output());
+        try (SafeTensors lora = SafeTensors.open(dir.resolve("term-last/ghibli.safetensors"))) {
+            assertEquals("1", lora.metadata().get("ss_steps"));
+        }
+        assertEquals(1, TrainState.read(dir.resolve("term-last/ghibli-state")).globalStep());
+    }
+
     @Test
     void nonFiniteLossStopsAfterSavingTheLastGoodState() {
         // lr 1e30 without clipping: the first update makes the LoRA enormous, the second loss is not finite
@@ -370,7 +506,7 @@ class TrainRunTest {
                 "--optimizer_type", "AdamW", "--learning_rate", "1e-3");
         assertEquals(0, r.exitCode(), r.out() + r.err());
         assertTrue(r.out().contains("initial LoRA weights from " + start + " (rank 4)"), r.out());
-        assertTrue(r.out().contains("dataset: 2 items, 2 batches per epoch, 1 steps per epoch; 1 steps in 1 epochs"), r.out());
+        assertTrue(r.out().contains("dataset: 2 items, 2 batches per epoch, 1 step per epoch; 1 step in 1 epoch"), r.out());
         assertTrue(Files.isRegularFile(dir.resolve("warm/warm.safetensors")));
 
         CommandRun wrongRank = train("--dit", dit.toString(), "--dataset_config", dataset.toString(), "--output_dir",

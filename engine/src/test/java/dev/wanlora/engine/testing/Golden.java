@@ -26,18 +26,26 @@ public final class Golden {
 
     /** The golden folder {@code testdata/golden/<name>} (e.g. "wan-tiny"), or skip/fail as described above. */
     public static Path dir(String name) {
-        String override = System.getProperty("wanlora.goldenDir");
-        if (override != null && !override.isBlank()) return found(Path.of(override).resolve(name).toAbsolutePath().normalize());
-        return found(repoRoot().resolve("testdata/golden").resolve(name).normalize());
-    }
-
-    private static Path found(Path d) {
-        if (!Files.isDirectory(d)) {
-            String msg = "SKIPPED: golden data " + d + " not found (the repository keeps its copy in testdata/golden)";
-            if (Boolean.getBoolean("golden.required")) throw new AssertionError(msg.replace("SKIPPED: ", "") + "; golden.required=true");
+        String missing = missing(name);
+        if (missing != null) {
+            String msg = "SKIPPED: " + missing;
+            if (Boolean.getBoolean("golden.required")) throw new AssertionError(missing + "; golden.required=true");
             System.out.println(msg);
             Assumptions.abort(msg);
         }
-        return d;
+        return location(name);
+    }
+
+    /** Null when the golden folder {@code name} is present, else why it is not (one line). */
+    public static String missing(String name) {
+        Path d = location(name);
+        return Files.isDirectory(d) ? null
+                : "golden data " + d + " not found (the repository keeps its copy in testdata/golden)";
+    }
+
+    private static Path location(String name) {
+        String override = System.getProperty("wanlora.goldenDir");
+        if (override != null && !override.isBlank()) return Path.of(override).resolve(name).toAbsolutePath().normalize();
+        return repoRoot().resolve("testdata/golden").resolve(name).normalize();
     }
 }

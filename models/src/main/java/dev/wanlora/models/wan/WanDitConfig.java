@@ -213,10 +213,17 @@ public record WanDitConfig(int dim, int ffnDim, int numHeads, int numLayers, int
         }
         if (matchesTask(task)) return;
         String actual = taskName();
-        throw new IllegalArgumentException("--task " + task + " contradicts --dit " + checkpointName + ": its shapes (dim "
-                + dim + ", " + numLayers + " blocks, " + numHeads + " heads) are "
-                + (actual != null ? "those of " + actual + "; pass --task " + actual : "no known task")
-                + " or a " + task + " checkpoint");
+        WanDitConfig expected = task.equals("t2v-14B") ? t2v14B() : t2v1_3B();
+        throw new IllegalArgumentException("--task " + task + " contradicts --dit " + checkpointName + ": its shapes "
+                + shapeSummary(this) + (actual != null
+                ? " are those of " + actual + "; pass --task " + actual + " or a " + task + " checkpoint"
+                : " are those of no Wan2.1 task (" + task + " has " + shapeSummary(expected) + "); pass a " + task
+                + " checkpoint, or leave --task out to train this model as it is"));
+    }
+
+    /** "(dim 256, 2 blocks, 2 heads)" of {@code c}. */
+    private static String shapeSummary(WanDitConfig c) {
+        return "(dim " + c.dim + ", " + c.numLayers + " blocks, " + c.numHeads + " heads)";
     }
 
     private boolean sameShapes(WanDitConfig o) {

@@ -138,7 +138,9 @@ public final class WanMemoryPlan {
         List<MemoryPlan.Item> items = new ArrayList<>();
 
         long residentLinears = (layers - blocksToSwap) * blockLinearBytes(s);
-        String linearForm = s.isFp8OnDevice() ? "fp8 + " + shortName(s.scaleDType()) + " scales" : act;
+        // fp8 weights not kept as codes (the CPU backend) hold the fp8 values dequantized: say so, not just "bf16"
+        String linearForm = s.isFp8OnDevice() ? "fp8 + " + shortName(s.scaleDType()) + " scales"
+                : s.quantization() != Quantization.NONE ? act + " (fp8 values, dequantized at load)" : act;
         items.add(new MemoryPlan.Item(WEIGHTS, nonLinearBytes(s) + residentLinears, String.format(Locale.ROOT,
                 "%d of %d blocks' Linears %s; embeddings, head, norms, biases, modulation %s", layers - blocksToSwap, layers,
                 linearForm, act)));

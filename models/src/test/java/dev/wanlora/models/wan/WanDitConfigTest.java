@@ -51,8 +51,10 @@ class WanDitConfigTest {
             assertFalse(c.matchesTask("t2v-14B"));
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> c.requireTask("t2v-14B", "model.safetensors"));
+            // issue 14: this read "are no known task or a t2v-14B checkpoint"
             assertEquals("--task t2v-14B contradicts --dit model.safetensors: its shapes (dim 256, 2 blocks, 2 heads) are"
-                    + " no known task or a t2v-14B checkpoint", e.getMessage());
+                    + " those of no Wan2.1 task (t2v-14B has (dim 5120, 40 blocks, 40 heads)); pass a t2v-14B checkpoint,"
+                    + " or leave --task out to train this model as it is", e.getMessage());
         }
     }
 

@@ -1,5 +1,6 @@
 package dev.wanlora.models.wan;
 
+import dev.wanlora.engine.testing.RequiresGolden;
 import dev.wanlora.engine.cuda.CudaTests;
 import dev.wanlora.engine.cuda.RequiresCuda;
 import dev.wanlora.models.wan.WanDitWeights.BlockSwap;
@@ -17,6 +18,7 @@ import java.nio.file.Path;
  * prediction with and without saving; musubi's bf16 path with fp8 codes + scales, resident and streamed.
  */
 @RequiresCuda
+@RequiresGolden("wan-tiny")
 class WanDitSavedAttentionCudaTest {
     private static SwapRuns runs;
 

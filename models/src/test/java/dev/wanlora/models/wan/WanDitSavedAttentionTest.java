@@ -1,5 +1,6 @@
 package dev.wanlora.models.wan;
 
+import dev.wanlora.engine.testing.RequiresGolden;
 import dev.wanlora.engine.backend.ProfilingBackend;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.models.lora.LoraNetwork;
@@ -21,6 +22,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
  * forward on the golden tiny model, with and without saving, compared bit for bit (losses, every LoRA gradient, the
  * prediction), resident and with block swapping; and the recompute really skips the self-attention calls.
  */
+@RequiresGolden("wan-tiny")
 class WanDitSavedAttentionTest {
     private static ProfilingBackend backend;
     private static SwapRuns runs;
@@ -33,8 +35,8 @@ class WanDitSavedAttentionTest {
 
     @AfterAll
     static void close() {
-        runs.close();
-        backend.close();
+        if (runs != null) runs.close();
+        if (backend != null) backend.close();
     }
 
     @Test

@@ -1,5 +1,6 @@
 package dev.wanlora.models.wan;
 
+import dev.wanlora.engine.testing.RequiresGolden;
 import dev.wanlora.engine.cuda.CudaTests;
 import dev.wanlora.engine.cuda.RequiresCuda;
 import dev.wanlora.models.wan.WanDitWeights.BlockSwap;
@@ -20,6 +21,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
  * scales streamed as the GPU keeps them.
  */
 @RequiresCuda
+@RequiresGolden("wan-tiny")
 class WanDitSwapCudaTest {
     private static SwapRuns runs;
 

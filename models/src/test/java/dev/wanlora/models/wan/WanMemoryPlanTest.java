@@ -92,6 +92,17 @@ class WanMemoryPlanTest {
         assertEquals(total0, WanMemoryPlan.plan(s, 2).totalBytes());
     }
 
+    /** Issue 14: under --fp8_base --fp8_scaled the CPU's plan said "Linears bf16", as if fp8 had been dropped. */
+    @Test
+    void fp8WeightsDequantizedAtLoadSaySo() {
+        WanMemoryPlan.Settings gpu = wan14B(12, 26, 48, List.of());
+        WanMemoryPlan.Settings cpu = new WanMemoryPlan.Settings(gpu.config(), gpu.precision(), gpu.quantization(), false,
+                DType.BF16, gpu.shapes(), gpu.optimizer(), 2, List.of());
+        assertTrue(String.join("\n", WanMemoryPlan.plan(gpu, 0).format(0)).contains("40 of 40 blocks' Linears fp8 + bf16 scales"));
+        assertTrue(String.join("\n", WanMemoryPlan.plan(cpu, 0).format(0))
+                .contains("40 of 40 blocks' Linears bf16 (fp8 values, dequantized at load)"));
+    }
+
     @Test
     void wan14BAt832x480x81DoesNotFit24GiB() {
         // latent 21 × 60 × 104 = 32760 tokens: the saved block inputs alone are 41 × 32760 × 5120 × 2 = 12.81 GiB
