@@ -63,8 +63,6 @@ final class InspectCommand implements Callable<Integer> {
             throw new UserError("--limit " + limit + ": expected a count >= 0");
         }
         PrintWriter out = spec.commandLine().getOut();
-        String text = TextFileKind.describe(file);
-        if (text != null) throw new UserError(file + ": " + text);
         if (PthFile.isPthName(file)) {
             try (PthFile pth = PthFile.open(file)) {
                 CheckpointInspect.printPth(out, pth, limit);
@@ -72,6 +70,8 @@ final class InspectCommand implements Callable<Integer> {
             out.flush();
             return 0;
         }
+        String text = TextFileKind.describe(file);
+        if (text != null) throw new UserError(file + ": " + text);
         try (SafeTensors st = SafeTensors.open(file)) {
             printSummary(out, st);
             CheckpointInspect.printKind(out, st);

@@ -49,6 +49,7 @@ class UmT5CommandsTest {
         CommandRun r = run("verify-golden", Golden.dir("sampling-tiny").toString());
         assertEquals(0, r.exitCode(), r.out() + r.err());
         assertTrue(r.out().contains("umT5 FP32_REFERENCE"), r.out());
-        assertTrue(r.out().contains("74 compared, 0 failed"), r.out());
+        // sampling-tiny is also a sampling folder: 37 solver and CFG-loop comparisons run beside the 74 umT5 ones
+        assertTrue(r.out().contains("111 compared, 0 failed"), r.out());
     }
 }

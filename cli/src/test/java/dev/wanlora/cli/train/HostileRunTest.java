@@ -225,7 +225,7 @@ class HostileRunTest {
         CommandRun r = CommandRun.run(skipping.toArray(String[]::new));
         assertEquals(0, r.exitCode(), r.out() + r.err());
         assertTrue(r.out().contains("warning: " + bad + ": key latents_1x8x8_bfloat16 holds NaN"), r.out());
-        assertTrue(r.out().contains("dataset: 1 items"), r.out());
+        assertTrue(r.out().contains("dataset: 1 item,"), r.out());
     }
 
     /** Item 7: a second run in a folder a run holds is refused with one line (the lock file names pid and host). */

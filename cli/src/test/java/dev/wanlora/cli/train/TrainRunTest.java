@@ -355,9 +355,12 @@ class TrainRunTest {
         assertEquals(0, endOfEpoch.exitCode(), endOfEpoch.out() + endOfEpoch.err());
         assertTrue(endOfEpoch.out().contains("resuming at step 2 (after the last batch of epoch 1)"), endOfEpoch.out());
 
-        // the final state is as new as the final file: continuing it needs no --overwrite (nothing left to train here)
+        // the final state is as new as the final file: continuing it needs no --overwrite; with the same step budget
+        // nothing is left to train, which is its own one-line refusal (issue 15), not the overwrite guard
         CommandRun fromFinal = train(reference("older", "logs-older-final", "--resume", older.resolve("ghibli-state").toString()));
-        assertEquals(0, fromFinal.exitCode(), fromFinal.out() + fromFinal.err());
+        assertEquals(Main.USER_ERROR, fromFinal.exitCode(), fromFinal.out() + fromFinal.err());
+        assertTrue(fromFinal.err().contains("nothing is left to train"), fromFinal.err());
+        assertFalse(fromFinal.err().contains("--overwrite"), fromFinal.err());
     }
 
     /**
