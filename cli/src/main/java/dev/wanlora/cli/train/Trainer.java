@@ -13,6 +13,7 @@ import dev.wanlora.engine.cuda.CudaException;
 import dev.wanlora.engine.flow.TimestepSampler;
 import dev.wanlora.engine.flow.TimestepSampling;
 import dev.wanlora.engine.io.SafeTensors;
+import dev.wanlora.engine.memory.HostMemory;
 import dev.wanlora.engine.io.SafeTensorsException;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.optim.GradClip;

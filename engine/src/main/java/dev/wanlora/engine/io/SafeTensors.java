@@ -181,6 +181,11 @@ public final class SafeTensors implements TensorSource {
     @Override
     public Path path() { return path; }
 
+    /** The files behind this checkpoint (one, or every shard of a set), in the order their tensors are listed. */
+    public List<Path> files() {
+        return slots.values().stream().map(slot -> slot.info().file()).distinct().toList();
+    }
+
     /** Every tensor name, in header order (shard after shard). */
     @Override
     public Set<String> keys() { return slots.keySet(); }

@@ -1,6 +1,7 @@
 package dev.wanlora.models.wan;
 
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.io.FileReadAhead;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsWriter;
 import dev.wanlora.engine.numeric.Bf16;
@@ -404,7 +405,8 @@ public final class WanDitWeights implements AutoCloseable {
         List<Tensor> loaded = loader.loaded;
         int firstSwapped = swap.firstSwapped(config.numLayers());
         BlockStreamer streamer = null;
-        try {
+        // the files front to back into the page cache while the loader reads tensors in the model's order
+        try (FileReadAhead readAhead = FileReadAhead.start(checkpoint.files())) {
             loader.checkKeySet();
             KeyPath root = KeyPath.root();
             int c = config.dim();

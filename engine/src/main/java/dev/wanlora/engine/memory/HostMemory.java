@@ -1,19 +1,22 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.engine.memory;
 
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
-/** The host memory the OS reports available (Linux /proc/meminfo MemAvailable), the default of --max_host_ram. */
-final class HostMemory {
+/**
+ * The host memory the OS reports available (Linux /proc/meminfo MemAvailable): the default of --max_host_ram, and
+ * what decides whether a checkpoint is read ahead into the page cache ({@link dev.wanlora.engine.io.FileReadAhead}).
+ */
+public final class HostMemory {
     private HostMemory() {}
 
     /** MemAvailable in bytes, or 0 when the file or the line is missing (then the host plan is printed, not checked). */
-    static long availableBytes() {
+    public static long availableBytes() {
         return availableBytes(Path.of("/proc/meminfo"));
     }
 
-    static long availableBytes(Path meminfo) {
+    public static long availableBytes(Path meminfo) {
         try {
             for (String line : Files.readAllLines(meminfo)) {
                 // "MemAvailable:   63211484 kB"

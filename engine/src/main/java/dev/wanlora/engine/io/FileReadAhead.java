@@ -1,0 +1,92 @@
+package dev.wanlora.engine.io;
+
+import dev.wanlora.engine.memory.HostMemory;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.List;
+
+/**
+ * Reads checkpoint files front to back on one background thread while a loader reads their tensors in the model's
+ * order, so that the disk sees one sequential stream and the loader's positional reads mostly hit the page cache.
+ *
+ * <p>Why: an official Wan file stores its tensors in name order (blocks.0, blocks.1, blocks.10, …), while the loader
+ * walks the model (blocks 0, 1, 2, …); on a cold page cache its reads then jump across the file and reached 1.16 GB/s
+ * on a disk that reads the same file sequentially at 1.5 GB/s (NVIDIA H200 machine, `dd`). The bytes read here are
+ * thrown away (a reused 8 MiB buffer); only the page cache keeps them. So it runs only when the files fit in half of
+ * the memory the OS reports available: otherwise the cache would evict pages before the loader reaches them and the
+ * disk would read them twice. It is a hint: an I/O error stops it silently (the loader's own reads report errors),
+ * and {@link #close} stops it.
+ */
+public final class FileReadAhead implements AutoCloseable {
+
+    private static final int BUFFER_BYTES = 8 << 20;
+
+    private final Thread thread;
+    private volatile boolean isStopped;
+
+    private FileReadAhead(List<Path> files) {
+        thread = Thread.ofPlatform().daemon().name("wanlora-readahead").unstarted(() -> readAll(files));
+    }
+
+    /**
+     * Starts reading {@code files} when their total size is at most half of {@code availableBytes} (0: unknown, then
+     * nothing is read); returns a handle that {@link #close} stops either way.
+     */
+    public static FileReadAhead start(List<Path> files, long availableBytes) {
+        FileReadAhead r = new FileReadAhead(files);
+        long total = 0;
+        for (Path f : files) {
+            try {
+                total += Files.size(f);
+            } catch (IOException e) {
+                return r; // the loader names the file
+            }
+        }
+        if (availableBytes > 0 && total <= availableBytes / 2) r.thread.start();
+        return r;
+    }
+
+    /** {@link #start(List, long)} with the memory /proc/meminfo reports available now. */
+    public static FileReadAhead start(List<Path> files) {
+        return start(files, HostMemory.availableBytes());
+    }
+
+    /** Whether the background read was started (for tests and the load summary). */
+    public boolean isReading() {
+        return thread.isAlive() || thread.getState() == Thread.State.TERMINATED;
+    }
+
+    private void readAll(List<Path> files) {
+        ByteBuffer buffer = ByteBuffer.allocateDirect(BUFFER_BYTES);
+        for (Path f : files) {
+            try (FileChannel ch = FileChannel.open(f, StandardOpenOption.READ)) {
+                long position = 0;
+                while (!isStopped) {
+                    buffer.clear();
+                    int n = ch.read(buffer, position);
+                    if (n < 0) break;
+                    position += n;
+                }
+            } catch (IOException e) {
+                return;
+            }
+            if (isStopped) return;
+        }
+    }
+
+    /** Stops the reading (at the next 8 MiB) and waits for the thread. Idempotent. */
+    @Override
+    public void close() {
+        isStopped = true;
+        try {
+            thread.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+}

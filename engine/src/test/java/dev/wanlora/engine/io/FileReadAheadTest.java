@@ -1,0 +1,38 @@
+package dev.wanlora.engine.io;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The read-ahead runs only when the files fit in half of the available memory, and close() always stops it. */
+class FileReadAheadTest {
+
+    @TempDir
+    Path dir;
+
+    @Test
+    void readsOnlyWhatFitsInHalfTheAvailableMemory() throws IOException {
+        Path a = Files.write(dir.resolve("a.safetensors"), new byte[3 << 20]);
+        Path b = Files.write(dir.resolve("b.safetensors"), new byte[1 << 20]);
+        List<Path> files = List.of(a, b);
+        try (FileReadAhead r = FileReadAhead.start(files, 8L << 20)) { // 4 MiB of files, 8 MiB available: exactly half
+            assertTrue(r.isReading());
+        }
+        try (FileReadAhead r = FileReadAhead.start(files, (8L << 20) - 1)) {
+            assertFalse(r.isReading());
+        }
+        try (FileReadAhead r = FileReadAhead.start(files, 0)) { // MemAvailable unknown
+            assertFalse(r.isReading());
+        }
+        try (FileReadAhead r = FileReadAhead.start(List.of(dir.resolve("missing.safetensors")), 1L << 40)) {
+            assertFalse(r.isReading()); // the loader names a missing file; the hint does nothing
+        }
+    }
+}
