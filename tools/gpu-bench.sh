@@ -12,6 +12,8 @@
 #              each with the driver's peak (nvidia-smi memory.used sampled every 100 ms, context included) and the
 #              host's peak RSS (VmHWM)
 #   bench14-nolimit  the same 14B shapes 832x480x81 and 384x208x45 without a memory limit (the s/it ratio)
+#   bench14-seed24g  the seed dataset's other two sections under --max_vram 24G with auto: 768x768x1 and 768x416x21
+#              (384x208x45 is in bench14-24g)
 #   jmh        TrainStepBenchmark (JMH, single-shot seconds per step) for t2v-1.3B at 384x208x45, 1 fork
 #   tests      the engine's Backend.write / staging / allocator-counter / timeline GPU tests (CudaUploadTest)
 # Every step logs to $OUT/<step>.log (or ./gpu-logs); WANLORA_LIB=DIR runs the wanlora jars in DIR ahead of lib/
@@ -56,6 +58,12 @@ for step in "${steps[@]}"; do
         peakbench --task t2v-14B --top_ops 0 --resolution 384x208 --frames 45 --blocks_to_swap 10 --max_vram 24G
       } 2>&1 | tee "$log" || status=1
       ;;
+    bench14-seed24g)
+      {
+        peakbench --task t2v-14B --top_ops 0 --resolution 768x768 --frames 1 --blocks_to_swap auto --max_vram 24G
+        peakbench --task t2v-14B --top_ops 0 --resolution 768x416 --frames 21 --blocks_to_swap auto --max_vram 24G
+      } 2>&1 | tee "$log" || status=1
+      ;;
     bench14-nolimit)
       {
         peakbench "${big14[@]}" --resolution 832x480 --frames 81
@@ -71,7 +79,7 @@ for step in "${steps[@]}"; do
         --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaUploadTest \
         --details=tree --disable-banner 2>&1 | tee "$log" || status=1
       ;;
-    *) echo "gpu-bench.sh: unknown step $step; expected bench14, bench14swap, bench13, bench14big, bench14-24g, bench14-nolimit, jmh or tests" >&2; status=2 ;;
+    *) echo "gpu-bench.sh: unknown step $step; expected bench14, bench14swap, bench13, bench14big, bench14-24g, bench14-nolimit, bench14-seed24g, jmh or tests" >&2; status=2 ;;
   esac
 done
 exit $status
