@@ -49,8 +49,8 @@ final class CheckpointSampleModels implements SampleModels {
     @Override
     public void check() {
         if (t5 == null || vae == null) {
-            throw new UserError("samples need the VAE and the text encoder; add --vae FILE (Wan2.1_VAE.pth) and --t5 FILE"
-                    + " (models_t5_umt5-xxl-enc-bf16.pth)");
+            throw new UserError("samples need the VAE and the text encoder; add --vae FILE and --t5 FILE"
+                    + " (Wan2.1_VAE.pth, models_t5_umt5-xxl-enc-bf16.pth)");
         }
         if (!Files.isRegularFile(t5)) throw new UserError("--t5 " + t5 + ": no such file");
         if (!Files.isRegularFile(vae)) throw new UserError("--vae " + vae + ": no such file");

@@ -1,0 +1,148 @@
+package dev.wanlora.cli.sampling;
+
+import dev.wanlora.cli.UserError;
+import dev.wanlora.engine.cpu.CpuBackend;
+import dev.wanlora.engine.io.SafeTensors;
+import dev.wanlora.engine.io.SafeTensorsWriter;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.engine.tensor.Tensor;
+import dev.wanlora.engine.testing.Golden;
+import dev.wanlora.models.sampling.LatentDecoder;
+import dev.wanlora.models.sampling.TextEncoder;
+import dev.wanlora.models.umt5.UmT5TextEncoder;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * {@link SampleModels#files} with the golden tiny umT5 (sampling-tiny) and the golden tiny Wan VAE (vae-tiny), on the
+ * CPU backend (F32, as the rest of a CPU run).
+ */
+public class RealSampleModelsTest {
+
+    static final Path T5_DIR = Golden.dir("sampling-tiny");
+    static final Path VAE = Golden.dir("vae-tiny").resolve("vae.safetensors");
+
+    @TempDir
+    Path tmp;
+
+    /** The wired encoder is UmT5TextEncoder itself: bit-identical, from .safetensors and from the torch .pth. */
+    @Test
+    void encoderGivesUmT5TextEncodersOutput() {
+        try (CpuBackend cpu = new CpuBackend()) {
+            for (String file : new String[] {"t5.safetensors", "t5.pth"}) {
+                Path t5 = T5_DIR.resolve(file);
+                SampleModels models = SampleModels.files(t5, T5_DIR.resolve("tokenizer"), false, VAE);
+                models.check();
+                String prompt = "A cat walks on the grass.";
+                try (TextEncoder wired = models.openTextEncoder(cpu, 64);
+                     UmT5TextEncoder direct = UmT5TextEncoder.open(cpu, t5, T5_DIR.resolve("tokenizer"), DType.F32, false);
+                     Tensor a = wired.encode(prompt);
+                     Tensor b = direct.encode(prompt)) {
+                    assertEquals(64, wired.dim());
+                    assertEquals(Shape.of(16, 64), a.shape(), file); // MANIFEST seq_lens[0] = 16
+                    assertArrayEquals(cpu.toFloats(b), cpu.toFloats(a), file);
+                    assertTrue(wired.describe().contains(file), wired.describe());
+                }
+            }
+        }
+    }
+
+    /**
+     * The wired decoder reproduces musubi's WanVAE.decode (vae-tiny output.video, (3, 9, 64, 64) from a (16, 3, 8, 8)
+     * latent). Tolerance: the README measures float32 vs float64 at relL2 ≤ 3e-7 per stage; the same F32 decoder is
+     * held to 1e-5 by VaeGoldenVerifier; 1e-5 here as well.
+     */
+    @Test
+    void decoderReproducesMusubisDecode() {
+        float[] z, expected;
+        try (SafeTensors golden = SafeTensors.open(Golden.dir("vae-tiny").resolve("decode.safetensors"))) {
+            z = golden.floats("input.z");
+            expected = golden.floats("output.video");
+        }
+        try (CpuBackend cpu = new CpuBackend();
+             LatentDecoder decoder = SampleModels.files(null, null, false, VAE).openDecoder(cpu)) {
+            LatentDecoder.Video v = decoder.decode(z, 3, 8, 8);
+            assertEquals(9, v.frames());
+            assertEquals(64, v.height());
+            assertEquals(64, v.width());
+            double num = 0, den = 0;
+            for (int i = 0; i < expected.length; i++) {
+                num += (v.pixels()[i] - expected[i]) * (double) (v.pixels()[i] - expected[i]);
+                den += expected[i] * (double) expected[i];
+            }
+            assertTrue(Math.sqrt(num / den) < 1e-5, "relL2 " + Math.sqrt(num / den));
+            assertTrue(decoder.describe().contains("vae.safetensors"), decoder.describe());
+        }
+    }
+
+    @Test
+    void wrongFilesStopWithOneLine() {
+        Path dit = Golden.dir("wan-tiny").resolve("model.safetensors");
+        Path t5 = T5_DIR.resolve("t5.safetensors");
+        UserError e = assertThrows(UserError.class, () -> SampleModels.files(t5, T5_DIR.resolve("tokenizer"), false, dit).check());
+        assertTrue(e.getMessage().startsWith("--vae " + dit + ": no tensor encoder.conv1.weight; expected a Wan 2.1 VAE"), e.getMessage());
+        e = assertThrows(UserError.class, () -> SampleModels.files(t5, tmp.resolve("nothing"), false, VAE).check());
+        assertTrue(e.getMessage().startsWith("--t5_tokenizer " + tmp.resolve("nothing") + ": no tokenizer.json there"), e.getMessage());
+        try (CpuBackend cpu = new CpuBackend()) {
+            SampleModels models = SampleModels.files(t5, T5_DIR.resolve("tokenizer"), false, VAE);
+            e = assertThrows(UserError.class, () -> models.openTextEncoder(cpu, 4096));
+            assertEquals("--t5 " + t5 + ": the text encoder's width is 64 but the DiT expects 4096-wide text (umT5-XXL:"
+                    + " 4096); use the umT5-XXL encoder that goes with this DiT", e.getMessage());
+        }
+        assertEquals(1, e.getMessage().lines().count());
+    }
+
+    /**
+     * The golden tiny umT5 (width 64) widened to the DiT's 4096 with zeros, so that it drives wan-tiny's DiT (text dim
+     * 4096) and training's 4096-wide caches: the token embedding, the norms and every weight's model-width axis are
+     * padded; the encoder is a valid umT5 (vocab 512, 2 layers) with the real key names. The zero columns stay zero;
+     * the RMS norms scale the others by √(4096/64), so its output is not the 64-wide one, only real-format.
+     */
+    public static Path widenedT5(Path folder) {
+        int dim = 64, wide = 4096;
+        List<SafeTensorsWriter.Entry> entries = new ArrayList<>();
+        try (SafeTensors src = SafeTensors.open(T5_DIR.resolve("t5.safetensors"))) {
+            for (String key : src.keys()) {
+                Shape s = src.shape(key);
+                float[] v = src.floats(key);
+                int padAxis = -1;
+                if (key.equals("token_embedding.weight") || key.matches("blocks\\.\\d+\\.attn\\.[qkv]\\.weight")
+                        || key.matches("blocks\\.\\d+\\.ffn\\.(gate\\.0|fc1)\\.weight")) {
+                    padAxis = 1;
+                } else if (key.matches("blocks\\.\\d+\\.attn\\.o\\.weight") || key.matches("blocks\\.\\d+\\.ffn\\.fc2\\.weight")
+                        || key.endsWith("norm1.weight") || key.endsWith("norm2.weight") || key.equals("norm.weight")) {
+                    padAxis = 0;
+                }
+                long[] dims = s.dims();
+                float[] out = v;
+                if (padAxis == 1) {
+                    int rows = (int) dims[0];
+                    out = new float[rows * wide];
+                    for (int r = 0; r < rows; r++) System.arraycopy(v, r * dim, out, r * wide, dim);
+                    dims = new long[] {rows, wide};
+                } else if (padAxis == 0) {
+                    int cols = dims.length == 1 ? 1 : (int) dims[1];
+                    out = new float[wide * cols];
+                    System.arraycopy(v, 0, out, 0, v.length);
+                    dims = dims.length == 1 ? new long[] {wide} : new long[] {wide, cols};
+                }
+                entries.add(new SafeTensorsWriter.Entry(key, DType.F32, Shape.of(dims), MemorySegment.ofArray(out)));
+            }
+        }
+        Path file = folder.resolve("t5-wide.safetensors");
+        SafeTensorsWriter.write(file, entries, Map.of());
+        return file;
+    }
+}
