@@ -35,6 +35,9 @@ final class CheckpointSampleModels implements SampleModels {
     private final Path tokenizer;
     private final boolean fp8T5;
     private final Path vae;
+    /** Read by {@link #check}: the VAE's config and its decoder's parameter count (decoder.* and conv2.*). */
+    private WanVaeConfig vaeConfig;
+    private long decoderParameters;
 
     CheckpointSampleModels(Path t5, Path tokenizer, boolean fp8T5, Path vae) {
         this.t5 = t5;
@@ -60,8 +63,16 @@ final class CheckpointSampleModels implements SampleModels {
             throw new UserError(e.getMessage(), e);
         }
         try (TensorSource src = open("--vae", vae)) {
-            config(src);
+            vaeConfig = config(src);
+            decoderParameters = src.keys().stream().filter(k -> k.startsWith("decoder.") || k.startsWith("conv2."))
+                    .mapToLong(k -> src.shape(k).numElements()).sum();
         }
+    }
+
+    @Override
+    public long decoderBytes(int latentHeight, int latentWidth, DType dtype) {
+        if (vaeConfig == null) return 0;
+        return decoderParameters * dtype.sizeBytes() + WanVae.decodeWorkingBytes(vaeConfig, latentHeight, latentWidth, dtype);
     }
 
     @Override

@@ -1,6 +1,7 @@
 package dev.wanlora.cli.sampling;
 
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.models.sampling.DemoLatentDecoderStandIn;
 import dev.wanlora.models.sampling.DemoTextEncoderStandIn;
 import dev.wanlora.models.sampling.LatentDecoder;
@@ -19,6 +20,13 @@ public interface SampleModels {
 
     /** Stops with one line, before any work, when these models cannot be opened. */
     default void check() { }
+
+    /**
+     * Device bytes the decoder holds while it decodes a latent of {@code latentHeight} × {@code latentWidth} in
+     * {@code dtype}: its weights and its working memory; 0 when unknown or negligible (the stand-ins). Valid after
+     * {@link #check}.
+     */
+    default long decoderBytes(int latentHeight, int latentWidth, DType dtype) { return 0; }
 
     /**
      * {@code --t5 FILE} (umT5-XXL; the tokenizer from {@code tokenizer}, i.e. {@code --t5_tokenizer}, else beside the

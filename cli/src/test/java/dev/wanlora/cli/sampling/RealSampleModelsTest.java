@@ -11,6 +11,8 @@ import dev.wanlora.engine.testing.Golden;
 import dev.wanlora.models.sampling.LatentDecoder;
 import dev.wanlora.models.sampling.TextEncoder;
 import dev.wanlora.models.umt5.UmT5TextEncoder;
+import dev.wanlora.models.wan.vae.WanVae;
+import dev.wanlora.models.wan.vae.WanVaeConfig;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -85,6 +87,18 @@ public class RealSampleModelsTest {
             assertTrue(Math.sqrt(num / den) < 1e-5, "relL2 " + Math.sqrt(num / den));
             assertTrue(decoder.describe().contains("vae.safetensors"), decoder.describe());
         }
+    }
+
+    /** The memory plan's decoder: the decoder's weights (decoder.*, conv2.*: under vae-tiny's 713,137 parameters) + WanVae's working memory. */
+    @Test
+    void decoderBytesCountWeightsAndWorkingMemory() {
+        SampleModels models = SampleModels.files(T5_DIR.resolve("t5.pth"), T5_DIR.resolve("tokenizer"), false, VAE);
+        assertEquals(0, models.decoderBytes(60, 104, DType.BF16), "unknown before check()");
+        models.check();
+        long working = WanVae.decodeWorkingBytes(new WanVaeConfig(7, 16), 60, 104, DType.BF16);
+        long weights = models.decoderBytes(60, 104, DType.BF16) - working;
+        assertTrue(weights > 100_000 * 2 && weights < 713_137 * 2, "weights " + weights);
+        assertEquals(SampleModels.demoStandIns().decoderBytes(60, 104, DType.BF16), 0);
     }
 
     @Test
