@@ -89,6 +89,29 @@ public class RealSampleModelsTest {
         }
     }
 
+    /**
+     * The official VAE is a torch .pth (Wan2.1_VAE.pth: a top-level state dict, as Wan's loader
+     * {@code load_state_dict(torch.load(path))} expects): vae-tiny rewritten in that layout decodes bit for bit as the
+     * .safetensors.
+     */
+    @Test
+    void pthVaeDecodesAsTheSafetensors() {
+        Path pth = TorchZipWriter.fromSafetensors(VAE, tmp.resolve("Wan2.1_VAE.pth"), "Wan2.1_VAE");
+        float[] z;
+        try (SafeTensors golden = SafeTensors.open(Golden.dir("vae-tiny").resolve("decode.safetensors"))) {
+            z = golden.floats("input.z");
+        }
+        try (CpuBackend cpu = new CpuBackend()) {
+            SampleModels fromPth = SampleModels.files(T5_DIR.resolve("t5.pth"), T5_DIR.resolve("tokenizer"), false, pth);
+            fromPth.check();
+            try (LatentDecoder a = fromPth.openDecoder(cpu);
+                 LatentDecoder b = SampleModels.files(null, null, false, VAE).openDecoder(cpu)) {
+                assertArrayEquals(b.decode(z, 3, 8, 8).pixels(), a.decode(z, 3, 8, 8).pixels());
+                assertTrue(a.describe().contains("Wan2.1_VAE.pth"), a.describe());
+            }
+        }
+    }
+
     /** The memory plan's decoder: the decoder's weights (decoder.*, conv2.*: under vae-tiny's 713,137 parameters) + WanVae's working memory. */
     @Test
     void decoderBytesCountWeightsAndWorkingMemory() {
