@@ -84,8 +84,9 @@ final class CheckpointSampleModels implements SampleModels {
         } catch (PthException | SafeTensorsException e) {
             throw new UserError("--t5 " + t5 + ": " + stripPath(e.getMessage(), t5), e);
         } catch (IllegalArgumentException e) {
-            throw new UserError(e.getMessage().contains(t5.toString()) || e.getMessage().contains("tokenizer")
-                    ? e.getMessage() : "--t5 " + t5 + ": " + e.getMessage(), e);
+            String m = String.valueOf(e.getMessage());
+            boolean isTokenizer = m.startsWith("--t5_tokenizer") || m.startsWith("no umT5 tokenizer");
+            throw new UserError(isTokenizer ? m : "--t5 " + t5 + ": " + stripPath(m, t5), e);
         }
         if (encoder.config().dim() != dim) {
             int got = encoder.config().dim();

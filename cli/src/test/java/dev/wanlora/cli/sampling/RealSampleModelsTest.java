@@ -139,43 +139,102 @@ public class RealSampleModelsTest {
                     + " 4096); use the umT5-XXL encoder that goes with this DiT", e.getMessage());
         }
         assertEquals(1, e.getMessage().lines().count());
+        // --fp8_t5 on the golden umT5, whose 160-wide FFN is no multiple of fp8's 64-column blocks: one line naming --t5
+        try (CpuBackend cpu = new CpuBackend()) {
+            SampleModels fp8 = SampleModels.files(t5, T5_DIR.resolve("tokenizer"), true, VAE);
+            e = assertThrows(UserError.class, () -> fp8.openTextEncoder(cpu, 64));
+            assertTrue(e.getMessage().startsWith("--t5 " + t5 + ": ") && e.getMessage().contains("--fp8_t5 needs a multiple of 64"),
+                    e.getMessage());
+        }
+    }
+
+    /**
+     * The widened fixture (below) is the golden encoder padded: its first 64 columns are the 64-wide output, the rest
+     * zero. Bound: each of the 5 RMS norms computes rsqrt(m + 64·eps) instead of rsqrt(m + eps), a relative change of
+     * ½·63e-6/m, ≈ 3e-5 at m ≈ 1 (measured total 4.3e-5); 5 norms in a row give ≤ 1.6e-4; 2e-4.
+     */
+    @Test
+    void widenedT5IsTheGoldenEncoderPadded() {
+        Path t5 = widenedT5(tmp);
+        try (CpuBackend cpu = new CpuBackend();
+             TextEncoder wide = SampleModels.files(t5, T5_DIR.resolve("tokenizer"), false, VAE).openTextEncoder(cpu, 4096);
+             TextEncoder narrow = SampleModels.files(T5_DIR.resolve("t5.safetensors"), T5_DIR.resolve("tokenizer"), false, VAE)
+                     .openTextEncoder(cpu, 64);
+             Tensor a = wide.encode("A cat walks on the grass.");
+             Tensor b = narrow.encode("A cat walks on the grass.")) {
+            float[] x = cpu.toFloats(a), y = cpu.toFloats(b);
+            double num = 0, den = 0;
+            for (int row = 0; row < 16; row++) {
+                for (int c = 0; c < 4096; c++) {
+                    float expected = c < 64 ? y[row * 64 + c] : 0f;
+                    num += (x[row * 4096 + c] - expected) * (double) (x[row * 4096 + c] - expected);
+                    den += expected * (double) expected;
+                }
+            }
+            assertTrue(Math.sqrt(num / den) < 2e-4, "relL2 " + Math.sqrt(num / den));
+        }
+    }
+
+    /**
+     * --fp8_t5 reaches the encoder: the widened umT5 (FFN 192) in fp8 e4m3 codes (u = 2⁻⁴, per-block scales) stays
+     * within UmT5PartsTest's fp8 bound (relL2 < 0.1) of the F32 encoder and is not equal to it.
+     */
+    @Test
+    void fp8T5IsWired() {
+        Path t5 = widenedT5(tmp);
+        try (CpuBackend cpu = new CpuBackend();
+             TextEncoder f32 = SampleModels.files(t5, T5_DIR.resolve("tokenizer"), false, VAE).openTextEncoder(cpu, 4096);
+             TextEncoder fp8 = SampleModels.files(t5, T5_DIR.resolve("tokenizer"), true, VAE).openTextEncoder(cpu, 4096);
+             Tensor a = f32.encode("A cat walks on the grass.");
+             Tensor b = fp8.encode("A cat walks on the grass.")) {
+            float[] x = cpu.toFloats(a), y = cpu.toFloats(b);
+            double num = 0, den = 0;
+            for (int i = 0; i < x.length; i++) {
+                num += (y[i] - x[i]) * (double) (y[i] - x[i]);
+                den += x[i] * (double) x[i];
+            }
+            double rel = Math.sqrt(num / den);
+            assertTrue(rel > 0 && rel < 0.1, "relL2 " + rel);
+            assertTrue(fp8.describe().contains(", fp8)"), fp8.describe());
+        }
     }
 
     /**
      * The golden tiny umT5 (width 64) widened to the DiT's 4096 with zeros, so that it drives wan-tiny's DiT (text dim
      * 4096) and training's 4096-wide caches: the token embedding, the norms and every weight's model-width axis are
-     * padded; the encoder is a valid umT5 (vocab 512, 2 layers) with the real key names. The zero columns stay zero;
-     * the RMS norms scale the others by √(4096/64), so its output is not the 64-wide one, only real-format.
+     * padded, and the FFN from 160 to 192 (a multiple of 64, as --fp8_t5 needs; the extra units are zero: gelu(0)·0 = 0).
+     * The encoder is a valid umT5 (vocab 512, 2 layers) with the real key names. The zero columns stay zero. The RMS
+     * norms see mean(x²) over 4096 columns, 64 of them nonzero, i.e. 1/64 of the 64-wide mean; the norm weights are
+     * multiplied by 1/8 = √(64/4096) (exact in binary) to cancel that, so the first 64 columns of its output are the
+     * golden encoder's (up to eps = 1e-6 now weighing 64× more inside the rsqrt).
      */
     public static Path widenedT5(Path folder) {
-        int dim = 64, wide = 4096;
         List<SafeTensorsWriter.Entry> entries = new ArrayList<>();
         try (SafeTensors src = SafeTensors.open(T5_DIR.resolve("t5.safetensors"))) {
             for (String key : src.keys()) {
-                Shape s = src.shape(key);
-                float[] v = src.floats(key);
-                int padAxis = -1;
-                if (key.equals("token_embedding.weight") || key.matches("blocks\\.\\d+\\.attn\\.[qkv]\\.weight")
-                        || key.matches("blocks\\.\\d+\\.ffn\\.(gate\\.0|fc1)\\.weight")) {
-                    padAxis = 1;
-                } else if (key.matches("blocks\\.\\d+\\.attn\\.o\\.weight") || key.matches("blocks\\.\\d+\\.ffn\\.fc2\\.weight")
-                        || key.endsWith("norm1.weight") || key.endsWith("norm2.weight") || key.equals("norm.weight")) {
-                    padAxis = 0;
+                long[] dims = src.shape(key).dims();
+                long[] wide = dims.clone();
+                if (key.equals("token_embedding.weight") || key.matches("blocks\\.\\d+\\.attn\\.[qkv]\\.weight")) {
+                    wide[1] = 4096;
+                } else if (key.matches("blocks\\.\\d+\\.ffn\\.(gate\\.0|fc1)\\.weight")) {
+                    wide = new long[] {192, 4096};
+                } else if (key.matches("blocks\\.\\d+\\.ffn\\.fc2\\.weight")) {
+                    wide = new long[] {4096, 192};
+                } else if (key.matches("blocks\\.\\d+\\.attn\\.o\\.weight") || key.endsWith("norm1.weight")
+                        || key.endsWith("norm2.weight") || key.equals("norm.weight")) {
+                    wide[0] = 4096;
                 }
-                long[] dims = s.dims();
-                float[] out = v;
-                if (padAxis == 1) {
-                    int rows = (int) dims[0];
-                    out = new float[rows * wide];
-                    for (int r = 0; r < rows; r++) System.arraycopy(v, r * dim, out, r * wide, dim);
-                    dims = new long[] {rows, wide};
-                } else if (padAxis == 0) {
-                    int cols = dims.length == 1 ? 1 : (int) dims[1];
-                    out = new float[wide * cols];
-                    System.arraycopy(v, 0, out, 0, v.length);
-                    dims = dims.length == 1 ? new long[] {wide} : new long[] {wide, cols};
+                float[] v = src.floats(key), out = v;
+                if (key.endsWith("norm1.weight") || key.endsWith("norm2.weight") || key.equals("norm.weight")) {
+                    for (int i = 0; i < v.length; i++) v[i] /= 8;
                 }
-                entries.add(new SafeTensorsWriter.Entry(key, DType.F32, Shape.of(dims), MemorySegment.ofArray(out)));
+                if (!java.util.Arrays.equals(dims, wide)) {
+                    int rows = (int) dims[0], cols = dims.length == 1 ? 1 : (int) dims[1];
+                    int wideCols = wide.length == 1 ? 1 : (int) wide[1];
+                    out = new float[(int) (wide[0] * wideCols)];
+                    for (int r = 0; r < rows; r++) System.arraycopy(v, r * cols, out, r * wideCols, cols);
+                }
+                entries.add(new SafeTensorsWriter.Entry(key, DType.F32, Shape.of(wide), MemorySegment.ofArray(out)));
             }
         }
         Path file = folder.resolve("t5-wide.safetensors");
