@@ -116,7 +116,6 @@ final class CheckpointSampleModels implements SampleModels {
             config = config(src);
             weights = WanVaeWeights.load(backend, src, config, dtype(backend), WanVaeWeights.Part.DECODER);
         } catch (IllegalArgumentException | PthException | SafeTensorsException e) {
-            if (e instanceof UserError) throw e;
             throw new UserError("--vae " + vae + ": " + stripPath(e.getMessage(), vae), e);
         }
         WanVae model = new WanVae(backend, weights);
