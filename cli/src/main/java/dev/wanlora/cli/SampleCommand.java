@@ -55,6 +55,13 @@ public final class SampleCommand implements Callable<Integer> {
     @Option(names = "--t5", paramLabel = "FILE", description = "umT5-XXL text encoder checkpoint.")
     Path t5;
 
+    @Option(names = {"--t5_tokenizer", "--t5-tokenizer"}, paramLabel = "FILE|DIR", description = "umT5 tokenizer.json"
+            + " or its folder. Default: beside --t5, its google/umt5-xxl/, then the Hugging Face cache (models--google--umt5-xxl).")
+    Path t5Tokenizer;
+
+    @Option(names = {"--fp8_t5", "--fp8-t5"}, description = "Run the text encoder in fp8 (musubi's --fp8_t5).")
+    boolean fp8T5;
+
     @Option(names = "--lora", paramLabel = "FILE[:WEIGHT]",
             description = "LoRA to apply (unmerged), with an optional multiplier (default 1.0); repeat to sample each.")
     List<String> loras = new ArrayList<>();
@@ -124,7 +131,8 @@ public final class SampleCommand implements Callable<Integer> {
                 : List.of(SamplePromptFile.fromCommandLine(prompts.line));
         SampleRunner.checkSchedules(list, kind, prompts.file != null ? "--prompts " + prompts.file : "--prompt");
         if (!Files.isRegularFile(dit)) throw new UserError("--dit " + dit + ": no such file");
-        SampleModels models = standIns ? SampleModels.demoStandIns() : SampleModels.files(t5, vae);
+        SampleModels models = standIns ? SampleModels.demoStandIns() : SampleModels.files(t5, t5Tokenizer, fp8T5, vae);
+        models.check();
         if (standIns) out.println("warning: --stand_in_models: random stand-ins replace umT5 and the VAE; the samples show nothing");
         String time = LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMddHHmmss", Locale.ROOT));
         long start = System.nanoTime();

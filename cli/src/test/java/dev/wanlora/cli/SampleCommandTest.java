@@ -1,5 +1,6 @@
 package dev.wanlora.cli;
 
+import dev.wanlora.cli.sampling.RealSampleModelsTest;
 import dev.wanlora.engine.testing.Golden;
 import org.jcodec.api.FrameGrab;
 import org.jcodec.common.io.NIOUtils;
@@ -63,16 +64,58 @@ class SampleCommandTest {
         assertEquals(32, image.getHeight());
     }
 
+    /**
+     * The real wiring end to end: wan-tiny's DiT, the golden tiny umT5 (.pth, widened to the DiT's 4096-wide text with
+     * zeros: {@link RealSampleModelsTest#widenedT5}) with its tokenizer, and the golden tiny Wan VAE (z_dim 16, so it
+     * decodes the DiT's 16-channel latents): an mp4 of 4·(2 − 1) + 1 = 5 frames at 8× the latent size, read back.
+     */
     @Test
-    void realModelFilesStopWithOneLine() throws Exception {
-        Path t5 = Files.writeString(tmp.resolve("t5.pth"), "x");
-        Path vae = Files.writeString(tmp.resolve("vae.pth"), "x");
+    void realUmT5AndVaeMakeAVideo() throws Exception {
+        Path t5 = RealSampleModelsTest.widenedT5(tmp);
+        Path tokenizer = Golden.dir("sampling-tiny").resolve("tokenizer");
         CommandRun r = run("sample", "--dit", Golden.dir("wan-tiny").resolve("model.safetensors").toString(),
-                "--t5", t5.toString(), "--vae", vae.toString(), "--prompt", "a cat --w 32 --h 32", "--output_dir",
-                tmp.toString(), "--backend", "cpu");
+                "--t5", t5.toString(), "--t5_tokenizer", tokenizer.toString(),
+                "--vae", Golden.dir("vae-tiny").resolve("vae.safetensors").toString(),
+                "--prompt", "a fox in the snow --w 32 --h 32 --f 5 --s 2 --d 7 --l 3.0", "--output_dir", tmp.toString(),
+                "--output_name", "r", "--backend", "cpu");
+        assertEquals(0, r.exitCode(), r.out() + r.err());
+        assertTrue(r.out().contains("encoded by umT5 (2 layers) from t5-wide.safetensors"), r.out());
+        assertTrue(!r.out().contains("stand-in"), r.out());
+        List<Path> files;
+        try (Stream<Path> s = Files.list(tmp.resolve("sample"))) {
+            files = s.sorted().toList();
+        }
+        assertEquals(1, files.size(), files.toString());
+        assertTrue(files.getFirst().getFileName().toString().matches("r_00_\\d{14}_7\\.mp4"), files.toString());
+        try (var ch = NIOUtils.readableChannel(files.getFirst().toFile())) {
+            FrameGrab grab = FrameGrab.createFrameGrab(ch);
+            for (int f = 0; f < 5; f++) {
+                Picture p = grab.getNativeFrame();
+                assertNotNull(p, "frame " + f);
+                assertEquals(32, p.getCroppedWidth());
+                assertEquals(32, p.getCroppedHeight());
+            }
+        }
+    }
+
+    @Test
+    void wrongModelFilesStopWithOneLine() throws Exception {
+        Path dit = Golden.dir("wan-tiny").resolve("model.safetensors");
+        Path t5 = Golden.dir("sampling-tiny").resolve("t5.pth");
+        CommandRun r = run("sample", "--dit", dit.toString(), "--t5", t5.toString(), "--t5_tokenizer",
+                Golden.dir("sampling-tiny").resolve("tokenizer").toString(), "--vae", dit.toString(),
+                "--prompt", "a cat --w 32 --h 32", "--output_dir", tmp.toString(), "--backend", "cpu");
         assertEquals(Main.USER_ERROR, r.exitCode(), r.out() + r.err());
-        assertEquals("wanlora sample: --t5 " + t5 + ": this build of wanlora has no umT5 text encoder yet, so it cannot"
-                + " make samples; run without --sample_prompts (train) or wait for the build with umT5 and the VAE\n", r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().startsWith("wanlora sample: --vae " + dit + ": no tensor encoder.conv1.weight; expected a Wan 2.1 VAE"), r.err());
+
+        Path lone = Files.copy(t5, tmp.resolve("t5.pth"));
+        r = run("sample", "--dit", dit.toString(), "--t5", lone.toString(),
+                "--vae", Golden.dir("vae-tiny").resolve("vae.safetensors").toString(),
+                "--prompt", "a cat --w 32 --h 32", "--output_dir", tmp.toString(), "--backend", "cpu");
+        assertEquals(Main.USER_ERROR, r.exitCode(), r.out() + r.err());
+        assertEquals(1, r.err().lines().count(), r.err());
+        assertTrue(r.err().startsWith("wanlora sample: no umT5 tokenizer.json found (looked beside the T5 checkpoint"), r.err());
         assertTrue(Files.notExists(tmp.resolve("sample")));
     }
 

@@ -1,7 +1,7 @@
 package dev.wanlora.cli.sampling;
 
-import dev.wanlora.cli.UserError;
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.models.sampling.DemoLatentDecoderStandIn;
 import dev.wanlora.models.sampling.DemoTextEncoderStandIn;
 import dev.wanlora.models.sampling.LatentDecoder;
@@ -22,33 +22,19 @@ public interface SampleModels {
     default void check() { }
 
     /**
-     * {@code --t5 FILE} and {@code --vae FILE}. This build has neither model yet (they come with the umT5 and VAE
-     * work), so opening one stops with one line instead of writing fake samples.
+     * Device bytes the decoder holds while it decodes a latent of {@code latentHeight} × {@code latentWidth} in
+     * {@code dtype}: its weights and its working memory; 0 when unknown or negligible (the stand-ins). Valid after
+     * {@link #check}.
      */
-    static SampleModels files(Path t5, Path vae) {
-        return new SampleModels() {
-            @Override
-            public void check() {
-                if (t5 == null || vae == null) {
-                    throw new UserError("samples need the VAE and the text encoder; add --vae FILE and --t5 FILE");
-                }
-                openTextEncoder(null, 0);
-            }
+    default long decoderBytes(int latentHeight, int latentWidth, DType dtype) { return 0; }
 
-            @Override
-            public TextEncoder openTextEncoder(Backend backend, int dim) {
-                if (t5 == null) throw new UserError("samples need the text encoder; add --t5 FILE (umT5-XXL, e.g. models_t5_umt5-xxl-enc-bf16.pth)");
-                throw new UserError("--t5 " + t5 + ": this build of wanlora has no umT5 text encoder yet, so it cannot"
-                        + " make samples; run without --sample_prompts (train) or wait for the build with umT5 and the VAE");
-            }
-
-            @Override
-            public LatentDecoder openDecoder(Backend backend) {
-                if (vae == null) throw new UserError("samples need the VAE; add --vae FILE (Wan2.1_VAE.pth)");
-                throw new UserError("--vae " + vae + ": this build of wanlora has no Wan VAE decoder yet, so it cannot"
-                        + " make samples; run without --sample_prompts (train) or wait for the build with umT5 and the VAE");
-            }
-        };
+    /**
+     * {@code --t5 FILE} (umT5-XXL; the tokenizer from {@code tokenizer}, i.e. {@code --t5_tokenizer}, else beside the
+     * checkpoint or in the Hugging Face cache), {@code --fp8_t5}, and {@code --vae FILE} (Wan 2.1 VAE): .pth or
+     * .safetensors. See {@link CheckpointSampleModels}.
+     */
+    static SampleModels files(Path t5, Path tokenizer, boolean fp8T5, Path vae) {
+        return new CheckpointSampleModels(t5, tokenizer, fp8T5, vae);
     }
 
     /**

@@ -51,7 +51,7 @@ public final class TrainCommand implements Callable<Integer> {
     public static int run(String[] args, PrintWriter out) {
         TrainOptions o = new TrainOptions();
         new CommandLine(o).setOverwrittenOptionsAllowed(true).parseArgs(args);
-        return run(o, out, SampleModels.files(o.t5, o.vae));
+        return run(o, out, SampleModels.files(o.t5, o.t5_tokenizer, o.fp8_t5, o.vae));
     }
 
     /** {@link #run(String[], PrintWriter)} with samples made by {@code sampleModels} (the demo's stand-ins). */

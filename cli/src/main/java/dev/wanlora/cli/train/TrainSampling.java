@@ -8,6 +8,7 @@ import dev.wanlora.cli.sampling.SampleNames;
 import dev.wanlora.cli.sampling.SampleRunner;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.memory.MemoryPlan;
+import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.sampling.FlowSolver;
 import dev.wanlora.models.wan.ComputePrecision;
@@ -67,11 +68,11 @@ final class TrainSampling implements AutoCloseable {
 
     /**
      * The sampling phase in the memory plan: the forward-only activations of the largest prompt (allocated beside the
-     * training plans during the phase, freed after) and the encoded prompts (kept for the run). The decoder's memory is
-     * not counted: the real VAE is not in this build.
+     * training plans during the phase, freed after), the encoded prompts (kept for the run) and the VAE decoder of the
+     * largest frame (weights and working memory, bf16 as on the GPU; loaded for the phase, freed after).
      */
     MemoryPlan.Item memoryItem(WanDitConfig config, ComputePrecision precision, int loraRank) {
-        long activations = 0;
+        long activations = 0, decoder = 0;
         SamplePrompt largest = prompts.getFirst();
         for (SamplePrompt p : prompts) {
             long[] s = p.latentShape();
@@ -81,11 +82,14 @@ final class TrainSampling implements AutoCloseable {
                 activations = bytes;
                 largest = p;
             }
+            decoder = Math.max(decoder, models.decoderBytes((int) s[2], (int) s[3], DType.BF16));
         }
         long contexts = runner == null ? 0 : runner.contextBytes();
-        return new MemoryPlan.Item("sampling", activations + contexts, String.format(Locale.ROOT,
-                "forward-only activations at %d×%d×%d (prompt %d) + %d encoded prompt(s); the decoder is not counted",
-                largest.width(), largest.height(), largest.frameCount(), largest.index(), runner == null ? 0 : runner.contextCount()));
+        return new MemoryPlan.Item("sampling", activations + contexts + decoder, String.format(Locale.ROOT,
+                "forward-only activations at %d×%d×%d (prompt %d) + %d encoded prompt(s)%s", largest.width(),
+                largest.height(), largest.frameCount(), largest.index(), runner == null ? 0 : runner.contextCount(),
+                decoder == 0 ? "; the decoder is not counted" : String.format(Locale.ROOT, " + the VAE decoder (%.2f GiB)",
+                        decoder / (double) (1L << 30))));
     }
 
     boolean atFirst() { return o.sample_at_first; }

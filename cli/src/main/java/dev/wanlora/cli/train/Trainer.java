@@ -135,7 +135,7 @@ final class Trainer {
     private TrainSampling sampling;
 
     Trainer(TrainOptions o, PrintWriter out, boolean isLinePerStep) {
-        this(o, out, isLinePerStep, SampleModels.files(o.t5, o.vae));
+        this(o, out, isLinePerStep, SampleModels.files(o.t5, o.t5_tokenizer, o.fp8_t5, o.vae));
     }
 
     /** {@code sampleModels}: where samples' text encoder and decoder come from (the demo passes its stand-ins). */

@@ -4,6 +4,7 @@ import dev.wanlora.engine.testing.RequiresGolden;
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
 import dev.wanlora.cli.demo.SyntheticCaches;
+import dev.wanlora.cli.sampling.RealSampleModelsTest;
 import dev.wanlora.cli.sampling.SampleModels;
 import dev.wanlora.cli.tensorboard.EventReader;
 import dev.wanlora.engine.io.SafeTensors;
@@ -361,6 +362,29 @@ class TrainRunTest {
         assertEquals(Main.USER_ERROR, fromFinal.exitCode(), fromFinal.out() + fromFinal.err());
         assertTrue(fromFinal.err().contains("nothing is left to train"), fromFinal.err());
         assertFalse(fromFinal.err().contains("--overwrite"), fromFinal.err());
+    }
+
+    /**
+     * Training with --sample_prompts and real-format --t5 / --vae files (the golden tiny umT5 widened to the DiT's
+     * 4096-wide text, its tokenizer through --t5_tokenizer, the golden tiny Wan VAE): the samples are written at the
+     * last epoch, encoded and decoded by the real models, not the stand-ins.
+     */
+    @Test
+    void samplesWithTheRealEncoderAndVae() throws IOException {
+        Path t5 = RealSampleModelsTest.widenedT5(Files.createDirectories(dir.resolve("t5")));
+        Path prompts = Files.writeString(dir.resolve("real_prompts.txt"), "a cat --w 32 --h 32 --s 2 --d 3\n");
+        CommandRun r = train(reference("real", "logs-real", "--sample_prompts", prompts.toString(),
+                "--sample_every_n_epochs", "2", "--t5", t5.toString(), "--t5_tokenizer",
+                Golden.dir("sampling-tiny").resolve("tokenizer").toString(), "--vae",
+                Golden.dir("vae-tiny").resolve("vae.safetensors").toString()));
+        assertEquals(0, r.exitCode(), r.out() + r.err());
+        assertTrue(r.out().contains("encoded by umT5 (2 layers) from t5-wide.safetensors"), r.out());
+        List<String> names;
+        try (Stream<Path> s = Files.list(dir.resolve("real/sample"))) {
+            names = s.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+        assertEquals(1, names.size(), names.toString());
+        assertTrue(names.getFirst().matches("ghibli_e000002_00_\\d{14}_3_000\\.png"), names.toString());
     }
 
     /**
