@@ -15,8 +15,9 @@ import java.util.List;
  * order, so that the disk sees one sequential stream and the loader's positional reads mostly hit the page cache.
  *
  * <p>Why: an official Wan file stores its tensors in name order (blocks.0, blocks.1, blocks.10, …), while the loader
- * walks the model (blocks 0, 1, 2, …); on a cold page cache its reads then jump across the file and reached 1.16 GB/s
- * on a disk that reads the same file sequentially at 1.5 GB/s (NVIDIA H200 machine, `dd`). The bytes read here are
+ * walks the model (blocks 0, 1, 2, …); on a cold page cache the loader read a 14B file at 1.16 GB/s where `dd` reads
+ * it at 1.5 GB/s (NVIDIA H200 machine), and the jumping reads are the likely cause. Whether this class closes that gap
+ * is still to be measured (`gpu-test.sh e2e`, cold row). The bytes read here are
  * thrown away (a reused 8 MiB buffer); only the page cache keeps them. So it runs only when the files fit in half of
  * the memory the OS reports available: otherwise the cache would evict pages before the loader reaches them and the
  * disk would read them twice. It is a hint: an I/O error stops it silently (the loader's own reads report errors),
