@@ -5,7 +5,6 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -20,22 +19,16 @@ import java.util.List;
  * (vectors), {@code .exp_avg} with beta1 (upstream's names). The step count is the optimizer step (every parameter
  * is updated at every step, as every LoRA parameter has a gradient).
  */
-public final class Adafactor implements Optimizer {
+public final class Adafactor extends StatefulOptimizer {
     /** One parameter's state; unused tensors are null. */
     private record State(TrainableParameter parameter, Tensor m, Tensor row, Tensor col, Tensor v) {}
 
-    private final Backend backend;
-    private final OptimizerConfig config;
     private final OptimizerConfig.AdafactorSettings settings;
-    private final List<TrainableParameter> parameters;
     private final List<State> states = new ArrayList<>();
-    private long lastStep;
 
     public Adafactor(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters) {
-        this.backend = backend;
-        this.config = config;
+        super(backend, config, parameters);
         this.settings = config.adafactor();
-        this.parameters = List.copyOf(parameters);
         for (TrainableParameter p : this.parameters) {
             Shape shape = p.value().shape();
             Tensor m = settings.hasFirstMoment() ? backend.allocate(DType.F32, shape) : null;
@@ -63,10 +56,11 @@ public final class Adafactor implements Optimizer {
                     h.relativeStep(), h.warmupInit());
             backend.adafactor(s.parameter().value(), s.parameter().grad(), s.m(), s.row(), s.col(), s.v(), gradScale, hp);
         }
-        lastStep = step;
+        stepDone(step);
     }
 
-    private List<OptimizerStateFile.Slot> slots() {
+    @Override
+    List<OptimizerStateFile.Slot> slots() {
         List<OptimizerStateFile.Slot> slots = new ArrayList<>();
         for (State s : states) {
             String name = s.parameter().name();
@@ -79,27 +73,6 @@ public final class Adafactor implements Optimizer {
             }
         }
         return slots;
-    }
-
-    @Override
-    public OptimizerConfig config() {
-        return config;
-    }
-
-    @Override
-    public List<TrainableParameter> parameters() {
-        return parameters;
-    }
-
-    @Override
-    public void saveState(Path file) {
-        OptimizerStateFile.write(file, backend, config, lastStep, slots());
-    }
-
-    @Override
-    public long loadState(Path file) {
-        lastStep = OptimizerStateFile.read(file, backend, config, slots());
-        return lastStep;
     }
 
     @Override

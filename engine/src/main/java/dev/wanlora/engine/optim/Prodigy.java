@@ -5,7 +5,6 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -19,18 +18,14 @@ import java.util.List;
  * <p>State file keys: {@code <name>.exp_avg}, {@code .exp_avg_sq}, {@code .s}, {@code .p0} (upstream's names) and
  * {@code prodigy.d}, {@code prodigy.d_max}, {@code prodigy.d_numerator}, {@code prodigy.k}.
  */
-public final class Prodigy implements Optimizer {
+public final class Prodigy extends StatefulOptimizer {
     private static final String[] SCALARS = {"d", "d_max", "d_numerator", "k"};
 
-    private final Backend backend;
-    private final OptimizerConfig config;
     private final OptimizerConfig.ProdigySettings settings;
-    private final List<TrainableParameter> parameters;
     private final TrainableParameter contiguous; // every parameter back to back, or null
     private final Tensor state;                  // (8) F32: d, d_max, d_numerator, k, two sums, dlr, skip
     private final List<Tensor[]> buffers = new ArrayList<>(); // per parameter {m, v, s, p0}, its shape, F32
     private final Tensor[] flat;                  // {m, v, s, p0} (Σ n) F32 under contiguous (buffers holds views), else null
-    private long lastStep;
 
     public Prodigy(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters) {
         this(backend, config, parameters, null);
@@ -38,10 +33,8 @@ public final class Prodigy implements Optimizer {
 
     /** With {@code contiguous}, each pass is one op over the flat buffers (all of Prodigy is elementwise or global sums). */
     Prodigy(Backend backend, OptimizerConfig config, List<TrainableParameter> parameters, TrainableParameter contiguous) {
-        this.backend = backend;
-        this.config = config;
+        super(backend, config, parameters);
         this.settings = config.prodigy();
-        this.parameters = List.copyOf(parameters);
         this.contiguous = contiguous;
         float d0 = settings.d0();
         this.state = backend.fromFloats(DType.F32, Shape.of(Backend.PRODIGY_STATE_SIZE), new float[] {d0, d0, 0, 0, 0, 0, 0, 0});
@@ -89,7 +82,7 @@ public final class Prodigy implements Optimizer {
                 backend.prodigyUpdate(p.value(), p.grad(), b[0], b[1], gradScale, state, h);
             }
         }
-        lastStep = step;
+        stepDone(step);
     }
 
     /** {d, d_max, d_numerator, k} as they are now (reads the device: for tests and reports, not the step loop). */
@@ -98,7 +91,8 @@ public final class Prodigy implements Optimizer {
         return new float[] {all[0], all[1], all[2], all[3]};
     }
 
-    private List<OptimizerStateFile.Slot> slots() {
+    @Override
+    List<OptimizerStateFile.Slot> slots() {
         List<OptimizerStateFile.Slot> slots = new ArrayList<>();
         String[] suffixes = {".exp_avg", ".exp_avg_sq", ".s", ".p0"};
         for (int i = 0; i < parameters.size(); i++) {
@@ -110,27 +104,6 @@ public final class Prodigy implements Optimizer {
             slots.add(new OptimizerStateFile.Slot("prodigy." + SCALARS[j], state.view(j, Shape.of(1))));
         }
         return slots;
-    }
-
-    @Override
-    public OptimizerConfig config() {
-        return config;
-    }
-
-    @Override
-    public List<TrainableParameter> parameters() {
-        return parameters;
-    }
-
-    @Override
-    public void saveState(Path file) {
-        OptimizerStateFile.write(file, backend, config, lastStep, slots());
-    }
-
-    @Override
-    public long loadState(Path file) {
-        lastStep = OptimizerStateFile.read(file, backend, config, slots());
-        return lastStep;
     }
 
     @Override
