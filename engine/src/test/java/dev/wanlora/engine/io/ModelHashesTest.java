@@ -6,6 +6,7 @@ import org.junit.jupiter.api.Test;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -55,5 +56,30 @@ class ModelHashesTest {
         byte[] header = SafeTensorsWriter.header(List.of(tensors.get(3), tensors.get(1), tensors.get(0), tensors.get(2)),
                 new TreeMap<>(metadata), 8);
         assertEquals(424, header.length);
+    }
+
+    @Test
+    void canonicalHeaderMatchesTheRustSerializer() {
+        // safetensors/src/tensor.rs tests: "attn.0" F32 [1,2,3] → 64-byte header; "attn0" [1,1,2,3] → 65 + 7 spaces;
+        // no tensors with {"framework": "pt"} → 35 + 5 spaces
+        var e0 = SafeTensorsWriter.Entry.ofFloats("attn.0", DType.F32, Shape.of(1, 2, 3), new float[6]);
+        assertEquals(64, SafeTensorsWriter.header(List.of(e0), null, 8).length);
+        var e1 = SafeTensorsWriter.Entry.ofFloats("attn0", DType.F32, Shape.of(1, 1, 2, 3), new float[6]);
+        byte[] h1 = SafeTensorsWriter.header(List.of(e1), null, 8);
+        assertEquals(72, h1.length);
+        assertEquals("{\"attn0\":{\"dtype\":\"F32\",\"shape\":[1,1,2,3],\"data_offsets\":[0,24]}}       ",
+                new String(h1, StandardCharsets.US_ASCII));
+        assertEquals("{\"__metadata__\":{\"framework\":\"pt\"}}     ",
+                new String(SafeTensorsWriter.header(List.of(), Map.of("framework", "pt"), 8), StandardCharsets.US_ASCII));
+        // escaping: quote, backslash, newline and a control character as serde_json writes them (the legacy hash
+        // window can cover the header, so its length must match the library's)
+        byte[] h = SafeTensorsWriter.header(List.of(), Map.of("k", "a\"b\\c\nd\u0001é"), 8);
+        assertEquals("{\"__metadata__\":{\"k\":\"a\\\"b\\\\c\\nd\\u0001é\"}}", new String(h, StandardCharsets.UTF_8).strip());
+        // dtype order: larger alignment first, then name
+        var f16 = SafeTensorsWriter.Entry.ofFloats("a", DType.F16, Shape.of(1), new float[1]);
+        var f32 = SafeTensorsWriter.Entry.ofFloats("b", DType.F32, Shape.of(1), new float[1]);
+        var bf16 = SafeTensorsWriter.Entry.ofFloats("c", DType.BF16, Shape.of(1), new float[1]);
+        assertEquals(List.of("b", "c", "a"), ModelHashes.canonicalOrder(List.of(f16, f32, bf16)).stream()
+                .map(SafeTensorsWriter.Entry::name).toList());
     }
 }

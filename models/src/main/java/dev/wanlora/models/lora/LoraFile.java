@@ -1,5 +1,6 @@
 package dev.wanlora.models.lora;
 
+import dev.wanlora.engine.io.ModelHashes;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsWriter;
 import dev.wanlora.engine.numeric.Bf16;
@@ -25,7 +26,7 @@ import java.util.regex.Pattern;
  * <p><b>Writing.</b> Every tensor is stored in the {@link SavePrecision} (musubi converts its whole state dict,
  * alpha included, to --save_precision). The tensors are written in the order the Rust safetensors serializer uses
  * (dtype, then name), so the file's data section is the one musubi's {@code save_file} writes. The metadata gets
- * musubi's {@code sshs_model_hash} and {@code sshs_legacy_hash} ({@link SafeTensorsHashes}), computed over the
+ * musubi's {@code sshs_model_hash} and {@code sshs_legacy_hash} ({@link ModelHashes}), computed over the
  * written tensors and the {@code ss_*} keys only, exactly as musubi's {@code precalculate_safetensors_hashes}.
  * The PEFT form follows musubi's {@code convert_lora.py --target other} (L83‑180 at 30c658c4): keys
  * {@code diffusion_model.<module path>.lora_A.weight} / {@code lora_B.weight}, module path recovered from the musubi
@@ -78,12 +79,8 @@ public final class LoraFile {
                 entries.add(SafeTensorsWriter.Entry.ofFloats(key + ".lora_B.weight", dtype, upShape, scaled(dtype, up, scale)));
             }
         }
-        List<SafeTensorsWriter.Entry> sorted = SafeTensorsHashes.canonicalOrder(entries);
-        Map<String, String> ssOnly = new LinkedHashMap<>();
-        metadata.forEach((k, v) -> {
-            if (k.startsWith("ss_")) ssOnly.put(k, v);
-        });
-        SafeTensorsHashes.Hashes hashes = SafeTensorsHashes.compute(sorted, ssOnly);
+        List<SafeTensorsWriter.Entry> sorted = ModelHashes.canonicalOrder(entries);
+        ModelHashes hashes = ModelHashes.of(sorted, metadata);
         Map<String, String> full = new LinkedHashMap<>(metadata);
         full.put("sshs_model_hash", hashes.modelHash());
         full.put("sshs_legacy_hash", hashes.legacyHash());

@@ -240,30 +240,6 @@ class LoraFileTest {
         }
     }
 
-    @Test
-    void canonicalHeaderMatchesTheRustSerializer() {
-        // safetensors/src/tensor.rs tests: "attn.0" F32 [1,2,3] → 64-byte header; "attn0" [1,1,2,3] → 65 + 7 spaces;
-        // no tensors with {"framework": "pt"} → 35 + 5 spaces
-        var e0 = SafeTensorsWriter.Entry.ofFloats("attn.0", DType.F32, Shape.of(1, 2, 3), new float[6]);
-        assertEquals(64, SafeTensorsHashes.header(List.of(e0), null).length);
-        var e1 = SafeTensorsWriter.Entry.ofFloats("attn0", DType.F32, Shape.of(1, 1, 2, 3), new float[6]);
-        byte[] h1 = SafeTensorsHashes.header(List.of(e1), null);
-        assertEquals(72, h1.length);
-        assertEquals("{\"attn0\":{\"dtype\":\"F32\",\"shape\":[1,1,2,3],\"data_offsets\":[0,24]}}       ",
-                new String(h1, StandardCharsets.US_ASCII));
-        assertEquals("{\"__metadata__\":{\"framework\":\"pt\"}}     ",
-                new String(SafeTensorsHashes.header(List.of(), Map.of("framework", "pt")), StandardCharsets.US_ASCII));
-        // escaping: quote, backslash, newline and a control character as serde_json writes them
-        byte[] h = SafeTensorsHashes.header(List.of(), Map.of("k", "a\"b\\c\nd\u0001é"));
-        assertEquals("{\"__metadata__\":{\"k\":\"a\\\"b\\\\c\\nd\\u0001é\"}}", new String(h, StandardCharsets.UTF_8).strip());
-        // dtype order: larger alignment first, then name
-        var f16 = SafeTensorsWriter.Entry.ofFloats("a", DType.F16, Shape.of(1), new float[1]);
-        var f32 = SafeTensorsWriter.Entry.ofFloats("b", DType.F32, Shape.of(1), new float[1]);
-        var bf16 = SafeTensorsWriter.Entry.ofFloats("c", DType.BF16, Shape.of(1), new float[1]);
-        assertEquals(List.of("b", "c", "a"), SafeTensorsHashes.canonicalOrder(List.of(f16, f32, bf16)).stream()
-                .map(SafeTensorsWriter.Entry::name).toList());
-    }
-
     /** The golden lora.* tensors of fp32.safetensors, renamed to bare keys, read back as a musubi LoRA. */
     @Test
     void readsTheGoldenLoraAsMusubiForm(@TempDir Path dir) {
