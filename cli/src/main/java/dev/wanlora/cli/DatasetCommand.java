@@ -1,6 +1,6 @@
 package dev.wanlora.cli;
 
-import dev.wanlora.engine.text.Counts;
+import dev.wanlora.models.text.Counts;
 import dev.wanlora.models.musubi.Bucket;
 import dev.wanlora.models.musubi.CacheDataset;
 import dev.wanlora.models.musubi.CacheDataset.DatasetCache;

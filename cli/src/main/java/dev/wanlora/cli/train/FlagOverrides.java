@@ -1,6 +1,6 @@
 package dev.wanlora.cli.train;
 
-import dev.wanlora.engine.text.Counts;
+import dev.wanlora.models.text.Counts;
 
 import java.util.ArrayList;
 import java.util.List;

@@ -6,7 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
 import dev.wanlora.cli.UserError;
 import dev.wanlora.engine.io.AtomicFiles;
-import dev.wanlora.engine.text.ClosestName;
+import dev.wanlora.models.text.ClosestName;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;

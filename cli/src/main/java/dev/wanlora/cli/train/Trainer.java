@@ -24,7 +24,7 @@ import dev.wanlora.engine.random.RandomSource;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
-import dev.wanlora.engine.text.Counts;
+import dev.wanlora.models.text.Counts;
 import dev.wanlora.models.lora.LoraFile;
 import dev.wanlora.models.lora.LoraFormat;
 import dev.wanlora.models.lora.LoraMetadata;

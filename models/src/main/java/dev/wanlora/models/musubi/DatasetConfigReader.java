@@ -5,7 +5,7 @@ import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
-import dev.wanlora.engine.text.ClosestName;
+import dev.wanlora.models.text.ClosestName;
 
 import java.io.IOException;
 import java.nio.file.Files;

@@ -1,4 +1,4 @@
-package dev.wanlora.engine.text;
+package dev.wanlora.models.text;
 
 import java.util.Locale;
 

@@ -1,12 +1,12 @@
-package dev.wanlora.engine.text;
+package dev.wanlora.models.text;
 
 /**
  * The known name closest to a mistyped one (Levenshtein distance), for "did you mean" hints in one-line user errors:
  * the CLI's subcommands, flags and config-file keys, and the keys of a musubi dataset config.
  *
- * <p>It lives in {@code engine} because both {@code cli} and {@code models} need it and {@code engine} is the module
- * both depend on; the package {@code text} holds work on user-facing text, which is neither a model nor a file format
- * (so not {@code models.musubi} or {@code engine.io}).
+ * <p>The package {@code text} holds work on user-facing text, which is neither math nor a file format, so it is not in
+ * {@code engine}. It lives in the lowest module that writes such messages ({@code models.musubi}'s dataset config
+ * errors); the layers above it (the run, {@code cli}) use it from here.
  */
 public final class ClosestName {
     private ClosestName() {}
