@@ -1,7 +1,7 @@
 package dev.wanlora.benchmarks;
 
 import dev.wanlora.engine.backend.Backend;
-import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.engine.Backends;
 import dev.wanlora.engine.cuda.CudaBackend;
 import dev.wanlora.engine.cuda.DeviceBuffer;
 import dev.wanlora.engine.random.CounterRng;

@@ -4,7 +4,7 @@ import dev.wanlora.engine.cuda.CudaBackend;
 import dev.wanlora.engine.cuda.CudaEvent;
 import dev.wanlora.engine.cuda.CudaTensor;
 import dev.wanlora.engine.cuda.PinnedHostBuffer;
-import dev.wanlora.engine.stream.BlockLayout;
+import dev.wanlora.engine.memory.BlockLayout;
 import dev.wanlora.engine.stream.BlockStreamer;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;

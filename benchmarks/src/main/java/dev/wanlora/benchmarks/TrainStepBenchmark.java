@@ -3,7 +3,7 @@ package dev.wanlora.benchmarks;
 import dev.wanlora.cli.train.BenchRun;
 import dev.wanlora.cli.train.CheckpointAttention;
 import dev.wanlora.engine.backend.Backend;
-import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.engine.Backends;
 import dev.wanlora.models.wan.WanDitWeights.Quantization;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;

@@ -3,7 +3,7 @@ package dev.wanlora.cli;
 import dev.wanlora.cli.train.BenchRun;
 import dev.wanlora.cli.train.CheckpointAttention;
 import dev.wanlora.engine.backend.Backend;
-import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.engine.Backends;
 import dev.wanlora.engine.backend.ProfilingBackend.OpTime;
 import dev.wanlora.engine.cuda.CudaBackend;
 import dev.wanlora.engine.cuda.CudaContext;

@@ -7,7 +7,7 @@ import dev.wanlora.cli.sampling.SamplePromptFile;
 import dev.wanlora.cli.sampling.SampleRunner;
 import dev.wanlora.cli.sampling.SampleNames;
 import dev.wanlora.engine.backend.Backend;
-import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.engine.Backends;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.cuda.CudaContext;
 import dev.wanlora.engine.io.SafeTensors;

@@ -1,7 +1,7 @@
 package dev.wanlora.cli;
 
 import dev.wanlora.engine.backend.Backend;
-import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.engine.Backends;
 import dev.wanlora.models.umt5.UmT5GoldenVerifier;
 import dev.wanlora.models.sampling.SamplingGoldenVerifier;
 import dev.wanlora.models.wan.GoldenVerifier;

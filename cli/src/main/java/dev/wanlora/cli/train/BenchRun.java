@@ -1,7 +1,6 @@
 package dev.wanlora.cli.train;
 
 import dev.wanlora.engine.backend.Backend;
-import dev.wanlora.engine.backend.Backends;
 import dev.wanlora.engine.backend.ProfilingBackend;
 import dev.wanlora.engine.backend.Timeline;
 import dev.wanlora.engine.cpu.CpuBackend;
@@ -109,7 +108,7 @@ public final class BenchRun implements AutoCloseable {
         this.step = new TrainStep(backend, dit, lora, optimizer, clip, 1);
         this.sampler = new TimestepSampler(new TimestepSampler.Config(TimestepSampling.fromFlag("shift"), 3.0, 1.0, 0,
                 1000, false, 0), new RandomSource(s.seed()));
-        this.phases = Backends.timeline(backend);
+        this.phases = backend.openTimeline();
     }
 
     /** Builds the model, LoRA and optimizer on {@code backend} (which stays the caller's to close). */

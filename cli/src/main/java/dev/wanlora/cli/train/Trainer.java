@@ -4,7 +4,7 @@ import com.fasterxml.jackson.databind.json.JsonMapper;
 import dev.wanlora.cli.UserError;
 import dev.wanlora.cli.sampling.SampleModels;
 import dev.wanlora.engine.backend.Backend;
-import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.engine.Backends;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.cuda.CudaAttention;
 import dev.wanlora.engine.cuda.CudaBackend;

@@ -10,7 +10,7 @@ import dev.wanlora.cli.Main;
 import dev.wanlora.cli.UserError;
 import dev.wanlora.cli.demo.SyntheticCaches;
 import dev.wanlora.engine.backend.Backend;
-import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.engine.Backends;
 import dev.wanlora.engine.flow.TimestepSampler;
 import dev.wanlora.engine.flow.TimestepSampling;
 import dev.wanlora.engine.io.SafeTensors;

@@ -72,6 +72,12 @@ public interface Backend extends AutoCloseable {
     /** Waits until every queued op has finished (a no-op on the CPU). */
     void synchronize();
 
+    /**
+     * A new {@link Timeline} on this backend's clock: CUDA events on the compute stream, the host clock on the CPU
+     * (whose ops finish before they return). A wrapping backend times on the backend it wraps. The caller closes it.
+     */
+    Timeline openTimeline();
+
     // ---------------------------------------------------------------- GEMM
 
     /**

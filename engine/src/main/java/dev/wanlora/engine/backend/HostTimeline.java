@@ -3,7 +3,7 @@ package dev.wanlora.engine.backend;
 import java.util.Arrays;
 
 /** A {@link Timeline} on the host clock, for a backend whose ops have finished when they return (the CPU). */
-final class HostTimeline implements Timeline {
+public final class HostTimeline implements Timeline {
     private long[] nanos = new long[64];
     private int size;
 

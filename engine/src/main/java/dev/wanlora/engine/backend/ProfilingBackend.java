@@ -12,7 +12,7 @@ import java.util.StringJoiner;
 /**
  * A {@link Backend} that forwards every op to another one and, while recording, times each op on that backend's
  * {@link Timeline} (device time between consecutive events on a GPU): the per-op profile of a training step. Not
- * recording, it only forwards (one branch per op). Tensors are the wrapped backend's: {@code t.backend()} is the
+ * recording, it only forwards (one branch per op). Tensors are the wrapped backend's: {@code t.backendName()} names the
  * wrapped one, so ops a caller sends there directly are not seen; their time falls into the next
  * {@code "(outside)"} entry, which {@link #phase} and {@link #stopRecording} close.
  *
@@ -37,7 +37,7 @@ public final class ProfilingBackend implements Backend {
     /** Wraps {@code inner}; the timeline is made here on inner's clock and closed with this backend. */
     public ProfilingBackend(Backend inner) {
         this.inner = inner;
-        this.timeline = Backends.timeline(inner);
+        this.timeline = inner.openTimeline();
     }
 
     /** The wrapped backend. */
@@ -147,6 +147,9 @@ public final class ProfilingBackend implements Backend {
 
     @Override
     public void synchronize() { inner.synchronize(); }
+
+    @Override
+    public Timeline openTimeline() { return inner.openTimeline(); }
 
     @Override
     public void gemm(Tensor c, Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor bias) {

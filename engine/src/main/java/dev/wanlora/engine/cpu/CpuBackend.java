@@ -2,7 +2,9 @@ package dev.wanlora.engine.cpu;
 
 import dev.wanlora.engine.backend.AliasChecks;
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.HostTimeline;
 import dev.wanlora.engine.backend.OpChecks;
+import dev.wanlora.engine.backend.Timeline;
 import dev.wanlora.engine.io.ByteSource;
 import dev.wanlora.engine.numeric.Bf16;
 import dev.wanlora.engine.numeric.Fp8BlockQuantizer;
@@ -146,6 +148,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public void synchronize() {}
+
+    @Override
+    public Timeline openTimeline() { return new HostTimeline(); }
 
     // ---------------------------------------------------------------- GEMM
 
@@ -621,7 +626,7 @@ public final class CpuBackend implements Backend {
     private static CpuTensor cpu(String op, String name, Tensor t) {
         if (t == null || t instanceof CpuTensor) return (CpuTensor) t;
         throw new IllegalArgumentException(op + " (cpu): " + name + " belongs to another backend; got "
-                + OpChecks.describe(name, t) + " on " + t.backend().name() + ", expected a tensor of backend cpu");
+                + OpChecks.describe(name, t) + " on " + t.backendName() + ", expected a tensor of backend cpu");
     }
 
 }

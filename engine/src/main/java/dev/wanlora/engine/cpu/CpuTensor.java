@@ -125,7 +125,7 @@ public final class CpuTensor implements Tensor {
 
     @Override public DType dtype() { return dtype; }
 
-    @Override public CpuBackend backend() { return backend; }
+    @Override public String backendName() { return backend.name(); }
 
     @Override
     public CpuTensor view(long offsetElements, Shape viewShape) {

@@ -3,6 +3,7 @@ package dev.wanlora.engine.cuda;
 import dev.wanlora.engine.backend.AliasChecks;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.OpChecks;
+import dev.wanlora.engine.backend.Timeline;
 import dev.wanlora.engine.io.ByteSource;
 import dev.wanlora.engine.numeric.Bf16;
 import dev.wanlora.engine.optim.AdamW8bit;
@@ -290,6 +291,9 @@ public final class CudaBackend implements Backend {
 
     @Override
     public void synchronize() { context.synchronize(); }
+
+    @Override
+    public Timeline openTimeline() { return new CudaTimeline(context); }
 
     // ---------------------------------------------------------------- GEMM
 
@@ -766,7 +770,7 @@ public final class CudaBackend implements Backend {
     private CudaTensor cuda(String op, String name, Tensor t) {
         if (t == null || (t instanceof CudaTensor c && c.cudaBackend() == this)) return (CudaTensor) t;
         throw new IllegalArgumentException(op + " (cuda): " + name + " belongs to another backend; got "
-                + OpChecks.describe(name, t) + " on " + t.backend().name() + ", expected a tensor of " + name());
+                + OpChecks.describe(name, t) + " on " + t.backendName() + ", expected a tensor of " + name());
     }
 
     private static boolean overlaps(CudaTensor a, CudaTensor b) {

@@ -1,7 +1,7 @@
 package dev.wanlora.engine.cuda;
 
-import dev.wanlora.engine.stream.BlockLayout;
-import dev.wanlora.engine.stream.StreamMemory;
+import dev.wanlora.engine.memory.BlockLayout;
+import dev.wanlora.engine.memory.StreamMemory;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;

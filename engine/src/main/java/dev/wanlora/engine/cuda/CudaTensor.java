@@ -1,6 +1,5 @@
 package dev.wanlora.engine.cuda;
 
-import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
@@ -45,7 +44,7 @@ public final class CudaTensor implements Tensor {
     public DType dtype() { return dtype; }
 
     @Override
-    public Backend backend() { return backend; }
+    public String backendName() { return backend.name(); }
 
     /** The CudaBackend this tensor belongs to. */
     public CudaBackend cudaBackend() { return backend; }

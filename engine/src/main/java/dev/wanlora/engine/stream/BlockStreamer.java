@@ -5,6 +5,8 @@ import dev.wanlora.engine.backend.ProfilingBackend;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.cuda.CudaBackend;
 import dev.wanlora.engine.cuda.CudaStreamMemory;
+import dev.wanlora.engine.memory.BlockLayout;
+import dev.wanlora.engine.memory.StreamMemory;
 import dev.wanlora.engine.tensor.Tensor;
 
 import java.util.List;

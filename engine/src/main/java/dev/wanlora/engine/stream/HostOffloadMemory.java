@@ -1,6 +1,8 @@
 package dev.wanlora.engine.stream;
 
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.memory.BlockLayout;
+import dev.wanlora.engine.memory.OffloadMemory;
 import dev.wanlora.engine.tensor.Tensor;
 
 import java.util.ArrayList;

@@ -1,10 +1,10 @@
 package dev.wanlora.engine.tensor;
 
-import dev.wanlora.engine.backend.Backend;
-
 /**
- * A dense, contiguous, row-major tensor owned by one {@link Backend}. Models only see this interface; where the
- * bytes live (a float[] on the CPU, device memory on CUDA) is the backend's business.
+ * A dense, contiguous, row-major tensor owned by one backend ({@code engine.backend.Backend}), which alone runs ops on
+ * it. Models only see this interface; where the bytes live (a float[] on the CPU, device memory on CUDA) is the
+ * backend's business. The tensor does not hand out its backend: callers pass the backend along explicitly (STYLE.md
+ * §10), and this package stays below {@code engine.backend}.
  *
  * <p>Views share storage with their parent and never own it: closing a view does nothing, closing the owner
  * frees the storage (idempotent). Using a closed tensor throws {@link IllegalStateException}.
@@ -15,7 +15,8 @@ public interface Tensor extends AutoCloseable {
 
     DType dtype();
 
-    Backend backend();
+    /** The owning backend's {@code Backend.name()}, for messages ("cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"). */
+    String backendName();
 
     default long numElements() { return shape().numElements(); }
 

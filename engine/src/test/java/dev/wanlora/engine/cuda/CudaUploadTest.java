@@ -1,6 +1,5 @@
 package dev.wanlora.engine.cuda;
 
-import dev.wanlora.engine.backend.Backends;
 import dev.wanlora.engine.backend.Timeline;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
@@ -79,7 +78,7 @@ class CudaUploadTest {
 
     @Test
     void timelineMeasuresDeviceTime() {
-        try (Timeline t = Backends.timeline(cuda); CudaTensor x = cuda.allocate(DType.F32, Shape.of(1 << 24))) {
+        try (Timeline t = cuda.openTimeline(); CudaTensor x = cuda.allocate(DType.F32, Shape.of(1 << 24))) {
             int start = t.mark();
             for (int i = 0; i < 20; i++) cuda.scale(x, x, 1.0001f);
             int end = t.mark();

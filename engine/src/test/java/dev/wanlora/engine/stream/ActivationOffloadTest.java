@@ -1,6 +1,7 @@
 package dev.wanlora.engine.stream;
 
 import dev.wanlora.engine.cpu.CpuBackend;
+import dev.wanlora.engine.memory.BlockLayout;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;

@@ -30,6 +30,7 @@ import java.util.function.Predicate;
  */
 public final class LoraNetwork implements AutoCloseable {
 
+    private final Backend backend; // holds parameters and gradients
     private final List<LoraModule> modules;
     /** modules by (block, layer): byBlock[i][layer.ordinal()]. */
     private final LoraModule[][] byBlock;
@@ -38,7 +39,9 @@ public final class LoraNetwork implements AutoCloseable {
     /** Element offset of each module's down in the flat layout, by module index; up follows down. */
     private final long[] offsets;
 
-    private LoraNetwork(List<LoraModule> modules, int numLayers, Tensor parameters, Tensor gradients, long[] offsets) {
+    private LoraNetwork(Backend backend, List<LoraModule> modules, int numLayers, Tensor parameters, Tensor gradients,
+                        long[] offsets) {
+        this.backend = backend;
         this.modules = List.copyOf(modules);
         this.byBlock = new LoraModule[numLayers][BlockLinear.values().length];
         for (LoraModule m : modules) byBlock[m.blockIndex()][m.layer().ordinal()] = m;
@@ -102,7 +105,7 @@ public final class LoraNetwork implements AutoCloseable {
             gradients.close();
             throw e;
         }
-        return new LoraNetwork(modules, config.numLayers(), parameters, gradients, offsets);
+        return new LoraNetwork(backend, modules, config.numLayers(), parameters, gradients, offsets);
     }
 
     /** Writes module {@code index}'s initial values into its (zeroed) down and up. */
@@ -218,7 +221,6 @@ public final class LoraNetwork implements AutoCloseable {
     public List<LoraModuleWeights> toWeights() {
         List<LoraModuleWeights> out = new ArrayList<>();
         for (LoraModule m : modules) {
-            Backend backend = m.down().backend();
             out.add(new LoraModuleWeights(m.name(), m.rank(), (int) m.down().shape().dim(1), (int) m.up().shape().dim(0),
                     m.alpha(), backend.toFloats(m.down()), backend.toFloats(m.up())));
         }
@@ -257,7 +259,7 @@ public final class LoraNetwork implements AutoCloseable {
 
     /** Sets every dDown and dUp to 0 (gradients accumulate, so call this before each step). */
     public void zeroGrad() {
-        gradients.backend().fill(gradients, 0);
+        backend.fill(gradients, 0);
     }
 
     /** Number of trainable parameters (Σ R·(I + O)). */

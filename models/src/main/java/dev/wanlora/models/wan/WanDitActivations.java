@@ -3,7 +3,7 @@ package dev.wanlora.models.wan;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.rope.Rope3d;
 import dev.wanlora.engine.stream.ActivationOffload;
-import dev.wanlora.engine.stream.BlockLayout;
+import dev.wanlora.engine.memory.BlockLayout;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;

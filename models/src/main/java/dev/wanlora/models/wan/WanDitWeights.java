@@ -5,7 +5,7 @@ import dev.wanlora.engine.io.FileReadAhead;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsWriter;
 import dev.wanlora.engine.numeric.Bf16;
-import dev.wanlora.engine.stream.BlockLayout;
+import dev.wanlora.engine.memory.BlockLayout;
 import dev.wanlora.engine.stream.BlockStreamer;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;

@@ -3,7 +3,7 @@ package dev.wanlora.models.wan;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.optim.Optimizer;
 import dev.wanlora.engine.optim.OptimizerConfig;
-import dev.wanlora.engine.stream.BlockLayout;
+import dev.wanlora.engine.memory.BlockLayout;
 import dev.wanlora.engine.stream.BlockStreamer;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;

@@ -1,12 +1,12 @@
-package dev.wanlora.engine.stream;
+package dev.wanlora.engine.memory;
 
 import dev.wanlora.engine.tensor.Tensor;
 
 import java.util.List;
 
 /**
- * Where an {@link ActivationOffload}'s bytes live and how they move, for one backend: a host image per offloaded item
- * and a ring of device slots the compute reads and writes. Unlike {@link StreamMemory} (frozen weights, host→device
+ * Where the bytes of an {@code ActivationOffload} (engine.stream) live and how they move, for one backend: a host image
+ * per offloaded item and a ring of device slots the compute reads and writes. Unlike {@link StreamMemory} (frozen weights, host→device
  * only) the bytes go both ways: an item written by the forward is stored to the host and loaded back for the backward.
  *
  * <p>Ordering contract (what makes offloading invisible to the numbers): a {@link #store} or {@link #load} on slot k

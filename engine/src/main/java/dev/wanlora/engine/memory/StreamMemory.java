@@ -1,12 +1,12 @@
-package dev.wanlora.engine.stream;
+package dev.wanlora.engine.memory;
 
 import dev.wanlora.engine.tensor.Tensor;
 
 import java.util.List;
 
 /**
- * Where a {@link BlockStreamer}'s bytes live and how they move, for one backend: a host image of every streamed
- * block, written once at load time, and a ring of device slots the compute reads from. {@link BlockStreamer} decides
+ * Where the bytes of a {@code BlockStreamer} (engine.stream) live and how they move, for one backend: a host image of
+ * every streamed block, written once at load time, and a ring of device slots the compute reads from. It decides
  * which block goes into which slot and when; implementations only move bytes and order the two sides.
  *
  * <p>Ordering contract (what makes streaming invisible to the numbers): a {@link #load} into slot k starts only after

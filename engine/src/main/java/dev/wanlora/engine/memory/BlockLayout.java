@@ -1,4 +1,4 @@
-package dev.wanlora.engine.stream;
+package dev.wanlora.engine.memory;
 
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
@@ -9,7 +9,7 @@ import java.util.List;
  * The tensors of one streamed block, in order, and where each lies in the block's contiguous byte image: entry e
  * starts at {@link #offsetBytes(int) offsetBytes(e)}, a multiple of {@link #ALIGNMENT}, so a block moves host→device
  * with one copy and every entry seen in a device slot keeps the alignment kernels' vector loads need. Every block of
- * a {@link BlockStreamer} has this layout.
+ * a {@code BlockStreamer} (engine.stream) has this layout.
  */
 public final class BlockLayout {
     /** Byte alignment of every entry (cuMemAlloc's guarantee, which the kernels' 16-byte loads rely on). */

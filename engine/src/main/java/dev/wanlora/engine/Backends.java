@@ -1,12 +1,15 @@
-package dev.wanlora.engine.backend;
+package dev.wanlora.engine;
 
+import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.cuda.CudaBackend;
-import dev.wanlora.engine.cuda.CudaTimeline;
 
 /**
  * Opens a {@link Backend} by its command-line name ({@code --backend}): "cpu" (the reference), "cuda" (GPU 0) or
  * "cuda:N". Backends are passed on explicitly from here (STYLE.md §10); this is the only place a name becomes one.
+ *
+ * <p>It sits in the engine's root package, above {@code backend}, {@code cpu} and {@code cuda}: it is the one class
+ * that names the implementations, and {@code engine.backend} (the contract they implement) must not depend on them.
  */
 public final class Backends {
     private Backends() {}
@@ -29,20 +32,5 @@ public final class Backends {
             }
         }
         throw new IllegalArgumentException("--backend " + name + " is not known; supported: cpu, cuda, cuda:N");
-    }
-
-    /**
-     * A {@link Timeline} on {@code backend}'s clock: CUDA events on a {@link CudaBackend}'s compute stream, the host
-     * clock on the CPU (whose ops finish before they return). A {@link ProfilingBackend} is timed on the backend it
-     * wraps.
-     */
-    public static Timeline timeline(Backend backend) {
-        return switch (backend) {
-            case CudaBackend cuda -> new CudaTimeline(cuda.context());
-            case CpuBackend cpu -> new HostTimeline();
-            case ProfilingBackend profiled -> timeline(profiled.inner());
-            default -> throw new IllegalArgumentException("timeline: no clock for backend " + backend.name()
-                    + "; supported: cpu, cuda");
-        };
     }
 }
