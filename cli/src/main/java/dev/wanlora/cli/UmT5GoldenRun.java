@@ -3,7 +3,7 @@ package dev.wanlora.cli;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.models.umt5.UmT5GoldenVerifier;
-import dev.wanlora.models.wan.GoldenVerifier.Comparison;
+import dev.wanlora.models.golden.GoldenVerifier.Comparison;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;

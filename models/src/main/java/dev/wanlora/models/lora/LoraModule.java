@@ -1,6 +1,7 @@
 package dev.wanlora.models.lora;
 
 import dev.wanlora.engine.tensor.Tensor;
+import dev.wanlora.models.wan.BlockAdapters;
 import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
 
 /**
@@ -19,9 +20,10 @@ import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
  * @param rank       R
  */
 public record LoraModule(String name, int blockIndex, String target, BlockLinear layer, Tensor down, Tensor up,
-                         Tensor dDown, Tensor dUp, float alpha, int rank) {
+                         Tensor dDown, Tensor dUp, float alpha, int rank) implements BlockAdapters.Adapter {
 
     /** alpha / rank, the factor applied to up(down(x)). */
+    @Override
     public float scale() { return alpha / rank; }
 
     /** musubi's module name for a block Linear: "lora_unet_" + the module path with '.' replaced by '_'. */

@@ -4,6 +4,7 @@ import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
+import dev.wanlora.models.wan.BlockAdapters;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
 
@@ -28,7 +29,7 @@ import java.util.function.Predicate;
  * norm, an optimizer update, the bf16 copy a step computes with ({@link #views} lays out any flat tensor the same
  * way). On a 14B DiT that is 800 tensors, whose per-tensor launches kept the GPU waiting for the host.
  */
-public final class LoraNetwork implements AutoCloseable {
+public final class LoraNetwork implements BlockAdapters, AutoCloseable {
 
     private final Backend backend; // holds parameters and gradients
     private final List<LoraModule> modules;
@@ -228,15 +229,18 @@ public final class LoraNetwork implements AutoCloseable {
     }
 
     /** Every adapter in musubi's order (block by block, then self_attn q,k,v,o, cross_attn q,k,v,o, ffn.0, ffn.2). */
+    @Override
     public List<LoraModule> modules() { return modules; }
 
     /** The adapter on {@code layer} of block {@code blockIndex}. */
+    @Override
     public LoraModule module(int blockIndex, BlockLinear layer) { return byBlock[blockIndex][layer.ordinal()]; }
 
     /**
      * Every parameter, (P) F32: module by module in {@link #modules()} order, each module's down (R·I) then up (O·R).
      * Module tensors are views into it.
      */
+    @Override
     public Tensor parameters() { return parameters; }
 
     /** Every gradient, (P) F32, laid out as {@link #parameters()}. */
@@ -246,7 +250,8 @@ public final class LoraNetwork implements AutoCloseable {
      * Module {@code m}'s {down (R, I), up (O, R)} as views into {@code flat}, a tensor of {@link #parameters()}'s
      * element count in any dtype laid out the same way (e.g. the bf16 copy a step computes with).
      */
-    public Tensor[] views(Tensor flat, LoraModule m) {
+    @Override
+    public Tensor[] views(Tensor flat, Adapter m) {
         if (flat.numElements() != parameters.numElements()) {
             throw new IllegalArgumentException("LoraNetwork.views: flat tensor has " + flat.numElements()
                     + " elements, expected " + parameters.numElements() + " (the network's parameters)");

@@ -7,7 +7,7 @@ import dev.wanlora.engine.io.TensorSource;
 import dev.wanlora.engine.numeric.ErrorStats;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Tensor;
-import dev.wanlora.models.wan.GoldenVerifier.Comparison;
+import dev.wanlora.models.golden.GoldenVerifier.Comparison;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;

@@ -3,7 +3,7 @@ package dev.wanlora.models.umt5;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import dev.wanlora.engine.numeric.ErrorStats;
-import dev.wanlora.models.wan.GoldenVerifier.Comparison;
+import dev.wanlora.models.golden.GoldenVerifier.Comparison;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

@@ -4,8 +4,7 @@ import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
-import dev.wanlora.models.lora.LoraModule;
-import dev.wanlora.models.lora.LoraNetwork;
+import dev.wanlora.models.wan.BlockAdapters.Adapter;
 import dev.wanlora.models.wan.WanDitActivations.BlockGradients;
 import dev.wanlora.models.wan.WanDitActivations.BlockState;
 import dev.wanlora.models.wan.WanDitWeights.Block;
@@ -58,11 +57,11 @@ public final class WanDit implements AutoCloseable {
     /**
      * Under BF16_MUSUBI, bf16 copies {down, up} of each LoRA module's F32 parameters, refreshed at the start of every
      * forward: autocast rounds fp32 LoRA weights to bf16 for each matmul (musubi lora.py forward under autocast). They
-     * are views into {@link #loraComputeFlat}, laid out as {@link LoraNetwork#parameters()}, so one copy refreshes all.
+     * are views into {@link #loraComputeFlat}, laid out as {@link BlockAdapters#parameters()}, so one copy refreshes all.
      */
-    private final Map<LoraModule, Tensor[]> loraComputeWeights = new IdentityHashMap<>();
+    private final Map<Adapter, Tensor[]> loraComputeWeights = new IdentityHashMap<>();
     private Tensor loraComputeFlat; // (P) act: the bf16 copy of every LoRA parameter
-    private LoraNetwork loraComputeNetwork;
+    private BlockAdapters loraComputeNetwork;
     private WanDitActivations lastActivations;
 
     public WanDit(Backend backend, WanDitConfig config, WanDitWeights weights, ComputePrecision precision,
@@ -115,7 +114,7 @@ public final class WanDit implements AutoCloseable {
      * @param lora      adapters to apply, or null
      * @return pred (B, Cout, F, H, W) F32, a view into the plan (valid until the next call with this shape)
      */
-    public Tensor forward(Tensor xt, Tensor timesteps, List<Tensor> contexts, LoraNetwork lora) {
+    public Tensor forward(Tensor xt, Tensor timesteps, List<Tensor> contexts, BlockAdapters lora) {
         return runForward(xt, timesteps, contexts, lora, false).pred;
     }
 
@@ -127,7 +126,7 @@ public final class WanDit implements AutoCloseable {
      * @param timesteps (B) F32 model timesteps as the sampler gives them (UniPC: integer t_k, no +1; spec §10.4)
      * @return pred (B, Cout, F, H, W) F32, a view into the forward-only plan (valid until the next call with this shape)
      */
-    public Tensor forwardOnly(Tensor xt, Tensor timesteps, List<Tensor> contexts, LoraNetwork lora) {
+    public Tensor forwardOnly(Tensor xt, Tensor timesteps, List<Tensor> contexts, BlockAdapters lora) {
         long[] d = checkInputs(xt, timesteps, contexts);
         WanDitActivations a = plans.computeIfAbsent(WanDitActivations.Key.forwardOnly((int) d[0], (int) d[2],
                 (int) d[3], (int) d[4], maxRank(lora)), k -> new WanDitActivations(backend, config, precision, k));
@@ -142,7 +141,7 @@ public final class WanDit implements AutoCloseable {
      * @param gradScale multiplies the gradients (not the returned loss), e.g. 1/gradient-accumulation steps
      * @return loss (1) F32 on the backend, a view into the plan
      */
-    public Tensor lossAndBackward(Tensor xt, Tensor timesteps, List<Tensor> contexts, Tensor target, LoraNetwork lora,
+    public Tensor lossAndBackward(Tensor xt, Tensor timesteps, List<Tensor> contexts, Tensor target, BlockAdapters lora,
                                   float gradScale) {
         if (lora == null) {
             throw new IllegalArgumentException("WanDit.lossAndBackward: lora is null; expected the LoRA network to train");
@@ -197,7 +196,7 @@ public final class WanDit implements AutoCloseable {
 
     // ================================================================ forward
 
-    private WanDitActivations runForward(Tensor xt, Tensor timesteps, List<Tensor> contexts, LoraNetwork lora,
+    private WanDitActivations runForward(Tensor xt, Tensor timesteps, List<Tensor> contexts, BlockAdapters lora,
                                          boolean keepsBlockIntermediates) {
         long[] d = checkInputs(xt, timesteps, contexts);
         WanDitActivations a = plan((int) d[0], (int) d[2], (int) d[3], (int) d[4], maxRank(lora),
@@ -207,7 +206,7 @@ public final class WanDit implements AutoCloseable {
 
     /** The forward into plan {@code a} (inputs already checked against the plan's shape). */
     private WanDitActivations runForward(WanDitActivations a, Tensor xt, Tensor timesteps, List<Tensor> contexts,
-                                         LoraNetwork lora) {
+                                         BlockAdapters lora) {
         int batch = a.key.batch(), frames = a.key.frames(), height = a.key.height(), width = a.key.width();
         lastActivations = a;
         syncLoraComputeWeights(lora);
@@ -256,7 +255,7 @@ public final class WanDit implements AutoCloseable {
      * blk is acquired (its Linear weights are on the device). {@code isRecompute}: the checkpoint recompute of the
      * backward, which reuses the self-attention output and log-sum-exp when the plan saved them.
      */
-    private void blockForward(Block blk, WanDitActivations a, LoraNetwork lora, boolean isRecompute) {
+    private void blockForward(Block blk, WanDitActivations a, BlockAdapters lora, boolean isRecompute) {
         int i = blk.index();
         BlockState s = a.stateOf(i);
         Tensor x = a.blockInput(i);
@@ -342,17 +341,17 @@ public final class WanDit implements AutoCloseable {
     }
 
     /** y = x·Wᵀ + b + scale·(x·Dᵀ)·Uᵀ for block Linear {@code layer}; down(x) is kept in the state for the backward. */
-    private void blockLinear(Tensor y, Tensor x, Block blk, BlockLinear layer, LoraNetwork lora, BlockState s) {
+    private void blockLinear(Tensor y, Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s) {
         linear(y, x, blk.linear(layer));
         Tensor hidden = loraDown(x, blk, layer, lora, s);
         if (hidden == null) return;
-        LoraModule m = lora.module(blk.index(), layer);
+        Adapter m = lora.module(blk.index(), layer);
         backend.gemm(y, hidden, false, computeUp(m), true, m.scale(), 1, null);
     }
 
     /** The LoRA's down(x) = x·Dᵀ of block Linear {@code layer} into its state buffer; null without a LoRA module there. */
-    private Tensor loraDown(Tensor x, Block blk, BlockLinear layer, LoraNetwork lora, BlockState s) {
-        LoraModule m = lora == null ? null : lora.module(blk.index(), layer);
+    private Tensor loraDown(Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s) {
+        Adapter m = lora == null ? null : lora.module(blk.index(), layer);
         if (m == null) return null;
         Tensor hidden = loraHidden(s, layer, m, x.shape().rows());
         backend.gemm(hidden, x, false, computeDown(m), true, 1, 0, null);
@@ -380,7 +379,7 @@ public final class WanDit implements AutoCloseable {
      * Backward of block i: on entry {@code a.dStream} holds d loss / d blockInputs[i + 1]; on exit d loss /
      * d blockInputs[i]. Each residual branch's input gradient is added into dStream in place, in reverse order.
      */
-    private void blockBackward(int i, WanDitActivations a, LoraNetwork lora) {
+    private void blockBackward(int i, WanDitActivations a, BlockAdapters lora) {
         Block blk = weights.acquireBlock(i); // one residency for the recompute and the backward
         prefetchAfter(i, -1);
         a.acquireInput(i);
@@ -462,8 +461,8 @@ public final class WanDit implements AutoCloseable {
      * input gradient is not needed (the context).
      */
     private void blockLinearBackward(Tensor dx, boolean accumulateDx, Tensor dy, Tensor x, Block blk,
-                                     BlockLinear layer, LoraNetwork lora, BlockState s, BlockGradients g) {
-        LoraModule m = lora.module(blk.index(), layer);
+                                     BlockLinear layer, BlockAdapters lora, BlockState s, BlockGradients g) {
+        Adapter m = lora.module(blk.index(), layer);
         Tensor dHidden = null;
         if (m != null) {
             long rows = dy.shape().rows();
@@ -488,34 +487,34 @@ public final class WanDit implements AutoCloseable {
         return w;
     }
 
-    private static Tensor loraHidden(BlockState s, BlockLinear layer, LoraModule m, long rows) {
+    private static Tensor loraHidden(BlockState s, BlockLinear layer, Adapter m, long rows) {
         return s.loraHidden[layer.ordinal()].view(0, Shape.of(rows, m.rank()));
     }
 
-    private Tensor computeDown(LoraModule m) {
+    private Tensor computeDown(Adapter m) {
         return act == DType.F32 ? m.down() : loraComputeWeights.get(m)[0];
     }
 
-    private Tensor computeUp(LoraModule m) {
+    private Tensor computeUp(Adapter m) {
         return act == DType.F32 ? m.up() : loraComputeWeights.get(m)[1];
     }
 
     /** Refreshes the bf16 LoRA copies (BF16_MUSUBI) from the F32 parameters, in one op; allocates them once per network. */
-    private void syncLoraComputeWeights(LoraNetwork lora) {
+    private void syncLoraComputeWeights(BlockAdapters lora) {
         if (act == DType.F32 || lora == null) return;
         if (loraComputeNetwork != lora) {
             loraComputeWeights.clear();
             if (loraComputeFlat != null) loraComputeFlat.close();
             loraComputeFlat = backend.allocate(act, lora.parameters().shape());
-            for (LoraModule m : lora.modules()) loraComputeWeights.put(m, lora.views(loraComputeFlat, m));
+            for (Adapter m : lora.modules()) loraComputeWeights.put(m, lora.views(loraComputeFlat, m));
             loraComputeNetwork = lora;
         }
         backend.copy(loraComputeFlat, lora.parameters());
     }
 
-    private static int maxRank(LoraNetwork lora) {
+    private static int maxRank(BlockAdapters lora) {
         int r = 0;
-        if (lora != null) for (LoraModule m : lora.modules()) r = Math.max(r, m.rank());
+        if (lora != null) for (Adapter m : lora.modules()) r = Math.max(r, m.rank());
         return r;
     }
 

@@ -3,7 +3,7 @@ package dev.wanlora.models.sampling;
 import dev.wanlora.engine.cuda.CudaTests;
 import dev.wanlora.engine.cuda.RequiresCuda;
 import dev.wanlora.engine.testing.Golden;
-import dev.wanlora.models.wan.GoldenVerifier;
+import dev.wanlora.models.golden.GoldenVerifier;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;

@@ -2,7 +2,7 @@ package dev.wanlora.models.sampling;
 
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.testing.Golden;
-import dev.wanlora.models.wan.GoldenVerifier;
+import dev.wanlora.models.golden.GoldenVerifier;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;

@@ -4,7 +4,7 @@ import dev.wanlora.engine.cuda.CudaTests;
 import dev.wanlora.engine.cuda.RequiresCuda;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.testing.Golden;
-import dev.wanlora.models.wan.GoldenVerifier.Comparison;
+import dev.wanlora.models.golden.GoldenVerifier.Comparison;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;

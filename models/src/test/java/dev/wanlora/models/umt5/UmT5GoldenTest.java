@@ -3,7 +3,7 @@ package dev.wanlora.models.umt5;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.testing.Golden;
-import dev.wanlora.models.wan.GoldenVerifier.Comparison;
+import dev.wanlora.models.golden.GoldenVerifier.Comparison;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;

@@ -6,8 +6,8 @@ import dev.wanlora.engine.numeric.ErrorStats;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
-import dev.wanlora.models.wan.GoldenVerifier.Comparison;
-import dev.wanlora.models.wan.GoldenVerifier.Mode;
+import dev.wanlora.models.golden.GoldenVerifier.Comparison;
+import dev.wanlora.models.golden.GoldenVerifier.Mode;
 
 import java.nio.file.Files;
 import java.nio.file.Path;

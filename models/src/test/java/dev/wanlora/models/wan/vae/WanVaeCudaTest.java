@@ -6,8 +6,8 @@ import dev.wanlora.engine.cuda.RequiresCuda;
 import dev.wanlora.engine.numeric.ErrorStats;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.testing.Golden;
-import dev.wanlora.models.wan.GoldenVerifier.Comparison;
-import dev.wanlora.models.wan.GoldenVerifier.Mode;
+import dev.wanlora.models.golden.GoldenVerifier.Comparison;
+import dev.wanlora.models.golden.GoldenVerifier.Mode;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;

@@ -3,8 +3,8 @@ package dev.wanlora.models.wan.vae;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.testing.Golden;
-import dev.wanlora.models.wan.GoldenVerifier.Comparison;
-import dev.wanlora.models.wan.GoldenVerifier.Mode;
+import dev.wanlora.models.golden.GoldenVerifier.Comparison;
+import dev.wanlora.models.golden.GoldenVerifier.Mode;
 import org.junit.jupiter.api.Test;
 
 import java.util.List;

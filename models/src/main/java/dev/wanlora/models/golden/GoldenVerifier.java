@@ -1,4 +1,4 @@
-package dev.wanlora.models.wan;
+package dev.wanlora.models.golden;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.io.SafeTensors;
@@ -9,6 +9,11 @@ import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.models.lora.LoraModule;
 import dev.wanlora.models.lora.LoraModuleWeights;
 import dev.wanlora.models.lora.LoraNetwork;
+import dev.wanlora.models.wan.ComputePrecision;
+import dev.wanlora.models.wan.WanDit;
+import dev.wanlora.models.wan.WanDitActivations;
+import dev.wanlora.models.wan.WanDitConfig;
+import dev.wanlora.models.wan.WanDitWeights;
 import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
 import dev.wanlora.models.wan.WanDitWeights.Quantization;
 

@@ -1,4 +1,4 @@
-package dev.wanlora.models.wan;
+package dev.wanlora.models.golden;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.cpu.CpuBackend;
