@@ -1,9 +1,10 @@
 package dev.wanlora.cli;
 
+import dev.wanlora.cli.error.UserError;
 import dev.wanlora.cli.train.BenchRun;
 import dev.wanlora.cli.train.CheckpointAttention;
-import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.Backends;
+import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.ProfilingBackend.OpTime;
 import dev.wanlora.engine.cuda.CudaBackend;
 import dev.wanlora.engine.cuda.CudaContext;
@@ -13,8 +14,8 @@ import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.models.wan.WanDitActivations;
 import dev.wanlora.models.wan.WanDitConfig;
-import dev.wanlora.models.wan.WanMemoryPlan;
 import dev.wanlora.models.wan.WanDitWeights.Quantization;
+import dev.wanlora.models.wan.WanMemoryPlan;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;

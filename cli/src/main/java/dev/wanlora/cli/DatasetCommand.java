@@ -1,12 +1,13 @@
 package dev.wanlora.cli;
 
-import dev.wanlora.models.text.Counts;
+import dev.wanlora.cli.error.UserError;
 import dev.wanlora.models.musubi.Bucket;
-import dev.wanlora.models.musubi.CacheDataset;
 import dev.wanlora.models.musubi.CacheDataset.DatasetCache;
+import dev.wanlora.models.musubi.CacheDataset;
 import dev.wanlora.models.musubi.DatasetConfig;
 import dev.wanlora.models.musubi.DatasetException;
 import dev.wanlora.models.musubi.DatasetSpec;
+import dev.wanlora.models.text.Counts;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;

@@ -1,11 +1,12 @@
 package dev.wanlora.cli;
 
+import dev.wanlora.cli.error.UserError;
 import dev.wanlora.engine.io.PthFile;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsException;
-import dev.wanlora.models.wan.WanCheckpointKind;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.models.wan.WanCheckpointKind;
 import dev.wanlora.models.wan.vae.WanVaeConfig;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;

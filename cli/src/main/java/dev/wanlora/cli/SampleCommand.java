@@ -1,13 +1,14 @@
 package dev.wanlora.cli;
 
+import dev.wanlora.cli.error.UserError;
 import dev.wanlora.cli.sampling.SampleMedia;
 import dev.wanlora.cli.sampling.SampleModels;
+import dev.wanlora.cli.sampling.SampleNames;
 import dev.wanlora.cli.sampling.SamplePrompt;
 import dev.wanlora.cli.sampling.SamplePromptFile;
 import dev.wanlora.cli.sampling.SampleRunner;
-import dev.wanlora.cli.sampling.SampleNames;
-import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.Backends;
+import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.cuda.CudaContext;
 import dev.wanlora.engine.io.SafeTensors;

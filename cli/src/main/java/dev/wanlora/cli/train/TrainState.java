@@ -3,7 +3,7 @@ package dev.wanlora.cli.train;
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.json.JsonMapper;
-import dev.wanlora.cli.UserError;
+import dev.wanlora.cli.error.UserError;
 import dev.wanlora.engine.io.AtomicFiles;
 import dev.wanlora.engine.io.SafeTensors;
 

@@ -1,7 +1,7 @@
 package dev.wanlora.cli.train;
 
 import com.fasterxml.jackson.databind.json.JsonMapper;
-import dev.wanlora.cli.UserError;
+import dev.wanlora.cli.error.UserError;
 import dev.wanlora.cli.sampling.SampleModels;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.Backends;

@@ -7,7 +7,7 @@ import com.fasterxml.jackson.databind.node.JsonNodeFactory;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
-import dev.wanlora.cli.UserError;
+import dev.wanlora.cli.error.UserError;
 import dev.wanlora.cli.demo.SyntheticCaches;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.Backends;

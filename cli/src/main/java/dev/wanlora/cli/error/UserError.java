@@ -1,9 +1,12 @@
-package dev.wanlora.cli;
+package dev.wanlora.cli.error;
 
 /**
  * A mistake the user can fix (a wrong path, a bad flag value, a missing cache). Its message is the one line
  * {@code wanlora} prints: it names the file or flag, what was found, what was expected, and the fix (DESIGN.md §8).
- * {@link Main} prints it without a stack trace and exits with code 2.
+ * {@code dev.wanlora.cli.Main} prints it without a stack trace and exits with code 2.
+ *
+ * <p>It has a package of its own, below the commands ({@code dev.wanlora.cli}) and the code they run ({@code train},
+ * {@code sampling}, {@code demo}), which all throw it: in the commands' package it made each of those a package cycle.
  */
 public final class UserError extends RuntimeException {
     public UserError(String message) {
