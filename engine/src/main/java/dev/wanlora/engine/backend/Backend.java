@@ -318,7 +318,7 @@ public interface Backend extends AutoCloseable {
     /**
      * One 8-bit AdamW step (bitsandbytes AdamW8bit semantics, block-wise dynamic quantization): both moments are
      * stored as U8 codes of the signed (m) / unsigned (v) dynamic quantization maps with one F32 absmax per block of
-     * {@code AdamW8bit.BLOCK_SIZE} elements. Each step dequantizes, applies the AdamW update in fp32 in
+     * {@link #ADAMW8BIT_BLOCK_SIZE} elements. Each step dequantizes, applies the AdamW update in fp32 in
      * bitsandbytes' order (Adam step p += −lr·c2/c1·m/(√v + c2·eps), then p ·= 1 − lr·wd; a non-finite gradient
      * element zeroes m and v and leaves p), and requantizes with the new per-block absmax (the reference is
      * {@code CpuAdamW8bit}, the maps and rounding are {@code DynamicQuantization}). mCodes, vCodes (n) U8;
@@ -326,6 +326,9 @@ public interface Backend extends AutoCloseable {
      */
     void adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes, Tensor vAbsMax,
                    Tensor gradScale, AdamWStep hyper);
+
+    /** Elements per quantization block of {@link #adamw8bit}'s moments (bitsandbytes ≥ 0.46 BLOCKSIZE_2STATE). */
+    int ADAMW8BIT_BLOCK_SIZE = 256;
 
     /**
      * clip (1) F32 = min(1, maxNorm/(sqrt(normSquared) + 1e-6)) (torch.nn.utils.clip_grad_norm_), or 1 when
