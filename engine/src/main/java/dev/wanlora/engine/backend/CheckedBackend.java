@@ -518,7 +518,7 @@ public abstract class CheckedBackend<T extends Tensor> implements Backend {
     @Override
     public final void sumOfSquares(Tensor normSquared, Tensor g) {
         String op = "sumOfSquares";
-        OpChecks.sumOfSquares(normSquared, g);
+        OptimizerChecks.sumOfSquares(normSquared, g);
         T tn = own(op, "normSquared", normSquared), tg = own(op, "g", g);
         alias.disjoint(op, "normSquared", tn, "g", tg);
         runSumOfSquares(tn, tg);
@@ -527,7 +527,7 @@ public abstract class CheckedBackend<T extends Tensor> implements Backend {
     @Override
     public final void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, AdamWStep hyper) {
         String op = "adamw";
-        OpChecks.adamw(param, grad, m, v, gradScale, hyper);
+        OptimizerChecks.adamw(param, grad, m, v, gradScale, hyper);
         T tp = own(op, "param", param), tg = own(op, "grad", grad), tm = own(op, "m", m), tv = own(op, "v", v);
         T ts = own(op, "gradScale", gradScale);
         alias.outputs(op, new String[] {"param", "m", "v"}, array(tp, tm, tv), new String[] {"grad", "gradScale"},
@@ -539,7 +539,7 @@ public abstract class CheckedBackend<T extends Tensor> implements Backend {
     public final void adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes, Tensor vAbsMax,
                                 Tensor gradScale, AdamWStep hyper) {
         String op = "adamw8bit";
-        OpChecks.adamw8bit(param, grad, mCodes, mAbsMax, vCodes, vAbsMax, gradScale, hyper, ADAMW8BIT_BLOCK_SIZE);
+        OptimizerChecks.adamw8bit(param, grad, mCodes, mAbsMax, vCodes, vAbsMax, gradScale, hyper, ADAMW8BIT_BLOCK_SIZE);
         T tp = own(op, "param", param), tg = own(op, "grad", grad), ts = own(op, "gradScale", gradScale);
         T tmc = own(op, "mCodes", mCodes), tma = own(op, "mAbsMax", mAbsMax);
         T tvc = own(op, "vCodes", vCodes), tva = own(op, "vAbsMax", vAbsMax);
@@ -552,7 +552,7 @@ public abstract class CheckedBackend<T extends Tensor> implements Backend {
     public final void prodigyAccumulate(Tensor param, Tensor grad, Tensor p0, Tensor m, Tensor v, Tensor s,
                                         Tensor gradScale, Tensor state, ProdigyStep hyper) {
         String op = "prodigyAccumulate";
-        OpChecks.prodigy(op, param, grad, p0, m, v, s, gradScale, state, hyper);
+        OptimizerChecks.prodigy(op, param, grad, p0, m, v, s, gradScale, state, hyper);
         T tp = own(op, "param", param), tg = own(op, "grad", grad), t0 = own(op, "p0", p0);
         T tm = own(op, "m", m), tv = own(op, "v", v), ts = own(op, "s", s);
         T tscale = own(op, "gradScale", gradScale), tstate = own(op, "state", state);
@@ -563,7 +563,7 @@ public abstract class CheckedBackend<T extends Tensor> implements Backend {
 
     @Override
     public final void prodigyAdapt(Tensor state, ProdigyStep hyper) {
-        OpChecks.prodigy("prodigyAdapt", null, null, null, null, null, null, null, state, hyper);
+        OptimizerChecks.prodigy("prodigyAdapt", null, null, null, null, null, null, null, state, hyper);
         runProdigyAdapt(own("prodigyAdapt", "state", state), hyper);
     }
 
@@ -571,7 +571,7 @@ public abstract class CheckedBackend<T extends Tensor> implements Backend {
     public final void prodigyUpdate(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, Tensor state,
                                     ProdigyStep hyper) {
         String op = "prodigyUpdate";
-        OpChecks.prodigy(op, param, grad, null, m, v, null, gradScale, state, hyper);
+        OptimizerChecks.prodigy(op, param, grad, null, m, v, null, gradScale, state, hyper);
         T tp = own(op, "param", param), tg = own(op, "grad", grad), tm = own(op, "m", m), tv = own(op, "v", v);
         T tscale = own(op, "gradScale", gradScale), tstate = own(op, "state", state);
         alias.outputs(op, new String[] {"param"}, array(tp),
@@ -583,7 +583,7 @@ public abstract class CheckedBackend<T extends Tensor> implements Backend {
     public final void adafactor(Tensor param, Tensor grad, Tensor m, Tensor row, Tensor col, Tensor v, Tensor gradScale,
                                 AdafactorStep hyper) {
         String op = "adafactor";
-        OpChecks.adafactor(param, grad, m, row, col, v, gradScale, hyper);
+        OptimizerChecks.adafactor(param, grad, m, row, col, v, gradScale, hyper);
         T tp = own(op, "param", param), tg = own(op, "grad", grad), tm = own(op, "m", m);
         T tr = own(op, "row", row), tc = own(op, "col", col), tv = own(op, "v", v);
         T tscale = own(op, "gradScale", gradScale);
@@ -595,7 +595,7 @@ public abstract class CheckedBackend<T extends Tensor> implements Backend {
     @Override
     public final void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm) {
         String op = "clipCoefficient";
-        OpChecks.clipCoefficient(clip, normSquared);
+        OptimizerChecks.clipCoefficient(clip, normSquared);
         T tc = own(op, "clip", clip), tn = own(op, "normSquared", normSquared);
         alias.sameOrDisjoint(op, "clip", tc, "normSquared", tn);
         runClipCoefficient(tc, tn, maxNorm);
