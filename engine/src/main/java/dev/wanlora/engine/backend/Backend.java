@@ -20,6 +20,26 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>The CPU backend accepts any F32/BF16 mix; the CUDA backend lists its supported combinations in its
  * {@link UnsupportedOperationException} messages and never falls back to the CPU.
+ *
+ * <p><b>Adding an op</b> (STYLE.md §3; {@code addRowVector} is a small example to copy):
+ * <ol>
+ *   <li><b>Contract</b>: the method here. Its Javadoc gives the formula, the shapes, the dtypes, {@code =} or
+ *       {@code +=}, and which outputs may alias which inputs. Name the parameters for what they hold: the profile
+ *       prints them.</li>
+ *   <li><b>Checks</b>, once for every backend: the op's {@code final} method in {@link CheckedBackend} runs the
+ *       {@link OpChecks} (add a method there when the op derives dimensions), takes each tensor with {@code own},
+ *       applies the contract's aliasing rules, then calls a new {@code protected abstract run<Op>} hook with the
+ *       backend's own tensors and the dimensions. Nothing downstream checks arguments again.</li>
+ *   <li><b>CPU reference</b>: {@code CpuBackend.run<Op>} calls the scalar reference in its family class
+ *       ({@code cpu/CpuNorm}, {@code cpu/CpuElementwise}, …).</li>
+ *   <li><b>Kernel</b>: {@code kernels/src/main/cuda/<family>/<op>.cu}, symbols {@code <op>_<pass>_<dtype>}.</li>
+ *   <li><b>Kernel entry</b>: one {@code cuda/Kernel} constant per symbol (a test loads them all).</li>
+ *   <li><b>Launcher</b>: {@code CudaBackend.run<Op>} calls the launcher in its family class ({@code cuda/CudaNorm},
+ *       …), which rejects only the dtype combinations its kernels lack.</li>
+ *   <li><b>Tests</b>: hand values on the CPU ({@code cpu/Cpu<Family>Test}) and CUDA-vs-CPU parity
+ *       ({@code cuda/Cuda<Family>ParityTest}, {@code @Tag("cuda")}).</li>
+ * </ol>
+ * The profiler needs nothing: {@link ProfilingBackend} records every method here that takes a tensor.
  */
 public interface Backend extends AutoCloseable {
 
