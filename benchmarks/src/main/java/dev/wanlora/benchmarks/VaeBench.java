@@ -39,7 +39,7 @@ public final class VaeBench {
         int device = args.length > 0 ? Integer.parseInt(args[0]) : 0;
         WanVaeConfig config = WanVaeConfig.wan21();
         try (CudaBackend cuda = CudaBackend.open(device);
-             ProfilingBackend profiled = new ProfilingBackend(cuda);
+             ProfilingBackend profiled = ProfilingBackend.wrap(cuda);
              WanVaeWeights weights = WanVaeWeights.random(profiled, config, DType.BF16, WanVaeWeights.Part.BOTH, 2026);
              WanVae vae = new WanVae(profiled, weights)) {
             System.out.println("VaeBench on " + cuda.name() + ", random " + config + " weights in bf16 ("

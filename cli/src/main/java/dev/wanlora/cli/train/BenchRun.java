@@ -113,7 +113,7 @@ public final class BenchRun implements AutoCloseable {
 
     /** Builds the model, LoRA and optimizer on {@code backend} (which stays the caller's to close). */
     public static BenchRun open(Backend backend, Settings settings) {
-        ProfilingBackend profiling = new ProfilingBackend(backend);
+        ProfilingBackend profiling = ProfilingBackend.wrap(backend);
         try {
             return new BenchRun(profiling, settings);
         } catch (RuntimeException e) {

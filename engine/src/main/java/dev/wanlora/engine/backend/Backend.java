@@ -20,6 +20,26 @@ import java.lang.foreign.MemorySegment;
  *
  * <p>The CPU backend accepts any F32/BF16 mix; the CUDA backend lists its supported combinations in its
  * {@link UnsupportedOperationException} messages and never falls back to the CPU.
+ *
+ * <p><b>Adding an op</b> (STYLE.md §3; {@code addRowVector} is a small example to copy):
+ * <ol>
+ *   <li><b>Contract</b>: the method here. Its Javadoc gives the formula, the shapes, the dtypes, {@code =} or
+ *       {@code +=}, and which outputs may alias which inputs. Name the parameters for what they hold: the profile
+ *       prints them.</li>
+ *   <li><b>Checks</b>, once for every backend: the op's {@code final} method in {@link CheckedBackend} runs the
+ *       {@link OpChecks} (add a method there when the op derives dimensions), takes each tensor with {@code own},
+ *       applies the contract's aliasing rules, then calls a new {@code protected abstract run<Op>} hook with the
+ *       backend's own tensors and the dimensions. Nothing downstream checks arguments again.</li>
+ *   <li><b>CPU reference</b>: {@code CpuBackend.run<Op>} calls the scalar reference in its family class
+ *       ({@code cpu/CpuNorm}, {@code cpu/CpuElementwise}, …).</li>
+ *   <li><b>Kernel</b>: {@code kernels/src/main/cuda/<family>/<op>.cu}, symbols {@code <op>_<pass>_<dtype>}.</li>
+ *   <li><b>Kernel entry</b>: one {@code cuda/Kernel} constant per symbol (a test loads them all).</li>
+ *   <li><b>Launcher</b>: {@code CudaBackend.run<Op>} calls the launcher in its family class ({@code cuda/CudaNorm},
+ *       …), which rejects only the dtype combinations its kernels lack.</li>
+ *   <li><b>Tests</b>: hand values on the CPU ({@code cpu/Cpu<Family>Test}) and CUDA-vs-CPU parity
+ *       ({@code cuda/Cuda<Family>ParityTest}, {@code @Tag("cuda")}).</li>
+ * </ol>
+ * The profiler needs nothing: {@link ProfilingBackend} records every method here that takes a tensor.
  */
 public interface Backend extends AutoCloseable {
 
@@ -324,7 +344,7 @@ public interface Backend extends AutoCloseable {
     /**
      * One 8-bit AdamW step (bitsandbytes AdamW8bit semantics, block-wise dynamic quantization): both moments are
      * stored as U8 codes of the signed (m) / unsigned (v) dynamic quantization maps with one F32 absmax per block of
-     * {@code AdamW8bit.BLOCK_SIZE} elements. Each step dequantizes, applies the AdamW update in fp32 in
+     * {@link #ADAMW8BIT_BLOCK_SIZE} elements. Each step dequantizes, applies the AdamW update in fp32 in
      * bitsandbytes' order (Adam step p += −lr·c2/c1·m/(√v + c2·eps), then p ·= 1 − lr·wd; a non-finite gradient
      * element zeroes m and v and leaves p), and requantizes with the new per-block absmax (the reference is
      * {@code CpuAdamW8bit}, the maps and rounding are {@code DynamicQuantization}). mCodes, vCodes (n) U8;
@@ -332,6 +352,9 @@ public interface Backend extends AutoCloseable {
      */
     void adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes, Tensor vAbsMax,
                    Tensor gradScale, AdamWStep hyper);
+
+    /** Elements per quantization block of {@link #adamw8bit}'s moments (bitsandbytes ≥ 0.46 BLOCKSIZE_2STATE). */
+    int ADAMW8BIT_BLOCK_SIZE = 256;
 
     /**
      * clip (1) F32 = min(1, maxNorm/(sqrt(normSquared) + 1e-6)) (torch.nn.utils.clip_grad_norm_), or 1 when

@@ -1,7 +1,6 @@
 package dev.wanlora.engine.cpu;
 
 import dev.wanlora.engine.backend.Backend;
-import dev.wanlora.engine.backend.OpChecks;
 import dev.wanlora.engine.optim.AdamW8bit;
 import dev.wanlora.engine.optim.DynamicQuantization;
 
@@ -36,7 +35,6 @@ final class CpuAdamW8bit {
 
     static void step(CpuTensor param, CpuTensor grad, CpuTensor mCodes, CpuTensor mAbsMax, CpuTensor vCodes,
                      CpuTensor vAbsMax, CpuTensor gradScale, Backend.AdamWStep hyper) {
-        OpChecks.adamw8bit(param, grad, mCodes, mAbsMax, vCodes, vAbsMax, gradScale, hyper, AdamW8bit.BLOCK_SIZE);
         final float beta1 = hyper.beta1(), beta2 = hyper.beta2(), eps = hyper.eps(), lr = hyper.learningRate();
         final float weightDecay = hyper.weightDecay();
         final float correction1 = 1.0f - (float) Math.pow(beta1, hyper.step());

@@ -1,9 +1,15 @@
 package dev.wanlora.engine.cpu;
 
 import dev.wanlora.engine.backend.AliasChecks;
-import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.CheckedBackend;
 import dev.wanlora.engine.backend.HostTimeline;
 import dev.wanlora.engine.backend.OpChecks;
+import dev.wanlora.engine.backend.OpChecks.AttentionDims;
+import dev.wanlora.engine.backend.OpChecks.ConvDims;
+import dev.wanlora.engine.backend.OpChecks.GemmDims;
+import dev.wanlora.engine.backend.OpChecks.MatrixDims;
+import dev.wanlora.engine.backend.OpChecks.PatchDims;
+import dev.wanlora.engine.backend.OpChecks.TokenDims;
 import dev.wanlora.engine.backend.Timeline;
 import dev.wanlora.engine.io.ByteSource;
 import dev.wanlora.engine.numeric.Bf16;
@@ -33,11 +39,14 @@ import java.util.Locale;
  * {@link IllegalArgumentException} rather than computing garbage.
  *
  * <p>Accepts tensors of any {@link CpuBackend}; tensors of another backend are rejected. Closing the backend does
- * nothing: each tensor owns its storage.
+ * nothing: each tensor owns its storage. Argument checks run in {@link CheckedBackend}; the {@code run<Op>} hooks
+ * here get checked CpuTensors and call the op's reference in its family class (CpuNorm, CpuAttention, …).
  */
-public final class CpuBackend implements Backend {
-    private static final AliasChecks<CpuTensor> ALIAS =
-            new AliasChecks<>("cpu", CpuTensor::overlaps, CpuTensor::isSameRange, (name, t) -> t.toString());
+public final class CpuBackend extends CheckedBackend<CpuTensor> {
+
+    public CpuBackend() {
+        super(new AliasChecks<>("cpu", CpuTensor::overlaps, CpuTensor::isSameRange, (name, t) -> t.toString()));
+    }
 
     @Override
     public String name() { return "cpu"; }
@@ -62,12 +71,7 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void write(Tensor dst, float[] values) {
-        CpuTensor t = cpu("write", "dst", dst);
-        if (values.length != t.numElements()) {
-            throw new IllegalArgumentException("write: value count does not match the tensor; got " + values.length
-                    + " values for " + t.shape() + ", expected " + t.numElements());
-        }
+    protected void runWrite(CpuTensor t, float[] values) {
         float[] d = t.data();
         for (int i = 0; i < values.length; i++) d[t.offset() + i] = CpuTensor.round(t.dtype(), values[i]);
     }
@@ -88,13 +92,8 @@ public final class CpuBackend implements Backend {
 
     /** Reads the source into a temporary segment, then decodes it like {@link #fromBytes}. */
     @Override
-    public void writeBytes(Tensor dst, ByteSource bytes) {
-        CpuTensor t = cpu("writeBytes", "dst", dst);
-        long expected = Math.multiplyExact(t.numElements(), t.dtype().sizeBytes());
-        if (bytes.byteSize() != expected) {
-            throw new IllegalArgumentException("writeBytes: byte count does not match the tensor; got " + bytes.byteSize()
-                    + " bytes from " + bytes.describe() + " for " + t.shape() + " " + t.dtype() + ", expected " + expected);
-        }
+    protected void runWriteBytes(CpuTensor t, ByteSource bytes) {
+        long expected = t.sizeBytes();
         try (Arena arena = Arena.ofConfined()) {
             MemorySegment host = arena.allocate(Math.max(1, expected), 16);
             if (expected > 0) bytes.read(0, host.asSlice(0, expected));
@@ -124,24 +123,19 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public float[] toFloats(Tensor t) {
-        CpuTensor c = cpu("toFloats", "t", t);
+    protected float[] runToFloats(CpuTensor c) {
         return Arrays.copyOfRange(c.data(), c.offset(), c.offset() + c.size());
     }
 
     @Override
-    public void copy(Tensor dst, Tensor src) {
-        OpChecks.copy(dst, src);
-        CpuTensor d = cpu("copy", "dst", dst), s = cpu("copy", "src", src);
-        ALIAS.sameOrDisjoint("copy", "dst", d, "src", s);
+    protected void runCopy(CpuTensor d, CpuTensor s) {
         CpuRows.forEachChunk(s.size(), (from, to) -> {
             for (int i = from; i < to; i++) d.store(i, s.get(i));
         });
     }
 
     @Override
-    public void fill(Tensor t, float value) {
-        CpuTensor c = cpu("fill", "t", t);
+    protected void runFill(CpuTensor c, float value) {
         float v = CpuTensor.round(c.dtype(), value);
         Arrays.fill(c.data(), c.offset(), c.offset() + c.size(), v);
     }
@@ -155,37 +149,20 @@ public final class CpuBackend implements Backend {
     // ---------------------------------------------------------------- GEMM
 
     @Override
-    public void gemm(Tensor c, Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta,
-                     Tensor bias) {
-        var dims = OpChecks.gemm(c, a, transA, b, transB, bias);
-        CpuTensor cc = cpu("gemm", "c", c);
-        CpuTensor ca = cpu("gemm", "a", a), cb = cpu("gemm", "b", b), cbias = cpu("gemm", "bias", bias);
-        ALIAS.disjoint("gemm", "c", cc, "a", ca);
-        ALIAS.disjoint("gemm", "c", cc, "b", cb);
-        ALIAS.disjoint("gemm", "c", cc, "bias", cbias);
-        CpuGemm.gemm(cc, ca, transA, cb, transB, alpha, beta, cbias, dims);
+    protected void runGemm(CpuTensor c, CpuTensor a, boolean transA, CpuTensor b, boolean transB, float alpha,
+                           float beta, CpuTensor bias, GemmDims dims) {
+        CpuGemm.gemm(c, a, transA, b, transB, alpha, beta, bias, dims);
     }
 
     @Override
-    public void dequantizeFp8(Tensor out, Tensor wq, Tensor scale) {
-        var dims = OpChecks.dequantizeFp8(out, wq, scale);
-        CpuTensor co = cpu("dequantizeFp8", "out", out);
-        CpuTensor cw = cpu("dequantizeFp8", "wq", wq), cs = cpu("dequantizeFp8", "scale", scale);
-        ALIAS.disjoint("dequantizeFp8", "out", co, "wq", cw);
-        ALIAS.disjoint("dequantizeFp8", "out", co, "scale", cs);
-        CpuGemm.dequantizeFp8(co, cw, cs, dims);
+    protected void runDequantizeFp8(CpuTensor out, CpuTensor wq, CpuTensor scale, MatrixDims dims) {
+        CpuGemm.dequantizeFp8(out, wq, scale, dims);
     }
 
     /** The reference: {@link Fp8BlockQuantizer} on the weight's (exact) values, one call per tensor. */
     @Override
-    public void quantizeFp8(Tensor codes, Tensor scale, Tensor w) {
-        String op = "quantizeFp8";
-        OpChecks.quantizeFp8(codes, scale, w);
-        CpuTensor cc = cpu(op, "codes", codes), cs = cpu(op, "scale", scale), cw = cpu(op, "w", w);
-        ALIAS.disjoint(op, "codes", cc, "w", cw);
-        ALIAS.disjoint(op, "scale", cs, "w", cw);
-        ALIAS.disjoint(op, "codes", cc, "scale", cs);
-        Fp8BlockQuantizer.Result q = Fp8BlockQuantizer.quantize(toFloats(cw), w.shape(), w.dtype());
+    protected void runQuantizeFp8(CpuTensor cc, CpuTensor cs, CpuTensor cw, MatrixDims dims) {
+        Fp8BlockQuantizer.Result q = Fp8BlockQuantizer.quantize(toFloats(cw), cw.shape(), cw.dtype());
         byte[] codeBytes = q.codes();
         for (int i = 0; i < codeBytes.length; i++) cc.store(i, Fp8.e4m3ToFloat(codeBytes[i]));
         float[] scales = q.scales();
@@ -195,438 +172,232 @@ public final class CpuBackend implements Backend {
     // ---------------------------------------------------------------- norms
 
     @Override
-    public void layerNorm(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight, Tensor bias, float eps) {
-        String op = "layerNorm";
-        var dims = OpChecks.layerNorm(out, mean, rstd, x, weight, bias);
-        CpuTensor co = cpu(op, "out", out), cm = cpu(op, "mean", mean), cr = cpu(op, "rstd", rstd);
-        CpuTensor cx = cpu(op, "x", x), cw = cpu(op, "weight", weight), cb = cpu(op, "bias", bias);
-        ALIAS.outputs(op, new String[] {"out", "mean", "rstd"}, new CpuTensor[] {co, cm, cr},
-                new String[] {"x", "weight", "bias"}, new CpuTensor[] {cx, cw, cb});
-        CpuNorm.layerNorm(co, cm, cr, cx, cw, cb, eps, dims);
+    protected void runLayerNorm(CpuTensor out, CpuTensor mean, CpuTensor rstd, CpuTensor x, CpuTensor weight,
+                                CpuTensor bias, float eps, MatrixDims dims) {
+        CpuNorm.layerNorm(out, mean, rstd, x, weight, bias, eps, dims);
     }
 
     @Override
-    public void layerNormBackward(Tensor dx, Tensor dWeight, Tensor dBias, Tensor dOut, Tensor x, Tensor weight,
-                                  Tensor mean, Tensor rstd, boolean accumulate) {
-        String op = "layerNormBackward";
-        var dims = OpChecks.layerNormBackward(dx, dWeight, dBias, dOut, x, weight, mean, rstd);
-        CpuTensor cdx = cpu(op, "dx", dx), cdw = cpu(op, "dWeight", dWeight), cdb = cpu(op, "dBias", dBias);
-        CpuTensor cdo = cpu(op, "dOut", dOut), cx = cpu(op, "x", x), cw = cpu(op, "weight", weight);
-        CpuTensor cm = cpu(op, "mean", mean), cr = cpu(op, "rstd", rstd);
-        ALIAS.outputs(op, new String[] {"dx", "dWeight", "dBias"}, new CpuTensor[] {cdx, cdw, cdb},
-                new String[] {"dOut", "x", "weight", "mean", "rstd"}, new CpuTensor[] {cdo, cx, cw, cm, cr});
-        CpuNorm.layerNormBackward(cdx, cdw, cdb, cdo, cx, cw, cm, cr, accumulate, dims);
+    protected void runLayerNormBackward(CpuTensor dx, CpuTensor dWeight, CpuTensor dBias, CpuTensor dOut, CpuTensor x,
+                                        CpuTensor weight, CpuTensor mean, CpuTensor rstd, boolean accumulate,
+                                        MatrixDims dims) {
+        CpuNorm.layerNormBackward(dx, dWeight, dBias, dOut, x, weight, mean, rstd, accumulate, dims);
     }
 
     @Override
-    public void rmsNorm(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) {
-        String op = "rmsNorm";
-        var dims = OpChecks.rmsNorm(out, rstd, x, weight);
-        CpuTensor co = cpu(op, "out", out), cr = cpu(op, "rstd", rstd);
-        CpuTensor cx = cpu(op, "x", x), cw = cpu(op, "weight", weight);
-        ALIAS.outputs(op, new String[] {"out", "rstd"}, new CpuTensor[] {co, cr},
-                new String[] {"x", "weight"}, new CpuTensor[] {cx, cw});
-        CpuNorm.rmsNorm(co, cr, cx, cw, eps, dims);
+    protected void runRmsNorm(CpuTensor out, CpuTensor rstd, CpuTensor x, CpuTensor weight, float eps, MatrixDims dims) {
+        CpuNorm.rmsNorm(out, rstd, x, weight, eps, dims);
     }
 
     @Override
-    public void rmsNormBackward(Tensor dx, Tensor dWeight, Tensor dOut, Tensor x, Tensor weight, Tensor rstd) {
-        String op = "rmsNormBackward";
-        var dims = OpChecks.rmsNormBackward(dx, dWeight, dOut, x, weight, rstd);
-        CpuTensor cdx = cpu(op, "dx", dx), cdw = cpu(op, "dWeight", dWeight);
-        CpuTensor cdo = cpu(op, "dOut", dOut), cx = cpu(op, "x", x), cw = cpu(op, "weight", weight);
-        CpuTensor cr = cpu(op, "rstd", rstd);
-        ALIAS.outputs(op, new String[] {"dx", "dWeight"}, new CpuTensor[] {cdx, cdw},
-                new String[] {"dOut", "x", "weight", "rstd"}, new CpuTensor[] {cdo, cx, cw, cr});
-        CpuNorm.rmsNormBackward(cdx, cdw, cdo, cx, cw, cr, dims);
+    protected void runRmsNormBackward(CpuTensor dx, CpuTensor dWeight, CpuTensor dOut, CpuTensor x, CpuTensor weight,
+                                      CpuTensor rstd, MatrixDims dims) {
+        CpuNorm.rmsNormBackward(dx, dWeight, dOut, x, weight, rstd, dims);
     }
 
     // ---------------------------------------------------------------- adaLN modulation
 
     @Override
-    public void modulate(Tensor out, Tensor x, Tensor mod, int shiftIndex, int scaleIndex) {
-        var dims = OpChecks.modulate(out, x, mod, shiftIndex, scaleIndex);
-        CpuTensor co = cpu("modulate", "out", out), cx = cpu("modulate", "x", x), cm = cpu("modulate", "mod", mod);
-        ALIAS.sameOrDisjoint("modulate", "out", co, "x", cx);
-        ALIAS.disjoint("modulate", "out", co, "mod", cm);
-        CpuModulation.modulate(co, cx, cm, shiftIndex, scaleIndex, dims);
+    protected void runModulate(CpuTensor out, CpuTensor x, CpuTensor mod, int shiftIndex, int scaleIndex,
+                               TokenDims dims) {
+        CpuModulation.modulate(out, x, mod, shiftIndex, scaleIndex, dims);
     }
 
     @Override
-    public void modulateBackward(Tensor dx, Tensor dOut, Tensor mod, int scaleIndex) {
-        String op = "modulateBackward";
-        var dims = OpChecks.modulateBackward(dx, dOut, mod, scaleIndex);
-        CpuTensor cdx = cpu(op, "dx", dx), cdo = cpu(op, "dOut", dOut), cm = cpu(op, "mod", mod);
-        ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
-        ALIAS.disjoint(op, "dx", cdx, "mod", cm);
-        CpuModulation.modulateBackward(cdx, cdo, cm, scaleIndex, dims);
+    protected void runModulateBackward(CpuTensor dx, CpuTensor dOut, CpuTensor mod, int scaleIndex, TokenDims dims) {
+        CpuModulation.modulateBackward(dx, dOut, mod, scaleIndex, dims);
     }
 
     @Override
-    public void gatedResidual(Tensor x, Tensor y, Tensor mod, int gateIndex) {
-        String op = "gatedResidual";
-        var dims = OpChecks.gatedResidual(op, "x", x, "y", y, mod, gateIndex);
-        CpuTensor cx = cpu(op, "x", x), cy = cpu(op, "y", y), cm = gateIndex < 0 ? null : cpu(op, "mod", mod);
-        ALIAS.disjoint(op, "x", cx, "y", cy);
-        ALIAS.disjoint(op, "x", cx, "mod", cm);
-        CpuModulation.gatedResidual(cx, cy, cm, gateIndex, dims);
+    protected void runGatedResidual(CpuTensor x, CpuTensor y, CpuTensor mod, int gateIndex, TokenDims dims) {
+        CpuModulation.gatedResidual(x, y, mod, gateIndex, dims);
     }
 
     @Override
-    public void gatedResidualBackward(Tensor dy, Tensor dx, Tensor mod, int gateIndex) {
-        String op = "gatedResidualBackward";
-        var dims = OpChecks.gatedResidual(op, "dx", dx, "dy", dy, mod, gateIndex);
-        CpuTensor cdy = cpu(op, "dy", dy), cdx = cpu(op, "dx", dx);
-        CpuTensor cm = gateIndex < 0 ? null : cpu(op, "mod", mod);
-        ALIAS.sameOrDisjoint(op, "dy", cdy, "dx", cdx);
-        ALIAS.disjoint(op, "dy", cdy, "mod", cm);
-        CpuModulation.gatedResidualBackward(cdy, cdx, cm, gateIndex, dims);
+    protected void runGatedResidualBackward(CpuTensor dy, CpuTensor dx, CpuTensor mod, int gateIndex, TokenDims dims) {
+        CpuModulation.gatedResidualBackward(dy, dx, mod, gateIndex, dims);
     }
 
     // ---------------------------------------------------------------- RoPE and attention
 
     @Override
-    public void rope(Tensor out, Tensor x, Tensor cos, Tensor sin, int numHeads) {
-        String op = "rope";
-        var dims = OpChecks.rope(op, out, "out", x, "x", cos, sin, numHeads);
-        CpuTensor co = cpu(op, "out", out), cx = cpu(op, "x", x);
-        CpuTensor cc = cpu(op, "cos", cos), cs = cpu(op, "sin", sin);
-        ALIAS.sameOrDisjoint(op, "out", co, "x", cx);
-        ALIAS.disjoint(op, "out", co, "cos", cc);
-        ALIAS.disjoint(op, "out", co, "sin", cs);
-        CpuAttention.rope(co, cx, cc, cs, false, dims);
+    protected void runRope(CpuTensor out, CpuTensor x, CpuTensor cos, CpuTensor sin, AttentionDims dims) {
+        CpuAttention.rope(out, x, cos, sin, false, dims);
     }
 
     @Override
-    public void ropeBackward(Tensor dx, Tensor dOut, Tensor cos, Tensor sin, int numHeads) {
-        String op = "ropeBackward";
-        var dims = OpChecks.rope(op, dx, "dx", dOut, "dOut", cos, sin, numHeads);
-        CpuTensor cdx = cpu(op, "dx", dx), cdo = cpu(op, "dOut", dOut);
-        CpuTensor cc = cpu(op, "cos", cos), cs = cpu(op, "sin", sin);
-        ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
-        ALIAS.disjoint(op, "dx", cdx, "cos", cc);
-        ALIAS.disjoint(op, "dx", cdx, "sin", cs);
-        CpuAttention.rope(cdx, cdo, cc, cs, true, dims);
+    protected void runRopeBackward(CpuTensor dx, CpuTensor dOut, CpuTensor cos, CpuTensor sin, AttentionDims dims) {
+        CpuAttention.rope(dx, dOut, cos, sin, true, dims);
     }
 
     @Override
-    public void attention(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int numHeads) {
-        String op = "attention";
-        var dims = OpChecks.attention(out, lse, q, k, v, numHeads);
-        CpuTensor co = cpu(op, "out", out), cl = cpu(op, "lse", lse);
-        CpuTensor cq = cpu(op, "q", q), ck = cpu(op, "k", k), cv = cpu(op, "v", v);
-        ALIAS.outputs(op, new String[] {"out", "lse"}, new CpuTensor[] {co, cl},
-                new String[] {"q", "k", "v"}, new CpuTensor[] {cq, ck, cv});
-        CpuAttention.attention(co, cl, cq, ck, cv, dims);
+    protected void runAttention(CpuTensor out, CpuTensor lse, CpuTensor q, CpuTensor k, CpuTensor v,
+                                AttentionDims dims) {
+        CpuAttention.attention(out, lse, q, k, v, dims);
     }
 
     @Override
-    public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v,
-                                  Tensor out, Tensor lse, int numHeads) {
-        String op = "attentionBackward";
-        var dims = OpChecks.attentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, numHeads);
-        CpuTensor cdq = cpu(op, "dq", dq), cdk = cpu(op, "dk", dk), cdv = cpu(op, "dv", dv);
-        CpuTensor cdo = cpu(op, "dOut", dOut), cq = cpu(op, "q", q), ck = cpu(op, "k", k), cv = cpu(op, "v", v);
-        CpuTensor co = cpu(op, "out", out), cl = cpu(op, "lse", lse);
-        ALIAS.outputs(op, new String[] {"dq", "dk", "dv"}, new CpuTensor[] {cdq, cdk, cdv},
-                new String[] {"dOut", "q", "k", "v", "out", "lse"}, new CpuTensor[] {cdo, cq, ck, cv, co, cl});
-        CpuAttention.attentionBackward(cdq, cdk, cdv, cdo, cq, ck, cv, cl, dims);
+    protected void runAttentionBackward(CpuTensor dq, CpuTensor dk, CpuTensor dv, CpuTensor dOut, CpuTensor q,
+                                        CpuTensor k, CpuTensor v, CpuTensor out, CpuTensor lse, AttentionDims dims) {
+        CpuAttention.attentionBackward(dq, dk, dv, dOut, q, k, v, lse, dims);
     }
 
     // ---------------------------------------------------------------- activations and elementwise
 
     @Override
-    public void embedding(Tensor out, Tensor table, Tensor ids) {
-        String op = "embedding";
-        var dims = OpChecks.embedding(out, table, ids);
-        CpuTensor co = cpu(op, "out", out), ct = cpu(op, "table", table), ci = cpu(op, "ids", ids);
-        ALIAS.outputs(op, new String[] {"out"}, new CpuTensor[] {co}, new String[] {"table", "ids"}, new CpuTensor[] {ct, ci});
-        CpuEmbedding.embedding(co, ct, ci, dims);
+    protected void runGeluTanh(CpuTensor out, CpuTensor x) { CpuElementwise.geluTanh(out, x); }
+
+    @Override
+    protected void runGeluTanhBackward(CpuTensor dx, CpuTensor dOut, CpuTensor x) {
+        CpuElementwise.geluTanhBackward(dx, dOut, x);
     }
 
     @Override
-    public void relativePositionBias(Tensor out, Tensor table, Tensor buckets) {
-        String op = "relativePositionBias";
-        var dims = OpChecks.relativePositionBias(out, table, buckets);
-        CpuTensor co = cpu(op, "out", out), ct = cpu(op, "table", table), cb = cpu(op, "buckets", buckets);
-        ALIAS.outputs(op, new String[] {"out"}, new CpuTensor[] {co}, new String[] {"table", "buckets"}, new CpuTensor[] {ct, cb});
-        CpuEmbedding.relativePositionBias(co, ct, cb, dims);
+    protected void runSilu(CpuTensor out, CpuTensor x) { CpuElementwise.silu(out, x); }
+
+    @Override
+    protected void runAdd(CpuTensor out, CpuTensor a, CpuTensor b) { CpuElementwise.add(out, a, b); }
+
+    @Override
+    protected void runAddRowVector(CpuTensor out, CpuTensor x, CpuTensor v, MatrixDims dims) {
+        CpuElementwise.addRowVector(out, x, v, dims);
     }
 
     @Override
-    public void attentionWithBias(Tensor out, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor keyMask, int numHeads) {
-        String op = "attentionWithBias";
-        var dims = OpChecks.attentionWithBias(out, q, k, v, bias, keyMask, numHeads);
-        CpuTensor co = cpu(op, "out", out), cq = cpu(op, "q", q), ck = cpu(op, "k", k), cv = cpu(op, "v", v);
-        CpuTensor cb = cpu(op, "bias", bias), cm = cpu(op, "keyMask", keyMask);
-        ALIAS.outputs(op, new String[] {"out"}, new CpuTensor[] {co}, new String[] {"q", "k", "v", "bias", "keyMask"},
-                new CpuTensor[] {cq, ck, cv, cb, cm});
-        CpuAttention.attentionWithBias(co, cq, ck, cv, cb, cm, dims);
-    }
-
-    @Override
-    public void gatedGelu(Tensor out, Tensor gate, Tensor x) {
-        String op = "gatedGelu";
-        OpChecks.sameCount(op, "out", out, "x", x);
-        OpChecks.sameCount(op, "out", out, "gate", gate);
-        CpuTensor co = cpu(op, "out", out), cg = cpu(op, "gate", gate), cx = cpu(op, "x", x);
-        ALIAS.sameOrDisjoint(op, "out", co, "x", cx);
-        ALIAS.sameOrDisjoint(op, "out", co, "gate", cg);
-        CpuElementwise.gatedGelu(co, cg, cx);
-    }
-
-    @Override
-    public void geluTanh(Tensor out, Tensor x) {
-        OpChecks.sameCount("geluTanh", "out", out, "x", x);
-        CpuTensor co = cpu("geluTanh", "out", out), cx = cpu("geluTanh", "x", x);
-        ALIAS.sameOrDisjoint("geluTanh", "out", co, "x", cx);
-        CpuElementwise.geluTanh(co, cx);
-    }
-
-    @Override
-    public void geluTanhBackward(Tensor dx, Tensor dOut, Tensor x) {
-        String op = "geluTanhBackward";
-        OpChecks.sameCount(op, "dx", dx, "x", x);
-        OpChecks.sameCount(op, "dOut", dOut, "x", x);
-        CpuTensor cdx = cpu(op, "dx", dx), cdo = cpu(op, "dOut", dOut), cx = cpu(op, "x", x);
-        ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
-        ALIAS.sameOrDisjoint(op, "dx", cdx, "x", cx);
-        CpuElementwise.geluTanhBackward(cdx, cdo, cx);
-    }
-
-    @Override
-    public void silu(Tensor out, Tensor x) {
-        OpChecks.sameCount("silu", "out", out, "x", x);
-        CpuTensor co = cpu("silu", "out", out), cx = cpu("silu", "x", x);
-        ALIAS.sameOrDisjoint("silu", "out", co, "x", cx);
-        CpuElementwise.silu(co, cx);
-    }
-
-    @Override
-    public void add(Tensor out, Tensor a, Tensor b) {
-        OpChecks.sameCount("add", "out", out, "a", a);
-        OpChecks.sameCount("add", "out", out, "b", b);
-        CpuTensor co = cpu("add", "out", out), ca = cpu("add", "a", a), cb = cpu("add", "b", b);
-        ALIAS.sameOrDisjoint("add", "out", co, "a", ca);
-        ALIAS.sameOrDisjoint("add", "out", co, "b", cb);
-        CpuElementwise.add(co, ca, cb);
-    }
-
-    @Override
-    public void addRowVector(Tensor out, Tensor x, Tensor v) {
-        var dims = OpChecks.addRowVector(out, x, v);
-        CpuTensor co = cpu("addRowVector", "out", out), cx = cpu("addRowVector", "x", x);
-        CpuTensor cv = cpu("addRowVector", "v", v);
-        ALIAS.sameOrDisjoint("addRowVector", "out", co, "x", cx);
-        ALIAS.disjoint("addRowVector", "out", co, "v", cv);
-        CpuElementwise.addRowVector(co, cx, cv, dims);
-    }
-
-    @Override
-    public void scale(Tensor out, Tensor x, float alpha) {
-        OpChecks.sameCount("scale", "out", out, "x", x);
-        CpuTensor co = cpu("scale", "out", out), cx = cpu("scale", "x", x);
-        ALIAS.sameOrDisjoint("scale", "out", co, "x", cx);
-        CpuElementwise.scale(co, cx, alpha);
-    }
+    protected void runScale(CpuTensor out, CpuTensor x, float alpha) { CpuElementwise.scale(out, x, alpha); }
 
     // ---------------------------------------------------------------- layout and embeddings
 
     @Override
-    public void patchify(Tensor out, Tensor latents, int channels, int frames, int height, int width) {
-        var dims = OpChecks.patchify(out, latents, channels, frames, height, width);
-        CpuTensor co = cpu("patchify", "out", out), cl = cpu("patchify", "latents", latents);
-        ALIAS.disjoint("patchify", "out", co, "latents", cl);
-        CpuLayout.patchify(co, cl, dims);
+    protected void runPatchify(CpuTensor out, CpuTensor latents, PatchDims dims) {
+        CpuLayout.patchify(out, latents, dims);
     }
 
     @Override
-    public void unpatchify(Tensor out, Tensor tokens, int channels, int frames, int height, int width) {
-        var dims = OpChecks.unpatchify("unpatchify", out, "out", tokens, "tokens", channels, frames, height, width);
-        CpuTensor co = cpu("unpatchify", "out", out), ct = cpu("unpatchify", "tokens", tokens);
-        ALIAS.disjoint("unpatchify", "out", co, "tokens", ct);
-        CpuLayout.unpatchify(co, ct, true, dims);
+    protected void runUnpatchify(CpuTensor out, CpuTensor tokens, PatchDims dims) {
+        CpuLayout.unpatchify(out, tokens, true, dims);
     }
 
     @Override
-    public void unpatchifyBackward(Tensor dTokens, Tensor dOut, int channels, int frames, int height, int width) {
-        String op = "unpatchifyBackward";
-        var dims = OpChecks.unpatchify(op, dOut, "dOut", dTokens, "dTokens", channels, frames, height, width);
-        CpuTensor ct = cpu(op, "dTokens", dTokens), co = cpu(op, "dOut", dOut);
-        ALIAS.disjoint(op, "dTokens", ct, "dOut", co);
-        CpuLayout.unpatchify(co, ct, false, dims);
+    protected void runUnpatchifyBackward(CpuTensor dTokens, CpuTensor dOut, PatchDims dims) {
+        CpuLayout.unpatchify(dOut, dTokens, false, dims);
     }
 
     @Override
-    public void sinusoidalEmbedding(Tensor out, Tensor timesteps) {
-        var dims = OpChecks.sinusoidalEmbedding(out, timesteps);
-        CpuTensor co = cpu("sinusoidalEmbedding", "out", out), ct = cpu("sinusoidalEmbedding", "timesteps", timesteps);
-        ALIAS.disjoint("sinusoidalEmbedding", "out", co, "timesteps", ct);
-        CpuLayout.sinusoidalEmbedding(co, ct, dims);
+    protected void runSinusoidalEmbedding(CpuTensor out, CpuTensor timesteps, MatrixDims dims) {
+        CpuLayout.sinusoidalEmbedding(out, timesteps, dims);
     }
+
+    // ---------------------------------------------------------------- text encoder (umT5)
+
+    @Override
+    protected void runEmbedding(CpuTensor out, CpuTensor table, CpuTensor ids, MatrixDims dims) {
+        CpuEmbedding.embedding(out, table, ids, dims);
+    }
+
+    @Override
+    protected void runRelativePositionBias(CpuTensor out, CpuTensor table, CpuTensor buckets, AttentionDims dims) {
+        CpuEmbedding.relativePositionBias(out, table, buckets, dims);
+    }
+
+    @Override
+    protected void runAttentionWithBias(CpuTensor out, CpuTensor q, CpuTensor k, CpuTensor v, CpuTensor bias,
+                                        CpuTensor keyMask, AttentionDims dims) {
+        CpuAttention.attentionWithBias(out, q, k, v, bias, keyMask, dims);
+    }
+
+    @Override
+    protected void runGatedGelu(CpuTensor out, CpuTensor gate, CpuTensor x) { CpuElementwise.gatedGelu(out, gate, x); }
 
     // ---------------------------------------------------------------- video convolution (the Wan VAE)
 
     @Override
-    public void conv3d(Tensor out, Tensor cache, Tensor x, Tensor weight, Tensor bias, ConvGeometry geometry) {
-        String op = "conv3d";
-        var dims = OpChecks.conv3d(out, cache, x, weight, bias, geometry);
-        CpuTensor co = cpu(op, "out", out), cc = cpu(op, "cache", cache), cx = cpu(op, "x", x);
-        CpuTensor cw = cpu(op, "weight", weight), cb = cpu(op, "bias", bias);
-        ALIAS.disjoint(op, "out", co, "cache", cc);
-        ALIAS.disjoint(op, "out", co, "x", cx);
-        ALIAS.disjoint(op, "out", co, "weight", cw);
-        ALIAS.disjoint(op, "out", co, "bias", cb);
-        CpuVideo.conv3d(co, cc, cx, cw, cb, dims);
+    protected void runConv3d(CpuTensor out, CpuTensor cache, CpuTensor x, CpuTensor weight, CpuTensor bias,
+                             ConvDims dims) {
+        CpuVideo.conv3d(out, cache, x, weight, bias, dims);
     }
 
     @Override
-    public void upsampleNearest2x(Tensor out, Tensor x) {
-        var dims = OpChecks.upsampleNearest2x(out, x);
-        CpuTensor co = cpu("upsampleNearest2x", "out", out), cx = cpu("upsampleNearest2x", "x", x);
-        ALIAS.disjoint("upsampleNearest2x", "out", co, "x", cx);
-        CpuVideo.upsampleNearest2x(co, cx, dims);
+    protected void runUpsampleNearest2x(CpuTensor out, CpuTensor x, ConvDims dims) {
+        CpuVideo.upsampleNearest2x(out, x, dims);
     }
 
     @Override
-    public void softmax(Tensor out, Tensor x, float scale) {
-        var dims = OpChecks.softmax(out, x);
-        CpuTensor co = cpu("softmax", "out", out), cx = cpu("softmax", "x", x);
-        ALIAS.sameOrDisjoint("softmax", "out", co, "x", cx);
-        CpuVideo.softmax(co, cx, scale, dims);
+    protected void runSoftmax(CpuTensor out, CpuTensor x, float scale, MatrixDims dims) {
+        CpuVideo.softmax(out, x, scale, dims);
     }
 
     // ---------------------------------------------------------------- flow matching and loss
 
     @Override
-    public void gaussianNoise(Tensor out, long seed, long offset) {
-        OpChecks.gaussianNoise(out);
-        CpuFlow.gaussianNoise(cpu("gaussianNoise", "out", out), seed, offset);
+    protected void runGaussianNoise(CpuTensor out, long seed, long offset) { CpuFlow.gaussianNoise(out, seed, offset); }
+
+    @Override
+    protected void runFlowMatchingInput(CpuTensor xt, CpuTensor target, CpuTensor x0, CpuTensor noise, CpuTensor t,
+                                        MatrixDims dims) {
+        CpuFlow.flowMatchingInput(xt, target, x0, noise, t, dims);
     }
 
     @Override
-    public void flowMatchingInput(Tensor xt, Tensor target, Tensor x0, Tensor noise, Tensor t) {
-        String op = "flowMatchingInput";
-        var dims = OpChecks.flowMatchingInput(xt, target, x0, noise, t);
-        CpuTensor cxt = cpu(op, "xt", xt), ctg = cpu(op, "target", target);
-        CpuTensor cx0 = cpu(op, "x0", x0), cn = cpu(op, "noise", noise), ct = cpu(op, "t", t);
-        ALIAS.disjoint(op, "xt", cxt, "target", ctg);
-        for (CpuTensor o : new CpuTensor[] {cxt, ctg}) {
-            String name = o == cxt ? "xt" : "target";
-            ALIAS.sameOrDisjoint(op, name, o, "x0", cx0);
-            ALIAS.sameOrDisjoint(op, name, o, "noise", cn);
-            ALIAS.disjoint(op, name, o, "t", ct);
-        }
-        CpuFlow.flowMatchingInput(cxt, ctg, cx0, cn, ct, dims);
-    }
-
-    @Override
-    public void mseLoss(Tensor loss, Tensor dPred, Tensor pred, Tensor target, float gradScale) {
-        String op = "mseLoss";
-        long n = OpChecks.mseLoss(loss, dPred, pred, target);
-        CpuTensor cl = cpu(op, "loss", loss), cd = cpu(op, "dPred", dPred);
-        CpuTensor cp = cpu(op, "pred", pred), ct = cpu(op, "target", target);
-        ALIAS.disjoint(op, "loss", cl, "dPred", cd);
-        ALIAS.disjoint(op, "loss", cl, "pred", cp);
-        ALIAS.disjoint(op, "loss", cl, "target", ct);
-        ALIAS.sameOrDisjoint(op, "dPred", cd, "pred", cp);
-        ALIAS.sameOrDisjoint(op, "dPred", cd, "target", ct);
-        CpuFlow.mseLoss(cl, cd, cp, ct, gradScale, n);
+    protected void runMseLoss(CpuTensor loss, CpuTensor dPred, CpuTensor pred, CpuTensor target, float gradScale,
+                              long n) {
+        CpuFlow.mseLoss(loss, dPred, pred, target, gradScale, n);
     }
 
     // ---------------------------------------------------------------- optimizer
 
     @Override
-    public void sumOfSquares(Tensor normSquared, Tensor g) {
-        OpChecks.sumOfSquares(normSquared, g);
-        CpuTensor cn = cpu("sumOfSquares", "normSquared", normSquared), cg = cpu("sumOfSquares", "g", g);
-        ALIAS.disjoint("sumOfSquares", "normSquared", cn, "g", cg);
-        CpuOptim.sumOfSquares(cn, cg);
+    protected void runSumOfSquares(CpuTensor normSquared, CpuTensor g) { CpuOptim.sumOfSquares(normSquared, g); }
+
+    @Override
+    protected void runAdamw(CpuTensor param, CpuTensor grad, CpuTensor m, CpuTensor v, CpuTensor gradScale,
+                            AdamWStep hyper) {
+        CpuOptim.adamw(param, grad, m, v, gradScale, hyper);
     }
 
     @Override
-    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, AdamWStep hyper) {
-        String op = "adamw";
-        OpChecks.adamw(param, grad, m, v, gradScale, hyper);
-        CpuTensor cp = cpu(op, "param", param), cg = cpu(op, "grad", grad);
-        CpuTensor cm = cpu(op, "m", m), cv = cpu(op, "v", v), cs = cpu(op, "gradScale", gradScale);
-        ALIAS.outputs(op, new String[] {"param", "m", "v"}, new CpuTensor[] {cp, cm, cv},
-                new String[] {"grad", "gradScale"}, new CpuTensor[] {cg, cs});
-        CpuOptim.adamw(cp, cg, cm, cv, cs, hyper);
+    protected void runAdamw8bit(CpuTensor param, CpuTensor grad, CpuTensor mCodes, CpuTensor mAbsMax, CpuTensor vCodes,
+                                CpuTensor vAbsMax, CpuTensor gradScale, AdamWStep hyper) {
+        CpuAdamW8bit.step(param, grad, mCodes, mAbsMax, vCodes, vAbsMax, gradScale, hyper);
     }
 
     @Override
-    public void adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes, Tensor vAbsMax,
-                          Tensor gradScale, AdamWStep hyper) {
-        String op = "adamw8bit";
-        CpuAdamW8bit.step(cpu(op, "param", param), cpu(op, "grad", grad), cpu(op, "mCodes", mCodes),
-                cpu(op, "mAbsMax", mAbsMax), cpu(op, "vCodes", vCodes), cpu(op, "vAbsMax", vAbsMax),
-                cpu(op, "gradScale", gradScale), hyper);
+    protected void runProdigyAccumulate(CpuTensor param, CpuTensor grad, CpuTensor p0, CpuTensor m, CpuTensor v,
+                                        CpuTensor s, CpuTensor gradScale, CpuTensor state, ProdigyStep hyper) {
+        CpuProdigy.accumulate(param, grad, p0, m, v, s, gradScale, state, hyper);
     }
 
     @Override
-    public void prodigyAccumulate(Tensor param, Tensor grad, Tensor p0, Tensor m, Tensor v, Tensor s, Tensor gradScale,
-                                  Tensor state, ProdigyStep hyper) {
-        String op = "prodigyAccumulate";
-        OpChecks.prodigy(op, param, grad, p0, m, v, s, gradScale, state, hyper);
-        CpuTensor cp = cpu(op, "param", param), cg = cpu(op, "grad", grad), c0 = cpu(op, "p0", p0);
-        CpuTensor cm = cpu(op, "m", m), cv = cpu(op, "v", v), cs = cpu(op, "s", s);
-        CpuTensor cscale = cpu(op, "gradScale", gradScale), cstate = cpu(op, "state", state);
-        ALIAS.outputs(op, new String[] {"p0", "m", "v", "s", "state"}, new CpuTensor[] {c0, cm, cv, cs, cstate},
-                new String[] {"param", "grad", "gradScale"}, new CpuTensor[] {cp, cg, cscale});
-        CpuProdigy.accumulate(cp, cg, c0, cm, cv, cs, cscale, cstate, hyper);
+    protected void runProdigyAdapt(CpuTensor state, ProdigyStep hyper) { CpuProdigy.adapt(state, hyper); }
+
+    @Override
+    protected void runProdigyUpdate(CpuTensor param, CpuTensor grad, CpuTensor m, CpuTensor v, CpuTensor gradScale,
+                                    CpuTensor state, ProdigyStep hyper) {
+        CpuProdigy.update(param, grad, m, v, gradScale, state, hyper);
     }
 
     @Override
-    public void prodigyAdapt(Tensor state, ProdigyStep hyper) {
-        OpChecks.prodigy("prodigyAdapt", null, null, null, null, null, null, null, state, hyper);
-        CpuProdigy.adapt(cpu("prodigyAdapt", "state", state), hyper);
+    protected void runAdafactor(CpuTensor param, CpuTensor grad, CpuTensor m, CpuTensor row, CpuTensor col, CpuTensor v,
+                                CpuTensor gradScale, AdafactorStep hyper) {
+        CpuAdafactor.step(param, grad, m, row, col, v, gradScale, hyper);
     }
 
     @Override
-    public void prodigyUpdate(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, Tensor state,
-                              ProdigyStep hyper) {
-        String op = "prodigyUpdate";
-        OpChecks.prodigy(op, param, grad, null, m, v, null, gradScale, state, hyper);
-        CpuTensor cp = cpu(op, "param", param), cg = cpu(op, "grad", grad), cm = cpu(op, "m", m), cv = cpu(op, "v", v);
-        CpuTensor cscale = cpu(op, "gradScale", gradScale), cstate = cpu(op, "state", state);
-        ALIAS.outputs(op, new String[] {"param"}, new CpuTensor[] {cp},
-                new String[] {"grad", "m", "v", "gradScale", "state"}, new CpuTensor[] {cg, cm, cv, cscale, cstate});
-        CpuProdigy.update(cp, cg, cm, cv, cscale, cstate, hyper);
-    }
-
-    @Override
-    public void adafactor(Tensor param, Tensor grad, Tensor m, Tensor row, Tensor col, Tensor v, Tensor gradScale,
-                          AdafactorStep hyper) {
-        String op = "adafactor";
-        OpChecks.adafactor(param, grad, m, row, col, v, gradScale, hyper);
-        CpuTensor cp = cpu(op, "param", param), cg = cpu(op, "grad", grad), cm = cpu(op, "m", m);
-        CpuTensor cr = cpu(op, "row", row), cc = cpu(op, "col", col), cv = cpu(op, "v", v);
-        CpuTensor cscale = cpu(op, "gradScale", gradScale);
-        ALIAS.outputs(op, new String[] {"param", "m", "row", "col", "v"}, new CpuTensor[] {cp, cm, cr, cc, cv},
-                new String[] {"grad", "gradScale"}, new CpuTensor[] {cg, cscale});
-        CpuAdafactor.step(cp, cg, cm, cr, cc, cv, cscale, hyper);
-    }
-
-    @Override
-    public void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm) {
-        OpChecks.clipCoefficient(clip, normSquared);
-        CpuTensor cc = cpu("clipCoefficient", "clip", clip), cn = cpu("clipCoefficient", "normSquared", normSquared);
-        ALIAS.sameOrDisjoint("clipCoefficient", "clip", cc, "normSquared", cn);
-        CpuOptim.clipCoefficient(cc, cn, maxNorm);
+    protected void runClipCoefficient(CpuTensor clip, CpuTensor normSquared, float maxNorm) {
+        CpuOptim.clipCoefficient(clip, normSquared, maxNorm);
     }
 
     /** Tensors own their storage; there is nothing to release here. */
     @Override
     public void close() {}
 
-    // ---------------------------------------------------------------- ownership and aliasing
+    // ---------------------------------------------------------------- ownership
 
     /** t as a CpuTensor (null stays null: optional arguments are checked by OpChecks). */
-    private static CpuTensor cpu(String op, String name, Tensor t) {
+    @Override
+    protected CpuTensor own(String op, String name, Tensor t) {
         if (t == null || t instanceof CpuTensor) return (CpuTensor) t;
         throw new IllegalArgumentException(op + " (cpu): " + name + " belongs to another backend; got "
                 + OpChecks.describe(name, t) + " on " + t.backendName() + ", expected a tensor of backend cpu");
     }
-
 }

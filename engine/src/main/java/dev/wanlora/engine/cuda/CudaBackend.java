@@ -2,11 +2,17 @@ package dev.wanlora.engine.cuda;
 
 import dev.wanlora.engine.backend.AliasChecks;
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.CheckedBackend;
 import dev.wanlora.engine.backend.OpChecks;
+import dev.wanlora.engine.backend.OpChecks.AttentionDims;
+import dev.wanlora.engine.backend.OpChecks.ConvDims;
+import dev.wanlora.engine.backend.OpChecks.GemmDims;
+import dev.wanlora.engine.backend.OpChecks.MatrixDims;
+import dev.wanlora.engine.backend.OpChecks.PatchDims;
+import dev.wanlora.engine.backend.OpChecks.TokenDims;
 import dev.wanlora.engine.backend.Timeline;
 import dev.wanlora.engine.io.ByteSource;
 import dev.wanlora.engine.numeric.Bf16;
-import dev.wanlora.engine.optim.AdamW8bit;
 import dev.wanlora.engine.numeric.Fp16;
 import dev.wanlora.engine.numeric.Fp8;
 import dev.wanlora.engine.tensor.DType;
@@ -22,11 +28,10 @@ import static jcuda.driver.JCudaDriver.*;
 /**
  * {@link Backend} on one NVIDIA GPU: our kernels ({@link KernelLibrary}) and cuBLASLt, all on the context's compute
  * stream, never falling back to the CPU. Open with {@link #open(int)}; closing the backend frees the context's
- * kernels and streams (tensors are closed by their owners first).
+ * kernels and streams (tensors are closed by their owners first). Argument checks run in {@link CheckedBackend};
+ * the {@code run<Op>} hooks here get checked CudaTensors of this backend and call the op's launcher (CudaNorm, …).
  */
-public final class CudaBackend implements Backend {
-    private static final AliasChecks<CudaTensor> ALIAS = new AliasChecks<>("cuda", CudaBackend::overlaps,
-            (a, b) -> a.address() == b.address() && a.sizeBytes() == b.sizeBytes(), OpChecks::describe);
+public final class CudaBackend extends CheckedBackend<CudaTensor> {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED;
     private static final ValueLayout.OfFloat FLOAT_LE = ValueLayout.JAVA_FLOAT_UNALIGNED;
 
@@ -45,6 +50,8 @@ public final class CudaBackend implements Backend {
     private boolean closed;
 
     private CudaBackend(CudaContext context) {
+        super(new AliasChecks<>("cuda", CudaBackend::overlaps,
+                (a, b) -> a.address() == b.address() && a.sizeBytes() == b.sizeBytes(), OpChecks::describe));
         this.context = context;
         try {
             this.kernels = KernelLibrary.load(context);
@@ -145,23 +152,13 @@ public final class CudaBackend implements Backend {
 
     /** Through the pinned {@link UploadStaging} ring: no allocation, no wait for the GPU (see the contract). */
     @Override
-    public void write(Tensor dst, float[] values) {
-        CudaTensor t = cuda("write", "dst", dst);
-        if (values.length != t.numElements()) {
-            throw new IllegalArgumentException("write: value count does not match the tensor; got " + values.length
-                    + " values for " + t.shape() + ", expected " + t.numElements());
-        }
+    protected void runWrite(CudaTensor t, float[] values) {
         staging.upload(t.pointer(), t.sizeBytes(), host -> encode("write", host, t.dtype(), values));
     }
 
     /** Through the pinned {@link UploadStaging} ring in large pieces read on several threads (see the contract). */
     @Override
-    public void writeBytes(Tensor dst, ByteSource bytes) {
-        CudaTensor t = cuda("writeBytes", "dst", dst);
-        if (bytes.byteSize() != t.sizeBytes()) {
-            throw new IllegalArgumentException("writeBytes: byte count does not match the tensor; got " + bytes.byteSize()
-                    + " bytes from " + bytes.describe() + " for " + t.shape() + " " + t.dtype() + ", expected " + t.sizeBytes());
-        }
+    protected void runWriteBytes(CudaTensor t, ByteSource bytes) {
         staging.uploadFrom(t.pointer(), bytes);
     }
 
@@ -227,8 +224,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public float[] toFloats(Tensor tensor) {
-        CudaTensor t = cuda("toFloats", "t", tensor);
+    protected float[] runToFloats(CudaTensor t) {
         int n = Math.toIntExact(t.numElements());
         float[] out = new float[n];
         context.makeCurrent();
@@ -254,10 +250,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void copy(Tensor dst, Tensor src) {
-        OpChecks.copy(dst, src);
-        CudaTensor d = cuda("copy", "dst", dst), s = cuda("copy", "src", src);
-        ALIAS.sameOrDisjoint("copy", "dst", d, "src", s);
+    protected void runCopy(CudaTensor d, CudaTensor s) {
         if (d.dtype() == s.dtype()) {
             if (d.address() == s.address()) return;
             context.makeCurrent();
@@ -273,8 +266,7 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void fill(Tensor tensor, float value) {
-        CudaTensor t = cuda("fill", "t", tensor);
+    protected void runFill(CudaTensor t, float value) {
         context.makeCurrent();
         long n = t.numElements();
         int r = switch (t.dtype()) {
@@ -298,152 +290,87 @@ public final class CudaBackend implements Backend {
     // ---------------------------------------------------------------- GEMM
 
     @Override
-    public void gemm(Tensor c, Tensor a, boolean transA, Tensor b, boolean transB, float alpha, float beta, Tensor bias) {
-        OpChecks.gemm(c, a, transA, b, transB, bias);
-        CudaTensor cc = cuda("gemm", "c", c), ca = cuda("gemm", "a", a), cb = cuda("gemm", "b", b);
-        CudaTensor cbias = cuda("gemm", "bias", bias);
-        ALIAS.disjoint("gemm", "c", cc, "a", ca);
-        ALIAS.disjoint("gemm", "c", cc, "b", cb);
-        ALIAS.disjoint("gemm", "c", cc, "bias", cbias);
-        gemm.gemm(cc, ca, transA, cb, transB, alpha, beta, cbias);
+    protected void runGemm(CudaTensor c, CudaTensor a, boolean transA, CudaTensor b, boolean transB, float alpha,
+                           float beta, CudaTensor bias, GemmDims dims) {
+        gemm.gemm(c, a, transA, b, transB, alpha, beta, bias);
     }
 
     @Override
-    public void dequantizeFp8(Tensor out, Tensor wq, Tensor scale) {
-        String op = "dequantizeFp8";
-        OpChecks.dequantizeFp8(out, wq, scale);
-        CudaTensor co = cuda(op, "out", out), cw = cuda(op, "wq", wq), cs = cuda(op, "scale", scale);
-        ALIAS.disjoint(op, "out", co, "wq", cw);
-        ALIAS.disjoint(op, "out", co, "scale", cs);
-        elementwise.dequantizeFp8(co, cw, cs);
+    protected void runDequantizeFp8(CudaTensor out, CudaTensor wq, CudaTensor scale, MatrixDims dims) {
+        elementwise.dequantizeFp8(out, wq, scale);
     }
 
     @Override
-    public void quantizeFp8(Tensor codes, Tensor scale, Tensor w) {
-        String op = "quantizeFp8";
-        OpChecks.quantizeFp8(codes, scale, w);
-        CudaTensor cc = cuda(op, "codes", codes), cs = cuda(op, "scale", scale), cw = cuda(op, "w", w);
-        ALIAS.disjoint(op, "codes", cc, "w", cw);
-        ALIAS.disjoint(op, "scale", cs, "w", cw);
-        ALIAS.disjoint(op, "codes", cc, "scale", cs);
-        elementwise.quantizeFp8(cc, cs, cw);
+    protected void runQuantizeFp8(CudaTensor codes, CudaTensor scale, CudaTensor w, MatrixDims dims) {
+        elementwise.quantizeFp8(codes, scale, w);
     }
 
     // ---------------------------------------------------------------- norms
 
     @Override
-    public void layerNorm(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor weight, Tensor bias, float eps) {
-        String op = "layerNorm";
-        var dims = OpChecks.layerNorm(out, mean, rstd, x, weight, bias);
-        CudaTensor co = cuda(op, "out", out), cm = cuda(op, "mean", mean), cr = cuda(op, "rstd", rstd);
-        CudaTensor cx = cuda(op, "x", x), cw = cuda(op, "weight", weight), cb = cuda(op, "bias", bias);
-        if (cw != null && cb != null) CudaElementwise.requireSame(op, "weight", cw.dtype(), "bias", cb.dtype());
-        ALIAS.outputs(op, new String[] {"out", "mean", "rstd"}, new CudaTensor[] {co, cm, cr},
-                new String[] {"x", "weight", "bias"}, new CudaTensor[] {cx, cw, cb});
-        norm.layerNorm(co, cm, cr, cx, cw, cb, eps, dims);
+    protected void runLayerNorm(CudaTensor out, CudaTensor mean, CudaTensor rstd, CudaTensor x, CudaTensor weight,
+                                CudaTensor bias, float eps, MatrixDims dims) {
+        if (weight != null && bias != null) {
+            CudaElementwise.requireSame("layerNorm", "weight", weight.dtype(), "bias", bias.dtype());
+        }
+        norm.layerNorm(out, mean, rstd, x, weight, bias, eps, dims);
     }
 
     @Override
-    public void layerNormBackward(Tensor dx, Tensor dWeight, Tensor dBias, Tensor dOut, Tensor x, Tensor weight,
-                                  Tensor mean, Tensor rstd, boolean accumulate) {
-        String op = "layerNormBackward";
-        var dims = OpChecks.layerNormBackward(dx, dWeight, dBias, dOut, x, weight, mean, rstd);
-        CudaTensor cdx = cuda(op, "dx", dx), cdw = cuda(op, "dWeight", dWeight), cdb = cuda(op, "dBias", dBias);
-        CudaTensor cdo = cuda(op, "dOut", dOut), cx = cuda(op, "x", x), cw = cuda(op, "weight", weight);
-        CudaTensor cm = cuda(op, "mean", mean), cr = cuda(op, "rstd", rstd);
-        CudaElementwise.requireSame(op, "dOut", cdo.dtype(), "x", cx.dtype());
-        ALIAS.outputs(op, new String[] {"dx", "dWeight", "dBias"}, new CudaTensor[] {cdx, cdw, cdb},
-                new String[] {"dOut", "x", "weight", "mean", "rstd"}, new CudaTensor[] {cdo, cx, cw, cm, cr});
-        norm.layerNormBackward(cdx, cdw, cdb, cdo, cx, cw, cm, cr, accumulate, dims);
+    protected void runLayerNormBackward(CudaTensor dx, CudaTensor dWeight, CudaTensor dBias, CudaTensor dOut,
+                                        CudaTensor x, CudaTensor weight, CudaTensor mean, CudaTensor rstd,
+                                        boolean accumulate, MatrixDims dims) {
+        CudaElementwise.requireSame("layerNormBackward", "dOut", dOut.dtype(), "x", x.dtype());
+        norm.layerNormBackward(dx, dWeight, dBias, dOut, x, weight, mean, rstd, accumulate, dims);
     }
 
     @Override
-    public void rmsNorm(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) {
-        String op = "rmsNorm";
-        var dims = OpChecks.rmsNorm(out, rstd, x, weight);
-        CudaTensor co = cuda(op, "out", out), cr = cuda(op, "rstd", rstd);
-        CudaTensor cx = cuda(op, "x", x), cw = cuda(op, "weight", weight);
-        ALIAS.outputs(op, new String[] {"out", "rstd"}, new CudaTensor[] {co, cr},
-                new String[] {"x", "weight"}, new CudaTensor[] {cx, cw});
-        norm.rmsNorm(co, cr, cx, cw, eps, dims);
+    protected void runRmsNorm(CudaTensor out, CudaTensor rstd, CudaTensor x, CudaTensor weight, float eps,
+                              MatrixDims dims) {
+        norm.rmsNorm(out, rstd, x, weight, eps, dims);
     }
 
     @Override
-    public void rmsNormBackward(Tensor dx, Tensor dWeight, Tensor dOut, Tensor x, Tensor weight, Tensor rstd) {
-        String op = "rmsNormBackward";
-        var dims = OpChecks.rmsNormBackward(dx, dWeight, dOut, x, weight, rstd);
-        CudaTensor cdx = cuda(op, "dx", dx), cdw = cuda(op, "dWeight", dWeight);
-        CudaTensor cdo = cuda(op, "dOut", dOut), cx = cuda(op, "x", x), cw = cuda(op, "weight", weight);
-        CudaTensor cr = cuda(op, "rstd", rstd);
-        CudaElementwise.requireSame(op, "dOut", cdo.dtype(), "x", cx.dtype());
-        ALIAS.outputs(op, new String[] {"dx", "dWeight"}, new CudaTensor[] {cdx, cdw},
-                new String[] {"dOut", "x", "weight", "rstd"}, new CudaTensor[] {cdo, cx, cw, cr});
-        norm.rmsNormBackward(cdx, cdw, cdo, cx, cw, cr, dims);
+    protected void runRmsNormBackward(CudaTensor dx, CudaTensor dWeight, CudaTensor dOut, CudaTensor x,
+                                      CudaTensor weight, CudaTensor rstd, MatrixDims dims) {
+        CudaElementwise.requireSame("rmsNormBackward", "dOut", dOut.dtype(), "x", x.dtype());
+        norm.rmsNormBackward(dx, dWeight, dOut, x, weight, rstd, dims);
     }
 
     // ---------------------------------------------------------------- adaLN modulation
 
     @Override
-    public void modulate(Tensor out, Tensor x, Tensor mod, int shiftIndex, int scaleIndex) {
-        var dims = OpChecks.modulate(out, x, mod, shiftIndex, scaleIndex);
-        CudaTensor co = cuda("modulate", "out", out), cx = cuda("modulate", "x", x), cm = cuda("modulate", "mod", mod);
-        ALIAS.sameOrDisjoint("modulate", "out", co, "x", cx);
-        ALIAS.disjoint("modulate", "out", co, "mod", cm);
-        elementwise.modulate(co, cx, cm, shiftIndex, scaleIndex, dims);
+    protected void runModulate(CudaTensor out, CudaTensor x, CudaTensor mod, int shiftIndex, int scaleIndex,
+                               TokenDims dims) {
+        elementwise.modulate(out, x, mod, shiftIndex, scaleIndex, dims);
     }
 
     @Override
-    public void modulateBackward(Tensor dx, Tensor dOut, Tensor mod, int scaleIndex) {
-        String op = "modulateBackward";
-        var dims = OpChecks.modulateBackward(dx, dOut, mod, scaleIndex);
-        CudaTensor cdx = cuda(op, "dx", dx), cdo = cuda(op, "dOut", dOut), cm = cuda(op, "mod", mod);
-        ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
-        ALIAS.disjoint(op, "dx", cdx, "mod", cm);
-        elementwise.modulateBackward(cdx, cdo, cm, scaleIndex, dims);
+    protected void runModulateBackward(CudaTensor dx, CudaTensor dOut, CudaTensor mod, int scaleIndex, TokenDims dims) {
+        elementwise.modulateBackward(dx, dOut, mod, scaleIndex, dims);
     }
 
     @Override
-    public void gatedResidual(Tensor x, Tensor y, Tensor mod, int gateIndex) {
-        String op = "gatedResidual";
-        var dims = OpChecks.gatedResidual(op, "x", x, "y", y, mod, gateIndex);
-        CudaTensor cx = cuda(op, "x", x), cy = cuda(op, "y", y), cm = gateIndex < 0 ? null : cuda(op, "mod", mod);
-        ALIAS.disjoint(op, "x", cx, "y", cy);
-        ALIAS.disjoint(op, "x", cx, "mod", cm);
-        elementwise.gatedResidual(cx, cy, cm, gateIndex, dims);
+    protected void runGatedResidual(CudaTensor x, CudaTensor y, CudaTensor mod, int gateIndex, TokenDims dims) {
+        elementwise.gatedResidual(x, y, mod, gateIndex, dims);
     }
 
     @Override
-    public void gatedResidualBackward(Tensor dy, Tensor dx, Tensor mod, int gateIndex) {
-        String op = "gatedResidualBackward";
-        var dims = OpChecks.gatedResidual(op, "dx", dx, "dy", dy, mod, gateIndex);
-        CudaTensor cdy = cuda(op, "dy", dy), cdx = cuda(op, "dx", dx), cm = gateIndex < 0 ? null : cuda(op, "mod", mod);
-        ALIAS.sameOrDisjoint(op, "dy", cdy, "dx", cdx);
-        ALIAS.disjoint(op, "dy", cdy, "mod", cm);
-        elementwise.gatedResidualBackward(cdy, cdx, cm, gateIndex, dims);
+    protected void runGatedResidualBackward(CudaTensor dy, CudaTensor dx, CudaTensor mod, int gateIndex,
+                                            TokenDims dims) {
+        elementwise.gatedResidualBackward(dy, dx, mod, gateIndex, dims);
     }
 
     // ---------------------------------------------------------------- RoPE and attention
 
     @Override
-    public void rope(Tensor out, Tensor x, Tensor cos, Tensor sin, int numHeads) {
-        String op = "rope";
-        var dims = OpChecks.rope(op, out, "out", x, "x", cos, sin, numHeads);
-        CudaTensor co = cuda(op, "out", out), cx = cuda(op, "x", x), cc = cuda(op, "cos", cos), cs = cuda(op, "sin", sin);
-        ALIAS.sameOrDisjoint(op, "out", co, "x", cx);
-        ALIAS.disjoint(op, "out", co, "cos", cc);
-        ALIAS.disjoint(op, "out", co, "sin", cs);
-        elementwise.rope(op, co, cx, cc, cs, false, dims);
+    protected void runRope(CudaTensor out, CudaTensor x, CudaTensor cos, CudaTensor sin, AttentionDims dims) {
+        elementwise.rope("rope", out, x, cos, sin, false, dims);
     }
 
     @Override
-    public void ropeBackward(Tensor dx, Tensor dOut, Tensor cos, Tensor sin, int numHeads) {
-        String op = "ropeBackward";
-        var dims = OpChecks.rope(op, dx, "dx", dOut, "dOut", cos, sin, numHeads);
-        CudaTensor cdx = cuda(op, "dx", dx), cdo = cuda(op, "dOut", dOut), cc = cuda(op, "cos", cos), cs = cuda(op, "sin", sin);
-        ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
-        ALIAS.disjoint(op, "dx", cdx, "cos", cc);
-        ALIAS.disjoint(op, "dx", cdx, "sin", cs);
-        elementwise.rope(op, cdx, cdo, cc, cs, true, dims);
+    protected void runRopeBackward(CudaTensor dx, CudaTensor dOut, CudaTensor cos, CudaTensor sin, AttentionDims dims) {
+        elementwise.rope("ropeBackward", dx, dOut, cos, sin, true, dims);
     }
 
     /**
@@ -455,319 +382,167 @@ public final class CudaBackend implements Backend {
     }
 
     @Override
-    public void attention(Tensor out, Tensor lse, Tensor q, Tensor k, Tensor v, int numHeads) {
-        String op = "attention";
-        OpChecks.attention(out, lse, q, k, v, numHeads);
-        CudaTensor co = cuda(op, "out", out), cl = cuda(op, "lse", lse);
-        CudaTensor cq = cuda(op, "q", q), ck = cuda(op, "k", k), cv = cuda(op, "v", v);
-        ALIAS.outputs(op, new String[] {"out", "lse"}, new CudaTensor[] {co, cl},
-                new String[] {"q", "k", "v"}, new CudaTensor[] {cq, ck, cv});
-        attention.forward(co, cl, cq, ck, cv, numHeads);
+    protected void runAttention(CudaTensor out, CudaTensor lse, CudaTensor q, CudaTensor k, CudaTensor v,
+                                AttentionDims dims) {
+        attention.forward(out, lse, q, k, v, dims.heads());
     }
 
     @Override
-    public void attentionBackward(Tensor dq, Tensor dk, Tensor dv, Tensor dOut, Tensor q, Tensor k, Tensor v, Tensor out,
-                                  Tensor lse, int numHeads) {
-        String op = "attentionBackward";
-        OpChecks.attentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, numHeads);
-        CudaTensor cdq = cuda(op, "dq", dq), cdk = cuda(op, "dk", dk), cdv = cuda(op, "dv", dv);
-        CudaTensor cdo = cuda(op, "dOut", dOut), cq = cuda(op, "q", q), ck = cuda(op, "k", k), cv = cuda(op, "v", v);
-        CudaTensor co = cuda(op, "out", out), cl = cuda(op, "lse", lse);
-        ALIAS.outputs(op, new String[] {"dq", "dk", "dv"}, new CudaTensor[] {cdq, cdk, cdv},
-                new String[] {"dOut", "q", "k", "v", "out", "lse"}, new CudaTensor[] {cdo, cq, ck, cv, co, cl});
-        attention.backward(cdq, cdk, cdv, cdo, cq, ck, cv, co, cl, numHeads);
+    protected void runAttentionBackward(CudaTensor dq, CudaTensor dk, CudaTensor dv, CudaTensor dOut, CudaTensor q,
+                                        CudaTensor k, CudaTensor v, CudaTensor out, CudaTensor lse, AttentionDims dims) {
+        attention.backward(dq, dk, dv, dOut, q, k, v, out, lse, dims.heads());
     }
 
     // ---------------------------------------------------------------- activations and elementwise
 
     @Override
-    public void geluTanh(Tensor out, Tensor x) {
-        OpChecks.sameCount("geluTanh", "out", out, "x", x);
-        CudaTensor co = cuda("geluTanh", "out", out), cx = cuda("geluTanh", "x", x);
-        ALIAS.sameOrDisjoint("geluTanh", "out", co, "x", cx);
-        elementwise.geluTanh(co, cx);
+    protected void runGeluTanh(CudaTensor out, CudaTensor x) { elementwise.geluTanh(out, x); }
+
+    @Override
+    protected void runGeluTanhBackward(CudaTensor dx, CudaTensor dOut, CudaTensor x) {
+        elementwise.geluTanhBackward(dx, dOut, x);
     }
 
     @Override
-    public void geluTanhBackward(Tensor dx, Tensor dOut, Tensor x) {
-        String op = "geluTanhBackward";
-        OpChecks.sameCount(op, "dx", dx, "x", x);
-        OpChecks.sameCount(op, "dOut", dOut, "x", x);
-        CudaTensor cdx = cuda(op, "dx", dx), cdo = cuda(op, "dOut", dOut), cx = cuda(op, "x", x);
-        ALIAS.sameOrDisjoint(op, "dx", cdx, "dOut", cdo);
-        ALIAS.sameOrDisjoint(op, "dx", cdx, "x", cx);
-        elementwise.geluTanhBackward(cdx, cdo, cx);
+    protected void runSilu(CudaTensor out, CudaTensor x) { elementwise.silu(out, x); }
+
+    @Override
+    protected void runAdd(CudaTensor out, CudaTensor a, CudaTensor b) { elementwise.add(out, a, b); }
+
+    @Override
+    protected void runAddRowVector(CudaTensor out, CudaTensor x, CudaTensor v, MatrixDims dims) {
+        elementwise.addRowVector(out, x, v, dims);
     }
 
     @Override
-    public void embedding(Tensor out, Tensor table, Tensor ids) {
-        String op = "embedding";
-        var dims = OpChecks.embedding(out, table, ids);
-        CudaTensor co = cuda(op, "out", out), ct = cuda(op, "table", table), ci = cuda(op, "ids", ids);
-        ALIAS.outputs(op, new String[] {"out"}, new CudaTensor[] {co}, new String[] {"table", "ids"}, new CudaTensor[] {ct, ci});
-        elementwise.embedding(co, ct, ci, dims);
-    }
-
-    @Override
-    public void relativePositionBias(Tensor out, Tensor table, Tensor buckets) {
-        String op = "relativePositionBias";
-        var dims = OpChecks.relativePositionBias(out, table, buckets);
-        CudaTensor co = cuda(op, "out", out), ct = cuda(op, "table", table), cb = cuda(op, "buckets", buckets);
-        ALIAS.outputs(op, new String[] {"out"}, new CudaTensor[] {co}, new String[] {"table", "buckets"}, new CudaTensor[] {ct, cb});
-        elementwise.relativePositionBias(co, ct, cb, dims);
-    }
-
-    @Override
-    public void attentionWithBias(Tensor out, Tensor q, Tensor k, Tensor v, Tensor bias, Tensor keyMask, int numHeads) {
-        String op = "attentionWithBias";
-        var dims = OpChecks.attentionWithBias(out, q, k, v, bias, keyMask, numHeads);
-        CudaTensor co = cuda(op, "out", out), cq = cuda(op, "q", q), ck = cuda(op, "k", k), cv = cuda(op, "v", v);
-        CudaTensor cb = cuda(op, "bias", bias), cm = cuda(op, "keyMask", keyMask);
-        ALIAS.outputs(op, new String[] {"out"}, new CudaTensor[] {co}, new String[] {"q", "k", "v", "bias", "keyMask"},
-                new CudaTensor[] {cq, ck, cv, cb, cm});
-        attentionWithBias.forward(co, cq, ck, cv, cb, cm, dims);
-    }
-
-    @Override
-    public void gatedGelu(Tensor out, Tensor gate, Tensor x) {
-        String op = "gatedGelu";
-        OpChecks.sameCount(op, "out", out, "x", x);
-        OpChecks.sameCount(op, "out", out, "gate", gate);
-        CudaTensor co = cuda(op, "out", out), cg = cuda(op, "gate", gate), cx = cuda(op, "x", x);
-        ALIAS.sameOrDisjoint(op, "out", co, "x", cx);
-        ALIAS.sameOrDisjoint(op, "out", co, "gate", cg);
-        elementwise.gatedGelu(co, cg, cx);
-    }
-
-    @Override
-    public void silu(Tensor out, Tensor x) {
-        OpChecks.sameCount("silu", "out", out, "x", x);
-        CudaTensor co = cuda("silu", "out", out), cx = cuda("silu", "x", x);
-        ALIAS.sameOrDisjoint("silu", "out", co, "x", cx);
-        elementwise.silu(co, cx);
-    }
-
-    @Override
-    public void add(Tensor out, Tensor a, Tensor b) {
-        OpChecks.sameCount("add", "out", out, "a", a);
-        OpChecks.sameCount("add", "out", out, "b", b);
-        CudaTensor co = cuda("add", "out", out), ca = cuda("add", "a", a), cb = cuda("add", "b", b);
-        ALIAS.sameOrDisjoint("add", "out", co, "a", ca);
-        ALIAS.sameOrDisjoint("add", "out", co, "b", cb);
-        elementwise.add(co, ca, cb);
-    }
-
-    @Override
-    public void addRowVector(Tensor out, Tensor x, Tensor v) {
-        var dims = OpChecks.addRowVector(out, x, v);
-        CudaTensor co = cuda("addRowVector", "out", out), cx = cuda("addRowVector", "x", x), cv = cuda("addRowVector", "v", v);
-        ALIAS.sameOrDisjoint("addRowVector", "out", co, "x", cx);
-        ALIAS.disjoint("addRowVector", "out", co, "v", cv);
-        elementwise.addRowVector(co, cx, cv, dims);
-    }
-
-    @Override
-    public void scale(Tensor out, Tensor x, float alpha) {
-        OpChecks.sameCount("scale", "out", out, "x", x);
-        CudaTensor co = cuda("scale", "out", out), cx = cuda("scale", "x", x);
-        ALIAS.sameOrDisjoint("scale", "out", co, "x", cx);
-        elementwise.scale(co, cx, alpha);
-    }
-
-    // ---------------------------------------------------------------- video convolution (the Wan VAE)
-
-    @Override
-    public void conv3d(Tensor out, Tensor cache, Tensor x, Tensor weight, Tensor bias, ConvGeometry geometry) {
-        String op = "conv3d";
-        var dims = OpChecks.conv3d(out, cache, x, weight, bias, geometry);
-        CudaTensor co = cuda(op, "out", out), cc = cuda(op, "cache", cache), cx = cuda(op, "x", x);
-        CudaTensor cw = cuda(op, "weight", weight), cb = cuda(op, "bias", bias);
-        ALIAS.disjoint(op, "out", co, "cache", cc);
-        ALIAS.disjoint(op, "out", co, "x", cx);
-        ALIAS.disjoint(op, "out", co, "weight", cw);
-        ALIAS.disjoint(op, "out", co, "bias", cb);
-        video.conv3d(co, cc, cx, cw, cb, dims);
-    }
-
-    @Override
-    public void upsampleNearest2x(Tensor out, Tensor x) {
-        var dims = OpChecks.upsampleNearest2x(out, x);
-        CudaTensor co = cuda("upsampleNearest2x", "out", out), cx = cuda("upsampleNearest2x", "x", x);
-        ALIAS.disjoint("upsampleNearest2x", "out", co, "x", cx);
-        video.upsampleNearest2x(co, cx, dims);
-    }
-
-    @Override
-    public void softmax(Tensor out, Tensor x, float scale) {
-        var dims = OpChecks.softmax(out, x);
-        CudaTensor co = cuda("softmax", "out", out), cx = cuda("softmax", "x", x);
-        ALIAS.sameOrDisjoint("softmax", "out", co, "x", cx);
-        video.softmax(co, cx, scale, dims);
-    }
+    protected void runScale(CudaTensor out, CudaTensor x, float alpha) { elementwise.scale(out, x, alpha); }
 
     // ---------------------------------------------------------------- layout and embeddings
 
     @Override
-    public void patchify(Tensor out, Tensor latents, int channels, int frames, int height, int width) {
-        var dims = OpChecks.patchify(out, latents, channels, frames, height, width);
-        CudaTensor co = cuda("patchify", "out", out), cl = cuda("patchify", "latents", latents);
-        ALIAS.disjoint("patchify", "out", co, "latents", cl);
-        elementwise.patchify(co, cl, dims);
+    protected void runPatchify(CudaTensor out, CudaTensor latents, PatchDims dims) {
+        elementwise.patchify(out, latents, dims);
     }
 
     @Override
-    public void unpatchify(Tensor out, Tensor tokens, int channels, int frames, int height, int width) {
-        var dims = OpChecks.unpatchify("unpatchify", out, "out", tokens, "tokens", channels, frames, height, width);
-        CudaTensor co = cuda("unpatchify", "out", out), ct = cuda("unpatchify", "tokens", tokens);
-        ALIAS.disjoint("unpatchify", "out", co, "tokens", ct);
-        elementwise.unpatchify(co, ct, dims);
+    protected void runUnpatchify(CudaTensor out, CudaTensor tokens, PatchDims dims) {
+        elementwise.unpatchify(out, tokens, dims);
     }
 
     @Override
-    public void unpatchifyBackward(Tensor dTokens, Tensor dOut, int channels, int frames, int height, int width) {
-        String op = "unpatchifyBackward";
-        var dims = OpChecks.unpatchify(op, dOut, "dOut", dTokens, "dTokens", channels, frames, height, width);
-        CudaTensor ct = cuda(op, "dTokens", dTokens), co = cuda(op, "dOut", dOut);
-        ALIAS.disjoint(op, "dTokens", ct, "dOut", co);
-        elementwise.unpatchifyBackward(ct, co, dims);
+    protected void runUnpatchifyBackward(CudaTensor dTokens, CudaTensor dOut, PatchDims dims) {
+        elementwise.unpatchifyBackward(dTokens, dOut, dims);
     }
 
     @Override
-    public void sinusoidalEmbedding(Tensor out, Tensor timesteps) {
-        var dims = OpChecks.sinusoidalEmbedding(out, timesteps);
-        CudaTensor co = cuda("sinusoidalEmbedding", "out", out), ct = cuda("sinusoidalEmbedding", "timesteps", timesteps);
-        ALIAS.disjoint("sinusoidalEmbedding", "out", co, "timesteps", ct);
-        elementwise.sinusoidalEmbedding(co, ct, dims);
+    protected void runSinusoidalEmbedding(CudaTensor out, CudaTensor timesteps, MatrixDims dims) {
+        elementwise.sinusoidalEmbedding(out, timesteps, dims);
+    }
+
+    // ---------------------------------------------------------------- text encoder (umT5)
+
+    @Override
+    protected void runEmbedding(CudaTensor out, CudaTensor table, CudaTensor ids, MatrixDims dims) {
+        elementwise.embedding(out, table, ids, dims);
+    }
+
+    @Override
+    protected void runRelativePositionBias(CudaTensor out, CudaTensor table, CudaTensor buckets, AttentionDims dims) {
+        elementwise.relativePositionBias(out, table, buckets, dims);
+    }
+
+    @Override
+    protected void runAttentionWithBias(CudaTensor out, CudaTensor q, CudaTensor k, CudaTensor v, CudaTensor bias,
+                                        CudaTensor keyMask, AttentionDims dims) {
+        attentionWithBias.forward(out, q, k, v, bias, keyMask, dims);
+    }
+
+    @Override
+    protected void runGatedGelu(CudaTensor out, CudaTensor gate, CudaTensor x) { elementwise.gatedGelu(out, gate, x); }
+
+    // ---------------------------------------------------------------- video convolution (the Wan VAE)
+
+    @Override
+    protected void runConv3d(CudaTensor out, CudaTensor cache, CudaTensor x, CudaTensor weight, CudaTensor bias,
+                             ConvDims dims) {
+        video.conv3d(out, cache, x, weight, bias, dims);
+    }
+
+    @Override
+    protected void runUpsampleNearest2x(CudaTensor out, CudaTensor x, ConvDims dims) {
+        video.upsampleNearest2x(out, x, dims);
+    }
+
+    @Override
+    protected void runSoftmax(CudaTensor out, CudaTensor x, float scale, MatrixDims dims) {
+        video.softmax(out, x, scale, dims);
     }
 
     // ---------------------------------------------------------------- flow matching and loss
 
     @Override
-    public void gaussianNoise(Tensor out, long seed, long offset) {
-        OpChecks.gaussianNoise(out);
-        flow.gaussianNoise(cuda("gaussianNoise", "out", out), seed, offset);
+    protected void runGaussianNoise(CudaTensor out, long seed, long offset) { flow.gaussianNoise(out, seed, offset); }
+
+    @Override
+    protected void runFlowMatchingInput(CudaTensor xt, CudaTensor target, CudaTensor x0, CudaTensor noise, CudaTensor t,
+                                        MatrixDims dims) {
+        flow.flowMatchingInput(xt, target, x0, noise, t, dims);
     }
 
     @Override
-    public void flowMatchingInput(Tensor xt, Tensor target, Tensor x0, Tensor noise, Tensor t) {
-        String op = "flowMatchingInput";
-        var dims = OpChecks.flowMatchingInput(xt, target, x0, noise, t);
-        CudaTensor cxt = cuda(op, "xt", xt), ctg = cuda(op, "target", target);
-        CudaTensor cx0 = cuda(op, "x0", x0), cn = cuda(op, "noise", noise), ct = cuda(op, "t", t);
-        ALIAS.disjoint(op, "xt", cxt, "target", ctg);
-        for (CudaTensor o : new CudaTensor[] {cxt, ctg}) {
-            String name = o == cxt ? "xt" : "target";
-            ALIAS.sameOrDisjoint(op, name, o, "x0", cx0);
-            ALIAS.sameOrDisjoint(op, name, o, "noise", cn);
-            ALIAS.disjoint(op, name, o, "t", ct);
-        }
-        flow.flowMatchingInput(cxt, ctg, cx0, cn, ct, dims);
-    }
-
-    @Override
-    public void mseLoss(Tensor loss, Tensor dPred, Tensor pred, Tensor target, float gradScale) {
-        String op = "mseLoss";
-        long n = OpChecks.mseLoss(loss, dPred, pred, target);
-        CudaTensor cl = cuda(op, "loss", loss), cd = cuda(op, "dPred", dPred);
-        CudaTensor cp = cuda(op, "pred", pred), ct = cuda(op, "target", target);
-        ALIAS.disjoint(op, "loss", cl, "dPred", cd);
-        ALIAS.disjoint(op, "loss", cl, "pred", cp);
-        ALIAS.disjoint(op, "loss", cl, "target", ct);
-        ALIAS.sameOrDisjoint(op, "dPred", cd, "pred", cp);
-        ALIAS.sameOrDisjoint(op, "dPred", cd, "target", ct);
-        flow.mseLoss(cl, cd, cp, ct, gradScale, n);
+    protected void runMseLoss(CudaTensor loss, CudaTensor dPred, CudaTensor pred, CudaTensor target, float gradScale,
+                              long n) {
+        flow.mseLoss(loss, dPred, pred, target, gradScale, n);
     }
 
     // ---------------------------------------------------------------- optimizer
 
     @Override
-    public void sumOfSquares(Tensor normSquared, Tensor g) {
-        OpChecks.sumOfSquares(normSquared, g);
-        CudaTensor cn = cuda("sumOfSquares", "normSquared", normSquared), cg = cuda("sumOfSquares", "g", g);
-        ALIAS.disjoint("sumOfSquares", "normSquared", cn, "g", cg);
-        flow.sumOfSquares(cn, cg);
+    protected void runSumOfSquares(CudaTensor normSquared, CudaTensor g) { flow.sumOfSquares(normSquared, g); }
+
+    @Override
+    protected void runAdamw(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor v, CudaTensor gradScale,
+                            AdamWStep hyper) {
+        optim.adamw(param, grad, m, v, gradScale, hyper);
     }
 
     @Override
-    public void adamw(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, AdamWStep hyper) {
-        String op = "adamw";
-        OpChecks.adamw(param, grad, m, v, gradScale, hyper);
-        CudaTensor cp = cuda(op, "param", param), cg = cuda(op, "grad", grad);
-        CudaTensor cm = cuda(op, "m", m), cv = cuda(op, "v", v), cs = cuda(op, "gradScale", gradScale);
-        ALIAS.outputs(op, new String[] {"param", "m", "v"}, new CudaTensor[] {cp, cm, cv},
-                new String[] {"grad", "gradScale"}, new CudaTensor[] {cg, cs});
-        optim.adamw(cp, cg, cm, cv, cs, hyper);
+    protected void runAdamw8bit(CudaTensor param, CudaTensor grad, CudaTensor mCodes, CudaTensor mAbsMax,
+                                CudaTensor vCodes, CudaTensor vAbsMax, CudaTensor gradScale, AdamWStep hyper) {
+        optim.adamw8bit(param, grad, mCodes, mAbsMax, vCodes, vAbsMax, gradScale, hyper);
     }
 
     @Override
-    public void adamw8bit(Tensor param, Tensor grad, Tensor mCodes, Tensor mAbsMax, Tensor vCodes, Tensor vAbsMax,
-                          Tensor gradScale, AdamWStep hyper) {
-        String op = "adamw8bit";
-        OpChecks.adamw8bit(param, grad, mCodes, mAbsMax, vCodes, vAbsMax, gradScale, hyper, AdamW8bit.BLOCK_SIZE);
-        CudaTensor cp = cuda(op, "param", param), cg = cuda(op, "grad", grad), cs = cuda(op, "gradScale", gradScale);
-        CudaTensor cmc = cuda(op, "mCodes", mCodes), cma = cuda(op, "mAbsMax", mAbsMax);
-        CudaTensor cvc = cuda(op, "vCodes", vCodes), cva = cuda(op, "vAbsMax", vAbsMax);
-        ALIAS.outputs(op, new String[] {"param", "mCodes", "mAbsMax", "vCodes", "vAbsMax"}, new CudaTensor[] {cp, cmc, cma, cvc, cva},
-                new String[] {"grad", "gradScale"}, new CudaTensor[] {cg, cs});
-        optim.adamw8bit(cp, cg, cmc, cma, cvc, cva, cs, hyper);
+    protected void runProdigyAccumulate(CudaTensor param, CudaTensor grad, CudaTensor p0, CudaTensor m, CudaTensor v,
+                                        CudaTensor s, CudaTensor gradScale, CudaTensor state, ProdigyStep hyper) {
+        optim.prodigyAccumulate(param, grad, p0, m, v, s, gradScale, state, hyper);
     }
 
     @Override
-    public void prodigyAccumulate(Tensor param, Tensor grad, Tensor p0, Tensor m, Tensor v, Tensor s, Tensor gradScale,
-                                  Tensor state, ProdigyStep hyper) {
-        String op = "prodigyAccumulate";
-        OpChecks.prodigy(op, param, grad, p0, m, v, s, gradScale, state, hyper);
-        CudaTensor cp = cuda(op, "param", param), cg = cuda(op, "grad", grad), c0 = cuda(op, "p0", p0);
-        CudaTensor cm = cuda(op, "m", m), cv = cuda(op, "v", v), cs = cuda(op, "s", s);
-        CudaTensor cscale = cuda(op, "gradScale", gradScale), cstate = cuda(op, "state", state);
-        ALIAS.outputs(op, new String[] {"p0", "m", "v", "s", "state"}, new CudaTensor[] {c0, cm, cv, cs, cstate},
-                new String[] {"param", "grad", "gradScale"}, new CudaTensor[] {cp, cg, cscale});
-        optim.prodigyAccumulate(cp, cg, c0, cm, cv, cs, cscale, cstate, hyper);
+    protected void runProdigyAdapt(CudaTensor state, ProdigyStep hyper) { optim.prodigyAdapt(state, hyper); }
+
+    @Override
+    protected void runProdigyUpdate(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor v, CudaTensor gradScale,
+                                    CudaTensor state, ProdigyStep hyper) {
+        optim.prodigyUpdate(param, grad, m, v, gradScale, state, hyper);
     }
 
     @Override
-    public void prodigyAdapt(Tensor state, ProdigyStep hyper) {
-        OpChecks.prodigy("prodigyAdapt", null, null, null, null, null, null, null, state, hyper);
-        optim.prodigyAdapt(cuda("prodigyAdapt", "state", state), hyper);
+    protected void runAdafactor(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor row, CudaTensor col,
+                                CudaTensor v, CudaTensor gradScale, AdafactorStep hyper) {
+        optim.adafactor(param, grad, m, row, col, v, gradScale, hyper);
     }
 
     @Override
-    public void prodigyUpdate(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor gradScale, Tensor state,
-                              ProdigyStep hyper) {
-        String op = "prodigyUpdate";
-        OpChecks.prodigy(op, param, grad, null, m, v, null, gradScale, state, hyper);
-        CudaTensor cp = cuda(op, "param", param), cg = cuda(op, "grad", grad), cm = cuda(op, "m", m), cv = cuda(op, "v", v);
-        CudaTensor cscale = cuda(op, "gradScale", gradScale), cstate = cuda(op, "state", state);
-        ALIAS.outputs(op, new String[] {"param"}, new CudaTensor[] {cp},
-                new String[] {"grad", "m", "v", "gradScale", "state"}, new CudaTensor[] {cg, cm, cv, cscale, cstate});
-        optim.prodigyUpdate(cp, cg, cm, cv, cscale, cstate, hyper);
-    }
-
-    @Override
-    public void adafactor(Tensor param, Tensor grad, Tensor m, Tensor row, Tensor col, Tensor v, Tensor gradScale,
-                          AdafactorStep hyper) {
-        String op = "adafactor";
-        OpChecks.adafactor(param, grad, m, row, col, v, gradScale, hyper);
-        CudaTensor cp = cuda(op, "param", param), cg = cuda(op, "grad", grad), cm = cuda(op, "m", m);
-        CudaTensor cr = cuda(op, "row", row), cc = cuda(op, "col", col), cv = cuda(op, "v", v);
-        CudaTensor cscale = cuda(op, "gradScale", gradScale);
-        ALIAS.outputs(op, new String[] {"param", "m", "row", "col", "v"}, new CudaTensor[] {cp, cm, cr, cc, cv},
-                new String[] {"grad", "gradScale"}, new CudaTensor[] {cg, cscale});
-        optim.adafactor(cp, cg, cm, cr, cc, cv, cscale, hyper);
-    }
-
-    @Override
-    public void clipCoefficient(Tensor clip, Tensor normSquared, float maxNorm) {
-        OpChecks.clipCoefficient(clip, normSquared);
-        CudaTensor cc = cuda("clipCoefficient", "clip", clip), cn = cuda("clipCoefficient", "normSquared", normSquared);
-        ALIAS.sameOrDisjoint("clipCoefficient", "clip", cc, "normSquared", cn);
-        optim.clipCoefficient(cc, cn, maxNorm);
+    protected void runClipCoefficient(CudaTensor clip, CudaTensor normSquared, float maxNorm) {
+        optim.clipCoefficient(clip, normSquared, maxNorm);
     }
 
     // ---------------------------------------------------------------- plumbing
 
     /** t as a CudaTensor of this backend (null stays null: optional arguments are checked by OpChecks). */
-    private CudaTensor cuda(String op, String name, Tensor t) {
+    @Override
+    protected CudaTensor own(String op, String name, Tensor t) {
         if (t == null || (t instanceof CudaTensor c && c.cudaBackend() == this)) return (CudaTensor) t;
         throw new IllegalArgumentException(op + " (cuda): " + name + " belongs to another backend; got "
                 + OpChecks.describe(name, t) + " on " + t.backendName() + ", expected a tensor of " + name());

@@ -29,8 +29,8 @@ import java.util.List;
  */
 public final class AdamW8bit extends MomentOptimizer {
 
-    /** Elements per quantization block of the 8-bit state (bitsandbytes ≥ 0.46 BLOCKSIZE_2STATE). */
-    public static final int BLOCK_SIZE = 256;
+    /** Elements per quantization block of the 8-bit state: the op's, {@link Backend#ADAMW8BIT_BLOCK_SIZE}. */
+    public static final int BLOCK_SIZE = Backend.ADAMW8BIT_BLOCK_SIZE;
 
     /** One parameter's state: 8-bit (codes + absmax) or fp32 (m, v). */
     private record State(TrainableParameter parameter, boolean is8bit, Tensor first, Tensor firstAbsMax, Tensor second,

@@ -15,7 +15,7 @@ class ProfilingBackendTest {
 
     @Test
     void forwardsWithoutRecordingAndRecordsEachOpInOrder() {
-        try (CpuBackend cpu = new CpuBackend(); ProfilingBackend p = new ProfilingBackend(cpu)) {
+        try (CpuBackend cpu = new CpuBackend(); ProfilingBackend p = ProfilingBackend.wrap(cpu)) {
             Tensor a = p.allocate(DType.F32, Shape.of(2, 3));
             Tensor b = p.allocate(DType.F32, Shape.of(3, 2));
             Tensor c = p.allocate(DType.F32, Shape.of(2, 2));
@@ -39,6 +39,31 @@ class ProfilingBackendTest {
             for (ProfilingBackend.OpTime op : ops) assertTrue(op.millis() >= 0, op.toString());
             assertFalse(p.isRecording());
             assertThrows(IllegalStateException.class, p::stopRecording);
+        }
+    }
+
+    /** Operands come from Backend's parameter names: equal shapes share an entry, a transposed GEMM input is marked. */
+    @Test
+    void namesOperandsByParameterAndPassesErrorsThrough() {
+        try (CpuBackend cpu = new CpuBackend(); ProfilingBackend p = ProfilingBackend.wrap(cpu)) {
+            Tensor a = p.fromFloats(DType.F32, Shape.of(2, 3), new float[] {1, 2, 3, 4, 5, 6});
+            Tensor c = p.allocate(DType.BF16, Shape.of(3, 3));
+            Tensor mod = p.allocate(DType.F32, Shape.of(1, 6, 3));
+            Tensor x = p.allocate(DType.BF16, Shape.of(1, 3, 3));
+            p.startRecording("model");
+            p.gemm(c, a, true, a, false, 1, 1, null);
+            p.modulate(x, x, mod, 0, 1);
+            p.clipCoefficient(p.allocate(DType.F32, Shape.of(1)), p.allocate(DType.F32, Shape.of(1)), 1);
+            // the backend's own exception, not an InvocationTargetException, with its message unchanged
+            var e = assertThrows(IllegalArgumentException.class, () -> p.add(c, a, a));
+            assertEquals("add: element counts differ; got out=(3,3) bf16 and a=(2,3) f32, expected equal element counts",
+                    e.getMessage());
+            List<ProfilingBackend.OpTime> ops = p.stopRecording();
+            assertEquals(List.of("gemm", "modulate", "clipCoefficient", "(outside)"),
+                    ops.stream().map(ProfilingBackend.OpTime::op).toList());
+            assertEquals(List.of("c(3,3)bf16 aᵀ,b(2,3)f32", "out,x(1,3,3)bf16 mod(1,6,3)f32", "clip,normSquared(1)f32", ""),
+                    ops.stream().map(ProfilingBackend.OpTime::operands).toList());
+            assertSame(cpu, p.inner());
         }
     }
 

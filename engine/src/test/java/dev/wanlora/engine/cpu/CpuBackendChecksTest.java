@@ -1,7 +1,7 @@
 package dev.wanlora.engine.cpu;
 
 import dev.wanlora.engine.backend.Backend.AdamWStep;
-import dev.wanlora.engine.backend.OpChecks;
+import dev.wanlora.engine.backend.OptimizerChecks;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
@@ -62,19 +62,19 @@ class CpuBackendChecksTest {
                 () -> CPU.clipCoefficient(zeros(DType.F32, 1), zeros(DType.BF16, 1), 1));
     }
 
-    /** OpChecks.adamw8bit is called by the optim package's implementation with AdamW8bit.BLOCK_SIZE. */
+    /** OptimizerChecks.adamw8bit with another block size than the op's (Backend.ADAMW8BIT_BLOCK_SIZE). */
     @Test
     void adamw8bitChecks() {
         var p = zeros(DType.F32, 5000);
         var one = f32(new float[] {1}, 1);
         var hyper = new AdamWStep(1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
-        OpChecks.adamw8bit(p, zeros(DType.F32, 5000), zeros(DType.U8, 5000), zeros(DType.F32, 3), zeros(DType.U8, 5000),
+        OptimizerChecks.adamw8bit(p, zeros(DType.F32, 5000), zeros(DType.U8, 5000), zeros(DType.F32, 3), zeros(DType.U8, 5000),
                 zeros(DType.F32, 3), one, hyper, 2048); // ceil(5000/2048) = 3 blocks
         assertMessage("adamw8bit: wrong element count of vAbsMax; got vAbsMax=(2) f32 (2 elements), expected 3 elements",
-                () -> OpChecks.adamw8bit(p, zeros(DType.F32, 5000), zeros(DType.U8, 5000), zeros(DType.F32, 3),
+                () -> OptimizerChecks.adamw8bit(p, zeros(DType.F32, 5000), zeros(DType.U8, 5000), zeros(DType.F32, 3),
                         zeros(DType.U8, 5000), zeros(DType.F32, 2), one, hyper, 2048));
         assertMessage("adamw8bit: unsupported dtype of mCodes; got mCodes=(5000) f32, expected u8",
-                () -> OpChecks.adamw8bit(p, zeros(DType.F32, 5000), zeros(DType.F32, 5000), zeros(DType.F32, 3),
+                () -> OptimizerChecks.adamw8bit(p, zeros(DType.F32, 5000), zeros(DType.F32, 5000), zeros(DType.F32, 3),
                         zeros(DType.U8, 5000), zeros(DType.F32, 3), one, hyper, 2048));
     }
 }

@@ -29,7 +29,7 @@ class WanDitSavedAttentionTest {
 
     @BeforeAll
     static void open(@TempDir Path tmp) {
-        backend = new ProfilingBackend(new CpuBackend());
+        backend = ProfilingBackend.wrap(new CpuBackend());
         runs = new SwapRuns(backend, tmp);
     }
 
