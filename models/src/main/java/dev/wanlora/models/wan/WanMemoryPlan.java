@@ -303,21 +303,12 @@ public final class WanMemoryPlan {
     }
 
     /**
-     * The streamer's layout for one block, as {@link WanDitWeights#load} builds it: per {@link BlockLinear}, the
-     * weight in the compute dtype, or the fp8 codes then the scale (O, I/64, 1).
+     * The streamer's layout for one block, as {@link WanDitWeights#load} builds it ({@link WanDitTree#blockLinearLayout}):
+     * per {@link BlockLinear}, the weight in the compute dtype, or the fp8 codes then the scale (O, I/64, 1).
      */
     static BlockLayout streamedLayout(Settings s) {
-        List<BlockLayout.Entry> entries = new ArrayList<>();
-        for (BlockLinear l : BlockLinear.values()) {
-            Shape w = l.weightShape(s.config());
-            if (s.isFp8OnDevice()) {
-                entries.add(new BlockLayout.Entry(DType.F8_E4M3, w));
-                entries.add(new BlockLayout.Entry(s.scaleDType(), Shape.of(w.dim(0), w.dim(1) / 64, 1)));
-            } else {
-                entries.add(new BlockLayout.Entry(s.act(), w));
-            }
-        }
-        return new BlockLayout(entries);
+        WanDitTree.LinearForm form = new WanDitTree.LinearForm(s.isFp8OnDevice(), s.isFp8OnDevice() ? s.scaleDType() : s.act());
+        return WanDitTree.of(s.config()).blockLinearLayout(0, weight -> form);
     }
 
     /** One block's ten Linear weights as resident tensors (no alignment padding). */
@@ -328,21 +319,11 @@ public final class WanMemoryPlan {
     }
 
     /**
-     * Everything but the block Linear weights, in the compute dtype: the embeddings (patch, text, time, projection),
-     * the head and its modulation, and per block modulation (6C), ten biases (9C + Fd), four RMSNorm weights (4C) and
-     * norm3's weight and bias (2C).
+     * Everything but the block Linear weights, in the compute dtype: every other tensor of the key tree (embeddings,
+     * head, modulations, biases, norms; {@link WanDitTree#residentElements}).
      */
     private static long nonLinearBytes(Settings s) {
-        WanDitConfig c = s.config();
-        long dim = c.dim();
-        long embeddings = dim * c.patchLength() + dim       // patch_embedding
-                + dim * c.textDim() + dim + dim * dim + dim // text_embedding.0, .2
-                + dim * c.freqDim() + dim + dim * dim + dim // time_embedding.0, .2
-                + 6 * dim * dim + 6 * dim                   // time_projection.1
-                + c.headOutFeatures() * dim + c.headOutFeatures() // head.head
-                + 2 * dim;                                  // head.modulation
-        long perBlock = 6 * dim + 9 * dim + c.ffnDim() + 4 * dim + 2 * dim;
-        return (embeddings + c.numLayers() * perBlock) * s.act().sizeBytes();
+        return WanDitTree.of(s.config()).residentElements() * s.act().sizeBytes();
     }
 
     /** Σ over the LoRA modules of rank·(in + out). */
