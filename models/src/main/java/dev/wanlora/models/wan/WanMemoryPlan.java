@@ -17,8 +17,8 @@ import java.util.OptionalInt;
 
 /**
  * The device memory of training a LoRA on a Wan DiT (DESIGN.md §6), per category, from the settings alone: what
- * {@link WanDitWeights#load} keeps resident and streams, what {@link WanDit} and its {@link WanDitActivations} plan
- * allocate for the largest bucket, the LoRA network and its optimizer. Sizes count each tensor in its dtype, as the
+ * {@link WanDitWeights#load} keeps resident and streams (from the key tree, {@link WanDitTree}), what {@link WanDit}
+ * and its {@link WanDitActivations} plans allocate (their {@link WanDitActivationLayout}s), the LoRA network and its optimizer. Sizes count each tensor in its dtype, as the
  * GPU holds it. The caller adds what it allocates itself (batch tensors, attention workspace, the CUDA runtime) as
  * {@link Settings#others()}.
  *
@@ -182,9 +182,10 @@ public final class WanMemoryPlan {
         List<String> streams = new ArrayList<>(), lses = new ArrayList<>();
         for (WanDitActivations.Key k : s.shapes()) {
             long tokens = (long) k.frames() * (k.height() / 2) * (k.width() / 2);
-            saved += WanDitActivations.savedInputBytes(c, s.precision(), k);
-            savedAttention += WanDitActivations.savedAttentionBytes(c, s.precision(), k);
-            activations += WanDitActivations.sizeBytes(c, s.precision(), k);
+            WanDitActivationLayout shape = WanDitActivationLayout.of(c, s.precision(), k);
+            saved += shape.savedInputBytes();
+            savedAttention += shape.savedAttentionBytes();
+            activations += shape.deviceBytes();
             streams.add("(" + k.batch() + ", " + tokens + ", " + c.dim() + ")");
             lses.add("(" + k.batch() + ", " + c.numHeads() + ", " + tokens + ")");
         }
@@ -259,7 +260,7 @@ public final class WanMemoryPlan {
     private static long offloadedBytesPerPass(Settings s, WanDitActivations.Offload offload) {
         Settings o = withOffload(s, offload);
         long n = 0;
-        for (WanDitActivations.Key k : o.shapes()) n += WanDitActivations.offloadedHostBytes(s.config(), s.precision(), k);
+        for (WanDitActivations.Key k : o.shapes()) n += WanDitActivationLayout.of(s.config(), s.precision(), k).offloadedHostBytes();
         return n;
     }
 
@@ -286,7 +287,7 @@ public final class WanMemoryPlan {
         items.add(new MemoryPlan.Item(HOST_SWAPPED, hostBytes(s, n), n == 0 ? "--blocks_to_swap 0" : String.format(Locale.ROOT,
                 "%d × %s, one image per streamed block", n, MemoryPlan.formatBytes(streamedLayout(s).sizeBytes()))));
         long offloaded = 0;
-        for (WanDitActivations.Key k : s.shapes()) offloaded += WanDitActivations.offloadedHostBytes(s.config(), s.precision(), k);
+        for (WanDitActivations.Key k : s.shapes()) offloaded += WanDitActivationLayout.of(s.config(), s.precision(), k).offloadedHostBytes();
         WanDitActivations.Offload off = choice.offload();
         items.add(new MemoryPlan.Item(HOST_OFFLOADED, offloaded, !off.isOffloading() ? "no activation offload"
                 : String.format(Locale.ROOT, "saved inputs of %d block%s%s", off.blockInputs(), off.blockInputs() == 1 ? "" : "s",
