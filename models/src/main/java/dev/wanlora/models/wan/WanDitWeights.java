@@ -394,15 +394,6 @@ public final class WanDitWeights implements AutoCloseable {
     /** File bytes {@link #load} reads from {@code checkpoint}: every tensor but the scaled-fp8 scales and markers. */
     public static long loadBytes(SafeTensors checkpoint) { return WanDitLoader.loadBytes(checkpoint); }
 
-    /**
-     * Every key of an official Wan2.1 T2V checkpoint for {@code config} with its shape, in tree order (for writers of
-     * real-size test checkpoints; {@code isBlockLinearWeight} tells the ten fp8 targets per block).
-     */
-    public static Map<String, Shape> checkpointShapes(WanDitConfig config) { return WanDitTree.of(config).shapes(); }
-
-    /** True for {@code blocks.N.(self_attn|cross_attn).(q|k|v|o).weight} and {@code blocks.N.ffn.(0|2).weight}. */
-    public static boolean isBlockLinearWeight(String key) { return WanDitTree.isBlockLinearWeight(key); }
-
     /** {@link WanDitRandom#checkpoint}: a random BF16 checkpoint for demos and tests. */
     public static List<SafeTensorsWriter.Entry> randomCheckpoint(WanDitConfig config, long seed) {
         return WanDitRandom.checkpoint(config, seed);
