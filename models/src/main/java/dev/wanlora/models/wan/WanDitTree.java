@@ -17,8 +17,9 @@ import java.util.regex.Pattern;
 /**
  * The checkpoint key tree of a Wan2.1 T2V DiT (spec §2.3), described once: every tensor's key, its shape in the file,
  * its role and how Wan initialises it, as a function of a {@link WanDitConfig}. Loading, both random generators, the
- * config inference, {@code wanlora inspect} and the memory plan read it; key names appear nowhere else (STYLE.md §2).
- * Keys are built with {@link KeyPath}, which mirrors the tree (candle's {@code vb.pp}).
+ * config inference, {@code wanlora inspect}, the real-size test files and the memory plan read it; the DiT's key names
+ * are written nowhere else (STYLE.md §2). Keys are built with {@link KeyPath}, which mirrors the tree (candle's
+ * {@code vb.pp}).
  *
  * <p>Tree order ({@link #nodes()}): the seven Linears outside the blocks ({@link Embedding} order, weight then bias),
  * {@code head.modulation}, then per block its ten Linears ({@link BlockLinear} order, weight then bias) and its other

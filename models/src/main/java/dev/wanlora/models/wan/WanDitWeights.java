@@ -39,9 +39,8 @@ import java.util.function.LongConsumer;
  * the last N blocks, [numLayers − N, numLayers) as musubi places them, live in host memory in a {@link BlockStreamer}
  * (fp8 codes and scales when those are kept, else the compute-dtype weights) and are copied into a ring of device
  * slots on demand ({@link StreamedBlocks}); biases, norms and modulation of every block stay resident. Code that runs a
- * block brackets it with
- * {@link #acquireBlock} and {@link #releaseBlock}; {@link #block} alone gives a streamed block without its Linear
- * weights ({@link Linear#isStreamed()}).
+ * block brackets it with {@link #acquireBlock} and {@link #releaseBlock}; {@link #block} alone gives a streamed block
+ * without its Linear weights ({@link Linear#isStreamed()}).
  */
 public final class WanDitWeights implements AutoCloseable {
 
