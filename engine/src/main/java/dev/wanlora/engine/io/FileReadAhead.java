@@ -11,17 +11,20 @@ import java.nio.file.StandardOpenOption;
 import java.util.List;
 
 /**
- * Reads checkpoint files front to back on one background thread while a loader reads their tensors in the model's
- * order, so that the disk sees one sequential stream and the loader's positional reads mostly hit the page cache.
+ * Reads checkpoint files front to back on one background thread while a loader reads their tensors, so that the disk
+ * keeps reading where the loader pauses and the loader's positional reads mostly hit the page cache.
  *
- * <p>Why: an official Wan file stores its tensors in name order (blocks.0, blocks.1, blocks.10, …), while the loader
- * walks the model (blocks 0, 1, 2, …); on a cold page cache the loader read a 14B file at 1.16 GB/s where `dd` reads
- * it at 1.5 GB/s (NVIDIA H200 machine), and the jumping reads are the likely cause. Whether this class closes that gap
- * is still to be measured (`gpu-test.sh e2e`, cold row). The bytes read here are
- * thrown away (a reused 8 MiB buffer); only the page cache keeps them. So it runs only when the files fit in half of
- * the memory the OS reports available: otherwise the cache would evict pages before the loader reaches them and the
- * disk would read them twice. It is a hint: an I/O error stops it silently (the loader's own reads report errors),
- * and {@link #close} stops it.
+ * <p>History and why it stays: it was added when the DiT loader walked the model (blocks 0, 1, 2, …) through files
+ * that store tensors by name (blocks.0, blocks.1, blocks.10, …), to turn the loader's jumping reads into one stream.
+ * The loader now reads tensors in file order (WanDitLoader), so this thread reads the same region a little ahead of
+ * it rather than competing for another part of the disk; it is kept because it reads on through the loader's pauses
+ * (the end of each tensor, where the loader's reader pool drains; synchronizing stores of streamed blocks; small
+ * tensors read on one thread), and a page both read is read from the disk once. Whether it still pays is for the cold
+ * e2e load to show (gpu-test.sh e2e, page cache dropped): if the loader alone matches dd, delete this class. The bytes
+ * read here are thrown away (a reused 8 MiB buffer); only the page cache keeps them. So it runs only when the files
+ * fit in half of the memory the OS reports available: otherwise the cache would evict pages before the loader reaches
+ * them and the disk would read them twice. It is a hint: an I/O error stops it silently (the loader's own reads report
+ * errors), and {@link #close} stops it.
  */
 public final class FileReadAhead implements AutoCloseable {
 

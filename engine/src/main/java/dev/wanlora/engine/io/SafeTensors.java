@@ -190,6 +190,18 @@ public final class SafeTensors implements TensorSource {
     @Override
     public Set<String> keys() { return slots.keySet(); }
 
+    /**
+     * Every tensor name in the order its bytes lie on disk: file after file ({@link #files()} order), by data offset
+     * within a file. Reading tensors in this order reads each file front to back (a header's order need not be that).
+     */
+    public List<String> keysInFileOrder() {
+        List<Path> files = files();
+        return slots.values().stream()
+                .sorted(java.util.Comparator.comparingInt((Slot s) -> files.indexOf(s.info().file())).thenComparingLong(Slot::offset))
+                .map(s -> s.info().name())
+                .toList();
+    }
+
     @Override
     public boolean contains(String key) { return slots.containsKey(key); }
 

@@ -31,14 +31,27 @@ public final class Rope3d {
 
     /** Tables for a grid of frames × height × width tokens (post-patchify sizes H' = H/2, W' = W/2). */
     public static Tables build(Backend backend, int frames, int height, int width, int headDim) {
+        float[][] cosSin = values(frames, height, width, headDim);
+        Shape shape = Shape.of((long) frames * height * width, headDim / 2);
+        return new Tables(backend.fromFloats(DType.F32, shape, cosSin[0]), backend.fromFloats(DType.F32, shape, cosSin[1]));
+    }
+
+    /** {@link #build}'s tables written into tensors allocated by the caller ((L, D/2) F32 each), without allocating. */
+    public static void write(Backend backend, Tables tables, int frames, int height, int width, int headDim) {
+        float[][] cosSin = values(frames, height, width, headDim);
+        backend.write(tables.cos(), cosSin[0]);
+        backend.write(tables.sin(), cosSin[1]);
+    }
+
+    /** {cos, sin} of {@link #angles}, rounded once to float. */
+    private static float[][] values(int frames, int height, int width, int headDim) {
         double[] angles = angles(frames, height, width, headDim);
         float[] cos = new float[angles.length], sin = new float[angles.length];
         for (int i = 0; i < angles.length; i++) {
             cos[i] = (float) Math.cos(angles[i]);
             sin[i] = (float) Math.sin(angles[i]);
         }
-        Shape shape = Shape.of((long) frames * height * width, headDim / 2);
-        return new Tables(backend.fromFloats(DType.F32, shape, cos), backend.fromFloats(DType.F32, shape, sin));
+        return new float[][] {cos, sin};
     }
 
     /** The (L, D/2) rotation angles in float64, row-major. */

@@ -61,6 +61,7 @@ class SafeTensorsTest {
                 f32(7f, 1.5f, -2f));
         try (SafeTensors st = SafeTensors.open(f)) {
             assertEquals(List.of("a", "b"), List.copyOf(st.keys()));
+            assertEquals(List.of("b", "a"), st.keysInFileOrder(), "b's bytes come first");
             assertArrayEquals(new float[] {1.5f, -2f}, st.floats("a"));
             assertArrayEquals(new float[] {7f}, st.floats("b"));
             assertEquals(Map.of("format", "pt"), st.metadata());

@@ -35,10 +35,10 @@ public record WanCheckpointKind(WanDitConfig config, String task, DType weightDT
             return null;
         }
         ScaledFp8Layout scales = ScaledFp8Layout.of(checkpoint);
-        DType weight = checkpoint.info("blocks.0.cross_attn.k.weight").dtype();
+        DType weight = checkpoint.info(WanDitTree.blockLinearWeightKey(0, WanDitWeights.BlockLinear.CROSS_ATTN_K)).dtype();
         Map<DType, Integer> other = new TreeMap<>();
         for (String key : checkpoint.keys()) {
-            if (WanDitWeights.isBlockLinearWeight(key) || (scales != null && scales.auxiliary().contains(key))) continue;
+            if (WanDitTree.isBlockLinearWeight(key) || (scales != null && scales.auxiliary().contains(key))) continue;
             other.merge(checkpoint.info(key).dtype(), 1, Integer::sum);
         }
         boolean isFp8 = weight == DType.F8_E4M3 || weight == DType.F8_E5M2;

@@ -84,7 +84,7 @@ public final class WanDit implements AutoCloseable {
 
     /**
      * Keeps every block's self-attention output and log-sum-exp through gradient checkpointing (costs
-     * {@link WanDitActivations#savedAttentionBytes} per shape; see {@code WanMemoryPlan.SAVED_ATTENTION}). Applies to
+     * {@link WanDitActivationLayout#savedAttentionBytes} per shape; see {@code WanMemoryPlan.SAVED_ATTENTION}). Applies to
      * the calls from now on; without gradient checkpointing it changes nothing. Off by default.
      */
     public void savesAttentionOutputs(boolean on) { this.savesAttentionOutputs = on; }

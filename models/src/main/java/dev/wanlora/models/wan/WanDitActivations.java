@@ -3,17 +3,18 @@ package dev.wanlora.models.wan;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.rope.Rope3d;
 import dev.wanlora.engine.stream.ActivationOffload;
-import dev.wanlora.engine.memory.BlockLayout;
-import dev.wanlora.engine.tensor.DType;
-import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Every buffer one forward + backward of the DiT needs for one input shape (B, F, H, W) and LoRA rank R, allocated
- * once and reused for every step with that shape (STYLE.md §8: shape arithmetic lives here, not in the forward code).
+ * once and reused for every step with that shape. The buffers, their dtypes and shapes are those of the plan's
+ * {@link WanDitActivationLayout}, which the memory plan counts: the constructor allocates that list and binds each
+ * field to its buffer by name, so what is planned is what is allocated.
  *
  * <p>Dtypes: "act" is the {@link ComputePrecision}'s activation dtype (F32 or BF16); time embedding, modulation, norm
  * statistics, attention log-sum-exp, RoPE tables, the prediction and its gradient are always F32.
@@ -116,7 +117,10 @@ public final class WanDitActivations implements AutoCloseable {
     }
 
     private final List<Tensor> owned = new ArrayList<>();
+    /** Buffers allocated from the layout and not yet bound to a field (empty once constructed). */
+    private final Map<String, Tensor> unbound = new HashMap<>();
     private final Backend backend;
+    private final WanDitActivationLayout layout;
     /** Per saved block input / attention output: its slot's tensors while acquired from an offload, else null. */
     private final Tensor[][] acquiredInputs, acquiredAttention;
 
@@ -246,41 +250,33 @@ public final class WanDitActivations implements AutoCloseable {
         /** Per {@link WanDitWeights.BlockLinear} ordinal: (rows, R) act down(x) of its LoRA; rows = B·L, or B·K for cross k/v. */
         public final Tensor[] loraHidden;
 
-        private BlockState(WanDitActivations a, WanDitConfig c, DType act) {
-            long b = a.key.batch(), l = a.tokens, k = a.textTokens, dim = c.dim();
-            Shape stats = Shape.of(b, l);
-            Shape tokens = Shape.of(b, l, dim);
-            Shape text = Shape.of(b, k, dim);
-            Shape lse = Shape.of(b, c.numHeads(), l);
-            norm1Mean = a.f32(stats); norm1Rstd = a.f32(stats);
-            norm3Mean = a.f32(stats); norm3Rstd = a.f32(stats);
-            norm2Mean = a.f32(stats); norm2Rstd = a.f32(stats);
-            selfAttnInput = a.tensor(act, tokens);
-            selfQ = a.tensor(act, tokens); selfK = a.tensor(act, tokens);
-            selfQRstd = a.f32(stats); selfKRstd = a.f32(stats);
-            selfQRope = a.tensor(act, tokens); selfKRope = a.tensor(act, tokens); selfV = a.tensor(act, tokens);
+        private BlockState(WanDitActivations a, int i) {
+            String p = "state" + i + ".";
+            norm1Mean = a.take(p + "norm1Mean"); norm1Rstd = a.take(p + "norm1Rstd");
+            norm3Mean = a.take(p + "norm3Mean"); norm3Rstd = a.take(p + "norm3Rstd");
+            norm2Mean = a.take(p + "norm2Mean"); norm2Rstd = a.take(p + "norm2Rstd");
+            selfAttnInput = a.take(p + "selfAttnInput");
+            selfQ = a.take(p + "selfQ"); selfK = a.take(p + "selfK");
+            selfQRstd = a.take(p + "selfQRstd"); selfKRstd = a.take(p + "selfKRstd");
+            selfQRope = a.take(p + "selfQRope"); selfKRope = a.take(p + "selfKRope"); selfV = a.take(p + "selfV");
             boolean saved = a.key.savesAttentionOutputs();
-            selfLse = saved ? null : a.f32(lse);
-            selfAttnOut = saved ? null : a.tensor(act, tokens);
-            afterSelfAttn = a.tensor(act, tokens);
-            crossAttnInput = a.tensor(act, tokens);
-            crossQ = a.tensor(act, tokens); crossQNorm = a.tensor(act, tokens); crossQRstd = a.f32(stats);
-            crossK = a.tensor(act, text); crossKNorm = a.tensor(act, text); crossV = a.tensor(act, text);
-            crossKRstd = a.f32(Shape.of(b, k));
-            crossLse = a.f32(lse);
-            crossAttnOut = a.tensor(act, tokens);
-            afterCrossAttn = a.tensor(act, tokens);
-            ffnInput = a.tensor(act, tokens);
-            ffnHidden = a.tensor(act, Shape.of(b, l, c.ffnDim()));
-            ffnActivated = a.tensor(act, Shape.of(b, l, c.ffnDim()));
-            WanDitWeights.BlockLinear[] layers = WanDitWeights.BlockLinear.values();
-            loraHidden = new Tensor[layers.length];
-            int rank = a.key.loraRank();
-            if (rank > 0) {
-                for (WanDitWeights.BlockLinear layer : layers) {
-                    boolean readsContext = layer == WanDitWeights.BlockLinear.CROSS_ATTN_K
-                            || layer == WanDitWeights.BlockLinear.CROSS_ATTN_V;
-                    loraHidden[layer.ordinal()] = a.tensor(act, Shape.of(b * (readsContext ? k : l), rank));
+            selfLse = saved ? null : a.take(p + "selfLse");
+            selfAttnOut = saved ? null : a.take(p + "selfAttnOut");
+            afterSelfAttn = a.take(p + "afterSelfAttn");
+            crossAttnInput = a.take(p + "crossAttnInput");
+            crossQ = a.take(p + "crossQ"); crossQNorm = a.take(p + "crossQNorm"); crossQRstd = a.take(p + "crossQRstd");
+            crossK = a.take(p + "crossK"); crossKNorm = a.take(p + "crossKNorm"); crossV = a.take(p + "crossV");
+            crossKRstd = a.take(p + "crossKRstd");
+            crossLse = a.take(p + "crossLse");
+            crossAttnOut = a.take(p + "crossAttnOut");
+            afterCrossAttn = a.take(p + "afterCrossAttn");
+            ffnInput = a.take(p + "ffnInput");
+            ffnHidden = a.take(p + "ffnHidden");
+            ffnActivated = a.take(p + "ffnActivated");
+            loraHidden = new Tensor[WanDitWeights.BlockLinear.values().length];
+            if (a.key.loraRank() > 0) {
+                for (WanDitWeights.BlockLinear layer : WanDitWeights.BlockLinear.values()) {
+                    loraHidden[layer.ordinal()] = a.take(p + "loraHidden." + layer.ordinal());
                 }
             }
         }
@@ -306,19 +302,15 @@ public final class WanDitActivations implements AutoCloseable {
         /** (B·max(L, K), R): gradient of a LoRA down(x). */
         public final Tensor dLoraHidden;
 
-        private BlockGradients(WanDitActivations a, WanDitConfig c, DType act) {
-            long b = a.key.batch(), l = a.tokens, k = a.textTokens;
-            Shape tokens = Shape.of(b, l, c.dim());
-            Shape text = Shape.of(b, k, c.dim());
-            dBranchOut = a.tensor(act, tokens); dAttnOut = a.tensor(act, tokens);
-            dQ = a.tensor(act, tokens); dK = a.tensor(act, tokens); dV = a.tensor(act, tokens);
+        private BlockGradients(WanDitActivations a) {
+            dBranchOut = a.take("grad.dBranchOut"); dAttnOut = a.take("grad.dAttnOut");
+            dQ = a.take("grad.dQ"); dK = a.take("grad.dK"); dV = a.take("grad.dV");
             dQPre = dBranchOut;
             dKPre = dAttnOut;
-            dInput = a.tensor(act, tokens); dNormOut = a.tensor(act, tokens);
-            dCrossK = a.tensor(act, text); dCrossV = a.tensor(act, text); dCrossKPre = a.tensor(act, text);
-            dFfnHidden = a.tensor(act, Shape.of(b, l, c.ffnDim()));
-            int rank = Math.max(1, a.key.loraRank());
-            dLoraHidden = a.tensor(act, Shape.of(b * Math.max(l, k), rank));
+            dInput = a.take("grad.dInput"); dNormOut = a.take("grad.dNormOut");
+            dCrossK = a.take("grad.dCrossK"); dCrossV = a.take("grad.dCrossV"); dCrossKPre = a.take("grad.dCrossKPre");
+            dFfnHidden = a.take("grad.dFfnHidden");
+            dLoraHidden = a.take("grad.dLoraHidden");
         }
     }
 
@@ -333,40 +325,40 @@ public final class WanDitActivations implements AutoCloseable {
         }
         this.backend = backend;
         this.key = key;
+        this.layout = WanDitActivationLayout.of(config, precision, key);
         this.acquiredInputs = new Tensor[config.numLayers() + 1][];
         this.acquiredAttention = new Tensor[config.numLayers()][];
-        this.tokens = Math.toIntExact((long) key.frames() * (key.height() / 2) * (key.width() / 2));
+        this.tokens = Math.toIntExact(key.tokens());
         this.textTokens = config.textLen();
-        DType act = precision.activationDType();
-        long b = key.batch(), l = tokens, k = textTokens, c = config.dim();
-        Shape stream = Shape.of(b, l, c);
-        Shape latent = Shape.of(b, config.outChannels(), key.frames(), key.height(), key.width());
         try {
-            patches = tensor(act, Shape.of(b, l, config.patchLength()));
-            sinusoid = f32(Shape.of(b, config.freqDim()));
-            timeHidden = f32(Shape.of(b, c));
-            e = f32(Shape.of(b, c));
-            eSilu = f32(Shape.of(b, c));
-            e0 = f32(Shape.of(b, 6, c));
-            contextPadded = tensor(act, Shape.of(b, k, config.textDim()));
-            textHidden = tensor(act, Shape.of(b, k, c));
-            context = tensor(act, Shape.of(b, k, c));
-            rope = Rope3d.build(backend, key.frames(), key.height() / 2, key.width() / 2, config.headDim());
-            owned.add(rope.cos());
-            owned.add(rope.sin());
+            for (WanDitActivationLayout.Buffer buffer : layout.buffers()) {
+                Tensor t = backend.allocate(buffer.dtype(), buffer.shape());
+                owned.add(t);
+                unbound.put(buffer.name(), t);
+            }
+            patches = take("patches");
+            sinusoid = take("sinusoid");
+            timeHidden = take("timeHidden");
+            e = take("e");
+            eSilu = take("eSilu");
+            e0 = take("e0");
+            contextPadded = take("contextPadded");
+            textHidden = take("textHidden");
+            context = take("context");
+            rope = new Rope3d.Tables(take("rope.cos"), take("rope.sin"));
+            Rope3d.write(backend, rope, key.frames(), key.height() / 2, key.width() / 2, config.headDim());
 
             Offload offload = key.offload();
-            int streams = key.forwardOnly() ? 2 : config.numLayers() + 1;
-            savedInputs = ActivationOffload.open(backend, savedInputLayout(config, precision, key), streams,
+            savedInputs = ActivationOffload.open(backend, layout.savedInputLayout(), layout.savedInputItems(),
                     offload.blockInputs(), offload.ringSlots());
-            blockInputs = new Tensor[streams];
+            blockInputs = new Tensor[layout.savedInputItems()];
             for (int i = offload.blockInputs(); i < blockInputs.length; i++) blockInputs[i] = savedInputs.acquire(i).getFirst();
-            blockModulation = f32(Shape.of(b, 6, c));
+            blockModulation = take("blockModulation");
             blockStates = new BlockState[key.keepsBlockIntermediates() ? config.numLayers() : 1];
-            for (int i = 0; i < blockStates.length; i++) blockStates[i] = new BlockState(this, config, act);
-            int savedCount = key.savesAttentionOutputs() ? config.numLayers() : 0;
-            savedAttention = savedCount == 0 ? null : ActivationOffload.open(backend, savedAttentionLayout(config,
-                    precision, key), savedCount, offload.attentionOutputs(), offload.ringSlots());
+            for (int i = 0; i < blockStates.length; i++) blockStates[i] = new BlockState(this, i);
+            int savedCount = layout.savedAttentionItems();
+            savedAttention = savedCount == 0 ? null : ActivationOffload.open(backend, layout.savedAttentionLayout(),
+                    savedCount, offload.attentionOutputs(), offload.ringSlots());
             savedSelfAttnOut = new Tensor[savedCount];
             savedSelfLse = new Tensor[savedCount];
             for (int i = offload.attentionOutputs(); i < savedCount; i++) {
@@ -374,25 +366,28 @@ public final class WanDitActivations implements AutoCloseable {
                 savedSelfAttnOut[i] = saved.get(0);
                 savedSelfLse[i] = saved.get(1);
             }
-            normOut = tensor(act, stream);
-            branchOut = tensor(act, stream);
+            normOut = take("normOut");
+            branchOut = take("branchOut");
 
-            headModulation = f32(Shape.of(b, 2, c));
-            headMean = f32(Shape.of(b, l));
-            headRstd = f32(Shape.of(b, l));
+            headModulation = take("headModulation");
+            headMean = take("headMean");
+            headRstd = take("headRstd");
             headNorm = normOut;
             headInput = branchOut;
-            headOutput = tensor(act, Shape.of(b, l, config.headOutFeatures()));
-            pred = f32(latent);
+            headOutput = take("headOutput");
+            pred = take("pred");
 
             boolean backward = !key.forwardOnly();
-            loss = backward ? f32(Shape.of(1)) : null;
-            dPred = backward ? f32(latent) : null;
-            dHeadOutput = backward ? tensor(act, Shape.of(b, l, config.headOutFeatures())) : null;
-            dStream = backward ? tensor(act, stream) : null;
-            blockGradients = backward ? new BlockGradients(this, config, act) : null;
+            loss = backward ? take("loss") : null;
+            dPred = backward ? take("dPred") : null;
+            dHeadOutput = backward ? take("dHeadOutput") : null;
+            dStream = backward ? take("dStream") : null;
+            blockGradients = backward ? new BlockGradients(this) : null;
             dHeadInput = backward ? blockGradients.dInput : null;
             dHeadNorm = backward ? blockGradients.dNormOut : null;
+            if (!unbound.isEmpty()) {
+                throw new IllegalStateException("WanDitActivations: layout buffers " + unbound.keySet() + " have no field");
+            }
         } catch (RuntimeException ex) {
             close();
             throw ex;
@@ -466,83 +461,22 @@ public final class WanDitActivations implements AutoCloseable {
     }
 
     /**
-     * Bytes of the saved self-attention outputs and log-sum-exps of a plan with
-     * {@link Key#savesAttentionOutputs()} (0 without): numLayers × ((B, L, C) act + (B, N, L) F32).
-     */
-    public static long savedAttentionBytes(WanDitConfig config, ComputePrecision precision, Key key) {
-        if (!key.savesAttentionOutputs()) return 0;
-        return ActivationOffload.deviceBytes(savedAttentionLayout(config, precision, key), config.numLayers(),
-                key.offload().attentionOutputs(), key.offload().ringSlots());
-    }
-
-    /** Device bytes of the saved block inputs: the resident ones and the offload ring (numLayers + 1 without offload; 2 forward-only). */
-    public static long savedInputBytes(WanDitConfig config, ComputePrecision precision, Key key) {
-        return ActivationOffload.deviceBytes(savedInputLayout(config, precision, key), key.forwardOnly() ? 2 : config.numLayers() + 1,
-                key.offload().blockInputs(), key.offload().ringSlots());
-    }
-
-    /** Pinned host bytes of the offloaded saved inputs and attention outputs. */
-    public static long offloadedHostBytes(WanDitConfig config, ComputePrecision precision, Key key) {
-        long n = ActivationOffload.hostBytes(savedInputLayout(config, precision, key), key.offload().blockInputs());
-        if (key.savesAttentionOutputs()) {
-            n += ActivationOffload.hostBytes(savedAttentionLayout(config, precision, key), key.offload().attentionOutputs());
-        }
-        return n;
-    }
-
-    /** One saved block input: (B, L, C) act. */
-    static BlockLayout savedInputLayout(WanDitConfig config, ComputePrecision precision, Key key) {
-        return new BlockLayout(List.of(new BlockLayout.Entry(precision.activationDType(),
-                Shape.of(key.batch(), key.tokens(), config.dim()))));
-    }
-
-    /** One block's saved self-attention output (B, L, C) act and log-sum-exp (B, N, L) F32. */
-    static BlockLayout savedAttentionLayout(WanDitConfig config, ComputePrecision precision, Key key) {
-        return new BlockLayout(List.of(
-                new BlockLayout.Entry(precision.activationDType(), Shape.of(key.batch(), key.tokens(), config.dim())),
-                new BlockLayout.Entry(DType.F32, Shape.of(key.batch(), config.numHeads(), key.tokens()))));
-    }
-
-    /**
      * Bytes {@code new WanDitActivations(…, key)} will allocate, without allocating (for planning memory before
-     * loading anything). Mirrors the constructor; a test holds the two equal.
+     * loading anything): its {@link WanDitActivationLayout}'s, the list the constructor allocates from.
      */
     public static long sizeBytes(WanDitConfig config, ComputePrecision precision, Key key) {
-        long b = key.batch(), l = (long) key.frames() * (key.height() / 2) * (key.width() / 2), k = config.textLen();
-        long c = config.dim(), fd = config.ffnDim(), r = key.loraRank(), heads = config.numHeads();
-        long blc = b * l * c, bkc = b * k * c, blf = b * l * fd;
-        long states = key.keepsBlockIntermediates() ? config.numLayers() : 1;
-        long loraHidden = r == 0 ? 0 : b * r * (8 * l + 2 * k);
-        // with saved attention outputs the (single) state has no self-attention output and log-sum-exp of its own
-        long stateTokens = key.savesAttentionOutputs() ? 13 : 14, stateLse = key.savesAttentionOutputs() ? 1 : 2;
-        long backward = key.forwardOnly() ? 0 : 1;
-        long act = b * l * config.patchLength() + b * k * config.textDim() + 2 * bkc
-                + 2 * blc
-                + states * (stateTokens * blc + 3 * bkc + 2 * blf + loraHidden)
-                + b * l * config.headOutFeatures()
-                + backward * (b * l * config.headOutFeatures() + blc
-                        + 7 * blc + 3 * bkc + blf + b * Math.max(l, k) * Math.max(1, r));
-        long f32 = b * config.freqDim() + 3 * b * c + 6 * b * c + l * config.headDim() + 6 * b * c
-                + states * (9 * b * l + b * k + stateLse * b * heads * l)
-                + 2 * b * c + 2 * b * l + (1 + backward) * b * l * config.headOutFeatures() + backward;
-        return act * precision.activationDType().sizeBytes() + f32 * DType.F32.sizeBytes()
-                + savedInputBytes(config, precision, key) + savedAttentionBytes(config, precision, key);
+        return WanDitActivationLayout.of(config, precision, key).deviceBytes();
     }
 
-    /** Total device bytes of every buffer of this plan (for the startup memory report). */
-    public long sizeBytes() {
-        long n = savedInputs.deviceBytes() + (savedAttention == null ? 0 : savedAttention.deviceBytes());
-        for (Tensor t : owned) n += t.sizeBytes();
-        return n;
-    }
+    /** Total device bytes of every buffer of this plan (for the startup memory report): its layout's. */
+    public long sizeBytes() { return layout.deviceBytes(); }
 
-    private Tensor tensor(DType dtype, Shape shape) {
-        Tensor t = backend.allocate(dtype, shape);
-        owned.add(t);
+    /** The layout buffer {@code name}, bound to the field being initialised (each exactly once). */
+    private Tensor take(String name) {
+        Tensor t = unbound.remove(name);
+        if (t == null) throw new IllegalStateException("WanDitActivations: no unbound layout buffer " + name);
         return t;
     }
-
-    private Tensor f32(Shape shape) { return tensor(DType.F32, shape); }
 
     @Override
     public void close() {

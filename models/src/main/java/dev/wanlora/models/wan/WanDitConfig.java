@@ -2,20 +2,19 @@ package dev.wanlora.models.wan;
 
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.models.wan.WanDitTree.Embedding;
 
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.TreeSet;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * Shape hyper-parameters of a Wan2.1 T2V DiT (spec §1.1). The factories are the upstream configs
  * <a href="https://github.com/Wan-Video/Wan2.1/blob/9737cba9c1c3c4d04b33fcad41c111989865d315/wan/configs/wan_t2v_14B.py">wan_t2v_14B.py</a>
  * and <a href="https://github.com/Wan-Video/Wan2.1/blob/9737cba9c1c3c4d04b33fcad41c111989865d315/wan/configs/wan_t2v_1_3B.py">wan_t2v_1_3B.py</a>;
- * {@link #fromCheckpoint} derives the same numbers from tensor shapes, so any checkpoint (including the tiny golden
- * model) describes itself.
+ * {@link #fromCheckpoint} derives the same numbers from tensor shapes (keys from {@link WanDitTree}), so any checkpoint
+ * (including the tiny golden model) describes itself.
  *
  * @param dim         C, the model dim
  * @param ffnDim      Fd, the FFN hidden dim
@@ -86,8 +85,6 @@ public record WanDitConfig(int dim, int ffnDim, int numHeads, int numLayers, int
     /** Largest size of any dimension read from a checkpoint's shapes: far above the 14B model's 13824. */
     private static final long MAX_SIZE = 1 << 20;
 
-    private static final Pattern BLOCK_KEY = Pattern.compile("blocks\\.(\\d+)\\..*");
-
     /**
      * The configuration a checkpoint's tensor shapes describe (keys already stripped of {@code model.diffusion_model.}
      * by {@link SafeTensors#open(java.nio.file.Path, List)} with {@link SafeTensors#DIT_PREFIXES}): C and Cin from
@@ -100,32 +97,32 @@ public record WanDitConfig(int dim, int ffnDim, int numHeads, int numLayers, int
     public static WanDitConfig fromCheckpoint(SafeTensors checkpoint) {
         String file = checkpoint.path().getFileName().toString();
         rejectImageToVideo(checkpoint, file);
-        long[] patchShape = shapeOf(checkpoint, file, "patch_embedding.weight", 5).dims();
+        long[] patchShape = shapeOf(checkpoint, file, Embedding.PATCH_EMBEDDING.weightKey(), 5).dims();
         int dim = (int) patchShape[0];
         int inChannels = (int) patchShape[1];
         if (patchShape[2] != 1 || patchShape[3] != 2 || patchShape[4] != 2) {
-            throw new IllegalArgumentException(file + ": patch_embedding.weight has shape " + Shape.of(patchShape)
+            throw new IllegalArgumentException(file + ": " + Embedding.PATCH_EMBEDDING.weightKey() + " has shape " + Shape.of(patchShape)
                     + ", expected (C, Cin, 1, 2, 2); only Wan2.1's (1, 2, 2) patch is supported");
         }
-        int ffnDim = (int) shapeOf(checkpoint, file, "blocks.0.ffn.0.weight", 2).dim(0);
-        int textDim = (int) shapeOf(checkpoint, file, "text_embedding.0.weight", 2).dim(1);
-        int freqDim = (int) shapeOf(checkpoint, file, "time_embedding.0.weight", 2).dim(1);
-        int headOut = (int) shapeOf(checkpoint, file, "head.head.weight", 2).dim(0);
+        int ffnDim = (int) shapeOf(checkpoint, file, WanDitTree.blockLinearWeightKey(0, WanDitWeights.BlockLinear.FFN_0), 2).dim(0);
+        int textDim = (int) shapeOf(checkpoint, file, Embedding.TEXT_EMBEDDING_0.weightKey(), 2).dim(1);
+        int freqDim = (int) shapeOf(checkpoint, file, Embedding.TIME_EMBEDDING_0.weightKey(), 2).dim(1);
+        int headOut = (int) shapeOf(checkpoint, file, Embedding.HEAD.weightKey(), 2).dim(0);
         if (dim == 0 || dim % HEAD_DIM != 0 || headOut % PATCH_1_2_2.numElements() != 0) {
-            throw new IllegalArgumentException(file + ": dim " + dim + " (from patch_embedding.weight) is not a multiple"
+            throw new IllegalArgumentException(file + ": dim " + dim + " (from " + Embedding.PATCH_EMBEDDING.weightKey() + ") is not a multiple"
                     + " of the head dim " + HEAD_DIM + " or head.head.weight rows " + headOut + " not a multiple of 4;"
                     + " expected a Wan2.1 DiT");
         }
         TreeSet<Integer> blocks = new TreeSet<>();
         for (String key : checkpoint.keys()) {
-            Matcher m = BLOCK_KEY.matcher(key);
-            if (!m.matches()) continue;
+            String index = WanDitTree.blockIndexDigits(key);
+            if (index == null) continue;
             // at most 9 digits: a larger index is no real block (and would not fit an int)
-            if (m.group(1).length() > 9) {
-                throw new IllegalArgumentException(file + ": key " + key + " has block index " + m.group(1)
+            if (index.length() > 9) {
+                throw new IllegalArgumentException(file + ": key " + key + " has block index " + index
                         + "; expected 0..n-1 for a Wan2.1 DiT (the 14B model has 40 blocks)");
             }
-            blocks.add(Integer.parseInt(m.group(1)));
+            blocks.add(Integer.parseInt(index));
         }
         if (blocks.isEmpty() || blocks.first() != 0 || blocks.last() != blocks.size() - 1) {
             throw new IllegalArgumentException(file + ": block indices " + summarize(blocks) + " are not 0..n-1;"
@@ -162,8 +159,9 @@ public record WanDitConfig(int dim, int ffnDim, int numHeads, int numLayers, int
                 extra.add(key);
             }
         }
-        long inChannels = checkpoint.contains("patch_embedding.weight") && checkpoint.info("patch_embedding.weight").shape().rank() >= 2
-                ? checkpoint.info("patch_embedding.weight").shape().dim(1) : 16;
+        String patch = Embedding.PATCH_EMBEDDING.weightKey();
+        long inChannels = checkpoint.contains(patch) && checkpoint.info(patch).shape().rank() >= 2
+                ? checkpoint.info(patch).shape().dim(1) : 16;
         if (extra.isEmpty() && inChannels != 36 && inChannels != 48) return;
         StringBuilder found = new StringBuilder();
         if (!extra.isEmpty()) {

@@ -17,8 +17,8 @@ import java.util.OptionalInt;
 
 /**
  * The device memory of training a LoRA on a Wan DiT (DESIGN.md §6), per category, from the settings alone: what
- * {@link WanDitWeights#load} keeps resident and streams, what {@link WanDit} and its {@link WanDitActivations} plan
- * allocate for the largest bucket, the LoRA network and its optimizer. Sizes count each tensor in its dtype, as the
+ * {@link WanDitWeights#load} keeps resident and streams (from the key tree, {@link WanDitTree}), what {@link WanDit}
+ * and its {@link WanDitActivations} plans allocate (their {@link WanDitActivationLayout}s), the LoRA network and its optimizer. Sizes count each tensor in its dtype, as the
  * GPU holds it. The caller adds what it allocates itself (batch tensors, attention workspace, the CUDA runtime) as
  * {@link Settings#others()}.
  *
@@ -182,9 +182,10 @@ public final class WanMemoryPlan {
         List<String> streams = new ArrayList<>(), lses = new ArrayList<>();
         for (WanDitActivations.Key k : s.shapes()) {
             long tokens = (long) k.frames() * (k.height() / 2) * (k.width() / 2);
-            saved += WanDitActivations.savedInputBytes(c, s.precision(), k);
-            savedAttention += WanDitActivations.savedAttentionBytes(c, s.precision(), k);
-            activations += WanDitActivations.sizeBytes(c, s.precision(), k);
+            WanDitActivationLayout shape = WanDitActivationLayout.of(c, s.precision(), k);
+            saved += shape.savedInputBytes();
+            savedAttention += shape.savedAttentionBytes();
+            activations += shape.deviceBytes();
             streams.add("(" + k.batch() + ", " + tokens + ", " + c.dim() + ")");
             lses.add("(" + k.batch() + ", " + c.numHeads() + ", " + tokens + ")");
         }
@@ -259,7 +260,7 @@ public final class WanMemoryPlan {
     private static long offloadedBytesPerPass(Settings s, WanDitActivations.Offload offload) {
         Settings o = withOffload(s, offload);
         long n = 0;
-        for (WanDitActivations.Key k : o.shapes()) n += WanDitActivations.offloadedHostBytes(s.config(), s.precision(), k);
+        for (WanDitActivations.Key k : o.shapes()) n += WanDitActivationLayout.of(s.config(), s.precision(), k).offloadedHostBytes();
         return n;
     }
 
@@ -286,7 +287,7 @@ public final class WanMemoryPlan {
         items.add(new MemoryPlan.Item(HOST_SWAPPED, hostBytes(s, n), n == 0 ? "--blocks_to_swap 0" : String.format(Locale.ROOT,
                 "%d × %s, one image per streamed block", n, MemoryPlan.formatBytes(streamedLayout(s).sizeBytes()))));
         long offloaded = 0;
-        for (WanDitActivations.Key k : s.shapes()) offloaded += WanDitActivations.offloadedHostBytes(s.config(), s.precision(), k);
+        for (WanDitActivations.Key k : s.shapes()) offloaded += WanDitActivationLayout.of(s.config(), s.precision(), k).offloadedHostBytes();
         WanDitActivations.Offload off = choice.offload();
         items.add(new MemoryPlan.Item(HOST_OFFLOADED, offloaded, !off.isOffloading() ? "no activation offload"
                 : String.format(Locale.ROOT, "saved inputs of %d block%s%s", off.blockInputs(), off.blockInputs() == 1 ? "" : "s",
@@ -303,21 +304,12 @@ public final class WanMemoryPlan {
     }
 
     /**
-     * The streamer's layout for one block, as {@link WanDitWeights#load} builds it: per {@link BlockLinear}, the
-     * weight in the compute dtype, or the fp8 codes then the scale (O, I/64, 1).
+     * The streamer's layout for one block, as {@link WanDitWeights#load} builds it ({@link WanDitTree#blockLinearLayout}):
+     * per {@link BlockLinear}, the weight in the compute dtype, or the fp8 codes then the scale (O, I/64, 1).
      */
     static BlockLayout streamedLayout(Settings s) {
-        List<BlockLayout.Entry> entries = new ArrayList<>();
-        for (BlockLinear l : BlockLinear.values()) {
-            Shape w = l.weightShape(s.config());
-            if (s.isFp8OnDevice()) {
-                entries.add(new BlockLayout.Entry(DType.F8_E4M3, w));
-                entries.add(new BlockLayout.Entry(s.scaleDType(), Shape.of(w.dim(0), w.dim(1) / 64, 1)));
-            } else {
-                entries.add(new BlockLayout.Entry(s.act(), w));
-            }
-        }
-        return new BlockLayout(entries);
+        WanDitTree.LinearForm form = new WanDitTree.LinearForm(s.isFp8OnDevice(), s.isFp8OnDevice() ? s.scaleDType() : s.act());
+        return WanDitTree.of(s.config()).blockLinearLayout(0, weight -> form);
     }
 
     /** One block's ten Linear weights as resident tensors (no alignment padding). */
@@ -328,21 +320,11 @@ public final class WanMemoryPlan {
     }
 
     /**
-     * Everything but the block Linear weights, in the compute dtype: the embeddings (patch, text, time, projection),
-     * the head and its modulation, and per block modulation (6C), ten biases (9C + Fd), four RMSNorm weights (4C) and
-     * norm3's weight and bias (2C).
+     * Everything but the block Linear weights, in the compute dtype: every other tensor of the key tree (embeddings,
+     * head, modulations, biases, norms; {@link WanDitTree#residentElements}).
      */
     private static long nonLinearBytes(Settings s) {
-        WanDitConfig c = s.config();
-        long dim = c.dim();
-        long embeddings = dim * c.patchLength() + dim       // patch_embedding
-                + dim * c.textDim() + dim + dim * dim + dim // text_embedding.0, .2
-                + dim * c.freqDim() + dim + dim * dim + dim // time_embedding.0, .2
-                + 6 * dim * dim + 6 * dim                   // time_projection.1
-                + c.headOutFeatures() * dim + c.headOutFeatures() // head.head
-                + 2 * dim;                                  // head.modulation
-        long perBlock = 6 * dim + 9 * dim + c.ffnDim() + 4 * dim + 2 * dim;
-        return (embeddings + c.numLayers() * perBlock) * s.act().sizeBytes();
+        return WanDitTree.of(s.config()).residentElements() * s.act().sizeBytes();
     }
 
     /** Σ over the LoRA modules of rank·(in + out). */

@@ -48,7 +48,7 @@ class WanDitWeightsFp8FilesTest {
             for (String key : st.keys()) {
                 float[] v = st.floats(key);
                 Shape shape = st.info(key).shape();
-                if (!WanDitWeights.isBlockLinearWeight(key)) {
+                if (!WanDitTree.isBlockLinearWeight(key)) {
                     entries.add(SafeTensorsWriter.Entry.ofFloats(PREFIX + key, layout == Layout.PLAIN ? DType.BF16 : DType.F16,
                             shape, v));
                     continue;
