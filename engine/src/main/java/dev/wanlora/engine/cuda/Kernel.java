@@ -170,8 +170,10 @@ public enum Kernel {
     // video (the Wan VAE; launched by CudaVideo)
     CONV3D_FWD_BF16("video", "conv3d_fwd_bf16"),
     CONV3D_FWD_F32("video", "conv3d_fwd_f32"),
-    CONV3D_MMA_FWD_BF16("video", "conv3d_mma_fwd_bf16"),
-    CONV3D_MMA96_FWD_BF16("video", "conv3d_mma96_fwd_bf16"),
+    CONV3D_TC128X128_FWD_BF16("video", "conv3d_tc128x128_fwd_bf16"),
+    CONV3D_TC128X96_FWD_BF16("video", "conv3d_tc128x96_fwd_bf16"),
+    CONV3D_TC64X64_FWD_BF16("video", "conv3d_tc64x64_fwd_bf16"),
+    CONV3D_TC128X8_FWD_BF16("video", "conv3d_tc128x8_fwd_bf16"),
     SOFTMAX_FWD_BF16("video", "softmax_fwd_bf16"),
     SOFTMAX_FWD_BF16_F32("video", "softmax_fwd_bf16_f32"),
     SOFTMAX_FWD_F32("video", "softmax_fwd_f32"),
