@@ -189,6 +189,12 @@ public final class ProfilingBackend implements Backend {
     }
 
     @Override
+    public void rmsNormSilu(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) {
+        inner.rmsNormSilu(out, rstd, x, weight, eps);
+        if (isRecording) record("rmsNormSilu", "x", x, "out", out);
+    }
+
+    @Override
     public void rmsNormBackward(Tensor dx, Tensor dWeight, Tensor dOut, Tensor x, Tensor weight, Tensor rstd) {
         inner.rmsNormBackward(dx, dWeight, dOut, x, weight, rstd);
         if (isRecording) record("rmsNormBackward", "dx", dx, "x", x);

@@ -364,6 +364,18 @@ public final class CudaBackend implements Backend {
         norm.rmsNorm(co, cr, cx, cw, eps, dims);
     }
 
+    /** The fused kernel where {@link CudaNorm#rmsNormSilu} has one (bf16, C % 8 == 0, C ≤ 1024), else the chain. */
+    @Override
+    public void rmsNormSilu(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) {
+        String op = "rmsNormSilu";
+        var dims = OpChecks.rmsNorm(out, rstd, x, weight);
+        CudaTensor co = cuda(op, "out", out), cr = cuda(op, "rstd", rstd);
+        CudaTensor cx = cuda(op, "x", x), cw = cuda(op, "weight", weight);
+        ALIAS.outputs(op, new String[] {"out", "rstd"}, new CudaTensor[] {co, cr},
+                new String[] {"x", "weight"}, new CudaTensor[] {cx, cw});
+        if (!norm.rmsNormSilu(co, cr, cx, cw, eps, dims)) Backend.super.rmsNormSilu(out, rstd, x, weight, eps);
+    }
+
     @Override
     public void rmsNormBackward(Tensor dx, Tensor dWeight, Tensor dOut, Tensor x, Tensor weight, Tensor rstd) {
         String op = "rmsNormBackward";

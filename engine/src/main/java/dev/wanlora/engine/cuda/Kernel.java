@@ -101,6 +101,7 @@ public enum Kernel {
     RMS_NORM_BWD_F32("norm", "rms_norm_bwd_f32"),
     RMS_NORM_BWD_F32_BF16("norm", "rms_norm_bwd_f32_bf16"),
     RMS_NORM_FWD_BF16("norm", "rms_norm_fwd_bf16"),
+    RMS_NORM_SILU_FWD_BF16("norm", "rms_norm_silu_fwd_bf16"),
     RMS_NORM_FWD_BF16_F32("norm", "rms_norm_fwd_bf16_f32"),
     RMS_NORM_FWD_F32("norm", "rms_norm_fwd_f32"),
     RMS_NORM_FWD_F32_BF16("norm", "rms_norm_fwd_f32_bf16"),
