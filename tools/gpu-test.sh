@@ -11,6 +11,9 @@
 # umt5:   dev.wanlora.benchmarks.UmT5Bench (real-size random-weight umT5-XXL, 4 prompts, bf16 and fp8: time, memory).
 # vaegolden: wanlora verify-golden testdata/golden/vae-tiny --backend cuda (the VAE in bf16 against musubi's goldens).
 # vaebench:  dev.wanlora.benchmarks.VaeBench (random-weight release VAE: decode of [16,12,48,48], encode, conv3d).
+# vaetorch:  tools/torch_vae_bench.py (the same decode and conv3d shapes in PyTorch on the same GPU: issue 9's ratio).
+# convtests: the VAE's GPU tests only (CudaVideoParityTest: conv3d on every tile shape, upsample, softmax;
+#         CudaRmsNormSiluParityTest; WanVaeCudaTest).
 # loadtests: the loader's GPU tests only (CudaLoadOpsParityTest: quantizeFp8 on every 14B/1.3B block Linear shape and
 #         the golden fp8 data, writeBytes through the staging ring; WanDitWeightsLoadCudaTest: GPU load = CPU load).
 # e2e:    the user's run from files on disk (issue 13): writes a real-size random t2v-14B bf16 checkpoint and seed-shaped
@@ -65,6 +68,15 @@ for step in "${steps[@]}"; do
     vaebench)
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.VaeBench 2>&1 | tee "$logs/vaebench.log" || status=1
       ;;
+    vaetorch)
+      python3 "${WANLORA_TOOLS:-$PWD/tools}/torch_vae_bench.py" 2>&1 | tee "$logs/vaetorch.log" || status=1
+      ;;
+    convtests)
+      "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
+        --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaVideoParityTest \
+        --select-class dev.wanlora.engine.cuda.CudaRmsNormSiluParityTest --select-class dev.wanlora.models.wan.vae.WanVaeCudaTest \
+        --details=tree --disable-banner 2>&1 | tee "$logs/convtests.log" || status=1
+      ;;
     loadtests)
       "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
         --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaLoadOpsParityTest \
@@ -74,7 +86,7 @@ for step in "${steps[@]}"; do
     e2e)
       bash "$b/gpu-e2e.sh" "$b" "$logs" "${java[@]}" || status=1
       ;;
-    *) echo "gpu-test.sh: unknown step $step; expected tests, loadtests, bench, golden, demo, e2e, sample, umt5, vaegolden or vaebench" >&2; status=2 ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, loadtests, convtests, bench, golden, demo, e2e, sample, umt5, vaegolden, vaebench or vaetorch" >&2; status=2 ;;
   esac
 done
 exit $status

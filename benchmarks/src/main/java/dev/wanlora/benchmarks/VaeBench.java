@@ -112,8 +112,10 @@ public final class VaeBench {
 
     /** conv3d alone at the decoder's 3³ shapes of one steady chunk. */
     private static void convs(CudaBackend cuda) {
-        int[][] shapes = { // frames, h, w, Cin, Cout: middle (384 at 48×48), stage 1 (384 at 96² ×2), stage 2, stage 3
-                {1, H, W, 384, 384}, {2, 2 * H, 2 * W, 384, 384}, {4, 4 * H, 4 * W, 192, 192}, {4, 8 * H, 8 * W, 96, 96}};
+        int[][] shapes = { // frames, h, w, Cin, Cout: middle (384 at 48×48), stage 1 (384 at 96² ×2), stage 2, stage 3,
+                // decoder.conv1 (Cin 16) and the head (Cout 3)
+                {1, H, W, 384, 384}, {2, 2 * H, 2 * W, 384, 384}, {4, 4 * H, 4 * W, 192, 192}, {4, 8 * H, 8 * W, 96, 96},
+                {1, H, W, 16, 384}, {4, 8 * H, 8 * W, 96, 3}};
         try (CudaEvent start = cuda.context().newEvent(true); CudaEvent stop = cuda.context().newEvent(true)) {
             for (int[] s : shapes) {
                 try (Tensor cache = cuda.allocate(DType.BF16, Shape.of(2, s[1], s[2], s[3]));

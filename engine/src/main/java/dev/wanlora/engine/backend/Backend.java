@@ -150,6 +150,16 @@ public interface Backend extends AutoCloseable {
      */
     void rmsNorm(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps);
 
+    /**
+     * SiLU after {@link #rmsNorm}, the Wan VAE's RMS_norm → SiLU pair: out = silu(n) with n rmsNorm's output (both
+     * roundings to out's dtype), then silu's rounding. Shapes, dtypes and rstd as rmsNorm; out must not overlap x. This
+     * default is the unfused chain, the reference that a backend's fused kernel is tested against.
+     */
+    default void rmsNormSilu(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) {
+        rmsNorm(out, rstd, x, weight, eps);
+        silu(out, out);
+    }
+
     /** Backward of {@link #rmsNorm}: dx (R, C) overwritten; dWeight (C) += when non-null. */
     void rmsNormBackward(Tensor dx, Tensor dWeight, Tensor dOut, Tensor x, Tensor weight, Tensor rstd);
 

@@ -154,6 +154,21 @@ public abstract class CheckedBackend<T extends Tensor> implements Backend {
     }
 
     @Override
+    public final void rmsNormSilu(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) {
+        String op = "rmsNormSilu";
+        MatrixDims dims = OpChecks.rmsNorm(out, rstd, x, weight);
+        T to = own(op, "out", out), tr = own(op, "rstd", rstd), tx = own(op, "x", x), tw = own(op, "weight", weight);
+        alias.outputs(op, new String[] {"out", "rstd"}, array(to, tr), new String[] {"x", "weight"}, array(tx, tw));
+        runRmsNormSilu(to, tr, tx, tw, eps, dims);
+    }
+
+    /** The unfused chain (Backend's contract); a backend with a fused kernel overrides this hook. */
+    protected void runRmsNormSilu(T out, T rstd, T x, T weight, float eps, MatrixDims dims) {
+        runRmsNorm(out, rstd, x, weight, eps, dims);
+        silu(out, out);
+    }
+
+    @Override
     public final void rmsNormBackward(Tensor dx, Tensor dWeight, Tensor dOut, Tensor x, Tensor weight, Tensor rstd) {
         String op = "rmsNormBackward";
         MatrixDims dims = OpChecks.rmsNormBackward(dx, dWeight, dOut, x, weight, rstd);

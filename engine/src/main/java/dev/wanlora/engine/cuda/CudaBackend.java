@@ -330,6 +330,13 @@ public final class CudaBackend extends CheckedBackend<CudaTensor> {
         norm.rmsNorm(out, rstd, x, weight, eps, dims);
     }
 
+    /** The fused kernel where {@link CudaNorm#rmsNormSilu} has one (bf16, C % 8 == 0, C ≤ 1024), else the chain. */
+    @Override
+    protected void runRmsNormSilu(CudaTensor out, CudaTensor rstd, CudaTensor x, CudaTensor weight, float eps,
+                                  MatrixDims dims) {
+        if (!norm.rmsNormSilu(out, rstd, x, weight, eps, dims)) super.runRmsNormSilu(out, rstd, x, weight, eps, dims);
+    }
+
     @Override
     protected void runRmsNormBackward(CudaTensor dx, CudaTensor dWeight, CudaTensor dOut, CudaTensor x,
                                       CudaTensor weight, CudaTensor rstd, MatrixDims dims) {

@@ -1,6 +1,7 @@
 package dev.wanlora.engine.cuda;
 
 import dev.wanlora.engine.backend.OpChecks.MatrixDims;
+import dev.wanlora.engine.tensor.DType;
 
 /**
  * Launchers of the norm kernels ({@code kernels/src/main/cuda/norm/}): LayerNorm and RMSNorm, forward and backward.
@@ -75,6 +76,26 @@ final class CudaNorm {
         Kernel k = Launcher.kernel("rmsNorm", "rms_norm_fwd", x.dtype(), out.dtype());
         launcher.launch(k, LaunchConfig.of(d.rows(), rowThreads(d.cols(), vec)), out, rstd, x, w, Launcher.paramType(w),
                 (int) d.cols(), eps, vec ? 1 : 0);
+    }
+
+    /**
+     * rms_norm_silu_fwd_bf16 (rms_norm_silu.cu) when x and out are bf16, C % 8 == 0, C ≤ 1024 and x, out, w are 16-byte
+     * aligned: L lanes per row (the power of two ≥ C/8, at most 32), 256 threads a block, grid-stride over rows.
+     * Returns false (nothing launched) otherwise.
+     */
+    boolean rmsNormSilu(CudaTensor out, CudaTensor rstd, CudaTensor x, CudaTensor w, float eps, MatrixDims d) {
+        if (x.dtype() != DType.BF16 || out.dtype() != DType.BF16 || d.cols() % 8 != 0 || d.cols() > 1024
+                || !Launcher.aligned16(out, x, w)) {
+            return false;
+        }
+        if (d.rows() == 0) return true;
+        int lanes = Integer.highestOneBit((int) Math.max(1, d.cols() / 8));
+        if (lanes * 8 < d.cols()) lanes *= 2;
+        lanes = Math.min(32, lanes);
+        long rowsPerBlock = Launcher.THREADS / 32 * (32 / lanes);
+        launcher.launch(Kernel.RMS_NORM_SILU_FWD_BF16, launcher.cover((d.rows() + rowsPerBlock - 1) / rowsPerBlock * Launcher.THREADS),
+                out, rstd, x, w, Launcher.paramType(w), d.rows(), (int) d.cols(), lanes, eps);
+        return true;
     }
 
     void rmsNormBackward(CudaTensor dx, CudaTensor dWeight, CudaTensor dOut, CudaTensor x, CudaTensor w, CudaTensor rstd,

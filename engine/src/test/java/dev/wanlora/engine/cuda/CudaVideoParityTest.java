@@ -18,9 +18,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 /**
  * CUDA vs CPU for the VAE's video ops: conv3d over the geometries the VAE uses (3³ causal with a 2-frame cache, the
  * Conv2d 3×3, downsample2d's stride 2 with (0, 1) padding, downsample3d's time stride 2 after a 1-frame cache, 1×1)
- * on ragged tiny shapes (odd channels, Cout crossing the 64-wide tile), and the real decoder 384→384 3³ conv of one
- * latent frame at 60×104. In bf16 the cases with Cin % 8 == 0 (and the real one) run the tensor-core kernels (the
- * 128×96 tile where Cout % 96 == 0, as the real one), the others the CUDA-core kernel, which f32 always uses; upsampleNearest2x (exact) and softmax, tiny and real (the middle attention's 6240 tokens).
+ * on ragged tiny shapes (odd channels, Cout crossing the 64-wide tile), and real sizes of every tile shape of
+ * conv3d_tc.cu ({@link #REAL_CASES}). In bf16 the cases with Cin % 8 == 0 run the tensor-core kernels (tiny grids the
+ * 64×64 tile, Cout ≤ 8 the 128×8 one), the others the CUDA-core kernel, which f32 always uses; upsampleNearest2x
+ * (exact) and softmax, tiny and real (the middle attention's 6240 tokens).
  * Bounds as {@link Parity}: conv sums ≤ 10368 fp32 products (≲ 1e-6 relative on average), bf16 outputs one rounding.
  */
 @RequiresCuda
@@ -42,7 +43,7 @@ class CudaVideoParityTest {
                     ConvGeometry.same(0), Shape.of(1, 4, 6, 11)),
             new Case("1x1x1", null, Shape.of(3, 4, 5, 16), Shape.of(16, 1, 1, 1, 16), ConvGeometry.same(0),
                     Shape.of(3, 4, 5, 16)),
-            // Cin % 8 == 0: bf16 runs on tensor cores (partial 128×64 tiles, K not a multiple of the 32-wide K tile).
+            // Cin % 8 == 0: bf16 runs on tensor cores (partial 64×64 tiles, K not a multiple of the 32-wide K tile).
             new Case("causal 3x3x3, Cin 16, Cout 70", Shape.of(2, 7, 9, 16), Shape.of(2, 7, 9, 16),
                     Shape.of(70, 3, 3, 3, 16), ConvGeometry.same(1), Shape.of(2, 7, 9, 70)),
             new Case("causal 3x3x3, Cin 24, Cout 3 (head)", Shape.of(2, 11, 13, 24), Shape.of(4, 11, 13, 24),
@@ -51,10 +52,10 @@ class CudaVideoParityTest {
                     new ConvGeometry(1, 2, 0, 1), Shape.of(1, 5, 7, 40)),
             new Case("conv2d 3x3, Cin 64, 300 positions", null, Shape.of(3, 10, 10, 64), Shape.of(32, 1, 3, 3, 64),
                     ConvGeometry.same(1), Shape.of(3, 10, 10, 32)),
-            // Cout % 96 == 0: the 128×96 tile.
-            new Case("causal 3x3x3, Cin 32, Cout 192 (wide tile)", Shape.of(2, 9, 17, 32), Shape.of(1, 9, 17, 32),
+            // Cout % 96 == 0 on a grid too small for the 128×96 tile: the 64×64 one.
+            new Case("causal 3x3x3, Cin 32, Cout 192", Shape.of(2, 9, 17, 32), Shape.of(1, 9, 17, 32),
                     Shape.of(192, 3, 3, 3, 32), ConvGeometry.same(1), Shape.of(1, 9, 17, 192)),
-            new Case("conv2d 3x3, Cin 96, Cout 96 (wide tile)", null, Shape.of(2, 8, 12, 96), Shape.of(96, 1, 3, 3, 96),
+            new Case("conv2d 3x3, Cin 96, Cout 96", null, Shape.of(2, 8, 12, 96), Shape.of(96, 1, 3, 3, 96),
                     ConvGeometry.same(1), Shape.of(2, 8, 12, 96)),
     };
 
@@ -79,54 +80,96 @@ class CudaVideoParityTest {
         }
     }
 
+    /** A real-size convolution checked at sampled outputs: input frames at h×w, Cin → Cout, kernel kt×kh×kh. */
+    private record RealCase(String name, int cacheFrames, int frames, int h, int w, int cin, int cout, int kt, int kh,
+                            ConvGeometry g, DType biasType) {}
+
     /**
-     * decoder.middle's 384→384 3³ conv on one latent frame at 60×104 (832×480 video) after a 2-frame cache: K = 10368.
-     * The CPU reference of all 2.4M outputs would take minutes, so it is computed in double at 4096 random
-     * (position, channel) samples from the same bf16 inputs; the GPU result is rounded to bf16 once, so the samples
-     * differ by ≤ 1 bf16 ulp plus fp32 summation noise: relL2 ≤ 5e-3 as {@link Parity#BF16}.
+     * The VAE's tensor-core convolutions at real sizes, one per tile shape and shape class (tile choice as
+     * CudaVideo.conv3d on a 132-multiprocessor H200; a smaller GPU may take the 64×64 tile for more of them). Sizes
+     * are picked so that M and the input width are not multiples of the tiles, and Cin = 16 gives a partial K tile.
+     */
+    private static final RealCase[] REAL_CASES = {
+            new RealCase("decoder.middle 384->384 3x3x3, one frame (64x64 tile: 128x128 would give 147 blocks)", 2, 1, 60,
+                    104, 384, 384, 3, 3, ConvGeometry.same(1), F32),
+            new RealCase("384->384 3x3x3, 2 frames, 12480 positions (128x128 tile, partial M tile)", 2, 2, 60, 104, 384,
+                    384, 3, 3, ConvGeometry.same(1), BF16),
+            new RealCase("decoder.conv1 Cin 16 -> 384 3x3x3, K = 432 (128x128 tile, partial K tile)", 2, 2, 96, 94, 16,
+                    384, 3, 3, ConvGeometry.same(1), F32),
+            new RealCase("192->192 3x3x3, 4 frames (128x96 tile, Cout 2 tiles)", 2, 4, 100, 92, 192, 192, 3, 3,
+                    ConvGeometry.same(1), F32),
+            new RealCase("96->96 3x3x3, 4 frames (128x96 tile)", 2, 4, 150, 146, 96, 96, 3, 3, ConvGeometry.same(1), BF16),
+            new RealCase("head 96->3 3x3x3, 4 frames (128x8 tile, scalar stores)", 2, 4, 190, 202, 96, 3, 3, 3,
+                    ConvGeometry.same(1), F32),
+            new RealCase("upsample conv2d 192->96 3x3, no cache", 0, 4, 100, 92, 192, 96, 1, 3, ConvGeometry.same(1), F32),
+            new RealCase("upsample3d time_conv half 384->384 (3,1,1)", 2, 1, 96, 94, 384, 384, 3, 1, ConvGeometry.same(0),
+                    F32),
+            new RealCase("downsample2d 96->96 3x3 stride 2, pad (0, 1)", 0, 4, 192, 190, 96, 96, 1, 3,
+                    new ConvGeometry(1, 2, 0, 1), F32),
+    };
+
+    /**
+     * Each {@link #REAL_CASES} conv on the GPU; the CPU reference of millions of outputs would take minutes, so it is
+     * computed in double at 4096 random (position, channel) samples from the same bf16 inputs. The GPU result is
+     * rounded to bf16 once, so the samples differ by ≤ 1 bf16 ulp plus fp32 summation noise: relL2 ≤ 5e-3 as
+     * {@link Parity#BF16}. The output starts as NaN, and every element must have been written.
      */
     @Test
-    void conv3dRealDecoderShape() {
-        int h = 60, w = 104, c = 384;
-        Shape cacheShape = Shape.of(2, h, w, c), xShape = Shape.of(1, h, w, c), wShape = Shape.of(c, 3, 3, 3, c);
-        float[] cache = round(gaussian((int) cacheShape.numElements(), 5, 1));
-        float[] x = round(gaussian((int) xShape.numElements(), 6, 1));
-        float[] weight = round(gaussian((int) wShape.numElements(), 7, 1 / Math.sqrt(27.0 * c)));
-        float[] bias = gaussian(c, 8, 0.1);
-        var backend = cuda();
-        try (var cc = backend.fromFloats(BF16, cacheShape, cache); var cx = backend.fromFloats(BF16, xShape, x);
-             var cw = backend.fromFloats(BF16, wShape, weight); var cb = backend.fromFloats(F32, Shape.of(c), bias);
-             var out = backend.allocate(BF16, Shape.of(1, h, w, c))) {
-            backend.conv3d(out, cc, cx, cw, cb, ConvGeometry.same(1));
-            float[] gpu = backend.toFloats(out);
-            SplittableRandom r = new SplittableRandom(9);
-            int samples = 4096;
-            float[] expected = new float[samples], actual = new float[samples];
-            for (int s = 0; s < samples; s++) {
-                int oh = r.nextInt(h), ow = r.nextInt(w), o = r.nextInt(c);
-                double acc = bias[o];
-                for (int dt = 0; dt < 3; dt++) {
-                    float[] src = dt < 2 ? cache : x;
-                    int frame = dt < 2 ? dt : 0;
-                    for (int dh = 0; dh < 3; dh++) {
-                        int ih = oh + dh - 1;
-                        if (ih < 0 || ih >= h) continue;
-                        for (int dw = 0; dw < 3; dw++) {
-                            int iw = ow + dw - 1;
-                            if (iw < 0 || iw >= w) continue;
-                            int in = ((frame * h + ih) * w + iw) * c, wb = ((o * 3 + dt) * 3 + dh) * 3 * c + dw * c;
-                            for (int i = 0; i < c; i++) acc += (double) weight[wb + i] * src[in + i];
+    void conv3dRealShapes() {
+        long seed = 5;
+        for (RealCase rc : REAL_CASES) {
+            int h = rc.h, w = rc.w, cin = rc.cin, cout = rc.cout, tc = rc.cacheFrames, kt = rc.kt, kh = rc.kh;
+            ConvGeometry g = rc.g;
+            int ho = (h + g.padBefore() + g.padAfter() - kh) / g.spaceStride() + 1;
+            int wo = (w + g.padBefore() + g.padAfter() - kh) / g.spaceStride() + 1;
+            int to = (tc + rc.frames - kt) / g.timeStride() + 1;
+            Shape xShape = Shape.of(rc.frames, h, w, cin), wShape = Shape.of(cout, kt, kh, kh, cin);
+            Shape outShape = Shape.of(to, ho, wo, cout);
+            float[] cache = tc == 0 ? null : round(gaussian(tc * h * w * cin, seed++, 1));
+            float[] x = round(gaussian((int) xShape.numElements(), seed++, 1));
+            float[] weight = round(gaussian((int) wShape.numElements(), seed++, 1 / Math.sqrt((double) kt * kh * kh * cin)));
+            float[] bias = round(gaussian(cout, seed++, 0.1));
+            var backend = cuda();
+            try (var cc = tc == 0 ? null : backend.fromFloats(BF16, Shape.of(tc, h, w, cin), cache);
+                 var cx = backend.fromFloats(BF16, xShape, x); var cw = backend.fromFloats(BF16, wShape, weight);
+                 var cb = backend.fromFloats(rc.biasType, Shape.of(cout), bias); var out = backend.allocate(BF16, outShape)) {
+                backend.fill(out, Float.NaN);
+                backend.conv3d(out, cc, cx, cw, cb, g);
+                float[] gpu = backend.toFloats(out);
+                int unwritten = 0;
+                for (float v : gpu) if (Float.isNaN(v)) unwritten++;
+                SplittableRandom r = new SplittableRandom(seed++);
+                int samples = 4096;
+                float[] expected = new float[samples], actual = new float[samples];
+                for (int s = 0; s < samples; s++) {
+                    int ot = r.nextInt(to), oh = r.nextInt(ho), ow = r.nextInt(wo), o = r.nextInt(cout);
+                    double acc = bias[o];
+                    for (int dt = 0; dt < kt; dt++) {
+                        int ti = ot * g.timeStride() + dt;
+                        float[] src = ti < tc ? cache : x;
+                        int frame = ti < tc ? ti : ti - tc;
+                        for (int dh = 0; dh < kh; dh++) {
+                            int ih = oh * g.spaceStride() + dh - g.padBefore();
+                            if (ih < 0 || ih >= h) continue;
+                            for (int dw = 0; dw < kh; dw++) {
+                                int iw = ow * g.spaceStride() + dw - g.padBefore();
+                                if (iw < 0 || iw >= w) continue;
+                                long in = (((long) frame * h + ih) * w + iw) * cin;
+                                long wb = ((((long) o * kt + dt) * kh + dh) * kh + dw) * cin;
+                                for (int i = 0; i < cin; i++) acc += (double) weight[(int) (wb + i)] * src[(int) (in + i)];
+                            }
                         }
                     }
+                    expected[s] = (float) acc;
+                    actual[s] = gpu[(int) ((((long) ot * ho + oh) * wo + ow) * cout + o)];
                 }
-                expected[s] = (float) acc;
-                actual[s] = gpu[(oh * w + ow) * c + o];
+                ErrorStats stats = ErrorStats.compare(actual, expected);
+                boolean ok = stats.relL2() <= Parity.BF16 && unwritten == 0;
+                System.out.println(label("conv3d", BF16, "x", xShape) + "," + rc.name + ",bias=" + rc.biasType
+                        + ", 4096 samples " + stats.describe(Parity.BF16) + ", unwritten " + unwritten + (ok ? " OK" : " FAIL"));
+                assertTrue(unwritten == 0, rc.name + ": " + unwritten + " outputs not written");
+                assertTrue(stats.relL2() <= Parity.BF16, rc.name + ": relL2 " + stats.relL2());
             }
-            ErrorStats stats = ErrorStats.compare(actual, expected);
-            boolean ok = stats.relL2() <= Parity.BF16;
-            System.out.println(label("conv3d", BF16, "x", xShape) + ",real decoder 384x384 3x3x3, 4096 samples "
-                    + stats.describe(Parity.BF16) + (ok ? " OK" : " FAIL"));
-            assertTrue(ok, "relL2 " + stats.relL2());
         }
     }
 

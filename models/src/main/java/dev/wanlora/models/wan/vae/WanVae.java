@@ -102,21 +102,32 @@ public final class WanVae implements AutoCloseable {
             linear(zIn, zDenorm, weights.conv2());
             probe.accept("conv2", zIn);
             long frameElements = (long) plane * z;
-            int pixelFrame = 0;
+            int frameSize = 64 * plane * 3, pixelFrame = 0;
+            float[] previous = null; // the last chunk's pixels, handed to the sink while the device decodes the next
             for (int t = 0; t < frames; t++) {
                 Tensor chunk = zIn.view(t * frameElements, Shape.of(1, height, width, z));
                 Tensor video = decodeChunk(dec, chunk, probe);
-                float[] rgb = backend.toFloats(video);
-                int frameSize = Math.toIntExact(video.shape().numElements() / video.shape().dim(0));
-                for (int f = 0; f < video.shape().dim(0); f++) {
-                    float[] frame = new float[frameSize];
-                    for (int i = 0; i < frameSize; i++) frame[i] = Math.clamp(rgb[f * frameSize + i], -1f, 1f);
-                    sink.accept(pixelFrame++, frame);
-                }
+                if (previous != null) pixelFrame = emit(previous, frameSize, pixelFrame, sink);
+                previous = backend.toFloats(video);
                 pool.release(video);
                 if (t == 0) pool.clear(); // latent frame 0's buffers (1 frame at every stage) are never used again
             }
+            emit(previous, frameSize, pixelFrame, sink);
         }
+    }
+
+    /**
+     * Clamps a chunk's (F, 8h, 8w, 3) pixels to [−1, 1] and hands them to the sink frame by frame; returns the next
+     * frame number. {@link #decode} calls it after queueing the next chunk, so this host work overlaps device work.
+     */
+    private static int emit(float[] rgb, int frameSize, int firstFrame, FrameSink sink) {
+        int frame = firstFrame;
+        for (int f = 0; f < rgb.length / frameSize; f++) {
+            float[] pixels = new float[frameSize];
+            for (int i = 0; i < frameSize; i++) pixels[i] = Math.clamp(rgb[f * frameSize + i], -1f, 1f);
+            sink.accept(frame++, pixels);
+        }
+        return frame;
     }
 
     /** {@link #decode} into one array (3, 1 + 4(T − 1), 8h, 8w), as musubi's {@code WanVAE.decode} returns it. */
@@ -374,11 +385,13 @@ public final class WanVae implements AutoCloseable {
                 conv.weight(), true, 1, 0, conv.bias());
     }
 
-    /** SiLU(RMS_norm(x)) into a new pool buffer. */
+    /** SiLU(RMS_norm(x)) into a new pool buffer, as one {@link Backend#rmsNormSilu} (the eps of {@link #rmsNorm}). */
     private Tensor normSilu(Tensor x, Tensor gamma) {
         Tensor out = pool.take(dtype, x.shape());
-        rmsNorm(out, x, gamma);
-        backend.silu(out, out);
+        long c = x.shape().dim(-1), rows = x.numElements() / c;
+        Tensor rstd = pool.take(DType.F32, Shape.of(rows));
+        backend.rmsNormSilu(out.reshape(Shape.of(rows, c)), rstd, x.reshape(Shape.of(rows, c)), gamma, (float) (1e-24 / c));
+        pool.release(rstd);
         return out;
     }
 
