@@ -12,8 +12,8 @@ import java.util.StringJoiner;
 /**
  * A {@link Backend} that forwards every op to another one and, while recording, times each op on that backend's
  * {@link Timeline} (device time between consecutive events on a GPU): the per-op profile of a training step. Not
- * recording, it only forwards (one branch per op). Tensors are the wrapped backend's: {@code t.backendName()} names the
- * wrapped one, so ops a caller sends there directly are not seen; their time falls into the next
+ * recording, it only forwards (one branch per op). Tensors are the wrapped backend's ({@code t.backendName()} names
+ * it), so ops a caller sends there directly are not seen; their time falls into the next
  * {@code "(outside)"} entry, which {@link #phase} and {@link #stopRecording} close.
  *
  * <p>An op's time is the interval from the end of the previous recorded op to its own end, so it includes any
