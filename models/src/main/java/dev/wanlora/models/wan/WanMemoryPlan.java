@@ -18,9 +18,9 @@ import java.util.OptionalInt;
 /**
  * The device memory of training a LoRA on a Wan DiT (DESIGN.md §6), per category, from the settings alone: what
  * {@link WanDitWeights#load} keeps resident and streams (from the key tree, {@link WanDitTree}), what {@link WanDit}
- * and its {@link WanDitActivations} plans allocate (their {@link WanDitActivationLayout}s), the LoRA network and its optimizer. Sizes count each tensor in its dtype, as the
- * GPU holds it. The caller adds what it allocates itself (batch tensors, attention workspace, the CUDA runtime) as
- * {@link Settings#others()}.
+ * and its {@link WanDitActivations} plans allocate (their {@link WanDitActivationLayout}s), the LoRA network and its
+ * optimizer. Sizes count each tensor in its dtype, as the GPU holds it. The caller adds what it allocates itself (batch
+ * tensors, attention workspace, the CUDA runtime) as {@link Settings#others()}.
  *
  * <p>{@link WanDit} keeps one {@link WanDitActivations} plan per input shape it has seen, all alive at once, so the
  * activation categories are the sum over every shape a run feeds it (each bucket's latent shape and batch size).
