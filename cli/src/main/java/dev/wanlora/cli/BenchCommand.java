@@ -281,6 +281,7 @@ public final class BenchCommand implements Callable<Integer> {
                 out.println("  warning: a loss was not finite (random weights); the timing is still that of a step");
             }
             if (topOps > 0) profile(out, run.profiledStep());
+            if (backend instanceof CudaBackend cuda) gemmAlgorithms(out, cuda);
         } catch (CudaException e) {
             if (e.status() != 2) throw e; // CUDA_ERROR_OUT_OF_MEMORY
             out.println(head + ": out of GPU memory (" + e.getMessage() + ")  [" + card + "]");
@@ -335,6 +336,14 @@ public final class BenchCommand implements Callable<Integer> {
             out.printf(Locale.ROOT, "    %7.1f ms %5.1f%% %5d× %8.1f µs  %s%n", a[0], 100 * a[0] / Math.max(total, 1e-9),
                     (long) a[1], 1000 * a[0] / a[1], e.getKey());
         }
+    }
+
+    /** Which cuBLASLt algorithm each GEMM shape ran (the ten with the most work; the rest counted). */
+    private static void gemmAlgorithms(PrintWriter out, CudaBackend cuda) {
+        List<String> lines = cuda.gemmAlgorithms();
+        out.println("  " + cuda.gemmTuning() + "; " + lines.size() + " shapes so far, largest first:");
+        lines.stream().limit(10).forEach(l -> out.println("    " + l));
+        if (lines.size() > 10) out.println("    (" + (lines.size() - 10) + " smaller shapes not listed)");
     }
 
     private static String driverMemory(Backend backend) {
