@@ -263,7 +263,8 @@ public final class BenchCommand implements Callable<Integer> {
             String memory = (peak < 0 ? "peak n/a on the cpu" : String.format(Locale.ROOT, "peak %.2f GiB", gib(peak)))
                     + String.format(Locale.ROOT, " (plan %.2f GiB)", gib(run.plan().totalBytes()))
                     + (gradientCheckpointing ? ", checkpoint_attention " + (run.savesAttentionOutputs() ? "on" : "off")
-                    + (checkpointAttention == CheckpointAttention.AUTO ? " (auto)" : "") : "");
+                    + (checkpointAttention == CheckpointAttention.AUTO ? " (auto)" : "") : "")
+                    + (run.keepsBackwardWeights() ? ", fp8 weights kept for the backward" : "");
             out.printf(Locale.ROOT, "%s: %.3f s/it (min %.3f, max %.3f), %s  [%s]%n", head, median(seconds),
                     seconds[0], seconds[seconds.length - 1], memory, card);
             double[] model = times.stream().mapToDouble(BenchRun.StepTime::modelMillis).sorted().toArray();

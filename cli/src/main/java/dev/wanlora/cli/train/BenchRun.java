@@ -150,6 +150,12 @@ public final class BenchRun implements AutoCloseable {
                 || plan(true).fits(settings.budgetBytes() > 0 ? settings.budgetBytes() - runtimeBytes(cuda)
                 : cuda.context().freeMemoryBytes() + DeviceBuffer.liveBytes());
         dit.savesAttentionOutputs(settings.checkpointAttention().resolve(fits));
+        // fp8 weights kept from each block's recompute for its backward: only where the plan with them fits
+        var planned = planSettings(settings, latentShape, dit.savesAttentionOutputs(), backend.inner() instanceof CudaBackend);
+        dit.keepsBackwardWeights(WanMemoryPlan.considersBackwardWeights(planned, settings.gradientCheckpointing())
+                && (!(backend.inner() instanceof CudaBackend cuda) || plan(dit.savesAttentionOutputs(), true).fits(
+                settings.budgetBytes() > 0 ? settings.budgetBytes() - runtimeBytes(cuda)
+                        : cuda.context().freeMemoryBytes() + DeviceBuffer.liveBytes())));
         SplittableRandom random = new SplittableRandom(settings.seed());
         latents = new ArrayList<>();
         texts = new ArrayList<>();
@@ -189,14 +195,20 @@ public final class BenchRun implements AutoCloseable {
      * peak of wanlora's own allocations does not count either), to set beside the measured peak.
      */
     public MemoryPlan plan() {
-        return plan(dit.savesAttentionOutputs());
+        return plan(dit.savesAttentionOutputs(), dit.keepsBackwardWeights());
     }
+
+    /** Whether the current shape's steps keep each block's dequantized fp8 weights for its backward. */
+    public boolean keepsBackwardWeights() { return dit.keepsBackwardWeights(); }
 
     /** Whether the current shape's steps keep the self-attention outputs (--checkpoint_attention, resolved). */
     public boolean savesAttentionOutputs() { return dit.savesAttentionOutputs(); }
 
-    private MemoryPlan plan(boolean savesAttention) {
+    private MemoryPlan plan(boolean savesAttention) { return plan(savesAttention, false); }
+
+    private MemoryPlan plan(boolean savesAttention, boolean keepsBackwardWeights) {
         var s = planSettings(settings, latentShape, savesAttention, backend.inner() instanceof CudaBackend);
+        if (keepsBackwardWeights) s = WanMemoryPlan.withBackwardWeights(s);
         return WanMemoryPlan.plan(s, new WanMemoryPlan.Choice(settings.blocksToSwap(), settings.offload()));
     }
 
