@@ -297,24 +297,11 @@ public final class BenchCommand implements Callable<Integer> {
      * forward up to the loss, then the backward) and its most expensive ops.
      */
     private void profile(PrintWriter out, List<OpTime> ops) {
-        Map<String, Double> phases = new LinkedHashMap<>();
-        for (String p : List.of("data", "forward", "backward", "update", "outside")) phases.put(p, 0.0);
+        Map<String, Double> phases = BenchRun.phaseMillis(ops);
         Map<String, double[]> byOp = new LinkedHashMap<>(); // key → {millis, count}
         Map<String, Double> byKind = new LinkedHashMap<>();
-        String modelPhase = "data";
         double total = 0;
         for (OpTime op : ops) {
-            String phase;
-            if (op.op().equals("(outside)")) {
-                phase = "outside";
-            } else if (op.phase().equals("update")) {
-                phase = "update";
-            } else {
-                if (op.op().equals("patchify")) modelPhase = "forward";
-                if (op.op().equals("mseLoss")) modelPhase = "backward";
-                phase = modelPhase;
-            }
-            phases.merge(phase, op.millis(), Double::sum);
             byKind.merge(op.op(), op.millis(), Double::sum);
             double[] a = byOp.computeIfAbsent(op.op() + " " + op.operands(), k -> new double[2]);
             a[0] += op.millis();
