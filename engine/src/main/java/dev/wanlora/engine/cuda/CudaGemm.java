@@ -316,15 +316,24 @@ final class CudaGemm implements AutoCloseable {
         } finally {
             if (scratch != null) scratch.close();
         }
-        int best = 0;
-        for (int i = 1; i < found; i++) {
-            if (!Double.isNaN(micros[i]) && (Double.isNaN(micros[best]) || micros[i] < micros[best])) best = i;
-        }
-        int chosen = !Double.isNaN(micros[0]) && micros[best] > (1 - KEEP_FIRST_MARGIN) * micros[0] ? 0 : best;
+        int chosen = pick(micros);
         algo.copyFrom(candidate(results, chosen));
         String note = String.format(Locale.ROOT, "timed: #%d of %d, %.1f us (#0: %.1f us)", chosen, found, micros[chosen], micros[0]);
         cache.put(cacheKey, algo.toArray(JAVA_BYTE), note);
         return new Choice(key, Source.TIMED, chosen, found, micros[chosen], micros[0], describeAlgo(algo));
+    }
+
+    /**
+     * The candidate to keep from their timings (NaN: refused): the fastest, unless the heuristic's first ran and the
+     * fastest is less than {@link #KEEP_FIRST_MARGIN} faster than it; the first when none ran (the call then reports
+     * cuBLASLt's own error).
+     */
+    static int pick(double[] micros) {
+        int best = 0;
+        for (int i = 1; i < micros.length; i++) {
+            if (!Double.isNaN(micros[i]) && (Double.isNaN(micros[best]) || micros[i] < micros[best])) best = i;
+        }
+        return !Double.isNaN(micros[0]) && micros[best] > (1 - KEEP_FIRST_MARGIN) * micros[0] ? 0 : best;
     }
 
     private static MemorySegment candidate(MemorySegment results, int i) {

@@ -74,4 +74,14 @@ class GemmAlgorithmCacheTest {
             else System.setProperty("wanlora.cacheDir", before);
         }
     }
+
+    /** CudaGemm's choice among timed candidates (µs; NaN: refused by cuBLASLt). */
+    @Test
+    void pickKeepsTheFirstUnlessAnotherIsTwoPercentFaster() {
+        assertEquals(0, CudaGemm.pick(new double[] {100, 99, 98.5}));      // 1.5 % faster: noise, keep the first
+        assertEquals(2, CudaGemm.pick(new double[] {100, 99, 97.9}));      // 2.1 % faster: take it
+        assertEquals(1, CudaGemm.pick(new double[] {Double.NaN, 120, 130})); // the first refused: the fastest that ran
+        assertEquals(0, CudaGemm.pick(new double[] {Double.NaN, Double.NaN}));
+        assertEquals(0, CudaGemm.pick(new double[] {100, Double.NaN, 101}));
+    }
 }
