@@ -25,7 +25,8 @@ if command -v strip >/dev/null 2>&1; then strip --strip-unneeded "$out/jre/lib/s
 # Runtime jars of the whole reactor: the benchmarks module depends on everything and copies its runtime classpath.
 cp benchmarks/target/lib/*.jar "$out/lib/"
 cp benchmarks/target/wanlora-benchmarks-*.jar "$out/lib/"
-rm -f "$out"/lib/*windows*.jar "$out"/lib/jmh-*.jar "$out"/lib/jopt-simple-*.jar
+rm -f "$out"/lib/*windows*.jar "$out"/lib/jmh-generator-*.jar
+# jmh-core, jopt-simple and commons-math3 stay: gpu-bench.sh jmh runs TrainStepBenchmark (~3 MB).
 # JCuda's natives jar also carries the PTX compiler, NVRTC and runtime bindings (24 MB); wanlora loads only the driver's.
 if command -v zip >/dev/null 2>&1; then
   zip -q -d "$out"/lib/jcuda-natives-*-linux-x86_64.jar 'lib/libJNvPTXCompiler*' 'lib/libJNvrtc*' 'lib/libJCudaRuntime*'

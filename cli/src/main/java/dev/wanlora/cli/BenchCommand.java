@@ -264,7 +264,8 @@ public final class BenchCommand implements Callable<Integer> {
             String memory = (peak < 0 ? "peak n/a on the cpu" : String.format(Locale.ROOT, "peak %.2f GiB", gib(peak)))
                     + String.format(Locale.ROOT, " (plan %.2f GiB)", gib(run.plan().totalBytes()))
                     + (gradientCheckpointing ? ", checkpoint_attention " + (run.savesAttentionOutputs() ? "on" : "off")
-                    + (checkpointAttention == CheckpointAttention.AUTO ? " (auto)" : "") : "");
+                    + (checkpointAttention == CheckpointAttention.AUTO ? " (auto)" : "") : "")
+                    + (run.keepsBackwardWeights() ? ", fp8 weights kept for the backward" : "");
             out.printf(Locale.ROOT, "%s: %.3f s/it (min %.3f, max %.3f), %s  [%s]%n", head, median(seconds),
                     seconds[0], seconds[seconds.length - 1], memory, card);
             double[] model = times.stream().mapToDouble(BenchRun.StepTime::modelMillis).sorted().toArray();
@@ -282,6 +283,7 @@ public final class BenchCommand implements Callable<Integer> {
                 out.println("  warning: a loss was not finite (random weights); the timing is still that of a step");
             }
             if (topOps > 0) profile(out, run.profiledStep());
+            if (backend instanceof CudaBackend cuda) gemmAlgorithms(out, cuda);
         } catch (CudaException e) {
             if (e.status() != 2) throw e; // CUDA_ERROR_OUT_OF_MEMORY
             out.println(head + ": out of GPU memory (" + e.getMessage() + ")  [" + card + "]");
@@ -296,24 +298,11 @@ public final class BenchCommand implements Callable<Integer> {
      * forward up to the loss, then the backward) and its most expensive ops.
      */
     private void profile(PrintWriter out, List<OpTime> ops) {
-        Map<String, Double> phases = new LinkedHashMap<>();
-        for (String p : List.of("data", "forward", "backward", "update", "outside")) phases.put(p, 0.0);
+        Map<String, Double> phases = BenchRun.phaseMillis(ops);
         Map<String, double[]> byOp = new LinkedHashMap<>(); // key → {millis, count}
         Map<String, Double> byKind = new LinkedHashMap<>();
-        String modelPhase = "data";
         double total = 0;
         for (OpTime op : ops) {
-            String phase;
-            if (op.op().equals("(outside)")) {
-                phase = "outside";
-            } else if (op.phase().equals("update")) {
-                phase = "update";
-            } else {
-                if (op.op().equals("patchify")) modelPhase = "forward";
-                if (op.op().equals("mseLoss")) modelPhase = "backward";
-                phase = modelPhase;
-            }
-            phases.merge(phase, op.millis(), Double::sum);
             byKind.merge(op.op(), op.millis(), Double::sum);
             double[] a = byOp.computeIfAbsent(op.op() + " " + op.operands(), k -> new double[2]);
             a[0] += op.millis();
@@ -336,6 +325,14 @@ public final class BenchCommand implements Callable<Integer> {
             out.printf(Locale.ROOT, "    %7.1f ms %5.1f%% %5d× %8.1f µs  %s%n", a[0], 100 * a[0] / Math.max(total, 1e-9),
                     (long) a[1], 1000 * a[0] / a[1], e.getKey());
         }
+    }
+
+    /** Which cuBLASLt algorithm each GEMM shape ran (the ten with the most work; the rest counted). */
+    private static void gemmAlgorithms(PrintWriter out, CudaBackend cuda) {
+        List<String> lines = cuda.gemmAlgorithms();
+        out.println("  " + cuda.gemmTuning() + "; " + lines.size() + " shapes so far, largest first:");
+        lines.stream().limit(10).forEach(l -> out.println("    " + l));
+        if (lines.size() > 10) out.println("    (" + (lines.size() - 10) + " smaller shapes not listed)");
     }
 
     private static String driverMemory(Backend backend) {

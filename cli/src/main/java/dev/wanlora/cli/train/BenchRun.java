@@ -27,7 +27,9 @@ import dev.wanlora.models.wan.WanDitWeights;
 import dev.wanlora.models.wan.WanMemoryPlan;
 
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
@@ -149,6 +151,12 @@ public final class BenchRun implements AutoCloseable {
                 || plan(true).fits(settings.budgetBytes() > 0 ? settings.budgetBytes() - runtimeBytes(cuda)
                 : cuda.context().freeMemoryBytes() + DeviceBuffer.liveBytes());
         dit.savesAttentionOutputs(settings.checkpointAttention().resolve(fits));
+        // fp8 weights kept from each block's recompute for its backward: only where the plan with them fits
+        var planned = planSettings(settings, latentShape, dit.savesAttentionOutputs(), backend.inner() instanceof CudaBackend);
+        dit.keepsBackwardWeights(WanMemoryPlan.considersBackwardWeights(planned, settings.gradientCheckpointing())
+                && (!(backend.inner() instanceof CudaBackend cuda) || plan(dit.savesAttentionOutputs(), true).fits(
+                settings.budgetBytes() > 0 ? settings.budgetBytes() - runtimeBytes(cuda)
+                        : cuda.context().freeMemoryBytes() + DeviceBuffer.liveBytes())));
         SplittableRandom random = new SplittableRandom(settings.seed());
         latents = new ArrayList<>();
         texts = new ArrayList<>();
@@ -188,14 +196,20 @@ public final class BenchRun implements AutoCloseable {
      * peak of wanlora's own allocations does not count either), to set beside the measured peak.
      */
     public MemoryPlan plan() {
-        return plan(dit.savesAttentionOutputs());
+        return plan(dit.savesAttentionOutputs(), dit.keepsBackwardWeights());
     }
+
+    /** Whether the current shape's steps keep each block's dequantized fp8 weights for its backward. */
+    public boolean keepsBackwardWeights() { return dit.keepsBackwardWeights(); }
 
     /** Whether the current shape's steps keep the self-attention outputs (--checkpoint_attention, resolved). */
     public boolean savesAttentionOutputs() { return dit.savesAttentionOutputs(); }
 
-    private MemoryPlan plan(boolean savesAttention) {
+    private MemoryPlan plan(boolean savesAttention) { return plan(savesAttention, false); }
+
+    private MemoryPlan plan(boolean savesAttention, boolean keepsBackwardWeights) {
         var s = planSettings(settings, latentShape, savesAttention, backend.inner() instanceof CudaBackend);
+        if (keepsBackwardWeights) s = WanMemoryPlan.withBackwardWeights(s);
         return WanMemoryPlan.plan(s, new WanMemoryPlan.Choice(settings.blocksToSwap(), settings.offload()));
     }
 
@@ -237,6 +251,76 @@ public final class BenchRun implements AutoCloseable {
         runStep(false);
         backend.synchronize();
         return backend.stopRecording();
+    }
+
+    /**
+     * A profiled step's device time by phase, in ms: data (the batch's ops up to the first patchify), forward (up to the
+     * loss), backward (with the checkpoint recompute), update (clip and optimizer), outside (time between ops: host
+     * gaps and waits for the copy stream, i.e. stalls).
+     */
+    public static Map<String, Double> phaseMillis(List<ProfilingBackend.OpTime> ops) {
+        Map<String, Double> phases = new LinkedHashMap<>();
+        for (String p : List.of("data", "forward", "backward", "update", "outside")) phases.put(p, 0.0);
+        String modelPhase = "data";
+        for (ProfilingBackend.OpTime op : ops) {
+            String phase;
+            if (op.op().equals("(outside)")) {
+                phase = "outside";
+            } else if (op.phase().equals("update")) {
+                phase = "update";
+            } else {
+                if (op.op().equals("patchify")) modelPhase = "forward";
+                if (op.op().equals("mseLoss")) modelPhase = "backward";
+                phase = modelPhase;
+            }
+            phases.merge(phase, op.millis(), Double::sum);
+        }
+        return phases;
+    }
+
+    /**
+     * FLOPs of one step's frozen block Linear GEMMs (2 per multiply-add) at {@code tokens} per sample: per block the
+     * forward's 10 Linears, the checkpoint recompute's 9 (not ffn.2) and the backward's input gradients of 8 (not
+     * cross-attention k, v, whose input is the frozen context); LoRA, attention and the embeddings excluded.
+     */
+    public static double frozenGemmFlops(WanDitConfig c, long batch, long tokens, boolean checkpointing) {
+        double cc = (double) c.dim() * c.dim(), cf = (double) c.dim() * c.ffnDim(), rows = (double) batch * tokens;
+        double textRows = (double) batch * c.textLen();
+        double forward = rows * (6 * cc + 2 * cf) + textRows * 2 * cc;
+        double recompute = checkpointing ? forward - rows * cf : 0;
+        double backward = rows * (6 * cc + 2 * cf);
+        return 2 * c.numLayers() * (forward + recompute + backward);
+    }
+
+    /**
+     * The backend's bf16 GEMM rate in TFLOP/s at ffn.0's forward shape (rows × dim)·(ffnDim × dim)ᵀ, the largest
+     * Linear: the best of 5 host-timed runs after 2 warm-up runs, on uniform random inputs (zeros would flatter the
+     * tensor cores' power draw). Rows are capped at 8192 to keep the host-side fill short. The yardstick of the
+     * "GEMM floor" (frozenGemmFlops ÷ this rate).
+     */
+    public double gemmTflops(long rows) {
+        WanDitConfig c = settings.config();
+        long m = Math.min(rows, 8192);
+        SplittableRandom random = new SplittableRandom(1);
+        try (var x = backend.fromFloats(DType.BF16, Shape.of(m, c.dim()), uniform(random, m * c.dim()));
+             var w = backend.fromFloats(DType.BF16, Shape.of(c.ffnDim(), c.dim()), uniform(random, (long) c.ffnDim() * c.dim()));
+             var y = backend.allocate(DType.BF16, Shape.of(m, c.ffnDim()))) {
+            double best = Double.MAX_VALUE;
+            for (int i = 0; i < 7; i++) {
+                backend.synchronize();
+                long t0 = System.nanoTime();
+                backend.gemm(y, x, false, w, true, 1, 0, null);
+                backend.synchronize();
+                if (i >= 2) best = Math.min(best, (System.nanoTime() - t0) / 1e9);
+            }
+            return 2.0 * m * c.dim() * c.ffnDim() / best / 1e12;
+        }
+    }
+
+    private static float[] uniform(SplittableRandom random, long n) {
+        float[] v = new float[Math.toIntExact(n)];
+        for (int i = 0; i < v.length; i++) v[i] = (float) (random.nextDouble() * 2 - 1);
+        return v;
     }
 
     /** The step: upload, noise, forward, loss, backward, clip, update; returns the loss. */

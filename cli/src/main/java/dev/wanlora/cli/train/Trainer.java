@@ -130,6 +130,8 @@ final class Trainer {
     private WanDitActivations.Offload offload = WanDitActivations.Offload.NONE;
     /** --checkpoint_attention resolved by the memory plan. */
     private boolean savesAttentionOutputs;
+    /** fp8 weights kept dequantized from each block's recompute for its backward (WanDit.keepsBackwardWeights). */
+    private boolean keepsBackwardWeights;
     private final SampleModels sampleModels;
     /** The run's samples, or null without --sample_prompts and an interval. */
     private TrainSampling sampling;
@@ -269,6 +271,7 @@ final class Trainer {
             try (WanDitWeights weights = loadWeights(checkpoint, precision, swap)) {
                 WanDit dit = new WanDit(backend, modelConfig, weights, precision, o.gradient_checkpointing);
                 dit.savesAttentionOutputs(savesAttentionOutputs);
+                dit.keepsBackwardWeights(keepsBackwardWeights);
                 dit.offloadActivations(choice.offload());
                 return train(resumed, dit);
             }
@@ -470,6 +473,10 @@ final class Trainer {
             memorySettings = with;
             fitting = memoryBudget > 0 ? WanMemoryPlan.smallestFittingSwap(memorySettings, memoryBudget) : OptionalInt.of(0);
         }
+        // fp8 weights kept from each block's recompute for its backward: taken only where the plan with them fits
+        keepsBackwardWeights = WanMemoryPlan.considersBackwardWeights(memorySettings, o.gradient_checkpointing)
+                && (memoryBudget <= 0 || WanMemoryPlan.plan(WanMemoryPlan.withBackwardWeights(memorySettings), choice).fits(memoryBudget));
+        if (keepsBackwardWeights) memorySettings = WanMemoryPlan.withBackwardWeights(memorySettings);
         MemoryPlan plan = WanMemoryPlan.plan(memorySettings, choice);
         WanDitActivations.Key largest = largestShape(shapes);
         String attention = !o.gradient_checkpointing ? "" : "; --checkpoint_attention " + (savesAttentionOutputs ? "on" : "off")

@@ -42,6 +42,8 @@ final class CublasLt implements AutoCloseable {
     static final int PREF_MAX_WORKSPACE_BYTES = 1;
     static final int PREF_MIN_ALIGNMENT_A = 5, PREF_MIN_ALIGNMENT_B = 6, PREF_MIN_ALIGNMENT_C = 7, PREF_MIN_ALIGNMENT_D = 8;
     static final int OP_N = 0, OP_T = 1;
+    /** cublasLtMatmulAlgoConfigAttributes_t: ID int32, TILE_ID, SPLITK_NUM and STAGES_ID uint32. */
+    static final int ALGO_CONFIG_ID = 0, ALGO_CONFIG_TILE_ID = 1, ALGO_CONFIG_SPLITK_NUM = 2, ALGO_CONFIG_STAGES_ID = 6;
     /** sizeof(cublasLtMatmulHeuristicResult_t): algo 64, workspaceSize 8, state 4, wavesCount 4, reserved 16. */
     static final long HEURISTIC_RESULT_BYTES = 96, ALGO_BYTES = 64;
 
@@ -51,7 +53,7 @@ final class CublasLt implements AutoCloseable {
     private final Arena arena = Arena.ofShared();
     private final String location;
     private final MethodHandle getVersion, create, destroy, descCreate, descSet, layoutCreate, prefCreate, prefSet,
-            heuristic, matmul;
+            heuristic, matmul, algoCheck, algoConfigGet;
     private final MemorySegment handle;
     private final MemorySegment out = arena.allocate(ADDRESS);
     private boolean closed;
@@ -73,6 +75,10 @@ final class CublasLt implements AutoCloseable {
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_INT, ADDRESS, ADDRESS));
         matmul = bind(linker, lib, "cublasLtMatmul", FunctionDescriptor.of(JAVA_INT, ADDRESS, ADDRESS, ADDRESS, ADDRESS,
                 ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, JAVA_LONG, ADDRESS));
+        algoCheck = bind(linker, lib, "cublasLtMatmulAlgoCheck", FunctionDescriptor.of(JAVA_INT,
+                ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS, ADDRESS));
+        algoConfigGet = bind(linker, lib, "cublasLtMatmulAlgoConfigGetAttribute", FunctionDescriptor.of(JAVA_INT,
+                ADDRESS, JAVA_INT, ADDRESS, JAVA_LONG, ADDRESS));
         try {
             check((int) create.invokeExact(out), "cublasLtCreate");
         } catch (RuntimeException e) {
@@ -244,6 +250,30 @@ final class CublasLt implements AutoCloseable {
             throw rethrow(t, "cublasLtMatmulAlgoGetHeuristic");
         }
         return count.get(JAVA_INT, 0);
+    }
+
+    /**
+     * cublasLtMatmulAlgoCheck: whether {@code algo} (64 bytes, e.g. read back from {@link GemmAlgorithmCache}) runs
+     * this problem; fills {@code result} (96 bytes: its workspaceSize at offset 64). Returns the status, 0 when it does.
+     */
+    int algoCheck(MemorySegment desc, MemorySegment a, MemorySegment b, MemorySegment c, MemorySegment d, MemorySegment algo,
+                  MemorySegment result) {
+        try {
+            return (int) algoCheck.invokeExact(handle, desc, a, b, c, d, algo, result);
+        } catch (Throwable t) {
+            throw rethrow(t, "cublasLtMatmulAlgoCheck");
+        }
+    }
+
+    /** A 4-byte attribute of an algorithm (ALGO_CONFIG_*), for reports. */
+    int algoConfig(MemorySegment algo, int attribute) {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment value = a.allocate(JAVA_INT), written = a.allocate(JAVA_LONG);
+            check((int) algoConfigGet.invokeExact(algo, attribute, value, 4L, written), "cublasLtMatmulAlgoConfigGetAttribute(" + attribute + ")");
+            return value.get(JAVA_INT, 0);
+        } catch (Throwable t) {
+            throw rethrow(t, "cublasLtMatmulAlgoConfigGetAttribute");
+        }
     }
 
     /** cublasLtMatmul on {@code stream}; device pointers are raw addresses, alpha/beta host segments of the scale type. */

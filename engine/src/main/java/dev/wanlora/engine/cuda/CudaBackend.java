@@ -563,6 +563,12 @@ public final class CudaBackend extends CheckedBackend<CudaTensor> {
     /** "cuBLASLt 130100 (/usr/local/cuda/.../libcuBLASLt.so.13)": which library the GEMMs use. */
     public String gemmLibrary() { return gemm.describe(); }
 
+    /** How the GEMM algorithms are chosen (timed and cached, or the opt-out), one line. */
+    public String gemmTuning() { return gemm.tuningSummary(); }
+
+    /** One line per GEMM shape run so far, largest first: which cuBLASLt algorithm ran, how it was chosen, its calls. */
+    public java.util.List<String> gemmAlgorithms() { return gemm.report(); }
+
     @Override
     public void close() {
         if (closed) return;

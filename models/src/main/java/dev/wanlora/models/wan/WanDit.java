@@ -11,10 +11,14 @@ import dev.wanlora.models.wan.WanDitWeights.Block;
 import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
 import dev.wanlora.models.wan.WanDitWeights.Linear;
 
+import java.util.Collections;
+import java.util.EnumMap;
+import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * The Wan2.1 T2V DiT: forward (spec §1.2–§1.6) and a hand-written backward that yields the LoRA gradients, as
@@ -63,6 +67,34 @@ public final class WanDit implements AutoCloseable {
     private Tensor loraComputeFlat; // (P) act: the bf16 copy of every LoRA parameter
     private BlockAdapters loraComputeNetwork;
     private WanDitActivations lastActivations;
+    /**
+     * With {@link #keepsBackwardWeights(boolean)}: (Σ O·I over {@link #BACKWARD_LINEARS}, each view padded to 128
+     * elements) act, the fp8 block Linears of the block being recomputed, dequantized once for its recompute and its
+     * backward; null otherwise.
+     */
+    private Tensor backwardWeights;
+    private final Map<BlockLinear, Tensor> backwardWeightViews = new EnumMap<>(BlockLinear.class);
+    /** The block whose {@link #backwardWeights} are being filled and used (-1: none, the scratch path). */
+    private int backwardWeightsBlock = -1;
+    private final Set<BlockLinear> backwardWeightsFilled = EnumSet.noneOf(BlockLinear.class);
+
+    /**
+     * The block Linears whose weight the backward multiplies by (dx = dy·W); cross_attn.k and .v read the frozen
+     * context, whose gradient is not needed, so only the recompute uses them.
+     */
+    public static final Set<BlockLinear> BACKWARD_LINEARS = Collections.unmodifiableSet(EnumSet.of(BlockLinear.SELF_ATTN_Q,
+            BlockLinear.SELF_ATTN_K, BlockLinear.SELF_ATTN_V, BlockLinear.SELF_ATTN_O, BlockLinear.CROSS_ATTN_Q,
+            BlockLinear.CROSS_ATTN_O, BlockLinear.FFN_0, BlockLinear.FFN_2));
+
+    /** Elements of {@link #backwardWeights} for a config (14B: 299 M, 0.56 GiB in bf16). */
+    public static long backwardWeightElements(WanDitConfig c) {
+        long n = 0;
+        for (BlockLinear l : BACKWARD_LINEARS) n += paddedElements(l.weightShape(c).numElements());
+        return n;
+    }
+
+    /** Rounded up to 128 elements (256 bytes in bf16): each view as aligned as the scratch, so cuBLASLt sees the same key. */
+    private static long paddedElements(long n) { return (n + 127) / 128 * 128; }
 
     public WanDit(Backend backend, WanDitConfig config, WanDitWeights weights, ComputePrecision precision,
                   boolean gradientCheckpointing) {
@@ -101,6 +133,35 @@ public final class WanDit implements AutoCloseable {
 
     /** Whether the next checkpointed call keeps the self-attention outputs ({@link #savesAttentionOutputs(boolean)}). */
     public boolean savesAttentionOutputs() { return gradientCheckpointing && savesAttentionOutputs; }
+
+    /**
+     * With gradient checkpointing and fp8 block weights kept as codes: dequantizes each block's
+     * {@link #BACKWARD_LINEARS} once in its checkpoint recompute and keeps them for its backward (one block at a time,
+     * {@link #backwardWeightElements} elements; count {@code WanMemoryPlan.backwardWeights} in the plan), instead of
+     * dequantizing them again before each backward GEMM: 7 of a block's 27 dequantizations per step saved (ffn.2 is
+     * first needed in the backward). The values are those of the scratch path (one deterministic op on the same codes),
+     * so results are bit-identical. Otherwise (or off, the default) nothing changes. Allocates or frees the buffer now.
+     */
+    public void keepsBackwardWeights(boolean on) {
+        boolean applies = on && gradientCheckpointing && dequantizedWeight != null;
+        if (applies == (backwardWeights != null)) return;
+        backwardWeightViews.clear();
+        if (!applies) {
+            backwardWeights.close();
+            backwardWeights = null;
+            return;
+        }
+        backwardWeights = backend.allocate(act, Shape.of(backwardWeightElements(config)));
+        long offset = 0;
+        for (BlockLinear l : BACKWARD_LINEARS) {
+            Shape w = l.weightShape(config);
+            backwardWeightViews.put(l, backwardWeights.view(offset, w));
+            offset += paddedElements(w.numElements());
+        }
+    }
+
+    /** Whether {@link #keepsBackwardWeights(boolean)} is in effect (on, checkpointing, fp8 codes on the backend). */
+    public boolean keepsBackwardWeights() { return backwardWeights != null; }
 
     /** The plan used by the latest {@link #forward} or {@link #lossAndBackward} (its e, e0, context, block outputs). */
     public WanDitActivations lastActivations() { return lastActivations; }
@@ -192,6 +253,7 @@ public final class WanDit implements AutoCloseable {
         loraComputeWeights.clear();
         if (loraComputeFlat != null) loraComputeFlat.close();
         if (dequantizedWeight != null) dequantizedWeight.close();
+        if (backwardWeights != null) backwardWeights.close();
     }
 
     // ================================================================ forward
@@ -342,7 +404,7 @@ public final class WanDit implements AutoCloseable {
 
     /** y = x·Wᵀ + b + scale·(x·Dᵀ)·Uᵀ for block Linear {@code layer}; down(x) is kept in the state for the backward. */
     private void blockLinear(Tensor y, Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s) {
-        linear(y, x, blk.linear(layer));
+        backend.gemm(y, x, false, blockWeight(blk, layer), true, 1, 0, blk.linear(layer).bias());
         Tensor hidden = loraDown(x, blk, layer, lora, s);
         if (hidden == null) return;
         Adapter m = lora.module(blk.index(), layer);
@@ -381,6 +443,10 @@ public final class WanDit implements AutoCloseable {
      */
     private void blockBackward(int i, WanDitActivations a, BlockAdapters lora) {
         Block blk = weights.acquireBlock(i); // one residency for the recompute and the backward
+        if (backwardWeights != null) { // one dequantization of each backward Linear for the recompute and the backward
+            backwardWeightsBlock = i;
+            backwardWeightsFilled.clear();
+        }
         prefetchAfter(i, -1);
         a.acquireInput(i);
         a.acquireAttention(i);
@@ -447,6 +513,7 @@ public final class WanDit implements AutoCloseable {
         backend.layerNormBackward(a.dStream, null, null, g.dNormOut, a.blockInput(i), null, s.norm1Mean, s.norm1Rstd,
                 true);
         a.releaseInput(i);
+        backwardWeightsBlock = -1;
         weights.releaseBlock(i);
     }
 
@@ -473,7 +540,7 @@ public final class WanDit implements AutoCloseable {
             backend.gemm(m.dDown(), dHidden, true, x, false, 1, 1, null);
         }
         if (dx == null) return;
-        backend.gemm(dx, dy, false, weightOf(blk.linear(layer)), false, 1, accumulateDx ? 1 : 0, null);
+        backend.gemm(dx, dy, false, blockWeight(blk, layer), false, 1, accumulateDx ? 1 : 0, null);
         if (m != null) backend.gemm(dx, dHidden, false, computeDown(m), false, 1, 1, null);
     }
 
@@ -484,6 +551,19 @@ public final class WanDit implements AutoCloseable {
         if (!lin.isQuantized()) return lin.weight();
         Tensor w = dequantizedWeight.view(0, lin.weightShape());
         backend.dequantizeFp8(w, lin.quantized(), lin.scale());
+        return w;
+    }
+
+    /**
+     * Block Linear {@code layer}'s weight in the compute dtype: during block {@link #backwardWeightsBlock}'s recompute
+     * and backward, a {@link #BACKWARD_LINEARS} weight is dequantized into its kept view on first use and reused after;
+     * otherwise {@link #weightOf}.
+     */
+    private Tensor blockWeight(Block blk, BlockLinear layer) {
+        Linear lin = blk.linear(layer);
+        if (blk.index() != backwardWeightsBlock || !lin.isQuantized() || !BACKWARD_LINEARS.contains(layer)) return weightOf(lin);
+        Tensor w = backwardWeightViews.get(layer);
+        if (backwardWeightsFilled.add(layer)) backend.dequantizeFp8(w, lin.quantized(), lin.scale());
         return w;
     }
 

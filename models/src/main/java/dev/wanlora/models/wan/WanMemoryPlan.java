@@ -70,6 +70,36 @@ public final class WanMemoryPlan {
         }
     }
 
+    /**
+     * The fp8 block Linears of the block being recomputed, dequantized once for its recompute and backward
+     * ({@link WanDit#keepsBackwardWeights(boolean)}); callers that turn it on add {@link #backwardWeights} to
+     * {@link Settings#others()}.
+     */
+    public static final String BACKWARD_WEIGHTS = "fp8 weights kept for the backward";
+
+    /** The {@link #BACKWARD_WEIGHTS} item: one block's {@link WanDit#BACKWARD_LINEARS} in the compute dtype. */
+    public static MemoryPlan.Item backwardWeights(WanDitConfig c, ComputePrecision precision) {
+        return new MemoryPlan.Item(BACKWARD_WEIGHTS, WanDit.backwardWeightElements(c) * precision.activationDType().sizeBytes(),
+                "one block's " + WanDit.BACKWARD_LINEARS.size() + " Linears the backward multiplies by, "
+                        + shortName(precision.activationDType()) + ", dequantized once in its recompute");
+    }
+
+    /** {@code s} with {@link #backwardWeights} added to its others. */
+    public static Settings withBackwardWeights(Settings s) {
+        List<MemoryPlan.Item> others = new ArrayList<>(s.others());
+        others.add(backwardWeights(s.config(), s.precision()));
+        return new Settings(s.config(), s.precision(), s.quantization(), s.keepsFp8Codes(), s.checkpointDType(), s.shapes(),
+                s.optimizer(), s.swapSlots(), others);
+    }
+
+    /**
+     * Whether keeping {@link #BACKWARD_WEIGHTS} is worth planning: fp8 codes on the device, gradient checkpointing,
+     * and not turned off with {@code WANLORA_KEEP_BACKWARD_WEIGHTS=off} (an A/B switch; the results are the same).
+     */
+    public static boolean considersBackwardWeights(Settings s, boolean gradientCheckpointing) {
+        return gradientCheckpointing && s.isFp8OnDevice() && !"off".equalsIgnoreCase(System.getenv("WANLORA_KEEP_BACKWARD_WEIGHTS"));
+    }
+
     /** Host plan categories. */
     public static final String HOST_SWAPPED = "swapped blocks (pinned)";
     public static final String HOST_OFFLOADED = "offloaded activations (pinned)";
