@@ -56,7 +56,7 @@ public final class SampleCommand implements Callable<Integer> {
     Path t5;
 
     @Option(names = {"--t5_tokenizer", "--t5-tokenizer"}, paramLabel = "FILE|DIR", description = "umT5 tokenizer.json"
-            + " or its folder. Default: beside --t5, its google/umt5-xxl/, then the Hugging Face cache (models--google--umt5-xxl).")
+            + " or its folder. Default: beside --t5, its tokenizer/, its google/umt5-xxl/, then the Hugging Face cache (models--google--umt5-xxl).")
     Path t5Tokenizer;
 
     @Option(names = {"--fp8_t5", "--fp8-t5"}, description = "Run the text encoder in fp8 (musubi's --fp8_t5).")
