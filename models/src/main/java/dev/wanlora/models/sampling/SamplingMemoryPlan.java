@@ -245,7 +245,7 @@ public final class SamplingMemoryPlan {
         // on the GPU the contexts are kept in the encoder's compute dtype (bf16); the CPU reference keeps F32
         long b = s.textEncoder() == null ? s.act().sizeBytes() : s.textEncoder().dtype().sizeBytes();
         return new MemoryPlan.Item(CONTEXTS, s.promptTokens() * width * b, String.format(Locale.ROOT,
-                "%,d tokens × %d, kept for the run", s.promptTokens(), width));
+                "at most %,d tokens × %d, kept for the run", s.promptTokens(), width));
     }
 
     private static MemoryPlan.Item lora(Settings s) {
