@@ -292,12 +292,7 @@ public final class UmT5Weights implements AutoCloseable {
                         l.linear(n.fc2(src, i), c.dim(), c.dimFfn()),
                         l.plain(n.bias(src, i), c.numBuckets(), c.numHeads())));
                 if (i >= streaming.firstStreamed(c.numLayers())) {
-                    List<Tensor> entries = entries(layers.removeLast());
-                    for (int e = 0; e < entries.size(); e++) {
-                        streamer.store(i - streaming.firstStreamed(c.numLayers()), e, entries.get(e));
-                        owned.remove(entries.get(e));
-                        entries.get(e).close();
-                    }
+                    stream(streamer, i - streaming.firstStreamed(c.numLayers()), layers.removeLast(), owned);
                     layers.add(null);
                 }
             }
@@ -317,7 +312,18 @@ public final class UmT5Weights implements AutoCloseable {
      * plain cast (scale 1), as {@code --fp8_t5} keeps them.
      */
     public static UmT5Weights random(Backend backend, UmT5Config c, DType dtype, boolean fp8, long seed) {
+        return random(backend, c, dtype, fp8, seed, Streaming.NONE);
+    }
+
+    /**
+     * {@link #random(Backend, UmT5Config, DType, boolean, long)} with the last layers streamed: the same values (each
+     * tensor is drawn at the same offset of the seed's stream), so a streamed and a resident encoder compare bit for
+     * bit at real size.
+     */
+    public static UmT5Weights random(Backend backend, UmT5Config c, DType dtype, boolean fp8, long seed, Streaming streaming) {
         List<Tensor> owned = new ArrayList<>();
+        BlockStreamer streamer = streaming.layers() == 0 ? null
+                : BlockStreamer.open(backend, streamedLayout(c, dtype, fp8), streaming.layers(), streaming.slots());
         long[] offset = {0};
         java.util.function.BiFunction<Shape, Float, Tensor> normal = (shape, std) -> {
             Tensor t = backend.allocate(dtype, shape);
@@ -345,16 +351,36 @@ public final class UmT5Weights implements AutoCloseable {
             w.close();
             return new Linear(null, codes, scales);
         };
-        Tensor emb = normal.apply(Shape.of(c.vocab(), c.dim()), 1f);
-        List<Layer> layers = new ArrayList<>();
-        for (int i = 0; i < c.numLayers(); i++) {
-            layers.add(new Layer(ones.apply(Shape.of(c.dim())), linear.apply(c.dimAttn(), c.dim()),
-                    linear.apply(c.dimAttn(), c.dim()), linear.apply(c.dimAttn(), c.dim()), linear.apply(c.dim(), c.dimAttn()),
-                    ones.apply(Shape.of(c.dim())), linear.apply(c.dimFfn(), c.dim()), linear.apply(c.dimFfn(), c.dim()),
-                    linear.apply(c.dim(), c.dimFfn()), normal.apply(Shape.of(c.numBuckets(), c.numHeads()), 1f)));
+        try {
+            Tensor emb = normal.apply(Shape.of(c.vocab(), c.dim()), 1f);
+            List<Layer> layers = new ArrayList<>();
+            for (int i = 0; i < c.numLayers(); i++) {
+                layers.add(new Layer(ones.apply(Shape.of(c.dim())), linear.apply(c.dimAttn(), c.dim()),
+                        linear.apply(c.dimAttn(), c.dim()), linear.apply(c.dimAttn(), c.dim()), linear.apply(c.dim(), c.dimAttn()),
+                        ones.apply(Shape.of(c.dim())), linear.apply(c.dimFfn(), c.dim()), linear.apply(c.dimFfn(), c.dim()),
+                        linear.apply(c.dim(), c.dimFfn()), normal.apply(Shape.of(c.numBuckets(), c.numHeads()), 1f)));
+                if (i >= streaming.firstStreamed(c.numLayers())) {
+                    stream(streamer, i - streaming.firstStreamed(c.numLayers()), layers.removeLast(), owned);
+                    layers.add(null);
+                }
+            }
+            return new UmT5Weights(c, dtype, emb, java.util.Collections.unmodifiableList(layers),
+                    ones.apply(Shape.of(c.dim())), owned, fp8, streaming, streamer);
+        } catch (RuntimeException e) {
+            owned.forEach(Tensor::close);
+            if (streamer != null) streamer.close();
+            throw e;
         }
-        return new UmT5Weights(c, dtype, emb, List.copyOf(layers), ones.apply(Shape.of(c.dim())), owned, fp8,
-                Streaming.NONE, null);
+    }
+
+    /** Copies a loaded layer's tensors into the streamer as its layer {@code streamed} and frees them. */
+    private static void stream(BlockStreamer streamer, int streamed, Layer layer, List<Tensor> owned) {
+        List<Tensor> entries = entries(layer);
+        for (int e = 0; e < entries.size(); e++) {
+            streamer.store(streamed, e, entries.get(e));
+            owned.remove(entries.get(e));
+            entries.get(e).close();
+        }
     }
 
     /** Reads tensors of one file onto the backend, converting dtypes; every tensor made goes to {@code owned}. */

@@ -51,6 +51,24 @@ class UmT5StreamingTest {
         }
     }
 
+    /** The seeded random weights (UmT5StreamingCudaTest's real-size case) stream to the same values as resident. */
+    @Test
+    void randomWeightsStreamedEqualResident() {
+        CpuBackend cpu = new CpuBackend();
+        UmT5Config c = new UmT5Config(50, 64, 64, 128, 4, 3, 32, 128);
+        Input in = Input.random();
+        for (boolean fp8 : new boolean[] {false, true}) {
+            float[][] out = new float[2][];
+            for (int n : new int[] {0, 3}) {
+                try (UmT5Weights w = UmT5Weights.random(cpu, c, DType.F32, fp8, 99, new UmT5Weights.Streaming(n, 2));
+                     Tensor t = new UmT5Encoder(cpu, w).encode(in.ids(), in.mask(), in.batch(), in.length(), null)) {
+                    out[n == 0 ? 0 : 1] = cpu.toFloats(t);
+                }
+            }
+            assertArrayEquals(out[0], out[1], "random weights, fp8 " + fp8);
+        }
+    }
+
     @Test
     void badStreamingIsRefused() {
         Path file = Golden.dir("sampling-tiny").resolve("t5.safetensors");
