@@ -10,6 +10,9 @@ import java.util.Locale;
  * per LoRA in --lora order, each under a caption row naming it ({@link CaptionFont}, white on black), written as
  * {@code {output_name}_grid_{idx:02d}_{timestamp}_{seed}.mp4} (or {@code _000.png} for a still) beside the single
  * files. The printed legend names the columns in full, since a caption is cut to its column's width.
+ *
+ * <p>The columns are the samples' 8-bit frames kept in host memory until every LoRA has run (each LoRA is loaded
+ * once, so prompts are the inner loop): W·H·3·F bytes per sample, 97 MiB at 832×480×81.
  */
 public final class SampleGrid {
     private SampleGrid() {}
