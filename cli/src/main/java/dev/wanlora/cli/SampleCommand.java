@@ -1,6 +1,8 @@
 package dev.wanlora.cli;
 
 import dev.wanlora.cli.error.UserError;
+import dev.wanlora.cli.sampling.SampleGrid;
+import dev.wanlora.cli.sampling.SampleLora;
 import dev.wanlora.cli.sampling.SampleMedia;
 import dev.wanlora.cli.sampling.SampleModels;
 import dev.wanlora.cli.sampling.SampleNames;
@@ -8,20 +10,24 @@ import dev.wanlora.cli.sampling.SamplePrompt;
 import dev.wanlora.cli.sampling.SamplePromptFile;
 import dev.wanlora.cli.sampling.SampleRunner;
 import dev.wanlora.engine.Backends;
+import dev.wanlora.cli.sampling.SamplingPlanner;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.cpu.CpuBackend;
+import dev.wanlora.engine.cuda.CudaBackend;
 import dev.wanlora.engine.cuda.CudaContext;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsException;
+import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.tensor.DType;
-import dev.wanlora.models.lora.LoraFile;
-import dev.wanlora.models.lora.LoraModuleWeights;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.sampling.FlowSolver;
+import dev.wanlora.models.sampling.SamplingMemoryPlan;
+import dev.wanlora.models.umt5.UmT5Weights;
 import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDit;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights;
+import dev.wanlora.models.wan.WanMemoryPlan;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -31,17 +37,21 @@ import picocli.CommandLine.Spec;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.SecureRandom;
 import java.time.LocalDateTime;
 import java.time.format.DateTimeFormatter;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
+import java.util.OptionalInt;
 import java.util.concurrent.Callable;
 
 /**
  * {@code wanlora sample}: the training-time sampler without training (spec §10), to check a LoRA after a run or to
- * compare epochs: every prompt is sampled with the base model and each {@code --lora} (one file per prompt and LoRA,
- * {@code {output_name}_{lora}_{idx:02d}_{timestamp}_{seed}.mp4} in {@code {output_dir}/sample/}).
+ * compare epochs: every prompt is sampled with the base model, or with each {@code --lora} (one file per prompt and
+ * LoRA, {@code {output_name}_{lora}_{idx:02d}_{timestamp}_{seed}.mp4} in {@code {output_dir}/sample/}, and with
+ * several LoRAs a grid per prompt, {@link SampleGrid}). The memory plan ({@link SamplingMemoryPlan}) is printed first
+ * and checked against the budget; umT5 streams its layers when it does not fit whole.
  */
 @Command(name = "sample", sortOptions = false, mixinStandardHelpOptions = true,
         description = "Make sample videos with the Wan DiT and LoRA files, as training's --sample_prompts does.")
@@ -57,14 +67,15 @@ public final class SampleCommand implements Callable<Integer> {
     Path t5;
 
     @Option(names = {"--t5_tokenizer", "--t5-tokenizer"}, paramLabel = "FILE|DIR", description = "umT5 tokenizer.json"
-            + " or its folder. Default: beside --t5, its google/umt5-xxl/, then the Hugging Face cache (models--google--umt5-xxl).")
+            + " or its folder. Default: beside --t5, its tokenizer/, its google/umt5-xxl/, then the Hugging Face cache (models--google--umt5-xxl).")
     Path t5Tokenizer;
 
     @Option(names = {"--fp8_t5", "--fp8-t5"}, description = "Run the text encoder in fp8 (musubi's --fp8_t5).")
     boolean fp8T5;
 
-    @Option(names = "--lora", paramLabel = "FILE[:WEIGHT]",
-            description = "LoRA to apply (unmerged), with an optional multiplier (default 1.0); repeat to sample each.")
+    @Option(names = {"--lora", "--lora_weight", "--lora-weight"}, paramLabel = "FILE[:WEIGHT]",
+            description = "LoRA to apply (unmerged), with an optional multiplier (default 1.0); repeat to sample each"
+                    + " (one video per LoRA and prompt, and a grid per prompt with the LoRAs side by side).")
     List<String> loras = new ArrayList<>();
 
     static final class Prompts {
@@ -102,9 +113,23 @@ public final class SampleCommand implements Callable<Integer> {
     @Option(names = {"--fp8_scaled", "--fp8-scaled"}, description = "With --fp8_base: block-wise scaled fp8 (musubi's --fp8_scaled).")
     boolean fp8Scaled;
 
-    @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N", defaultValue = "0",
-            description = "Stream the last N blocks' weights from host memory (default ${DEFAULT-VALUE}).")
-    int blocksToSwap;
+    @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N|auto", defaultValue = "0",
+            description = "Stream the last N blocks' weights from host memory; auto: the fewest that fit the budget"
+                    + " (default ${DEFAULT-VALUE}).")
+    String blocksToSwap;
+
+    @Option(names = {"--max_vram", "--max-vram"}, paramLabel = "SIZE",
+            description = "Device memory budget, e.g. 24G (default: the GPU's memory). umT5 streams its layers when it"
+                    + " does not fit whole.")
+    String maxVram;
+
+    @Option(names = {"--dry_run", "--dry-run"},
+            description = "Print the memory plan of this command line and exit (0: it fits); nothing is loaded.")
+    boolean dryRun;
+
+    @Option(names = {"--lora_multiplier", "--lora-multiplier"}, paramLabel = "W", arity = "1..*",
+            description = "musubi's --lora_multiplier: one weight per --lora in order, or one for all (default 1.0).")
+    List<Float> loraMultipliers = new ArrayList<>();
 
     @Option(names = "--backend", paramLabel = "NAME", defaultValue = "auto",
             description = "auto, cpu, cuda or cuda:N (default ${DEFAULT-VALUE}).")
@@ -131,38 +156,46 @@ public final class SampleCommand implements Callable<Integer> {
         List<SamplePrompt> list = prompts.file != null ? SamplePromptFile.read(prompts.file)
                 : List.of(SamplePromptFile.fromCommandLine(prompts.line));
         SampleRunner.checkSchedules(list, kind, prompts.file != null ? "--prompts " + prompts.file : "--prompt");
+        // a prompt without --d gets one seed for every LoRA, so the LoRAs' videos of it compare
+        list = list.stream().map(p -> p.seed() != null ? p : p.withSeed(new SecureRandom().nextLong() & 0x7FFF_FFFFL)).toList();
         if (!Files.isRegularFile(dit)) throw new UserError("--dit " + dit + ": no such file");
+        List<SampleLora> loraList = SampleLora.parse(loras, loraMultipliers);
         SampleModels models = standIns ? SampleModels.demoStandIns() : SampleModels.files(t5, t5Tokenizer, fp8T5, vae);
         models.check();
         if (standIns) out.println("warning: --stand_in_models: random stand-ins replace umT5 and the VAE; the samples show nothing");
         String time = LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMddHHmmss", Locale.ROOT));
         long start = System.nanoTime();
-        try (Backend backend = openBackend(out);
-             SafeTensors checkpoint = SafeTensors.open(dit, SafeTensors.DIT_PREFIXES)) {
+        try (SafeTensors checkpoint = SafeTensors.open(dit, SafeTensors.DIT_PREFIXES);
+             Backend backend = dryRun ? null : openBackend(out)) {
             WanDitConfig config = WanDitConfig.fromCheckpoint(checkpoint);
             DType fileDType = checkpoint.info("patch_embedding.weight").dtype();
             ComputePrecision precision = fileDType == DType.F32 || fileDType == DType.F16 ? ComputePrecision.FP32
                     : ComputePrecision.BF16_MUSUBI;
+            int swap = planMemory(out, backend, checkpoint, config, precision, list, models, loraList);
+            if (dryRun) {
+                out.println("dry run: nothing was loaded");
+                return 0;
+            }
             SampleRunner.Settings settings = new SampleRunner.Settings(kind, fps, outputDir, outputName);
             try (SampleRunner runner = SampleRunner.prepare(backend, list, models, settings, config.textDim(), out, false);
                  WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision, quantization(),
-                         backend instanceof CpuBackend,
-                         new WanDitWeights.BlockSwap(blocksToSwap, 2));
+                         backend instanceof CpuBackend, new WanDitWeights.BlockSwap(swap, 2));
                  WanDit model = new WanDit(backend, config, weights, precision, false)) {
                 out.printf(Locale.ROOT, "model: %s, %d blocks, dim %d, %s%n", dit.getFileName(), config.numLayers(),
                         config.dim(), precision);
-                if (loras.isEmpty()) {
+                if (loraList.isEmpty()) {
                     runner.sampleAll(model, null, (i, seed) -> String.format(Locale.ROOT, "%s_%02d_%s_%d", outputName, i,
                             time, seed), SampleRunner.ImageSink.NONE, "");
                 }
-                for (String spec : loras) {
-                    String name = loraName(spec);
-                    try (LoraNetwork lora = readLora(backend, config, spec)) {
-                        out.println("LoRA: " + spec);
-                        runner.sampleAll(model, lora, (i, seed) -> String.format(Locale.ROOT, "%s_%s_%02d_%s_%d", outputName,
-                                name, i, time, seed), SampleRunner.ImageSink.NONE, "");
+                List<List<SampleRunner.Written>> byLora = new ArrayList<>();
+                for (SampleLora l : loraList) {
+                    try (LoraNetwork lora = l.load(backend, config)) {
+                        out.println("LoRA: " + l.describe());
+                        byLora.add(runner.sampleAll(model, lora, (i, seed) -> String.format(Locale.ROOT, "%s_%s_%02d_%s_%d",
+                                outputName, l.name(), i, time, seed), SampleRunner.ImageSink.NONE, ""));
                     }
                 }
+                if (loraList.size() > 1) SampleGrid.writeAll(byLora, loraList, outputDir, outputName, time, fps, out);
             }
         } catch (IllegalArgumentException | SafeTensorsException e) {
             throw new UserError(e.getMessage(), e);
@@ -170,6 +203,98 @@ public final class SampleCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "sampling took %.1f s; files in %s%n", (System.nanoTime() - start) / 1e9,
                 SampleNames.folder(outputDir));
         return 0;
+    }
+
+    /**
+     * Prints the sampling memory plan (phase by phase) and returns the --blocks_to_swap to use; sets the umT5 layer
+     * streaming the plan needs. The budget: --max_vram (at most the GPU's memory), else the GPU's memory; the CPU
+     * backend without --max_vram checks nothing. --dry_run plans as a GPU holds it (bf16 umT5 and VAE, fp8 codes).
+     */
+    private int planMemory(PrintWriter out, Backend backend, SafeTensors checkpoint, WanDitConfig config,
+                           ComputePrecision precision, List<SamplePrompt> list, SampleModels models, List<SampleLora> loraList) {
+        boolean asGpu = backend == null || !(backend instanceof CpuBackend);
+        long budget = maxVram == null ? 0 : MemoryPlan.parseBytes("--max_vram", maxVram);
+        List<MemoryPlan.Item> others = new ArrayList<>();
+        if (backend instanceof CudaBackend cuda) {
+            CudaContext c = cuda.context();
+            budget = budget == 0 ? c.totalMemoryBytes() : Math.min(budget, c.totalMemoryBytes());
+            others.add(new MemoryPlan.Item("CUDA runtime", c.totalMemoryBytes() - c.freeMemoryBytes(),
+                    "in use before loading: context, kernels, cuBLASLt workspace, other processes"));
+        } else if (backend == null) {
+            others.add(new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES,
+                    "estimated, no GPU touched: context, kernels, cuBLASLt handle and workspace"));
+        }
+        if (asGpu) {
+            others.add(new MemoryPlan.Item("allocation margin", WanMemoryPlan.ALLOCATION_MARGIN_BYTES,
+                    "the driver's rounding of a few hundred allocations to 2 MiB pages"));
+        }
+        long loraParameters = 0;
+        int loraRank = 0;
+        for (SampleLora l : loraList) {
+            loraParameters = Math.max(loraParameters, l.parameterCount());
+            loraRank = Math.max(loraRank, l.rank());
+        }
+        DType blockDType = checkpoint.info("blocks.0.self_attn.q.weight").dtype();
+        SamplingPlanner.Dit ditPlan = new SamplingPlanner.Dit(config, precision, quantization(), asGpu, blockDType, 2);
+        SamplingMemoryPlan.Settings s = SamplingPlanner.settings(ditPlan, list, models, asGpu ? DType.BF16 : DType.F32,
+                loraParameters, loraRank, others);
+        int t5Streamed = 0;
+        if (budget > 0) {
+            OptionalInt n = SamplingMemoryPlan.smallestFittingT5Streaming(s, budget);
+            t5Streamed = n.orElse(s.textEncoder() == null ? 0 : s.textEncoder().config().numLayers());
+        }
+        int swap;
+        OptionalInt fitting = budget > 0 ? SamplingMemoryPlan.smallestFittingSwap(s, budget) : OptionalInt.of(0);
+        if (blocksToSwap.equals("auto")) {
+            swap = fitting.orElse(config.numLayers() - 1);
+        } else {
+            try {
+                swap = Integer.parseInt(blocksToSwap);
+            } catch (NumberFormatException e) {
+                throw new UserError("--blocks_to_swap " + blocksToSwap + ": expected a number of blocks or auto");
+            }
+            if (swap < 0 || swap > config.numLayers() - 1) {
+                throw new UserError("--blocks_to_swap " + swap + ": expected 0 to " + (config.numLayers() - 1)
+                        + " (this model has " + config.numLayers() + " blocks) or auto");
+            }
+        }
+        SamplingMemoryPlan.Phases plan = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap, t5Streamed));
+        out.printf(Locale.ROOT, "memory plan (sampling, --blocks_to_swap %d%s%s%s):%n", swap,
+                blocksToSwap.equals("auto") ? " chosen by auto" : "",
+                t5Streamed == 0 ? "" : ", umT5 streams " + t5Streamed + " of its layers",
+                budget > 0 ? "; budget " + budgetSource(budget) : backend instanceof CpuBackend
+                        ? "; no budget on the CPU without --max_vram" : "; no budget: pass --max_vram to check it");
+        plan.format(budget).forEach(out::println);
+        out.flush();
+        if (budget > 0 && !plan.fits(budget)) throw new UserError(overBudget(plan, budget, swap, fitting, list));
+        models.streamTextEncoder(new UmT5Weights.Streaming(t5Streamed, 2));
+        return swap;
+    }
+
+    private String budgetSource(long budget) {
+        return MemoryPlan.formatBytes(budget) + (maxVram != null ? " (--max_vram " + maxVram + ")" : " (the GPU's memory)");
+    }
+
+    /** One line: what does not fit, and the change that would. */
+    private String overBudget(SamplingMemoryPlan.Phases plan, long budget, int swap, OptionalInt fitting,
+                              List<SamplePrompt> list) {
+        String phase = !plan.encode().fits(budget) ? "encoding the prompts" : !plan.denoise().fits(budget) ? "denoising"
+                : "decoding";
+        String head = String.format(Locale.ROOT, "memory plan: %s needs %s with --blocks_to_swap %d, over the budget of %s",
+                phase, MemoryPlan.formatBytes(plan.peakBytes()), swap, budgetSource(budget));
+        if (!plan.encode().fits(budget)) {
+            return head + "; even with every umT5 layer streamed the encoder does not fit: raise --max_vram or add --fp8_t5";
+        }
+        if (fitting.isPresent()) return head + "; use --blocks_to_swap " + fitting.getAsInt() + " (or auto)";
+        SamplePrompt largest = list.getFirst();
+        for (SamplePrompt p : list) {
+            if ((long) p.width() * p.height() * p.frameCount() > (long) largest.width() * largest.height() * largest.frameCount()) {
+                largest = p;
+            }
+        }
+        return head + String.format(Locale.ROOT, "; no --blocks_to_swap fits: lower prompt %d's size (--w %d --h %d --f %d)%s",
+                largest.index() + 1, largest.width(), largest.height(), largest.frameCount(),
+                fp8Base ? " or raise --max_vram" : ", add --fp8_base --fp8_scaled or raise --max_vram");
     }
 
     private WanDitWeights.Quantization quantization() {
@@ -192,45 +317,5 @@ public final class SampleCommand implements Callable<Integer> {
         } catch (IllegalArgumentException | UnsupportedOperationException e) {
             throw new UserError(e.getMessage(), e);
         }
-    }
-
-    /** FILE[:WEIGHT]: the file's LoRA with up weights scaled by WEIGHT (the multiplier on its output). */
-    private static LoraNetwork readLora(Backend backend, WanDitConfig config, String spec) {
-        Path file = Path.of(filePart(spec));
-        float weight = weightPart(spec);
-        if (!Files.isRegularFile(file)) throw new UserError("--lora " + spec + ": no such file " + file);
-        List<LoraModuleWeights> scaled = new ArrayList<>();
-        for (LoraModuleWeights m : LoraFile.read(file).modules()) {
-            float[] up = m.up().clone();
-            for (int i = 0; i < up.length; i++) up[i] *= weight;
-            scaled.add(new LoraModuleWeights(m.name(), m.rank(), m.inFeatures(), m.outFeatures(), m.alpha(), m.down(), up));
-        }
-        return LoraNetwork.fromWeights(backend, config, scaled, file.toString());
-    }
-
-    /** The file part of FILE[:WEIGHT] (a Windows drive letter's colon is not a weight separator). */
-    static String filePart(String spec) {
-        int colon = spec.lastIndexOf(':');
-        return colon > 1 && isNumber(spec.substring(colon + 1)) ? spec.substring(0, colon) : spec;
-    }
-
-    static float weightPart(String spec) {
-        int colon = spec.lastIndexOf(':');
-        return colon > 1 && isNumber(spec.substring(colon + 1)) ? Float.parseFloat(spec.substring(colon + 1)) : 1f;
-    }
-
-    private static boolean isNumber(String s) {
-        try {
-            return Float.isFinite(Float.parseFloat(s));
-        } catch (NumberFormatException e) {
-            return false;
-        }
-    }
-
-    /** The LoRA's name in sample file names: its file stem, plus "x0.8" when weighted. */
-    private static String loraName(String spec) {
-        String stem = Path.of(filePart(spec)).getFileName().toString().replaceFirst("\\.safetensors$", "");
-        float w = weightPart(spec);
-        return w == 1f ? stem : stem + "x" + w;
     }
 }

@@ -11,9 +11,12 @@ import dev.wanlora.engine.io.TensorSource;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.models.sampling.LatentDecoder;
+import dev.wanlora.models.sampling.SamplingMemoryPlan;
 import dev.wanlora.models.sampling.TextEncoder;
+import dev.wanlora.models.umt5.UmT5Config;
 import dev.wanlora.models.umt5.UmT5TextEncoder;
 import dev.wanlora.models.umt5.UmT5Tokenizer;
+import dev.wanlora.models.umt5.UmT5Weights;
 import dev.wanlora.models.wan.vae.WanVae;
 import dev.wanlora.models.wan.vae.WanVaeConfig;
 import dev.wanlora.models.wan.vae.WanVaeWeights;
@@ -38,6 +41,10 @@ final class CheckpointSampleModels implements SampleModels {
     /** Read by {@link #check}: the VAE's config and its decoder's parameter count (decoder.* and conv2.*). */
     private WanVaeConfig vaeConfig;
     private long decoderParameters;
+    /** Read by {@link #check}: the encoder's sizes from --t5's shapes. */
+    private UmT5Config t5Config;
+    /** The encoder's layer streaming, the memory plan's choice ({@link #streamTextEncoder}). */
+    private UmT5Weights.Streaming t5Streaming = UmT5Weights.Streaming.NONE;
 
     CheckpointSampleModels(Path t5, Path tokenizer, boolean fp8T5, Path vae) {
         this.t5 = t5;
@@ -67,20 +74,37 @@ final class CheckpointSampleModels implements SampleModels {
             decoderParameters = src.keys().stream().filter(k -> k.startsWith("decoder.") || k.startsWith("conv2."))
                     .mapToLong(k -> src.shape(k).numElements()).sum();
         }
+        try (TensorSource src = open("--t5", t5)) {
+            t5Config = UmT5Weights.configOf(src);
+        } catch (IllegalArgumentException e) {
+            throw new UserError("--t5 " + t5 + ": " + stripPath(e.getMessage(), t5), e);
+        }
     }
 
     @Override
-    public long decoderBytes(int latentHeight, int latentWidth, DType dtype) {
-        if (vaeConfig == null) return 0;
-        return decoderParameters * dtype.sizeBytes() + WanVae.decodeWorkingBytes(vaeConfig, latentHeight, latentWidth, dtype);
+    public long decoderWeightBytes(DType dtype) {
+        return vaeConfig == null ? 0 : decoderParameters * dtype.sizeBytes();
     }
+
+    @Override
+    public long decoderWorkBytes(int latentHeight, int latentWidth, DType dtype) {
+        return vaeConfig == null ? 0 : WanVae.decodeWorkingBytes(vaeConfig, latentHeight, latentWidth, dtype);
+    }
+
+    @Override
+    public SamplingMemoryPlan.TextEncoder textEncoderPlan(DType dtype, int slots) {
+        return t5Config == null ? null : new SamplingMemoryPlan.TextEncoder(t5Config, dtype, fp8T5, slots);
+    }
+
+    @Override
+    public void streamTextEncoder(UmT5Weights.Streaming streaming) { t5Streaming = streaming; }
 
     @Override
     public TextEncoder openTextEncoder(Backend backend, int dim) {
         if (t5 == null) throw new UserError("samples need the text encoder; add --t5 FILE (umT5-XXL, e.g. models_t5_umt5-xxl-enc-bf16.pth)");
         UmT5TextEncoder encoder;
         try {
-            encoder = UmT5TextEncoder.open(backend, t5, tokenizer, dtype(backend), fp8T5);
+            encoder = UmT5TextEncoder.open(backend, t5, tokenizer, dtype(backend), fp8T5, t5Streaming);
         } catch (PthException | SafeTensorsException e) {
             throw new UserError("--t5 " + t5 + ": " + stripPath(e.getMessage(), t5), e);
         } catch (IllegalArgumentException e) {
@@ -100,7 +124,9 @@ final class CheckpointSampleModels implements SampleModels {
             @Override public int dim() { return encoder.config().dim(); }
 
             @Override public String describe() {
-                return "umT5 (" + encoder.config().numLayers() + " layers" + (fp8T5 ? ", fp8" : "") + ") from " + t5.getFileName();
+                int streamed = encoder.streaming().layers();
+                return "umT5 (" + encoder.config().numLayers() + " layers" + (fp8T5 ? ", fp8" : "")
+                        + (streamed == 0 ? "" : ", " + streamed + " streamed") + ") from " + t5.getFileName();
             }
 
             @Override public void close() { encoder.close(); }
@@ -118,22 +144,21 @@ final class CheckpointSampleModels implements SampleModels {
         } catch (IllegalArgumentException | PthException | SafeTensorsException e) {
             throw new UserError("--vae " + vae + ": " + stripPath(e.getMessage(), vae), e);
         }
-        WanVae model = new WanVae(backend, weights);
         return new LatentDecoder() {
+            /** A decoder per decode: its frame caches and buffer pool are freed when it is done (the plan's decode phase). */
             @Override
             public Video decode(float[] latent, int latentFrames, int latentHeight, int latentWidth) {
-                float[] pixels = model.decode(latent, latentFrames, latentHeight, latentWidth);
-                return new Video(WanVaeConfig.pixelFrames(latentFrames), 8 * latentHeight, 8 * latentWidth, pixels);
+                try (WanVae model = new WanVae(backend, weights)) {
+                    float[] pixels = model.decode(latent, latentFrames, latentHeight, latentWidth);
+                    return new Video(WanVaeConfig.pixelFrames(latentFrames), 8 * latentHeight, 8 * latentWidth, pixels);
+                }
             }
 
             @Override public String describe() {
                 return String.format(Locale.ROOT, "Wan 2.1 VAE (dim %d) from %s", config.dim(), vae.getFileName());
             }
 
-            @Override public void close() {
-                model.close();
-                weights.close();
-            }
+            @Override public void close() { weights.close(); }
         };
     }
 

@@ -5,7 +5,9 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.models.sampling.DemoLatentDecoderStandIn;
 import dev.wanlora.models.sampling.DemoTextEncoderStandIn;
 import dev.wanlora.models.sampling.LatentDecoder;
+import dev.wanlora.models.sampling.SamplingMemoryPlan;
 import dev.wanlora.models.sampling.TextEncoder;
+import dev.wanlora.models.umt5.UmT5Weights;
 
 import java.nio.file.Path;
 
@@ -26,7 +28,30 @@ public interface SampleModels {
      * {@code dtype}: its weights and its working memory; 0 when unknown or negligible (the stand-ins). Valid after
      * {@link #check}.
      */
-    default long decoderBytes(int latentHeight, int latentWidth, DType dtype) { return 0; }
+    default long decoderBytes(int latentHeight, int latentWidth, DType dtype) {
+        return decoderWeightBytes(dtype) + decoderWorkBytes(latentHeight, latentWidth, dtype);
+    }
+
+    /** Device bytes of the decoder's weights in {@code dtype}; 0 when unknown or negligible. Valid after {@link #check}. */
+    default long decoderWeightBytes(DType dtype) { return 0; }
+
+    /**
+     * Device bytes the decoder allocates while it decodes a latent of {@code latentHeight} × {@code latentWidth}
+     * (freed after each decode); 0 when unknown or negligible. Valid after {@link #check}.
+     */
+    default long decoderWorkBytes(int latentHeight, int latentWidth, DType dtype) { return 0; }
+
+    /**
+     * The text encoder as the memory plan counts it, in {@code dtype} with {@code slots} streaming slots; null when it
+     * is not planned (the stand-ins). Valid after {@link #check}.
+     */
+    default SamplingMemoryPlan.TextEncoder textEncoderPlan(DType dtype, int slots) { return null; }
+
+    /**
+     * How {@link #openTextEncoder} loads the encoder from now on: its last layers streamed (the memory plan's choice,
+     * {@link SamplingMemoryPlan#smallestFittingT5Streaming}); {@link UmT5Weights.Streaming#NONE} by default.
+     */
+    default void streamTextEncoder(UmT5Weights.Streaming streaming) { }
 
     /**
      * {@code --t5 FILE} (umT5-XXL; the tokenizer from {@code tokenizer}, i.e. {@code --t5_tokenizer}, else beside the

@@ -32,6 +32,12 @@ public record SamplePrompt(int index, String prompt, int width, int height, int 
         return negativePrompt != null ? negativePrompt : WAN_NEGATIVE_PROMPT;
     }
 
+    /** This prompt with {@code seed} (a run that samples it several times, once per LoRA, fixes a missing --d once). */
+    public SamplePrompt withSeed(long seed) {
+        return new SamplePrompt(index, prompt, width, height, frameCount, seed, sampleSteps, discreteFlowShift, cfgScale,
+                negativePrompt);
+    }
+
     /** The latent shape (16, F_lat, H/8, W/8) with F_lat = (F − 1)/4 + 1 (Wan's VAE: 4× in time, 8× in space). */
     public long[] latentShape() {
         return new long[] {16, (frameCount - 1) / 4 + 1, height / 8, width / 8};

@@ -47,8 +47,9 @@ public final class SampleRunner implements AutoCloseable {
         ImageSink NONE = (tag, media) -> { };
     }
 
-    /** One written sample. */
-    public record Written(Path file, int steps, double secondsPerStep, double decodeSeconds) {}
+    /** One written sample: its file, prompt index and seed, and its frames (for a grid of several LoRAs). */
+    public record Written(Path file, int promptIndex, long seed, SampleMedia media, int steps, double secondsPerStep,
+                          double decodeSeconds) {}
 
     private final Backend backend;
     private final List<SamplePrompt> prompts;
@@ -150,6 +151,7 @@ public final class SampleRunner implements AutoCloseable {
                         out.flush();
                     }
                 });
+        dit.releaseForwardOnlyPlans(); // the decode phase of the memory plan: activations freed, decoder buffers made
         long decodeStart = System.nanoTime();
         LatentDecoder.Video video = decoder.decode(latent, (int) shape[1], (int) shape[2], (int) shape[3]);
         SampleMedia media = SampleMedia.fromPixels(video.pixels(), video.frames(), video.height(), video.width());
@@ -168,7 +170,7 @@ public final class SampleRunner implements AutoCloseable {
         out.println(bar(label, p.sampleSteps(), p.sampleSteps(), perStep) + String.format(Locale.ROOT,
                 ", decode %.2f s → %s", decodeSeconds, file));
         out.flush();
-        return new Written(file, p.sampleSteps(), perStep, decodeSeconds);
+        return new Written(file, p.index(), seed, media, p.sampleSteps(), perStep, decodeSeconds);
     }
 
     /** "sample 01/02 [##########----------] 10/20 steps, 0.41 s/step". */

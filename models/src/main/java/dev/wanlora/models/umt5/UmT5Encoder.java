@@ -20,7 +20,8 @@ import java.util.function.BiConsumer;
  *
  * <p>Buffers are allocated per call: the encoder runs a few times at start-up (one call per distinct prompt), never
  * inside the training step loop. Padded query rows are computed (they attend to the real keys) and dropped by
- * {@link #trimmed}.
+ * {@link #trimmed}. Streamed layers ({@link UmT5Weights.Streaming}) run between acquire and release, the next one
+ * prefetched while the current one computes.
  */
 public final class UmT5Encoder {
 
@@ -71,7 +72,8 @@ public final class UmT5Encoder {
             backend.embedding(x2, weights.tokenEmbedding(), idT);
             if (observer != null) observer.accept("embed", x2);
             for (int i = 0; i < config.numLayers(); i++) {
-                Layer l = weights.layer(i);
+                Layer l = weights.acquireLayer(i);
+                weights.prefetchLayer(i + 1); // a streamed next layer copies while this one computes
                 backend.rmsNorm(y, rstd, x2, l.norm1(), UmT5Config.NORM_EPS);
                 linear(q.reshape(Shape.of(rows, ca)), y, l.q(), dequant);
                 linear(k.reshape(Shape.of(rows, ca)), y, l.k(), dequant);
@@ -86,6 +88,7 @@ public final class UmT5Encoder {
                 backend.gatedGelu(hidden, gate, hidden);
                 linear(proj, hidden, l.fc2(), dequant);
                 backend.add(x2, x2, proj);
+                weights.releaseLayer(i);
                 if (observer != null) observer.accept("layer." + i, x2);
             }
             Tensor out = backend.allocate(dt, Shape.of(batch, length, c));
@@ -113,7 +116,7 @@ public final class UmT5Encoder {
         backend.gemm(y, x, false, w, true, 1, 0, null);
     }
 
-    private boolean needsDequantBuffer() { return weights.layer(0).q().isQuantized(); }
+    private boolean needsDequantBuffer() { return weights.isFp8(); }
 
     private long largestLinear() {
         return Math.max((long) config.dimAttn() * config.dim(), (long) config.dimFfn() * config.dim());

@@ -37,9 +37,15 @@ public final class UmT5TextEncoder implements AutoCloseable {
      * @param fp8        --fp8_t5
      */
     public static UmT5TextEncoder open(Backend backend, Path checkpoint, Path tokenizer, DType dtype, boolean fp8) {
+        return open(backend, checkpoint, tokenizer, dtype, fp8, UmT5Weights.Streaming.NONE);
+    }
+
+    /** {@link #open(Backend, Path, Path, DType, boolean)} with the last layers streamed ({@link UmT5Weights.Streaming}). */
+    public static UmT5TextEncoder open(Backend backend, Path checkpoint, Path tokenizer, DType dtype, boolean fp8,
+                                       UmT5Weights.Streaming streaming) {
         UmT5Tokenizer tok = UmT5Tokenizer.open(UmT5Tokenizer.locate(tokenizer, checkpoint));
         try (TensorSource src = PthFile.isPthName(checkpoint) ? PthFile.open(checkpoint) : SafeTensors.open(checkpoint)) {
-            return new UmT5TextEncoder(backend, UmT5Weights.load(backend, src, dtype, fp8), tok);
+            return new UmT5TextEncoder(backend, UmT5Weights.load(backend, src, dtype, fp8, streaming), tok);
         } catch (RuntimeException e) {
             tok.close();
             throw e;
@@ -47,6 +53,9 @@ public final class UmT5TextEncoder implements AutoCloseable {
     }
 
     public UmT5Config config() { return weights.config(); }
+
+    /** The weights' layer streaming (NONE when every layer is resident). */
+    public UmT5Weights.Streaming streaming() { return weights.streaming(); }
 
     /** The prompt's embedding (seqLen, C), a new tensor the caller closes. */
     public Tensor encode(String prompt) {

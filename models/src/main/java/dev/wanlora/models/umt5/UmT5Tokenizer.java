@@ -61,7 +61,8 @@ public final class UmT5Tokenizer implements AutoCloseable {
 
     /**
      * Where the tokenizer is found, first match wins: {@code explicit} (--t5_tokenizer FILE|DIR); beside the T5
-     * checkpoint (tokenizer.json, or google/umt5-xxl/ in its folder, the Wan release layout); the Hugging Face hub
+     * checkpoint (tokenizer.json, then tokenizer/ in its folder as ComfyUI-style downloads keep it, then
+     * google/umt5-xxl/, the Wan release layout); the Hugging Face hub
      * cache ({@code $HF_HOME/hub} or {@code ~/.cache/huggingface/hub}, models--google--umt5-xxl/snapshots/*). None:
      * an IllegalArgumentException saying where to get it.
      */
@@ -75,6 +76,7 @@ public final class UmT5Tokenizer implements AutoCloseable {
         if (t5Checkpoint != null && t5Checkpoint.toAbsolutePath().getParent() != null) {
             Path dir = t5Checkpoint.toAbsolutePath().getParent();
             tried.add(dir.resolve("tokenizer.json"));
+            tried.add(dir.resolve("tokenizer/tokenizer.json"));
             tried.add(dir.resolve("google/umt5-xxl/tokenizer.json"));
         }
         String hfHome = System.getenv("HF_HOME");
@@ -89,7 +91,7 @@ public final class UmT5Tokenizer implements AutoCloseable {
         }
         for (Path p : tried) if (Files.isRegularFile(p)) return p;
         throw new IllegalArgumentException("no umT5 tokenizer.json found (looked beside the T5 checkpoint, in its"
-                + " google/umt5-xxl/ and in " + snapshots + "). hint: " + WHERE_TO_GET);
+                + " tokenizer/ and google/umt5-xxl/ folders and in " + snapshots + "). hint: " + WHERE_TO_GET);
     }
 
     public Path file() { return file; }

@@ -2,6 +2,8 @@ package dev.wanlora.models.umt5;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.io.TensorSource;
+import dev.wanlora.engine.memory.BlockLayout;
+import dev.wanlora.engine.stream.BlockStreamer;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
@@ -29,8 +31,25 @@ import java.util.List;
  * with {@code Backend.dequantizeFp8} right before its GEMM. Codes come from the fp8 file as they are (its per-tensor
  * scale repeated per block), or from a plain cast of the other files' weights (scale 1), as musubi's
  * {@code --fp8_t5} does.
+ *
+ * <p><b>Layer streaming</b> ({@link Streaming}, issue #9: "stream its layers like DiT blocks when the budget is
+ * smaller"): the last N layers' tensors live in host memory (pinned on the GPU) in a {@link BlockStreamer}, the DiT's
+ * block streaming machinery, and are copied into a ring of device slots as the encoder reaches them; the embedding,
+ * the final norm and the first 24 − N layers stay resident. The copies are exact, so a streamed encoder computes
+ * bit for bit what a resident one does. {@link #streamedLayout} is the one layer image both the loader and the memory
+ * plan use.
  */
 public final class UmT5Weights implements AutoCloseable {
+
+    /**
+     * The last {@code layers} encoder layers streamed through {@code slots} device slots (0 layers: all resident).
+     */
+    public record Streaming(int layers, int slots) {
+        public static final Streaming NONE = new Streaming(0, BlockStreamer.DEFAULT_SLOTS);
+
+        /** The first streamed layer of a {@code numLayers}-layer encoder. */
+        public int firstStreamed(int numLayers) { return numLayers - layers; }
+    }
 
     /** A Linear weight (O, I): in the compute dtype, or fp8 codes and a block scale when {@link #isQuantized}. */
     public record Linear(Tensor weight, Tensor quantized, Tensor scale) {
@@ -49,15 +68,22 @@ public final class UmT5Weights implements AutoCloseable {
     private final List<Layer> layers;
     private final Tensor finalNorm;       // (C)
     private final List<Tensor> owned;
+    private final boolean isFp8;
+    private final Streaming streaming;
+    /** The streamed layers' images and slots, or null without streaming. */
+    private final BlockStreamer streamer;
 
     private UmT5Weights(UmT5Config config, DType dtype, Tensor tokenEmbedding, List<Layer> layers, Tensor finalNorm,
-                        List<Tensor> owned) {
+                        List<Tensor> owned, boolean isFp8, Streaming streaming, BlockStreamer streamer) {
         this.config = config;
         this.dtype = dtype;
         this.tokenEmbedding = tokenEmbedding;
         this.layers = layers;
         this.finalNorm = finalNorm;
         this.owned = owned;
+        this.isFp8 = isFp8;
+        this.streaming = streaming;
+        this.streamer = streamer;
     }
 
     public UmT5Config config() { return config; }
@@ -67,7 +93,109 @@ public final class UmT5Weights implements AutoCloseable {
 
     public Tensor tokenEmbedding() { return tokenEmbedding; }
 
-    public Layer layer(int i) { return layers.get(i); }
+    /** Whether the Linear weights are fp8 codes and scales ({@code --fp8_t5}). */
+    public boolean isFp8() { return isFp8; }
+
+    public Streaming streaming() { return streaming; }
+
+    /** True when layer i's tensors are streamed. */
+    public boolean isStreamed(int i) { return i >= streaming.firstStreamed(config.numLayers()); }
+
+    /** The streamer of the streamed layers (copy counts, host bytes), or null without streaming. */
+    public BlockStreamer streamer() { return streamer; }
+
+    /**
+     * A resident layer. A streamed one has no tensors outside its slot: use {@link #acquireLayer}.
+     *
+     * @throws IllegalStateException for a streamed layer
+     */
+    public Layer layer(int i) {
+        if (isStreamed(i)) {
+            throw new IllegalStateException("umT5 layer " + i + " is streamed; acquireLayer(" + i + ") makes it resident");
+        }
+        return layers.get(i);
+    }
+
+    /**
+     * Layer i with every tensor on the device: a resident layer as it is; a streamed one copied into a slot (unless it
+     * is still there) with compute ordered after the copy. Pair each call with {@link #releaseLayer}(i) after the last
+     * op that reads the layer; in between the returned layer is valid.
+     */
+    public Layer acquireLayer(int i) {
+        if (!isStreamed(i)) return layers.get(i);
+        int k = streamer.acquire(i - streaming.firstStreamed(config.numLayers()));
+        return fromEntries(streamer.slot(k), isFp8);
+    }
+
+    /** Ends the use of layer i's tensors by the ops queued so far (a no-op for a resident layer). */
+    public void releaseLayer(int i) {
+        if (isStreamed(i)) streamer.release(i - streaming.firstStreamed(config.numLayers()));
+    }
+
+    /** Starts copying layer i now if it is streamed and not resident (nothing for i outside the encoder). */
+    public void prefetchLayer(int i) {
+        if (i >= 0 && i < config.numLayers() && isStreamed(i)) streamer.prefetch(i - streaming.firstStreamed(config.numLayers()));
+    }
+
+    /**
+     * One layer's image in the streamer, in order: norm1, q, k, v, o, norm2, gate, fc1, fc2 (each Linear its weight
+     * in {@code dtype}, or with {@code fp8} its F8_E4M3 codes then its (O, I/64, 1) F32 scales), the (buckets, N)
+     * position-bias table. The loader stores exactly these tensors; the memory plan sizes slots and host images by it.
+     */
+    public static BlockLayout streamedLayout(UmT5Config c, DType dtype, boolean fp8) {
+        List<BlockLayout.Entry> e = new ArrayList<>();
+        e.add(new BlockLayout.Entry(dtype, Shape.of(c.dim())));
+        for (long[] oi : new long[][] {{c.dimAttn(), c.dim()}, {c.dimAttn(), c.dim()}, {c.dimAttn(), c.dim()},
+                {c.dim(), c.dimAttn()}}) linearEntries(e, dtype, fp8, oi[0], oi[1]);
+        e.add(new BlockLayout.Entry(dtype, Shape.of(c.dim())));
+        for (long[] oi : new long[][] {{c.dimFfn(), c.dim()}, {c.dimFfn(), c.dim()}, {c.dim(), c.dimFfn()}}) {
+            linearEntries(e, dtype, fp8, oi[0], oi[1]);
+        }
+        e.add(new BlockLayout.Entry(dtype, Shape.of(c.numBuckets(), c.numHeads())));
+        return new BlockLayout(e);
+    }
+
+    private static void linearEntries(List<BlockLayout.Entry> e, DType dtype, boolean fp8, long out, long in) {
+        if (fp8) {
+            e.add(new BlockLayout.Entry(DType.F8_E4M3, Shape.of(out, in)));
+            e.add(new BlockLayout.Entry(DType.F32, Shape.of(out, in / 64, 1)));
+        } else {
+            e.add(new BlockLayout.Entry(dtype, Shape.of(out, in)));
+        }
+    }
+
+    /** A layer's tensors in {@link #streamedLayout} order. */
+    private static List<Tensor> entries(Layer l) {
+        List<Tensor> t = new ArrayList<>();
+        t.add(l.norm1());
+        for (Linear lin : List.of(l.q(), l.k(), l.v(), l.o())) addLinear(t, lin);
+        t.add(l.norm2());
+        for (Linear lin : List.of(l.gate(), l.fc1(), l.fc2())) addLinear(t, lin);
+        t.add(l.positionBias());
+        return t;
+    }
+
+    private static void addLinear(List<Tensor> t, Linear lin) {
+        if (lin.isQuantized()) {
+            t.add(lin.quantized());
+            t.add(lin.scale());
+        } else {
+            t.add(lin.weight());
+        }
+    }
+
+    /** The layer whose tensors are {@code t}, in {@link #streamedLayout} order. */
+    private static Layer fromEntries(List<Tensor> t, boolean fp8) {
+        int[] at = {0};
+        java.util.function.Supplier<Tensor> next = () -> t.get(at[0]++);
+        java.util.function.Supplier<Linear> linear = () -> fp8 ? new Linear(null, next.get(), next.get())
+                : new Linear(next.get(), null, null);
+        Tensor norm1 = next.get();
+        Linear q = linear.get(), k = linear.get(), v = linear.get(), o = linear.get();
+        Tensor norm2 = next.get();
+        Linear gate = linear.get(), fc1 = linear.get(), fc2 = linear.get();
+        return new Layer(norm1, q, k, v, o, norm2, gate, fc1, fc2, next.get());
+    }
 
     public Tensor finalNorm() { return finalNorm; }
 
@@ -129,10 +257,29 @@ public final class UmT5Weights implements AutoCloseable {
      * fp8 codes and scales (see the class comment). Shapes are checked against {@link #configOf}.
      */
     public static UmT5Weights load(Backend backend, TensorSource src, DType dtype, boolean fp8) {
+        return load(backend, src, dtype, fp8, Streaming.NONE);
+    }
+
+    /**
+     * {@link #load(Backend, TensorSource, DType, boolean)} with the last {@code streaming.layers()} layers streamed:
+     * each is loaded onto the backend as a resident one would be, copied into the streamer's host image and freed, so
+     * at most one layer's tensors are on the device besides the slots while loading.
+     *
+     * @throws IllegalArgumentException when the streamed count is outside [0, layers] or there are fewer than 2 slots
+     */
+    public static UmT5Weights load(Backend backend, TensorSource src, DType dtype, boolean fp8, Streaming streaming) {
         UmT5Config c = configOf(src);
+        if (streaming.layers() < 0 || streaming.layers() > c.numLayers() || streaming.slots() < 2) {
+            throw new IllegalArgumentException("umT5 streaming: " + streaming.layers() + " layer(s) through "
+                    + streaming.slots() + " slot(s); expected 0 to " + c.numLayers() + " layers and at least 2 slots");
+        }
         Names n = Names.of(src);
         List<Tensor> owned = new ArrayList<>();
+        BlockStreamer streamer = null;
         try {
+            if (streaming.layers() > 0) {
+                streamer = BlockStreamer.open(backend, streamedLayout(c, dtype, fp8), streaming.layers(), streaming.slots());
+            }
             Loader l = new Loader(backend, src, dtype, fp8, owned);
             Tensor emb = l.plain(n.embedding, c.vocab(), c.dim());
             List<Layer> layers = new ArrayList<>();
@@ -144,11 +291,17 @@ public final class UmT5Weights implements AutoCloseable {
                         l.linear(n.gate(src, i), c.dimFfn(), c.dim()), l.linear(n.fc1(src, i), c.dimFfn(), c.dim()),
                         l.linear(n.fc2(src, i), c.dim(), c.dimFfn()),
                         l.plain(n.bias(src, i), c.numBuckets(), c.numHeads())));
+                if (i >= streaming.firstStreamed(c.numLayers())) {
+                    stream(streamer, i - streaming.firstStreamed(c.numLayers()), layers.removeLast(), owned);
+                    layers.add(null);
+                }
             }
             Tensor norm = l.plain(n.finalNorm(src), c.dim());
-            return new UmT5Weights(c, dtype, emb, List.copyOf(layers), norm, owned);
+            return new UmT5Weights(c, dtype, emb, java.util.Collections.unmodifiableList(layers), norm, owned, fp8,
+                    streaming, streamer);
         } catch (RuntimeException e) {
             owned.forEach(Tensor::close);
+            if (streamer != null) streamer.close();
             throw e;
         }
     }
@@ -159,7 +312,18 @@ public final class UmT5Weights implements AutoCloseable {
      * plain cast (scale 1), as {@code --fp8_t5} keeps them.
      */
     public static UmT5Weights random(Backend backend, UmT5Config c, DType dtype, boolean fp8, long seed) {
+        return random(backend, c, dtype, fp8, seed, Streaming.NONE);
+    }
+
+    /**
+     * {@link #random(Backend, UmT5Config, DType, boolean, long)} with the last layers streamed: the same values (each
+     * tensor is drawn at the same offset of the seed's stream), so a streamed and a resident encoder compare bit for
+     * bit at real size.
+     */
+    public static UmT5Weights random(Backend backend, UmT5Config c, DType dtype, boolean fp8, long seed, Streaming streaming) {
         List<Tensor> owned = new ArrayList<>();
+        BlockStreamer streamer = streaming.layers() == 0 ? null
+                : BlockStreamer.open(backend, streamedLayout(c, dtype, fp8), streaming.layers(), streaming.slots());
         long[] offset = {0};
         java.util.function.BiFunction<Shape, Float, Tensor> normal = (shape, std) -> {
             Tensor t = backend.allocate(dtype, shape);
@@ -187,15 +351,36 @@ public final class UmT5Weights implements AutoCloseable {
             w.close();
             return new Linear(null, codes, scales);
         };
-        Tensor emb = normal.apply(Shape.of(c.vocab(), c.dim()), 1f);
-        List<Layer> layers = new ArrayList<>();
-        for (int i = 0; i < c.numLayers(); i++) {
-            layers.add(new Layer(ones.apply(Shape.of(c.dim())), linear.apply(c.dimAttn(), c.dim()),
-                    linear.apply(c.dimAttn(), c.dim()), linear.apply(c.dimAttn(), c.dim()), linear.apply(c.dim(), c.dimAttn()),
-                    ones.apply(Shape.of(c.dim())), linear.apply(c.dimFfn(), c.dim()), linear.apply(c.dimFfn(), c.dim()),
-                    linear.apply(c.dim(), c.dimFfn()), normal.apply(Shape.of(c.numBuckets(), c.numHeads()), 1f)));
+        try {
+            Tensor emb = normal.apply(Shape.of(c.vocab(), c.dim()), 1f);
+            List<Layer> layers = new ArrayList<>();
+            for (int i = 0; i < c.numLayers(); i++) {
+                layers.add(new Layer(ones.apply(Shape.of(c.dim())), linear.apply(c.dimAttn(), c.dim()),
+                        linear.apply(c.dimAttn(), c.dim()), linear.apply(c.dimAttn(), c.dim()), linear.apply(c.dim(), c.dimAttn()),
+                        ones.apply(Shape.of(c.dim())), linear.apply(c.dimFfn(), c.dim()), linear.apply(c.dimFfn(), c.dim()),
+                        linear.apply(c.dim(), c.dimFfn()), normal.apply(Shape.of(c.numBuckets(), c.numHeads()), 1f)));
+                if (i >= streaming.firstStreamed(c.numLayers())) {
+                    stream(streamer, i - streaming.firstStreamed(c.numLayers()), layers.removeLast(), owned);
+                    layers.add(null);
+                }
+            }
+            return new UmT5Weights(c, dtype, emb, java.util.Collections.unmodifiableList(layers),
+                    ones.apply(Shape.of(c.dim())), owned, fp8, streaming, streamer);
+        } catch (RuntimeException e) {
+            owned.forEach(Tensor::close);
+            if (streamer != null) streamer.close();
+            throw e;
         }
-        return new UmT5Weights(c, dtype, emb, List.copyOf(layers), ones.apply(Shape.of(c.dim())), owned);
+    }
+
+    /** Copies a loaded layer's tensors into the streamer as its layer {@code streamed} and frees them. */
+    private static void stream(BlockStreamer streamer, int streamed, Layer layer, List<Tensor> owned) {
+        List<Tensor> entries = entries(layer);
+        for (int e = 0; e < entries.size(); e++) {
+            streamer.store(streamed, e, entries.get(e));
+            owned.remove(entries.get(e));
+            entries.get(e).close();
+        }
     }
 
     /** Reads tensors of one file onto the backend, converting dtypes; every tensor made goes to {@code owned}. */
@@ -284,15 +469,17 @@ public final class UmT5Weights implements AutoCloseable {
         }
     }
 
-    /** Bytes on the device. */
+    /** Bytes on the device: the resident tensors and the streamer's slots. */
     public long sizeBytes() {
-        return owned.stream().mapToLong(t -> t.numElements() * t.dtype().sizeBytes()).sum();
+        return owned.stream().mapToLong(t -> t.numElements() * t.dtype().sizeBytes()).sum()
+                + (streamer == null ? 0 : streamer.deviceBytes());
     }
 
     @Override
     public void close() {
         owned.forEach(Tensor::close);
         owned.clear();
+        if (streamer != null) streamer.close();
     }
 
     @Override

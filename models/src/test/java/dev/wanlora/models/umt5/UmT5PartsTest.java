@@ -188,7 +188,11 @@ class UmT5PartsTest {
         Files.copy(tok, release.resolve("google/umt5-xxl/tokenizer.json"));
         assertEquals(release.resolve("google/umt5-xxl/tokenizer.json"),
                 UmT5Tokenizer.locate(null, release.resolve("models_t5_umt5-xxl-enc-bf16.pth")));
-        // beside the checkpoint wins over the release folder
+        // a tokenizer/ folder beside the checkpoint wins over the release folder
+        Files.createDirectories(release.resolve("tokenizer"));
+        Files.copy(tok, release.resolve("tokenizer/tokenizer.json"));
+        assertEquals(release.resolve("tokenizer/tokenizer.json"), UmT5Tokenizer.locate(null, release.resolve("x.pth")));
+        // beside the checkpoint wins over both folders
         Files.copy(tok, release.resolve("tokenizer.json"));
         assertEquals(release.resolve("tokenizer.json"), UmT5Tokenizer.locate(null, release.resolve("x.pth")));
         var e = assertThrows(IllegalArgumentException.class, () -> UmT5Tokenizer.locate(tmp.resolve("nothing"), null));

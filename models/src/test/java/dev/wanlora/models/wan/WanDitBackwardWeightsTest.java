@@ -30,7 +30,7 @@ class WanDitBackwardWeightsTest {
 
     @BeforeAll
     static void open(@TempDir Path tmp) {
-        backend = new ProfilingBackend(new CpuBackend());
+        backend = ProfilingBackend.wrap(new CpuBackend());
         runs = new SwapRuns(backend, tmp);
     }
 

@@ -1,0 +1,302 @@
+package dev.wanlora.models.sampling;
+
+import dev.wanlora.engine.memory.MemoryPlan;
+import dev.wanlora.engine.optim.OptimizerConfig;
+import dev.wanlora.engine.stream.BlockStreamer;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.models.umt5.UmT5Config;
+import dev.wanlora.models.umt5.UmT5Weights;
+import dev.wanlora.models.wan.ComputePrecision;
+import dev.wanlora.models.wan.WanDitActivations;
+import dev.wanlora.models.wan.WanDitConfig;
+import dev.wanlora.models.wan.WanMemoryPlan;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.OptionalInt;
+
+/**
+ * The device memory of sampling (DESIGN.md §6 for {@code wanlora sample} and training's samples), phase by phase,
+ * from the settings alone. The phases run one after another and each frees what the next does not need, so a run
+ * fits when every phase fits:
+ * <ol>
+ * <li><b>encode</b>: the umT5 encoder (resident, or its last N layers streamed through {@link BlockStreamer} slots,
+ *     {@link UmT5Weights.Streaming}) and its working buffers for one 512-token prompt, plus the encoded prompts; the
+ *     encoder is closed before the DiT loads (musubi deletes T5);</li>
+ * <li><b>denoise</b>: the DiT as {@link WanMemoryPlan} counts it (resident weights, swap slots, fp8 dequantization
+ *     scratch), one LoRA (fp32 down/up, its gradient buffer, compute-dtype copies), the forward-only activations of the
+ *     largest prompt ({@link WanDitActivations#sizeBytes} of a {@link WanDitActivations.Key#forwardOnly} key), the
+ *     latent, the encoded prompts and the VAE decoder's weights (it is opened for the whole sampling phase);</li>
+ * <li><b>decode</b>: the same minus the forward-only activations (freed before each decode) plus the decoder's working
+ *     memory at the largest frame ({@code WanVae.decodeWorkingBytes}, freed after each decode).</li>
+ * </ol>
+ * CFG runs cond and uncond as two batch-1 forwards (as musubi does), so the activations are a batch-1 plan, not ×2.
+ * The caller adds what it allocates itself (the CUDA runtime, the allocation margin) as {@link Settings#others()}.
+ */
+public final class SamplingMemoryPlan {
+    private SamplingMemoryPlan() {}
+
+    /** Plan categories, in print order. */
+    public static final String T5_WEIGHTS = "umT5 weights resident";
+    public static final String T5_SLOTS = "umT5 layer slots";
+    public static final String T5_WORK = "umT5 encode buffers";
+    public static final String CONTEXTS = "encoded prompts";
+    public static final String LORA = "LoRA";
+    public static final String ACTIVATIONS = "forward-only activations";
+    public static final String LATENTS = "latents";
+    public static final String DECODER = "VAE decoder weights";
+    public static final String DECODER_WORK = "VAE decode buffers";
+
+    /**
+     * The umT5 encoder of the encode phase.
+     *
+     * @param dtype compute dtype (BF16 on the GPU, F32 on the CPU reference)
+     * @param fp8   --fp8_t5: Linear weights as fp8 codes + F32 block scales
+     * @param slots device slots of the layer ring when layers stream
+     */
+    public record TextEncoder(UmT5Config config, DType dtype, boolean fp8, int slots) {}
+
+    /**
+     * What the plan depends on.
+     *
+     * @param dit             the DiT's settings; {@code shapes} holds one forward-only key per prompt (batch 1, its
+     *                        latent frames, height, width and the largest LoRA rank)
+     * @param loraParameters  the largest LoRA's parameter count (one LoRA is loaded at a time); 0 without a LoRA
+     * @param textEncoder     the umT5 encoder, or null when the encoder is not planned (the demo's stand-ins)
+     * @param promptTokens    Σ over the distinct encoded texts of their token counts (at most 512 each)
+     * @param decoderWeightBytes  the VAE decoder's weights on the device (0 when unknown)
+     * @param decoderWorkBytes    the decoder's working memory at the largest prompt's frame (0 when unknown)
+     * @param others          categories the caller allocates, present in every phase
+     */
+    public record Settings(WanMemoryPlan.Settings dit, long loraParameters, TextEncoder textEncoder, long promptTokens,
+                           long decoderWeightBytes, long decoderWorkBytes, List<MemoryPlan.Item> others) {
+        public Settings {
+            others = List.copyOf(others);
+            for (WanDitActivations.Key k : dit.shapes()) {
+                if (!k.forwardOnly()) throw new IllegalArgumentException("SamplingMemoryPlan: shape " + k + " is not forward-only");
+            }
+        }
+
+        DType act() { return dit.precision().activationDType(); }
+    }
+
+    /** The three phases' plans; the run fits when each does. */
+    public record Phases(MemoryPlan encode, MemoryPlan denoise, MemoryPlan decode) {
+        public boolean fits(long budgetBytes) {
+            return encode.fits(budgetBytes) && denoise.fits(budgetBytes) && decode.fits(budgetBytes);
+        }
+
+        /** The largest phase total: what the run needs at its peak. */
+        public long peakBytes() {
+            return Math.max(encode.totalBytes(), Math.max(denoise.totalBytes(), decode.totalBytes()));
+        }
+
+        /** The plan as printed: each phase's lines under its name, then the peak against the budget. */
+        public List<String> format(long budgetBytes) {
+            List<String> lines = new ArrayList<>();
+            String[] names = {"encode prompts (before the DiT loads)", "denoise", "decode"};
+            MemoryPlan[] plans = {encode, denoise, decode};
+            for (int i = 0; i < plans.length; i++) {
+                lines.add(" phase " + (i + 1) + ", " + names[i] + ":");
+                lines.addAll(plans[i].format(budgetBytes));
+            }
+            lines.add(String.format(Locale.ROOT, " peak %s%s", MemoryPlan.formatBytes(peakBytes()), budgetBytes <= 0 ? ""
+                    : " of " + MemoryPlan.formatBytes(budgetBytes) + (fits(budgetBytes) ? ", fits" : ", DOES NOT FIT")));
+            return lines;
+        }
+    }
+
+    /** One configuration: DiT blocks streamed (--blocks_to_swap) and umT5 layers streamed. */
+    public record Choice(int blocksToSwap, int t5LayersStreamed) {}
+
+    /** The phases of a choice. */
+    public static Phases plan(Settings s, Choice choice) {
+        return new Phases(encodePlan(s, choice.t5LayersStreamed()), denoisePlan(s, choice.blocksToSwap(), true),
+                denoisePlan(s, choice.blocksToSwap(), false));
+    }
+
+    /** The encode phase with the last {@code layersStreamed} umT5 layers streamed. */
+    public static MemoryPlan encodePlan(Settings s, int layersStreamed) {
+        List<MemoryPlan.Item> items = new ArrayList<>();
+        TextEncoder t = s.textEncoder();
+        if (t != null) items.addAll(textEncoderItems(t, layersStreamed));
+        items.add(contexts(s));
+        items.addAll(s.others());
+        return new MemoryPlan(items);
+    }
+
+    /**
+     * The umT5 encoder's own categories for {@code layersStreamed} streamed layers: resident weights, the slot ring,
+     * the working buffers of one encode. The trainer's start-up encode can use these alone (nothing else is loaded yet).
+     */
+    public static List<MemoryPlan.Item> textEncoderItems(TextEncoder t, int layersStreamed) {
+        UmT5Config c = t.config();
+        if (layersStreamed < 0 || layersStreamed > c.numLayers()) {
+            throw new IllegalArgumentException("SamplingMemoryPlan: " + layersStreamed + " umT5 layers streamed; expected 0 to "
+                    + c.numLayers());
+        }
+        long b = t.dtype().sizeBytes();
+        long layerBytes = layerBytes(t);
+        long always = ((long) c.vocab() * c.dim() + c.dim()) * b; // token embedding, final norm
+        List<MemoryPlan.Item> items = new ArrayList<>();
+        int resident = c.numLayers() - layersStreamed;
+        items.add(new MemoryPlan.Item(T5_WEIGHTS, always + resident * layerBytes, String.format(Locale.ROOT,
+                "%d of %d layers%s; token embedding (%d × %d) and final norm %s", resident, c.numLayers(),
+                t.fp8() ? " (Linears fp8 + fp32 block scales)" : "", c.vocab(), c.dim(), shortName(t.dtype()))));
+        long slot = UmT5Weights.streamedLayout(c, t.dtype(), t.fp8()).sizeBytes();
+        items.add(new MemoryPlan.Item(T5_SLOTS, layersStreamed == 0 ? 0 : BlockStreamer.deviceBytes(
+                UmT5Weights.streamedLayout(c, t.dtype(), t.fp8()), t.slots()), layersStreamed == 0 ? "every layer resident"
+                : String.format(Locale.ROOT, "%d × %s; %d layer%s streamed from %s of pinned host memory", t.slots(),
+                MemoryPlan.formatBytes(slot), layersStreamed, layersStreamed == 1 ? "" : "s",
+                MemoryPlan.formatBytes(layersStreamed * slot))));
+        // loading a streamed layer holds its tensors on the device once before they go to the host image; the
+        // encode buffers do not exist yet then, so the phase needs the larger of the two
+        long work = encodeWorkingBytes(c, t.dtype(), t.fp8(), 512);
+        long loading = layersStreamed == 0 ? 0 : layerBytes;
+        items.add(new MemoryPlan.Item(T5_WORK, Math.max(work, loading), String.format(Locale.ROOT,
+                "one 512-token prompt: residual, q/k/v, (%d, 512, 512) bias, FFN hidden%s%s", c.numHeads(),
+                t.fp8() ? ", one dequantized Linear" : "", loading > work ? "; loading one streamed layer needs more" : "")));
+        return items;
+    }
+
+    /** The smallest number of streamed umT5 layers whose encode phase fits, or empty when none does. */
+    public static OptionalInt smallestFittingT5Streaming(Settings s, long budgetBytes) {
+        int layers = s.textEncoder() == null ? 0 : s.textEncoder().config().numLayers();
+        return MemoryPlan.smallestFitting(0, layers, n -> encodePlan(s, n), budgetBytes);
+    }
+
+    /** The smallest --blocks_to_swap whose denoise and decode phases fit, or empty when none does. */
+    public static OptionalInt smallestFittingSwap(Settings s, long budgetBytes) {
+        for (int n = 0; n < s.dit().config().numLayers(); n++) {
+            if (denoisePlan(s, n, true).fits(budgetBytes) && denoisePlan(s, n, false).fits(budgetBytes)) return OptionalInt.of(n);
+        }
+        return OptionalInt.empty();
+    }
+
+    /** The denoise phase ({@code denoising}) or the decode phase with {@code blocksToSwap} DiT blocks streamed. */
+    static MemoryPlan denoisePlan(Settings s, int blocksToSwap, boolean denoising) {
+        MemoryPlan dit = WanMemoryPlan.plan(s.dit(), blocksToSwap);
+        List<MemoryPlan.Item> items = new ArrayList<>();
+        for (String category : List.of(WanMemoryPlan.WEIGHTS, WanMemoryPlan.SWAP_SLOTS, WanMemoryPlan.DEQUANTIZATION)) {
+            for (MemoryPlan.Item i : dit.items()) if (i.category().equals(category)) items.add(i);
+        }
+        items.add(lora(s));
+        WanDitActivations.Key largest = largestShape(s);
+        long tokens = (long) largest.frames() * (largest.height() / 2) * (largest.width() / 2);
+        items.add(new MemoryPlan.Item(ACTIVATIONS, denoising ? forwardOnlyBytes(s) : 0, denoising
+                ? String.format(Locale.ROOT, "batch 1 at %d latent frames × %d × %d (%d tokens); CFG runs cond and uncond"
+                        + " one after the other", largest.frames(), largest.height(), largest.width(), tokens)
+                : "freed before the decode"));
+        long latent = 16L * largest.frames() * largest.height() * largest.width() * Float.BYTES;
+        items.add(new MemoryPlan.Item(LATENTS, denoising ? 2 * latent : latent, denoising
+                ? "the sample x_k and its noise, fp32" : "the denoised latent, fp32"));
+        items.add(contexts(s));
+        items.add(new MemoryPlan.Item(DECODER, s.decoderWeightBytes(), s.decoderWeightBytes() == 0 ? "not counted"
+                : "decoder and conv2, opened for the sampling phase"));
+        items.add(new MemoryPlan.Item(DECODER_WORK, denoising ? 0 : s.decoderWorkBytes(), denoising ? "not yet allocated"
+                : s.decoderWorkBytes() == 0 ? "not counted" : "frame caches and one chunk's buffers at the largest frame,"
+                + " flat in the frame count"));
+        items.addAll(s.others());
+        return new MemoryPlan(items);
+    }
+
+    /**
+     * What sampling adds to a training run's device plan (training's weights, LoRA, optimizer and activation plans stay
+     * allocated while it samples): the encoded prompts, the decoder's weights, and the larger of the forward-only
+     * activations (denoise) and the decoder's working memory (decode), since each is freed before the other is made.
+     * The prompts are encoded before the DiT loads, so the encoder is planned apart: {@link #textEncoderItems}.
+     */
+    public static MemoryPlan.Item duringTraining(Settings s) {
+        long activations = forwardOnlyBytes(s);
+        long peak = Math.max(activations, s.decoderWorkBytes());
+        WanDitActivations.Key largest = largestShape(s);
+        return new MemoryPlan.Item("sampling", contexts(s).bytes() + s.decoderWeightBytes() + peak, String.format(Locale.ROOT,
+                "%s + VAE decoder %s + the larger of forward-only activations at %d×%d×%d latent (%s) and the decode"
+                        + " buffers (%s)", MemoryPlan.formatBytes(contexts(s).bytes()) + " encoded prompts",
+                MemoryPlan.formatBytes(s.decoderWeightBytes()), largest.frames(), largest.height(), largest.width(),
+                MemoryPlan.formatBytes(activations), MemoryPlan.formatBytes(s.decoderWorkBytes())));
+    }
+
+    /**
+     * Device bytes {@code UmT5Encoder.encode} allocates for one sequence of {@code length} tokens (and the full output
+     * it returns): ids, mask, bucket table and norm statistics F32; residual, normed, projection and output (L, C);
+     * q, k, v, attention (L, dimAttn); the (N, L, L) bias; gate and hidden (L, dimFfn); with fp8 the largest Linear
+     * dequantized. Compute-dtype elements are b bytes.
+     */
+    public static long encodeWorkingBytes(UmT5Config c, DType dtype, boolean fp8, int length) {
+        long b = dtype.sizeBytes(), l = length;
+        long f32 = (3 * l + 2 * l - 1) * Float.BYTES;
+        long stream = 4 * l * c.dim() * b + 4 * l * c.dimAttn() * b + (long) c.numHeads() * l * l * b
+                + 2 * l * c.dimFfn() * b;
+        long dequant = fp8 ? Math.max((long) c.dimAttn() * c.dim(), (long) c.dimFfn() * c.dim()) * b : 0;
+        return f32 + stream + dequant;
+    }
+
+    /** One umT5 layer's tensors as the device holds them resident (no alignment padding). */
+    private static long layerBytes(TextEncoder t) {
+        long n = 0;
+        for (var e : UmT5Weights.streamedLayout(t.config(), t.dtype(), t.fp8()).entries()) n += e.sizeBytes();
+        return n;
+    }
+
+    private static MemoryPlan.Item contexts(Settings s) {
+        long width = s.dit().config().textDim();
+        // on the GPU the contexts are kept in the encoder's compute dtype (bf16); the CPU reference keeps F32
+        long b = s.textEncoder() == null ? s.act().sizeBytes() : s.textEncoder().dtype().sizeBytes();
+        return new MemoryPlan.Item(CONTEXTS, s.promptTokens() * width * b, String.format(Locale.ROOT,
+                "at most %,d tokens × %d, kept for the run", s.promptTokens(), width));
+    }
+
+    private static MemoryPlan.Item lora(Settings s) {
+        long p = s.loraParameters();
+        long computeCopies = s.act() == DType.F32 ? 0 : p * s.act().sizeBytes();
+        return new MemoryPlan.Item(LORA, p * 2 * Float.BYTES + computeCopies, p == 0 ? "none: the base model"
+                : String.format(Locale.ROOT, "%,d parameters (the largest --lora): fp32 weights and their gradient"
+                        + " buffer%s; one LoRA at a time", p, computeCopies == 0 ? "" : ", " + shortName(s.act()) + " copies"));
+    }
+
+    private static long forwardOnlyBytes(Settings s) {
+        long max = 0;
+        for (WanDitActivations.Key k : s.dit().shapes()) {
+            max = Math.max(max, WanDitActivations.sizeBytes(s.dit().config(), s.dit().precision(), k));
+        }
+        return max;
+    }
+
+    private static WanDitActivations.Key largestShape(Settings s) {
+        WanDitActivations.Key best = s.dit().shapes().getFirst();
+        for (WanDitActivations.Key k : s.dit().shapes()) {
+            if (WanDitActivations.sizeBytes(s.dit().config(), s.dit().precision(), k)
+                    > WanDitActivations.sizeBytes(s.dit().config(), s.dit().precision(), best)) best = k;
+        }
+        return best;
+    }
+
+    /**
+     * The DiT settings for sampling: {@code shapes} are the prompts' latent (frames, height, width), each a batch-1
+     * forward-only key with {@code loraRank} (0 without a LoRA). The optimizer is irrelevant to sampling (its items are
+     * not used); AdamW fills the field.
+     */
+    public static WanMemoryPlan.Settings ditSettings(WanDitConfig config, ComputePrecision precision,
+                                                     dev.wanlora.models.wan.WanDitWeights.Quantization quantization,
+                                                     boolean keepsFp8Codes, DType checkpointDType, List<int[]> shapes,
+                                                     int loraRank, int swapSlots) {
+        List<WanDitActivations.Key> keys = new ArrayList<>();
+        for (int[] fhw : shapes) {
+            WanDitActivations.Key k = WanDitActivations.Key.forwardOnly(1, fhw[0], fhw[1], fhw[2], loraRank);
+            if (!keys.contains(k)) keys.add(k);
+        }
+        return new WanMemoryPlan.Settings(config, precision, quantization, keepsFp8Codes, checkpointDType, keys,
+                OptimizerConfig.adamw(), swapSlots, List.of());
+    }
+
+    private static String shortName(DType t) {
+        return switch (t) {
+            case BF16 -> "bf16";
+            case F32 -> "fp32";
+            case F16 -> "fp16";
+            default -> t.torchName();
+        };
+    }
+}

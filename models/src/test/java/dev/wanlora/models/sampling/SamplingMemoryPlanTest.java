@@ -1,0 +1,123 @@
+package dev.wanlora.models.sampling;
+
+import dev.wanlora.engine.memory.MemoryPlan;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.models.umt5.UmT5Config;
+import dev.wanlora.models.wan.ComputePrecision;
+import dev.wanlora.models.wan.WanDitActivations;
+import dev.wanlora.models.wan.WanDitConfig;
+import dev.wanlora.models.wan.WanDitWeights.Quantization;
+import dev.wanlora.models.wan.WanMemoryPlan;
+import dev.wanlora.models.wan.vae.WanVae;
+import dev.wanlora.models.wan.vae.WanVaeConfig;
+import org.junit.jupiter.api.Test;
+
+import java.util.List;
+import java.util.OptionalInt;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/** The sampling memory plan at the release sizes: 14B DiT, umT5-XXL, the Wan 2.1 VAE, 832×480×81. */
+class SamplingMemoryPlanTest {
+
+    private static final long GIB = 1L << 30;
+    /** 832×480×81: 21 latent frames of 60×104. */
+    private static final List<int[]> SHAPES = List.of(new int[] {21, 60, 104}, new int[] {1, 32, 32});
+
+    private static SamplingMemoryPlan.Settings settings(boolean fp8T5, Quantization q, int loraRank) {
+        WanDitConfig c = WanDitConfig.t2v14B();
+        WanMemoryPlan.Settings dit = SamplingMemoryPlan.ditSettings(c, ComputePrecision.BF16_MUSUBI, q, true, DType.BF16,
+                SHAPES, loraRank, 2);
+        long loraParams = loraRank == 0 ? 0 : loraRank * 40L * (8 * (5120 + 5120) + 2 * (5120 + 13824));
+        WanVaeConfig vae = WanVaeConfig.wan21();
+        long decoderWeights = 100_000_000L; // stands in for the decoder's parameter bytes (read from --vae in the CLI)
+        return new SamplingMemoryPlan.Settings(dit, loraParams,
+                new SamplingMemoryPlan.TextEncoder(UmT5Config.xxl(), DType.BF16, fp8T5, 2), 2 * 120,
+                decoderWeights, WanVae.decodeWorkingBytes(vae, 60, 104, DType.BF16),
+                List.of(new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES, "estimated")));
+    }
+
+    @Test
+    void residentUmT5IsItsParameters() {
+        // every layer resident: embedding + 24 layers + final norm = the parameter count, in bf16 = 10.58 GiB (the
+        // brief's measured 10.6 GiB); with --fp8_t5: the bf16 embedding (1.96 GiB), fp8 Linears (4.31 GiB), bf16 norms
+        // and bias tables, fp32 block scales (1/64 of the Linears × 4 bytes = 0.27 GiB) = 6.54 GiB (measured: 6.6 GiB)
+        UmT5Config c = UmT5Config.xxl();
+        long bf16 = SamplingMemoryPlan.textEncoderItems(new SamplingMemoryPlan.TextEncoder(c, DType.BF16, false, 2), 0)
+                .getFirst().bytes();
+        assertEquals(2 * c.parameterCount(), bf16);
+        long fp8 = SamplingMemoryPlan.textEncoderItems(new SamplingMemoryPlan.TextEncoder(c, DType.BF16, true, 2), 0)
+                .getFirst().bytes();
+        long linears = 24L * (4L * 4096 * 4096 + 3L * 4096 * 10240);
+        long rest = c.parameterCount() - linears;
+        assertEquals(2 * rest + linears + linears / 64 * 4, fp8);
+        assertEquals(10.58, bf16 / (double) GIB, 0.01);
+        assertEquals(6.54, fp8 / (double) GIB, 0.01);
+    }
+
+    @Test
+    void umT5StreamsJustEnoughLayersToFit() {
+        SamplingMemoryPlan.Settings s = settings(false, Quantization.FP8_SCALED, 32);
+        // resident it needs ~11.5 GiB with its buffers and the runtime: fits 12G, not 8G
+        assertEquals(OptionalInt.of(0), SamplingMemoryPlan.smallestFittingT5Streaming(s, 12 * GIB));
+        OptionalInt n = SamplingMemoryPlan.smallestFittingT5Streaming(s, 8 * GIB);
+        assertTrue(n.isPresent() && n.getAsInt() > 0 && n.getAsInt() < 24, "streamed layers " + n);
+        assertTrue(SamplingMemoryPlan.encodePlan(s, n.getAsInt()).fits(8 * GIB));
+        assertFalse(SamplingMemoryPlan.encodePlan(s, n.getAsInt() - 1).fits(8 * GIB));
+        // all 24 streamed: the embedding (1.96 GiB), 2 slots of 368 MiB, buffers: fits 4 GiB
+        MemoryPlan all = SamplingMemoryPlan.encodePlan(s, 24);
+        assertEquals(2 * dev.wanlora.models.umt5.UmT5Weights.streamedLayout(UmT5Config.xxl(), DType.BF16, false).sizeBytes(),
+                all.bytesOf(SamplingMemoryPlan.T5_SLOTS));
+        assertTrue(all.fits(4 * GIB), all.format(4 * GIB).toString());
+        all.format(4 * GIB).forEach(System.out::println);
+    }
+
+    @Test
+    void phasesAndSwapUnder24G() {
+        SamplingMemoryPlan.Settings s = settings(false, Quantization.FP8_SCALED, 32);
+        long budget = 24 * GIB;
+        OptionalInt swap = SamplingMemoryPlan.smallestFittingSwap(s, budget);
+        assertTrue(swap.isPresent(), "some --blocks_to_swap fits 24G");
+        int t5 = SamplingMemoryPlan.smallestFittingT5Streaming(s, budget).orElseThrow();
+        SamplingMemoryPlan.Phases p = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap.getAsInt(), t5));
+        assertTrue(p.fits(budget));
+        p.format(budget).forEach(System.out::println);
+        if (swap.getAsInt() > 0) {
+            assertFalse(SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap.getAsInt() - 1, t5)).fits(budget));
+        }
+        // the denoise phase holds the activations, the decode phase the decoder's buffers, never both
+        assertEquals(0, p.denoise().bytesOf(SamplingMemoryPlan.DECODER_WORK));
+        assertEquals(0, p.decode().bytesOf(SamplingMemoryPlan.ACTIVATIONS));
+        long act = WanDitActivations.sizeBytes(WanDitConfig.t2v14B(), ComputePrecision.BF16_MUSUBI,
+                WanDitActivations.Key.forwardOnly(1, 21, 60, 104, 32));
+        assertEquals(act, p.denoise().bytesOf(SamplingMemoryPlan.ACTIVATIONS));
+        assertEquals(p.peakBytes(), Math.max(p.encode().totalBytes(), Math.max(p.denoise().totalBytes(), p.decode().totalBytes())));
+        // the DiT's items are WanMemoryPlan's for the same swap count
+        MemoryPlan dit = WanMemoryPlan.plan(s.dit(), swap.getAsInt());
+        assertEquals(dit.bytesOf(WanMemoryPlan.WEIGHTS), p.denoise().bytesOf(WanMemoryPlan.WEIGHTS));
+        assertEquals(dit.bytesOf(WanMemoryPlan.SWAP_SLOTS), p.decode().bytesOf(WanMemoryPlan.SWAP_SLOTS));
+    }
+
+    @Test
+    void duringTrainingAddsTheLargerOfActivationsAndDecode() {
+        SamplingMemoryPlan.Settings s = settings(false, Quantization.NONE, 16);
+        MemoryPlan.Item item = SamplingMemoryPlan.duringTraining(s);
+        long act = WanDitActivations.sizeBytes(WanDitConfig.t2v14B(), ComputePrecision.BF16_MUSUBI,
+                WanDitActivations.Key.forwardOnly(1, 21, 60, 104, 16));
+        long contexts = 240L * 4096 * 2;
+        assertEquals(contexts + s.decoderWeightBytes() + Math.max(act, s.decoderWorkBytes()), item.bytes());
+        System.out.println(item);
+    }
+
+    @Test
+    void encodeBuffersByHand() {
+        // a tiny encoder, f32, L = 4: f32 ids/mask/stats 3·4 + buckets 7 = 19 floats; residual, normed, projection and
+        // output 4·(4·8); q, k, v, attention 4·(4·8); bias 2·4·4; gate, hidden 2·(4·16): 128 + 128 + 32 + 128 = 416
+        UmT5Config c = new UmT5Config(10, 8, 8, 16, 2, 1, 32, 128);
+        assertEquals((19 + 416) * 4L, SamplingMemoryPlan.encodeWorkingBytes(c, DType.F32, false, 4));
+        // fp8 adds the largest Linear dequantized: 16·8 floats
+        assertEquals((19 + 416 + 128) * 4L, SamplingMemoryPlan.encodeWorkingBytes(c, DType.F32, true, 4));
+    }
+}
