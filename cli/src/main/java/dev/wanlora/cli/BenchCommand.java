@@ -4,11 +4,8 @@ import dev.wanlora.cli.train.BenchRun;
 import dev.wanlora.cli.train.CheckpointAttention;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.backend.ProfilingBackend.OpTime;
-import dev.wanlora.engine.cuda.CudaBackend;
-import dev.wanlora.engine.cuda.CudaContext;
-import dev.wanlora.engine.cuda.CudaException;
-import dev.wanlora.engine.cuda.DeviceBuffer;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.models.wan.WanDitActivations;
@@ -177,7 +174,7 @@ public final class BenchCommand implements Callable<Integer> {
         }
         Quantization quantization = quantization();
         try (Backend backend = openBackend()) {
-            String card = backend instanceof CudaBackend cuda ? cuda.context().deviceName() : "cpu";
+            String card = backend.device().name();
             long built = System.nanoTime();
             WanDitActivations.Offload offload = gradientCheckpointing && cpuOffload
                     ? new WanDitActivations.Offload(config.numLayers() + 1, 0, WanMemoryPlan.OFFLOAD_RING_SLOTS)
@@ -188,8 +185,8 @@ public final class BenchCommand implements Callable<Integer> {
             try (BenchRun run = BenchRun.open(backend, settings)) {
                 backend.synchronize();
                 out.printf(Locale.ROOT, "%s random weights (%s) on %s built in %.1f s%s%n", task, label(quantization),
-                        backend.name(), (System.nanoTime() - built) / 1e9, backend instanceof CudaBackend
-                                ? String.format(Locale.ROOT, "; %.1f GiB allocated", gib(DeviceBuffer.liveBytes())) : "");
+                        backend.name(), (System.nanoTime() - built) / 1e9, backend.device().hasDeviceMemory()
+                                ? String.format(Locale.ROOT, "; %.1f GiB allocated", gib(backend.device().memory().liveBytes())) : "");
                 out.flush();
                 for (Resolution r : checked) bench(out, run, backend, card, quantization, r);
             }
@@ -209,10 +206,11 @@ public final class BenchCommand implements Callable<Integer> {
         Resolution largest = checked.stream().max(Comparator.comparingLong(r -> (long) r.width() * r.height())).orElseThrow();
         int latentFrames = (frames - 1) / 4 + 1;
         Shape latent = Shape.of(batchSize, s.config().inChannels(), latentFrames, largest.latentHeight(), largest.latentWidth());
-        boolean onGpu = backend instanceof CudaBackend;
+        DeviceFacts device = backend.device();
+        boolean onGpu = device.hasDeviceMemory();
         WanMemoryPlan.Settings base = BenchRun.planSettings(s, latent, false, onGpu);
-        long runtime = backend instanceof CudaBackend cuda ? BenchRun.runtimeBytes(cuda) : 0;
-        long total = backend instanceof CudaBackend cuda ? cuda.context().totalMemoryBytes() : 0;
+        long runtime = onGpu ? BenchRun.runtimeBytes(device) : 0;
+        long total = device.totalMemoryBytes();
         long budget = s.budgetBytes() > 0 ? (total > 0 ? Math.min(total, s.budgetBytes()) : s.budgetBytes()) : total;
         List<MemoryPlan.Item> others = new ArrayList<>(base.others());
         others.add(new MemoryPlan.Item("CUDA runtime + margin", runtime, "driver-held now, plus the allocation margin"));
@@ -258,7 +256,7 @@ public final class BenchCommand implements Callable<Integer> {
             run.shape(batchSize, latentFrames, r.latentHeight(), r.latentWidth(), textRows);
             if (warmup > 0) run.steps(warmup);
             List<BenchRun.StepTime> times = run.steps(steps);
-            long peak = backend instanceof CudaBackend ? DeviceBuffer.peakLiveBytes() : -1;
+            long peak = backend.device().hasDeviceMemory() ? backend.device().memory().peakLiveBytes() : -1;
             double[] seconds = times.stream().mapToDouble(BenchRun.StepTime::seconds).sorted().toArray();
             String memory = (peak < 0 ? "peak n/a on the cpu" : String.format(Locale.ROOT, "peak %.2f GiB", gib(peak)))
                     + String.format(Locale.ROOT, " (plan %.2f GiB)", gib(run.plan().totalBytes()))
@@ -270,10 +268,10 @@ public final class BenchCommand implements Callable<Integer> {
             double[] update = times.stream().mapToDouble(BenchRun.StepTime::updateMillis).sorted().toArray();
             double[] loss = times.stream().mapToDouble(BenchRun.StepTime::loss).toArray();
             out.printf(Locale.ROOT, "  per step (median, %s time): batch+forward+backward %.1f ms, clip+update %.1f ms;"
-                            + " loss %.4f..%.4f%s%n", backend instanceof CudaBackend ? "device" : "host", median(model),
+                            + " loss %.4f..%.4f%s%n", backend.device().hasDeviceMemory() ? "device" : "host", median(model),
                     median(update), Arrays.stream(loss).min().orElse(Double.NaN), Arrays.stream(loss).max().orElse(Double.NaN),
                     driverMemory(backend));
-            if (backend instanceof CudaBackend) {
+            if (backend.device().hasDeviceMemory()) {
                 out.printf(Locale.ROOT, "  device allocations (cuMemAlloc) during the %d timed steps: %d%n", steps,
                         run.deviceAllocationsInLastSteps());
             }
@@ -281,8 +279,8 @@ public final class BenchCommand implements Callable<Integer> {
                 out.println("  warning: a loss was not finite (random weights); the timing is still that of a step");
             }
             if (topOps > 0) profile(out, run.profiledStep());
-        } catch (CudaException e) {
-            if (e.status() != 2) throw e; // CUDA_ERROR_OUT_OF_MEMORY
+        } catch (RuntimeException e) {
+            if (!Backends.isOutOfDeviceMemory(e)) throw e;
             out.println(head + ": out of GPU memory (" + e.getMessage() + ")  [" + card + "]");
         } finally {
             run.dit().releaseActivations();
@@ -338,9 +336,9 @@ public final class BenchCommand implements Callable<Integer> {
     }
 
     private static String driverMemory(Backend backend) {
-        if (!(backend instanceof CudaBackend cuda)) return "";
-        CudaContext c = cuda.context();
-        return String.format(Locale.ROOT, "; driver reports %.1f GiB in use", gib(c.totalMemoryBytes() - c.freeMemoryBytes()));
+        DeviceFacts device = backend.device();
+        if (!device.hasDeviceMemory()) return "";
+        return String.format(Locale.ROOT, "; driver reports %.1f GiB in use", gib(device.usedBytes()));
     }
 
     private WanDitConfig config() {
@@ -384,7 +382,7 @@ public final class BenchCommand implements Callable<Integer> {
                     + " hours); use --backend cuda, or --task tiny for a smoke test");
         }
         if (backendName.equals("cuda")) {
-            String reason = CudaContext.unavailableReason();
+            String reason = Backends.gpuUnavailableReason();
             if (reason != null) {
                 throw new UserError("--backend cuda: no usable GPU (" + reason + "); run on a machine with an NVIDIA GPU,"
                         + " or --task tiny --backend cpu for a smoke test");

@@ -8,8 +8,6 @@ import dev.wanlora.cli.sampling.SampleRunner;
 import dev.wanlora.cli.sampling.SampleNames;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
-import dev.wanlora.engine.cpu.CpuBackend;
-import dev.wanlora.engine.cuda.CudaContext;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsException;
 import dev.wanlora.engine.tensor.DType;
@@ -145,7 +143,7 @@ public final class SampleCommand implements Callable<Integer> {
             SampleRunner.Settings settings = new SampleRunner.Settings(kind, fps, outputDir, outputName);
             try (SampleRunner runner = SampleRunner.prepare(backend, list, models, settings, config.textDim(), out, false);
                  WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision, quantization(),
-                         backend instanceof CpuBackend,
+                         !backend.device().keepsFp8Quantized(),
                          new WanDitWeights.BlockSwap(blocksToSwap, 2));
                  WanDit model = new WanDit(backend, config, weights, precision, false)) {
                 out.printf(Locale.ROOT, "model: %s, %d blocks, dim %d, %s%n", dit.getFileName(), config.numLayers(),
@@ -181,7 +179,7 @@ public final class SampleCommand implements Callable<Integer> {
         try {
             String name = backendName;
             if (name.equals("auto")) {
-                String reason = CudaContext.unavailableReason();
+                String reason = Backends.gpuUnavailableReason();
                 name = reason == null ? "cuda" : "cpu";
                 if (reason != null) out.println("info: no usable GPU (" + reason + "); sampling on the CPU");
             }

@@ -2,7 +2,6 @@ package dev.wanlora.cli.sampling;
 
 import dev.wanlora.cli.UserError;
 import dev.wanlora.engine.backend.Backend;
-import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.io.PthException;
 import dev.wanlora.engine.io.PthFile;
 import dev.wanlora.engine.io.SafeTensors;
@@ -46,7 +45,7 @@ final class CheckpointSampleModels implements SampleModels {
         this.vae = vae;
     }
 
-    private static DType dtype(Backend backend) { return backend instanceof CpuBackend ? DType.F32 : DType.BF16; }
+    private static DType dtype(Backend backend) { return backend.device().storesFp32() ? DType.F32 : DType.BF16; }
 
     /** Files and the tokenizer, before any work (the models themselves load when sampling needs them). */
     @Override

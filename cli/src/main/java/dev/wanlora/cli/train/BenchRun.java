@@ -2,11 +2,9 @@ package dev.wanlora.cli.train;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.backend.ProfilingBackend;
 import dev.wanlora.engine.backend.Timeline;
-import dev.wanlora.engine.cpu.CpuBackend;
-import dev.wanlora.engine.cuda.CudaBackend;
-import dev.wanlora.engine.cuda.DeviceBuffer;
 import dev.wanlora.engine.flow.TimestepSampler;
 import dev.wanlora.engine.flow.TimestepSampling;
 import dev.wanlora.engine.optim.GradClip;
@@ -15,7 +13,6 @@ import dev.wanlora.engine.optim.OptimizerConfig;
 import dev.wanlora.engine.random.RandomSource;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.stream.BlockStreamer;
-import dev.wanlora.engine.cuda.CudaAttention;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.models.lora.LoraNetwork;
@@ -96,10 +93,9 @@ public final class BenchRun implements AutoCloseable {
     private BenchRun(ProfilingBackend backend, Settings s) {
         this.backend = backend;
         this.settings = s;
-        boolean isCpu = backend.inner() instanceof CpuBackend;
         ComputePrecision precision = ComputePrecision.BF16_MUSUBI;
         // The CPU stores fp8 weights dequantized, as wanlora train loads them there.
-        this.weights = WanDitWeights.random(backend, s.config(), precision, s.quantization(), isCpu,
+        this.weights = WanDitWeights.random(backend, s.config(), precision, s.quantization(), !backend.device().keepsFp8Quantized(),
                 new WanDitWeights.BlockSwap(s.blocksToSwap(), BlockStreamer.DEFAULT_SLOTS), s.seed());
         this.dit = new WanDit(backend, s.config(), weights, precision, s.gradientCheckpointing());
         dit.offloadActivations(s.offload());
@@ -146,9 +142,10 @@ public final class BenchRun implements AutoCloseable {
         dit.releaseActivations();
         WanDitConfig c = settings.config();
         latentShape = Shape.of(batch, c.inChannels(), latentFrames, latentHeight, latentWidth);
-        boolean fits = !(backend.inner() instanceof CudaBackend cuda)
-                || plan(true).fits(settings.budgetBytes() > 0 ? settings.budgetBytes() - runtimeBytes(cuda)
-                : cuda.context().freeMemoryBytes() + DeviceBuffer.liveBytes());
+        DeviceFacts device = backend.device();
+        boolean fits = !device.hasDeviceMemory()
+                || plan(true).fits(settings.budgetBytes() > 0 ? settings.budgetBytes() - runtimeBytes(device)
+                : device.memory().freeBytes() + device.memory().liveBytes());
         dit.savesAttentionOutputs(settings.checkpointAttention().resolve(fits));
         SplittableRandom random = new SplittableRandom(settings.seed());
         latents = new ArrayList<>();
@@ -159,7 +156,7 @@ public final class BenchRun implements AutoCloseable {
             texts.add(new LoadedTensor(text, normals(random, text.numElements())));
         }
         backend.synchronize();
-        if (backend.inner() instanceof CudaBackend) DeviceBuffer.resetPeakLiveBytes();
+        backend.device().memory().resetPeakLiveBytes();
     }
 
     /** Runs {@code count} steps back to back and times each (the first ones of a new shape include its planning). */
@@ -167,7 +164,7 @@ public final class BenchRun implements AutoCloseable {
         long[] startNanos = new long[count + 1];
         double[] loss = new double[count];
         phases.reset();
-        long allocations = DeviceBuffer.allocationCount();
+        long allocations = backend.device().memory().allocationCount();
         for (int i = 0; i < count; i++) {
             startNanos[i] = System.nanoTime();
             phases.mark();
@@ -175,7 +172,7 @@ public final class BenchRun implements AutoCloseable {
         }
         backend.synchronize(); // the last step's update is still queued
         startNanos[count] = System.nanoTime();
-        allocationsInLastSteps = DeviceBuffer.allocationCount() - allocations;
+        allocationsInLastSteps = backend.device().memory().allocationCount() - allocations;
         List<StepTime> times = new ArrayList<>();
         for (int i = 0; i < count; i++) {
             times.add(new StepTime((startNanos[i + 1] - startNanos[i]) / 1e9, loss[i],
@@ -196,7 +193,7 @@ public final class BenchRun implements AutoCloseable {
     public boolean savesAttentionOutputs() { return dit.savesAttentionOutputs(); }
 
     private MemoryPlan plan(boolean savesAttention) {
-        var s = planSettings(settings, latentShape, savesAttention, backend.inner() instanceof CudaBackend);
+        var s = planSettings(settings, latentShape, savesAttention, backend.device().hasDeviceMemory());
         return WanMemoryPlan.plan(s, new WanMemoryPlan.Choice(settings.blocksToSwap(), settings.offload()));
     }
 
@@ -214,7 +211,7 @@ public final class BenchRun implements AutoCloseable {
         List<MemoryPlan.Item> others = new ArrayList<>();
         others.add(new MemoryPlan.Item("batch inputs", BatchTensors.sizeBytes(latent), ""));
         if (onGpu) {
-            others.add(new MemoryPlan.Item("attention workspace", CudaAttention.backwardWorkspaceBytes(d[0], c.numHeads(), tokens), ""));
+            others.add(new MemoryPlan.Item("attention workspace", DeviceFacts.attentionWorkspaceBytes(d[0], c.numHeads(), tokens), ""));
         }
         return new WanMemoryPlan.Settings(c, ComputePrecision.BF16_MUSUBI, settings.quantization(), onGpu, DType.BF16,
                 List.of(key), OptimizerConfig.fromFlags(settings.optimizerType(), List.of()), BlockStreamer.DEFAULT_SLOTS, others);
@@ -224,9 +221,8 @@ public final class BenchRun implements AutoCloseable {
      * What the driver holds besides wanlora's own allocations, as --max_vram counts it: the context and libraries in
      * use (total − free − our live bytes) plus the plan's allocation margin.
      */
-    public static long runtimeBytes(CudaBackend cuda) {
-        var ctx = cuda.context();
-        return ctx.totalMemoryBytes() - ctx.freeMemoryBytes() - DeviceBuffer.liveBytes() + WanMemoryPlan.ALLOCATION_MARGIN_BYTES;
+    public static long runtimeBytes(DeviceFacts device) {
+        return device.usedBytes() - device.memory().liveBytes() + WanMemoryPlan.ALLOCATION_MARGIN_BYTES;
     }
 
     /** Device allocations (cuMemAlloc calls) during the last {@link #steps} call: 0 in a steady state (DESIGN.md §4). */

@@ -5,11 +5,7 @@ import dev.wanlora.cli.UserError;
 import dev.wanlora.cli.sampling.SampleModels;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
-import dev.wanlora.engine.cpu.CpuBackend;
-import dev.wanlora.engine.cuda.CudaAttention;
-import dev.wanlora.engine.cuda.CudaBackend;
-import dev.wanlora.engine.cuda.CudaContext;
-import dev.wanlora.engine.cuda.CudaException;
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.flow.TimestepSampler;
 import dev.wanlora.engine.flow.TimestepSampling;
 import dev.wanlora.engine.io.SafeTensors;
@@ -163,8 +159,8 @@ final class Trainer {
         try (Backend b = openBackend(); TrainSampling closeSampling = sampling) {
             backend = b;
             return train(resumed);
-        } catch (CudaException e) {
-            if (e.status() != CUDA_ERROR_OUT_OF_MEMORY) throw e;
+        } catch (RuntimeException e) {
+            if (!Backends.isOutOfDeviceMemory(e)) throw e;
             throw new UserError("out of GPU memory while " + phase + " (" + e.getMessage() + "); "
                     + memoryAdvice(), e);
         } catch (OutOfMemoryError e) {
@@ -238,9 +234,6 @@ final class Trainer {
             return null;
         }
     }
-
-    /** CUresult CUDA_ERROR_OUT_OF_MEMORY. */
-    private static final int CUDA_ERROR_OUT_OF_MEMORY = 2;
 
     private int train(TrainState resumed) {
         phase = "reading the dataset";
@@ -332,7 +325,7 @@ final class Trainer {
     }
 
     private Backend openBackend() {
-        String reason = o.backend.equals("cpu") ? null : CudaContext.unavailableReason();
+        String reason = o.backend.equals("cpu") ? null : Backends.gpuUnavailableReason();
         if (o.backend.equals("cuda") && reason != null) {
             throw new UserError("--backend cuda: no usable GPU (" + reason + "); use --backend cpu or run on a machine"
                     + " with an NVIDIA GPU and driver");
@@ -346,6 +339,16 @@ final class Trainer {
         if (o.backend.equals("auto") && reason != null) out.println("info: no usable GPU (" + reason + "); training on the CPU");
         out.println("backend: " + b.name());
         return b;
+    }
+
+    /** The run's backend is a GPU with memory to budget (false under --dry_run --max_vram, where none is opened). */
+    private boolean onGpu() {
+        return backend != null && backend.device().hasDeviceMemory();
+    }
+
+    /** The run's backend stores fp32 (the CPU reference). */
+    private boolean storesFp32() {
+        return backend != null && backend.device().storesFp32();
     }
 
     private CacheDataset discover(Path config, String flag) {
@@ -415,7 +418,7 @@ final class Trainer {
             try (LoadProgress progress = LoadProgress.start(out, ProgressDisplay.isTerminal() && !isLinePerStep,
                     o.dit.getFileName().toString(), WanDitWeights.loadBytes(checkpoint))) {
                 return WanDitWeights.load(backend, checkpoint, modelConfig, precision, quantization(),
-                        backend instanceof CpuBackend, swap, progress);
+                        !backend.device().keepsFp8Quantized(), swap, progress);
             }
         } catch (IllegalArgumentException | SafeTensorsException e) {
             throw new UserError(e.getMessage(), e);
@@ -441,7 +444,7 @@ final class Trainer {
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), e);
         }
-        boolean plansForGpu = o.dry_run || !(backend instanceof CpuBackend);
+        boolean plansForGpu = o.dry_run || !storesFp32();
         List<WanDitActivations.Key> shapes = inputShapes(loraRankForPlan(), false);
         WanMemoryPlan.Settings without = new WanMemoryPlan.Settings(modelConfig, precision, quantization(),
                 plansForGpu, blockDType, shapes, optimizerConfig, o.block_swap_ring_size, callerMemory(shapes, precision));
@@ -483,7 +486,7 @@ final class Trainer {
                 blocksToSwap, isAuto ? " chosen by auto" : "", largest.loraRank(), largest.batch(), largest.frames(),
                 largest.height(), largest.width(), tokens(largest), attention, offload,
                 memoryBudget > 0 ? "; budget " + budgetSource() : "",
-                backend instanceof CpuBackend && !o.dry_run ? "; as a GPU holds it, the CPU backend stores fp32" : "");
+                storesFp32() && !o.dry_run ? "; as a GPU holds it, the CPU backend stores fp32" : "");
         plan.format(memoryBudget).forEach(out::println);
         MemoryPlan host = WanMemoryPlan.hostPlan(memorySettings, choice);
         out.println("host memory plan (besides the JVM; budget " + hostBudgetSource(hostBudget) + "):");
@@ -501,7 +504,7 @@ final class Trainer {
             out.printf(Locale.ROOT, "block streaming: the Linear weights of blocks %d..%d from %s of %s host memory through %d"
                             + " device slots%n", modelConfig.numLayers() - blocksToSwap, maxSwap,
                     MemoryPlan.formatBytes(WanMemoryPlan.hostBytes(memorySettings, blocksToSwap)),
-                    backend instanceof CpuBackend ? "ordinary" : "pinned", o.block_swap_ring_size);
+                    backend != null && !backend.device().pinsHostMemory() ? "ordinary" : "pinned", o.block_swap_ring_size);
         }
         return choice;
     }
@@ -572,8 +575,8 @@ final class Trainer {
     /** The budget in bytes: --max_vram (at most the GPU's memory), else the GPU's memory; 0 on the CPU without --max_vram. */
     private long memoryBudget() {
         long asked = o.max_vram == null ? 0 : MemoryPlan.parseBytes("--max_vram", o.max_vram);
-        if (!(backend instanceof CudaBackend cuda)) return asked;
-        long total = cuda.context().totalMemoryBytes();
+        if (!onGpu()) return asked;
+        long total = backend.device().totalMemoryBytes();
         if (asked > total) {
             out.println("info: --max_vram " + o.max_vram + " is more than the GPU's " + MemoryPlan.formatBytes(total)
                     + "; planning for the GPU's memory");
@@ -672,24 +675,23 @@ final class Trainer {
         java.util.Set<Shape> latents = new java.util.HashSet<>();
         for (WanDitActivations.Key k : shapes) {
             latents.add(Shape.of(k.batch(), modelConfig.inChannels(), k.frames(), k.height(), k.width()));
-            attention = Math.max(attention, CudaAttention.backwardWorkspaceBytes(k.batch(), modelConfig.numHeads(), tokens(k)));
+            attention = Math.max(attention, DeviceFacts.attentionWorkspaceBytes(k.batch(), modelConfig.numHeads(), tokens(k)));
         }
         // TrainStep keeps one set of batch buffers per latent shape, reused by every batch of that shape
         long batch = latents.stream().mapToLong(BatchTensors::sizeBytes).sum();
         List<MemoryPlan.Item> items = new ArrayList<>();
         items.add(new MemoryPlan.Item("batch inputs", batch, "per batch shape: x0, x_t, target fp32, noise bf16, 512-row bf16 contexts"));
         if (sampling != null) items.add(sampling.memoryItem(modelConfig, precision, loraRankForPlan()));
-        if (backend instanceof CudaBackend cuda) {
-            CudaContext c = cuda.context();
+        if (onGpu()) {
             items.add(new MemoryPlan.Item("attention workspace", attention, "backward delta (B, N, L) fp32"));
-            items.add(new MemoryPlan.Item("CUDA runtime", c.totalMemoryBytes() - c.freeMemoryBytes(),
+            items.add(new MemoryPlan.Item("CUDA runtime", backend.device().usedBytes(),
                     "in use before loading: context, kernels, cuBLASLt workspace, other processes"));
         } else if (o.dry_run) {
             items.add(new MemoryPlan.Item("attention workspace", attention, "backward delta (B, N, L) fp32"));
             items.add(new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES,
                     "estimated, no GPU touched: context, kernels, cuBLASLt handle and workspace"));
         }
-        if (backend instanceof CudaBackend || o.dry_run) {
+        if (onGpu() || o.dry_run) {
             items.add(new MemoryPlan.Item("allocation margin", WanMemoryPlan.ALLOCATION_MARGIN_BYTES,
                     "the driver's rounding of a few hundred allocations to 2 MiB pages"));
         }
@@ -993,9 +995,8 @@ final class Trainer {
     }
 
     private void trackVram() {
-        if (backend instanceof CudaBackend cuda) {
-            CudaContext c = cuda.context();
-            double used = (c.totalMemoryBytes() - c.freeMemoryBytes()) / (double) (1L << 30);
+        if (onGpu()) {
+            double used = backend.device().usedBytes() / (double) (1L << 30);
             peakVramGiB = Double.isNaN(peakVramGiB) ? used : Math.max(peakVramGiB, used);
         }
     }
@@ -1169,8 +1170,8 @@ final class Trainer {
      * {@link #OOM_HEADROOM_BYTES} more free (the plan missed something, so the fitting count is not enough).
      */
     private String memoryAdvice() {
-        String gpu = backend instanceof CudaBackend cuda
-                ? "the GPU has " + MemoryPlan.formatBytes(cuda.context().totalMemoryBytes()) + "; " : "";
+        String gpu = onGpu()
+                ? "the GPU has " + MemoryPlan.formatBytes(backend.device().totalMemoryBytes()) + "; " : "";
         if (memorySettings == null) return gpu + "use --fp8_base --fp8_scaled, --gradient_checkpointing and --blocks_to_swap";
         long planned = WanMemoryPlan.plan(memorySettings, new WanMemoryPlan.Choice(blocksToSwap, offload)).totalBytes();
         OptionalInt more = MemoryPlan.smallestFitting(blocksToSwap + 1, modelConfig.numLayers() - 1,

@@ -26,6 +26,9 @@ public interface Backend extends AutoCloseable {
     /** "cpu" or "cuda:0 (NVIDIA H100 80GB HBM3)". */
     String name();
 
+    /** What the device is and holds ({@link DeviceFacts}): asked instead of testing the backend's type. */
+    DeviceFacts device();
+
     // ---------------------------------------------------------------- memory
 
     /** A new tensor of zeros. */

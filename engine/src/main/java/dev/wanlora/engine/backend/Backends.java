@@ -2,6 +2,8 @@ package dev.wanlora.engine.backend;
 
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.cuda.CudaBackend;
+import dev.wanlora.engine.cuda.CudaContext;
+import dev.wanlora.engine.cuda.CudaException;
 import dev.wanlora.engine.cuda.CudaTimeline;
 
 /**
@@ -30,6 +32,19 @@ public final class Backends {
         }
         throw new IllegalArgumentException("--backend " + name + " is not known; supported: cpu, cuda, cuda:N");
     }
+
+    /** Why {@code --backend cuda} cannot start here (no driver, no GPU), or null when it can. */
+    public static String gpuUnavailableReason() {
+        return CudaContext.unavailableReason();
+    }
+
+    /** Whether {@code e} is the device running out of memory (CUDA_ERROR_OUT_OF_MEMORY from an allocation or a call). */
+    public static boolean isOutOfDeviceMemory(Throwable e) {
+        return e instanceof CudaException cuda && cuda.status() == CUDA_ERROR_OUT_OF_MEMORY;
+    }
+
+    /** CUresult CUDA_ERROR_OUT_OF_MEMORY. */
+    private static final int CUDA_ERROR_OUT_OF_MEMORY = 2;
 
     /**
      * A {@link Timeline} on {@code backend}'s clock: CUDA events on a {@link CudaBackend}'s compute stream, the host

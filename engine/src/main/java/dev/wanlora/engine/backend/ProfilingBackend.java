@@ -106,6 +106,9 @@ public final class ProfilingBackend implements Backend {
     public String name() { return inner.name(); }
 
     @Override
+    public DeviceFacts device() { return inner.device(); }
+
+    @Override
     public Tensor allocate(DType dtype, Shape shape) { return inner.allocate(dtype, shape); }
 
     @Override

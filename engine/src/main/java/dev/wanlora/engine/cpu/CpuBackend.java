@@ -2,6 +2,7 @@ package dev.wanlora.engine.cpu;
 
 import dev.wanlora.engine.backend.AliasChecks;
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.backend.OpChecks;
 import dev.wanlora.engine.io.ByteSource;
 import dev.wanlora.engine.numeric.Bf16;
@@ -39,6 +40,9 @@ public final class CpuBackend implements Backend {
 
     @Override
     public String name() { return "cpu"; }
+
+    @Override
+    public DeviceFacts device() { return DeviceFacts.cpu(); }
 
     // ---------------------------------------------------------------- memory
 

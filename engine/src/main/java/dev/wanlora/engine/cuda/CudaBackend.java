@@ -2,6 +2,7 @@ package dev.wanlora.engine.cuda;
 
 import dev.wanlora.engine.backend.AliasChecks;
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.backend.OpChecks;
 import dev.wanlora.engine.io.ByteSource;
 import dev.wanlora.engine.numeric.Bf16;
@@ -70,6 +71,18 @@ public final class CudaBackend implements Backend {
 
     @Override
     public String name() { return context.toString(); }
+
+    /** A GPU: storage in each tensor's dtype, fp8 kept quantized, pinned host buffers, the context's memory. */
+    @Override
+    public DeviceFacts device() {
+        return new DeviceFacts(context.deviceName(), false, true, true, context.totalMemoryBytes(), new DeviceFacts.Memory() {
+            @Override public long freeBytes() { return context.freeMemoryBytes(); }
+            @Override public long liveBytes() { return DeviceBuffer.liveBytes(); }
+            @Override public long peakLiveBytes() { return DeviceBuffer.peakLiveBytes(); }
+            @Override public void resetPeakLiveBytes() { DeviceBuffer.resetPeakLiveBytes(); }
+            @Override public long allocationCount() { return DeviceBuffer.allocationCount(); }
+        });
+    }
 
     // ---------------------------------------------------------------- memory
 
