@@ -1,7 +1,9 @@
 package dev.wanlora.cli;
 
-import dev.wanlora.cli.train.BenchRun;
-import dev.wanlora.cli.train.CheckpointAttention;
+import dev.wanlora.cli.train.CheckpointAttentionConverter;
+import dev.wanlora.pipeline.UserError;
+import dev.wanlora.pipeline.train.BenchRun;
+import dev.wanlora.pipeline.train.CheckpointAttention;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
 import dev.wanlora.engine.backend.DeviceFacts;
@@ -99,7 +101,7 @@ public final class BenchCommand implements Callable<Integer> {
     boolean gradientCheckpointing;
 
     @Option(names = {"--checkpoint_attention", "--checkpoint-attention"}, paramLabel = "auto|on|off",
-            converter = CheckpointAttention.Converter.class, defaultValue = "auto",
+            converter = CheckpointAttentionConverter.class, defaultValue = "auto",
             description = "Keep each block's self-attention output through checkpointing so the recompute skips it;"
                     + " auto (default): on when the memory plan with it fits the GPU.")
     CheckpointAttention checkpointAttention;

@@ -7,6 +7,7 @@ import dev.wanlora.models.musubi.CacheDataset.DatasetCache;
 import dev.wanlora.models.musubi.DatasetConfig;
 import dev.wanlora.models.musubi.DatasetException;
 import dev.wanlora.models.musubi.DatasetSpec;
+import dev.wanlora.pipeline.UserError;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;

@@ -7,6 +7,7 @@ import dev.wanlora.models.wan.WanCheckpointKind;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.models.wan.vae.WanVaeConfig;
+import dev.wanlora.pipeline.UserError;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;

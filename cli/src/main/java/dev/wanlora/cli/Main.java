@@ -5,6 +5,7 @@ import dev.wanlora.cli.train.TrainCommand;
 import dev.wanlora.engine.io.PthException;
 import dev.wanlora.engine.io.SafeTensorsException;
 import dev.wanlora.engine.text.ClosestName;
+import dev.wanlora.pipeline.UserError;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;

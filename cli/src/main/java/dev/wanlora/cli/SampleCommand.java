@@ -19,6 +19,7 @@ import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDit;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights;
+import dev.wanlora.pipeline.UserError;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;

@@ -6,6 +6,7 @@ import dev.wanlora.models.umt5.UmT5GoldenVerifier;
 import dev.wanlora.models.sampling.SamplingGoldenVerifier;
 import dev.wanlora.models.wan.GoldenVerifier;
 import dev.wanlora.models.wan.vae.VaeGoldenVerifier;
+import dev.wanlora.pipeline.UserError;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;

@@ -1,6 +1,6 @@
 package dev.wanlora.cli.demo;
 
-import dev.wanlora.cli.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.cli.sampling.SampleModels;
 import dev.wanlora.cli.train.TrainCommand;
 import dev.wanlora.engine.io.AtomicFiles;

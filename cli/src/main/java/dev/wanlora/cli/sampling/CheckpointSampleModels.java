@@ -1,6 +1,6 @@
 package dev.wanlora.cli.sampling;
 
-import dev.wanlora.cli.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.io.PthException;
 import dev.wanlora.engine.io.PthFile;

@@ -1,6 +1,6 @@
 package dev.wanlora.cli.sampling;
 
-import dev.wanlora.cli.UserError;
+import dev.wanlora.pipeline.UserError;
 
 /**
  * One sample prompt with musubi's defaults applied and its sizes rounded as musubi rounds them (spec §10):

@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
-import dev.wanlora.cli.UserError;
+import dev.wanlora.pipeline.UserError;
 
 import java.io.IOException;
 import java.nio.file.Files;

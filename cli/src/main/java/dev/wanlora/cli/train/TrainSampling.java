@@ -1,6 +1,6 @@
 package dev.wanlora.cli.train;
 
-import dev.wanlora.cli.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.cli.sampling.SampleModels;
 import dev.wanlora.cli.sampling.SamplePrompt;
 import dev.wanlora.cli.sampling.SamplePromptFile;

@@ -1,6 +1,6 @@
 package dev.wanlora.cli.sampling;
 
-import dev.wanlora.cli.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsWriter;

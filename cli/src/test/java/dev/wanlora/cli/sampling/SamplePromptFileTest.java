@@ -1,6 +1,6 @@
 package dev.wanlora.cli.sampling;
 
-import dev.wanlora.cli.UserError;
+import dev.wanlora.pipeline.UserError;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;

@@ -9,6 +9,7 @@ import dev.wanlora.cli.sampling.SampleModels;
 import dev.wanlora.cli.tensorboard.EventReader;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.testing.Golden;
+import dev.wanlora.pipeline.train.TrainState;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

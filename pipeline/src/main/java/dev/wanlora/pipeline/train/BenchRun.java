@@ -1,4 +1,4 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
@@ -82,7 +82,7 @@ public final class BenchRun implements AutoCloseable {
     private final Optimizer optimizer;
     private final GradClip clip;
     private final TrainStep step;
-    private final TimestepSampler sampler;
+    private final FlowMatchingObjective objective;
     private final Timeline phases;
     private Shape latentShape;
     private List<float[]> latents;    // B × (16, F, H, W) host values, uploaded every step
@@ -103,8 +103,8 @@ public final class BenchRun implements AutoCloseable {
         this.optimizer = TrainStep.optimizer(backend, OptimizerConfig.fromFlags(s.optimizerType(), List.of()), lora);
         this.clip = new GradClip(backend, 1f);
         this.step = new TrainStep(backend, dit, lora, optimizer, clip, 1);
-        this.sampler = new TimestepSampler(new TimestepSampler.Config(TimestepSampling.fromFlag("shift"), 3.0, 1.0, 0,
-                1000, false, 0), new RandomSource(s.seed()));
+        this.objective = new FlowMatchingObjective(new TimestepSampler(new TimestepSampler.Config(
+                TimestepSampling.fromFlag("shift"), 3.0, 1.0, 0, 1000, false, 0), new RandomSource(s.seed())));
         this.phases = Backends.timeline(backend);
     }
 
@@ -240,8 +240,7 @@ public final class BenchRun implements AutoCloseable {
     private double runStep(boolean isTimed) {
         BatchTensors b = step.buffers(latentShape);
         for (int i = 0; i < latents.size(); i++) b.upload(i, latents.get(i), texts.get(i));
-        TimestepSampler.Batch ts = sampler.sample(b.batchSize());
-        step.lossAndGradients(b, ts, settings.seed(), stepCount, 1f, 0);
+        step.lossAndGradients(b, objective, settings.seed(), stepCount, 1f, 0);
         if (isTimed) phases.mark();
         backend.phase("update");
         float loss = step.clipAndRead(1)[0];

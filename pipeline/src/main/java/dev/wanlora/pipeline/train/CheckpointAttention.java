@@ -1,7 +1,4 @@
-package dev.wanlora.cli.train;
-
-import picocli.CommandLine.ITypeConverter;
-import picocli.CommandLine.TypeConversionException;
+package dev.wanlora.pipeline.train;
 
 import java.util.Locale;
 
@@ -26,12 +23,13 @@ public enum CheckpointAttention {
     @Override
     public String toString() { return name().toLowerCase(Locale.ROOT); }
 
-    /** Parses auto, on or off (any case). */
-    public static final class Converter implements ITypeConverter<CheckpointAttention> {
-        @Override
-        public CheckpointAttention convert(String value) {
-            for (CheckpointAttention c : values()) if (c.toString().equalsIgnoreCase(value.strip())) return c;
-            throw new TypeConversionException("'" + value + "' is not auto, on or off (e.g. --checkpoint_attention auto)");
-        }
+    /**
+     * Parses auto, on or off (any case).
+     *
+     * @throws IllegalArgumentException naming the value and the accepted ones
+     */
+    public static CheckpointAttention parse(String value) {
+        for (CheckpointAttention c : values()) if (c.toString().equalsIgnoreCase(value.strip())) return c;
+        throw new IllegalArgumentException("'" + value + "' is not auto, on or off (e.g. --checkpoint_attention auto)");
     }
 }

@@ -1,9 +1,9 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.json.JsonMapper;
-import dev.wanlora.cli.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.engine.io.AtomicFiles;
 import dev.wanlora.engine.io.SafeTensors;
 
@@ -120,7 +120,7 @@ public record TrainState(String format, String outputName, long seed, long globa
      * The state against the run resuming it: the same timestep strata setting ({@code numTimestepBuckets}, 0 for none),
      * an epoch and position inside this dataset's epochs, and steps left to train.
      */
-    void checkAgainst(Path dir, long batchesPerEpoch, int epochs, long maxTrainSteps, int numTimestepBuckets) {
+    public void checkAgainst(Path dir, long batchesPerEpoch, int epochs, long maxTrainSteps, int numTimestepBuckets) {
         Path file = dir.resolve(STATE_FILE);
         for (int stratum : samplerBucketPool) {
             requireThat(stratum >= 0 && stratum < numTimestepBuckets, file, "samplerBucketPool", java.util.Arrays.toString(samplerBucketPool),

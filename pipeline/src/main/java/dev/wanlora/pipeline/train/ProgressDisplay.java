@@ -1,4 +1,4 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
@@ -15,15 +15,15 @@ import java.util.Locale;
  * left. On a terminal it is one live progress bar (me.tongfei progressbar); otherwise (a log file, CI, a pipe) it is
  * one plain line every {@code linesEvery} steps, plus the first and the last step, so logs stay readable.
  */
-final class ProgressDisplay implements AutoCloseable {
+public final class ProgressDisplay implements AutoCloseable {
 
     /** One step's numbers. peakVramGiB is NaN on the CPU backend. */
-    record StepReport(long step, long totalSteps, int epoch, int epochs, double secondsPerStep, double loss,
+    public record StepReport(long step, long totalSteps, int epoch, int epochs, double secondsPerStep, double loss,
                       double averageLoss, double learningRate, double peakVramGiB) {}
 
     private static final String TASK_NAME = "train";
     /** The fewest bar cells kept visible: the message gives up its less important parts first. */
-    static final int MIN_BAR_CELLS = 10;
+    public static final int MIN_BAR_CELLS = 10;
 
     private final PrintWriter out;
     private final ProgressBar bar;
@@ -47,13 +47,13 @@ final class ProgressDisplay implements AutoCloseable {
      * @param startStep  steps already done (a resumed run), so the bar and its time estimate start there
      * @param linesEvery plain-line interval in steps (≥ 1)
      */
-    static ProgressDisplay create(PrintWriter out, boolean useBar, long startStep, long totalSteps, long linesEvery) {
+    public static ProgressDisplay create(PrintWriter out, boolean useBar, long startStep, long totalSteps, long linesEvery) {
         if (!useBar) return new ProgressDisplay(out, null, Math.max(1, linesEvery));
         return withBar(out, new ConsoleProgressBarConsumer(System.out), startStep, totalSteps);
     }
 
     /** A bar drawn by {@code consumer}, whose width is the terminal's (or a test's fixed width). */
-    static ProgressDisplay withBar(PrintWriter out, ProgressBarConsumer consumer, long startStep, long totalSteps) {
+    public static ProgressDisplay withBar(PrintWriter out, ProgressBarConsumer consumer, long startStep, long totalSteps) {
         out.flush();
         ProgressBar bar = new ProgressBarBuilder().setTaskName(TASK_NAME).setInitialMax(totalSteps)
                 .startsFrom(startStep, Duration.ZERO).setUpdateIntervalMillis(500).setConsumer(consumer).build();
@@ -61,11 +61,11 @@ final class ProgressDisplay implements AutoCloseable {
     }
 
     /** Whether standard output is an interactive terminal (Java 22+ reports redirected output as not a terminal). */
-    static boolean isTerminal() {
+    public static boolean isTerminal() {
         return System.console() != null && System.console().isTerminal();
     }
 
-    void update(StepReport r) {
+    public void update(StepReport r) {
         if (bar != null) {
             bar.stepTo(r.step());
             bar.setExtraMessage(barMessage(r, consumer.getMaxRenderedLength()));
@@ -81,7 +81,7 @@ final class ProgressDisplay implements AutoCloseable {
     }
 
     /** A message between updates (saving, validation): on a terminal it goes above the bar. */
-    void message(String line) {
+    public void message(String line) {
         if (bar != null) {
             System.out.print("\r\033[2K");
             System.out.println(line);
@@ -103,7 +103,7 @@ final class ProgressDisplay implements AutoCloseable {
      * leaves, so a full message on an 80-column terminal left none ({@code │ │}): parts are dropped, least useful
      * first (average loss, epoch, VRAM, learning rate, s/it; the loss stays), until {@link #MIN_BAR_CELLS} remain.
      */
-    static String barMessage(StepReport r, int width) {
+    public static String barMessage(StepReport r, int width) {
         String ratio = r.totalSteps() + "/" + r.totalSteps();
         // "train 100% │" + "│ " + ratio + " (H:MM:SS / H:MM:SS) " + message, as the library's renderer lays it out
         int fixed = TASK_NAME.length() + " 100% │".length() + "│ ".length() + ratio.length() + " (0:00:00 / 0:00:00) ".length();
@@ -121,7 +121,7 @@ final class ProgressDisplay implements AutoCloseable {
     }
 
     /** The one format of a learning rate in wanlora's output: "5.00e-05". */
-    static String learningRate(double lr) {
+    public static String learningRate(double lr) {
         return String.format(Locale.ROOT, "%.2e", lr);
     }
 
@@ -133,7 +133,7 @@ final class ProgressDisplay implements AutoCloseable {
         return Double.isNaN(gib) ? "" : String.format(Locale.ROOT, " vram %.1f GiB", gib);
     }
 
-    static String clock(double seconds) {
+    public static String clock(double seconds) {
         long s = Math.round(seconds);
         return String.format(Locale.ROOT, "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60);
     }

@@ -1,4 +1,4 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -8,34 +8,34 @@ import java.util.List;
  * at each batch position of an epoch: during the first epoch, of every batch so far; afterwards, each batch replaces
  * the loss recorded at its position in the previous epoch, so the window is one epoch long.
  */
-final class LossRecorder {
+public final class LossRecorder {
     private final List<Double> losses;
     private double total;
 
-    LossRecorder() {
+    public LossRecorder() {
         this(List.of());
     }
 
     /** A recorder holding {@code losses}, one per batch position (as {@link #losses()} returned them). */
-    LossRecorder(List<Double> losses) {
+    public LossRecorder(List<Double> losses) {
         this.losses = new ArrayList<>(losses);
         for (double l : losses) total += l;
     }
 
     /** Records the loss of the batch at 0-based {@code position} in its epoch. */
-    void add(int position, double loss) {
+    public void add(int position, double loss) {
         while (losses.size() <= position) losses.add(0.0);
         total += loss - losses.get(position);
         losses.set(position, loss);
     }
 
     /** The moving average; NaN before the first loss. */
-    double average() {
+    public double average() {
         return losses.isEmpty() ? Double.NaN : total / losses.size();
     }
 
     /** The recorded losses by position, for a state folder. */
-    List<Double> losses() {
+    public List<Double> losses() {
         return List.copyOf(losses);
     }
 }

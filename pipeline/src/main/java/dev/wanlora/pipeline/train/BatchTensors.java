@@ -1,4 +1,4 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.tensor.DType;
@@ -23,22 +23,22 @@ import java.util.List;
  * (seed, offset): the caller derives the offset from the batch's index in the whole run, so a resumed run draws the
  * same noise for the same batch.
  */
-final class BatchTensors implements AutoCloseable {
+public final class BatchTensors implements AutoCloseable {
     /** Offsets of consecutive batches are this far apart: more elements than any batch holds (2⁴⁰ ≈ 1.1e12). */
-    static final int NOISE_OFFSET_SHIFT = 40;
+    public static final int NOISE_OFFSET_SHIFT = 40;
 
     private final Backend backend;
-    final Tensor x0;                // (B, 16, F, H, W) F32, bf16 values from the cache
+    public final Tensor x0;         // (B, 16, F, H, W) F32, bf16 values from the cache
     private final Tensor textRows;  // (B, K, Ct) BF16: item b's context in the first L_b rows of slice b
     private final List<Tensor> contexts; // B views (L_b, Ct) of textRows, set by the last upload of each item
-    final Tensor noise;             // (B, 16, F, H, W) BF16
-    final Tensor xt;                // (B, 16, F, H, W) F32
-    final Tensor target;            // (B, 16, F, H, W) F32, noise − x0
-    final Tensor t;                 // (B) F32: flow-matching t
-    final Tensor timesteps;         // (B) F32: the model's timestep (1000·t + 1 in shift mode)
+    public final Tensor noise;      // (B, 16, F, H, W) BF16
+    public final Tensor xt;         // (B, 16, F, H, W) F32
+    public final Tensor target;     // (B, 16, F, H, W) F32, noise − x0
+    public final Tensor t;          // (B) F32: flow-matching t
+    public final Tensor timesteps;  // (B) F32: the model's timestep (1000·t + 1 in shift mode)
 
     /** Allocates the buffers for latents of {@code latentShape} and contexts of at most {@code textLen} rows of {@code textDim}. */
-    BatchTensors(Backend backend, Shape latentShape, int textLen, int textDim) {
+    public BatchTensors(Backend backend, Shape latentShape, int textLen, int textDim) {
         this.backend = backend;
         int batch = Math.toIntExact(latentShape.dim(0));
         List<Tensor> made = new ArrayList<>();
@@ -66,27 +66,44 @@ final class BatchTensors implements AutoCloseable {
      * Bytes the constructor allocates for latents (B, 16, F, H, W), each context at its K = 512-row maximum (for the
      * memory plan): x0, x_t, target F32 and noise BF16 per latent element, B × (K, 4096) BF16, and t, timesteps (B) F32.
      */
-    static long sizeBytes(Shape latentShape) {
+    public static long sizeBytes(Shape latentShape) {
         long n = latentShape.numElements(), batch = latentShape.dim(0);
         return n * (3L * DType.F32.sizeBytes() + DType.BF16.sizeBytes())
                 + batch * CacheDataset.TEXT_LEN * CacheDataset.TEXT_DIM * DType.BF16.sizeBytes()
                 + 2 * batch * DType.F32.sizeBytes();
     }
 
-    int batchSize() { return contexts.size(); }
+    public int batchSize() { return contexts.size(); }
 
     /** The items' contexts (L_b, Ct) BF16, views valid until the next upload. */
-    List<Tensor> contexts() { return contexts; }
+    public List<Tensor> contexts() { return contexts; }
+
+    /** A batch's caches read into host memory (on any thread: {@link Prefetcher}), for {@link #upload(HostBatch)}. */
+    public record HostBatch(Shape latentShape, List<float[]> latents, List<LoadedTensor> texts) {}
+
+    /** Reads the batch's caches: each item's latents (16, F, H, W) and text context (a DatasetException names a bad file). */
+    public static HostBatch read(Batch batch) {
+        List<float[]> latents = new ArrayList<>();
+        List<LoadedTensor> texts = new ArrayList<>();
+        for (var item : batch.items()) {
+            latents.add(item.readLatents().values());
+            texts.add(item.readText());
+        }
+        return new HostBatch(batch.latentShape(), latents, texts);
+    }
 
     /** Reads the batch's caches (a DatasetException names a bad file) and uploads them. */
-    void load(Batch batch) {
-        for (int b = 0; b < batch.items().size(); b++) {
-            upload(b, batch.items().get(b).readLatents().values(), batch.items().get(b).readText());
-        }
+    public void load(Batch batch) {
+        upload(read(batch));
+    }
+
+    /** Uploads a batch read by {@link #read}. */
+    public void upload(HostBatch batch) {
+        for (int b = 0; b < batch.latents().size(); b++) upload(b, batch.latents().get(b), batch.texts().get(b));
     }
 
     /** Uploads item {@code item}: its latents (16, F, H, W) row-major and its text context (L, Ct). */
-    void upload(int item, float[] latents, LoadedTensor text) {
+    public void upload(int item, float[] latents, LoadedTensor text) {
         Tensor rows = textRows.slice(item);
         Shape shape = text.shape();
         if (shape.rank() != 2 || shape.dim(1) != rows.shape().dim(1) || shape.dim(0) > rows.shape().dim(0)) {
@@ -100,13 +117,13 @@ final class BatchTensors implements AutoCloseable {
     }
 
     /** Uploads {@code t} (B) and the model timesteps {@code modelTimesteps} (B). */
-    void timesteps(float[] t, float[] modelTimesteps) {
+    public void timesteps(float[] t, float[] modelTimesteps) {
         backend.write(this.t, t);
         backend.write(timesteps, modelTimesteps);
     }
 
     /** noise ~ N(0,1) at (seed, batchIndex·2⁴⁰); then x_t = (1 − t)·x0 + t·noise and target = noise − x0. */
-    void prepare(long seed, long batchIndex) {
+    public void prepare(long seed, long batchIndex) {
         backend.gaussianNoise(noise, seed, batchIndex << NOISE_OFFSET_SHIFT);
         backend.flowMatchingInput(xt, target, x0, noise, t);
     }

@@ -1,5 +1,6 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
+import dev.wanlora.pipeline.train.TrainState;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
@@ -24,11 +25,6 @@ import java.util.stream.Stream;
  */
 public record OutputNames(String name, Integer everyNEpochs, Integer lastNEpochs, Integer lastNEpochStates,
                           Integer everyNSteps, Integer lastNSteps, Integer lastNStepStates) {
-
-    public static OutputNames of(TrainOptions o) {
-        return new OutputNames(o.output_name, o.save_every_n_epochs, o.save_last_n_epochs, o.save_last_n_epochs_state,
-                o.save_every_n_steps, o.save_last_n_steps, o.save_last_n_steps_state);
-    }
 
     /** {@code {name}-{epoch:06d}.safetensors}, epoch 1-based. */
     public String epochFile(long epoch) { return String.format("%s-%06d.safetensors", name, epoch); }

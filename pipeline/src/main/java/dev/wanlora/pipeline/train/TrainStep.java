@@ -1,4 +1,4 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.flow.TimestepSampler;
@@ -28,7 +28,7 @@ import java.util.Map;
  * the device once per step, in {@link #clipAndRead}: each batch's loss is copied on the device into a slot of a small
  * read-back buffer, and one copy brings those losses and the squared gradient norm back together.
  */
-final class TrainStep implements AutoCloseable {
+public final class TrainStep implements AutoCloseable {
     private final Backend backend;
     private final WanDit dit;
     private final LoraNetwork lora;
@@ -40,7 +40,7 @@ final class TrainStep implements AutoCloseable {
     private Tensor clipScale;      // (1) F32: the coefficient of the last clipAndRead
 
     /** {@code maxBatchesPerStep}: the most batches one optimizer step accumulates (gradient_accumulation_steps). */
-    TrainStep(Backend backend, WanDit dit, LoraNetwork lora, Optimizer optimizer, GradClip clip, int maxBatchesPerStep) {
+    public TrainStep(Backend backend, WanDit dit, LoraNetwork lora, Optimizer optimizer, GradClip clip, int maxBatchesPerStep) {
         this.backend = backend;
         this.dit = dit;
         this.lora = lora;
@@ -54,12 +54,12 @@ final class TrainStep implements AutoCloseable {
      * The optimizer {@code config} names over the LoRA's parameters, named as musubi names them (the state file's
      * keys), updating the network's flat buffers in one op where the optimizer allows.
      */
-    static Optimizer optimizer(Backend backend, OptimizerConfig config, LoraNetwork lora) {
+    public static Optimizer optimizer(Backend backend, OptimizerConfig config, LoraNetwork lora) {
         return optimizer(backend, config, lora, 1f);
     }
 
     /** As {@link #optimizer(Backend, OptimizerConfig, LoraNetwork)} with LoRA+: the lora_up parameters train at lr × ratio. */
-    static Optimizer optimizer(Backend backend, OptimizerConfig config, LoraNetwork lora, float loraplusRatio) {
+    public static Optimizer optimizer(Backend backend, OptimizerConfig config, LoraNetwork lora, float loraplusRatio) {
         List<TrainableParameter> params = new ArrayList<>();
         for (LoraModule m : lora.modules()) {
             params.add(new TrainableParameter(m.name() + ".lora_down.weight", m.down(), m.dDown()));
@@ -69,35 +69,36 @@ final class TrainStep implements AutoCloseable {
     }
 
     /** The reused buffers for latents of {@code latentShape} (B, 16, F, H, W), made on the shape's first use. */
-    BatchTensors buffers(Shape latentShape) {
+    public BatchTensors buffers(Shape latentShape) {
         WanDitConfig c = dit.config();
         return buffers.computeIfAbsent(latentShape, s -> new BatchTensors(backend, s, c.textLen(), c.textDim()));
     }
 
     /**
-     * One uploaded batch: timesteps from {@code ts}, noise at (seed, batchIndex), x_t and the target, then the DiT's
-     * loss and LoRA gradients (+= gradScale·d loss). The loss stays on the device, in slot {@code slot} (&lt; the step's
-     * batch count) of the step's read-back.
+     * One uploaded batch through the {@code objective}: t drawn, noise at (seed, batchIndex), x_t and the target, then
+     * the DiT's loss and LoRA gradients (+= gradScale·d loss). The loss stays on the device, in slot {@code slot}
+     * (&lt; the step's batch count) of the step's read-back. Returns the drawn t.
      */
-    void lossAndGradients(BatchTensors b, TimestepSampler.Batch ts, long seed, long batchIndex, float gradScale, int slot) {
-        b.timesteps(ts.t(), ts.modelTimestep());
-        b.prepare(seed, batchIndex);
-        Tensor loss = dit.lossAndBackward(b.xt, b.timesteps, b.contexts(), b.target, lora, gradScale);
+    public TimestepSampler.Batch lossAndGradients(BatchTensors b, FlowMatchingObjective objective, long seed, long batchIndex,
+                                                  float gradScale, int slot) {
+        TimestepSampler.Batch ts = objective.prepare(b, seed, batchIndex);
+        Tensor loss = FlowMatchingObjective.lossAndGradients(dit, lora, b, gradScale);
         backend.copy(readBack.view(slot, Shape.of(1)), loss);
+        return ts;
     }
 
     /**
      * The global-norm clip coefficient of the accumulated gradients, then the step's one read-back: returns
      * {loss of batch 0, …, loss of batch {@code batches} − 1, ‖g‖² before clipping}.
      */
-    float[] clipAndRead(int batches) {
+    public float[] clipAndRead(int batches) {
         clipScale = clip.coefficient(gradients);
         backend.copy(readBack.view(batches, Shape.of(1)), clip.normSquared());
         return backend.toFloats(readBack.view(0, Shape.of(batches + 1L)));
     }
 
     /** The optimizer update {@code step} (1-based) with the last {@link #clipAndRead}'s coefficient, then zeroed gradients. */
-    void update(long step, float learningRate) {
+    public void update(long step, float learningRate) {
         optimizer.step(step, learningRate, clipScale);
         lora.zeroGrad();
     }

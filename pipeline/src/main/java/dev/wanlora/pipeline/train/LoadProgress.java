@@ -1,4 +1,4 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
 import me.tongfei.progressbar.ConsoleProgressBarConsumer;
 import me.tongfei.progressbar.ProgressBar;
@@ -14,7 +14,7 @@ import java.util.function.LongConsumer;
  * that loading moves. Either way it ends with one summary line: {@code loaded 26.6 GiB in 21.0 s (1.36 GB/s)}. Speeds
  * are decimal GB/s (10⁹ bytes, as disks are rated) and sizes binary GiB (as the memory plan prints them).
  */
-final class LoadProgress implements LongConsumer, AutoCloseable {
+public final class LoadProgress implements LongConsumer, AutoCloseable {
     private static final long LINE_INTERVAL_NANOS = 5_000_000_000L;
     private static final double GIB = 1L << 30;
 
@@ -34,7 +34,7 @@ final class LoadProgress implements LongConsumer, AutoCloseable {
     }
 
     /** Starts timing the load of {@code totalBytes} ({@code what}: "model.safetensors"); a bar when {@code useBar}. */
-    static LoadProgress start(PrintWriter out, boolean useBar, String what, long totalBytes) {
+    public static LoadProgress start(PrintWriter out, boolean useBar, String what, long totalBytes) {
         ProgressBar bar = null;
         if (useBar) {
             out.flush();
@@ -73,7 +73,7 @@ final class LoadProgress implements LongConsumer, AutoCloseable {
     }
 
     /** "loaded 26.6 GiB in 21.0 s (1.36 GB/s)" (with the file's name first when what is not empty). */
-    static String summary(String what, long bytes, double seconds) {
+    public static String summary(String what, long bytes, double seconds) {
         String size = bytes >= GIB / 10 ? String.format(Locale.ROOT, "%.1f GiB", bytes / GIB)
                 : String.format(Locale.ROOT, "%.1f MiB", bytes / 1048576.0);
         return String.format(Locale.ROOT, "loaded %s%s in %.1f s (%.2f GB/s)", what.isEmpty() ? "" : what + ", ", size,
