@@ -1,11 +1,11 @@
 package dev.wanlora.cli;
 
-import dev.wanlora.cli.sampling.SampleMedia;
-import dev.wanlora.cli.sampling.SampleModels;
-import dev.wanlora.cli.sampling.SamplePrompt;
-import dev.wanlora.cli.sampling.SamplePromptFile;
-import dev.wanlora.cli.sampling.SampleRunner;
-import dev.wanlora.cli.sampling.SampleNames;
+import dev.wanlora.pipeline.sample.SampleMedia;
+import dev.wanlora.pipeline.sample.SampleModels;
+import dev.wanlora.pipeline.sample.SamplePrompt;
+import dev.wanlora.pipeline.sample.SamplePromptFile;
+import dev.wanlora.pipeline.sample.SampleRunner;
+import dev.wanlora.pipeline.sample.SampleNames;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
 import dev.wanlora.engine.io.SafeTensors;

@@ -1,7 +1,7 @@
 package dev.wanlora.cli.train;
 
 import dev.wanlora.pipeline.UserError;
-import dev.wanlora.cli.sampling.SampleModels;
+import dev.wanlora.pipeline.sample.SampleModels;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.Backends;
 import dev.wanlora.engine.backend.DeviceFacts;

@@ -1,4 +1,4 @@
-package dev.wanlora.cli.sampling;
+package dev.wanlora.pipeline.sample;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.tensor.DType;

@@ -1,4 +1,4 @@
-package dev.wanlora.cli.sampling;
+package dev.wanlora.pipeline.sample;
 
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.tensor.DType;

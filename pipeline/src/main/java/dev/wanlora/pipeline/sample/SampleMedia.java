@@ -1,4 +1,4 @@
-package dev.wanlora.cli.sampling;
+package dev.wanlora.pipeline.sample;
 
 import dev.wanlora.engine.io.AtomicFiles;
 import org.jcodec.codecs.h264.H264Encoder;

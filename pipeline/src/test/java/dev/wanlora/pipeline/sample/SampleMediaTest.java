@@ -1,4 +1,4 @@
-package dev.wanlora.cli.sampling;
+package dev.wanlora.pipeline.sample;
 
 import org.jcodec.api.FrameGrab;
 import org.jcodec.common.io.NIOUtils;

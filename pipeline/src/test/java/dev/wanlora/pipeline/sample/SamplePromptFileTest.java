@@ -1,4 +1,4 @@
-package dev.wanlora.cli.sampling;
+package dev.wanlora.pipeline.sample;
 
 import dev.wanlora.pipeline.UserError;
 import org.junit.jupiter.api.Test;

@@ -1,4 +1,4 @@
-package dev.wanlora.cli.sampling;
+package dev.wanlora.pipeline.sample;
 
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.JsonNode;
