@@ -22,9 +22,12 @@ mkdir -p "$out/lib" "$out/test"
 # is xz-compressed as a whole, which makes it ~6 MB smaller than zip-9 modules inside it.
 # libjvm.so keeps its symbol table (5 MB); the bundle never debugs the JVM itself.
 if command -v strip >/dev/null 2>&1; then strip --strip-unneeded "$out/jre/lib/server/libjvm.so"; fi
-# Runtime jars of the whole reactor: the benchmarks module depends on everything and copies its runtime classpath.
+# Runtime jars of the whole reactor: benchmarks (→ pipeline → models → engine → kernels) and cli (→ pipeline) copy
+# their runtime classpaths; together they hold every module and library.
 cp benchmarks/target/lib/*.jar "$out/lib/"
 cp benchmarks/target/wanlora-benchmarks-*.jar "$out/lib/"
+cp cli/target/lib/*.jar "$out/lib/"
+cp cli/target/wanlora-cli.jar "$out/lib/"
 rm -f "$out"/lib/*windows*.jar "$out"/lib/jmh-generator-*.jar
 # jmh-core, jopt-simple and commons-math3 stay: gpu-bench.sh jmh runs TrainStepBenchmark (~3 MB).
 # JCuda's natives jar also carries the PTX compiler, NVRTC and runtime bindings (24 MB); wanlora loads only the driver's.

@@ -54,7 +54,7 @@ public final class SampleBench {
         Shape latent = Shape.of(16, (frames - 1) / 4 + 1, height / 8, width / 8);
         try (Backend backend = Backends.create(arg(args, 6, "cuda"));
              WanDitWeights weights = WanDitWeights.random(backend, config, precision, quantization,
-                     !(backend instanceof CudaBackend), new BlockSwap(swap, 2), 1);
+                     !backend.device().keepsFp8Quantized(), new BlockSwap(swap, 2), 1);
              WanDit dit = new WanDit(backend, config, weights, precision, false);
              LoraNetwork lora = LoraNetwork.create(backend, config, 32, 32, 2);
              Tensor cond = backend.allocate(DType.BF16, Shape.of(120, config.textDim()));
@@ -78,7 +78,7 @@ public final class SampleBench {
                         max[0] = Math.max(max[0], seconds);
                     });
             double total = (System.nanoTime() - start) / 1e9;
-            long peak = backend instanceof CudaBackend ? DeviceBuffer.peakLiveBytes() : -1;
+            long peak = backend.device().hasDeviceMemory() ? backend.device().memory().peakLiveBytes() : -1;
             System.out.printf(Locale.ROOT, "denoising: %.2f s per sample, %.3f s/step (min %.3f, max %.3f)%s%n", total,
                     total / steps, min[0], max[0], peak < 0 ? "" : String.format(Locale.ROOT, ", peak %.2f GiB",
                             peak / (double) (1L << 30)));

@@ -1,7 +1,7 @@
 package dev.wanlora.benchmarks;
 
-import dev.wanlora.cli.train.BenchRun;
-import dev.wanlora.cli.train.CheckpointAttention;
+import dev.wanlora.pipeline.train.BenchRun;
+import dev.wanlora.pipeline.train.CheckpointAttention;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.Backends;
 import dev.wanlora.engine.cuda.CudaBackend;

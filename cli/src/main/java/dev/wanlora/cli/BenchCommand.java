@@ -1,15 +1,13 @@
 package dev.wanlora.cli;
 
-import dev.wanlora.cli.error.UserError;
-import dev.wanlora.cli.train.BenchRun;
-import dev.wanlora.cli.train.CheckpointAttention;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.engine.Backends;
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.cli.train.CheckpointAttentionConverter;
+import dev.wanlora.pipeline.train.BenchRun;
+import dev.wanlora.pipeline.train.CheckpointAttention;
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.backend.ProfilingBackend.OpTime;
-import dev.wanlora.engine.cuda.CudaBackend;
-import dev.wanlora.engine.cuda.CudaContext;
-import dev.wanlora.engine.cuda.CudaException;
-import dev.wanlora.engine.cuda.DeviceBuffer;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.models.wan.WanDitActivations;
@@ -103,7 +101,7 @@ public final class BenchCommand implements Callable<Integer> {
     boolean gradientCheckpointing;
 
     @Option(names = {"--checkpoint_attention", "--checkpoint-attention"}, paramLabel = "auto|on|off",
-            converter = CheckpointAttention.Converter.class, defaultValue = "auto",
+            converter = CheckpointAttentionConverter.class, defaultValue = "auto",
             description = "Keep each block's self-attention output through checkpointing so the recompute skips it;"
                     + " auto (default): on when the memory plan with it fits the GPU.")
     CheckpointAttention checkpointAttention;
@@ -178,7 +176,7 @@ public final class BenchCommand implements Callable<Integer> {
         }
         Quantization quantization = quantization();
         try (Backend backend = openBackend()) {
-            String card = backend instanceof CudaBackend cuda ? cuda.context().deviceName() : "cpu";
+            String card = backend.device().name();
             long built = System.nanoTime();
             WanDitActivations.Offload offload = gradientCheckpointing && cpuOffload
                     ? new WanDitActivations.Offload(config.numLayers() + 1, 0, WanMemoryPlan.OFFLOAD_RING_SLOTS)
@@ -189,8 +187,8 @@ public final class BenchCommand implements Callable<Integer> {
             try (BenchRun run = BenchRun.open(backend, settings)) {
                 backend.synchronize();
                 out.printf(Locale.ROOT, "%s random weights (%s) on %s built in %.1f s%s%n", task, label(quantization),
-                        backend.name(), (System.nanoTime() - built) / 1e9, backend instanceof CudaBackend
-                                ? String.format(Locale.ROOT, "; %.1f GiB allocated", gib(DeviceBuffer.liveBytes())) : "");
+                        backend.name(), (System.nanoTime() - built) / 1e9, backend.device().hasDeviceMemory()
+                                ? String.format(Locale.ROOT, "; %.1f GiB allocated", gib(backend.device().memory().liveBytes())) : "");
                 out.flush();
                 for (Resolution r : checked) bench(out, run, backend, card, quantization, r);
             }
@@ -210,10 +208,11 @@ public final class BenchCommand implements Callable<Integer> {
         Resolution largest = checked.stream().max(Comparator.comparingLong(r -> (long) r.width() * r.height())).orElseThrow();
         int latentFrames = (frames - 1) / 4 + 1;
         Shape latent = Shape.of(batchSize, s.config().inChannels(), latentFrames, largest.latentHeight(), largest.latentWidth());
-        boolean onGpu = backend instanceof CudaBackend;
+        DeviceFacts device = backend.device();
+        boolean onGpu = device.hasDeviceMemory();
         WanMemoryPlan.Settings base = BenchRun.planSettings(s, latent, false, onGpu);
-        long runtime = backend instanceof CudaBackend cuda ? BenchRun.runtimeBytes(cuda) : 0;
-        long total = backend instanceof CudaBackend cuda ? cuda.context().totalMemoryBytes() : 0;
+        long runtime = onGpu ? BenchRun.runtimeBytes(device) : 0;
+        long total = device.totalMemoryBytes();
         long budget = s.budgetBytes() > 0 ? (total > 0 ? Math.min(total, s.budgetBytes()) : s.budgetBytes()) : total;
         List<MemoryPlan.Item> others = new ArrayList<>(base.others());
         others.add(new MemoryPlan.Item("CUDA runtime + margin", runtime, "driver-held now, plus the allocation margin"));
@@ -259,7 +258,7 @@ public final class BenchCommand implements Callable<Integer> {
             run.shape(batchSize, latentFrames, r.latentHeight(), r.latentWidth(), textRows);
             if (warmup > 0) run.steps(warmup);
             List<BenchRun.StepTime> times = run.steps(steps);
-            long peak = backend instanceof CudaBackend ? DeviceBuffer.peakLiveBytes() : -1;
+            long peak = backend.device().hasDeviceMemory() ? backend.device().memory().peakLiveBytes() : -1;
             double[] seconds = times.stream().mapToDouble(BenchRun.StepTime::seconds).sorted().toArray();
             String memory = (peak < 0 ? "peak n/a on the cpu" : String.format(Locale.ROOT, "peak %.2f GiB", gib(peak)))
                     + String.format(Locale.ROOT, " (plan %.2f GiB)", gib(run.plan().totalBytes()))
@@ -272,10 +271,10 @@ public final class BenchCommand implements Callable<Integer> {
             double[] update = times.stream().mapToDouble(BenchRun.StepTime::updateMillis).sorted().toArray();
             double[] loss = times.stream().mapToDouble(BenchRun.StepTime::loss).toArray();
             out.printf(Locale.ROOT, "  per step (median, %s time): batch+forward+backward %.1f ms, clip+update %.1f ms;"
-                            + " loss %.4f..%.4f%s%n", backend instanceof CudaBackend ? "device" : "host", median(model),
+                            + " loss %.4f..%.4f%s%n", backend.device().hasDeviceMemory() ? "device" : "host", median(model),
                     median(update), Arrays.stream(loss).min().orElse(Double.NaN), Arrays.stream(loss).max().orElse(Double.NaN),
                     driverMemory(backend));
-            if (backend instanceof CudaBackend) {
+            if (backend.device().hasDeviceMemory()) {
                 out.printf(Locale.ROOT, "  device allocations (cuMemAlloc) during the %d timed steps: %d%n", steps,
                         run.deviceAllocationsInLastSteps());
             }
@@ -283,9 +282,9 @@ public final class BenchCommand implements Callable<Integer> {
                 out.println("  warning: a loss was not finite (random weights); the timing is still that of a step");
             }
             if (topOps > 0) profile(out, run.profiledStep());
-            if (backend instanceof CudaBackend cuda) gemmAlgorithms(out, cuda);
-        } catch (CudaException e) {
-            if (e.status() != 2) throw e; // CUDA_ERROR_OUT_OF_MEMORY
+            gemmAlgorithms(out, backend.gemmReport());
+        } catch (RuntimeException e) {
+            if (!Backends.isOutOfDeviceMemory(e)) throw e;
             out.println(head + ": out of GPU memory (" + e.getMessage() + ")  [" + card + "]");
         } finally {
             run.dit().releaseActivations();
@@ -327,18 +326,19 @@ public final class BenchCommand implements Callable<Integer> {
         }
     }
 
-    /** Which cuBLASLt algorithm each GEMM shape ran (the ten with the most work; the rest counted). */
-    private static void gemmAlgorithms(PrintWriter out, CudaBackend cuda) {
-        List<String> lines = cuda.gemmAlgorithms();
-        out.println("  " + cuda.gemmTuning() + "; " + lines.size() + " shapes so far, largest first:");
+    /** Which GEMM algorithm each shape ran (the ten with the most work; the rest counted); nothing on the CPU. */
+    private static void gemmAlgorithms(PrintWriter out, List<String> report) {
+        if (report.isEmpty()) return;
+        List<String> lines = report.subList(1, report.size());
+        out.println("  " + report.get(0) + "; " + lines.size() + " shapes so far, largest first:");
         lines.stream().limit(10).forEach(l -> out.println("    " + l));
         if (lines.size() > 10) out.println("    (" + (lines.size() - 10) + " smaller shapes not listed)");
     }
 
     private static String driverMemory(Backend backend) {
-        if (!(backend instanceof CudaBackend cuda)) return "";
-        CudaContext c = cuda.context();
-        return String.format(Locale.ROOT, "; driver reports %.1f GiB in use", gib(c.totalMemoryBytes() - c.freeMemoryBytes()));
+        DeviceFacts device = backend.device();
+        if (!device.hasDeviceMemory()) return "";
+        return String.format(Locale.ROOT, "; driver reports %.1f GiB in use", gib(device.usedBytes()));
     }
 
     private WanDitConfig config() {
@@ -382,7 +382,7 @@ public final class BenchCommand implements Callable<Integer> {
                     + " hours); use --backend cuda, or --task tiny for a smoke test");
         }
         if (backendName.equals("cuda")) {
-            String reason = CudaContext.unavailableReason();
+            String reason = Backends.gpuUnavailableReason();
             if (reason != null) {
                 throw new UserError("--backend cuda: no usable GPU (" + reason + "); run on a machine with an NVIDIA GPU,"
                         + " or --task tiny --backend cpu for a smoke test");

@@ -1,6 +1,6 @@
 package dev.wanlora.cli;
 
-import dev.wanlora.cli.error.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.models.musubi.Bucket;
 import dev.wanlora.models.musubi.CacheDataset.DatasetCache;
 import dev.wanlora.models.musubi.CacheDataset;

@@ -1,6 +1,6 @@
 package dev.wanlora.cli;
 
-import dev.wanlora.cli.error.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.engine.io.PthFile;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsException;
@@ -8,6 +8,7 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.models.wan.WanCheckpointKind;
 import dev.wanlora.models.wan.vae.WanVaeConfig;
+import dev.wanlora.pipeline.UserError;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;

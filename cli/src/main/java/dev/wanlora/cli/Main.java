@@ -1,7 +1,7 @@
 package dev.wanlora.cli;
 
 import dev.wanlora.cli.demo.DemoCommand;
-import dev.wanlora.cli.error.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.cli.train.TrainCommand;
 import dev.wanlora.engine.io.PthException;
 import dev.wanlora.engine.io.SafeTensorsException;

@@ -1,20 +1,18 @@
 package dev.wanlora.cli;
 
-import dev.wanlora.cli.error.UserError;
-import dev.wanlora.cli.sampling.SampleGrid;
-import dev.wanlora.cli.sampling.SampleLora;
-import dev.wanlora.cli.sampling.SampleMedia;
-import dev.wanlora.cli.sampling.SampleModels;
-import dev.wanlora.cli.sampling.SampleNames;
-import dev.wanlora.cli.sampling.SamplePrompt;
-import dev.wanlora.cli.sampling.SamplePromptFile;
-import dev.wanlora.cli.sampling.SampleRunner;
+import dev.wanlora.pipeline.UserError;
+import dev.wanlora.pipeline.sample.SampleGrid;
+import dev.wanlora.pipeline.sample.SampleLora;
+import dev.wanlora.pipeline.sample.SampleMedia;
+import dev.wanlora.pipeline.sample.SampleModels;
+import dev.wanlora.pipeline.sample.SampleNames;
+import dev.wanlora.pipeline.sample.SamplePrompt;
+import dev.wanlora.pipeline.sample.SamplePromptFile;
+import dev.wanlora.pipeline.sample.SampleRunner;
 import dev.wanlora.engine.Backends;
-import dev.wanlora.cli.sampling.SamplingPlanner;
+import dev.wanlora.pipeline.sample.SamplingPlanner;
 import dev.wanlora.engine.backend.Backend;
-import dev.wanlora.engine.cpu.CpuBackend;
-import dev.wanlora.engine.cuda.CudaBackend;
-import dev.wanlora.engine.cuda.CudaContext;
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsException;
 import dev.wanlora.engine.memory.MemoryPlan;
@@ -179,7 +177,7 @@ public final class SampleCommand implements Callable<Integer> {
             SampleRunner.Settings settings = new SampleRunner.Settings(kind, fps, outputDir, outputName);
             try (SampleRunner runner = SampleRunner.prepare(backend, list, models, settings, config.textDim(), out, false);
                  WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision, quantization(),
-                         backend instanceof CpuBackend, new WanDitWeights.BlockSwap(swap, 2));
+                         !backend.device().keepsFp8Quantized(), new WanDitWeights.BlockSwap(swap, 2));
                  WanDit model = new WanDit(backend, config, weights, precision, false)) {
                 out.printf(Locale.ROOT, "model: %s, %d blocks, dim %d, %s%n", dit.getFileName(), config.numLayers(),
                         config.dim(), precision);
@@ -212,13 +210,13 @@ public final class SampleCommand implements Callable<Integer> {
      */
     private int planMemory(PrintWriter out, Backend backend, SafeTensors checkpoint, WanDitConfig config,
                            ComputePrecision precision, List<SamplePrompt> list, SampleModels models, List<SampleLora> loraList) {
-        boolean asGpu = backend == null || !(backend instanceof CpuBackend);
+        boolean asGpu = backend == null || !backend.device().storesFp32();
         long budget = maxVram == null ? 0 : MemoryPlan.parseBytes("--max_vram", maxVram);
         List<MemoryPlan.Item> others = new ArrayList<>();
-        if (backend instanceof CudaBackend cuda) {
-            CudaContext c = cuda.context();
-            budget = budget == 0 ? c.totalMemoryBytes() : Math.min(budget, c.totalMemoryBytes());
-            others.add(new MemoryPlan.Item("CUDA runtime", c.totalMemoryBytes() - c.freeMemoryBytes(),
+        if (backend != null && backend.device().hasDeviceMemory()) {
+            DeviceFacts d = backend.device();
+            budget = budget == 0 ? d.totalMemoryBytes() : Math.min(budget, d.totalMemoryBytes());
+            others.add(new MemoryPlan.Item("CUDA runtime", d.usedBytes(),
                     "in use before loading: context, kernels, cuBLASLt workspace, other processes"));
         } else if (backend == null) {
             others.add(new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES,
@@ -262,7 +260,7 @@ public final class SampleCommand implements Callable<Integer> {
         out.printf(Locale.ROOT, "memory plan (sampling, --blocks_to_swap %d%s%s%s):%n", swap,
                 blocksToSwap.equals("auto") ? " chosen by auto" : "",
                 t5Streamed == 0 ? "" : ", umT5 streams " + t5Streamed + " of its layers",
-                budget > 0 ? "; budget " + budgetSource(budget) : backend instanceof CpuBackend
+                budget > 0 ? "; budget " + budgetSource(budget) : backend != null && !backend.device().hasDeviceMemory()
                         ? "; no budget on the CPU without --max_vram" : "; no budget: pass --max_vram to check it");
         plan.format(budget).forEach(out::println);
         out.flush();
@@ -307,7 +305,7 @@ public final class SampleCommand implements Callable<Integer> {
         try {
             String name = backendName;
             if (name.equals("auto")) {
-                String reason = CudaContext.unavailableReason();
+                String reason = Backends.gpuUnavailableReason();
                 name = reason == null ? "cuda" : "cpu";
                 if (reason != null) out.println("info: no usable GPU (" + reason + "); sampling on the CPU");
             }

@@ -1,12 +1,13 @@
 package dev.wanlora.cli;
 
-import dev.wanlora.cli.error.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.engine.Backends;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.models.golden.GoldenVerifier;
 import dev.wanlora.models.sampling.SamplingGoldenVerifier;
 import dev.wanlora.models.umt5.UmT5GoldenVerifier;
 import dev.wanlora.models.wan.vae.VaeGoldenVerifier;
+import dev.wanlora.pipeline.UserError;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;

@@ -1,6 +1,5 @@
 package dev.wanlora.cli;
 
-import com.tngtech.archunit.base.DescribedPredicate;
 import com.tngtech.archunit.core.domain.JavaClass;
 import com.tngtech.archunit.core.importer.ImportOption;
 import com.tngtech.archunit.core.importer.Location;
@@ -12,7 +11,6 @@ import org.junit.jupiter.api.Test;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.util.List;
-import java.util.Set;
 import java.util.regex.Pattern;
 
 import static com.tngtech.archunit.lang.syntax.ArchRuleDefinition.noClasses;
@@ -35,18 +33,6 @@ class ArchitectureTest {
             .withImportOption(new DoNotIncludeTestJars())
             .importPackages("dev.wanlora");
 
-    /**
-     * TEMPORARY: the cli classes that still import {@code engine.cuda}/{@code engine.cpu} on this branch; branch
-     * {@code pipeline} moves the run into the pipeline module and asks {@code Backend.device()} instead. Removed when
-     * branch pipeline lands (delete this list and its use below; the rule must then pass with no exceptions).
-     */
-    private static final Set<String> KNOWN_BACKEND_TYPE_USERS_UNTIL_PIPELINE_LANDS = Set.of(
-            "dev.wanlora.cli.BenchCommand",
-            "dev.wanlora.cli.SampleCommand",
-            "dev.wanlora.cli.sampling.CheckpointSampleModels",
-            "dev.wanlora.cli.train.BenchRun",
-            "dev.wanlora.cli.train.Trainer");
-
     @Test
     void noPackageCycles() {
         slices().matching("dev.wanlora.(**)").as("packages under dev.wanlora").should().beFreeOfCycles()
@@ -57,14 +43,10 @@ class ArchitectureTest {
     @Test
     void onlyTheEngineNamesABackend() {
         noClasses().that().resideInAnyPackage("dev.wanlora.cli..", "dev.wanlora.pipeline..", "dev.wanlora.models..")
-                .and(isNotAKnownBackendTypeUser())
                 .should().dependOnClassesThat().resideInAnyPackage("dev.wanlora.engine.cuda..", "dev.wanlora.engine.cpu..")
                 .because("the Backend a caller is given decides where the work runs (STYLE.md §1, issue 8)")
                 .check(MAIN_CLASSES);
     }
-
-    /** TEMPORARY, with {@link #KNOWN_BACKEND_TYPE_USERS_UNTIL_PIPELINE_LANDS}: removed when branch pipeline lands. */
-    private static final Set<String> KNOWN_MODULE_DEPENDENCIES_UNTIL_PIPELINE_LANDS = Set.of("benchmarks -> wanlora-cli");
 
     /** Benchmarks measure the run, not the command line (issue 8: benchmarks depend on pipeline, not on cli). */
     @Test
@@ -72,21 +54,11 @@ class ArchitectureTest {
         String pom = Files.readString(Golden.repoRoot().resolve("benchmarks/pom.xml"));
         List<String> offending = Pattern.compile("<artifactId>(wanlora-cli)</artifactId>").matcher(pom).results()
                 .map(m -> "benchmarks -> " + m.group(1))
-                .filter(d -> !KNOWN_MODULE_DEPENDENCIES_UNTIL_PIPELINE_LANDS.contains(d)).toList();
+                .toList();
         assertEquals(List.of(), offending, "benchmarks/pom.xml: expected the benchmarks to depend on the modules "
                 + "below the command line (the run, models, engine) only");
     }
 
-    private static DescribedPredicate<JavaClass> isNotAKnownBackendTypeUser() {
-        return DescribedPredicate.describe("are not known backend-type users (until branch pipeline lands)",
-                c -> !KNOWN_BACKEND_TYPE_USERS_UNTIL_PIPELINE_LANDS.contains(topLevel(c).getName()));
-    }
-
-    /** The class a nested, local or anonymous class is declared in, up to the top level. */
-    private static JavaClass topLevel(JavaClass c) {
-        while (c.getEnclosingClass().isPresent()) c = c.getEnclosingClass().get();
-        return c;
-    }
 
     /**
      * Leaves out the other modules' test jars ({@code *-tests.jar}, on the classpath once they are packaged, as in

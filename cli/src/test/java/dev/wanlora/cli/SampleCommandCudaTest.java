@@ -1,6 +1,6 @@
 package dev.wanlora.cli;
 
-import dev.wanlora.cli.sampling.RealSampleModelsTest;
+import dev.wanlora.pipeline.sample.RealSampleModelsTest;
 import dev.wanlora.engine.cuda.RequiresCuda;
 import dev.wanlora.engine.testing.Golden;
 import org.jcodec.api.FrameGrab;

@@ -1,10 +1,10 @@
 package dev.wanlora.cli;
 
-import dev.wanlora.cli.sampling.RealSampleModelsTest;
-import dev.wanlora.cli.sampling.SampleModels;
-import dev.wanlora.cli.sampling.SamplePrompt;
-import dev.wanlora.cli.sampling.SamplePromptFile;
-import dev.wanlora.cli.sampling.SamplingPlanner;
+import dev.wanlora.pipeline.sample.RealSampleModelsTest;
+import dev.wanlora.pipeline.sample.SampleModels;
+import dev.wanlora.pipeline.sample.SamplePrompt;
+import dev.wanlora.pipeline.sample.SamplePromptFile;
+import dev.wanlora.pipeline.sample.SamplingPlanner;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsWriter;

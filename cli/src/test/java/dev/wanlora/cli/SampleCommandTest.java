@@ -1,6 +1,6 @@
 package dev.wanlora.cli;
 
-import dev.wanlora.cli.sampling.RealSampleModelsTest;
+import dev.wanlora.pipeline.sample.RealSampleModelsTest;
 import dev.wanlora.engine.testing.Golden;
 import org.jcodec.api.FrameGrab;
 import org.jcodec.common.io.NIOUtils;

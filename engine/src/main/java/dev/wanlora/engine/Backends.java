@@ -3,6 +3,8 @@ package dev.wanlora.engine;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.cuda.CudaBackend;
+import dev.wanlora.engine.cuda.CudaContext;
+import dev.wanlora.engine.cuda.CudaException;
 
 /**
  * Opens a {@link Backend} by its command-line name ({@code --backend}): "cpu" (the reference), "cuda" (GPU 0) or
@@ -33,4 +35,17 @@ public final class Backends {
         }
         throw new IllegalArgumentException("--backend " + name + " is not known; supported: cpu, cuda, cuda:N");
     }
+
+    /** Why {@code --backend cuda} cannot start here (no driver, no GPU), or null when it can. */
+    public static String gpuUnavailableReason() {
+        return CudaContext.unavailableReason();
+    }
+
+    /** Whether {@code e} is the device running out of memory (CUDA_ERROR_OUT_OF_MEMORY from an allocation or a call). */
+    public static boolean isOutOfDeviceMemory(Throwable e) {
+        return e instanceof CudaException cuda && cuda.status() == CUDA_ERROR_OUT_OF_MEMORY;
+    }
+
+    /** CUresult CUDA_ERROR_OUT_OF_MEMORY. */
+    private static final int CUDA_ERROR_OUT_OF_MEMORY = 2;
 }

@@ -1,7 +1,7 @@
 package dev.wanlora.cli.demo;
 
-import dev.wanlora.cli.error.UserError;
-import dev.wanlora.cli.sampling.SampleModels;
+import dev.wanlora.pipeline.UserError;
+import dev.wanlora.pipeline.sample.SampleModels;
 import dev.wanlora.cli.train.TrainCommand;
 import dev.wanlora.engine.io.AtomicFiles;
 import dev.wanlora.engine.io.SafeTensorsWriter;

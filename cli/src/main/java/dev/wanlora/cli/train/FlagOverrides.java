@@ -1,6 +1,8 @@
 package dev.wanlora.cli.train;
 
 import dev.wanlora.models.text.Counts;
+import dev.wanlora.pipeline.train.CheckpointAttention;
+import dev.wanlora.pipeline.train.TrainState;
 
 import java.util.ArrayList;
 import java.util.List;

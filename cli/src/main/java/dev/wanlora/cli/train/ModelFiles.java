@@ -1,6 +1,6 @@
 package dev.wanlora.cli.train;
 
-import dev.wanlora.cli.error.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsException;
 

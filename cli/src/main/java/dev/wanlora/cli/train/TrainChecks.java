@@ -1,6 +1,6 @@
 package dev.wanlora.cli.train;
 
-import dev.wanlora.cli.error.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.optim.LearningRateSchedule;
 import dev.wanlora.engine.optim.OptimizerConfig;

@@ -1,6 +1,6 @@
 package dev.wanlora.cli.train;
 
-import dev.wanlora.cli.sampling.SampleModels;
+import dev.wanlora.pipeline.sample.SampleModels;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;

@@ -4,7 +4,7 @@ import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
-import dev.wanlora.cli.error.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.engine.io.AtomicFiles;
 import dev.wanlora.models.text.ClosestName;
 import picocli.CommandLine;

@@ -1,6 +1,6 @@
 package dev.wanlora.cli.train;
 
-import dev.wanlora.cli.sampling.SampleMedia;
+import dev.wanlora.pipeline.sample.SampleMedia;
 import dev.wanlora.cli.tensorboard.EventWriter;
 
 import java.io.IOException;

@@ -1,5 +1,6 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.pipeline.train.CheckpointAttention;
 import picocli.CommandLine.ITypeConverter;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.TypeConversionException;
@@ -72,7 +73,7 @@ public final class TrainOptions {
     public boolean gradient_checkpointing;
 
     @Option(names = {"--checkpoint_attention", "--checkpoint-attention"}, paramLabel = "auto|on|off",
-            converter = CheckpointAttention.Converter.class, defaultValue = "auto",
+            converter = CheckpointAttentionConverter.class, defaultValue = "auto",
             description = "With --gradient_checkpointing, keep each block's self-attention output so the recompute skips"
                     + " it (same results, faster, more memory); auto (default): on when the memory plan with it fits.")
     public CheckpointAttention checkpoint_attention;

@@ -1,11 +1,11 @@
 package dev.wanlora.cli.train;
 
-import dev.wanlora.cli.error.UserError;
-import dev.wanlora.cli.sampling.SampleModels;
-import dev.wanlora.cli.sampling.SamplePrompt;
-import dev.wanlora.cli.sampling.SamplePromptFile;
-import dev.wanlora.cli.sampling.SampleNames;
-import dev.wanlora.cli.sampling.SampleRunner;
+import dev.wanlora.pipeline.UserError;
+import dev.wanlora.pipeline.sample.SampleModels;
+import dev.wanlora.pipeline.sample.SamplePrompt;
+import dev.wanlora.pipeline.sample.SamplePromptFile;
+import dev.wanlora.pipeline.sample.SampleNames;
+import dev.wanlora.pipeline.sample.SampleRunner;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.tensor.DType;

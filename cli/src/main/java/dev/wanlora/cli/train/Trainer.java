@@ -1,19 +1,14 @@
 package dev.wanlora.cli.train;
 
 import com.fasterxml.jackson.databind.json.JsonMapper;
-import dev.wanlora.cli.error.UserError;
-import dev.wanlora.cli.sampling.SampleModels;
+import dev.wanlora.pipeline.UserError;
+import dev.wanlora.pipeline.sample.SampleModels;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.Backends;
-import dev.wanlora.engine.cpu.CpuBackend;
-import dev.wanlora.engine.cuda.CudaAttention;
-import dev.wanlora.engine.cuda.CudaBackend;
-import dev.wanlora.engine.cuda.CudaContext;
-import dev.wanlora.engine.cuda.CudaException;
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.flow.TimestepSampler;
 import dev.wanlora.engine.flow.TimestepSampling;
 import dev.wanlora.engine.io.SafeTensors;
-import dev.wanlora.engine.memory.HostMemory;
 import dev.wanlora.engine.io.SafeTensorsException;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.optim.GradClip;
@@ -26,45 +21,42 @@ import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.models.text.Counts;
 import dev.wanlora.models.lora.LoraFile;
-import dev.wanlora.models.lora.LoraFormat;
 import dev.wanlora.models.lora.LoraMetadata;
-import dev.wanlora.models.lora.LoraModule;
-import dev.wanlora.models.lora.LoraModuleWeights;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.lora.NetworkArgs;
 import dev.wanlora.models.lora.SavePrecision;
 import dev.wanlora.models.musubi.Batch;
 import dev.wanlora.models.musubi.BatchSchedule;
-import dev.wanlora.models.musubi.Bucket;
 import dev.wanlora.models.musubi.CacheDataset;
-import dev.wanlora.models.musubi.CacheItem;
 import dev.wanlora.models.musubi.DatasetConfig;
 import dev.wanlora.models.musubi.DatasetException;
-import dev.wanlora.models.musubi.DatasetSpec;
-import dev.wanlora.models.musubi.FrameExtraction;
-import dev.wanlora.models.musubi.FrameSpec;
-import dev.wanlora.models.musubi.Resolution;
 import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDit;
-import dev.wanlora.models.wan.WanDitActivations;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights;
 import dev.wanlora.models.wan.WanMemoryPlan;
+import dev.wanlora.pipeline.train.BatchTensors;
+import dev.wanlora.pipeline.train.BenchRun;
+import dev.wanlora.pipeline.train.CheckpointAttention;
+import dev.wanlora.pipeline.train.FlowMatchingObjective;
+import dev.wanlora.pipeline.train.LoadProgress;
+import dev.wanlora.pipeline.train.LoraSetup;
+import dev.wanlora.pipeline.train.LossRecorder;
+import dev.wanlora.pipeline.train.OutputNames;
+import dev.wanlora.pipeline.train.Prefetcher;
+import dev.wanlora.pipeline.train.ProgressDisplay;
+import dev.wanlora.pipeline.train.RunMemory;
+import dev.wanlora.pipeline.train.RunSaver;
+import dev.wanlora.pipeline.train.TrainState;
+import dev.wanlora.pipeline.train.TrainStep;
+import dev.wanlora.pipeline.train.ValidationLoss;
 
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
-import java.time.ZoneId;
-import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
-import java.util.OptionalInt;
-import java.util.OptionalLong;
-import java.util.Set;
-import java.util.TreeSet;
 
 /**
  * One training run of {@code wanlora train}, from checked options to saved LoRA files: musubi's
@@ -89,7 +81,8 @@ final class Trainer {
     private static final long TIMESTEP_STREAM = 0x7469_6D65_7374_6570L; // "timestep"
     private static final long VALIDATION_STREAM = 0x7661_6C69_6461_7465L; // "validate"
 
-    private static final JsonMapper JSON = JsonMapper.builder().build();
+    /** Batches whose caches are read ahead of the one training (DESIGN.md §4). */
+    private static final int PREFETCH_DEPTH = 2;
 
     private final TrainOptions o;
     private final PrintWriter out;
@@ -109,12 +102,13 @@ final class Trainer {
     private LoraNetwork lora;
     private Optimizer optimizer;
     private TrainStep step;
-    private TimestepSampler sampler;
+    private FlowMatchingObjective objective;
     private LearningRateSchedule schedule;
     private LoraMetadata metadata;
     private LossRecorder losses;
     private TrainLog log;
     private volatile ProgressDisplay progress;
+    private RunSaver saver;
     private long sessionId;
     private double trainingStartedAt;
     private long maxTrainSteps;
@@ -122,16 +116,8 @@ final class Trainer {
     private double peakVramGiB = Double.NaN;
     /** What the run is doing, for the out-of-memory message. */
     private String phase = "starting";
-    /** The memory plan's inputs, its budget (0: none) and the swap count in use; for the out-of-memory advice. */
-    private WanMemoryPlan.Settings memorySettings;
-    private long memoryBudget;
-    private int blocksToSwap;
-    /** The activation offload the plan chose (for the out-of-memory advice). */
-    private WanDitActivations.Offload offload = WanDitActivations.Offload.NONE;
-    /** --checkpoint_attention resolved by the memory plan. */
-    private boolean savesAttentionOutputs;
-    /** fp8 weights kept dequantized from each block's recompute for its backward (WanDit.keepsBackwardWeights). */
-    private boolean keepsBackwardWeights;
+    /** The run's memory plan, once made (for the model's settings and the out-of-memory advice). */
+    private RunMemory memory;
     private final SampleModels sampleModels;
     /** The run's samples, or null without --sample_prompts and an interval. */
     private TrainSampling sampling;
@@ -151,7 +137,8 @@ final class Trainer {
     int run() {
         if (o.dry_run) return dryRun();
         sampling = TrainSampling.create(o, sampleModels);
-        names = OutputNames.of(o);
+        names = new OutputNames(o.output_name, o.save_every_n_epochs, o.save_last_n_epochs, o.save_last_n_epochs_state,
+                o.save_every_n_steps, o.save_last_n_steps, o.save_last_n_steps_state);
         try (OutputLock lock = StartUp.lockOutput(o.output_dir, out)) {
             return runLocked();
         }
@@ -165,8 +152,8 @@ final class Trainer {
         try (Backend b = openBackend(); TrainSampling closeSampling = sampling) {
             backend = b;
             return train(resumed);
-        } catch (CudaException e) {
-            if (e.status() != CUDA_ERROR_OUT_OF_MEMORY) throw e;
+        } catch (RuntimeException e) {
+            if (!Backends.isOutOfDeviceMemory(e)) throw e;
             throw new UserError("out of GPU memory while " + phase + " (" + e.getMessage() + "); "
                     + memoryAdvice(), e);
         } catch (OutOfMemoryError e) {
@@ -217,7 +204,7 @@ final class Trainer {
 
     private int dryRunPlan(DType blockDType, ComputePrecision precision) {
         planMemory(blockDType, precision);
-        out.println(memoryBudget > 0 ? "dry run: the plan fits; nothing was loaded"
+        out.println(memory.budget() > 0 ? "dry run: the plan fits; nothing was loaded"
                 : "dry run: no GPU and no --max_vram, so nothing to check the plan against; pass e.g. --max_vram 24G");
         return 0;
     }
@@ -240,9 +227,6 @@ final class Trainer {
             return null;
         }
     }
-
-    /** CUresult CUDA_ERROR_OUT_OF_MEMORY. */
-    private static final int CUDA_ERROR_OUT_OF_MEMORY = 2;
 
     private int train(TrainState resumed) {
         phase = "reading the dataset";
@@ -270,8 +254,8 @@ final class Trainer {
             phase = "loading the DiT";
             try (WanDitWeights weights = loadWeights(checkpoint, precision, swap)) {
                 WanDit dit = new WanDit(backend, modelConfig, weights, precision, o.gradient_checkpointing);
-                dit.savesAttentionOutputs(savesAttentionOutputs);
-                dit.keepsBackwardWeights(keepsBackwardWeights);
+                dit.savesAttentionOutputs(memory.savesAttentionOutputs());
+                dit.keepsBackwardWeights(memory.keepsBackwardWeights());
                 dit.offloadActivations(choice.offload());
                 return train(resumed, dit);
             }
@@ -335,7 +319,7 @@ final class Trainer {
     }
 
     private Backend openBackend() {
-        String reason = o.backend.equals("cpu") ? null : CudaContext.unavailableReason();
+        String reason = o.backend.equals("cpu") ? null : Backends.gpuUnavailableReason();
         if (o.backend.equals("cuda") && reason != null) {
             throw new UserError("--backend cuda: no usable GPU (" + reason + "); use --backend cpu or run on a machine"
                     + " with an NVIDIA GPU and driver");
@@ -349,6 +333,11 @@ final class Trainer {
         if (o.backend.equals("auto") && reason != null) out.println("info: no usable GPU (" + reason + "); training on the CPU");
         out.println("backend: " + b.name());
         return b;
+    }
+
+    /** The run's backend is a GPU with memory to budget (false under --dry_run --max_vram, where none is opened). */
+    private boolean onGpu() {
+        return backend != null && backend.device().hasDeviceMemory();
     }
 
     private CacheDataset discover(Path config, String flag) {
@@ -418,7 +407,7 @@ final class Trainer {
             try (LoadProgress progress = LoadProgress.start(out, ProgressDisplay.isTerminal() && !isLinePerStep,
                     o.dit.getFileName().toString(), WanDitWeights.loadBytes(checkpoint))) {
                 return WanDitWeights.load(backend, checkpoint, modelConfig, precision, quantization(),
-                        backend instanceof CpuBackend, swap, progress);
+                        !backend.device().keepsFp8Quantized(), swap, progress);
             }
         } catch (IllegalArgumentException | SafeTensorsException e) {
             throw new UserError(e.getMessage(), e);
@@ -427,169 +416,26 @@ final class Trainer {
 
     // ------------------------------------------------------------------------------------------------ memory plan
 
-    /**
-     * DESIGN.md §6: sizes every device buffer of the run from the settings before anything is allocated, prints the
-     * plan, resolves {@code --blocks_to_swap auto} to the cheapest configuration that fits (swap count and activation
-     * offload, {@link WanMemoryPlan#cheapestFitting}), and refuses a plan over the budget (the GPU's memory, or
-     * --max_vram) naming the smallest count that would fit. On the CPU the plan is printed as a GPU would hold it and
-     * checked only against an explicit --max_vram. The host plan (pinned swapped blocks, offloaded activations,
-     * staging) is printed too and refused over --max_host_ram (default: MemAvailable).
-     */
+    /** DESIGN.md §6: the run's memory plan ({@link RunMemory}) from the resolved settings, printed and checked. */
     private WanMemoryPlan.Choice planMemory(DType blockDType, ComputePrecision precision) {
         phase = "planning memory";
-        memoryBudget = memoryBudget();
         OptimizerConfig optimizerConfig;
         try {
             optimizerConfig = OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args);
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), e);
         }
-        boolean plansForGpu = o.dry_run || !(backend instanceof CpuBackend);
-        List<WanDitActivations.Key> shapes = inputShapes(loraRankForPlan(), false);
-        WanMemoryPlan.Settings without = new WanMemoryPlan.Settings(modelConfig, precision, quantization(),
-                plansForGpu, blockDType, shapes, optimizerConfig, o.block_swap_ring_size, callerMemory(shapes, precision));
-        List<WanDitActivations.Key> savingShapes = inputShapes(loraRankForPlan(), true);
-        WanMemoryPlan.Settings with = new WanMemoryPlan.Settings(modelConfig, precision, quantization(),
-                plansForGpu, blockDType, savingShapes, optimizerConfig, o.block_swap_ring_size, callerMemory(savingShapes, precision));
-        CheckpointAttention attentionMode = o.checkpoint_attention == null ? CheckpointAttention.AUTO : o.checkpoint_attention;
-        int maxSwap = modelConfig.numLayers() - 1;
+        int rank = loraRankForPlan();
+        List<MemoryPlan.Item> extra = sampling == null ? List.of() : List.of(sampling.memoryItem(modelConfig, precision, rank));
         boolean isAuto = o.blocks_to_swap != null && o.blocks_to_swap.isAuto();
-        long hostBudget = hostBudget();
-        // musubi's --gradient_checkpointing_cpu_offload: every saved block input in host memory
-        WanDitActivations.Offload forcedOffload = o.gradient_checkpointing && o.gradient_checkpointing_cpu_offload
-                ? new WanDitActivations.Offload(modelConfig.numLayers() + 1, 0, WanMemoryPlan.OFFLOAD_RING_SLOTS)
-                : WanDitActivations.Offload.NONE;
-        // auto never swaps more blocks or offloads more to afford the saved attention outputs: it takes them only
-        // where they fit
-        memorySettings = o.gradient_checkpointing && attentionMode == CheckpointAttention.ON ? with : without;
-        OptionalInt fitting = memoryBudget > 0 ? WanMemoryPlan.smallestFittingSwap(memorySettings, memoryBudget) : OptionalInt.of(0);
-        WanMemoryPlan.Choice choice = isAuto ? autoChoice(memorySettings, fitting, forcedOffload, hostBudget)
-                : new WanMemoryPlan.Choice(o.blocks_to_swap == null ? 0 : o.blocks_to_swap.count(), forcedOffload);
-        blocksToSwap = choice.blocksToSwap();
-        offload = choice.offload();
-        boolean fitsWith = memoryBudget <= 0 || WanMemoryPlan.plan(with, choice).fits(memoryBudget);
-        savesAttentionOutputs = o.gradient_checkpointing && attentionMode.resolve(fitsWith);
-        if (savesAttentionOutputs && memorySettings != with) {
-            memorySettings = with;
-            fitting = memoryBudget > 0 ? WanMemoryPlan.smallestFittingSwap(memorySettings, memoryBudget) : OptionalInt.of(0);
-        }
-        // fp8 weights kept from each block's recompute for its backward: taken only where the plan with them fits
-        keepsBackwardWeights = WanMemoryPlan.considersBackwardWeights(memorySettings, o.gradient_checkpointing)
-                && (memoryBudget <= 0 || WanMemoryPlan.plan(WanMemoryPlan.withBackwardWeights(memorySettings), choice).fits(memoryBudget));
-        if (keepsBackwardWeights) memorySettings = WanMemoryPlan.withBackwardWeights(memorySettings);
-        MemoryPlan plan = WanMemoryPlan.plan(memorySettings, choice);
-        WanDitActivations.Key largest = largestShape(shapes);
-        String attention = !o.gradient_checkpointing ? "" : "; --checkpoint_attention " + (savesAttentionOutputs ? "on" : "off")
-                + (attentionMode != CheckpointAttention.AUTO ? "" : savesAttentionOutputs ? " chosen by auto"
-                : " chosen by auto: with it the plan exceeds the budget");
-        String offload = !choice.offload().isOffloading() ? "" : "; activation offload: saved inputs of "
-                + choice.offload().blockInputs() + " blocks" + (choice.offload().attentionOutputs() == 0 ? ""
-                : " and attention outputs of " + choice.offload().attentionOutputs()) + " in host memory"
-                + (isAuto ? " (auto)" : " (--gradient_checkpointing_cpu_offload)");
-        out.printf(Locale.ROOT, "memory plan (--blocks_to_swap %d%s, rank %d, largest input %d×%d×%d×%d latent = %d tokens%s%s%s%s):%n",
-                blocksToSwap, isAuto ? " chosen by auto" : "", largest.loraRank(), largest.batch(), largest.frames(),
-                largest.height(), largest.width(), tokens(largest), attention, offload,
-                memoryBudget > 0 ? "; budget " + budgetSource() : "",
-                backend instanceof CpuBackend && !o.dry_run ? "; as a GPU holds it, the CPU backend stores fp32" : "");
-        plan.format(memoryBudget).forEach(out::println);
-        MemoryPlan host = WanMemoryPlan.hostPlan(memorySettings, choice);
-        out.println("host memory plan (besides the JVM; budget " + hostBudgetSource(hostBudget) + "):");
-        host.format(hostBudget).forEach(out::println);
-        if (memoryBudget > 0 && !plan.fits(memoryBudget)) throw new UserError(overBudget(plan, fitting, hostBudget));
-        if (hostBudget > 0 && !host.fits(hostBudget)) {
-            throw new UserError(String.format(Locale.ROOT, "host memory plan: %s (pinned swapped blocks %s, offloaded"
-                            + " activations %s, staging %s) exceeds %s; swap fewer blocks, drop"
-                            + " --gradient_checkpointing_cpu_offload, or free host memory", MemoryPlan.formatBytes(host.totalBytes()),
-                    MemoryPlan.formatBytes(host.bytesOf(WanMemoryPlan.HOST_SWAPPED)),
-                    MemoryPlan.formatBytes(host.bytesOf(WanMemoryPlan.HOST_OFFLOADED)),
-                    MemoryPlan.formatBytes(host.bytesOf(WanMemoryPlan.HOST_STAGING)), hostBudgetSource(hostBudget)));
-        }
-        if (blocksToSwap > 0) {
-            out.printf(Locale.ROOT, "block streaming: the Linear weights of blocks %d..%d from %s of %s host memory through %d"
-                            + " device slots%n", modelConfig.numLayers() - blocksToSwap, maxSwap,
-                    MemoryPlan.formatBytes(WanMemoryPlan.hostBytes(memorySettings, blocksToSwap)),
-                    backend instanceof CpuBackend ? "ordinary" : "pinned", o.block_swap_ring_size);
-        }
-        return choice;
-    }
-
-    /**
-     * --blocks_to_swap auto: the smallest swap count that fits without offload; else the cheapest swap count and
-     * activation offload that fit (with --gradient_checkpointing); else the largest swap count (refused by the caller).
-     */
-    private WanMemoryPlan.Choice autoChoice(WanMemoryPlan.Settings s, OptionalInt fitting, WanDitActivations.Offload forced,
-                                            long hostBudget) {
-        int maxSwap = modelConfig.numLayers() - 1;
-        if (memoryBudget <= 0) return new WanMemoryPlan.Choice(0, forced);
-        if (forced.isOffloading()) {
-            OptionalInt n = MemoryPlan.smallestFitting(0, maxSwap, k -> WanMemoryPlan.plan(s, new WanMemoryPlan.Choice(k, forced)),
-                    memoryBudget);
-            return new WanMemoryPlan.Choice(n.orElse(maxSwap), forced);
-        }
-        if (fitting.isPresent()) return WanMemoryPlan.Choice.swapping(fitting.getAsInt());
-        WanMemoryPlan.Choice c = o.gradient_checkpointing
-                ? WanMemoryPlan.cheapestFitting(s, memoryBudget, hostBudget, true) : null;
-        return c != null ? c : WanMemoryPlan.Choice.swapping(maxSwap);
-    }
-
-    /** The host budget: --max_host_ram, else MemAvailable of /proc/meminfo (0 when unknown: unchecked). */
-    private long hostBudget() {
-        if (o.max_host_ram != null) return MemoryPlan.parseBytes("--max_host_ram", o.max_host_ram);
-        return HostMemory.availableBytes();
-    }
-
-    private String hostBudgetSource(long hostBudget) {
-        if (hostBudget <= 0) return "unknown: /proc/meminfo not readable; pass --max_host_ram";
-        return MemoryPlan.formatBytes(hostBudget) + (o.max_host_ram != null ? " (--max_host_ram " + o.max_host_ram + ")"
-                : " (MemAvailable)");
-    }
-
-    /** The over-budget message: the plan's total, the budget, and the smallest count that fits (or what to change). */
-    private String overBudget(MemoryPlan plan, OptionalInt fitting, long hostBudget) {
-        String head = String.format(Locale.ROOT, "memory plan: %s with --blocks_to_swap %d exceeds the budget of %s",
-                MemoryPlan.formatBytes(plan.totalBytes()), blocksToSwap, budgetSource())
-                + (savesAttentionOutputs ? String.format(Locale.ROOT, " (of which %s saved attention outputs:"
-                + " --checkpoint_attention auto or off drops them)",
-                MemoryPlan.formatBytes(plan.bytesOf(WanMemoryPlan.SAVED_ATTENTION))) : "");
-        if (fitting.isPresent()) {
-            return head + String.format(Locale.ROOT, "; --blocks_to_swap %d fits (%s): pass it, or --blocks_to_swap auto",
-                    fitting.getAsInt(), MemoryPlan.formatBytes(WanMemoryPlan.plan(memorySettings, fitting.getAsInt()).totalBytes()));
-        }
-        WanMemoryPlan.Choice offloading = o.gradient_checkpointing
-                ? WanMemoryPlan.cheapestFitting(memorySettings, memoryBudget, hostBudget, true) : null;
-        if (offloading != null) {
-            WanDitActivations.Offload off = offloading.offload();
-            return head + String.format(Locale.ROOT, "; with activation offload it fits: --blocks_to_swap auto (%d blocks"
-                            + " swapped, saved inputs of %d blocks%s in host memory: %s)", offloading.blocksToSwap(),
-                    off.blockInputs(), off.attentionOutputs() == 0 ? "" : " and attention outputs of " + off.attentionOutputs(),
-                    MemoryPlan.formatBytes(WanMemoryPlan.plan(memorySettings, offloading).totalBytes()));
-        }
-        int maxSwap = modelConfig.numLayers() - 1;
-        MemoryPlan most = WanMemoryPlan.plan(memorySettings, maxSwap);
-        WanDitActivations.Key largest = largestShape(memorySettings.shapes());
-        return head + String.format(Locale.ROOT, "; even --blocks_to_swap %d (the most for %d blocks) needs %s, of which %s"
-                        + " are activations (largest input %d×%d×%d×%d latent, %d tokens): lower the resolution or frame count"
-                        + " of the largest bucket in the dataset config%s", maxSwap, modelConfig.numLayers(),
-                MemoryPlan.formatBytes(most.totalBytes()),
-                MemoryPlan.formatBytes(most.bytesOf(WanMemoryPlan.SAVED_INPUTS) + most.bytesOf(WanMemoryPlan.RECOMPUTE)),
-                largest.batch(), largest.frames(), largest.height(), largest.width(), tokens(largest),
-                o.gradient_checkpointing ? "" : ", or add --gradient_checkpointing");
-    }
-
-    /** The budget in bytes: --max_vram (at most the GPU's memory), else the GPU's memory; 0 on the CPU without --max_vram. */
-    private long memoryBudget() {
-        long asked = o.max_vram == null ? 0 : MemoryPlan.parseBytes("--max_vram", o.max_vram);
-        if (!(backend instanceof CudaBackend cuda)) return asked;
-        long total = cuda.context().totalMemoryBytes();
-        if (asked > total) {
-            out.println("info: --max_vram " + o.max_vram + " is more than the GPU's " + MemoryPlan.formatBytes(total)
-                    + "; planning for the GPU's memory");
-        }
-        return asked > 0 ? Math.min(asked, total) : total;
-    }
-
-    private String budgetSource() {
-        return MemoryPlan.formatBytes(memoryBudget) + (o.max_vram != null ? " (--max_vram " + o.max_vram + ")" : " (the GPU's memory)");
+        var request = new RunMemory.Request(modelConfig, precision, quantization(), blockDType,
+                RunMemory.inputShapes(data, dataToml, validationData, validationToml, rank, o.gradient_checkpointing, false),
+                RunMemory.inputShapes(data, dataToml, validationData, validationToml, rank, o.gradient_checkpointing, true),
+                optimizerConfig, o.block_swap_ring_size, o.blocks_to_swap == null || isAuto ? 0 : o.blocks_to_swap.count(),
+                isAuto, o.checkpoint_attention == null ? CheckpointAttention.AUTO : o.checkpoint_attention,
+                o.gradient_checkpointing, o.gradient_checkpointing_cpu_offload, o.dry_run, extra, o.max_vram, o.max_host_ram);
+        memory = RunMemory.plan(request, backend == null ? null : backend.device(), out);
+        return memory.choice();
     }
 
     /** The LoRA rank the run will use: --network_dim, or the rank of the file it starts from (read again later). */
@@ -604,164 +450,11 @@ final class Trainer {
         }
     }
 
-    /**
-     * Every activation plan key the run will make (WanDit keeps one per input shape): per bucket of the training data
-     * the full batch and the short last batch, without gradient checkpointing keeping every block's intermediates;
-     * the validation data's forward-only shapes. {@code savesAttention}: with gradient checkpointing, the keys
-     * {@link WanDit#plan} makes once {@link WanDit#savesAttentionOutputs(boolean)} is on (forward-only calls share them).
-     */
-    private List<WanDitActivations.Key> inputShapes(int rank, boolean savesAttention) {
-        Set<WanDitActivations.Key> keys = new java.util.LinkedHashSet<>();
-        if (data != null) addShapes(keys, data, rank, !o.gradient_checkpointing);
-        else addLargestBuckets(keys, dataToml, rank, !o.gradient_checkpointing);
-        if (validationData != null) addShapes(keys, validationData, rank, false);
-        else if (validationToml != null) addLargestBuckets(keys, validationToml, rank, false);
-        boolean saves = savesAttention && o.gradient_checkpointing;
-        return keys.stream().map(k -> new WanDitActivations.Key(k.batch(), k.frames(), k.height(), k.width(),
-                k.loraRank(), k.keepsBlockIntermediates(), saves)).distinct().toList();
-    }
-
-    private static void addShapes(Set<WanDitActivations.Key> keys, CacheDataset dataset, int rank, boolean keepsIntermediates) {
-        for (CacheDataset.DatasetCache d : dataset.datasets()) {
-            int batchSize = d.spec().batchSize();
-            for (Map.Entry<Bucket, List<CacheItem>> bucket : d.buckets().entrySet()) {
-                long items = d.trainItemCount(bucket.getKey());
-                Set<List<Long>> latents = new java.util.HashSet<>();
-                for (CacheItem item : bucket.getValue()) {
-                    long[] l = item.latentShape().dims(); // (16, F, H, W)
-                    latents.add(List.of(l[1], l[2], l[3]));
-                }
-                // items of a bucket share a latent shape whenever batches hold more than one (discovery checks it)
-                TreeSet<Long> batches = new TreeSet<>();
-                if (latents.size() > 1) batches.add(1L);
-                else {
-                    batches.add(Math.min(batchSize, items));
-                    if (items > batchSize && items % batchSize != 0) batches.add(items % batchSize);
-                }
-                for (List<Long> l : latents) {
-                    for (long b : batches) {
-                        keys.add(new WanDitActivations.Key((int) b, l.get(0).intValue(), l.get(1).intValue(),
-                                l.get(2).intValue(), rank, keepsIntermediates));
-                    }
-                }
-            }
-        }
-    }
-
-    /**
-     * Without caches (--dry_run): per dataset the bucket musubi's bucketing could produce with the most tokens, at the
-     * dataset's batch size and its longest clip (the largest target_frames; FULL: max_frames rounded to 4n+1; an image: 1).
-     */
-    private static void addLargestBuckets(Set<WanDitActivations.Key> keys, DatasetConfig config, int rank,
-                                          boolean keepsIntermediates) {
-        for (DatasetSpec d : config.datasets()) {
-            List<Resolution> buckets = d.bucketSelector().buckets();
-            // among buckets of equal token count, the configured resolution (it is one when its sides are multiples of 16)
-            Resolution largest = buckets.contains(d.resolution()) ? d.resolution() : null;
-            for (Resolution r : buckets) {
-                if (largest == null || (r.width() / 16) * (r.height() / 16) > (largest.width() / 16) * (largest.height() / 16)) {
-                    largest = r;
-                }
-            }
-            int frames = 1;
-            if (d.isVideo()) {
-                frames = d.frames().extraction() == FrameExtraction.FULL ? FrameSpec.roundDownTo4nPlus1(d.frames().maxFrames())
-                        : d.frames().targetFrames().stream().mapToInt(Integer::intValue).max().orElse(1);
-            }
-            keys.add(new WanDitActivations.Key(d.batchSize(), FrameSpec.latentFrames(frames), largest.height() / 8,
-                    largest.width() / 8, rank, keepsIntermediates));
-        }
-    }
-
-    /** What the trainer and the backend allocate besides the model: batch tensors; on the GPU the attention workspace and the runtime. */
-    private List<MemoryPlan.Item> callerMemory(List<WanDitActivations.Key> shapes, ComputePrecision precision) {
-        long attention = 0;
-        java.util.Set<Shape> latents = new java.util.HashSet<>();
-        for (WanDitActivations.Key k : shapes) {
-            latents.add(Shape.of(k.batch(), modelConfig.inChannels(), k.frames(), k.height(), k.width()));
-            attention = Math.max(attention, CudaAttention.backwardWorkspaceBytes(k.batch(), modelConfig.numHeads(), tokens(k)));
-        }
-        // TrainStep keeps one set of batch buffers per latent shape, reused by every batch of that shape
-        long batch = latents.stream().mapToLong(BatchTensors::sizeBytes).sum();
-        List<MemoryPlan.Item> items = new ArrayList<>();
-        items.add(new MemoryPlan.Item("batch inputs", batch, "per batch shape: x0, x_t, target fp32, noise bf16, 512-row bf16 contexts"));
-        if (sampling != null) items.add(sampling.memoryItem(modelConfig, precision, loraRankForPlan()));
-        if (backend instanceof CudaBackend cuda) {
-            CudaContext c = cuda.context();
-            items.add(new MemoryPlan.Item("attention workspace", attention, "backward delta (B, N, L) fp32"));
-            items.add(new MemoryPlan.Item("CUDA runtime", c.totalMemoryBytes() - c.freeMemoryBytes(),
-                    "in use before loading: context, kernels, cuBLASLt workspace, other processes"));
-        } else if (o.dry_run) {
-            items.add(new MemoryPlan.Item("attention workspace", attention, "backward delta (B, N, L) fp32"));
-            items.add(new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES,
-                    "estimated, no GPU touched: context, kernels, cuBLASLt handle and workspace"));
-        }
-        if (backend instanceof CudaBackend || o.dry_run) {
-            items.add(new MemoryPlan.Item("allocation margin", WanMemoryPlan.ALLOCATION_MARGIN_BYTES,
-                    "the driver's rounding of a few hundred allocations to 2 MiB pages"));
-        }
-        return items;
-    }
-
-    private static WanDitActivations.Key largestShape(List<WanDitActivations.Key> shapes) {
-        WanDitActivations.Key best = shapes.getFirst();
-        for (WanDitActivations.Key k : shapes) if (k.batch() * tokens(k) > best.batch() * tokens(best)) best = k;
-        return best;
-    }
-
-    private static long tokens(WanDitActivations.Key k) {
-        return (long) k.frames() * (k.height() / 2) * (k.width() / 2);
-    }
-
     private LoraNetwork createLora(TrainState resumed) {
         phase = "creating the LoRA";
         Path source = resumed != null ? o.resume.resolve(TrainState.LORA_FILE) : o.network_weights;
-        LoraNetwork network;
-        if (source == null) {
-            try {
-                network = LoraNetwork.create(backend, modelConfig, o.network_dim == null ? 4 : o.network_dim,
-                        (float) o.network_alpha, o.seed, networkArgs().selection());
-            } catch (IllegalArgumentException e) {
-                throw new UserError(e.getMessage(), e);
-            }
-        } else {
-            network = readLora(source);
-            int rank = network.modules().getFirst().rank();
-            if (o.network_dim != null && o.network_dim != rank) {
-                network.close();
-                throw new UserError(source + ": LoRA rank " + rank + " differs from --network_dim " + o.network_dim
-                        + "; pass --network_dim " + rank + " or leave it out");
-            }
-            out.println((resumed != null ? "resuming LoRA from " : "initial LoRA weights from ") + source + " (rank " + rank + ")");
-        }
-        out.printf(Locale.ROOT, "LoRA: %d modules, rank %d, alpha %s, %,d parameters%n", network.modules().size(),
-                network.modules().getFirst().rank(), fmt(network.modules().getFirst().alpha()), network.numParameters());
-        if (networkArgs().isVerbose()) { // lora.py: each module's name, rank and alpha
-            for (LoraModule m : network.modules()) {
-                out.printf(Locale.ROOT, "\t%-50s %d, %s%n", m.name(), m.rank(), fmt(m.alpha()));
-            }
-        }
-        return network;
-    }
-
-    /** The size of a file that was just read (0 if it cannot be asked: the summary line is informational). */
-    private static long fileBytes(Path file) {
-        try {
-            return java.nio.file.Files.size(file);
-        } catch (java.io.IOException e) {
-            return 0;
-        }
-    }
-
-    /** musubi's ss_network_args: json.dumps of the key → value strings (Python's ", " and ": " separators), or null. */
-    private String networkArgsJson() throws com.fasterxml.jackson.core.JacksonException {
-        if (o.network_args == null || o.network_args.isEmpty()) return null;
-        StringBuilder sb = new StringBuilder("{");
-        for (var e : networkArgs().values().entrySet()) {
-            if (sb.length() > 1) sb.append(", ");
-            sb.append(JSON.writeValueAsString(e.getKey())).append(": ").append(JSON.writeValueAsString(e.getValue()));
-        }
-        return sb.append('}').toString();
+        return LoraSetup.create(backend, modelConfig, new LoraSetup.Settings(source, resumed != null, o.network_dim,
+                o.network_alpha, o.seed, networkArgs()), out);
     }
 
     /** --network_args as musubi's lora_wan reads them. */
@@ -769,18 +462,6 @@ final class Trainer {
         try {
             return NetworkArgs.parse(o.network_args == null ? List.of() : o.network_args);
         } catch (IllegalArgumentException e) {
-            throw new UserError(e.getMessage(), e);
-        }
-    }
-
-    private LoraNetwork readLora(Path file) {
-        try {
-            long start = System.nanoTime();
-            LoraNetwork network = LoraNetwork.fromWeights(backend, modelConfig, LoraFile.read(file).modules(), file.toString(),
-                    networkArgs().selection());
-            out.println(LoadProgress.summary(file.getFileName().toString(), fileBytes(file), (System.nanoTime() - start) / 1e9));
-            return network;
-        } catch (IllegalArgumentException | SafeTensorsException e) {
             throw new UserError(e.getMessage(), e);
         }
     }
@@ -795,7 +476,7 @@ final class Trainer {
         }
         out.println("optimizer: " + config.metadataName() + ", lr " + ProgressDisplay.learningRate(o.learning_rate) + " (" + o.lr_scheduler + ")");
         NetworkArgs args = networkArgs();
-        if (args.hasLoraplus()) out.println("LoRA+: lora_up learning rate × " + fmt(args.loraplusLrRatio()));
+        if (args.hasLoraplus()) out.println("LoRA+: lora_up learning rate × " + LoraSetup.fmt(args.loraplusLrRatio()));
         try {
             return TrainStep.optimizer(backend, config, network, (float) args.loraplusLrRatio());
         } catch (IllegalArgumentException e) {
@@ -821,7 +502,7 @@ final class Trainer {
         int epoch = 1;
         int position = 0;
         if (resumed == null) {
-            sampler = new TimestepSampler(samplerConfig, new RandomSource(o.seed ^ TIMESTEP_STREAM));
+            objective = new FlowMatchingObjective(new TimestepSampler(samplerConfig, new RandomSource(o.seed ^ TIMESTEP_STREAM)));
             losses = new LossRecorder();
             sessionId = new SecureRandom().nextLong() & 0xFFFF_FFFFL;
             trainingStartedAt = System.currentTimeMillis() / 1000.0;
@@ -833,7 +514,8 @@ final class Trainer {
             } catch (IllegalArgumentException e) {
                 throw new UserError(e.getMessage(), e);
             }
-            out.println(LoadProgress.summary(TrainState.OPTIMIZER_FILE, fileBytes(o.resume.resolve(TrainState.OPTIMIZER_FILE)),
+            out.println(LoadProgress.summary(TrainState.OPTIMIZER_FILE,
+                    LoraSetup.fileBytes(o.resume.resolve(TrainState.OPTIMIZER_FILE)),
                     (System.nanoTime() - loadStart) / 1e9));
             if (optimizerStep != resumed.globalStep()) {
                 throw new UserError(o.resume + ": the optimizer state is at step " + optimizerStep + " but state.json at step "
@@ -843,8 +525,8 @@ final class Trainer {
                 out.println("info: this run trains " + Counts.of(maxTrainSteps, "step") + ", the resumed one planned " + resumed.maxTrainSteps()
                         + " (the learning-rate schedule follows the new total)");
             }
-            sampler = TimestepSampler.restore(samplerConfig, new TimestepSampler.State(
-                    new RandomSource.State(resumed.samplerSeed(), resumed.samplerCounter()), resumed.samplerBucketPool()));
+            objective = new FlowMatchingObjective(TimestepSampler.restore(samplerConfig, new TimestepSampler.State(
+                    new RandomSource.State(resumed.samplerSeed(), resumed.samplerCounter()), resumed.samplerBucketPool())));
             losses = new LossRecorder(resumed.lossHistory());
             sessionId = resumed.sessionId();
             trainingStartedAt = resumed.trainingStartedAt();
@@ -857,7 +539,7 @@ final class Trainer {
                     : String.format(Locale.ROOT, "resuming at step %d (epoch %d, batch %d of %d)", globalStep, epoch,
                     position + 1, data.batchesPerEpoch()));
         }
-        metadata = metadata();
+        metadata = RunMetadata.of(o, data, networkArgs(), sessionId, trainingStartedAt, epochs, maxTrainSteps);
         Path dump = TrainCommand.writeConfigDump(o);
         out.println("configuration: " + dump);
         BatchSchedule batches = new BatchSchedule(data, o.seed);
@@ -869,6 +551,10 @@ final class Trainer {
                      globalStep, maxTrainSteps, isLinePerStep ? 1 : Math.max(1, maxTrainSteps / 100))) {
             log = trainLog;
             progress = display;
+            saver = new RunSaver(new RunSaver.Settings(o.output_dir, names, o.save_every_n_steps, o.save_every_n_epochs,
+                    o.save_state, SavePrecision.fromFlag(o.save_precision), o.no_metadata),
+                    new RunSaver.Run(o.seed, maxTrainSteps, epochs, trainingStartedAt, sessionId), backend, lora, optimizer,
+                    objective, losses, metadata, display);
             if (o.log_config) log.config(Files.readString(dump));
             if (log.file() != null) out.println("TensorBoard: " + log.file().getParent());
             long timedSteps = 0;
@@ -876,58 +562,63 @@ final class Trainer {
             if (sampling != null && sampling.atFirst()) sample(globalStep, null);
             while (epoch <= epochs && globalStep < maxTrainSteps) {
                 List<Batch> epochBatches = batches.epoch(epoch);
-                while (position < epochBatches.size() && globalStep < maxTrainSteps) {
-                    interrupt.trainingStarted();
-                    long started = System.nanoTime();
-                    int groupEnd = Math.min(position + o.gradient_accumulation_steps, epochBatches.size());
-                    double lossSum = 0;
-                    double tSum = 0;
-                    int tCount = 0;
-                    phase = "training step " + (globalStep + 1);
-                    for (int p = position; p < groupEnd; p++) {
-                        Batch batch = epochBatches.get(p);
-                        BatchTensors b = uploaded(batch);
-                        TimestepSampler.Batch ts = sampler.sample(b.batchSize());
-                        step.lossAndGradients(b, ts, o.seed, (long) (epoch - 1) * epochBatches.size() + p,
-                                1f / o.gradient_accumulation_steps, p - position);
-                        for (float v : ts.t()) tSum += v;
-                        tCount += b.batchSize();
-                    }
-                    float[] read = step.clipAndRead(groupEnd - position);
-                    for (int p = position; p < groupEnd; p++) lossSum += read[p - position];
-                    double loss = lossSum / (groupEnd - position);
-                    float normSquared = read[groupEnd - position];
-                    if (!Double.isFinite(loss) || !Float.isFinite(normSquared)) {
-                        return stopNonFinite(globalStep + 1, loss, normSquared, epoch, position);
-                    }
-                    // recorded only once finite: the state saved on a non-finite step keeps the last good history
-                    for (int p = position; p < groupEnd; p++) losses.add(p, read[p - position]);
-                    double lr = schedule.learningRate(globalStep);
-                    step.update(globalStep + 1, (float) lr);
-                    globalStep++;
-                    position = groupEnd;
-                    trackVram();
-                    double seconds = (System.nanoTime() - started) / 1e9;
-                    // The first step of a process includes one-time work (plans, kernel loading): once there are
-                    // others, s/it is their mean.
-                    if (timedSteps++ > 0) timedSeconds += seconds;
-                    double secondsPerStep = timedSteps > 1 ? timedSeconds / (timedSteps - 1) : seconds;
-                    progress.update(new ProgressDisplay.StepReport(globalStep, maxTrainSteps, epoch, epochs, secondsPerStep,
-                            loss, losses.average(), lr, peakVramGiB));
-                    log.step(globalStep, loss, losses.average(), lr, secondsPerStep, peakVramGiB, tSum / tCount);
-                    saveAtStep(globalStep, epoch, position);
-                    if (sampling != null && sampling.afterStep(globalStep)) sample(globalStep, null);
-                    if (validationData != null && o.validate_every_n_steps != null && globalStep % o.validate_every_n_steps == 0) {
-                        validate(globalStep);
-                    }
-                    // a stop asked for during the last step lets the run finish: the final LoRA is what it was for
-                    if ((interrupt.isRequested() || (o.stop_at_step != null && globalStep == o.stop_at_step))
-                            && globalStep < maxTrainSteps) {
-                        Path dir = o.output_dir.resolve(names.stepState(globalStep));
-                        saveState(dir, globalStep, epoch, position);
-                        progress.message("interrupted after step " + globalStep + ": state saved to " + dir
-                                + "; continue with --resume " + dir);
-                        return INTERRUPTED;
+                // from here a signal waits for the step boundary (the read-ahead's thread start is no start-up delay)
+                interrupt.trainingStarted();
+                // the caches of the epoch's next batches are read on a background thread while this one trains
+                try (Prefetcher<Batch, BatchTensors.HostBatch> reads = new Prefetcher<>(
+                        epochBatches.subList(Math.min(position, epochBatches.size()), epochBatches.size()),
+                        BatchTensors::read, PREFETCH_DEPTH)) {
+                    while (position < epochBatches.size() && globalStep < maxTrainSteps) {
+                        long started = System.nanoTime();
+                        int groupEnd = Math.min(position + o.gradient_accumulation_steps, epochBatches.size());
+                        double lossSum = 0;
+                        double tSum = 0;
+                        int tCount = 0;
+                        phase = "training step " + (globalStep + 1);
+                        for (int p = position; p < groupEnd; p++) {
+                            Batch batch = epochBatches.get(p);
+                            BatchTensors b = uploaded(batch, reads);
+                            TimestepSampler.Batch ts = step.lossAndGradients(b, objective, o.seed,
+                                    (long) (epoch - 1) * epochBatches.size() + p, 1f / o.gradient_accumulation_steps, p - position);
+                            for (float v : ts.t()) tSum += v;
+                            tCount += b.batchSize();
+                        }
+                        float[] read = step.clipAndRead(groupEnd - position);
+                        for (int p = position; p < groupEnd; p++) lossSum += read[p - position];
+                        double loss = lossSum / (groupEnd - position);
+                        float normSquared = read[groupEnd - position];
+                        if (!Double.isFinite(loss) || !Float.isFinite(normSquared)) {
+                            return stopNonFinite(globalStep + 1, loss, normSquared, epoch, position);
+                        }
+                        // recorded only once finite: the state saved on a non-finite step keeps the last good history
+                        for (int p = position; p < groupEnd; p++) losses.add(p, read[p - position]);
+                        double lr = schedule.learningRate(globalStep);
+                        step.update(globalStep + 1, (float) lr);
+                        globalStep++;
+                        position = groupEnd;
+                        trackVram();
+                        double seconds = (System.nanoTime() - started) / 1e9;
+                        // The first step of a process includes one-time work (plans, kernel loading): once there are
+                        // others, s/it is their mean.
+                        if (timedSteps++ > 0) timedSeconds += seconds;
+                        double secondsPerStep = timedSteps > 1 ? timedSeconds / (timedSteps - 1) : seconds;
+                        progress.update(new ProgressDisplay.StepReport(globalStep, maxTrainSteps, epoch, epochs, secondsPerStep,
+                                loss, losses.average(), lr, peakVramGiB));
+                        log.step(globalStep, loss, losses.average(), lr, secondsPerStep, peakVramGiB, tSum / tCount);
+                        saver.atStep(globalStep, epoch, position);
+                        if (sampling != null && sampling.afterStep(globalStep)) sample(globalStep, null);
+                        if (validationData != null && o.validate_every_n_steps != null && globalStep % o.validate_every_n_steps == 0) {
+                            validate(globalStep);
+                        }
+                        // a stop asked for during the last step lets the run finish: the final LoRA is what it was for
+                        if ((interrupt.isRequested() || (o.stop_at_step != null && globalStep == o.stop_at_step))
+                                && globalStep < maxTrainSteps) {
+                            Path dir = o.output_dir.resolve(names.stepState(globalStep));
+                            saver.saveState(dir, globalStep, epoch, position);
+                            progress.message("interrupted after step " + globalStep + ": state saved to " + dir
+                                    + "; continue with --resume " + dir);
+                            return INTERRUPTED;
+                        }
                     }
                 }
                 if (position < epochBatches.size()) break; // --max_train_steps ended the run inside this epoch
@@ -935,7 +626,7 @@ final class Trainer {
                 int finished = epoch;
                 epoch++;
                 position = 0;
-                saveAtEpoch(finished, globalStep, epoch);
+                saver.atEpoch(finished, globalStep, epoch);
                 if (sampling != null && sampling.afterEpoch(finished)) sample(globalStep, finished);
                 // with neither interval given, the validation set is evaluated after every epoch
                 int validateEpochs = o.validate_every_n_epochs != null ? o.validate_every_n_epochs
@@ -946,9 +637,9 @@ final class Trainer {
             }
             phase = "saving";
             if (interrupt.isRequested()) progress.message("the stop came during the last step: saving the final LoRA");
-            saveLora(o.output_dir.resolve(names.lastFile()), globalStep, Math.min(epoch, epochs));
+            saver.saveLora(o.output_dir.resolve(names.lastFile()), globalStep, Math.min(epoch, epochs));
             if (o.save_state || o.save_state_on_train_end) {
-                saveState(o.output_dir.resolve(names.lastState()), globalStep, epoch, position);
+                saver.saveState(o.output_dir.resolve(names.lastState()), globalStep, epoch, position);
             }
             progress.message("done: " + o.output_dir.resolve(names.lastFile()) + " (" + Counts.of(globalStep, "step") + ")");
             return 0;
@@ -985,6 +676,17 @@ final class Trainer {
         return b;
     }
 
+    /** The next batch of {@code reads} (which is {@code batch}), its caches as read ahead, uploaded. */
+    private BatchTensors uploaded(Batch batch, Prefetcher<Batch, BatchTensors.HostBatch> reads) {
+        BatchTensors b = step.buffers(batch.latentShape());
+        try {
+            b.upload(reads.next());
+        } catch (DatasetException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+        return b;
+    }
+
     /**
      * A NaN or infinite loss or gradient: the update is not applied, so the LoRA and optimizer are still those after
      * the previous step; they are saved as a state (position = the start of the failed step's batches) and the run
@@ -992,7 +694,7 @@ final class Trainer {
      */
     private int stopNonFinite(long step, double loss, float normSquared, int epoch, int position) {
         Path dir = o.output_dir.resolve(names.stepState(step - 1));
-        saveState(dir, step - 1, epoch, position);
+        saver.saveState(dir, step - 1, epoch, position);
         progress.message("step " + step + ": " + (!Double.isFinite(loss) ? "the loss is " + loss : "the gradient norm is "
                 + Math.sqrt(normSquared)) + "; training stopped without applying it. The last good state (after step "
                 + (step - 1) + ") is in " + dir + ": lower --learning_rate or check the data, then --resume " + dir);
@@ -1000,9 +702,8 @@ final class Trainer {
     }
 
     private void trackVram() {
-        if (backend instanceof CudaBackend cuda) {
-            CudaContext c = cuda.context();
-            double used = (c.totalMemoryBytes() - c.freeMemoryBytes()) / (double) (1L << 30);
+        if (onGpu()) {
+            double used = backend.device().usedBytes() / (double) (1L << 30);
             peakVramGiB = Double.isNaN(peakVramGiB) ? used : Math.max(peakVramGiB, used);
         }
     }
@@ -1016,184 +717,19 @@ final class Trainer {
      */
     private void validate(long step) {
         phase = "computing the validation loss";
-        List<Batch> batches = new BatchSchedule(validationData, o.seed).epoch(0);
-        List<Double> levels = o.validation_timesteps;
-        double[] sum = new double[levels.size()];
-        long items = 0;
-        boolean isSigma = o.timestep_sampling.equals("sigma");
-        for (int bi = 0; bi < batches.size(); bi++) {
-            BatchTensors b = uploaded(batches.get(bi));
-            int n = b.batchSize();
-            items += n;
-            for (int j = 0; j < levels.size(); j++) {
-                float tv = levels.get(j).floatValue();
-                float[] t = new float[n];
-                float[] model = new float[n];
-                java.util.Arrays.fill(t, tv);
-                // the model timestep convention of the training sampler: 1000·t, plus 1 outside sigma mode
-                java.util.Arrays.fill(model, isSigma ? tv * 1000f : tv * 1000f + 1f);
-                b.timesteps(t, model);
-                b.prepare(o.seed ^ VALIDATION_STREAM, (long) bi * levels.size() + j);
-                float[] pred = backend.toFloats(dit.forward(b.xt, b.timesteps, b.contexts(), lora));
-                float[] target = backend.toFloats(b.target);
-                double se = 0;
-                for (int i = 0; i < pred.length; i++) {
-                    double d = (double) pred[i] - target[i];
-                    se += d * d;
-                }
-                sum[j] += se / pred.length * n;
-            }
-        }
-        Map<Double, Double> byLevel = new LinkedHashMap<>();
-        double total = 0;
-        StringBuilder line = new StringBuilder();
-        for (int j = 0; j < levels.size(); j++) {
-            double l = sum[j] / items;
-            byLevel.put(levels.get(j), l);
-            total += l;
-            line.append(String.format(Locale.ROOT, " t=%.2f:%.4f", levels.get(j), l));
-        }
-        double average = total / levels.size();
-        log.validation(step, byLevel, average);
-        progress.message(String.format(Locale.ROOT, "validation at step %d: loss %.4f (%d items;%s)", step, average, items, line));
+        ValidationLoss.Result r = new ValidationLoss(validationData, o.validation_timesteps,
+                TimestepSampling.fromFlag(o.timestep_sampling), o.seed, o.seed ^ VALIDATION_STREAM)
+                .compute(backend, dit, lora, this::uploaded);
+        log.validation(step, r.byLevel(), r.average());
+        progress.message(r.line(step));
     }
 
-    // ------------------------------------------------------------------------------------------------ saving
+    // ------------------------------------------------------------------------------------------------ metadata
 
-    /** musubi's step saves: the LoRA file, the state with --save_state, then the file and state that left the window. */
-    private void saveAtStep(long step, int epoch, int position) {
-        if (o.save_every_n_steps == null || step % o.save_every_n_steps != 0) return;
-        saveLora(o.output_dir.resolve(names.stepFile(step)), step, epoch);
-        if (o.save_state) saveState(o.output_dir.resolve(names.stepState(step)), step, epoch, position);
-        remove(names.stepFileToRemove(step), names::stepFile);
-        if (o.save_state) remove(names.stepStateToRemove(step), names::stepState);
-    }
 
-    /** musubi's epoch saves: every N epochs, except after the last epoch (the final file is written instead). */
-    private void saveAtEpoch(int finished, long step, int nextEpoch) {
-        if (o.save_every_n_epochs == null || finished % o.save_every_n_epochs != 0 || finished >= epochs) return;
-        saveLora(o.output_dir.resolve(names.epochFile(finished)), step, finished);
-        remove(names.epochFileToRemove(finished), names::epochFile);
-        if (o.save_state) {
-            saveState(o.output_dir.resolve(names.epochState(finished)), step, nextEpoch, 0);
-            remove(names.epochStateToRemove(finished), names::epochState);
-        }
-    }
-
-    private void remove(OptionalLong which, java.util.function.LongFunction<String> name) {
-        if (which.isEmpty()) return;
-        Path old = o.output_dir.resolve(name.apply(which.getAsLong()));
-        if (!Files.exists(old)) return;
-        try {
-            if (Files.isDirectory(old)) {
-                try (var paths = Files.walk(old)) {
-                    for (Path p : paths.sorted(java.util.Comparator.reverseOrder()).toList()) Files.delete(p);
-                }
-            } else {
-                Files.delete(old);
-            }
-            progress.message("removed " + old);
-        } catch (java.io.IOException e) {
-            progress.message("warning: cannot remove " + old + " (" + e.getMessage() + ")");
-        }
-    }
-
-    private void saveLora(Path file, long step, int epoch) {
-        double now = System.currentTimeMillis() / 1000.0;
-        LoraFile.write(file, moduleWeights(), SavePrecision.fromFlag(o.save_precision), LoraFormat.MUSUBI,
-                metadata.toMap(o.no_metadata, now, step, epoch, ZoneId.systemDefault()));
-        progress.message("saved " + file);
-    }
-
-    /** A --save_state folder: LoRA fp32, optimizer state, and {@link TrainState} at (epoch, position). */
-    private void saveState(Path dir, long step, int epoch, int position) {
-        TimestepSampler.State s = sampler.state();
-        TrainState state = new TrainState(TrainState.FORMAT, o.output_name, o.seed, step, epoch, position, maxTrainSteps,
-                s.rng().seed(), s.rng().counter(), s.bucketPool(), losses.losses(), trainingStartedAt, sessionId,
-                System.currentTimeMillis() / 1000.0);
-        state.write(dir,
-                path -> LoraFile.write(path, moduleWeights(), SavePrecision.FP32, LoraFormat.MUSUBI,
-                        metadata.toMap(true, state.savedAt(), step, epoch, ZoneId.systemDefault())),
-                optimizer::saveState);
-        progress.message("saved state " + dir);
-    }
-
-    private List<LoraModuleWeights> moduleWeights() {
-        List<LoraModuleWeights> weights = new ArrayList<>();
-        for (LoraModule m : lora.modules()) {
-            weights.add(new LoraModuleWeights(m.name(), m.rank(), (int) m.down().shape().dim(1), (int) m.up().shape().dim(0),
-                    m.alpha(), backend.toFloats(m.down()), backend.toFloats(m.up())));
-        }
-        return weights;
-    }
-
-    /** The ss_* and modelspec.* facts of this run (spec §7.3), as musubi fills them. */
-    private LoraMetadata metadata() {
-        List<Map<String, Object>> datasets = new ArrayList<>();
-        for (CacheDataset.DatasetCache d : data.datasets()) {
-            DatasetSpec s = d.spec();
-            Map<String, Object> m = new LinkedHashMap<>();
-            m.put("resolution", List.of(s.resolution().width(), s.resolution().height()));
-            m.put("caption_extension", s.captionExtension());
-            m.put("batch_size_per_device", s.batchSize());
-            m.put("num_repeats", s.numRepeats());
-            m.put("enable_bucket", s.enableBucket());
-            m.put("bucket_no_upscale", s.bucketNoUpscale());
-            m.put(s.sourceKey(), s.source().getFileName().toString());
-            if (s.isVideo()) {
-                m.put("frame_extraction", s.frames().extraction().configName());
-                m.put("frame_stride", s.frames().frameStride());
-                m.put("frame_sample", s.frames().frameSample());
-                m.put("target_frames", s.frames().targetFrames());
-                m.put("max_frames", s.frames().maxFrames());
-                m.put("source_fps", s.frames().sourceFps());
-            }
-            m.put("has_control", false);
-            datasets.add(m);
-        }
-        try {
-            var run = new LoraMetadata.Run(sessionId, trainingStartedAt, o.output_name, (int) data.numTrainItems(),
-                    (int) data.batchesPerEpoch(), epochs, maxTrainSteps, o.gradient_accumulation_steps,
-                    o.gradient_checkpointing, o.gradient_checkpointing_cpu_offload, o.mixed_precision, o.seed,
-                    o.training_comment, o.fp8_base, false, false, JSON.writeValueAsString(datasets),
-                    o.dit.getFileName().toString(), o.vae == null ? null : o.vae.getFileName().toString());
-            var training = new LoraMetadata.Training(o.learning_rate, o.lr_warmup_steps.toString(), o.lr_scheduler,
-                    OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args).metadataName(),
-                    o.max_grad_norm, o.weighting_scheme, o.logit_mean, o.logit_std, o.mode_scale, o.guidance_scale,
-                    o.timestep_sampling, o.sigmoid_scale, o.discrete_flow_shift, o.min_timestep, o.max_timestep);
-            var network = new LoraMetadata.Network(o.network_module == null ? LoraMetadata.NETWORK_MODULE : o.network_module,
-                    o.network_dim, o.network_alpha, o.network_dropout, networkArgsJson());
-            var spec = new LoraMetadata.ModelSpec(o.metadata_title, o.metadata_reso, o.metadata_author, o.metadata_description,
-                    o.metadata_license, o.metadata_tags, o.metadata_arch);
-            return new LoraMetadata(run, training, network, spec);
-        } catch (com.fasterxml.jackson.core.JacksonException e) {
-            throw new IllegalStateException("JSON: cannot encode the dataset metadata", e);
-        }
-    }
-
-    /**
-     * The out-of-memory advice: the plan the run was admitted with, and the smallest swap count planned to leave
-     * {@link #OOM_HEADROOM_BYTES} more free (the plan missed something, so the fitting count is not enough).
-     */
+    /** The out-of-memory advice: {@link RunMemory#outOfMemoryAdvice}, or the general one before the plan. */
     private String memoryAdvice() {
-        String gpu = backend instanceof CudaBackend cuda
-                ? "the GPU has " + MemoryPlan.formatBytes(cuda.context().totalMemoryBytes()) + "; " : "";
-        if (memorySettings == null) return gpu + "use --fp8_base --fp8_scaled, --gradient_checkpointing and --blocks_to_swap";
-        long planned = WanMemoryPlan.plan(memorySettings, new WanMemoryPlan.Choice(blocksToSwap, offload)).totalBytes();
-        OptionalInt more = MemoryPlan.smallestFitting(blocksToSwap + 1, modelConfig.numLayers() - 1,
-                n -> WanMemoryPlan.plan(memorySettings, new WanMemoryPlan.Choice(n, offload)), planned - OOM_HEADROOM_BYTES);
-        String plan = "the memory plan for --blocks_to_swap " + blocksToSwap + " was " + MemoryPlan.formatBytes(planned)
-                + (memoryBudget > 0 ? " of " + budgetSource() : "");
-        return gpu + plan + (more.isPresent()
-                ? "; try --blocks_to_swap " + more.getAsInt() + " (planned " + MemoryPlan.formatBytes(OOM_HEADROOM_BYTES)
-                + " lower), or lower the resolution or frame count in the dataset config"
-                : "; lower the resolution or frame count in the dataset config");
-    }
-
-    /** How much lower than the failed plan the out-of-memory advice aims. */
-    private static final long OOM_HEADROOM_BYTES = 1L << 30;
-
-    private static String fmt(double v) {
-        return v == Math.rint(v) && Math.abs(v) < 1e6 ? Long.toString((long) v) : Double.toString(v);
+        DeviceFacts device = backend == null ? null : backend.device();
+        return memory == null ? RunMemory.outOfMemoryAdviceWithoutPlan(device) : memory.outOfMemoryAdvice();
     }
 }

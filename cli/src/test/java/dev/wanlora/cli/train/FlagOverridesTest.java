@@ -1,6 +1,7 @@
 package dev.wanlora.cli.train;
 
 import dev.wanlora.cli.Main;
+import dev.wanlora.pipeline.train.TrainState;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
 

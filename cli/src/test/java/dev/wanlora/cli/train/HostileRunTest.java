@@ -18,6 +18,8 @@ import dev.wanlora.models.lora.LoraFormat;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.lora.SavePrecision;
 import dev.wanlora.models.wan.WanDitConfig;
+import dev.wanlora.pipeline.train.TrainState;
+import dev.wanlora.pipeline.train.TrainStep;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;

@@ -16,6 +16,7 @@ import dev.wanlora.models.wan.WanDitActivations;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights;
 import dev.wanlora.models.wan.WanMemoryPlan;
+import dev.wanlora.pipeline.train.BatchTensors;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

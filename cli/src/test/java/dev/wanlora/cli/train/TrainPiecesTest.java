@@ -1,7 +1,10 @@
 package dev.wanlora.cli.train;
 
-import dev.wanlora.cli.error.UserError;
+import dev.wanlora.pipeline.UserError;
 import dev.wanlora.cli.tensorboard.EventReader;
+import dev.wanlora.pipeline.train.LossRecorder;
+import dev.wanlora.pipeline.train.ProgressDisplay;
+import dev.wanlora.pipeline.train.TrainState;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

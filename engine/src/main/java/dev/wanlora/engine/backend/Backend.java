@@ -46,6 +46,9 @@ public interface Backend extends AutoCloseable {
     /** "cpu" or "cuda:0 (NVIDIA H100 80GB HBM3)". */
     String name();
 
+    /** What the device is and holds ({@link DeviceFacts}): asked instead of testing the backend's type. */
+    DeviceFacts device();
+
     // ---------------------------------------------------------------- memory
 
     /** A new tensor of zeros. */
@@ -88,6 +91,13 @@ public interface Backend extends AutoCloseable {
 
     /** t = value everywhere. */
     void fill(Tensor t, float value);
+
+    /**
+     * How this backend chose its GEMM algorithms, for the bench's report: the first line says how (tuned, cached, the
+     * library's first heuristic), each further line one GEMM shape and its algorithm, the shapes with the most work
+     * first. Empty where there is no choice (the CPU).
+     */
+    default java.util.List<String> gemmReport() { return java.util.List.of(); }
 
     /** Waits until every queued op has finished (a no-op on the CPU). */
     void synchronize();

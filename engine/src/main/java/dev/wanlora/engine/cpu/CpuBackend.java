@@ -3,6 +3,8 @@ package dev.wanlora.engine.cpu;
 import dev.wanlora.engine.backend.AliasChecks;
 import dev.wanlora.engine.backend.CheckedBackend;
 import dev.wanlora.engine.backend.HostTimeline;
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.backend.OpChecks;
 import dev.wanlora.engine.backend.OpChecks.AttentionDims;
 import dev.wanlora.engine.backend.OpChecks.ConvDims;
@@ -50,6 +52,9 @@ public final class CpuBackend extends CheckedBackend<CpuTensor> {
 
     @Override
     public String name() { return "cpu"; }
+
+    @Override
+    public DeviceFacts device() { return DeviceFacts.cpu(); }
 
     // ---------------------------------------------------------------- memory
 

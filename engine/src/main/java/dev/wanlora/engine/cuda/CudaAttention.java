@@ -1,5 +1,6 @@
 package dev.wanlora.engine.cuda;
 
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.backend.OpChecks;
 import dev.wanlora.engine.backend.OpChecks.AttentionDims;
 import dev.wanlora.engine.tensor.DType;
@@ -42,7 +43,7 @@ public final class CudaAttention implements AutoCloseable {
 
     /** Bytes of backward workspace for a shape: delta (B, N, Lq) F32. */
     public static long backwardWorkspaceBytes(long batch, int heads, long queries) {
-        return Math.multiplyExact(Math.multiplyExact(batch, heads), queries) * Float.BYTES;
+        return DeviceFacts.attentionWorkspaceBytes(batch, heads, queries);
     }
 
     /** Makes the backward workspace at least {@code bytes} large now (plan time), so later calls never allocate. */

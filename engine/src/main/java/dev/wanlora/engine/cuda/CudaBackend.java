@@ -3,6 +3,7 @@ package dev.wanlora.engine.cuda;
 import dev.wanlora.engine.backend.AliasChecks;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.CheckedBackend;
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.backend.OpChecks;
 import dev.wanlora.engine.backend.OpChecks.AttentionDims;
 import dev.wanlora.engine.backend.OpChecks.ConvDims;
@@ -78,6 +79,18 @@ public final class CudaBackend extends CheckedBackend<CudaTensor> {
 
     @Override
     public String name() { return context.toString(); }
+
+    /** A GPU: storage in each tensor's dtype, fp8 kept quantized, pinned host buffers, the context's memory. */
+    @Override
+    public DeviceFacts device() {
+        return new DeviceFacts(context.deviceName(), false, true, true, context.totalMemoryBytes(), new DeviceFacts.Memory() {
+            @Override public long freeBytes() { return context.freeMemoryBytes(); }
+            @Override public long liveBytes() { return DeviceBuffer.liveBytes(); }
+            @Override public long peakLiveBytes() { return DeviceBuffer.peakLiveBytes(); }
+            @Override public void resetPeakLiveBytes() { DeviceBuffer.resetPeakLiveBytes(); }
+            @Override public long allocationCount() { return DeviceBuffer.allocationCount(); }
+        });
+    }
 
     // ---------------------------------------------------------------- memory
 
@@ -283,6 +296,14 @@ public final class CudaBackend extends CheckedBackend<CudaTensor> {
 
     @Override
     public void synchronize() { context.synchronize(); }
+
+    @Override
+    public java.util.List<String> gemmReport() {
+        var lines = new java.util.ArrayList<String>();
+        lines.add(gemmTuning());
+        lines.addAll(gemmAlgorithms());
+        return lines;
+    }
 
     @Override
     public Timeline openTimeline() { return new CudaTimeline(context); }

@@ -1,0 +1,66 @@
+package dev.wanlora.engine.backend;
+
+/**
+ * What code above the engine may ask about the device a {@link Backend} runs on (issue 8): the questions that were
+ * answered by testing the backend's type. {@link Backend#device()} gives it; code outside {@code engine} never names
+ * {@code CudaBackend} or {@code CpuBackend}.
+ *
+ * @param name              the device as a person reads it: the GPU's name ("NVIDIA H200"), or "cpu"
+ * @param storesFp32        tensors are stored in fp32 whatever their dtype (the CPU reference); a memory plan made for
+ *                          a GPU then says the CPU holds more than planned
+ * @param keepsFp8Quantized fp8 weights stay fp8 on the device and are dequantized per GEMM; when false they are stored
+ *                          dequantized (exactly the values a GPU dequantizes before each GEMM)
+ * @param pinsHostMemory    host buffers for streamed blocks and offloaded activations are page-locked (DMA copies)
+ * @param totalMemoryBytes  the device memory a memory plan is checked against; 0 when the device has none of its own
+ *                          (the CPU: nothing to budget)
+ * @param memory            the device memory now (free, live, peak); all zero where there is none
+ */
+public record DeviceFacts(String name, boolean storesFp32, boolean keepsFp8Quantized, boolean pinsHostMemory,
+                          long totalMemoryBytes, Memory memory) {
+
+    /** The device's memory as it is now; counters of this process's device buffers. */
+    public interface Memory {
+        /** Bytes free on the device now (the driver's view, other processes included). */
+        long freeBytes();
+
+        /** Bytes this process holds in device buffers now. */
+        long liveBytes();
+
+        /** The most {@link #liveBytes()} since the last {@link #resetPeakLiveBytes()}. */
+        long peakLiveBytes();
+
+        /** Starts a new peak at the current live bytes. */
+        void resetPeakLiveBytes();
+
+        /** Device allocations made by this process so far (the step loop must make none after warm-up). */
+        long allocationCount();
+    }
+
+    /** No device memory of its own: every figure 0. */
+    public static final Memory NO_MEMORY = new Memory() {
+        @Override public long freeBytes() { return 0; }
+        @Override public long liveBytes() { return 0; }
+        @Override public long peakLiveBytes() { return 0; }
+        @Override public void resetPeakLiveBytes() {}
+        @Override public long allocationCount() { return 0; }
+    };
+
+    /** The CPU reference: fp32 storage, fp8 stored dequantized, ordinary host memory, no device memory. */
+    public static DeviceFacts cpu() {
+        return new DeviceFacts("cpu", true, false, false, 0, NO_MEMORY);
+    }
+
+    /** The device has memory of its own to budget (a GPU). */
+    public boolean hasDeviceMemory() { return totalMemoryBytes > 0; }
+
+    /** Bytes in use on the device now by anything (this process, the runtime, other processes); 0 without device memory. */
+    public long usedBytes() { return hasDeviceMemory() ? totalMemoryBytes - memory.freeBytes() : 0; }
+
+    /**
+     * Bytes of the attention backward's workspace on a GPU for a shape: delta (B, N, Lq) fp32. A memory plan made for
+     * a GPU counts it on any backend (a --dry_run without one).
+     */
+    public static long attentionWorkspaceBytes(long batch, int heads, long queries) {
+        return Math.multiplyExact(Math.multiplyExact(batch, heads), queries) * Float.BYTES;
+    }
+}
