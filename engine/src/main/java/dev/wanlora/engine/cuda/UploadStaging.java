@@ -48,7 +48,7 @@ final class UploadStaging implements AutoCloseable {
     /** Chunks of {@link #uploadFrom} being read at once. */
     static final int CHUNKS_AHEAD = 4;
     /** Smallest ring {@link #uploadFrom} works with (see the class comment). */
-    static final long LOAD_RING_BYTES = 256L << 20;
+    static final long LOAD_RING_BYTES = dev.wanlora.engine.memory.HostMemory.LOAD_STAGING_BYTES;
     /** Reader threads of {@link #uploadFrom}: 8 (or fewer cores) keep an NVMe disk busy and copy cached pages fast. */
     private static final int READERS = Math.max(1, Math.min(8, Runtime.getRuntime().availableProcessors()));
 

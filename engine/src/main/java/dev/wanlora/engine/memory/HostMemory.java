@@ -11,6 +11,13 @@ import java.nio.file.Path;
 public final class HostMemory {
     private HostMemory() {}
 
+    /**
+     * The pinned staging ring a GPU backend reads checkpoint bytes into on their way to the device (CUDA's
+     * UploadStaging: 5 chunks of 32 MiB in flight fit in it); allocated by the first load and kept for later uploads.
+     * The host memory plan counts it.
+     */
+    public static final long LOAD_STAGING_BYTES = 256L << 20;
+
     /** MemAvailable in bytes, or 0 when the file or the line is missing (then the host plan is printed, not checked). */
     public static long availableBytes() {
         return availableBytes(Path.of("/proc/meminfo"));

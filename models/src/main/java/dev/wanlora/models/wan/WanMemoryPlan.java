@@ -1,5 +1,6 @@
 package dev.wanlora.models.wan;
 
+import dev.wanlora.engine.memory.HostMemory;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.optim.Optimizer;
 import dev.wanlora.engine.optim.OptimizerConfig;
@@ -307,8 +308,8 @@ public final class WanMemoryPlan {
 
     /**
      * Host memory the choice holds beyond the JVM: the streamed blocks' pinned images, the offloaded activations'
-     * pinned images (every shape's plan is alive at once, so they add up), and the staging of loading: one block Linear
-     * weight read from the checkpoint and converted (fp32, twice its elements) at a time.
+     * pinned images (every shape's plan is alive at once, so they add up), and the pinned staging ring that loading
+     * reads the checkpoint through ({@link HostMemory#LOAD_STAGING_BYTES}; conversions run on the device).
      */
     public static MemoryPlan hostPlan(Settings unoffloaded, Choice choice) {
         Settings s = withOffload(unoffloaded, choice.offload());
@@ -322,9 +323,8 @@ public final class WanMemoryPlan {
         items.add(new MemoryPlan.Item(HOST_OFFLOADED, offloaded, !off.isOffloading() ? "no activation offload"
                 : String.format(Locale.ROOT, "saved inputs of %d block%s%s", off.blockInputs(), off.blockInputs() == 1 ? "" : "s",
                 off.attentionOutputs() == 0 ? "" : ", attention outputs of " + off.attentionOutputs())));
-        Shape largest = largestLinear(s.config());
-        items.add(new MemoryPlan.Item(HOST_STAGING, 2 * largest.numElements() * Float.BYTES,
-                "loading: the largest Linear weight " + largest + " read and converted in fp32"));
+        items.add(new MemoryPlan.Item(HOST_STAGING, HostMemory.LOAD_STAGING_BYTES,
+                "pinned ring the checkpoint is read through, kept for later uploads"));
         return new MemoryPlan(items);
     }
 
