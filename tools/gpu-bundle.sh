@@ -13,6 +13,9 @@ out=${1:-$root/.bundle}
 pack=${2:-}
 export JAVA_HOME=${JAVA_HOME:-/usr/lib/jvm/temurin-25-jdk-amd64}
 cd "$root"
+# The modules' target/lib folders are filled by copy-dependencies, which never removes a jar: a dependency dropped since
+# (e.g. benchmarks → cli before the pipeline module) or an older version would travel in the bundle. Start them empty.
+rm -rf benchmarks/target/lib cli/target/lib
 mvn -B -q -DskipTests package
 rm -rf "$out"
 mkdir -p "$out/lib" "$out/test"
