@@ -9,6 +9,8 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.List;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * Reads checkpoint files front to back on one background thread while a loader reads their tensors, so that the disk
@@ -30,11 +32,20 @@ public final class FileReadAhead implements AutoCloseable {
 
     private static final int BUFFER_BYTES = 8 << 20;
 
+    /**
+     * Files claimed by an open read-ahead of this process: one background reader per file (the training run starts one
+     * at its beginning, the loader asks again when it opens the file). A claim ends with its handle's {@link #close}.
+     */
+    private static final Set<Path> BEING_READ = ConcurrentHashMap.newKeySet();
+
+    private final List<Path> files;
     private final Thread thread;
     private volatile boolean isStopped;
+    private boolean isClaimed;
 
     private FileReadAhead(List<Path> files) {
-        thread = Thread.ofPlatform().daemon().name("wanlora-readahead").unstarted(() -> readAll(files));
+        this.files = files.stream().map(f -> f.toAbsolutePath().normalize()).toList();
+        thread = Thread.ofPlatform().daemon().name("wanlora-readahead").unstarted(() -> readAll(this.files));
     }
 
     /**
@@ -51,8 +62,18 @@ public final class FileReadAhead implements AutoCloseable {
                 return r; // the loader names the file
             }
         }
-        if (availableBytes > 0 && total <= availableBytes / 2) r.thread.start();
+        if (availableBytes > 0 && total <= availableBytes / 2) {
+            r.isClaimed = claim(r.files);
+            if (r.isClaimed) r.thread.start();
+        }
         return r;
+    }
+
+    /** Claims every file for this reader, or none when another open read-ahead of this process holds one of them. */
+    private static synchronized boolean claim(List<Path> files) {
+        for (Path f : files) if (BEING_READ.contains(f)) return false;
+        BEING_READ.addAll(files);
+        return true;
     }
 
     /** {@link #start(List, long)} with the memory /proc/meminfo reports available now. */
@@ -91,6 +112,15 @@ public final class FileReadAhead implements AutoCloseable {
             thread.join();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
+        } finally {
+            release();
         }
     }
+
+    private void release() {
+        if (isClaimed) unclaim(files);
+        isClaimed = false;
+    }
+
+    private static synchronized void unclaim(List<Path> files) { BEING_READ.removeAll(files); }
 }

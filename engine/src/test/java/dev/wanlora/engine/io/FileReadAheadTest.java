@@ -35,4 +35,18 @@ class FileReadAheadTest {
             assertFalse(r.isReading()); // the loader names a missing file; the hint does nothing
         }
     }
+
+    @Test
+    void oneReaderPerFileWhileItsHandleIsOpen() throws IOException {
+        Path a = Files.write(dir.resolve("one.safetensors"), new byte[1 << 20]);
+        try (FileReadAhead first = FileReadAhead.start(List.of(a), 1L << 40)) {
+            assertTrue(first.isReading());
+            try (FileReadAhead second = FileReadAhead.start(List.of(dir.resolve("./one.safetensors")), 1L << 40)) {
+                assertFalse(second.isReading()); // the same file, named another way: the first reader covers it
+            }
+        }
+        try (FileReadAhead third = FileReadAhead.start(List.of(a), 1L << 40)) {
+            assertTrue(third.isReading()); // the first handle is closed: the file can be read again
+        }
+    }
 }

@@ -145,16 +145,15 @@ public final class BenchRun implements AutoCloseable {
         WanDitConfig c = settings.config();
         latentShape = Shape.of(batch, c.inChannels(), latentFrames, latentHeight, latentWidth);
         DeviceFacts device = backend.device();
-        boolean fits = !device.hasDeviceMemory()
-                || plan(true).fits(settings.budgetBytes() > 0 ? settings.budgetBytes() - runtimeBytes(device)
-                : device.memory().freeBytes() + device.memory().liveBytes());
+        // what a plan must fit: the budget less the CUDA runtime, else what the GPU has free plus what this run holds
+        long room = !device.hasDeviceMemory() ? 0 : settings.budgetBytes() > 0
+                ? settings.budgetBytes() - runtimeBytes(device) : device.memory().freeBytes() + device.memory().liveBytes();
+        boolean fits = !device.hasDeviceMemory() || plan(true).fits(room);
         dit.savesAttentionOutputs(settings.checkpointAttention().resolve(fits));
         // fp8 weights kept from each block's recompute for its backward: only where the plan with them fits
         var planned = planSettings(settings, latentShape, dit.savesAttentionOutputs(), device.hasDeviceMemory());
         dit.keepsBackwardWeights(WanMemoryPlan.considersBackwardWeights(planned, settings.gradientCheckpointing())
-                && (!device.hasDeviceMemory() || plan(dit.savesAttentionOutputs(), true).fits(
-                settings.budgetBytes() > 0 ? settings.budgetBytes() - runtimeBytes(device)
-                        : device.memory().freeBytes() + device.memory().liveBytes())));
+                && (!device.hasDeviceMemory() || plan(dit.savesAttentionOutputs(), true).fits(room)));
         SplittableRandom random = new SplittableRandom(settings.seed());
         latents = new ArrayList<>();
         texts = new ArrayList<>();
