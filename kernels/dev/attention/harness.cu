@@ -1,7 +1,9 @@
 // Dev harness (not shipped): extern "C" host launchers over raw device pointers for check_bench.py (ctypes).
 // The default configuration launches the shipped extern "C" kernels; fa_set_config selects other warp counts of the
-// same kernel templates (dev comparison only). Build: see stage.sh.
+// same kernel templates, fa_set_fwd the forward (0: portable, 1: sm_90a shipped, 2, 3: sm_90a variants); dev
+// comparison only. Build (sm_90a, for the wgmma kernels): see stage.sh.
 #include "../../src/main/cuda/attention/flash_attention.cu"
+#include "../../src/main/cuda/attention_sm90a/flash_attention_sm90.cu"
 
 #include <cuda_runtime.h>
 
@@ -29,6 +31,14 @@ __global__ void __launch_bounds__(W * 32, 1) dq_dev(__nv_bfloat16* dq, const __n
   backward_dq<W>(dq, dOut, q, k, v, lse, delta, N, Lq, Lk);
 }
 
+template <int S, bool O>
+__global__ void __launch_bounds__(wanlora_attention_sm90::kThreads, 1)
+    fwd90_dev(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+              int N, int Lq, int Lk) {
+  wanlora_attention_sm90::forward<S, O>(out, lse, q, k, v, N, Lq, Lk);
+}
+
+int fwdVariant = 0;
 int fwdWarps = kFwdWarps, dkdvWarps = kBwdWarps, dqWarps = kBwdWarps;
 
 template <typename F>
@@ -47,6 +57,14 @@ extern "C" int fa_set_config(int fwdW, int dkdvW, int dqW) {
   CHECK(allowSmem(dkdv_dev<8>, dkdvSmemBytes(8)));
   CHECK(allowSmem(dq_dev<4>, dqSmemBytes(4)));
   CHECK(allowSmem(dq_dev<8>, dqSmemBytes(8)));
+  CHECK(allowSmem(attention_fwd_sm90_bf16, wanlora_attention_sm90::smemBytes(2)));
+  CHECK(allowSmem(fwd90_dev<3, false>, wanlora_attention_sm90::smemBytes(3)));
+  CHECK(allowSmem(fwd90_dev<3, true>, wanlora_attention_sm90::smemBytes(3)));
+  return cudaSuccess;
+}
+
+extern "C" int fa_set_fwd(int variant) {
+  fwdVariant = variant;
   return cudaSuccess;
 }
 
@@ -55,6 +73,18 @@ extern "C" int fa_fwd(void* out, void* lse, const void* q, const void* k, const 
   auto o = (__nv_bfloat16*)out;
   auto qq = (const __nv_bfloat16*)q, kk = (const __nv_bfloat16*)k, vv = (const __nv_bfloat16*)v;
   cudaStream_t s = (cudaStream_t)stream;
+  if (fwdVariant != 0) {
+    using namespace wanlora_attention_sm90;
+    dim3 grid90((Lq + kBr - 1) / kBr, B * N);
+    if (fwdVariant == 1) {
+      attention_fwd_sm90_bf16<<<grid90, kThreads, smemBytes(2), s>>>(o, (float*)lse, qq, kk, vv, N, Lq, Lk);
+    } else if (fwdVariant == 2) {
+      fwd90_dev<3, false><<<grid90, kThreads, smemBytes(3), s>>>(o, (float*)lse, qq, kk, vv, N, Lq, Lk);
+    } else {
+      fwd90_dev<3, true><<<grid90, kThreads, smemBytes(3), s>>>(o, (float*)lse, qq, kk, vv, N, Lq, Lk);
+    }
+    return cudaGetLastError();
+  }
   dim3 grid((Lq + 16 * fwdWarps - 1) / (16 * fwdWarps), B * N);
   if (fwdWarps == kFwdWarps) {
     attention_fwd_bf16<<<grid, 32 * kFwdWarps, fwdSmemBytes(kFwdWarps), s>>>(o, (float*)lse, qq, kk, vv, N, Lq, Lk);

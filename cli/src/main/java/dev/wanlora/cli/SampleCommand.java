@@ -311,6 +311,7 @@ public final class SampleCommand implements Callable<Integer> {
             }
             Backend b = Backends.create(name);
             out.println("backend: " + b.name());
+            if (b instanceof dev.wanlora.engine.cuda.CudaBackend cuda) out.println(cuda.attentionPath());
             return b;
         } catch (IllegalArgumentException | UnsupportedOperationException e) {
             throw new UserError(e.getMessage(), e);
