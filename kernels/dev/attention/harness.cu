@@ -1,6 +1,7 @@
 // Dev harness (not shipped): extern "C" host launchers over raw device pointers for check_bench.py (ctypes).
 // The default configuration launches the shipped extern "C" kernels; fa_set_config selects other warp counts of the
-// same kernel templates, fa_set_fwd the forward (0: portable, 1: sm_90a shipped, 2, 3: sm_90a variants); dev
+// same kernel templates, fa_set_fwd the forward (0: portable, 1: sm_90a shipped, 2, 3: sm_90a variants), fa_set_bwd
+// the backward kernels (0: portable, 1: sm_90a dQ, 2: sm_90a dK/dV, 3: both); dev
 // comparison only. Build (sm_90a, for the wgmma kernels): see stage.sh.
 #include "../../src/main/cuda/attention/flash_attention.cu"
 #include "../../src/main/cuda/attention_sm90a/flash_attention_sm90.cu"
@@ -38,7 +39,7 @@ __global__ void __launch_bounds__(wanlora_attention_sm90::kThreads, 1)
   wanlora_attention_sm90::forward<S, O>(out, lse, q, k, v, N, Lq, Lk);
 }
 
-int fwdVariant = 0;
+int fwdVariant = 0, bwdVariant = 0;   // bwd: 0 portable, 1 sm_90a dQ, 2 sm_90a dK/dV, 3 both
 int fwdWarps = kFwdWarps, dkdvWarps = kBwdWarps, dqWarps = kBwdWarps;
 
 template <typename F>
@@ -65,6 +66,13 @@ extern "C" int fa_set_config(int fwdW, int dkdvW, int dqW) {
 
 extern "C" int fa_set_fwd(int variant) {
   fwdVariant = variant;
+  return cudaSuccess;
+}
+
+extern "C" int fa_set_bwd(int variant) {
+  bwdVariant = variant;
+  CHECK(allowSmem(attention_bwd_dq_sm90_bf16, wanlora_attention_sm90::dqSmemBytes(2)));
+  CHECK(allowSmem(attention_bwd_dkdv_sm90_bf16, wanlora_attention_sm90::dkdvSmemBytes(2)));
   return cudaSuccess;
 }
 
@@ -111,6 +119,12 @@ extern "C" int fa_bwd(void* dq, void* dk, void* dv, const void* dOut, const void
   if (blocks > 132 * 16) blocks = 132 * 16;
   attention_bwd_preprocess_bf16<<<blocks, 256, 0, s>>>(delta, d, (const __nv_bfloat16*)out, B, N, Lq);
   CHECK(cudaGetLastError());
+  using wanlora_attention_sm90::kBr;
+  if (bwdVariant & 2) {
+    dim3 grid90((Lk + kBr - 1) / kBr, B * N);
+    attention_bwd_dkdv_sm90_bf16<<<grid90, wanlora_attention_sm90::kThreads, wanlora_attention_sm90::dkdvSmemBytes(2),
+                                   s>>>((__nv_bfloat16*)dk, (__nv_bfloat16*)dv, d, qq, kk, vv, l, delta, N, Lq, Lk);
+  } else {
   dim3 gridKV((Lk + 16 * dkdvWarps - 1) / (16 * dkdvWarps), B * N);
   if (dkdvWarps == kBwdWarps) {
     attention_bwd_dkdv_bf16<<<gridKV, 32 * kBwdWarps, dkdvSmemBytes(kBwdWarps), s>>>(
@@ -119,7 +133,14 @@ extern "C" int fa_bwd(void* dq, void* dk, void* dv, const void* dOut, const void
     dkdv_dev<8><<<gridKV, 256, dkdvSmemBytes(8), s>>>((__nv_bfloat16*)dk, (__nv_bfloat16*)dv, d, qq, kk, vv, l, delta,
                                                       N, Lq, Lk);
   }
+  }
   CHECK(cudaGetLastError());
+  if (bwdVariant & 1) {
+    dim3 grid90((Lq + kBr - 1) / kBr, B * N);
+    attention_bwd_dq_sm90_bf16<<<grid90, wanlora_attention_sm90::kThreads, wanlora_attention_sm90::dqSmemBytes(2), s>>>(
+        (__nv_bfloat16*)dq, d, qq, kk, vv, l, delta, N, Lq, Lk);
+    return cudaGetLastError();
+  }
   dim3 gridQ((Lq + 16 * dqWarps - 1) / (16 * dqWarps), B * N);
   if (dqWarps == kBwdWarps) {
     attention_bwd_dq_bf16<<<gridQ, 32 * kBwdWarps, dqSmemBytes(kBwdWarps), s>>>((__nv_bfloat16*)dq, d, qq, kk, vv, l,

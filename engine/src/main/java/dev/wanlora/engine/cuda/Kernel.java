@@ -194,8 +194,10 @@ public enum Kernel {
     // attention (attention_bias.cu: T5 attention with bias and key mask; launched by CudaAttentionWithBias)
     ATTENTION_BIAS_FWD_F32("attention", "attention_bias_fwd_f32"),
     ATTENTION_BIAS_FWD_BF16("attention", "attention_bias_fwd_bf16"),
-    // attention_sm90a (flash_attention_sm90.cu: Hopper wgmma forward; sm_90a only, see requiresHopper)
-    ATTENTION_FWD_SM90_BF16("attention_sm90a", "attention_fwd_sm90_bf16");
+    // attention_sm90a (flash_attention_sm90.cu: Hopper wgmma forward and backward; sm_90a only, see requiresHopper)
+    ATTENTION_FWD_SM90_BF16("attention_sm90a", "attention_fwd_sm90_bf16"),
+    ATTENTION_BWD_DKDV_SM90_BF16("attention_sm90a", "attention_bwd_dkdv_sm90_bf16"),
+    ATTENTION_BWD_DQ_SM90_BF16("attention_sm90a", "attention_bwd_dq_sm90_bf16");
 
     private final String family;
     private final String symbol;

@@ -32,11 +32,12 @@ import static org.junit.jupiter.api.Assertions.fail;
  * lse is F32 without bf16 rounding in its path: fp32 sums of ≤ 3744 terms and ex2.approx (2⁻²²) keep it within
  * ~1e-5 absolute (measured ≤ 2e-6); bound 1e-4 absolute.
  *
- * <p>Paths: this class runs the device's default forward (the Hopper kernel on compute capability 9.0 unless
- * WANLORA_KERNELS=portable, else the portable one); {@link CudaAttentionPortableTest} runs every test again with the
- * portable forward forced, so one Hopper card tests both. The Hopper forward computes the same function with the
- * same roundings (bf16 P, fp32 sums, bf16 output); only the fp32 summation order and the tile width of the running
- * max (128 keys instead of 64) differ, so the bounds above hold for both.
+ * <p>Paths: this class runs the device's default kernels (the Hopper ones on compute capability 9.0 unless
+ * WANLORA_KERNELS=portable, else the portable ones); {@link CudaAttentionPortableTest} runs every test again with the
+ * portable kernels forced, so one Hopper card tests both. The Hopper kernels compute the same function with the
+ * same roundings (bf16 P and dS operands, fp32 sums, bf16 outputs); only the fp32 summation order and the tile
+ * width of the forward's running max (128 keys instead of 64) differ, so the bounds above hold for both (measured
+ * against float64 in kernels/dev/attention/NOTES.md: the same error levels as v3 and FlashAttention-2).
  */
 @RequiresCuda
 class CudaAttentionTest {
