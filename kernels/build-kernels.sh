@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Compiles every family folder under SRC (src/main/cuda/<family>/*.cu) into one fatbin per family:
 # SASS for sm_80, sm_86, sm_89, sm_90 plus compute_80 PTX (DESIGN.md §2). Output: OUT/<family>.fatbin.
+# A family folder named *_sm90a holds Hopper-only code (wgmma, setmaxnreg): SASS for sm_90a alone; the Java side
+# loads it on compute capability 9.0 only (Kernel.requiresHopper) and keeps a portable kernel for every other card.
 # Without nvcc the build still succeeds: one warning line, no kernels (the CPU backend works; the CUDA backend
 # then says that kernels were not built and how to get them). Rebuilds a family only when a source is newer.
 set -euo pipefail
@@ -31,7 +33,9 @@ for dir in "$src"/*/; do
   # One translation unit per family: a generated file that includes each .cu of the folder.
   unit=$(mktemp --suffix=.cu)
   for f in "${files[@]}"; do echo "#include \"$(cd "$(dirname "$f")" && pwd)/$(basename "$f")\"" >> "$unit"; done
-  "$nvcc" -fatbin -O3 -std=c++17 -lineinfo -I"$src/common" $archs -o "$target.tmp" "$unit"
+  familyArchs=$archs
+  case "$family" in *_sm90a) familyArchs="-gencode arch=compute_90a,code=sm_90a" ;; esac
+  "$nvcc" -fatbin -O3 -std=c++17 -lineinfo -I"$src/common" $familyArchs -o "$target.tmp" "$unit"
   mv "$target.tmp" "$target"
   rm -f "$unit"
   count=$((count+1))

@@ -16,6 +16,12 @@
 #         CudaRmsNormSiluParityTest; WanVaeCudaTest).
 # loadtests: the loader's GPU tests only (CudaLoadOpsParityTest: quantizeFp8 on every 14B/1.3B block Linear shape and
 #         the golden fp8 data, writeBytes through the staging ring; WanDitWeightsLoadCudaTest: GPU load = CPU load).
+# attntests: attention on both kernel paths (issue 11): CudaAttentionTest (the device's default: the Hopper sm_90a
+#         kernels on compute capability 9.0), CudaAttentionPortableTest (the portable sm_80 kernels forced) and the
+#         model-level GPU tests that run attention (saved attention, swap, sampling goldens), these once with
+#         WANLORA_KERNELS=auto and once with WANLORA_KERNELS=portable.
+# portabletests: every JUnit test tagged "cuda" with WANLORA_KERNELS=portable (the whole parity suite on the
+#         portable path; `tests` runs it on the default path).
 # e2e:    the user's run from files on disk (issue 13): writes a real-size random t2v-14B bf16 checkpoint and seed-shaped
 #         caches (384x208x45) under $WANLORA_E2E_DIR (default ./e2e-work, on the disk), measures the disk with dd
 #         (page cache dropped), then runs `wanlora train` with the seed's command line (--fp8_base --fp8_scaled
@@ -83,10 +89,26 @@ for step in "${steps[@]}"; do
         --select-class dev.wanlora.models.wan.WanDitWeightsLoadCudaTest \
         --details=tree --disable-banner 2>&1 | tee "$logs/loadtests.log" || status=1
       ;;
+    attntests)
+      for kernels in auto portable; do
+        echo "== WANLORA_KERNELS=$kernels" | tee -a "$logs/attntests.log"
+        WANLORA_KERNELS=$kernels "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
+          --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaAttentionTest \
+          --select-class dev.wanlora.engine.cuda.CudaAttentionPortableTest --select-class dev.wanlora.models.wan.WanDitSavedAttentionCudaTest \
+          --select-class dev.wanlora.models.wan.WanDitSwapCudaTest --select-class dev.wanlora.models.sampling.SamplingGoldenCudaTest \
+          --details=tree --disable-banner 2>&1 | tee -a "$logs/attntests.log" || status=1
+      done
+      ;;
+    portabletests)
+      WANLORA_KERNELS=portable "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
+        --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" \
+        $(for t in "$b"/test/*-tests.jar; do echo "--scan-class-path=$t"; done) \
+        --include-tag cuda --details=tree --disable-banner 2>&1 | tee "$logs/tests-portable.log" || status=1
+      ;;
     e2e)
       bash "$b/gpu-e2e.sh" "$b" "$logs" "${java[@]}" || status=1
       ;;
-    *) echo "gpu-test.sh: unknown step $step; expected tests, loadtests, convtests, bench, golden, demo, e2e, sample, umt5, vaegolden, vaebench or vaetorch" >&2; status=2 ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, portabletests, attntests, loadtests, convtests, bench, golden, demo, e2e, sample, umt5, vaegolden, vaebench or vaetorch" >&2; status=2 ;;
   esac
 done
 exit $status

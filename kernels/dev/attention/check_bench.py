@@ -1,6 +1,8 @@
 """Checks and times kernels/src/main/cuda/attention/flash_attention.cu through the dev harness (libattn.so).
 
-Usage: python3 check_bench.py path/to/libattn.so [--quick]
+Usage: python3 check_bench.py path/to/libattn.so [--checks=full|quick|none] [--bench=3744,512,...] [--fwd=N] [--bwd=M]
+(--fwd: the harness's forward variant, fa_set_fwd: 0 portable v3, 1 sm_90a shipped, 2 and 3 sm_90a dev variants;
+ --bwd: fa_set_bwd: 0 portable v3, 1 sm_90a dQ pass, 2 sm_90a dK/dV pass, 3 both)
 Layout everywhere: q, out (B, Lq, N*D), k, v (B, Lk, N*D) bf16 row-major, lse (B, N, Lq) f32 natural log.
 
 Checks (fresh random bf16 inputs, outputs poisoned with NaN first) against a float64 reference computed per head from
@@ -35,6 +37,10 @@ lib.fa_bwd_workspace_bytes.argtypes = [ci] * 4
 lib.fa_bwd_workspace_bytes.restype = ctypes.c_size_t
 lib.fa_bwd.argtypes = [vp] * 10 + [ci] * 4 + [vp]
 lib.fa_set_config.argtypes = [ci] * 3
+FWD = int(next((a.split("=")[1] for a in ARGS if a.startswith("--fwd=")), "0"))   # harness fa_set_fwd variant
+lib.fa_set_fwd.argtypes = [ci]
+BWD = int(next((a.split("=")[1] for a in ARGS if a.startswith("--bwd=")), "0"))   # harness fa_set_bwd variant
+lib.fa_set_bwd.argtypes = [ci]
 CONFIGS = next((a.split("=")[1] for a in ARGS if a.startswith("--configs=")), "4.4.4").split(",")
 torch.backends.cuda.matmul.allow_tf32 = False
 dev = torch.device("cuda")
@@ -223,11 +229,17 @@ def profile_ours(B, N, Lq, Lk):
 if __name__ == "__main__":
     print(torch.cuda.get_device_name(), torch.__version__, TAG, flush=True)
     shapes = {"3744": (1, 40, 3744, 3744, 30), "512": (1, 40, 3744, 512, 30), "32760": (1, 40, 32760, 32760, 5),
-              "16384": (1, 40, 16384, 16384, 10)}
+              "16384": (1, 40, 16384, 16384, 10),
+              "6912": (1, 40, 6912, 6912, 20)}
     all_ok = True
     for config in CONFIGS:
         TAG = "fwd%sw/dkdv%sw/dq%sw" % tuple(config.split("."))
         assert lib.fa_set_config(*map(int, config.split("."))) == 0
+        if FWD or BWD:
+            TAG = "fwd-%s/dkdv-%s/dq-%s" % ("sm90-v%d" % FWD if FWD else "v3", "sm90" if BWD & 2 else "v3",
+                                           "sm90" if BWD & 1 else "v3")
+        assert lib.fa_set_fwd(FWD) == 0
+        assert lib.fa_set_bwd(BWD) == 0
         ok = True
         if CHECKS != "none":
             ok &= check(1, 2, 77, 77)

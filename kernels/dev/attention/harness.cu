@@ -1,7 +1,10 @@
 // Dev harness (not shipped): extern "C" host launchers over raw device pointers for check_bench.py (ctypes).
 // The default configuration launches the shipped extern "C" kernels; fa_set_config selects other warp counts of the
-// same kernel templates (dev comparison only). Build: see stage.sh.
+// same kernel templates, fa_set_fwd the forward (0: portable, 1: sm_90a shipped, 2, 3: sm_90a variants), fa_set_bwd
+// the backward kernels (0: portable, 1: sm_90a dQ, 2: sm_90a dK/dV, 3: both); dev
+// comparison only. Build (sm_90a, for the wgmma kernels): see stage.sh.
 #include "../../src/main/cuda/attention/flash_attention.cu"
+#include "../../src/main/cuda/attention_sm90a/flash_attention_sm90.cu"
 
 #include <cuda_runtime.h>
 
@@ -29,6 +32,14 @@ __global__ void __launch_bounds__(W * 32, 1) dq_dev(__nv_bfloat16* dq, const __n
   backward_dq<W>(dq, dOut, q, k, v, lse, delta, N, Lq, Lk);
 }
 
+template <int S, bool O>
+__global__ void __launch_bounds__(wanlora_attention_sm90::kThreads, 1)
+    fwd90_dev(__nv_bfloat16* out, float* lse, const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v,
+              int N, int Lq, int Lk) {
+  wanlora_attention_sm90::forward<S, O>(out, lse, q, k, v, N, Lq, Lk);
+}
+
+int fwdVariant = 0, bwdVariant = 0;   // bwd: 0 portable, 1 sm_90a dQ, 2 sm_90a dK/dV, 3 both
 int fwdWarps = kFwdWarps, dkdvWarps = kBwdWarps, dqWarps = kBwdWarps;
 
 template <typename F>
@@ -47,6 +58,21 @@ extern "C" int fa_set_config(int fwdW, int dkdvW, int dqW) {
   CHECK(allowSmem(dkdv_dev<8>, dkdvSmemBytes(8)));
   CHECK(allowSmem(dq_dev<4>, dqSmemBytes(4)));
   CHECK(allowSmem(dq_dev<8>, dqSmemBytes(8)));
+  CHECK(allowSmem(attention_fwd_sm90_bf16, wanlora_attention_sm90::smemBytes(2)));
+  CHECK(allowSmem(fwd90_dev<3, false>, wanlora_attention_sm90::smemBytes(3)));
+  CHECK(allowSmem(fwd90_dev<3, true>, wanlora_attention_sm90::smemBytes(3)));
+  return cudaSuccess;
+}
+
+extern "C" int fa_set_fwd(int variant) {
+  fwdVariant = variant;
+  return cudaSuccess;
+}
+
+extern "C" int fa_set_bwd(int variant) {
+  bwdVariant = variant;
+  CHECK(allowSmem(attention_bwd_dq_sm90_bf16, wanlora_attention_sm90::dqSmemBytes(2)));
+  CHECK(allowSmem(attention_bwd_dkdv_sm90_bf16, wanlora_attention_sm90::dkdvSmemBytes(2)));
   return cudaSuccess;
 }
 
@@ -55,6 +81,18 @@ extern "C" int fa_fwd(void* out, void* lse, const void* q, const void* k, const 
   auto o = (__nv_bfloat16*)out;
   auto qq = (const __nv_bfloat16*)q, kk = (const __nv_bfloat16*)k, vv = (const __nv_bfloat16*)v;
   cudaStream_t s = (cudaStream_t)stream;
+  if (fwdVariant != 0) {
+    using namespace wanlora_attention_sm90;
+    dim3 grid90((Lq + kBr - 1) / kBr, B * N);
+    if (fwdVariant == 1) {
+      attention_fwd_sm90_bf16<<<grid90, kThreads, smemBytes(2), s>>>(o, (float*)lse, qq, kk, vv, N, Lq, Lk);
+    } else if (fwdVariant == 2) {
+      fwd90_dev<3, false><<<grid90, kThreads, smemBytes(3), s>>>(o, (float*)lse, qq, kk, vv, N, Lq, Lk);
+    } else {
+      fwd90_dev<3, true><<<grid90, kThreads, smemBytes(3), s>>>(o, (float*)lse, qq, kk, vv, N, Lq, Lk);
+    }
+    return cudaGetLastError();
+  }
   dim3 grid((Lq + 16 * fwdWarps - 1) / (16 * fwdWarps), B * N);
   if (fwdWarps == kFwdWarps) {
     attention_fwd_bf16<<<grid, 32 * kFwdWarps, fwdSmemBytes(kFwdWarps), s>>>(o, (float*)lse, qq, kk, vv, N, Lq, Lk);
@@ -81,6 +119,12 @@ extern "C" int fa_bwd(void* dq, void* dk, void* dv, const void* dOut, const void
   if (blocks > 132 * 16) blocks = 132 * 16;
   attention_bwd_preprocess_bf16<<<blocks, 256, 0, s>>>(delta, d, (const __nv_bfloat16*)out, B, N, Lq);
   CHECK(cudaGetLastError());
+  using wanlora_attention_sm90::kBr;
+  if (bwdVariant & 2) {
+    dim3 grid90((Lk + kBr - 1) / kBr, B * N);
+    attention_bwd_dkdv_sm90_bf16<<<grid90, wanlora_attention_sm90::kThreads, wanlora_attention_sm90::dkdvSmemBytes(2),
+                                   s>>>((__nv_bfloat16*)dk, (__nv_bfloat16*)dv, d, qq, kk, vv, l, delta, N, Lq, Lk);
+  } else {
   dim3 gridKV((Lk + 16 * dkdvWarps - 1) / (16 * dkdvWarps), B * N);
   if (dkdvWarps == kBwdWarps) {
     attention_bwd_dkdv_bf16<<<gridKV, 32 * kBwdWarps, dkdvSmemBytes(kBwdWarps), s>>>(
@@ -89,7 +133,14 @@ extern "C" int fa_bwd(void* dq, void* dk, void* dv, const void* dOut, const void
     dkdv_dev<8><<<gridKV, 256, dkdvSmemBytes(8), s>>>((__nv_bfloat16*)dk, (__nv_bfloat16*)dv, d, qq, kk, vv, l, delta,
                                                       N, Lq, Lk);
   }
+  }
   CHECK(cudaGetLastError());
+  if (bwdVariant & 1) {
+    dim3 grid90((Lq + kBr - 1) / kBr, B * N);
+    attention_bwd_dq_sm90_bf16<<<grid90, wanlora_attention_sm90::kThreads, wanlora_attention_sm90::dqSmemBytes(2), s>>>(
+        (__nv_bfloat16*)dq, d, qq, kk, vv, l, delta, N, Lq, Lk);
+    return cudaGetLastError();
+  }
   dim3 gridQ((Lq + 16 * dqWarps - 1) / (16 * dqWarps), B * N);
   if (dqWarps == kBwdWarps) {
     attention_bwd_dq_bf16<<<gridQ, 32 * kBwdWarps, dqSmemBytes(kBwdWarps), s>>>((__nv_bfloat16*)dq, d, qq, kk, vv, l,

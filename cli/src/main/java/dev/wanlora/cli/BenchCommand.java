@@ -177,6 +177,7 @@ public final class BenchCommand implements Callable<Integer> {
         Quantization quantization = quantization();
         try (Backend backend = openBackend()) {
             String card = backend.device().name();
+            if (Backends.attentionPath(backend) != null) out.println(Backends.attentionPath(backend));
             long built = System.nanoTime();
             WanDitActivations.Offload offload = gradientCheckpointing && cpuOffload
                     ? new WanDitActivations.Offload(config.numLayers() + 1, 0, WanMemoryPlan.OFFLOAD_RING_SLOTS)

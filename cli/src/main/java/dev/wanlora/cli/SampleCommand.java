@@ -311,6 +311,7 @@ public final class SampleCommand implements Callable<Integer> {
             }
             Backend b = Backends.create(name);
             out.println("backend: " + b.name());
+            if (Backends.attentionPath(b) != null) out.println(Backends.attentionPath(b));
             return b;
         } catch (IllegalArgumentException | UnsupportedOperationException e) {
             throw new UserError(e.getMessage(), e);

@@ -36,6 +36,14 @@ public final class Backends {
         throw new IllegalArgumentException("--backend " + name + " is not known; supported: cpu, cuda, cuda:N");
     }
 
+    /**
+     * One line for the start-up output naming the attention kernels a GPU backend runs (the Hopper or the portable
+     * path, {@code WANLORA_KERNELS}); null for the CPU.
+     */
+    public static String attentionPath(Backend backend) {
+        return backend instanceof CudaBackend cuda ? cuda.attentionPath() : null;
+    }
+
     /** Why {@code --backend cuda} cannot start here (no driver, no GPU), or null when it can. */
     public static String gpuUnavailableReason() {
         return CudaContext.unavailableReason();

@@ -338,6 +338,7 @@ final class Trainer {
         }
         if (o.backend.equals("auto") && reason != null) out.println("info: no usable GPU (" + reason + "); training on the CPU");
         out.println("backend: " + b.name());
+        if (Backends.attentionPath(b) != null) out.println(Backends.attentionPath(b));
         return b;
     }
 

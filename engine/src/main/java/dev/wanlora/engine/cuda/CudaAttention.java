@@ -14,6 +14,14 @@ import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
  * (B, N, Lq) F32. Supported: bf16 activations, head dim D = 128 (Wan), 16-byte aligned tensors; no scores matrix
  * is stored, so any L that fits the activations works. The backward is deterministic (bitwise reproducible).
  *
+ * <p><b>Two paths.</b> On compute capability 9.0 (H100, H200) forward and backward run the Hopper kernels of
+ * {@code kernels/src/main/cuda/attention_sm90a/flash_attention_sm90.cu} (wgmma, warp-specialised, built for sm_90a
+ * only); everywhere else, or with the environment variable {@code WANLORA_KERNELS=portable}, the portable mma.sync
+ * kernels (the sm_80/86/89 path our RTX 3090/4090 users take), which the Hopper machine can thus test too. Both
+ * compute the same function with the same roundings (bf16 P and dS operands, fp32 sums, bf16 outputs), only the
+ * order of the fp32 sums differs; both backwards are deterministic (dQ in its own pass, no atomics); the delta
+ * preprocess is shared. {@link #describe()} names the path.
+ *
  * <p>The backward's one scratch tensor is delta (B, N, Lq) F32 = rowsum(dOut∘out). It lives in a buffer owned here:
  * the memory plan calls {@link #reserveBackwardWorkspace} with the largest shape so the step loop never allocates;
  * a larger call grows it (one synchronizing reallocation).
@@ -30,15 +38,73 @@ public final class CudaAttention implements AutoCloseable {
     private static final int DKDV_SMEM = (2 * ROWS_PER_BLOCK + 4 * 64) * ROW_BYTES + 4 * 64 * 4; // 97 KiB
     private static final int DQ_SMEM = (2 * ROWS_PER_BLOCK + 4 * 64) * ROW_BYTES;                // 96 KiB
     private static final int PREPROCESS_THREADS = 256;    // 16 threads per (row, head)
+    // Hopper kernels; must match flash_attention_sm90.cu (kBr = 128, kThreads = 384, smemBytes(2), dqSmemBytes(2),
+    // dkdvSmemBytes(2)): 1 KiB alignment slack, resident blocks, 2 stages of streamed tiles, 2 mbarriers per stage.
+    private static final int SM90_ROWS_PER_BLOCK = 128;   // query rows (fwd, dq) or keys (dkdv): 2 consumers × 64
+    private static final int SM90_THREADS = 384;          // producer + 2 consumer warpgroups
+    private static final int SM90_FWD_SMEM = 1024 + 128 * ROW_BYTES + 2 * 2 * 128 * ROW_BYTES + 2 * 16;          // 161 KiB
+    private static final int SM90_DQ_SMEM = 1024 + 2 * 128 * ROW_BYTES + 2 * 2 * 64 * ROW_BYTES + 2 * 16;         // 129 KiB
+    private static final int SM90_DKDV_SMEM = 1024 + 2 * 128 * ROW_BYTES + 2 * (2 * 64 * ROW_BYTES + 2 * 64 * 4) + 2 * 16; // 130 KiB
+
+    /** The environment variable that forces the portable kernels on a Hopper card ({@code portable}). */
+    public static final String KERNELS_ENV = "WANLORA_KERNELS";
+
+    /** Which forward kernel runs. */
+    public enum Path {
+        /** attention_fwd_sm90_bf16 (sm_90a, wgmma); compute capability 9.0 only. */
+        HOPPER,
+        /** attention_fwd_bf16 (mma.sync; sm_80 and newer). */
+        PORTABLE
+    }
 
     private final CudaContext context;
     private final KernelLibrary kernels;
     private DeviceBuffer delta;                           // (≥ B·N·Lq) F32 workspace of the backward
     private boolean sharedMemoryChecked;
+    private Path path;
 
+    /** The Hopper path where its kernel is loaded (compute capability 9.0) unless {@code WANLORA_KERNELS=portable}. */
     public CudaAttention(CudaContext context, KernelLibrary kernels) {
         this.context = context;
         this.kernels = kernels;
+        this.path = defaultPath(kernels.has(Kernel.ATTENTION_FWD_SM90_BF16), System.getenv(KERNELS_ENV));
+    }
+
+    /**
+     * The path for a device with or without the Hopper kernel and the value of {@code WANLORA_KERNELS} (null when
+     * unset): "portable" forces the portable kernels, "auto" (or unset) picks the fastest the device has.
+     *
+     * @throws IllegalArgumentException for any other value, naming the variable and the supported values
+     */
+    static Path defaultPath(boolean hopperLoaded, String env) {
+        if (env != null && !env.isEmpty() && !env.equals("auto") && !env.equals("portable")) {
+            throw new IllegalArgumentException(KERNELS_ENV + "=" + env + " is not known; supported: portable (the sm_80"
+                    + " kernels on every card), auto (the default: the Hopper attention on compute capability 9.0)");
+        }
+        return hopperLoaded && !"portable".equals(env) ? Path.HOPPER : Path.PORTABLE;
+    }
+
+    /** The forward path in use. */
+    public Path path() { return path; }
+
+    /** Forces a path (tests run the parity suite on both on one Hopper card). */
+    void usePath(Path path) {
+        if (path == Path.HOPPER && !kernels.has(Kernel.ATTENTION_FWD_SM90_BF16)) {
+            throw new IllegalStateException("the Hopper attention kernel needs compute capability 9.0; " + context + " is "
+                    + context.computeCapability() / 10 + "." + context.computeCapability() % 10);
+        }
+        this.path = path;
+    }
+
+    /** One line for the start-up log: which attention kernels run and why. */
+    public String describe() {
+        String cc = context.computeCapability() / 10 + "." + context.computeCapability() % 10;
+        if (path == Path.HOPPER) {
+            return "attention: Hopper kernels (sm_90a wgmma: forward, dK/dV and dQ passes); " + KERNELS_ENV
+                    + "=portable forces the portable ones";
+        }
+        return "attention: portable kernels (mma.sync, sm_80+) on compute capability " + cc
+                + ("portable".equals(System.getenv(KERNELS_ENV)) ? " (" + KERNELS_ENV + "=portable)" : "");
     }
 
     /** Bytes of backward workspace for a shape: delta (B, N, Lq) F32. */
@@ -62,6 +128,11 @@ public final class CudaAttention implements AutoCloseable {
         requireSupported("attention", d, new String[] {"out", "q", "k", "v"}, out, q, k, v);
         if (d.batch() == 0 || d.queries() == 0) return;
         int lq = Math.toIntExact(d.queries()), lk = Math.toIntExact(d.keys());
+        if (path == Path.HOPPER) {
+            kernels.launch(Kernel.ATTENTION_FWD_SM90_BF16, LaunchConfig.of((lq + SM90_ROWS_PER_BLOCK - 1) / SM90_ROWS_PER_BLOCK,
+                    d.batch() * numHeads, SM90_THREADS, SM90_FWD_SMEM), out, lse, q, k, v, numHeads, lq, lk);
+            return;
+        }
         kernels.launch(Kernel.ATTENTION_FWD_BF16, LaunchConfig.of(blocks(lq), d.batch() * numHeads, THREADS, FWD_SMEM),
                 out, lse, q, k, v, numHeads, lq, lk);
     }
@@ -86,6 +157,14 @@ public final class CudaAttention implements AutoCloseable {
         kernels.launch(Kernel.ATTENTION_BWD_PREPROCESS_BF16,
                 LaunchConfig.cover(Math.multiplyExact(batchHeads * lq, 16L), PREPROCESS_THREADS, 16 * context.multiprocessorCount()),
                 deltaAddress, dOut, out, batch, numHeads, lq);
+        if (path == Path.HOPPER) {
+            long dkdvBlocks = (lk + SM90_ROWS_PER_BLOCK - 1) / SM90_ROWS_PER_BLOCK, dqBlocks = (lq + SM90_ROWS_PER_BLOCK - 1) / SM90_ROWS_PER_BLOCK;
+            kernels.launch(Kernel.ATTENTION_BWD_DKDV_SM90_BF16, LaunchConfig.of(dkdvBlocks, batchHeads, SM90_THREADS, SM90_DKDV_SMEM),
+                    dk, dv, dOut, q, k, v, lse, deltaAddress, numHeads, lq, lk);
+            kernels.launch(Kernel.ATTENTION_BWD_DQ_SM90_BF16, LaunchConfig.of(dqBlocks, batchHeads, SM90_THREADS, SM90_DQ_SMEM),
+                    dq, dOut, q, k, v, lse, deltaAddress, numHeads, lq, lk);
+            return;
+        }
         kernels.launch(Kernel.ATTENTION_BWD_DKDV_BF16, LaunchConfig.of(blocks(lk), batchHeads, THREADS, DKDV_SMEM),
                 dk, dv, dOut, q, k, v, lse, deltaAddress, numHeads, lq, lk);
         kernels.launch(Kernel.ATTENTION_BWD_DQ_BF16, LaunchConfig.of(blocks(lq), batchHeads, THREADS, DQ_SMEM),

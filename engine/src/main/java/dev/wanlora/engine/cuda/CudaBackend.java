@@ -584,6 +584,12 @@ public final class CudaBackend extends CheckedBackend<CudaTensor> {
     /** "cuBLASLt 130100 (/usr/local/cuda/.../libcuBLASLt.so.13)": which library the GEMMs use. */
     public String gemmLibrary() { return gemm.describe(); }
 
+    /** One line naming the attention kernels in use (Hopper or portable; see {@link CudaAttention}). */
+    public String attentionPath() { return attention.describe(); }
+
+    /** The attention ops, for tests that force a path ({@link CudaAttention#usePath}). */
+    CudaAttention attentionOps() { return attention; }
+
     /** How the GEMM algorithms are chosen (timed and cached, or the opt-out), one line. */
     public String gemmTuning() { return gemm.tuningSummary(); }
 

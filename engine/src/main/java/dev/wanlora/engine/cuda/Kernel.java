@@ -193,7 +193,11 @@ public enum Kernel {
     ATTENTION_BWD_DQ_BF16("attention", "attention_bwd_dq_bf16"),
     // attention (attention_bias.cu: T5 attention with bias and key mask; launched by CudaAttentionWithBias)
     ATTENTION_BIAS_FWD_F32("attention", "attention_bias_fwd_f32"),
-    ATTENTION_BIAS_FWD_BF16("attention", "attention_bias_fwd_bf16");
+    ATTENTION_BIAS_FWD_BF16("attention", "attention_bias_fwd_bf16"),
+    // attention_sm90a (flash_attention_sm90.cu: Hopper wgmma forward and backward; sm_90a only, see requiresHopper)
+    ATTENTION_FWD_SM90_BF16("attention_sm90a", "attention_fwd_sm90_bf16"),
+    ATTENTION_BWD_DKDV_SM90_BF16("attention_sm90a", "attention_bwd_dkdv_sm90_bf16"),
+    ATTENTION_BWD_DQ_SM90_BF16("attention_sm90a", "attention_bwd_dq_sm90_bf16");
 
     private final String family;
     private final String symbol;
@@ -208,6 +212,12 @@ public enum Kernel {
 
     /** The extern "C" symbol, e.g. "rms_norm_fwd_bf16". */
     public String symbol() { return symbol; }
+
+    /**
+     * Whether the family is built for sm_90a only (a folder named {@code *_sm90a}: wgmma/setmaxnreg code, see
+     * {@code kernels/build-kernels.sh}): such kernels exist on compute capability 9.0 devices and nowhere else.
+     */
+    public boolean requiresHopper() { return family.endsWith("_sm90a"); }
 
     private static final Map<String, Kernel> BY_SYMBOL = new HashMap<>();
 

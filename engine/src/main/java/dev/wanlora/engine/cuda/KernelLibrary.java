@@ -16,7 +16,8 @@ import static jcuda.driver.JCudaDriver.*;
 /**
  * The CUDA kernels, loaded once per context from the fatbin resources {@code dev/wanlora/kernels/<family>.fatbin}
  * (built from {@code kernels/src/main/cuda/<family>/} by nvcc at {@code mvn package}). Every {@link Kernel} entry is
- * resolved when the library loads, so a missing kernel fails at start-up.
+ * resolved when the library loads, so a missing kernel fails at start-up; the sm_90a-only families
+ * ({@link Kernel#requiresHopper()}) are loaded on compute capability 9.0 only ({@link #has} says whether they are).
  *
  * <p><b>Launching</b>: {@code kernels.launch(Kernel.RMS_NORM_FWD_BF16, LaunchConfig.of(rows, 256), out, rstd, x, weight, eps, rows, cols)}
  * runs the kernel on the context's compute stream. Arguments map to C parameters by their Java type:
@@ -39,6 +40,7 @@ public final class KernelLibrary implements AutoCloseable {
         this.context = context;
         context.makeCurrent();
         for (Kernel k : Kernel.values()) {
+            if (k.requiresHopper() && context.computeCapability() != 90) continue;
             CUmodule module = modules.computeIfAbsent(k.family(), this::loadFamily);
             NativeHandles.Function f = new NativeHandles.Function();
             int r = cuModuleGetFunction(f, module, k.symbol());
@@ -80,10 +82,17 @@ public final class KernelLibrary implements AutoCloseable {
 
     public CudaContext context() { return context; }
 
+    /** Whether {@code kernel} was loaded (false only for an sm_90a-only kernel on another device). */
+    public boolean has(Kernel kernel) { return functions.containsKey(kernel); }
+
     /** Launches {@code kernel} on the compute stream; see the class comment for the argument mapping. */
     public void launch(Kernel kernel, LaunchConfig config, Object... args) {
         context.makeCurrent();
         NativeHandles.Function f = functions.get(kernel);
+        if (f == null) {
+            throw new IllegalStateException("kernel " + kernel.symbol() + " is built for sm_90a only and " + context
+                    + " is compute capability " + context.computeCapability() / 10 + "." + context.computeCapability() % 10);
+        }
         if (config.sharedBytes() > DEFAULT_MAX_DYNAMIC_SHARED && sharedLimits.getOrDefault(kernel, 0) < config.sharedBytes()) {
             CudaException.check(cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
                     config.sharedBytes()), "cuFuncSetAttribute", kernel.symbol() + " dynamic shared memory " + config.sharedBytes());

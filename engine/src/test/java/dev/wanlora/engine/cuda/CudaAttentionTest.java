@@ -6,6 +6,8 @@ import dev.wanlora.engine.numeric.ErrorStats;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
 import java.util.SplittableRandom;
@@ -29,6 +31,13 @@ import static org.junit.jupiter.api.Assertions.fail;
  * relL2 ≤ 5e-3 per output, elementwise |a − b| ≤ 2⁻⁶·(|b| + rms(b)) (4u: a few ulp; the rms term covers values near 0).
  * lse is F32 without bf16 rounding in its path: fp32 sums of ≤ 3744 terms and ex2.approx (2⁻²²) keep it within
  * ~1e-5 absolute (measured ≤ 2e-6); bound 1e-4 absolute.
+ *
+ * <p>Paths: this class runs the device's default kernels (the Hopper ones on compute capability 9.0 unless
+ * WANLORA_KERNELS=portable, else the portable ones); {@link CudaAttentionPortableTest} runs every test again with the
+ * portable kernels forced, so one Hopper card tests both. The Hopper kernels compute the same function with the
+ * same roundings (bf16 P and dS operands, fp32 sums, bf16 outputs); only the fp32 summation order and the tile
+ * width of the forward's running max (128 keys instead of 64) differ, so the bounds above hold for both (measured
+ * against float64 in kernels/dev/attention/NOTES.md: the same error levels as v3 and FlashAttention-2).
  */
 @RequiresCuda
 class CudaAttentionTest {
@@ -37,6 +46,29 @@ class CudaAttentionTest {
     private static final double BF16_REL_L2 = 5e-3, BF16_RTOL = 1.0 / 64, LSE_ABS = 1e-4;
 
     private final CudaBackend cuda = CudaTests.backend();
+    private CudaAttention.Path defaultPath;
+
+    /** The forward path to force, or null for the device's default. */
+    CudaAttention.Path forcedPath() { return null; }
+
+    @BeforeEach
+    void selectPath() {
+        defaultPath = cuda.attentionOps().path();
+        if (forcedPath() != null) cuda.attentionOps().usePath(forcedPath());
+        System.out.println("attention path under test: " + cuda.attentionOps().path() + " (" + cuda.name() + ")");
+    }
+
+    @AfterEach
+    void restorePath() { cuda.attentionOps().usePath(defaultPath); }
+
+    @Test
+    void theDefaultPathIsHopperExactlyOnComputeCapability90() {
+        boolean portableForced = "portable".equals(System.getenv(CudaAttention.KERNELS_ENV));
+        CudaAttention.Path expected = cuda.context().computeCapability() == 90 && !portableForced
+                ? CudaAttention.Path.HOPPER : CudaAttention.Path.PORTABLE;
+        System.out.println(cuda.attentionPath());
+        assertEquals(expected, defaultPath, cuda.attentionPath());
+    }
 
     @Test
     void raggedTinyShapes() {
