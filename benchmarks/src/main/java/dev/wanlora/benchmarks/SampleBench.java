@@ -63,7 +63,7 @@ public final class SampleBench {
             backend.gaussianNoise(uncond, 4, 0);
             float[] noise = new float[Math.toIntExact(latent.numElements())];
             for (int i = 0; i < noise.length; i++) noise[i] = (float) CounterRng.normal(5, i);
-            DenoisingLoop loop = new DenoisingLoop(backend, dit);
+            DenoisingLoop loop = new DenoisingLoop(backend, dit, true);
             String what = String.format(Locale.ROOT, "%s %dx%dx%d (latent %s, %d tokens) %s r32, %d UniPC steps, CFG %s, swap %d",
                     task, width, height, frames, latent, latent.dim(1) * latent.dim(2) / 2 * latent.dim(3) / 2,
                     quantization == Quantization.NONE ? "bf16" : "fp8_scaled", steps, cfg, swap);

@@ -107,11 +107,11 @@ class SampleCommandPlanTest {
                     st.info("blocks.0.self_attn.q.weight").dtype(), 2), List.of(p), models, DType.F32, 0, 0, List.of());
         }
         int layers = s.textEncoder().config().numLayers();
-        long streamedAll = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(0, layers)).peakBytes();
+        long streamedAll = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(0, layers, true)).peakBytes();
         long resident = SamplingMemoryPlan.encodePlan(s, 0).totalBytes();
         assertTrue(resident > streamedAll, "the widened tiny umT5 (" + resident + " B) is the largest phase ("
                 + streamedAll + " B with every layer streamed)\n" + String.join("\n",
-                SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(0, 0)).format(0)));
+                SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(0, 0, true)).format(0)));
         List<String> outs = new ArrayList<>();
         for (String budget : new String[] {streamedAll + "", null}) {
             List<String> args = new ArrayList<>(List.of("sample", "--dit", DIT.toString(), "--t5", t5.toString(),

@@ -43,7 +43,10 @@ public final class SamplingPlanner {
         List<int[]> shapes = new ArrayList<>();
         long decoderWork = 0;
         Set<String> texts = new LinkedHashSet<>();
+        int steps = 1, contextsPerSample = 1;
         for (SamplePrompt p : prompts) {
+            steps = Math.max(steps, p.sampleSteps());
+            if (p.cfgScale() != 1.0) contextsPerSample = 2;
             long[] s = p.latentShape();
             shapes.add(new int[] {(int) s[1], (int) s[2], (int) s[3]});
             decoderWork = Math.max(decoderWork, models.decoderWorkBytes((int) s[2], (int) s[3], modelDType));
@@ -55,6 +58,6 @@ public final class SamplingPlanner {
         // each distinct text keeps at most 512 rows (the tokenizer's length; musubi trims to the real count)
         return new SamplingMemoryPlan.Settings(ditSettings, loraParameters,
                 models.textEncoderPlan(modelDType, BlockStreamer.DEFAULT_SLOTS), (long) texts.size() * UmT5Tokenizer.TEXT_LENGTH,
-                models.decoderWeightBytes(modelDType), decoderWork, others);
+                steps, contextsPerSample, models.decoderWeightBytes(modelDType), decoderWork, others);
     }
 }

@@ -93,6 +93,9 @@ public final class RunMemory {
     /** The budget in bytes (0: none, the plan is unchecked). */
     public long budget() { return budget; }
 
+    /** The total of the plan the run was admitted with. */
+    public long plannedBytes() { return WanMemoryPlan.plan(settings, choice).totalBytes(); }
+
     /**
      * Plans, prints and checks the run's memory on {@code device} (null: no backend is open, under --dry_run with
      * --max_vram).
