@@ -147,6 +147,20 @@ class TrainSamplingMemoryTest {
         assertFalse(Files.exists(dir.resolve("refused/sample")));
     }
 
+    /** A training plan that fits only without its samples is refused naming their share and what lowers it. */
+    @Test
+    void aPlanOverTheBudgetNamesTheSamplesShare() throws IOException {
+        Path big = Files.writeString(dir.resolve("big_prompts.txt"), "a fox in the snow --w 256 --h 256 --f 17 --s 2 --d 7\n");
+        CommandRun r = train("big", "--sample_prompts", big.toString(), "--max_vram", "64M");
+        assertEquals(Main.USER_ERROR, r.exitCode(), r.out() + r.err());
+        String sampling = r.out().lines().filter(l -> l.startsWith("  sampling ")).findFirst().orElseThrow();
+        String bytes = sampling.substring("  sampling".length()).strip().split("  ")[0];
+        assertTrue(r.err().strip().startsWith("wanlora train: memory plan: "), r.err());
+        assertTrue(r.err().contains(" exceeds the budget of 64.0 MiB (--max_vram 64M) (of which " + bytes + " for the samples:"
+                + " smaller sizes in --sample_prompts (--w, --h, --f) need less);"), r.err() + "\n" + sampling);
+        assertEquals(1, r.err().strip().lines().count(), r.err());
+    }
+
     private static byte[] onlyFile(Path folder) throws IOException {
         try (Stream<Path> s = Files.list(folder)) {
             List<Path> files = s.toList();

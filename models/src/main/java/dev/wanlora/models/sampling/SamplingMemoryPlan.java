@@ -52,6 +52,8 @@ public final class SamplingMemoryPlan {
     public static final String DECODER = "VAE decoder weights";
     public static final String DECODER_WORK = "VAE decode buffers";
     public static final String STEP_CONSTANTS = "per-sample constants";
+    /** The category of {@link #duringTraining} in a training plan. */
+    public static final String DURING_TRAINING = "sampling";
 
     /**
      * The umT5 encoder of the encode phase.
@@ -243,15 +245,16 @@ public final class SamplingMemoryPlan {
     /**
      * What sampling adds to a training run's device plan (training's weights, LoRA, optimizer and activation plans stay
      * allocated while it samples): the encoded prompts, the decoder's weights, and the larger of the forward-only
-     * activations (denoise) and the decoder's working memory (decode), since each is freed before the other is made.
-     * The prompts are encoded before the DiT loads, so the encoder is planned apart: {@link #textEncoderItems}.
+     * activations with the per-sample constants ({@code cachesCrossAttention}: the texts' k/v included) (denoise) and
+     * the decoder's working memory (decode), since each is freed before the other is made. The prompts are encoded
+     * before the DiT loads, so the encoder is planned apart: {@link #encodePlan} with no DiT item in it.
      */
     public static MemoryPlan.Item duringTraining(Settings s, boolean cachesCrossAttention) {
         long activations = forwardOnlyBytes(s);
         MemoryPlan.Item constants = stepConstants(s, cachesCrossAttention);
         long peak = Math.max(activations + constants.bytes(), s.decoderWorkBytes());
         WanDitActivations.Key largest = largestShape(s);
-        return new MemoryPlan.Item("sampling", contexts(s).bytes() + s.decoderWeightBytes() + peak, String.format(Locale.ROOT,
+        return new MemoryPlan.Item(DURING_TRAINING, contexts(s).bytes() + s.decoderWeightBytes() + peak, String.format(Locale.ROOT,
                 "%s + VAE decoder %s + the larger of forward-only activations at %d×%d×%d latent (%s) with the step"
                         + " constants (%s%s) and the decode buffers (%s)",
                 MemoryPlan.formatBytes(contexts(s).bytes()) + " encoded prompts",

@@ -17,10 +17,8 @@ import java.util.Set;
 /**
  * The inputs of {@link SamplingMemoryPlan} from what a sampling run knows before loading anything: the prompts (their
  * latent shapes and distinct texts), the {@link SampleModels} (umT5's sizes, the VAE decoder's bytes, read by
- * {@link SampleModels#check}), the DiT's settings and the largest LoRA. {@code wanlora sample} plans with it; a
- * training run with --sample_prompts can plan its sampling the same way ({@link SamplingMemoryPlan#duringTraining}
- * for the item beside the training plan, {@link SamplingMemoryPlan#smallestFittingT5Streaming} for the start-up
- * encode, then {@link SampleModels#streamTextEncoder} before the prompts are encoded).
+ * {@link SampleModels#check}), the DiT's settings and the largest LoRA. {@code wanlora sample} plans with it, and a
+ * training run with --sample_prompts through {@link TrainSamplingPlan}.
  */
 public final class SamplingPlanner {
     private SamplingPlanner() {}

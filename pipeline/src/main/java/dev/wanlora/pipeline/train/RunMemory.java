@@ -14,6 +14,7 @@ import dev.wanlora.models.musubi.DatasetSpec;
 import dev.wanlora.models.musubi.FrameExtraction;
 import dev.wanlora.models.musubi.FrameSpec;
 import dev.wanlora.models.musubi.Resolution;
+import dev.wanlora.models.sampling.SamplingMemoryPlan;
 import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDitActivations;
 import dev.wanlora.models.wan.WanDitConfig;
@@ -214,7 +215,10 @@ public final class RunMemory {
                 MemoryPlan.formatBytes(plan.totalBytes()), choice.blocksToSwap(), budgetSource())
                 + (savesAttentionOutputs ? String.format(Locale.ROOT, " (of which %s saved attention outputs:"
                 + " --checkpoint_attention auto or off drops them)",
-                MemoryPlan.formatBytes(plan.bytesOf(WanMemoryPlan.SAVED_ATTENTION))) : "");
+                MemoryPlan.formatBytes(plan.bytesOf(WanMemoryPlan.SAVED_ATTENTION))) : "")
+                + (plan.bytesOf(SamplingMemoryPlan.DURING_TRAINING) == 0 ? "" : String.format(Locale.ROOT, " (of which %s"
+                + " for the samples: smaller sizes in --sample_prompts (--w, --h, --f) need less)",
+                MemoryPlan.formatBytes(plan.bytesOf(SamplingMemoryPlan.DURING_TRAINING))));
         if (fitting.isPresent()) {
             return head + String.format(Locale.ROOT, "; --blocks_to_swap %d fits (%s): pass it, or --blocks_to_swap auto",
                     fitting.getAsInt(), MemoryPlan.formatBytes(WanMemoryPlan.plan(settings, fitting.getAsInt()).totalBytes()));
