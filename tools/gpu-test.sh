@@ -5,7 +5,7 @@
 # bench:  dev.wanlora.benchmarks.KernelBench at the 14B shapes.
 # golden: wanlora verify-golden testdata/golden/wan-tiny and sampling-tiny (solvers, CFG loop, umT5 and tokenizer)
 #         --backend cuda (run from the repository root, or set WANLORA_GOLDEN to a folder holding both).
-# sample: dev.wanlora.benchmarks.SampleBench: 14B, 384x384x45, 20 UniPC steps, CFG 5: bf16, fp8_scaled, and
+# sample: dev.wanlora.benchmarks.SampleBench: 14B, 384x384x45, 20 UniPC steps, CFG 5 (phases: encode, DiT per step, decode): bf16, fp8_scaled, and
 #         fp8_scaled with 10 blocks swapped (issue 10's target: <= 0.6x musubi's 21.1 s / 24.0 s per sample on an H100).
 # demo:   wanlora demo --backend cuda (a tiny random Wan trained for two epochs on the GPU).
 # umt5:   dev.wanlora.benchmarks.UmT5Bench (real-size random-weight umT5-XXL, 4 prompts, bf16 and fp8: time, memory).
@@ -14,6 +14,10 @@
 # vaetorch:  tools/torch_vae_bench.py (the same decode and conv3d shapes in PyTorch on the same GPU: issue 9's ratio).
 # convtests: the VAE's GPU tests only (CudaVideoParityTest: conv3d on every tile shape, upsample, softmax;
 #         CudaRmsNormSiluParityTest; WanVaeCudaTest).
+# sampletests: the sampler's GPU tests only (SampleCommandCudaTest: wanlora sample with the real umT5/VAE wiring on the
+#         GPU; UmT5StreamingCudaTest: umT5 with streamed layers = resident; DenoisingLoopReuseCudaTest: the loop's reuse of
+#         each step's time embedding and each text's cross-attention k/v = the plain loop, bit for bit;
+#         SamplingGoldenCudaTest: the 8-step CFG loop against musubi's golden in bf16).
 # loadtests: the loader's GPU tests only (CudaLoadOpsParityTest: quantizeFp8 on every 14B/1.3B block Linear shape and
 #         the golden fp8 data, writeBytes through the staging ring; WanDitWeightsLoadCudaTest: GPU load = CPU load).
 # attntests: attention on both kernel paths (issue 11): CudaAttentionTest (the device's default: the Hopper sm_90a
@@ -83,6 +87,13 @@ for step in "${steps[@]}"; do
         --select-class dev.wanlora.engine.cuda.CudaRmsNormSiluParityTest --select-class dev.wanlora.models.wan.vae.WanVaeCudaTest \
         --details=tree --disable-banner 2>&1 | tee "$logs/convtests.log" || status=1
       ;;
+    sampletests)
+      "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
+        --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.cli.SampleCommandCudaTest \
+        --select-class dev.wanlora.models.umt5.UmT5StreamingCudaTest --select-class dev.wanlora.models.sampling.DenoisingLoopReuseCudaTest \
+        --select-class dev.wanlora.models.sampling.SamplingGoldenCudaTest \
+        --details=tree --disable-banner 2>&1 | tee "$logs/sampletests.log" || status=1
+      ;;
     loadtests)
       "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
         --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaLoadOpsParityTest \
@@ -108,7 +119,7 @@ for step in "${steps[@]}"; do
     e2e)
       bash "$b/gpu-e2e.sh" "$b" "$logs" "${java[@]}" || status=1
       ;;
-    *) echo "gpu-test.sh: unknown step $step; expected tests, portabletests, attntests, loadtests, convtests, bench, golden, demo, e2e, sample, umt5, vaegolden, vaebench or vaetorch" >&2; status=2 ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, portabletests, attntests, loadtests, convtests, sampletests, bench, golden, demo, e2e, sample, umt5, vaegolden, vaebench or vaetorch" >&2; status=2 ;;
   esac
 done
 exit $status

@@ -169,12 +169,14 @@ public final class SampleCommand implements Callable<Integer> {
             DType fileDType = checkpoint.info("patch_embedding.weight").dtype();
             ComputePrecision precision = fileDType == DType.F32 || fileDType == DType.F16 ? ComputePrecision.FP32
                     : ComputePrecision.BF16_MUSUBI;
-            int swap = planMemory(out, backend, checkpoint, config, precision, list, models, loraList);
+            SamplingMemoryPlan.Choice choice = planMemory(out, backend, checkpoint, config, precision, list, models, loraList);
+            int swap = choice.blocksToSwap();
             if (dryRun) {
                 out.println("dry run: nothing was loaded");
                 return 0;
             }
-            SampleRunner.Settings settings = new SampleRunner.Settings(kind, fps, outputDir, outputName);
+            SampleRunner.Settings settings = new SampleRunner.Settings(kind, fps, outputDir, outputName,
+                    choice.cachesCrossAttention());
             try (SampleRunner runner = SampleRunner.prepare(backend, list, models, settings, config.textDim(), out, false);
                  WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision, quantization(),
                          !backend.device().keepsFp8Quantized(), new WanDitWeights.BlockSwap(swap, 2));
@@ -204,11 +206,11 @@ public final class SampleCommand implements Callable<Integer> {
     }
 
     /**
-     * Prints the sampling memory plan (phase by phase) and returns the --blocks_to_swap to use; sets the umT5 layer
-     * streaming the plan needs. The budget: --max_vram (at most the GPU's memory), else the GPU's memory; the CPU
+     * Prints the sampling memory plan (phase by phase) and returns its choice (the --blocks_to_swap to use, whether the
+     * cross-attention k/v are kept); sets the umT5 layer streaming the plan needs. The budget: --max_vram (at most the GPU's memory), else the GPU's memory; the CPU
      * backend without --max_vram checks nothing. --dry_run plans as a GPU holds it (bf16 umT5 and VAE, fp8 codes).
      */
-    private int planMemory(PrintWriter out, Backend backend, SafeTensors checkpoint, WanDitConfig config,
+    private SamplingMemoryPlan.Choice planMemory(PrintWriter out, Backend backend, SafeTensors checkpoint, WanDitConfig config,
                            ComputePrecision precision, List<SamplePrompt> list, SampleModels models, List<SampleLora> loraList) {
         boolean asGpu = backend == null || !backend.device().storesFp32();
         long budget = maxVram == null ? 0 : MemoryPlan.parseBytes("--max_vram", maxVram);
@@ -256,7 +258,9 @@ public final class SampleCommand implements Callable<Integer> {
                         + " (this model has " + config.numLayers() + " blocks) or auto");
             }
         }
-        SamplingMemoryPlan.Phases plan = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap, t5Streamed));
+        SamplingMemoryPlan.Choice choice = new SamplingMemoryPlan.Choice(swap, t5Streamed,
+                SamplingMemoryPlan.fitsCrossAttentionCache(s, swap, budget));
+        SamplingMemoryPlan.Phases plan = SamplingMemoryPlan.plan(s, choice);
         out.printf(Locale.ROOT, "memory plan (sampling, --blocks_to_swap %d%s%s%s):%n", swap,
                 blocksToSwap.equals("auto") ? " chosen by auto" : "",
                 t5Streamed == 0 ? "" : ", umT5 streams " + t5Streamed + " of its layers",
@@ -266,7 +270,7 @@ public final class SampleCommand implements Callable<Integer> {
         out.flush();
         if (budget > 0 && !plan.fits(budget)) throw new UserError(overBudget(plan, budget, swap, fitting, list));
         models.streamTextEncoder(new UmT5Weights.Streaming(t5Streamed, 2));
-        return swap;
+        return choice;
     }
 
     private String budgetSource(long budget) {

@@ -7,7 +7,6 @@ import dev.wanlora.pipeline.sample.SamplePromptFile;
 import dev.wanlora.pipeline.sample.SamplingPlanner;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.io.SafeTensors;
-import dev.wanlora.engine.io.SafeTensorsWriter;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.testing.Golden;
 import dev.wanlora.models.lora.LoraFile;
@@ -16,7 +15,6 @@ import dev.wanlora.models.lora.LoraModuleWeights;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.lora.SavePrecision;
 import dev.wanlora.models.sampling.SamplingMemoryPlan;
-import dev.wanlora.models.umt5.UmT5Weights;
 import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights;
@@ -91,7 +89,7 @@ class SampleCommandPlanTest {
      */
     @Test
     void umT5StreamsWhenItDoesNotFitWhole() throws Exception {
-        Path t5 = deepened(RealSampleModelsTest.widenedT5(tmp), tmp.resolve("t5_deep.safetensors"), 2);
+        Path t5 = RealSampleModelsTest.deepenedT5(RealSampleModelsTest.widenedT5(tmp), tmp.resolve("t5_deep.safetensors"), 2);
         Path tokenizer = Golden.dir("sampling-tiny").resolve("tokenizer");
         Path vae = Golden.dir("vae-tiny").resolve("vae.safetensors");
         String line = "a fox in the snow --w 32 --h 32 --s 2 --d 7 --l 1.0"; // a still (.png: no time stamps in the file), no CFG
@@ -107,11 +105,11 @@ class SampleCommandPlanTest {
                     st.info("blocks.0.self_attn.q.weight").dtype(), 2), List.of(p), models, DType.F32, 0, 0, List.of());
         }
         int layers = s.textEncoder().config().numLayers();
-        long streamedAll = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(0, layers)).peakBytes();
+        long streamedAll = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(0, layers, true)).peakBytes();
         long resident = SamplingMemoryPlan.encodePlan(s, 0).totalBytes();
         assertTrue(resident > streamedAll, "the widened tiny umT5 (" + resident + " B) is the largest phase ("
                 + streamedAll + " B with every layer streamed)\n" + String.join("\n",
-                SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(0, 0)).format(0)));
+                SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(0, 0, true)).format(0)));
         List<String> outs = new ArrayList<>();
         for (String budget : new String[] {streamedAll + "", null}) {
             List<String> args = new ArrayList<>(List.of("sample", "--dit", DIT.toString(), "--t5", t5.toString(),
@@ -128,28 +126,6 @@ class SampleCommandPlanTest {
         assertFalse(outs.get(1).contains("umT5 streams"), outs.get(1));
         byte[] streamed = onlyFile(tmp.resolve("streamed/sample")), resident0 = onlyFile(tmp.resolve("resident/sample"));
         assertTrue(java.util.Arrays.equals(streamed, resident0), "the streamed encoder's image equals the resident one's");
-    }
-
-    /** {@code src}'s umT5 with its layers repeated {@code times} times (blocks.{i + k·n} = blocks.{i}). */
-    private static Path deepened(Path src, Path out, int times) {
-        List<SafeTensorsWriter.Entry> entries = new ArrayList<>();
-        try (SafeTensors st = SafeTensors.open(src)) {
-            int layers = UmT5Weights.configOf(st).numLayers();
-            for (String k : st.keys()) {
-                if (!k.startsWith("blocks.")) {
-                    entries.add(SafeTensorsWriter.Entry.ofFloats(k, st.dtype(k), st.shape(k), st.floats(k)));
-                    continue;
-                }
-                int i = Integer.parseInt(k.split("\\.")[1]);
-                String rest = k.substring(("blocks." + i).length());
-                for (int t = 0; t < times; t++) {
-                    entries.add(SafeTensorsWriter.Entry.ofFloats("blocks." + (i + t * layers) + rest, st.dtype(k), st.shape(k),
-                            st.floats(k)));
-                }
-            }
-        }
-        SafeTensorsWriter.write(out, entries, Map.of());
-        return out;
     }
 
     private static byte[] onlyFile(Path dir) throws Exception {

@@ -6,14 +6,13 @@ import dev.wanlora.pipeline.sample.SamplePrompt;
 import dev.wanlora.pipeline.sample.SamplePromptFile;
 import dev.wanlora.pipeline.sample.SampleNames;
 import dev.wanlora.pipeline.sample.SampleRunner;
+import dev.wanlora.pipeline.sample.TrainSamplingPlan;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.memory.MemoryPlan;
-import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.sampling.FlowSolver;
 import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDit;
-import dev.wanlora.models.wan.WanDitActivations;
 import dev.wanlora.models.wan.WanDitConfig;
 
 import java.io.PrintWriter;
@@ -35,6 +34,7 @@ final class TrainSampling implements AutoCloseable {
     private final SampleModels models;
     private final FlowSolver.Kind solver;
     private SampleRunner runner;
+    private TrainSamplingPlan plan;
 
     private TrainSampling(TrainOptions o, List<SamplePrompt> prompts, SampleModels models, FlowSolver.Kind solver) {
         this.o = o;
@@ -60,36 +60,33 @@ final class TrainSampling implements AutoCloseable {
         return new TrainSampling(o, prompts, models, solver);
     }
 
-    /** Encodes the prompts (before the DiT loads, as musubi does) and frees the text encoder. */
-    void prepare(Backend backend, int textDim, PrintWriter out) {
+    /**
+     * Encodes the prompts (before the DiT loads, as musubi does) and frees the text encoder: umT5 streams as many layers
+     * as the budget needs ({@link TrainSamplingPlan#planPromptEncoding}), and each sample keeps its texts'
+     * cross-attention k/v where the admitted training plan of {@code plannedBytes} leaves room for them.
+     */
+    void prepare(Backend backend, int textDim, long budgetBytes, long plannedBytes, PrintWriter out) {
+        plan.planPromptEncoding(backend.device(), budgetBytes, budgetSource(budgetBytes), o.fp8_t5, out);
+        boolean caches = plan.fitsCrossAttentionCache(plannedBytes, budgetBytes);
+        out.printf(Locale.ROOT, "sampling: cross-attention k/v of each sample's texts (%s) %s%n",
+                MemoryPlan.formatBytes(plan.crossAttentionCacheBytes()), caches ? "kept over its steps"
+                        : "recomputed every step: keeping them exceeds the budget");
         runner = SampleRunner.prepare(backend, prompts, models,
-                new SampleRunner.Settings(solver, o.sample_fps, o.output_dir, o.output_name), textDim, out, false);
+                new SampleRunner.Settings(solver, o.sample_fps, o.output_dir, o.output_name, caches), textDim, out, false);
+    }
+
+    private String budgetSource(long budgetBytes) {
+        return MemoryPlan.formatBytes(budgetBytes) + (o.max_vram != null ? " (--max_vram " + o.max_vram + ")" : " (the GPU's memory)");
     }
 
     /**
-     * The sampling phase in the memory plan: the forward-only activations of the largest prompt (allocated beside the
-     * training plans during the phase, freed after), the encoded prompts (kept for the run) and the VAE decoder of the
-     * largest frame (weights and working memory, bf16 as on the GPU; loaded for the phase, freed after).
+     * The sampling phase in the memory plan ({@link TrainSamplingPlan#memoryItem}): the encoded prompts and the VAE
+     * decoder's weights, and the larger of the forward-only activations of the largest prompt with the per-sample
+     * constants and the decoder's working memory (each freed before the other is made).
      */
     MemoryPlan.Item memoryItem(WanDitConfig config, ComputePrecision precision, int loraRank) {
-        long activations = 0, decoder = 0;
-        SamplePrompt largest = prompts.getFirst();
-        for (SamplePrompt p : prompts) {
-            long[] s = p.latentShape();
-            long bytes = WanDitActivations.sizeBytes(config, precision,
-                    WanDitActivations.Key.forwardOnly(1, (int) s[1], (int) s[2], (int) s[3], loraRank));
-            if (bytes > activations) {
-                activations = bytes;
-                largest = p;
-            }
-            decoder = Math.max(decoder, models.decoderBytes((int) s[2], (int) s[3], DType.BF16));
-        }
-        long contexts = runner == null ? 0 : runner.contextBytes();
-        return new MemoryPlan.Item("sampling", activations + contexts + decoder, String.format(Locale.ROOT,
-                "forward-only activations at %d×%d×%d (prompt %d) + %d encoded prompt(s)%s", largest.width(),
-                largest.height(), largest.frameCount(), largest.index(), runner == null ? 0 : runner.contextCount(),
-                decoder == 0 ? "; the decoder is not counted" : String.format(Locale.ROOT, " + the VAE decoder (%.2f GiB)",
-                        decoder / (double) (1L << 30))));
+        plan = TrainSamplingPlan.of(prompts, models, config, precision, loraRank);
+        return plan.memoryItem();
     }
 
     boolean atFirst() { return o.sample_at_first; }

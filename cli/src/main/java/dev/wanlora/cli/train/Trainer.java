@@ -250,12 +250,12 @@ final class Trainer {
                 + " per epoch; " + Counts.of(maxTrainSteps, "step") + " in " + Counts.of(epochs, "epoch"));
 
         try (SafeTensors checkpoint = openCheckpoint()) {
-            if (sampling != null) {
-                phase = "encoding the sample prompts";
-                sampling.prepare(backend, modelConfig.textDim(), out);
-            }
             ComputePrecision precision = precision(checkpoint);
             WanMemoryPlan.Choice choice = planMemory(checkpoint.info("blocks.0.self_attn.q.weight").dtype(), precision);
+            if (sampling != null) { // the prompt encoding is planned under the same budget, before the DiT loads
+                phase = "encoding the sample prompts";
+                sampling.prepare(backend, modelConfig.textDim(), memory.budget(), memory.plannedBytes(), out);
+            }
             WanDitWeights.BlockSwap swap = new WanDitWeights.BlockSwap(choice.blocksToSwap(), o.block_swap_ring_size);
             phase = "loading the DiT";
             try (WanDitWeights weights = loadWeights(checkpoint, precision, swap)) {

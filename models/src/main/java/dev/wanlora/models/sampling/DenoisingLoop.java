@@ -5,9 +5,9 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 import dev.wanlora.models.lora.LoraNetwork;
+import dev.wanlora.models.wan.CrossAttentionContext;
+import dev.wanlora.models.wan.TimeEmbeddings;
 import dev.wanlora.models.wan.WanDit;
-
-import java.util.List;
 
 /**
  * The CFG denoising loop of musubi's training-time sampler (spec §10.5), one sample (batch 1):
@@ -19,7 +19,10 @@ import java.util.List;
  *     x_{k+1} = solver.step(v_k, x_k)                           float32 or float64, on the host
  * </pre>
  * Like musubi, the guidance combine and the solver run in float32 on the CPU side: the latent is small (16·F·H·W), the
- * DiT forwards dominate. Two separate batch-1 forwards, cond first, as musubi runs them.
+ * DiT forwards dominate. Two separate batch-1 forwards, cond first, as musubi runs them. What does not change from
+ * step to step is computed once ({@link WanDit#forwardOnly(Tensor, TimeEmbeddings, int, CrossAttentionContext,
+ * dev.wanlora.models.wan.BlockAdapters)}): each step's time embedding serves both passes, and with
+ * {@code cachesCrossAttention} each context's text embedding and per-block cross-attention k and v serve every step.
  */
 public final class DenoisingLoop {
 
@@ -46,11 +49,30 @@ public final class DenoisingLoop {
 
     private final Backend backend;
     private final WanDit dit;
+    private final boolean cachesCrossAttention;
+    /** Seconds since construction in the DiT forwards (with the prediction's copy to the host) and in the solver. */
+    private double ditSeconds, solverSeconds;
 
-    public DenoisingLoop(Backend backend, WanDit dit) {
+    /**
+     * {@code cachesCrossAttention}: keep each block's cross-attention k and v of the prompt and the negative prompt for
+     * the whole loop ({@link CrossAttentionContext#cacheBytes} each; the memory plan decides) instead of recomputing
+     * them at every step. The time embedding of each step is always computed once for both passes. Either way the
+     * latents are those of plain per-step forwards, bit for bit.
+     */
+    public DenoisingLoop(Backend backend, WanDit dit, boolean cachesCrossAttention) {
         this.backend = backend;
         this.dit = dit;
+        this.cachesCrossAttention = cachesCrossAttention;
     }
+
+    /**
+     * Seconds spent in the DiT forwards over every {@link #run}: each step until both predictions are on the host and
+     * combined (the copies and the combine are small beside the forwards).
+     */
+    public double ditSeconds() { return ditSeconds; }
+
+    /** Seconds spent in the solver's steps on the host over every {@link #run}. */
+    public double solverSeconds() { return solverSeconds; }
 
     /**
      * Denoises {@code noise} (the initial latent x_0, flat (16, F, H, W)) and returns x_N.
@@ -72,23 +94,31 @@ public final class DenoisingLoop {
         FlowSolver solver = FlowSolver.create(settings.solver(), settings.steps(), settings.shift(), precision);
         long[] d = latentShape.dims();
         float cfg = (float) settings.cfg();
+        float[] timesteps = new float[solver.steps()];
+        for (int k = 0; k < timesteps.length; k++) timesteps[k] = solver.modelTimestep(k);
         try (Tensor x = backend.allocate(DType.F32, Shape.of(1, d[0], d[1], d[2], d[3]));
-             Tensor t = backend.allocate(DType.F32, Shape.of(1))) {
+             TimeEmbeddings time = dit.timeEmbeddings(timesteps);
+             CrossAttentionContext cond = dit.crossAttentionContext(contextCond, lora, cachesCrossAttention);
+             CrossAttentionContext uncond = settings.usesUncond()
+                     ? dit.crossAttentionContext(contextUncond, lora, cachesCrossAttention) : null) {
             float[] sample = noise.clone();
             for (int k = 0; k < solver.steps(); k++) {
                 long start = System.nanoTime();
                 backend.write(x, sample);
-                backend.write(t, new float[] {solver.modelTimestep(k)});
-                float[] cond = backend.toFloats(dit.forwardOnly(x, t, List.of(contextCond), lora));
-                float[] uncond = null;
-                float[] v = cond;
-                if (settings.usesUncond()) {
-                    uncond = backend.toFloats(dit.forwardOnly(x, t, List.of(contextUncond), lora));
-                    v = new float[cond.length];
-                    for (int i = 0; i < v.length; i++) v[i] = uncond[i] + cfg * (cond[i] - uncond[i]);
+                float[] condPred = backend.toFloats(dit.forwardOnly(x, time, k, cond, lora));
+                float[] uncondPred = null;
+                float[] v = condPred;
+                if (uncond != null) {
+                    uncondPred = backend.toFloats(dit.forwardOnly(x, time, k, uncond, lora));
+                    v = new float[condPred.length];
+                    for (int i = 0; i < v.length; i++) v[i] = uncondPred[i] + cfg * (condPred[i] - uncondPred[i]);
                 }
+                long solverStart = System.nanoTime();
                 float[] next = solver.step(v, sample);
-                listener.afterStep(k, solver.steps(), cond, uncond, v, next, (System.nanoTime() - start) / 1e9);
+                long end = System.nanoTime();
+                listener.afterStep(k, solver.steps(), condPred, uncondPred, v, next, (end - start) / 1e9);
+                ditSeconds += (solverStart - start) / 1e9;
+                solverSeconds += (end - solverStart) / 1e9;
                 sample = next;
             }
             return sample;

@@ -7,6 +7,8 @@ import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.models.umt5.UmT5Config;
 import dev.wanlora.models.umt5.UmT5Weights;
 import dev.wanlora.models.wan.ComputePrecision;
+import dev.wanlora.models.wan.CrossAttentionContext;
+import dev.wanlora.models.wan.TimeEmbeddings;
 import dev.wanlora.models.wan.WanDitActivations;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanMemoryPlan;
@@ -27,7 +29,9 @@ import java.util.OptionalInt;
  * <li><b>denoise</b>: the DiT as {@link WanMemoryPlan} counts it (resident weights, swap slots, fp8 dequantization
  *     scratch), one LoRA (fp32 down/up, its gradient buffer, compute-dtype copies), the forward-only activations of the
  *     largest prompt ({@link WanDitActivations#sizeBytes} of a {@link WanDitActivations.Key#forwardOnly} key), the
- *     latent, the encoded prompts and the VAE decoder's weights (it is opened for the whole sampling phase);</li>
+ *     latent, the encoded prompts, what one sample keeps constant over its steps (each step's time embedding and, when
+ *     it fits, the cross-attention k/v of its prompt and negative prompt: {@link #crossAttentionCacheBytes}) and the
+ *     VAE decoder's weights (it is opened for the whole sampling phase);</li>
  * <li><b>decode</b>: the same minus the forward-only activations (freed before each decode) plus the decoder's working
  *     memory at the largest frame ({@code WanVae.decodeWorkingBytes}, freed after each decode).</li>
  * </ol>
@@ -47,6 +51,9 @@ public final class SamplingMemoryPlan {
     public static final String LATENTS = "latents";
     public static final String DECODER = "VAE decoder weights";
     public static final String DECODER_WORK = "VAE decode buffers";
+    public static final String STEP_CONSTANTS = "per-sample constants";
+    /** The category of {@link #duringTraining} in a training plan. */
+    public static final String DURING_TRAINING = "sampling";
 
     /**
      * The umT5 encoder of the encode phase.
@@ -65,14 +72,21 @@ public final class SamplingMemoryPlan {
      * @param loraParameters  the largest LoRA's parameter count (one LoRA is loaded at a time); 0 without a LoRA
      * @param textEncoder     the umT5 encoder, or null when the encoder is not planned (the demo's stand-ins)
      * @param promptTokens    Σ over the distinct encoded texts of their token counts (at most 512 each)
+     * @param steps           the most denoising steps of a prompt
+     * @param contextsPerSample 2 when a prompt runs CFG (prompt and negative prompt), else 1
      * @param decoderWeightBytes  the VAE decoder's weights on the device (0 when unknown)
      * @param decoderWorkBytes    the decoder's working memory at the largest prompt's frame (0 when unknown)
      * @param others          categories the caller allocates, present in every phase
      */
     public record Settings(WanMemoryPlan.Settings dit, long loraParameters, TextEncoder textEncoder, long promptTokens,
-                           long decoderWeightBytes, long decoderWorkBytes, List<MemoryPlan.Item> others) {
+                           int steps, int contextsPerSample, long decoderWeightBytes, long decoderWorkBytes,
+                           List<MemoryPlan.Item> others) {
         public Settings {
             others = List.copyOf(others);
+            if (steps < 1 || contextsPerSample < 1 || contextsPerSample > 2) {
+                throw new IllegalArgumentException("SamplingMemoryPlan: expected ≥ 1 step and 1 or 2 contexts per sample;"
+                        + " got " + steps + " and " + contextsPerSample);
+            }
             for (WanDitActivations.Key k : dit.shapes()) {
                 if (!k.forwardOnly()) throw new IllegalArgumentException("SamplingMemoryPlan: shape " + k + " is not forward-only");
             }
@@ -107,13 +121,34 @@ public final class SamplingMemoryPlan {
         }
     }
 
-    /** One configuration: DiT blocks streamed (--blocks_to_swap) and umT5 layers streamed. */
-    public record Choice(int blocksToSwap, int t5LayersStreamed) {}
+    /**
+     * One configuration: DiT blocks streamed (--blocks_to_swap), umT5 layers streamed, and whether each sample keeps
+     * the cross-attention k/v of its texts ({@link #crossAttentionCacheBytes}).
+     */
+    public record Choice(int blocksToSwap, int t5LayersStreamed, boolean cachesCrossAttention) {}
 
     /** The phases of a choice. */
     public static Phases plan(Settings s, Choice choice) {
-        return new Phases(encodePlan(s, choice.t5LayersStreamed()), denoisePlan(s, choice.blocksToSwap(), true),
-                denoisePlan(s, choice.blocksToSwap(), false));
+        return new Phases(encodePlan(s, choice.t5LayersStreamed()),
+                denoisePlan(s, choice.blocksToSwap(), true, choice.cachesCrossAttention()),
+                denoisePlan(s, choice.blocksToSwap(), false, choice.cachesCrossAttention()));
+    }
+
+    /**
+     * Device bytes of one sample's kept cross-attention k/v: {@link CrossAttentionContext#cacheBytes} per text (prompt,
+     * and negative prompt under CFG). 14B bf16 with CFG: 800 MiB.
+     */
+    public static long crossAttentionCacheBytes(Settings s) {
+        return s.contextsPerSample() * CrossAttentionContext.cacheBytes(s.dit().config(), s.dit().precision());
+    }
+
+    /**
+     * Whether the k/v cache fits with {@code blocksToSwap} streamed blocks (always without a budget): the cache is taken
+     * only where it fits, never at the price of streaming more blocks (streaming a block costs more than recomputing
+     * the k/v projections of the text).
+     */
+    public static boolean fitsCrossAttentionCache(Settings s, int blocksToSwap, long budgetBytes) {
+        return budgetBytes <= 0 || denoisePlan(s, blocksToSwap, true, true).fits(budgetBytes);
     }
 
     /** The encode phase with the last {@code layersStreamed} umT5 layers streamed. */
@@ -166,16 +201,21 @@ public final class SamplingMemoryPlan {
         return MemoryPlan.smallestFitting(0, layers, n -> encodePlan(s, n), budgetBytes);
     }
 
-    /** The smallest --blocks_to_swap whose denoise and decode phases fit, or empty when none does. */
+    /** The smallest --blocks_to_swap whose denoise and decode phases fit without the k/v cache, or empty when none does. */
     public static OptionalInt smallestFittingSwap(Settings s, long budgetBytes) {
         for (int n = 0; n < s.dit().config().numLayers(); n++) {
-            if (denoisePlan(s, n, true).fits(budgetBytes) && denoisePlan(s, n, false).fits(budgetBytes)) return OptionalInt.of(n);
+            if (denoisePlan(s, n, true, false).fits(budgetBytes) && denoisePlan(s, n, false, false).fits(budgetBytes)) {
+                return OptionalInt.of(n);
+            }
         }
         return OptionalInt.empty();
     }
 
-    /** The denoise phase ({@code denoising}) or the decode phase with {@code blocksToSwap} DiT blocks streamed. */
-    static MemoryPlan denoisePlan(Settings s, int blocksToSwap, boolean denoising) {
+    /**
+     * The denoise phase ({@code denoising}) or the decode phase with {@code blocksToSwap} DiT blocks streamed;
+     * {@code caches}: each sample keeps its texts' cross-attention k/v.
+     */
+    static MemoryPlan denoisePlan(Settings s, int blocksToSwap, boolean denoising, boolean caches) {
         MemoryPlan dit = WanMemoryPlan.plan(s.dit(), blocksToSwap);
         List<MemoryPlan.Item> items = new ArrayList<>();
         for (String category : List.of(WanMemoryPlan.WEIGHTS, WanMemoryPlan.SWAP_SLOTS, WanMemoryPlan.DEQUANTIZATION)) {
@@ -191,6 +231,7 @@ public final class SamplingMemoryPlan {
         long latent = 16L * largest.frames() * largest.height() * largest.width() * Float.BYTES;
         items.add(new MemoryPlan.Item(LATENTS, denoising ? 2 * latent : latent, denoising
                 ? "the sample x_k and its noise, fp32" : "the denoised latent, fp32"));
+        items.add(denoising ? stepConstants(s, caches) : new MemoryPlan.Item(STEP_CONSTANTS, 0, "freed after the last step"));
         items.add(contexts(s));
         items.add(new MemoryPlan.Item(DECODER, s.decoderWeightBytes(), s.decoderWeightBytes() == 0 ? "not counted"
                 : "decoder and conv2, opened for the sampling phase"));
@@ -204,18 +245,22 @@ public final class SamplingMemoryPlan {
     /**
      * What sampling adds to a training run's device plan (training's weights, LoRA, optimizer and activation plans stay
      * allocated while it samples): the encoded prompts, the decoder's weights, and the larger of the forward-only
-     * activations (denoise) and the decoder's working memory (decode), since each is freed before the other is made.
-     * The prompts are encoded before the DiT loads, so the encoder is planned apart: {@link #textEncoderItems}.
+     * activations with the per-sample constants ({@code cachesCrossAttention}: the texts' k/v included) (denoise) and
+     * the decoder's working memory (decode), since each is freed before the other is made. The prompts are encoded
+     * before the DiT loads, so the encoder is planned apart: {@link #encodePlan} with no DiT item in it.
      */
-    public static MemoryPlan.Item duringTraining(Settings s) {
+    public static MemoryPlan.Item duringTraining(Settings s, boolean cachesCrossAttention) {
         long activations = forwardOnlyBytes(s);
-        long peak = Math.max(activations, s.decoderWorkBytes());
+        MemoryPlan.Item constants = stepConstants(s, cachesCrossAttention);
+        long peak = Math.max(activations + constants.bytes(), s.decoderWorkBytes());
         WanDitActivations.Key largest = largestShape(s);
-        return new MemoryPlan.Item("sampling", contexts(s).bytes() + s.decoderWeightBytes() + peak, String.format(Locale.ROOT,
-                "%s + VAE decoder %s + the larger of forward-only activations at %d×%d×%d latent (%s) and the decode"
-                        + " buffers (%s)", MemoryPlan.formatBytes(contexts(s).bytes()) + " encoded prompts",
+        return new MemoryPlan.Item(DURING_TRAINING, contexts(s).bytes() + s.decoderWeightBytes() + peak, String.format(Locale.ROOT,
+                "%s + VAE decoder %s + the larger of forward-only activations at %d×%d×%d latent (%s) with the step"
+                        + " constants (%s%s) and the decode buffers (%s)",
+                MemoryPlan.formatBytes(contexts(s).bytes()) + " encoded prompts",
                 MemoryPlan.formatBytes(s.decoderWeightBytes()), largest.frames(), largest.height(), largest.width(),
-                MemoryPlan.formatBytes(activations), MemoryPlan.formatBytes(s.decoderWorkBytes())));
+                MemoryPlan.formatBytes(activations), MemoryPlan.formatBytes(constants.bytes()),
+                cachesCrossAttention ? ", cross-attention k/v kept" : "", MemoryPlan.formatBytes(s.decoderWorkBytes())));
     }
 
     /**
@@ -238,6 +283,17 @@ public final class SamplingMemoryPlan {
         long n = 0;
         for (var e : UmT5Weights.streamedLayout(t.config(), t.dtype(), t.fp8()).entries()) n += e.sizeBytes();
         return n;
+    }
+
+    /** One sample's constants over its steps: the time embeddings and, when {@code caches}, its texts' k/v. */
+    private static MemoryPlan.Item stepConstants(Settings s, boolean caches) {
+        long time = TimeEmbeddings.bytes(s.dit().config(), s.steps());
+        long kv = caches ? crossAttentionCacheBytes(s) : 0;
+        WanDitConfig c = s.dit().config();
+        return new MemoryPlan.Item(STEP_CONSTANTS, time + kv, String.format(Locale.ROOT, "time embeddings of %d steps%s",
+                s.steps(), caches ? String.format(Locale.ROOT, "; cross-attention k/v of %d text%s (%d blocks × 2 × %d × %d)",
+                        s.contextsPerSample(), s.contextsPerSample() == 1 ? "" : "s", c.numLayers(), c.textLen(), c.dim())
+                        : "; cross-attention k/v recomputed every step (keeping them does not fit)"));
     }
 
     private static MemoryPlan.Item contexts(Settings s) {

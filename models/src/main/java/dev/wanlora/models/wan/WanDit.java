@@ -195,6 +195,61 @@ public final class WanDit implements AutoCloseable {
     }
 
     /**
+     * {@link #forwardOnly(Tensor, Tensor, List, BlockAdapters)} for a sampler's step k of batch 1, reusing what is
+     * constant over the denoising steps: the time embedding of step k ({@code time}, computed by the step's first
+     * forward, copied back by the next: CFG's uncond pass) and the text side of every block ({@code text}: with
+     * caching, the context's embedding and each block's cross-attention k and v, computed by the first forward and read
+     * back by the later ones). Every skipped op would have recomputed exactly what is kept, so the prediction equals
+     * that of the uncached call with the same inputs, bit for bit.
+     *
+     * @param xt   (1, Cin, F, H, W) F32
+     * @param time the schedule's time embeddings ({@link #timeEmbeddings})
+     * @param step k, 0 ≤ k &lt; time.steps()
+     * @param text the context ({@link #crossAttentionContext}), made with this {@code lora}
+     * @return pred (1, Cout, F, H, W) F32, a view into the forward-only plan (valid until the next call with this shape)
+     */
+    public Tensor forwardOnly(Tensor xt, TimeEmbeddings time, int step, CrossAttentionContext text, BlockAdapters lora) {
+        if (text.lora() != lora) {
+            throw new IllegalArgumentException("WanDit.forwardOnly: the text context was made for another LoRA; make one"
+                    + " per LoRA (its cached cross-attention k and v include the LoRA)");
+        }
+        if (step < 0 || step >= time.steps()) {
+            throw new IllegalArgumentException("WanDit.forwardOnly: step " + step + " outside the schedule of " + time.steps()
+                    + " steps");
+        }
+        long[] d = checkInputs(xt, time.timestep(step), List.of(text.context()));
+        if (d[0] != 1) throw new IllegalArgumentException("WanDit.forwardOnly: a sampler's forward is batch 1; got " + xt.shape());
+        WanDitActivations a = plans.computeIfAbsent(WanDitActivations.Key.forwardOnly(1, (int) d[2], (int) d[3], (int) d[4],
+                maxRank(lora)), k -> new WanDitActivations(backend, config, precision, k));
+        lastActivations = a;
+        syncLoraComputeWeights(lora);
+        embedPatches(a, xt);
+        if (time.isComputed(step)) {
+            time.restore(step, a.e, a.e0);
+        } else {
+            embedTime(a, time.timestep(step));
+            time.keep(step, a.e, a.e0);
+        }
+        if (!text.isFilled()) embedText(a, List.of(text.context()));
+        runBlocks(a, lora, text);
+        text.markFilled();
+        return runHead(a).pred;
+    }
+
+    /** The time embeddings of a sampler's schedule ({@code modelTimesteps}: t_k as the forward takes them), to close. */
+    public TimeEmbeddings timeEmbeddings(float[] modelTimesteps) {
+        return new TimeEmbeddings(backend, config, modelTimesteps);
+    }
+
+    /**
+     * A sampler's text context (L, Ct) for forwards with {@code lora} (null: none); {@code caches}: keep each block's
+     * cross-attention k and v ({@link CrossAttentionContext#cacheBytes} on the backend). To close.
+     */
+    public CrossAttentionContext crossAttentionContext(Tensor context, BlockAdapters lora, boolean caches) {
+        return new CrossAttentionContext(backend, config, precision, context, lora, caches);
+    }
+
+    /**
      * One training step's forward, loss and backward: loss = mean((pred − target)²) (spec §4.3); the LoRA gradients
      * d(gradScale·loss)/d(down, up) are accumulated (+=) into each module's dDown and dUp.
      *
@@ -269,25 +324,35 @@ public final class WanDit implements AutoCloseable {
     /** The forward into plan {@code a} (inputs already checked against the plan's shape). */
     private WanDitActivations runForward(WanDitActivations a, Tensor xt, Tensor timesteps, List<Tensor> contexts,
                                          BlockAdapters lora) {
-        int batch = a.key.batch(), frames = a.key.frames(), height = a.key.height(), width = a.key.width();
         lastActivations = a;
         syncLoraComputeWeights(lora);
+        embedPatches(a, xt);
+        embedTime(a, timesteps);
+        embedText(a, contexts);
+        runBlocks(a, lora, null);
+        return runHead(a);
+    }
 
-        // Patch embedding (§1.2.1): Conv3d with kernel = stride = (1,2,2) as a GEMM over 64-element patches.
-        backend.patchify(a.patches, xt, config.inChannels(), frames, height, width);
+    /** Patch embedding (§1.2.1): Conv3d with kernel = stride = (1,2,2) as a GEMM over 64-element patches. */
+    private void embedPatches(WanDitActivations a, Tensor xt) {
+        backend.patchify(a.patches, xt, config.inChannels(), a.key.frames(), a.key.height(), a.key.width());
         a.acquireInputForWrite(0);
         linear(a.blockInput(0), a.patches, weights.patchEmbedding());
+    }
 
-        // Time embedding (§1.2.2), fp32: e = time_embedding(sinusoid(t)); e0 = time_projection(SiLU(e)).
+    /** Time embedding (§1.2.2), fp32: e = time_embedding(sinusoid(t)); e0 = time_projection(SiLU(e)). */
+    private void embedTime(WanDitActivations a, Tensor timesteps) {
         backend.sinusoidalEmbedding(a.sinusoid, timesteps);
         linear(a.timeHidden, a.sinusoid, weights.timeEmbedding0());
         backend.silu(a.timeHidden, a.timeHidden);
         linear(a.e, a.timeHidden, weights.timeEmbedding2());
         backend.silu(a.eSilu, a.e);
-        linear(a.e0.reshape(Shape.of(batch, 6L * config.dim())), a.eSilu, weights.timeProjection());
+        linear(a.e0.reshape(Shape.of(a.key.batch(), 6L * config.dim())), a.eSilu, weights.timeProjection());
+    }
 
-        // Text embedding (§1.2.3): zero-pad each context to K rows, Linear → GELU(tanh) → Linear.
-        for (int b = 0; b < batch; b++) {
+    /** Text embedding (§1.2.3): zero-pad each context to K rows, Linear → GELU(tanh) → Linear. */
+    private void embedText(WanDitActivations a, List<Tensor> contexts) {
+        for (int b = 0; b < a.key.batch(); b++) {
             Tensor rows = a.contextPadded.slice(b);
             Tensor ctx = contexts.get(b);
             long n = ctx.shape().dim(0), cols = config.textDim();
@@ -297,27 +362,36 @@ public final class WanDit implements AutoCloseable {
         linear(a.textHidden, a.contextPadded, weights.textEmbedding0());
         backend.geluTanh(a.textHidden, a.textHidden);
         linear(a.context, a.textHidden, weights.textEmbedding2());
+    }
 
+    /** Every block in order (streamed blocks acquired and released around each); {@code text}: see {@link #blockForward}. */
+    private void runBlocks(WanDitActivations a, BlockAdapters lora, CrossAttentionContext text) {
         for (int i = 0; i < config.numLayers(); i++) {
             Block blk = weights.acquireBlock(i);
             prefetchAfter(i, 1);
-            blockForward(blk, a, lora, false);
+            blockForward(blk, a, lora, false, text);
             a.releaseInput(i); // block i was its last forward reader: an offloaded input is stored now
             weights.releaseBlock(i);
         }
+    }
 
+    /** Head (§1.5) and unpatchify (§1.6) into {@code a.pred}. */
+    private WanDitActivations runHead(WanDitActivations a) {
         headForward(a);
         a.releaseInput(config.numLayers());
-        backend.unpatchify(a.pred, a.headOutput, config.outChannels(), frames, height, width);
+        backend.unpatchify(a.pred, a.headOutput, config.outChannels(), a.key.frames(), a.key.height(), a.key.width());
         return a;
     }
 
     /**
      * One WanAttentionBlock (§1.3), i = blk.index(): x → blockInputs[i + 1]; intermediates into {@code a.stateOf(i)}.
      * blk is acquired (its Linear weights are on the device). {@code isRecompute}: the checkpoint recompute of the
-     * backward, which reuses the self-attention output and log-sum-exp when the plan saved them.
+     * backward, which reuses the self-attention output and log-sum-exp when the plan saved them. {@code text} (sampling,
+     * else null): when it caches, the cross-attention k and v are computed into the block state and kept in it by the
+     * first forward, and read from it afterwards.
      */
-    private void blockForward(Block blk, WanDitActivations a, BlockAdapters lora, boolean isRecompute) {
+    private void blockForward(Block blk, WanDitActivations a, BlockAdapters lora, boolean isRecompute,
+                              CrossAttentionContext text) {
         int i = blk.index();
         BlockState s = a.stateOf(i);
         Tensor x = a.blockInput(i);
@@ -350,11 +424,23 @@ public final class WanDit implements AutoCloseable {
         backend.layerNorm(s.crossAttnInput, s.norm3Mean, s.norm3Rstd, s.afterSelfAttn, blk.norm3Weight(),
                 blk.norm3Bias(), eps);
         blockLinear(s.crossQ, s.crossAttnInput, blk, BlockLinear.CROSS_ATTN_Q, lora, s);
-        blockLinear(s.crossK, a.context, blk, BlockLinear.CROSS_ATTN_K, lora, s);
-        blockLinear(s.crossV, a.context, blk, BlockLinear.CROSS_ATTN_V, lora, s);
+        boolean cached = text != null && text.caches() && text.isFilled();
+        if (!cached) {
+            blockLinear(s.crossK, a.context, blk, BlockLinear.CROSS_ATTN_K, lora, s);
+            blockLinear(s.crossV, a.context, blk, BlockLinear.CROSS_ATTN_V, lora, s);
+        }
         backend.rmsNorm(s.crossQNorm, s.crossQRstd, s.crossQ, blk.crossAttnNormQ(), eps);
-        backend.rmsNorm(s.crossKNorm, s.crossKRstd, s.crossK, blk.crossAttnNormK(), eps);
-        backend.attention(s.crossAttnOut, s.crossLse, s.crossQNorm, s.crossKNorm, s.crossV, heads);
+        if (!cached) backend.rmsNorm(s.crossKNorm, s.crossKRstd, s.crossK, blk.crossAttnNormK(), eps);
+        Tensor crossKeys = s.crossKNorm, crossValues = s.crossV;
+        if (text != null && text.caches()) {
+            if (!cached) { // the first forward: keep what it computed, unchanged
+                backend.copy(text.keys(i), s.crossKNorm);
+                backend.copy(text.values(i), s.crossV);
+            }
+            crossKeys = text.keys(i);
+            crossValues = text.values(i);
+        }
+        backend.attention(s.crossAttnOut, s.crossLse, s.crossQNorm, crossKeys, crossValues, heads);
         blockLinear(a.branchOut, s.crossAttnOut, blk, BlockLinear.CROSS_ATTN_O, lora, s);
         backend.copy(s.afterCrossAttn, s.afterSelfAttn);
         backend.gatedResidual(s.afterCrossAttn, a.branchOut, mod, -1);
@@ -455,7 +541,7 @@ public final class WanDit implements AutoCloseable {
             a.prefetchAttention(i - d);
         }
         if (gradientCheckpointing) {
-            blockForward(blk, a, lora, true); // recompute the intermediates from the saved block input
+            blockForward(blk, a, lora, true, null); // recompute the intermediates from the saved block input
         } else {
             blockModulation(blk, a);
         }

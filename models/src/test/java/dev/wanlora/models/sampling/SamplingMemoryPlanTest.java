@@ -34,7 +34,7 @@ class SamplingMemoryPlanTest {
         WanVaeConfig vae = WanVaeConfig.wan21();
         long decoderWeights = 100_000_000L; // stands in for the decoder's parameter bytes (read from --vae in the CLI)
         return new SamplingMemoryPlan.Settings(dit, loraParams,
-                new SamplingMemoryPlan.TextEncoder(UmT5Config.xxl(), DType.BF16, fp8T5, 2), 2 * 120,
+                new SamplingMemoryPlan.TextEncoder(UmT5Config.xxl(), DType.BF16, fp8T5, 2), 2 * 120, 20, 2,
                 decoderWeights, WanVae.decodeWorkingBytes(vae, 60, 104, DType.BF16),
                 List.of(new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES, "estimated")));
     }
@@ -81,11 +81,11 @@ class SamplingMemoryPlanTest {
         OptionalInt swap = SamplingMemoryPlan.smallestFittingSwap(s, budget);
         assertTrue(swap.isPresent(), "some --blocks_to_swap fits 24G");
         int t5 = SamplingMemoryPlan.smallestFittingT5Streaming(s, budget).orElseThrow();
-        SamplingMemoryPlan.Phases p = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap.getAsInt(), t5));
+        SamplingMemoryPlan.Phases p = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap.getAsInt(), t5, false));
         assertTrue(p.fits(budget));
         p.format(budget).forEach(System.out::println);
         if (swap.getAsInt() > 0) {
-            assertFalse(SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap.getAsInt() - 1, t5)).fits(budget));
+            assertFalse(SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap.getAsInt() - 1, t5, false)).fits(budget));
         }
         // the denoise phase holds the activations, the decode phase the decoder's buffers, never both
         assertEquals(0, p.denoise().bytesOf(SamplingMemoryPlan.DECODER_WORK));
@@ -103,11 +103,12 @@ class SamplingMemoryPlanTest {
     @Test
     void duringTrainingAddsTheLargerOfActivationsAndDecode() {
         SamplingMemoryPlan.Settings s = settings(false, Quantization.NONE, 16);
-        MemoryPlan.Item item = SamplingMemoryPlan.duringTraining(s);
+        MemoryPlan.Item item = SamplingMemoryPlan.duringTraining(s, false);
         long act = WanDitActivations.sizeBytes(WanDitConfig.t2v14B(), ComputePrecision.BF16_MUSUBI,
                 WanDitActivations.Key.forwardOnly(1, 21, 60, 104, 16));
         long contexts = 240L * 4096 * 2;
-        assertEquals(contexts + s.decoderWeightBytes() + Math.max(act, s.decoderWorkBytes()), item.bytes());
+        long time = 20L * 7 * 5120 * 4 + 4; // e (C) and e0 (6, C) fp32 per step, and the timestep
+        assertEquals(contexts + s.decoderWeightBytes() + Math.max(act + time, s.decoderWorkBytes()), item.bytes());
         System.out.println(item);
     }
 

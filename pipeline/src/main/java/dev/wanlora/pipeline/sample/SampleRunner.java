@@ -9,6 +9,7 @@ import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.sampling.DenoisingLoop;
 import dev.wanlora.models.sampling.FlowSolver;
 import dev.wanlora.models.sampling.LatentDecoder;
+import dev.wanlora.models.sampling.SamplingMemoryPlan;
 import dev.wanlora.models.sampling.SolverPrecision;
 import dev.wanlora.models.sampling.TextEncoder;
 import dev.wanlora.models.wan.WanDit;
@@ -37,8 +38,13 @@ import java.util.Map;
  */
 public final class SampleRunner implements AutoCloseable {
 
-    /** {@code --sample_solver} and {@code --sample_fps}; files go to {@code {outputDir}/sample/}. */
-    public record Settings(FlowSolver.Kind solver, int fps, Path outputDir, String outputName) {}
+    /**
+     * {@code --sample_solver} and {@code --sample_fps}; files go to {@code {outputDir}/sample/};
+     * {@code cachesCrossAttention}: the memory plan has room for each sample's cross-attention k/v of its prompt and
+     * negative prompt ({@link SamplingMemoryPlan#crossAttentionCacheBytes}; see {@link DenoisingLoop}).
+     */
+    public record Settings(FlowSolver.Kind solver, int fps, Path outputDir, String outputName,
+                           boolean cachesCrossAttention) {}
 
     /** Where a sample's image summary goes (TensorBoard), or nowhere. */
     public interface ImageSink {
@@ -142,7 +148,7 @@ public final class SampleRunner implements AutoCloseable {
                 settings.solver());
         String label = String.format(Locale.ROOT, "sample %02d/%02d", p.index() + 1, prompts.size());
         double[] stepSeconds = {0};
-        float[] latent = new DenoisingLoop(backend, dit).run(noise, latentShape, contexts.get(p.prompt()),
+        float[] latent = new DenoisingLoop(backend, dit, settings.cachesCrossAttention()).run(noise, latentShape, contexts.get(p.prompt()),
                 loop.usesUncond() ? contexts.get(p.negativePromptOrDefault()) : null, lora, loop, SolverPrecision.FLOAT32,
                 (k, n, c, u, v, next, seconds) -> {
                     stepSeconds[0] += seconds;

@@ -17,10 +17,8 @@ import java.util.Set;
 /**
  * The inputs of {@link SamplingMemoryPlan} from what a sampling run knows before loading anything: the prompts (their
  * latent shapes and distinct texts), the {@link SampleModels} (umT5's sizes, the VAE decoder's bytes, read by
- * {@link SampleModels#check}), the DiT's settings and the largest LoRA. {@code wanlora sample} plans with it; a
- * training run with --sample_prompts can plan its sampling the same way ({@link SamplingMemoryPlan#duringTraining}
- * for the item beside the training plan, {@link SamplingMemoryPlan#smallestFittingT5Streaming} for the start-up
- * encode, then {@link SampleModels#streamTextEncoder} before the prompts are encoded).
+ * {@link SampleModels#check}), the DiT's settings and the largest LoRA. {@code wanlora sample} plans with it, and a
+ * training run with --sample_prompts through {@link TrainSamplingPlan}.
  */
 public final class SamplingPlanner {
     private SamplingPlanner() {}
@@ -43,7 +41,10 @@ public final class SamplingPlanner {
         List<int[]> shapes = new ArrayList<>();
         long decoderWork = 0;
         Set<String> texts = new LinkedHashSet<>();
+        int steps = 1, contextsPerSample = 1;
         for (SamplePrompt p : prompts) {
+            steps = Math.max(steps, p.sampleSteps());
+            if (p.cfgScale() != 1.0) contextsPerSample = 2;
             long[] s = p.latentShape();
             shapes.add(new int[] {(int) s[1], (int) s[2], (int) s[3]});
             decoderWork = Math.max(decoderWork, models.decoderWorkBytes((int) s[2], (int) s[3], modelDType));
@@ -55,6 +56,6 @@ public final class SamplingPlanner {
         // each distinct text keeps at most 512 rows (the tokenizer's length; musubi trims to the real count)
         return new SamplingMemoryPlan.Settings(ditSettings, loraParameters,
                 models.textEncoderPlan(modelDType, BlockStreamer.DEFAULT_SLOTS), (long) texts.size() * UmT5Tokenizer.TEXT_LENGTH,
-                models.decoderWeightBytes(modelDType), decoderWork, others);
+                steps, contextsPerSample, models.decoderWeightBytes(modelDType), decoderWork, others);
     }
 }

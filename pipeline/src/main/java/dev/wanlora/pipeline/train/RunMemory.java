@@ -14,6 +14,7 @@ import dev.wanlora.models.musubi.DatasetSpec;
 import dev.wanlora.models.musubi.FrameExtraction;
 import dev.wanlora.models.musubi.FrameSpec;
 import dev.wanlora.models.musubi.Resolution;
+import dev.wanlora.models.sampling.SamplingMemoryPlan;
 import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDitActivations;
 import dev.wanlora.models.wan.WanDitConfig;
@@ -92,6 +93,9 @@ public final class RunMemory {
 
     /** The budget in bytes (0: none, the plan is unchecked). */
     public long budget() { return budget; }
+
+    /** The total of the plan the run was admitted with. */
+    public long plannedBytes() { return WanMemoryPlan.plan(settings, choice).totalBytes(); }
 
     /**
      * Plans, prints and checks the run's memory on {@code device} (null: no backend is open, under --dry_run with
@@ -211,7 +215,10 @@ public final class RunMemory {
                 MemoryPlan.formatBytes(plan.totalBytes()), choice.blocksToSwap(), budgetSource())
                 + (savesAttentionOutputs ? String.format(Locale.ROOT, " (of which %s saved attention outputs:"
                 + " --checkpoint_attention auto or off drops them)",
-                MemoryPlan.formatBytes(plan.bytesOf(WanMemoryPlan.SAVED_ATTENTION))) : "");
+                MemoryPlan.formatBytes(plan.bytesOf(WanMemoryPlan.SAVED_ATTENTION))) : "")
+                + (plan.bytesOf(SamplingMemoryPlan.DURING_TRAINING) == 0 ? "" : String.format(Locale.ROOT, " (of which %s"
+                + " for the samples: smaller sizes in --sample_prompts (--w, --h, --f) need less)",
+                MemoryPlan.formatBytes(plan.bytesOf(SamplingMemoryPlan.DURING_TRAINING))));
         if (fitting.isPresent()) {
             return head + String.format(Locale.ROOT, "; --blocks_to_swap %d fits (%s): pass it, or --blocks_to_swap auto",
                     fitting.getAsInt(), MemoryPlan.formatBytes(WanMemoryPlan.plan(settings, fitting.getAsInt()).totalBytes()));

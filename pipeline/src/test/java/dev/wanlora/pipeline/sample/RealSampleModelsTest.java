@@ -11,6 +11,7 @@ import dev.wanlora.engine.testing.Golden;
 import dev.wanlora.models.sampling.LatentDecoder;
 import dev.wanlora.models.sampling.TextEncoder;
 import dev.wanlora.models.umt5.UmT5TextEncoder;
+import dev.wanlora.models.umt5.UmT5Weights;
 import dev.wanlora.models.wan.vae.WanVae;
 import dev.wanlora.models.wan.vae.WanVaeConfig;
 import org.junit.jupiter.api.Test;
@@ -240,5 +241,27 @@ public class RealSampleModelsTest {
         Path file = folder.resolve("t5-wide.safetensors");
         SafeTensorsWriter.write(file, entries, Map.of());
         return file;
+    }
+
+    /** {@code src}'s umT5 with its layers repeated {@code times} times (blocks.{i + k·n} = blocks.{i}), written to {@code out}. */
+    public static Path deepenedT5(Path src, Path out, int times) {
+        List<SafeTensorsWriter.Entry> entries = new ArrayList<>();
+        try (SafeTensors st = SafeTensors.open(src)) {
+            int layers = UmT5Weights.configOf(st).numLayers();
+            for (String k : st.keys()) {
+                if (!k.startsWith("blocks.")) {
+                    entries.add(SafeTensorsWriter.Entry.ofFloats(k, st.dtype(k), st.shape(k), st.floats(k)));
+                    continue;
+                }
+                int i = Integer.parseInt(k.split("\\.")[1]);
+                String rest = k.substring(("blocks." + i).length());
+                for (int t = 0; t < times; t++) {
+                    entries.add(SafeTensorsWriter.Entry.ofFloats("blocks." + (i + t * layers) + rest, st.dtype(k), st.shape(k),
+                            st.floats(k)));
+                }
+            }
+        }
+        SafeTensorsWriter.write(out, entries, Map.of());
+        return out;
     }
 }
