@@ -1,4 +1,4 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
 import dev.wanlora.pipeline.UserError;
 
