@@ -5,6 +5,7 @@ import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.optim.LearningRateSchedule;
 import dev.wanlora.engine.optim.OptimizerConfig;
 import dev.wanlora.models.lora.LoraMetadata;
+import dev.wanlora.pipeline.train.StepsOrRatio;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -329,7 +330,7 @@ public final class TrainChecks {
         if (value != null && value < min) throw new UserError(flag + " " + value + ": expected an integer >= " + min);
     }
 
-    private static void stepsOrRatio(String flag, TrainOptions.StepsOrRatio v) {
+    private static void stepsOrRatio(String flag, StepsOrRatio v) {
         if (v.isRatio() ? !(v.ratio() >= 0 && v.ratio() < 1) : v.steps() < 0) {
             throw new UserError(flag + " " + v + ": expected a step count >= 0 or a ratio in [0, 1)");
         }

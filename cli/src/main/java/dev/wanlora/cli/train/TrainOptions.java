@@ -1,9 +1,9 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.pipeline.train.BlocksToSwap;
 import dev.wanlora.pipeline.train.CheckpointAttention;
-import picocli.CommandLine.ITypeConverter;
+import dev.wanlora.pipeline.train.StepsOrRatio;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.TypeConversionException;
 
 import java.nio.file.Path;
 import java.util.List;
@@ -18,7 +18,7 @@ import java.util.List;
  * TOML key. A {@code null} value means "not given" where musubi's default is {@code None}.
  *
  * <p>Flags are grouped as musubi groups them. Which flags wanlora acts on, ignores with an info line, or refuses is
- * decided in {@link TrainSettings}, not here: this class only parses.
+ * decided in {@link TrainChecks} and what they resolve to in {@link FlagResolution}, not here: this class only parses.
  */
 public final class TrainOptions {
 
@@ -63,7 +63,7 @@ public final class TrainOptions {
     @Option(names = {"--fp8_scaled", "--fp8-scaled"}, description = "With --fp8_base: block-wise scaled fp8 (musubi's quantizer).")
     public boolean fp8_scaled;
 
-    @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N|auto", converter = BlocksToSwap.Converter.class,
+    @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N|auto", converter = TrainConverters.BlocksToSwapConverter.class,
             description = "Stream the Linear weights of the last N blocks from host memory; auto: the smallest N whose"
                     + " memory plan fits the GPU (or --max_vram).")
     public BlocksToSwap blocks_to_swap;
@@ -155,12 +155,12 @@ public final class TrainOptions {
     public String lr_scheduler;
 
     @Option(names = {"--lr_warmup_steps", "--lr-warmup-steps"}, paramLabel = "N|RATIO", defaultValue = "0",
-            converter = StepsOrRatio.Converter.class,
+            converter = TrainConverters.StepsOrRatioConverter.class,
             description = "Warm-up steps, or a ratio of the training steps when < 1 (e.g. 0.05 or 5%%).")
     public StepsOrRatio lr_warmup_steps;
 
     @Option(names = {"--lr_decay_steps", "--lr-decay-steps"}, paramLabel = "N|RATIO", defaultValue = "0",
-            converter = StepsOrRatio.Converter.class,
+            converter = TrainConverters.StepsOrRatioConverter.class,
             description = "Decay steps (warmup_stable_decay), or a ratio of the training steps when < 1.")
     public StepsOrRatio lr_decay_steps;
 
@@ -586,56 +586,4 @@ public final class TrainOptions {
     /** Test hook: behaves like Ctrl-C after this many optimizer steps (saves a state and stops). */
     @Option(names = {"--stop_at_step", "--stop-at-step"}, paramLabel = "N", hidden = true)
     public Integer stop_at_step;
-
-    /** {@code --blocks_to_swap}: a block count, or auto (the smallest count whose memory plan fits). */
-    public record BlocksToSwap(int count, boolean isAuto) {
-        public static final BlocksToSwap AUTO = new BlocksToSwap(0, true);
-
-        @Override
-        public String toString() { return isAuto ? "auto" : Integer.toString(count); }
-
-        public static final class Converter implements ITypeConverter<BlocksToSwap> {
-            @Override
-            public BlocksToSwap convert(String value) {
-                if (value.equalsIgnoreCase("auto")) return AUTO;
-                try {
-                    return new BlocksToSwap(Integer.parseInt(value.strip()), false);
-                } catch (NumberFormatException e) {
-                    throw new TypeConversionException("'" + value + "' is not a block count or auto (e.g. 10 or auto)");
-                }
-            }
-        }
-    }
-
-    /** Steps ({@code 10}) or a ratio of the training steps ({@code 0.05}, {@code 5%}), as musubi's {@code _int_or_float}. */
-    public record StepsOrRatio(long steps, double ratio, boolean isRatio) {
-
-        /** The step count for a run of {@code trainingSteps} steps: musubi's int(ratio · total) for ratios. */
-        public long resolve(long trainingSteps) {
-            return isRatio ? (long) (ratio * trainingSteps) : steps;
-        }
-
-        @Override
-        public String toString() {
-            return isRatio ? Double.toString(ratio) : Long.toString(steps);
-        }
-
-        /** musubi's rule: "5%" is 0.05; a value ≥ 1 with no fraction is a step count; anything else a ratio. */
-        public static final class Converter implements ITypeConverter<StepsOrRatio> {
-            @Override
-            public StepsOrRatio convert(String value) {
-                try {
-                    if (value.endsWith("%")) {
-                        return new StepsOrRatio(0, Double.parseDouble(value.substring(0, value.length() - 1)) / 100.0, true);
-                    }
-                    double v = Double.parseDouble(value);
-                    if (v >= 1 && v == Math.rint(v)) return new StepsOrRatio((long) v, 0, false);
-                    if (v == 0) return new StepsOrRatio(0, 0, false);
-                    return new StepsOrRatio(0, v, true);
-                } catch (NumberFormatException e) {
-                    throw new TypeConversionException("'" + value + "' is not a step count or a ratio (e.g. 100, 0.05 or 5%)");
-                }
-            }
-        }
-    }
 }

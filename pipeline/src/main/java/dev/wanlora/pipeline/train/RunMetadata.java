@@ -2,26 +2,28 @@ package dev.wanlora.pipeline.train;
 
 import com.fasterxml.jackson.core.JacksonException;
 import com.fasterxml.jackson.databind.json.JsonMapper;
-import dev.wanlora.engine.optim.OptimizerConfig;
 import dev.wanlora.models.lora.LoraMetadata;
-import dev.wanlora.models.lora.NetworkArgs;
 import dev.wanlora.models.musubi.CacheDataset;
 import dev.wanlora.models.musubi.DatasetSpec;
+import dev.wanlora.models.wan.WanDitWeights;
 
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-/** The LoRA files' ss_* and modelspec.* metadata from the command line and the dataset (spec §7.3). */
+/**
+ * The LoRA files' ss_* and modelspec.* metadata (spec §7.3): what the flags decide ({@link RunSettings.Metadata}) with
+ * the run's own facts: its session, length, seed, precision and datasets.
+ */
 final class RunMetadata {
     private static final JsonMapper JSON = JsonMapper.builder().build();
 
     private RunMetadata() {}
 
     /** The ss_* and modelspec.* facts of this run (spec §7.3), as musubi fills them. */
-    static LoraMetadata of(TrainOptions o, CacheDataset data, NetworkArgs args, long sessionId, double trainingStartedAt,
-                           int epochs, long maxTrainSteps) {
+    static LoraMetadata of(RunSettings settings, CacheDataset data, long sessionId, double trainingStartedAt, int epochs,
+                           long maxTrainSteps) {
         List<Map<String, Object>> datasets = new ArrayList<>();
         for (CacheDataset.DatasetCache d : data.datasets()) {
             DatasetSpec s = d.spec();
@@ -44,34 +46,18 @@ final class RunMetadata {
             m.put("has_control", false);
             datasets.add(m);
         }
+        RunSettings.Model model = settings.model();
+        RunSettings.Metadata flags = settings.metadata();
         try {
-            var run = new LoraMetadata.Run(sessionId, trainingStartedAt, o.output_name, (int) data.numTrainItems(),
-                    (int) data.batchesPerEpoch(), epochs, maxTrainSteps, o.gradient_accumulation_steps,
-                    o.gradient_checkpointing, o.gradient_checkpointing_cpu_offload, o.mixed_precision, o.seed,
-                    o.training_comment, o.fp8_base, false, false, JSON.writeValueAsString(datasets),
-                    o.dit.getFileName().toString(), o.vae == null ? null : o.vae.getFileName().toString());
-            var training = new LoraMetadata.Training(o.learning_rate, o.lr_warmup_steps.toString(), o.lr_scheduler,
-                    OptimizerConfig.fromFlags(o.optimizer_type, o.optimizer_args == null ? List.of() : o.optimizer_args).metadataName(),
-                    o.max_grad_norm, o.weighting_scheme, o.logit_mean, o.logit_std, o.mode_scale, o.guidance_scale,
-                    o.timestep_sampling, o.sigmoid_scale, o.discrete_flow_shift, o.min_timestep, o.max_timestep);
-            var network = new LoraMetadata.Network(o.network_module == null ? LoraMetadata.NETWORK_MODULE : o.network_module,
-                    o.network_dim, o.network_alpha, o.network_dropout, networkArgsJson(o, args));
-            var spec = new LoraMetadata.ModelSpec(o.metadata_title, o.metadata_reso, o.metadata_author, o.metadata_description,
-                    o.metadata_license, o.metadata_tags, o.metadata_arch);
-            return new LoraMetadata(run, training, network, spec);
+            var run = new LoraMetadata.Run(sessionId, trainingStartedAt, settings.output().names().name(),
+                    (int) data.numTrainItems(), (int) data.batchesPerEpoch(), epochs, maxTrainSteps,
+                    settings.optimization().gradientAccumulationSteps(), settings.memory().gradientCheckpointing(),
+                    settings.memory().cpuOffload(), model.mixedPrecision(), settings.seed(), flags.trainingComment(),
+                    model.quantization() != WanDitWeights.Quantization.NONE, false, false, JSON.writeValueAsString(datasets),
+                    model.dit().getFileName().toString(), model.vae() == null ? null : model.vae().getFileName().toString());
+            return new LoraMetadata(run, flags.training(), flags.network(), flags.modelSpec());
         } catch (JacksonException e) {
             throw new IllegalStateException("JSON: cannot encode the dataset metadata", e);
         }
-    }
-
-    /** musubi's ss_network_args: json.dumps of the key → value strings (Python's ", " and ": " separators), or null. */
-    private static String networkArgsJson(TrainOptions o, NetworkArgs args) throws JacksonException {
-        if (o.network_args == null || o.network_args.isEmpty()) return null;
-        StringBuilder sb = new StringBuilder("{");
-        for (var e : args.values().entrySet()) {
-            if (sb.length() > 1) sb.append(", ");
-            sb.append(JSON.writeValueAsString(e.getKey())).append(": ").append(JSON.writeValueAsString(e.getValue()));
-        }
-        return sb.append('}').toString();
     }
 }

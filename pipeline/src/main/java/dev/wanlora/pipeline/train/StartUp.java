@@ -1,7 +1,13 @@
 package dev.wanlora.pipeline.train;
 
+import dev.wanlora.engine.Backends;
+import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.io.AtomicFiles;
 import dev.wanlora.engine.memory.MemoryPlan;
+import dev.wanlora.models.musubi.CacheDataset;
+import dev.wanlora.models.musubi.DatasetConfig;
+import dev.wanlora.models.musubi.DatasetException;
+import dev.wanlora.pipeline.UserError;
 
 import java.io.PrintWriter;
 import java.nio.file.Path;
@@ -10,7 +16,8 @@ import java.util.Map;
 /**
  * What a run does in its output folder before anything else, once it holds the folder's {@link OutputLock}: report a
  * stale lock it took over, and clean up what a killed run's saves left (a state folder's temporary copy is as large
- * as the state: ~1.8 GB for a 14B rank-32 LoRA). Also the one line for a Java heap exhausted by the run's sizes.
+ * as the state: ~1.8 GB for a 14B rank-32 LoRA). Also opening the backend and reading the dataset's caches, and the one
+ * line for a Java heap exhausted by the run's sizes.
  */
 final class StartUp {
     private StartUp() {}
@@ -42,9 +49,40 @@ final class StartUp {
     }
 
     /** The out-of-heap line: the host ran out while doing {@code phase}; what makes the run smaller. */
-    static String heapAdvice(String phase, TrainOptions o) {
+    static String heapAdvice(String phase, Integer networkDim) {
         return "out of Java heap memory (" + MemoryPlan.formatBytes(Runtime.getRuntime().maxMemory()) + ") while " + phase
-                + "; lower --network_dim" + (o.network_dim == null ? "" : " (" + o.network_dim + ")") + ", the resolution,"
+                + "; lower --network_dim" + (networkDim == null ? "" : " (" + networkDim + ")") + ", the resolution,"
                 + " frame count or batch_size in the dataset config, or give Java more memory (WANLORA_JAVA_OPTS=-Xmx...)";
+    }
+
+    /** The backend of --backend auto|cpu|cuda (auto: the GPU when one is usable, else the CPU, with an info line). */
+    static Backend openBackend(String choice, PrintWriter out) {
+        String reason = choice.equals("cpu") ? null : Backends.gpuUnavailableReason();
+        if (choice.equals("cuda") && reason != null) {
+            throw new UserError("--backend cuda: no usable GPU (" + reason + "); use --backend cpu or run on a machine"
+                    + " with an NVIDIA GPU and driver");
+        }
+        Backend b;
+        try {
+            b = Backends.create(choice.equals("cpu") || reason != null ? "cpu" : "cuda");
+        } catch (UnsupportedOperationException e) {
+            throw new UserError(e.getMessage(), e);
+        }
+        if (choice.equals("auto") && reason != null) out.println("info: no usable GPU (" + reason + "); training on the CPU");
+        out.println("backend: " + b.name());
+        return b;
+    }
+
+    /** The caches of the dataset config {@code config}, its and their warnings printed. */
+    static CacheDataset discover(Path config, boolean skipBadItems, PrintWriter out) {
+        try {
+            DatasetConfig dc = DatasetConfig.load(config);
+            dc.warnings().forEach(w -> out.println("warning: " + w));
+            CacheDataset d = CacheDataset.discover(dc, new CacheDataset.Options(skipBadItems));
+            d.warnings().forEach(w -> out.println("warning: " + w));
+            return d;
+        } catch (DatasetException e) {
+            throw new UserError(e.getMessage(), e);
+        }
     }
 }
