@@ -116,7 +116,7 @@ class TrainFlagsTest {
         assertNull(o.seed);
         assertNull(o.mixed_precision);
         assertNull(o.save_precision);
-        assertEquals(8, o.max_data_loader_n_workers);
+        assertEquals(8, o.foreign.max_data_loader_n_workers);
         assertEquals("auto", o.backend);
     }
 
