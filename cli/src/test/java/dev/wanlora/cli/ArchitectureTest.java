@@ -19,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /**
  * The dependency rules of STYLE.md §1 and issue 8, checked on the compiled main classes of every module the cli sees
- * (kernels, engine, models, cli; benchmarks only through its pom). Test classes are left out: a CUDA parity test
+ * (kernels, engine, models, pipeline, cli; benchmarks only through its pom). Test classes are left out: a CUDA parity test
  * names {@code CudaBackend} by design.
  *
  * <p>A <b>package cycle</b> is a cycle between Java packages, each package on its own: {@code dev.wanlora.(**)}
@@ -45,6 +45,18 @@ class ArchitectureTest {
         noClasses().that().resideInAnyPackage("dev.wanlora.cli..", "dev.wanlora.pipeline..", "dev.wanlora.models..")
                 .should().dependOnClassesThat().resideInAnyPackage("dev.wanlora.engine.cuda..", "dev.wanlora.engine.cpu..")
                 .because("the Backend a caller is given decides where the work runs (STYLE.md §1, issue 8)")
+                .check(MAIN_CLASSES);
+    }
+
+    /**
+     * The run and everything below it know nothing of the command line (issue 8: {@code cli → pipeline → models →
+     * engine}): flags stop at {@code cli}, which hands the run resolved settings.
+     */
+    @Test
+    void nothingBelowTheCliNamesIt() {
+        noClasses().that().resideInAnyPackage("dev.wanlora.pipeline..", "dev.wanlora.models..", "dev.wanlora.engine..")
+                .should().dependOnClassesThat().resideInAnyPackage("dev.wanlora.cli..")
+                .because("the command line maps flags to RunSettings; the run takes settings, not options (issue 8)")
                 .check(MAIN_CLASSES);
     }
 

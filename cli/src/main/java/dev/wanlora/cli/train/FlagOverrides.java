@@ -1,6 +1,5 @@
 package dev.wanlora.cli.train;
 
-import dev.wanlora.models.text.Counts;
 import dev.wanlora.pipeline.train.CheckpointAttention;
 import dev.wanlora.pipeline.train.TrainState;
 
@@ -9,13 +8,11 @@ import java.util.List;
 
 /**
  * Flags that another flag overrides or makes meaningless: each one the user gave gets one info line saying which
- * flag wins, instead of being dropped silently (musubi prints the --max_train_epochs override too).
+ * flag wins, instead of being dropped silently (musubi prints the --max_train_epochs override too; that line needs the
+ * dataset's length, so the run prints it: {@link dev.wanlora.pipeline.train.RunSettings.Length#epochsOverSteps}).
  */
 final class FlagOverrides {
     private FlagOverrides() {}
-
-    /** The --max_train_steps default, which is no choice of the user's to report as overridden. */
-    private static final int DEFAULT_MAX_TRAIN_STEPS = 1600;
 
     /** Info lines for the overrides decided by the flags alone. */
     static List<String> info(TrainOptions o) {
@@ -38,15 +35,5 @@ final class FlagOverrides {
                     + o.timestep_sampling + " (only sigmoid and shift use it)");
         }
         return info;
-    }
-
-    /**
-     * The line for --max_train_epochs winning over a --max_train_steps the user gave (musubi: "override steps. steps
-     * for N epochs is: S"), or null.
-     */
-    static String epochsOverSteps(TrainOptions o, long steps, int epochs) {
-        if (o.max_train_epochs == null || o.max_train_steps == DEFAULT_MAX_TRAIN_STEPS) return null;
-        return "info: --max_train_epochs " + o.max_train_epochs + " overrides --max_train_steps " + o.max_train_steps
-                + ": " + Counts.of(steps, "step") + " in " + Counts.of(epochs, "epoch") + " (as in musubi)";
     }
 }

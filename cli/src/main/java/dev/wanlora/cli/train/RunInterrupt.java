@@ -1,5 +1,6 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.pipeline.train.StopSignal;
 import sun.misc.Signal;
 
 import java.util.concurrent.CountDownLatch;
@@ -26,7 +27,7 @@ import java.util.function.Consumer;
  * The signal handler is java's {@code sun.misc.Signal} (module jdk.unsupported, exported to every application, which
  * build tools and servers use for the same purpose): Java has no supported API to handle SIGINT itself.
  */
-final class RunInterrupt implements AutoCloseable {
+final class RunInterrupt implements StopSignal {
     /** Long enough to finish a step and write a state folder on a slow disk. */
     static final long MAX_WAIT_MINUTES = 10;
     static final String NOTICE = "stopping after this step and saving state (Ctrl-C again to stop now)";
@@ -98,7 +99,8 @@ final class RunInterrupt implements AutoCloseable {
     }
 
     /** True once Ctrl-C, SIGTERM or {@link #request()} asked the loop to save and stop. */
-    boolean isRequested() {
+    @Override
+    public boolean isRequested() {
         return isRequested;
     }
 
@@ -106,7 +108,8 @@ final class RunInterrupt implements AutoCloseable {
      * Called by the loop before each step: from now on Ctrl-C waits for the step to end and the state to be saved.
      * Before the first call (reading data, building the epoch's batch order) a signal stops the process at once.
      */
-    void trainingStarted() {
+    @Override
+    public void trainingStarted() {
         isTraining = true;
     }
 

@@ -5,6 +5,7 @@ import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.optim.LearningRateSchedule;
 import dev.wanlora.engine.optim.OptimizerConfig;
 import dev.wanlora.models.lora.LoraMetadata;
+import dev.wanlora.pipeline.train.StepsOrRatio;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -40,25 +41,25 @@ public final class TrainChecks {
         checkPaths(o);
         List<String> info = new ArrayList<>();
         List<String> pytorchOnly = new ArrayList<>();
-        if (o.sdpa) pytorchOnly.add("--sdpa");
-        if (o.flash_attn) pytorchOnly.add("--flash_attn");
-        if (o.sage_attn) pytorchOnly.add("--sage_attn");
-        if (o.xformers) pytorchOnly.add("--xformers");
-        if (o.flash3) pytorchOnly.add("--flash3");
-        if (o.split_attn) pytorchOnly.add("--split_attn");
-        if (o.max_data_loader_n_workers != 8) pytorchOnly.add("--max_data_loader_n_workers");
-        if (o.persistent_data_loader_workers) pytorchOnly.add("--persistent_data_loader_workers");
-        if (o.disable_numpy_memmap) pytorchOnly.add("--disable_numpy_memmap");
-        if (o.compile || o.compile_fullgraph || o.compile_dynamic != null || o.compile_cache_size_limit != null
-                || !o.compile_backend.equals("inductor") || !o.compile_mode.equals("default")) pytorchOnly.add("--compile*");
-        if (o.cuda_allow_tf32) pytorchOnly.add("--cuda_allow_tf32");
-        if (o.cuda_cudnn_benchmark) pytorchOnly.add("--cuda_cudnn_benchmark");
-        if (!o.dynamo_backend.equalsIgnoreCase("NO") || o.dynamo_mode != null || o.dynamo_fullgraph || o.dynamo_dynamic) {
+        if (o.foreign.sdpa) pytorchOnly.add("--sdpa");
+        if (o.foreign.flash_attn) pytorchOnly.add("--flash_attn");
+        if (o.foreign.sage_attn) pytorchOnly.add("--sage_attn");
+        if (o.foreign.xformers) pytorchOnly.add("--xformers");
+        if (o.foreign.flash3) pytorchOnly.add("--flash3");
+        if (o.foreign.split_attn) pytorchOnly.add("--split_attn");
+        if (o.foreign.max_data_loader_n_workers != 8) pytorchOnly.add("--max_data_loader_n_workers");
+        if (o.foreign.persistent_data_loader_workers) pytorchOnly.add("--persistent_data_loader_workers");
+        if (o.foreign.disable_numpy_memmap) pytorchOnly.add("--disable_numpy_memmap");
+        if (o.foreign.compile || o.foreign.compile_fullgraph || o.foreign.compile_dynamic != null || o.foreign.compile_cache_size_limit != null
+                || !o.foreign.compile_backend.equals("inductor") || !o.foreign.compile_mode.equals("default")) pytorchOnly.add("--compile*");
+        if (o.foreign.cuda_allow_tf32) pytorchOnly.add("--cuda_allow_tf32");
+        if (o.foreign.cuda_cudnn_benchmark) pytorchOnly.add("--cuda_cudnn_benchmark");
+        if (!o.foreign.dynamo_backend.equalsIgnoreCase("NO") || o.foreign.dynamo_mode != null || o.foreign.dynamo_fullgraph || o.foreign.dynamo_dynamic) {
             pytorchOnly.add("--dynamo*");
         }
-        if (o.ddp_timeout != null || o.ddp_gradient_as_bucket_view || o.ddp_static_graph) pytorchOnly.add("--ddp*");
-        if (o.num_cpu_threads_per_process != null || o.num_processes != null || o.num_machines != null || o.multi_gpu
-                || o.gpu_ids != null || o.main_process_port != null) pytorchOnly.add("accelerate launch options");
+        if (o.foreign.ddp_timeout != null || o.foreign.ddp_gradient_as_bucket_view || o.foreign.ddp_static_graph) pytorchOnly.add("--ddp*");
+        if (o.foreign.num_cpu_threads_per_process != null || o.foreign.num_processes != null || o.foreign.num_machines != null || o.foreign.multi_gpu
+                || o.foreign.gpu_ids != null || o.foreign.main_process_port != null) pytorchOnly.add("accelerate launch options");
         if (o.guidance_scale != 1.0) pytorchOnly.add("--guidance_scale (HunyuanVideo only)");
         if (!pytorchOnly.isEmpty()) {
             info.add("info: ignoring " + String.join(", ", pytorchOnly)
@@ -174,14 +175,14 @@ public final class TrainChecks {
             throw new UserError("--backend " + o.backend + ": expected one of auto, cpu, cuda");
         }
         refuseIf(o.fp8_scaled && !o.fp8_base, "--fp8_scaled", "needs --fp8_base, as in musubi", "add --fp8_base");
-        refuseIf(o.clip != null, "--clip", "image-to-video training is not supported (T2V only)", "leave it out");
-        refuseIf(o.one_frame, "--one_frame", "one-frame training is not supported", "leave it out");
-        refuseIf(o.dit_high_noise != null || o.timestep_boundary != null || o.offload_inactive_dit || o.force_v2_1_time_embedding,
+        refuseIf(o.foreign.clip != null, "--clip", "image-to-video training is not supported (T2V only)", "leave it out");
+        refuseIf(o.foreign.one_frame, "--one_frame", "one-frame training is not supported", "leave it out");
+        refuseIf(o.foreign.dit_high_noise != null || o.foreign.timestep_boundary != null || o.foreign.offload_inactive_dit || o.foreign.force_v2_1_time_embedding,
                 "--dit_high_noise/--timestep_boundary/--offload_inactive_dit/--force_v2_1_time_embedding",
                 "Wan 2.2 training is not supported (Wan2.1 T2V only)", "leave them out");
-        refuseIf(o.huggingface_repo_id != null || o.huggingface_repo_type != null || o.huggingface_path_in_repo != null
-                        || o.huggingface_token != null || o.huggingface_repo_visibility != null || o.save_state_to_huggingface
-                        || o.resume_from_huggingface || o.async_upload,
+        refuseIf(o.foreign.huggingface_repo_id != null || o.foreign.huggingface_repo_type != null || o.foreign.huggingface_path_in_repo != null
+                        || o.foreign.huggingface_token != null || o.foreign.huggingface_repo_visibility != null || o.foreign.save_state_to_huggingface
+                        || o.foreign.resume_from_huggingface || o.foreign.async_upload,
                 "--huggingface_*/--save_state_to_huggingface/--resume_from_huggingface/--async_upload",
                 "uploading to or resuming from Hugging Face is not supported", "upload the files in --output_dir yourself");
         refuseIf((o.validate_every_n_steps != null || o.validate_every_n_epochs != null) && o.validation_dataset_config == null,
@@ -329,7 +330,7 @@ public final class TrainChecks {
         if (value != null && value < min) throw new UserError(flag + " " + value + ": expected an integer >= " + min);
     }
 
-    private static void stepsOrRatio(String flag, TrainOptions.StepsOrRatio v) {
+    private static void stepsOrRatio(String flag, StepsOrRatio v) {
         if (v.isRatio() ? !(v.ratio() >= 0 && v.ratio() < 1) : v.steps() < 0) {
             throw new UserError(flag + " " + v + ": expected a step count >= 0 or a ratio in [0, 1)");
         }

@@ -1,6 +1,7 @@
 package dev.wanlora.cli.train;
 
 import dev.wanlora.pipeline.sample.SampleModels;
+import dev.wanlora.pipeline.train.TrainingRun;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -10,7 +11,6 @@ import picocli.CommandLine.ParseResult;
 import picocli.CommandLine.Spec;
 
 import java.io.PrintWriter;
-import java.nio.file.Path;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -19,7 +19,9 @@ import java.util.concurrent.Callable;
 
 /**
  * {@code wanlora train}: musubi's {@code wan_train_network.py} with the same flags (DESIGN.md §1). Parses the
- * command line and {@code --config_file}, checks every flag ({@link TrainChecks}), and runs the training loop.
+ * command line and {@code --config_file}, checks every flag ({@link TrainChecks}), resolves them into the run's
+ * settings ({@link FlagResolution}) and runs the training ({@link TrainingRun}); Ctrl-C and SIGTERM stop it at a step
+ * boundary ({@link RunInterrupt}).
  */
 @Command(name = "train", sortOptions = false, mixinStandardHelpOptions = true,
         customSynopsis = "wanlora train --dit FILE --dataset_config TOML --output_dir DIR --output_name NAME [FLAGS...]",
@@ -41,7 +43,8 @@ public final class TrainCommand implements Callable<Integer> {
         TrainOptions o = withConfigFile(options, spec.commandLine().getParseResult());
         for (String line : TrainChecks.check(o)) out.println(line);
         out.flush();
-        return new Trainer(o, out, false).run();
+        return new TrainingRun(FlagResolution.resolve(o, out), SampleModels.files(o.t5, o.t5_tokenizer, o.fp8_t5, o.vae),
+                RunInterrupt::install, out, false).run();
     }
 
     /**
@@ -63,7 +66,7 @@ public final class TrainCommand implements Callable<Integer> {
 
     private static int run(TrainOptions o, PrintWriter out, SampleModels sampleModels) {
         for (String line : TrainChecks.check(o)) out.println(line);
-        return new Trainer(o, out, true, sampleModels).run();
+        return new TrainingRun(FlagResolution.resolve(o, out), sampleModels, RunInterrupt::install, out, true).run();
     }
 
     /**
@@ -101,12 +104,5 @@ public final class TrainCommand implements Callable<Integer> {
             values.put(key, option.getValue());
         }
         return values;
-    }
-
-    /** Writes {@code {output_dir}/{output_name}-config.toml}; returns its path. */
-    static Path writeConfigDump(TrainOptions o) {
-        Path file = o.output_dir.resolve(o.output_name + "-config.toml");
-        TrainConfigFile.write(file, values(o));
-        return file;
     }
 }

@@ -5,8 +5,8 @@ import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.dataformat.toml.TomlMapper;
 import dev.wanlora.pipeline.UserError;
-import dev.wanlora.engine.io.AtomicFiles;
 import dev.wanlora.models.text.ClosestName;
+import dev.wanlora.pipeline.train.StepsOrRatio;
 import picocli.CommandLine;
 import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Model.OptionSpec;
@@ -86,17 +86,11 @@ public final class TrainConfigFile {
     }
 
     /**
-     * Writes {@code values} (snake_case key → value: String, Number, Boolean, Path, List) as TOML to {@code file},
-     * atomically, with a header comment; creates the folder. An unwritable folder ends in an
-     * {@link java.io.UncheckedIOException} naming the file (a one-line user error in {@code Main}). Null values are left out (TOML has no null; an absent key means musubi's
+     * {@code values} (snake_case key → value: String, Number, Boolean, Path, List) as the TOML of the file named
+     * {@code fileName}, with a header comment. Null values are left out (TOML has no null; an absent key means musubi's
      * default).
      */
-    public static void write(Path file, Map<String, Object> values) {
-        try {
-            Files.createDirectories(file.toAbsolutePath().getParent());
-        } catch (IOException e) {
-            throw new UserError(file.getParent() + ": cannot create the folder (" + e.getMessage() + "); check --output_dir");
-        }
+    public static String text(String fileName, Map<String, Object> values) {
         Map<String, Object> toml = new LinkedHashMap<>();
         values.forEach((k, v) -> {
             if (v != null) toml.put(k, tomlValue(v));
@@ -107,8 +101,7 @@ public final class TrainConfigFile {
         } catch (JacksonException e) {
             throw new IllegalStateException("TOML: cannot encode the configuration " + toml, e);
         }
-        AtomicFiles.writeString(file, "# wanlora train: effective configuration of this run; rerun it with --config_file "
-                + file.getFileName() + "\n" + text);
+        return "# wanlora train: effective configuration of this run; rerun it with --config_file " + fileName + "\n" + text;
     }
 
     /** Reads {@code file} as the snake_case key → value map that {@link #write} wrote (for tests and tools). */
@@ -146,7 +139,7 @@ public final class TrainConfigFile {
     private static Object tomlValue(Object v) {
         return switch (v) {
             case Path p -> p.toAbsolutePath().normalize().toString();
-            case TrainOptions.StepsOrRatio s -> s.isRatio() ? (Object) s.ratio() : (Object) s.steps();
+            case StepsOrRatio s -> s.isRatio() ? (Object) s.ratio() : (Object) s.steps();
             case Collection<?> c -> c.stream().map(TrainConfigFile::tomlValue).toList();
             case String s -> s;
             case Number n -> n;

@@ -1,9 +1,10 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.pipeline.train.BlocksToSwap;
 import dev.wanlora.pipeline.train.CheckpointAttention;
-import picocli.CommandLine.ITypeConverter;
+import dev.wanlora.pipeline.train.StepsOrRatio;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
-import picocli.CommandLine.TypeConversionException;
 
 import java.nio.file.Path;
 import java.util.List;
@@ -17,8 +18,11 @@ import java.util.List;
  * kebab-case spelling ({@code --network-dim}); {@link TrainConfigFile} uses the first name, without dashes, as the
  * TOML key. A {@code null} value means "not given" where musubi's default is {@code None}.
  *
- * <p>Flags are grouped as musubi groups them. Which flags wanlora acts on, ignores with an info line, or refuses is
- * decided in {@link TrainSettings}, not here: this class only parses.
+ * <p>Flags are grouped as musubi groups them; the groups wanlora does not act on (other models, Hugging Face upload,
+ * PyTorch and accelerate) are the {@link ForeignFlags} mixin, declared where musubi lists them, so the order of
+ * {@code --help} and of the config dump is unchanged. Which flags wanlora acts on, ignores with an info line, or
+ * refuses is decided in {@link TrainChecks} and what they resolve to in {@link FlagResolution}, not here: this class
+ * only parses.
  */
 public final class TrainOptions {
 
@@ -63,7 +67,7 @@ public final class TrainOptions {
     @Option(names = {"--fp8_scaled", "--fp8-scaled"}, description = "With --fp8_base: block-wise scaled fp8 (musubi's quantizer).")
     public boolean fp8_scaled;
 
-    @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N|auto", converter = BlocksToSwap.Converter.class,
+    @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N|auto", converter = TrainConverters.BlocksToSwapConverter.class,
             description = "Stream the Linear weights of the last N blocks from host memory; auto: the smallest N whose"
                     + " memory plan fits the GPU (or --max_vram).")
     public BlocksToSwap blocks_to_swap;
@@ -155,12 +159,12 @@ public final class TrainOptions {
     public String lr_scheduler;
 
     @Option(names = {"--lr_warmup_steps", "--lr-warmup-steps"}, paramLabel = "N|RATIO", defaultValue = "0",
-            converter = StepsOrRatio.Converter.class,
+            converter = TrainConverters.StepsOrRatioConverter.class,
             description = "Warm-up steps, or a ratio of the training steps when < 1 (e.g. 0.05 or 5%%).")
     public StepsOrRatio lr_warmup_steps;
 
     @Option(names = {"--lr_decay_steps", "--lr-decay-steps"}, paramLabel = "N|RATIO", defaultValue = "0",
-            converter = StepsOrRatio.Converter.class,
+            converter = TrainConverters.StepsOrRatioConverter.class,
             description = "Decay steps (warmup_stable_decay), or a ratio of the training steps when < 1.")
     public StepsOrRatio lr_decay_steps;
 
@@ -398,145 +402,11 @@ public final class TrainOptions {
     @Option(names = {"--vae_cache_cpu", "--vae-cache-cpu"}, description = "Keep VAE feature caches in host memory (samples).")
     public boolean vae_cache_cpu;
 
-    // ------------------------------------------------------------------ musubi flags for other models (refused)
+    // ------------------------------------------------------------------ musubi's flags that wanlora does not act on
 
-    @Option(names = {"--clip"}, paramLabel = "FILE", description = "CLIP encoder for I2V (not supported: T2V only).")
-    public Path clip;
-
-    @Option(names = {"--one_frame", "--one-frame"}, description = "One-frame sampling (not supported).")
-    public boolean one_frame;
-
-    @Option(names = {"--force_v2_1_time_embedding", "--force-v2-1-time-embedding"}, description = "Wan 2.2 only (not supported).")
-    public boolean force_v2_1_time_embedding;
-
-    @Option(names = {"--dit_high_noise", "--dit-high-noise"}, paramLabel = "FILE", description = "Wan 2.2 high-noise DiT (not supported).")
-    public Path dit_high_noise;
-
-    @Option(names = {"--timestep_boundary", "--timestep-boundary"}, paramLabel = "T", description = "Wan 2.2 only (not supported).")
-    public Integer timestep_boundary;
-
-    @Option(names = {"--offload_inactive_dit", "--offload-inactive-dit"}, description = "Wan 2.2 only (not supported).")
-    public boolean offload_inactive_dit;
-
-    // ------------------------------------------------------------------ Hugging Face upload (refused)
-
-    @Option(names = {"--huggingface_repo_id", "--huggingface-repo-id"}, paramLabel = "ID", description = "Not supported.")
-    public String huggingface_repo_id;
-
-    @Option(names = {"--huggingface_repo_type", "--huggingface-repo-type"}, paramLabel = "TYPE", description = "Not supported.")
-    public String huggingface_repo_type;
-
-    @Option(names = {"--huggingface_path_in_repo", "--huggingface-path-in-repo"}, paramLabel = "PATH", description = "Not supported.")
-    public String huggingface_path_in_repo;
-
-    @Option(names = {"--huggingface_token", "--huggingface-token"}, paramLabel = "TOKEN", description = "Not supported.")
-    public String huggingface_token;
-
-    @Option(names = {"--huggingface_repo_visibility", "--huggingface-repo-visibility"}, paramLabel = "V", description = "Not supported.")
-    public String huggingface_repo_visibility;
-
-    @Option(names = {"--save_state_to_huggingface", "--save-state-to-huggingface"}, description = "Not supported.")
-    public boolean save_state_to_huggingface;
-
-    @Option(names = {"--resume_from_huggingface", "--resume-from-huggingface"}, description = "Not supported.")
-    public boolean resume_from_huggingface;
-
-    @Option(names = {"--async_upload", "--async-upload"}, description = "Not supported.")
-    public boolean async_upload;
-
-    // ------------------------------------------------------------------ PyTorch / accelerate only (ignored, one info line)
-
-    @Option(names = {"--sdpa"}, description = "PyTorch attention choice; ignored.")
-    public boolean sdpa;
-
-    @Option(names = {"--flash_attn", "--flash-attn"}, description = "PyTorch attention choice; ignored.")
-    public boolean flash_attn;
-
-    @Option(names = {"--sage_attn", "--sage-attn"}, description = "PyTorch attention choice; ignored.")
-    public boolean sage_attn;
-
-    @Option(names = {"--xformers"}, description = "PyTorch attention choice; ignored.")
-    public boolean xformers;
-
-    @Option(names = {"--flash3"}, description = "PyTorch attention choice; ignored.")
-    public boolean flash3;
-
-    @Option(names = {"--split_attn", "--split-attn"}, description = "PyTorch attention choice; ignored.")
-    public boolean split_attn;
-
-    @Option(names = {"--max_data_loader_n_workers", "--max-data-loader-n-workers"}, paramLabel = "N", defaultValue = "8",
-            description = "PyTorch DataLoader workers; ignored.")
-    public int max_data_loader_n_workers;
-
-    @Option(names = {"--persistent_data_loader_workers", "--persistent-data-loader-workers"}, description = "PyTorch DataLoader; ignored.")
-    public boolean persistent_data_loader_workers;
-
-    @Option(names = {"--disable_numpy_memmap", "--disable-numpy-memmap"}, description = "PyTorch loading; ignored.")
-    public boolean disable_numpy_memmap;
-
-    @Option(names = {"--compile"}, description = "torch.compile; ignored.")
-    public boolean compile;
-
-    @Option(names = {"--compile_backend", "--compile-backend"}, paramLabel = "NAME", defaultValue = "inductor", description = "torch.compile; ignored.")
-    public String compile_backend;
-
-    @Option(names = {"--compile_mode", "--compile-mode"}, paramLabel = "MODE", defaultValue = "default", description = "torch.compile; ignored.")
-    public String compile_mode;
-
-    @Option(names = {"--compile_dynamic", "--compile-dynamic"}, paramLabel = "MODE", description = "torch.compile; ignored.")
-    public String compile_dynamic;
-
-    @Option(names = {"--compile_fullgraph", "--compile-fullgraph"}, description = "torch.compile; ignored.")
-    public boolean compile_fullgraph;
-
-    @Option(names = {"--compile_cache_size_limit", "--compile-cache-size-limit"}, paramLabel = "N", description = "torch.compile; ignored.")
-    public Integer compile_cache_size_limit;
-
-    @Option(names = {"--cuda_allow_tf32", "--cuda-allow-tf32"}, description = "PyTorch TF32 switch; ignored.")
-    public boolean cuda_allow_tf32;
-
-    @Option(names = {"--cuda_cudnn_benchmark", "--cuda-cudnn-benchmark"}, description = "PyTorch cuDNN switch; ignored.")
-    public boolean cuda_cudnn_benchmark;
-
-    @Option(names = {"--dynamo_backend", "--dynamo-backend"}, paramLabel = "NAME", defaultValue = "NO", description = "torch dynamo; ignored.")
-    public String dynamo_backend;
-
-    @Option(names = {"--dynamo_mode", "--dynamo-mode"}, paramLabel = "MODE", description = "torch dynamo; ignored.")
-    public String dynamo_mode;
-
-    @Option(names = {"--dynamo_fullgraph", "--dynamo-fullgraph"}, description = "torch dynamo; ignored.")
-    public boolean dynamo_fullgraph;
-
-    @Option(names = {"--dynamo_dynamic", "--dynamo-dynamic"}, description = "torch dynamo; ignored.")
-    public boolean dynamo_dynamic;
-
-    @Option(names = {"--ddp_timeout", "--ddp-timeout"}, paramLabel = "MIN", description = "PyTorch DDP; ignored.")
-    public Integer ddp_timeout;
-
-    @Option(names = {"--ddp_gradient_as_bucket_view", "--ddp-gradient-as-bucket-view"}, description = "PyTorch DDP; ignored.")
-    public boolean ddp_gradient_as_bucket_view;
-
-    @Option(names = {"--ddp_static_graph", "--ddp-static-graph"}, description = "PyTorch DDP; ignored.")
-    public boolean ddp_static_graph;
-
-    @Option(names = {"--num_cpu_threads_per_process", "--num-cpu-threads-per-process"}, paramLabel = "N",
-            description = "accelerate launch option; ignored.")
-    public Integer num_cpu_threads_per_process;
-
-    @Option(names = {"--num_processes", "--num-processes"}, paramLabel = "N", description = "accelerate launch option; ignored (one GPU).")
-    public Integer num_processes;
-
-    @Option(names = {"--num_machines", "--num-machines"}, paramLabel = "N", description = "accelerate launch option; ignored.")
-    public Integer num_machines;
-
-    @Option(names = {"--multi_gpu", "--multi-gpu"}, description = "accelerate launch option; ignored.")
-    public boolean multi_gpu;
-
-    @Option(names = {"--gpu_ids", "--gpu-ids"}, paramLabel = "IDS", description = "accelerate launch option; ignored.")
-    public String gpu_ids;
-
-    @Option(names = {"--main_process_port", "--main-process-port"}, paramLabel = "PORT", description = "accelerate launch option; ignored.")
-    public Integer main_process_port;
+    /** musubi's flags for other models, Hugging Face upload and PyTorch/accelerate: accepted, then refused or ignored. */
+    @Mixin
+    public ForeignFlags foreign = new ForeignFlags();
 
     // ------------------------------------------------------------------ wanlora additions
 
@@ -586,56 +456,4 @@ public final class TrainOptions {
     /** Test hook: behaves like Ctrl-C after this many optimizer steps (saves a state and stops). */
     @Option(names = {"--stop_at_step", "--stop-at-step"}, paramLabel = "N", hidden = true)
     public Integer stop_at_step;
-
-    /** {@code --blocks_to_swap}: a block count, or auto (the smallest count whose memory plan fits). */
-    public record BlocksToSwap(int count, boolean isAuto) {
-        public static final BlocksToSwap AUTO = new BlocksToSwap(0, true);
-
-        @Override
-        public String toString() { return isAuto ? "auto" : Integer.toString(count); }
-
-        public static final class Converter implements ITypeConverter<BlocksToSwap> {
-            @Override
-            public BlocksToSwap convert(String value) {
-                if (value.equalsIgnoreCase("auto")) return AUTO;
-                try {
-                    return new BlocksToSwap(Integer.parseInt(value.strip()), false);
-                } catch (NumberFormatException e) {
-                    throw new TypeConversionException("'" + value + "' is not a block count or auto (e.g. 10 or auto)");
-                }
-            }
-        }
-    }
-
-    /** Steps ({@code 10}) or a ratio of the training steps ({@code 0.05}, {@code 5%}), as musubi's {@code _int_or_float}. */
-    public record StepsOrRatio(long steps, double ratio, boolean isRatio) {
-
-        /** The step count for a run of {@code trainingSteps} steps: musubi's int(ratio · total) for ratios. */
-        public long resolve(long trainingSteps) {
-            return isRatio ? (long) (ratio * trainingSteps) : steps;
-        }
-
-        @Override
-        public String toString() {
-            return isRatio ? Double.toString(ratio) : Long.toString(steps);
-        }
-
-        /** musubi's rule: "5%" is 0.05; a value ≥ 1 with no fraction is a step count; anything else a ratio. */
-        public static final class Converter implements ITypeConverter<StepsOrRatio> {
-            @Override
-            public StepsOrRatio convert(String value) {
-                try {
-                    if (value.endsWith("%")) {
-                        return new StepsOrRatio(0, Double.parseDouble(value.substring(0, value.length() - 1)) / 100.0, true);
-                    }
-                    double v = Double.parseDouble(value);
-                    if (v >= 1 && v == Math.rint(v)) return new StepsOrRatio((long) v, 0, false);
-                    if (v == 0) return new StepsOrRatio(0, 0, false);
-                    return new StepsOrRatio(0, v, true);
-                } catch (NumberFormatException e) {
-                    throw new TypeConversionException("'" + value + "' is not a step count or a ratio (e.g. 100, 0.05 or 5%)");
-                }
-            }
-        }
-    }
 }

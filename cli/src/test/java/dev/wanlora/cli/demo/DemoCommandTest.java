@@ -2,7 +2,7 @@ package dev.wanlora.cli.demo;
 
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
-import dev.wanlora.cli.tensorboard.EventReader;
+import dev.wanlora.pipeline.tensorboard.EventReader;
 import dev.wanlora.engine.io.SafeTensors;
 import org.jcodec.api.FrameGrab;
 import org.jcodec.common.io.NIOUtils;

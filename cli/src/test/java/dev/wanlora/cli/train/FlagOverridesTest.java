@@ -26,12 +26,12 @@ class FlagOverridesTest {
     void epochsOverrideGivenSteps() {
         // the report: --max_train_steps 6 --max_train_epochs 50 printed "450 steps in 50 epochs" and nothing else
         assertEquals("info: --max_train_epochs 50 overrides --max_train_steps 6: 450 steps in 50 epochs (as in musubi)",
-                FlagOverrides.epochsOverSteps(parse("--max_train_steps", "6", "--max_train_epochs", "50"), 450, 50));
+                FlagResolution.length(parse("--max_train_steps", "6", "--max_train_epochs", "50")).epochsOverSteps(450, 50));
         assertEquals("info: --max_train_epochs 1 overrides --max_train_steps 6: 1 step in 1 epoch (as in musubi)",
-                FlagOverrides.epochsOverSteps(parse("--max_train_steps", "6", "--max_train_epochs", "1"), 1, 1));
+                FlagResolution.length(parse("--max_train_steps", "6", "--max_train_epochs", "1")).epochsOverSteps(1, 1));
         // the default step count was no choice of the user's; steps alone override nothing
-        assertNull(FlagOverrides.epochsOverSteps(parse("--max_train_epochs", "50"), 450, 50));
-        assertNull(FlagOverrides.epochsOverSteps(parse("--max_train_steps", "6"), 6, 1));
+        assertNull(FlagResolution.length(parse("--max_train_epochs", "50")).epochsOverSteps(450, 50));
+        assertNull(FlagResolution.length(parse("--max_train_steps", "6")).epochsOverSteps(6, 1));
     }
 
     @Test

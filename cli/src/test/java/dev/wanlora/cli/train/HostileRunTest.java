@@ -1,5 +1,6 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.pipeline.train.OutputLock;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.wanlora.cli.CommandRun;

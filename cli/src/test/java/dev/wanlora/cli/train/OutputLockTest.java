@@ -1,5 +1,6 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.pipeline.train.OutputLock;
 import dev.wanlora.pipeline.UserError;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;

@@ -1,5 +1,7 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.pipeline.train.OutputNames;
+import dev.wanlora.pipeline.train.RunSaver;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
@@ -114,7 +116,7 @@ class TrainFlagsTest {
         assertNull(o.seed);
         assertNull(o.mixed_precision);
         assertNull(o.save_precision);
-        assertEquals(8, o.max_data_loader_n_workers);
+        assertEquals(8, o.foreign.max_data_loader_n_workers);
         assertEquals("auto", o.backend);
     }
 
@@ -181,7 +183,8 @@ class TrainFlagsTest {
     void configDumpRoundTrips() throws IOException {
         TrainOptions o = parse(required("--network_dim", "16", "--network_args", "x=1", "--fp8_base", "--lr_warmup_steps", "0.1",
                 "--seed", "7", "--timestep_sampling", "shift"));
-        Path dump = TrainCommand.writeConfigDump(o);
+        Path dump = RunSaver.writeConfigDump(o.output_dir, new OutputNames(o.output_name, null, null, null, null, null, null),
+                TrainConfigFile.text(o.output_name + "-config.toml", TrainCommand.values(o)));
         assertEquals(dir.resolve("out/lora-config.toml"), dump);
         Map<String, JsonNode> flat = TrainConfigFile.readFlat(dump);
         assertEquals(16, flat.get("network_dim").asInt());
@@ -334,6 +337,7 @@ class TrainFlagsTest {
 
     @Test
     void overwriteProtection() throws IOException {
+        dit = Golden.dir("wan-tiny").resolve("model.safetensors"); // the settings read its header before the run starts
         Path out = Files.createDirectories(dir.resolve("out"));
         Files.writeString(out.resolve("lora-000001.safetensors"), "old");
         Files.writeString(out.resolve("other-000001.safetensors"), "another name");
@@ -375,6 +379,7 @@ class TrainFlagsTest {
 
     @Test
     void samplesWithBadModelFilesStopWithOneLine() throws IOException {
+        dit = Golden.dir("wan-tiny").resolve("model.safetensors"); // the settings read its header before the run starts
         Path prompts = Files.writeString(dir.resolve("prompts.txt"), "# test\na cat --w 832 --h 480 --f 81\n\na dog --d 3\n");
         Path vae = Golden.dir("vae-tiny").resolve("vae.safetensors");
         Path t5 = Files.writeString(dir.resolve("t5.pth"), "x"); // .pth files are only checked to exist for now

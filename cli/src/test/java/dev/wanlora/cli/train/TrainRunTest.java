@@ -1,12 +1,13 @@
 package dev.wanlora.cli.train;
 
+import dev.wanlora.pipeline.train.TrainingRun;
 import dev.wanlora.engine.testing.RequiresGolden;
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
 import dev.wanlora.cli.demo.SyntheticCaches;
 import dev.wanlora.pipeline.sample.RealSampleModelsTest;
 import dev.wanlora.pipeline.sample.SampleModels;
-import dev.wanlora.cli.tensorboard.EventReader;
+import dev.wanlora.pipeline.tensorboard.EventReader;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.testing.Golden;
 import dev.wanlora.pipeline.train.TrainState;
@@ -191,7 +192,7 @@ class TrainRunTest {
         assertEquals(4, expected.size());
         // stop inside epoch 2 (after step 3 = epoch 2, batch 1), as Ctrl-C would
         CommandRun first = train(reference("split", "logs-first", "--stop_at_step", "3"));
-        assertEquals(Trainer.INTERRUPTED, first.exitCode(), first.out() + first.err());
+        assertEquals(TrainingRun.INTERRUPTED, first.exitCode(), first.out() + first.err());
         Path state = dir.resolve("split/ghibli-step00000003-state");
         assertTrue(first.out().contains("continue with --resume " + state), first.out());
         TrainState s = TrainState.read(state);
@@ -234,7 +235,7 @@ class TrainRunTest {
         stop.addAll(List.of("--stop_at_step", "2"));
         CommandRun first = train(withOptimizer(setting.split(" ")[0], reference(tag + "-split", tag + "-logs-first",
                 stop.toArray(String[]::new))));
-        assertEquals(Trainer.INTERRUPTED, first.exitCode(), first.out() + first.err());
+        assertEquals(TrainingRun.INTERRUPTED, first.exitCode(), first.out() + first.err());
         List<String> resume = new ArrayList<>(extra);
         resume.addAll(List.of("--resume", dir.resolve(tag + "-split/ghibli-step00000002-state").toString()));
         CommandRun second = train(withOptimizer(setting.split(" ")[0], reference(tag + "-split", tag + "-logs-second",
@@ -468,7 +469,7 @@ class TrainRunTest {
         Spawned r = spawn(List.of(reference("ctrl-c", "logs-ctrl-c")), (p, line) -> {
             if (line.startsWith("step 1/")) ctrlC(p);
         });
-        assertEquals(Trainer.INTERRUPTED, r.exitCode(), r.output());
+        assertEquals(TrainingRun.INTERRUPTED, r.exitCode(), r.output());
         int stepLine = r.lines().indexOf(r.lines().stream().filter(l -> l.startsWith("step 1/")).findFirst().orElseThrow());
         assertEquals(RunInterrupt.NOTICE, r.lines().get(stepLine + 1), r.output());
         String last = r.lines().stream().filter(l -> l.startsWith("interrupted after step ")).findFirst().orElseThrow(
@@ -483,7 +484,7 @@ class TrainRunTest {
         Spawned r = spawn(List.of(reference("ctrl-c-twice", "logs-ctrl-c-twice")), (p, line) -> {
             if (line.startsWith("step 1/") || line.equals(RunInterrupt.NOTICE)) ctrlC(p);
         });
-        assertEquals(Trainer.INTERRUPTED, r.exitCode(), r.output());
+        assertEquals(TrainingRun.INTERRUPTED, r.exitCode(), r.output());
         assertTrue(r.output().contains("stopping now: the step in progress is lost; the files saved before it are complete"),
                 r.output());
         Path out = dir.resolve("ctrl-c-twice");
@@ -517,7 +518,7 @@ class TrainRunTest {
     void nonFiniteLossStopsAfterSavingTheLastGoodState() {
         // lr 1e30 without clipping: the first update makes the LoRA enormous, the second loss is not finite
         CommandRun r = train(reference("nan", "logs-nan", "--learning_rate", "1e30", "--max_grad_norm", "0"));
-        assertEquals(Trainer.STOPPED_NON_FINITE, r.exitCode(), r.out() + r.err());
+        assertEquals(TrainingRun.STOPPED_NON_FINITE, r.exitCode(), r.out() + r.err());
         assertTrue(r.out().contains("step 2: the loss is NaN; training stopped without applying it. The last good state"
                 + " (after step 1) is in " + dir.resolve("nan/ghibli-step00000001-state")), r.out());
         assertEquals(1, TrainState.read(dir.resolve("nan/ghibli-step00000001-state")).globalStep());

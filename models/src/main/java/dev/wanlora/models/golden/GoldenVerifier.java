@@ -184,8 +184,9 @@ public final class GoldenVerifier {
                      precision == ComputePrecision.FP32);
              WanDit dit = new WanDit(backend, config, weights, precision, true);
              Inputs in = Inputs.read(backend, golden, "input.");
-             LoraNetwork lora = loraFrom(golden, "lora.", reference)) {
-            Tensor loss = dit.lossAndBackward(in.xt, in.timesteps, in.contexts, in.target, lora, 1f);
+             LoraNetwork lora = loraFrom(golden, "lora.", reference);
+             Tensor loss = backend.allocate(DType.F32, Shape.of(1))) {
+            lossAndBackward(dit, in, lora, loss);
             Map<String, Tensor> outputs = outputs(dit.lastActivations(), loss);
             for (String key : golden.keys()) {
                 Tensor ours = outputs.get(key);
@@ -213,6 +214,17 @@ public final class GoldenVerifier {
                 }
             }
         }
+    }
+
+    /**
+     * musubi's training step on the golden's inputs: loss = mean((pred − target)²) into {@code loss} (1) F32, its
+     * gradient seeded into the DiT's prediction gradient, then the backward (LoRA gradients +=): the ops, in order, of
+     * pipeline's FlowMatchingObjective, which the golden pins from this side (models cannot import the pipeline).
+     */
+    private void lossAndBackward(WanDit dit, Inputs in, LoraNetwork lora, Tensor loss) {
+        Tensor pred = dit.trainingForward(in.xt, in.timesteps, in.contexts, lora);
+        backend.mseLoss(loss, dit.predictionGradient(), pred, in.target, 1f);
+        dit.backward(lora);
     }
 
     /** Our tensors under the golden's output.* names. */
@@ -304,6 +316,7 @@ public final class GoldenVerifier {
              WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision, Quantization.NONE, true);
              WanDit dit = new WanDit(backend, config, weights, precision, true);
              LoraNetwork lora = loraFrom(golden, "init.", file);
+             Tensor lossOut = backend.allocate(DType.F32, Shape.of(1));
              Tensor normSquared = backend.allocate(DType.F32, Shape.of(1));
              Tensor clip = backend.allocate(DType.F32, Shape.of(1))) {
             List<Tensor[]> moments = new ArrayList<>();
@@ -320,7 +333,8 @@ public final class GoldenVerifier {
                     float gradNorm;
                     try (Inputs in = Inputs.read(backend, golden, "step" + step + ".")) {
                         lora.zeroGrad();
-                        loss = backend.toFloats(dit.lossAndBackward(in.xt, in.timesteps, in.contexts, in.target, lora, 1f))[0];
+                        lossAndBackward(dit, in, lora, lossOut);
+                        loss = backend.toFloats(lossOut)[0];
                     }
                     backend.fill(normSquared, 0);
                     for (LoraModule m : lora.modules()) {

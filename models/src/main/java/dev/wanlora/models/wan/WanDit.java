@@ -12,7 +12,6 @@ import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
 import dev.wanlora.models.wan.WanDitWeights.Linear;
 
 import java.util.Collections;
-import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
@@ -29,7 +28,7 @@ import java.util.Set;
  * before it has a trainable parameter).
  *
  * <p>Invariant: every buffer comes from a {@link WanDitActivations} plan made once per input shape; a step with a
- * shape seen before allocates nothing. Results returned ({@link #forward}'s prediction, the loss) are views into that
+ * shape seen before allocates nothing. Results returned (the prediction, its gradient buffer) are views into that
  * plan, valid until the next call with the same shape.
  *
  * <p>Gradient checkpointing (musubi's granularity: one WanAttentionBlock): the forward keeps only each block's input;
@@ -56,8 +55,8 @@ public final class WanDit implements AutoCloseable {
     private WanDitActivations.Offload offload = WanDitActivations.Offload.NONE;
     private final DType act;
     private final Map<WanDitActivations.Key, WanDitActivations> plans = new HashMap<>();
-    /** (largest quantized O·I) act: a quantized Linear's weight dequantized right before its GEMM; null when none. */
-    private final Tensor dequantizedWeight;
+    /** The Linears' weights in the compute dtype (fp8 ones dequantized before use). */
+    private final ComputeWeights computeWeights;
     /**
      * Under BF16_MUSUBI, bf16 copies {down, up} of each LoRA module's F32 parameters, refreshed at the start of every
      * forward: autocast rounds fp32 LoRA weights to bf16 for each matmul (musubi lora.py forward under autocast). They
@@ -67,16 +66,8 @@ public final class WanDit implements AutoCloseable {
     private Tensor loraComputeFlat; // (P) act: the bf16 copy of every LoRA parameter
     private BlockAdapters loraComputeNetwork;
     private WanDitActivations lastActivations;
-    /**
-     * With {@link #keepsBackwardWeights(boolean)}: (Σ O·I over {@link #BACKWARD_LINEARS}, each view padded to 128
-     * elements) act, the fp8 block Linears of the block being recomputed, dequantized once for its recompute and its
-     * backward; null otherwise.
-     */
-    private Tensor backwardWeights;
-    private final Map<BlockLinear, Tensor> backwardWeightViews = new EnumMap<>(BlockLinear.class);
-    /** The block whose {@link #backwardWeights} are being filled and used (-1: none, the scratch path). */
-    private int backwardWeightsBlock = -1;
-    private final Set<BlockLinear> backwardWeightsFilled = EnumSet.noneOf(BlockLinear.class);
+    /** The plan of the latest {@link #trainingForward} until its {@link #backward}; null otherwise. */
+    private WanDitActivations pendingBackward;
 
     /**
      * The block Linears whose weight the backward multiplies by (dx = dy·W); cross_attn.k and .v read the frozen
@@ -86,7 +77,10 @@ public final class WanDit implements AutoCloseable {
             BlockLinear.SELF_ATTN_K, BlockLinear.SELF_ATTN_V, BlockLinear.SELF_ATTN_O, BlockLinear.CROSS_ATTN_Q,
             BlockLinear.CROSS_ATTN_O, BlockLinear.FFN_0, BlockLinear.FFN_2));
 
-    /** Elements of {@link #backwardWeights} for a config (14B: 299 M, 0.56 GiB in bf16). */
+    /**
+     * Elements of the kept backward weights ({@link #keepsBackwardWeights(boolean)}) for a config (14B: 299 M, 0.56 GiB
+     * in bf16).
+     */
     public static long backwardWeightElements(WanDitConfig c) {
         long n = 0;
         for (BlockLinear l : BACKWARD_LINEARS) n += paddedElements(l.weightShape(c).numElements());
@@ -94,7 +88,7 @@ public final class WanDit implements AutoCloseable {
     }
 
     /** Rounded up to 128 elements (256 bytes in bf16): each view as aligned as the scratch, so cuBLASLt sees the same key. */
-    private static long paddedElements(long n) { return (n + 127) / 128 * 128; }
+    static long paddedElements(long n) { return (n + 127) / 128 * 128; }
 
     public WanDit(Backend backend, WanDitConfig config, WanDitWeights weights, ComputePrecision precision,
                   boolean gradientCheckpointing) {
@@ -104,8 +98,7 @@ public final class WanDit implements AutoCloseable {
         this.precision = precision;
         this.gradientCheckpointing = gradientCheckpointing;
         this.act = precision.activationDType();
-        long scratch = weights.largestQuantizedWeightElements();
-        this.dequantizedWeight = scratch > 0 ? backend.allocate(act, Shape.of(scratch)) : null;
+        this.computeWeights = new ComputeWeights(backend, config, weights, act);
     }
 
     public WanDitConfig config() { return config; }
@@ -143,27 +136,13 @@ public final class WanDit implements AutoCloseable {
      * so results are bit-identical. Otherwise (or off, the default) nothing changes. Allocates or frees the buffer now.
      */
     public void keepsBackwardWeights(boolean on) {
-        boolean applies = on && gradientCheckpointing && dequantizedWeight != null;
-        if (applies == (backwardWeights != null)) return;
-        backwardWeightViews.clear();
-        if (!applies) {
-            backwardWeights.close();
-            backwardWeights = null;
-            return;
-        }
-        backwardWeights = backend.allocate(act, Shape.of(backwardWeightElements(config)));
-        long offset = 0;
-        for (BlockLinear l : BACKWARD_LINEARS) {
-            Shape w = l.weightShape(config);
-            backwardWeightViews.put(l, backwardWeights.view(offset, w));
-            offset += paddedElements(w.numElements());
-        }
+        computeWeights.keepBackwardWeights(on && gradientCheckpointing);
     }
 
     /** Whether {@link #keepsBackwardWeights(boolean)} is in effect (on, checkpointing, fp8 codes on the backend). */
-    public boolean keepsBackwardWeights() { return backwardWeights != null; }
+    public boolean keepsBackwardWeights() { return computeWeights.keepsBackwardWeights(); }
 
-    /** The plan used by the latest {@link #forward} or {@link #lossAndBackward} (its e, e0, context, block outputs). */
+    /** The plan used by the latest {@link #forward} or {@link #trainingForward} (its e, e0, context, block outputs). */
     public WanDitActivations lastActivations() { return lastActivations; }
 
     /**
@@ -250,27 +229,44 @@ public final class WanDit implements AutoCloseable {
     }
 
     /**
-     * One training step's forward, loss and backward: loss = mean((pred − target)²) (spec §4.3); the LoRA gradients
-     * d(gradScale·loss)/d(down, up) are accumulated (+=) into each module's dDown and dUp.
+     * The forward of a training step: the prediction, in a plan that keeps what {@link #backward} needs (every block's
+     * intermediates, or with gradient checkpointing each block's input). The caller's loss then writes d loss / d pred
+     * into {@link #predictionGradient()} and calls {@link #backward}; the flow-matching MSE lives with the objective
+     * ({@code pipeline.train.FlowMatchingObjective}), not here.
      *
-     * @param target    (B, Cout, F, H, W) F32, noise − x0
-     * @param gradScale multiplies the gradients (not the returned loss), e.g. 1/gradient-accumulation steps
-     * @return loss (1) F32 on the backend, a view into the plan
+     * @return pred (B, Cout, F, H, W) F32, a view into the plan
      */
-    public Tensor lossAndBackward(Tensor xt, Tensor timesteps, List<Tensor> contexts, Tensor target, BlockAdapters lora,
-                                  float gradScale) {
+    public Tensor trainingForward(Tensor xt, Tensor timesteps, List<Tensor> contexts, BlockAdapters lora) {
         if (lora == null) {
-            throw new IllegalArgumentException("WanDit.lossAndBackward: lora is null; expected the LoRA network to train");
+            throw new IllegalArgumentException("WanDit.trainingForward: lora is null; expected the LoRA network to train");
         }
-        WanDitActivations a = runForward(xt, timesteps, contexts, lora, !gradientCheckpointing);
-        if (!target.shape().equals(a.pred.shape())) {
-            throw new IllegalArgumentException("WanDit.lossAndBackward: target shape differs from the prediction; got "
-                    + target.shape() + ", expected " + a.pred.shape());
-        }
-        backend.mseLoss(a.loss, a.dPred, a.pred, target, gradScale);
+        pendingBackward = runForward(xt, timesteps, contexts, lora, !gradientCheckpointing);
+        return pendingBackward.pred;
+    }
+
+    /** (B, Cout, F, H, W) F32: d loss / d pred of the latest {@link #trainingForward}, for the caller to write (=). */
+    public Tensor predictionGradient() {
+        return requirePendingBackward("predictionGradient").dPred;
+    }
+
+    /**
+     * The backward of the latest {@link #trainingForward} from {@link #predictionGradient()}: the LoRA gradients
+     * d loss / d(down, up) are accumulated (+=) into each module's dDown and dUp.
+     */
+    public void backward(BlockAdapters lora) {
+        WanDitActivations a = requirePendingBackward("backward");
+        pendingBackward = null;
         headBackward(a);
         for (int i = config.numLayers() - 1; i >= 0; i--) blockBackward(i, a, lora);
-        return a.loss;
+    }
+
+    /** The plan of the latest trainingForward, unless another forward has run since (it may have overwritten it). */
+    private WanDitActivations requirePendingBackward(String op) {
+        if (pendingBackward == null) {
+            throw new IllegalStateException("WanDit." + op + ": no trainingForward before it (or another forward ran"
+                    + " since); call trainingForward, write predictionGradient(), then backward");
+        }
+        return pendingBackward;
     }
 
     /** The plan for a shape, made on first use (public so a trainer can make and report it before step 1). */
@@ -290,6 +286,7 @@ public final class WanDit implements AutoCloseable {
         plans.values().forEach(WanDitActivations::close);
         plans.clear();
         lastActivations = null;
+        pendingBackward = null;
     }
 
     /** Frees the forward-only plans of {@link #forwardOnly} (after a sampling phase), keeping the training plans. */
@@ -307,8 +304,7 @@ public final class WanDit implements AutoCloseable {
         releaseActivations();
         loraComputeWeights.clear();
         if (loraComputeFlat != null) loraComputeFlat.close();
-        if (dequantizedWeight != null) dequantizedWeight.close();
-        if (backwardWeights != null) backwardWeights.close();
+        computeWeights.close();
     }
 
     // ================================================================ forward
@@ -325,6 +321,7 @@ public final class WanDit implements AutoCloseable {
     private WanDitActivations runForward(WanDitActivations a, Tensor xt, Tensor timesteps, List<Tensor> contexts,
                                          BlockAdapters lora) {
         lastActivations = a;
+        pendingBackward = null; // any forward may overwrite the plan a pending backward would read
         syncLoraComputeWeights(lora);
         embedPatches(a, xt);
         embedTime(a, timesteps);
@@ -485,12 +482,12 @@ public final class WanDit implements AutoCloseable {
 
     /** y = x·Wᵀ + b for a frozen Linear without LoRA. */
     private void linear(Tensor y, Tensor x, Linear lin) {
-        backend.gemm(y, x, false, weightOf(lin), true, 1, 0, lin.bias());
+        backend.gemm(y, x, false, computeWeights.weightOf(lin), true, 1, 0, lin.bias());
     }
 
     /** y = x·Wᵀ + b + scale·(x·Dᵀ)·Uᵀ for block Linear {@code layer}; down(x) is kept in the state for the backward. */
     private void blockLinear(Tensor y, Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s) {
-        backend.gemm(y, x, false, blockWeight(blk, layer), true, 1, 0, blk.linear(layer).bias());
+        backend.gemm(y, x, false, computeWeights.blockWeight(blk, layer), true, 1, 0, blk.linear(layer).bias());
         Tensor hidden = loraDown(x, blk, layer, lora, s);
         if (hidden == null) return;
         Adapter m = lora.module(blk.index(), layer);
@@ -513,7 +510,7 @@ public final class WanDit implements AutoCloseable {
         backend.unpatchifyBackward(a.dHeadOutput, a.dPred, config.outChannels(), a.key.frames(), a.key.height(),
                 a.key.width());
         // forward: headOutput = headInput·Wᵀ + b, so dHeadInput = dHeadOutput·W.
-        backend.gemm(a.dHeadInput, a.dHeadOutput, false, weightOf(weights.head()), false, 1, 0, null);
+        backend.gemm(a.dHeadInput, a.dHeadOutput, false, computeWeights.weightOf(weights.head()), false, 1, 0, null);
         // forward: headInput = headNorm·(1 + c) + s.
         backend.modulateBackward(a.dHeadNorm, a.dHeadInput, a.headModulation, 1);
         // forward: headNorm = LN(x_last).
@@ -529,10 +526,7 @@ public final class WanDit implements AutoCloseable {
      */
     private void blockBackward(int i, WanDitActivations a, BlockAdapters lora) {
         Block blk = weights.acquireBlock(i); // one residency for the recompute and the backward
-        if (backwardWeights != null) { // one dequantization of each backward Linear for the recompute and the backward
-            backwardWeightsBlock = i;
-            backwardWeightsFilled.clear();
-        }
+        computeWeights.startBlock(i); // one dequantization of each kept backward Linear for the recompute and the backward
         prefetchAfter(i, -1);
         a.acquireInput(i);
         a.acquireAttention(i);
@@ -599,7 +593,7 @@ public final class WanDit implements AutoCloseable {
         backend.layerNormBackward(a.dStream, null, null, g.dNormOut, a.blockInput(i), null, s.norm1Mean, s.norm1Rstd,
                 true);
         a.releaseInput(i);
-        backwardWeightsBlock = -1;
+        computeWeights.endBlock();
         weights.releaseBlock(i);
     }
 
@@ -626,32 +620,11 @@ public final class WanDit implements AutoCloseable {
             backend.gemm(m.dDown(), dHidden, true, x, false, 1, 1, null);
         }
         if (dx == null) return;
-        backend.gemm(dx, dy, false, blockWeight(blk, layer), false, 1, accumulateDx ? 1 : 0, null);
+        backend.gemm(dx, dy, false, computeWeights.blockWeight(blk, layer), false, 1, accumulateDx ? 1 : 0, null);
         if (m != null) backend.gemm(dx, dHidden, false, computeDown(m), false, 1, 1, null);
     }
 
     // ================================================================ helpers
-
-    /** The Linear's weight in the compute dtype: itself, or its fp8 codes dequantized into the scratch buffer. */
-    private Tensor weightOf(Linear lin) {
-        if (!lin.isQuantized()) return lin.weight();
-        Tensor w = dequantizedWeight.view(0, lin.weightShape());
-        backend.dequantizeFp8(w, lin.quantized(), lin.scale());
-        return w;
-    }
-
-    /**
-     * Block Linear {@code layer}'s weight in the compute dtype: during block {@link #backwardWeightsBlock}'s recompute
-     * and backward, a {@link #BACKWARD_LINEARS} weight is dequantized into its kept view on first use and reused after;
-     * otherwise {@link #weightOf}.
-     */
-    private Tensor blockWeight(Block blk, BlockLinear layer) {
-        Linear lin = blk.linear(layer);
-        if (blk.index() != backwardWeightsBlock || !lin.isQuantized() || !BACKWARD_LINEARS.contains(layer)) return weightOf(lin);
-        Tensor w = backwardWeightViews.get(layer);
-        if (backwardWeightsFilled.add(layer)) backend.dequantizeFp8(w, lin.quantized(), lin.scale());
-        return w;
-    }
 
     private static Tensor loraHidden(BlockState s, BlockLinear layer, Adapter m, long rows) {
         return s.loraHidden[layer.ordinal()].view(0, Shape.of(rows, m.rank()));

@@ -25,7 +25,7 @@ import java.util.List;
  *
  * <p>Dtypes: "act" is the {@link ComputePrecision}'s activation dtype; time embedding, modulation, norm statistics,
  * log-sum-exps, RoPE tables, the prediction and its gradient are F32. A forward-only key ({@link Key#forwardOnly})
- * has one block state and no loss or gradient buffer.
+ * has one block state and no gradient buffer.
  */
 public final class WanDitActivationLayout {
 
@@ -79,7 +79,6 @@ public final class WanDitActivationLayout {
         f32("pred", latent);
 
         if (!key.forwardOnly()) {
-            f32("loss", Shape.of(1));
             f32("dPred", latent);
             add("dHeadOutput", act, Shape.of(b, l, config.headOutFeatures()));
             add("dStream", act, stream);

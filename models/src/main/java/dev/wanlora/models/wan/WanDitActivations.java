@@ -29,8 +29,8 @@ import java.util.Map;
  * {@link BlockState} then has no self-attention output or log-sum-exp of its own.
  *
  * <p>{@link Key#forwardOnly()} (sampling): a forward that no backward will follow. The residual stream ping-pongs
- * between two buffers instead of keeping every block's input, there is one {@link BlockState}, and no loss or
- * gradient buffer exists ({@link #loss}, {@link #dPred}, {@link #dHeadOutput}, {@link #dStream},
+ * between two buffers instead of keeping every block's input, there is one {@link BlockState}, and no gradient
+ * buffer exists ({@link #dPred}, {@link #dHeadOutput}, {@link #dStream},
  * {@link #blockGradients}, {@link #dHeadInput}, {@link #dHeadNorm} are null).
  */
 public final class WanDitActivations implements AutoCloseable {
@@ -196,10 +196,8 @@ public final class WanDitActivations implements AutoCloseable {
     /** (B, Cout, F, H, W) F32: the prediction. */
     public final Tensor pred;
 
-    // ---------------------------------------------------------------- loss and backward
-    /** (1) F32: mean squared error. */
-    public final Tensor loss;
-    /** (B, Cout, F, H, W) F32. */
+    // ---------------------------------------------------------------- backward
+    /** (B, Cout, F, H, W) F32: d loss / d pred, written by the caller's loss ({@link WanDit#predictionGradient()}). */
     public final Tensor dPred;
     /** (B, L, 4·Cout) act. */
     public final Tensor dHeadOutput;
@@ -378,7 +376,6 @@ public final class WanDitActivations implements AutoCloseable {
             pred = take("pred");
 
             boolean backward = !key.forwardOnly();
-            loss = backward ? take("loss") : null;
             dPred = backward ? take("dPred") : null;
             dHeadOutput = backward ? take("dHeadOutput") : null;
             dStream = backward ? take("dStream") : null;

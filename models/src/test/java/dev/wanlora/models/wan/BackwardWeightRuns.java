@@ -47,8 +47,8 @@ final class BackwardWeightRuns {
             assertEquals(keeps, dit.keepsBackwardWeights());
             List<Tensor> contexts = w.config().textDim() == 64 ? runs.fiveBlockContexts : runs.goldenContexts;
             List<float[]> out = new ArrayList<>();
-            out.add(backend.toFloats(dit.lossAndBackward(runs.xt, runs.timesteps, contexts, runs.target, lora, 1f)));
-            out.add(backend.toFloats(dit.lossAndBackward(runs.xt, runs.timesteps, contexts, runs.target, lora, 0.5f)));
+            out.add(TrainingSteps.lossAndBackward(backend, dit, runs.xt, runs.timesteps, contexts, runs.target, lora, 1f));
+            out.add(TrainingSteps.lossAndBackward(backend, dit, runs.xt, runs.timesteps, contexts, runs.target, lora, 0.5f));
             for (LoraModule m : lora.modules()) {
                 out.add(backend.toFloats(m.dDown()));
                 out.add(backend.toFloats(m.dUp()));
@@ -66,7 +66,7 @@ final class BackwardWeightRuns {
              LoraNetwork lora = runs.lora(w.config())) {
             dit.keepsBackwardWeights(keeps);
             backend.startRecording("step");
-            dit.lossAndBackward(runs.xt, runs.timesteps, runs.goldenContexts, runs.target, lora, 1f);
+            TrainingSteps.lossAndBackward(backend, dit, runs.xt, runs.timesteps, runs.goldenContexts, runs.target, lora, 1f);
             return backend.stopRecording().stream().filter(op -> op.op().equals("dequantizeFp8")).count();
         }
     }

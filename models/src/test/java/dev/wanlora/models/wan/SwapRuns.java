@@ -167,8 +167,8 @@ final class SwapRuns implements AutoCloseable {
         try (WanDit dit = new WanDit(backend, config, weights, precision, checkpointing); LoraNetwork lora = lora(config)) {
             dit.savesAttentionOutputs(savesAttention);
             dit.offloadActivations(offload);
-            out.add(backend.toFloats(dit.lossAndBackward(xt, timesteps, contexts, target, lora, 1f)));
-            out.add(backend.toFloats(dit.lossAndBackward(xt, timesteps, contexts, target, lora, 0.5f)));
+            out.add(TrainingSteps.lossAndBackward(backend, dit, xt, timesteps, contexts, target, lora, 1f));
+            out.add(TrainingSteps.lossAndBackward(backend, dit, xt, timesteps, contexts, target, lora, 0.5f));
             for (LoraModule m : lora.modules()) {
                 out.add(backend.toFloats(m.dDown()));
                 out.add(backend.toFloats(m.dUp()));

@@ -75,7 +75,7 @@ class WanDitSavedAttentionTest {
              LoraNetwork lora = runs.lora(w.config())) {
             dit.savesAttentionOutputs(savesAttention);
             backend.startRecording("step");
-            dit.lossAndBackward(runs.xt, runs.timesteps, runs.goldenContexts, runs.target, lora, 1f);
+            TrainingSteps.lossAndBackward(backend, dit, runs.xt, runs.timesteps, runs.goldenContexts, runs.target, lora, 1f);
             return backend.stopRecording().stream().filter(op -> op.op().equals("attention")).count();
         }
     }

@@ -24,6 +24,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
  * Properties of the DiT that need no reference numbers: gradient checkpointing changes nothing, fp8 weights kept
@@ -86,7 +87,7 @@ class WanDitTest {
              WanDit dit = new WanDit(BACKEND, config, weights, precision, checkpointing);
              LoraNetwork lora = goldenLora()) {
             List<float[]> out = new ArrayList<>();
-            out.add(BACKEND.toFloats(dit.lossAndBackward(xt, timesteps, contexts, target, lora, 1f)));
+            out.add(TrainingSteps.lossAndBackward(BACKEND, dit, xt, timesteps, contexts, target, lora, 1f));
             out.add(BACKEND.toFloats(dit.lastActivations().pred));
             for (LoraModule m : lora.modules()) {
                 out.add(BACKEND.toFloats(m.dDown()));
@@ -122,12 +123,11 @@ class WanDitTest {
                 Quantization.NONE, true);
              WanDit dit = new WanDit(BACKEND, config, weights, ComputePrecision.FP32, true);
              LoraNetwork lora = goldenLora()) {
-            Tensor firstLoss = dit.lossAndBackward(xt, timesteps, contexts, target, lora, 1f);
+            TrainingSteps.lossAndBackward(BACKEND, dit, xt, timesteps, contexts, target, lora, 1f);
             WanDitActivations plan = dit.lastActivations();
             float[] once = BACKEND.toFloats(lora.modules().getFirst().dUp());
-            Tensor secondLoss = dit.lossAndBackward(xt, timesteps, contexts, target, lora, 0.5f);
+            TrainingSteps.lossAndBackward(BACKEND, dit, xt, timesteps, contexts, target, lora, 0.5f);
             assertSame(plan, dit.lastActivations());
-            assertSame(firstLoss, secondLoss);
             // gradScale 0.5 on the second step: the accumulated gradient is 1.5× the first (+= semantics).
             float[] twice = BACKEND.toFloats(lora.modules().getFirst().dUp());
             for (int i = 0; i < once.length; i++) assertEquals(1.5f * once[i], twice[i], 1e-6f * Math.abs(once[i]) + 1e-12f);
@@ -138,6 +138,11 @@ class WanDitTest {
             assertArrayEquals(pred, BACKEND.toFloats(dit.forwardOnly(xt, timesteps, contexts, lora)), 0f);
             assertNull(dit.lastActivations().dStream);
             assertEquals(2, dit.lastActivations().blockInputs.length);
+            // a backward needs its own trainingForward just before it (the forwards since may have overwritten the plan)
+            assertThrows(IllegalStateException.class, () -> dit.backward(lora));
+            dit.trainingForward(xt, timesteps, contexts, lora);
+            dit.forward(xt, timesteps, contexts, lora);
+            assertThrows(IllegalStateException.class, dit::predictionGradient);
             assertEquals(Shape.of(1, 16, 3, 8, 12), dit.lastActivations().pred.shape());
         }
     }

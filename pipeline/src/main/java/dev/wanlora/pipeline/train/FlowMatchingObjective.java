@@ -11,13 +11,14 @@ import java.util.Arrays;
 
 /**
  * musubi's rectified-flow objective in one place (spec §4, §5.3): draw t, noise the latents, x_t = (1 − t)·x0 + t·noise,
- * the target noise − x0, and ask the model for the mean squared error of its prediction against the target (the loss
- * and its LoRA gradients, or, for validation, the loss at a fixed t without gradients).
+ * the target noise − x0, the mean squared error of the DiT's prediction against the target, and the seed of its
+ * gradient, d loss / d pred = 2·(pred − target)/n, from which the DiT's backward yields the LoRA gradients (or, for
+ * validation, the loss at a fixed t without gradients).
  *
- * <p>The pieces stay where they are computed: the t samplers in {@code engine/flow}, the noise and x_t ops on the
- * {@link Backend} ({@code gaussianNoise}, {@code flowMatchingInput}) over {@link BatchTensors}' buffers, the MSE and its
- * backward in {@link WanDit#lossAndBackward}. This class orders them, so training, the benchmark and validation run
- * the same objective.
+ * <p>The ops stay where they are computed: the t samplers in {@code engine/flow}, the noise, x_t and MSE ops on the
+ * {@link Backend} ({@code gaussianNoise}, {@code flowMatchingInput}, {@code mseLoss}) over {@link BatchTensors}'
+ * buffers, the forward and backward in {@link WanDit}. This class orders them, so training, the benchmark and
+ * validation run the same objective.
  */
 public final class FlowMatchingObjective {
     private final TimestepSampler sampler;
@@ -41,11 +42,15 @@ public final class FlowMatchingObjective {
     }
 
     /**
-     * The DiT's loss on {@code b}'s prepared x_t and target, and the LoRA gradients (+= gradScale·d loss). Returns the
-     * loss (1) F32 on the device.
+     * The DiT's loss on {@code b}'s prepared x_t and target into {@code loss} (1) F32 on the device, and the LoRA
+     * gradients (+= gradScale·d loss): forward, the MSE with its gradient seeded into the DiT's prediction gradient
+     * (musubi: {@code loss = F.mse_loss(model_pred, target)}), backward.
      */
-    public static Tensor lossAndGradients(WanDit dit, LoraNetwork lora, BatchTensors b, float gradScale) {
-        return dit.lossAndBackward(b.xt, b.timesteps, b.contexts(), b.target, lora, gradScale);
+    public static void lossAndGradients(Backend backend, WanDit dit, LoraNetwork lora, BatchTensors b, float gradScale,
+                                        Tensor loss) {
+        Tensor pred = dit.trainingForward(b.xt, b.timesteps, b.contexts(), lora);
+        backend.mseLoss(loss, dit.predictionGradient(), pred, b.target, gradScale);
+        dit.backward(lora);
     }
 
     /**

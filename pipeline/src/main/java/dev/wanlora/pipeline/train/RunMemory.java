@@ -256,7 +256,8 @@ public final class RunMemory {
         return asked > 0 ? Math.min(asked, total) : total;
     }
 
-    private String budgetSource() {
+    /** The budget as the plan names it, e.g. {@code 24.00 GiB (--max_vram 24G)}. */
+    String budgetSource() {
         return MemoryPlan.formatBytes(budget) + (r.maxVram() != null ? " (--max_vram " + r.maxVram() + ")" : " (the GPU's memory)");
     }
 

@@ -2,6 +2,7 @@ package dev.wanlora.pipeline.train;
 
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.flow.TimestepSampler;
+import dev.wanlora.engine.io.AtomicFiles;
 import dev.wanlora.engine.optim.Optimizer;
 import dev.wanlora.models.lora.LoraFile;
 import dev.wanlora.models.lora.LoraFormat;
@@ -10,6 +11,7 @@ import dev.wanlora.models.lora.LoraModule;
 import dev.wanlora.models.lora.LoraModuleWeights;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.lora.SavePrecision;
+import dev.wanlora.pipeline.UserError;
 
 import java.io.IOException;
 import java.nio.file.Files;
@@ -68,6 +70,21 @@ public final class RunSaver {
         this.losses = losses;
         this.metadata = metadata;
         this.progress = progress;
+    }
+
+    /**
+     * Writes the effective configuration {@code toml} (the command line's rendering) to
+     * {@code {outputDir}/{output_name}-config.toml}, atomically, creating the folder; returns the file.
+     */
+    public static Path writeConfigDump(Path outputDir, OutputNames names, String toml) {
+        Path file = outputDir.resolve(names.configDump());
+        try {
+            Files.createDirectories(file.toAbsolutePath().getParent());
+        } catch (IOException e) {
+            throw new UserError(file.getParent() + ": cannot create the folder (" + e.getMessage() + "); check --output_dir");
+        }
+        AtomicFiles.writeString(file, toml);
+        return file;
     }
 
     /** {@code name} in the output folder. */

@@ -25,7 +25,7 @@ import java.util.Map;
  * then the global-norm clip, the optimizer update with the scheduled learning rate, and zeroed gradients.
  *
  * <p>Invariant (DESIGN.md §4): after a shape's first batch nothing here allocates device memory, and the host waits for
- * the device once per step, in {@link #clipAndRead}: each batch's loss is copied on the device into a slot of a small
+ * the device once per step, in {@link #clipAndRead}: each batch's loss is written on the device into a slot of a small
  * read-back buffer, and one copy brings those losses and the squared gradient norm back together.
  */
 public final class TrainStep implements AutoCloseable {
@@ -76,14 +76,13 @@ public final class TrainStep implements AutoCloseable {
 
     /**
      * One uploaded batch through the {@code objective}: t drawn, noise at (seed, batchIndex), x_t and the target, then
-     * the DiT's loss and LoRA gradients (+= gradScale·d loss). The loss stays on the device, in slot {@code slot}
-     * (&lt; the step's batch count) of the step's read-back. Returns the drawn t.
+     * the DiT's loss and LoRA gradients (+= gradScale·d loss). The loss is written on the device into slot
+     * {@code slot} (&lt; the step's batch count) of the step's read-back. Returns the drawn t.
      */
     public TimestepSampler.Batch lossAndGradients(BatchTensors b, FlowMatchingObjective objective, long seed, long batchIndex,
                                                   float gradScale, int slot) {
         TimestepSampler.Batch ts = objective.prepare(b, seed, batchIndex);
-        Tensor loss = FlowMatchingObjective.lossAndGradients(dit, lora, b, gradScale);
-        backend.copy(readBack.view(slot, Shape.of(1)), loss);
+        FlowMatchingObjective.lossAndGradients(backend, dit, lora, b, gradScale, readBack.view(slot, Shape.of(1)));
         return ts;
     }
 

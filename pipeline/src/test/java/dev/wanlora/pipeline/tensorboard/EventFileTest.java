@@ -1,4 +1,4 @@
-package dev.wanlora.cli.tensorboard;
+package dev.wanlora.pipeline.tensorboard;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

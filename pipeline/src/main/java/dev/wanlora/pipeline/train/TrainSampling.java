@@ -1,4 +1,4 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
 import dev.wanlora.pipeline.UserError;
 import dev.wanlora.pipeline.sample.SampleModels;
@@ -29,54 +29,53 @@ import java.util.Locale;
  */
 final class TrainSampling implements AutoCloseable {
 
-    private final TrainOptions o;
+    private final RunSettings.Samples settings;
+    private final RunSettings.Output output;
     private final List<SamplePrompt> prompts;
     private final SampleModels models;
     private final FlowSolver.Kind solver;
     private SampleRunner runner;
     private TrainSamplingPlan plan;
 
-    private TrainSampling(TrainOptions o, List<SamplePrompt> prompts, SampleModels models, FlowSolver.Kind solver) {
-        this.o = o;
+    private TrainSampling(RunSettings.Samples settings, RunSettings.Output output, List<SamplePrompt> prompts,
+                          SampleModels models, FlowSolver.Kind solver) {
+        this.settings = settings;
+        this.output = output;
         this.prompts = prompts;
         this.models = models;
         this.solver = solver;
     }
 
     /** The run's sampling, or null when no samples are asked for; reads and checks the prompts and the models. */
-    static TrainSampling create(TrainOptions o, SampleModels models) {
-        boolean asked = o.sample_at_first || o.sample_every_n_epochs != null || o.sample_every_n_steps != null;
-        if (o.sample_prompts == null || !asked) return null;
-        List<SamplePrompt> prompts = SamplePromptFile.read(o.sample_prompts);
+    static TrainSampling create(RunSettings.Samples s, RunSettings.Output output, SampleModels models) {
+        if (!s.isAsked()) return null;
+        List<SamplePrompt> prompts = SamplePromptFile.read(s.prompts());
         FlowSolver.Kind solver;
         try {
-            solver = FlowSolver.Kind.parse(o.sample_solver);
+            solver = FlowSolver.Kind.parse(s.solver());
         } catch (IllegalArgumentException e) {
             throw new UserError(e.getMessage(), e);
         }
-        if (o.sample_fps < 1 || o.sample_fps > 240) throw new UserError("--sample_fps " + o.sample_fps + ": expected 1..240, e.g. 16");
-        SampleRunner.checkSchedules(prompts, solver, "--sample_prompts " + o.sample_prompts);
+        if (s.fps() < 1 || s.fps() > 240) throw new UserError("--sample_fps " + s.fps() + ": expected 1..240, e.g. 16");
+        SampleRunner.checkSchedules(prompts, solver, "--sample_prompts " + s.prompts());
         models.check();
-        return new TrainSampling(o, prompts, models, solver);
+        return new TrainSampling(s, output, prompts, models, solver);
     }
 
     /**
      * Encodes the prompts (before the DiT loads, as musubi does) and frees the text encoder: umT5 streams as many layers
      * as the budget needs ({@link TrainSamplingPlan#planPromptEncoding}), and each sample keeps its texts'
-     * cross-attention k/v where the admitted training plan of {@code plannedBytes} leaves room for them.
+     * cross-attention k/v where the admitted training plan ({@code memory}) leaves room for them.
      */
-    void prepare(Backend backend, int textDim, long budgetBytes, long plannedBytes, PrintWriter out) {
-        plan.planPromptEncoding(backend.device(), budgetBytes, budgetSource(budgetBytes), o.fp8_t5, out);
-        boolean caches = plan.fitsCrossAttentionCache(plannedBytes, budgetBytes);
+    void prepare(Backend backend, int textDim, RunMemory memory, PrintWriter out) {
+        plan.planPromptEncoding(backend.device(), memory.budget(), memory.budgetSource(), settings.fp8T5(), out);
+        boolean caches = plan.fitsCrossAttentionCache(memory.plannedBytes(), memory.budget());
         out.printf(Locale.ROOT, "sampling: cross-attention k/v of each sample's texts (%s) %s%n",
                 MemoryPlan.formatBytes(plan.crossAttentionCacheBytes()), caches ? "kept over its steps"
                         : "recomputed every step: keeping them exceeds the budget");
         runner = SampleRunner.prepare(backend, prompts, models,
-                new SampleRunner.Settings(solver, o.sample_fps, o.output_dir, o.output_name, caches), textDim, out, false);
-    }
-
-    private String budgetSource(long budgetBytes) {
-        return MemoryPlan.formatBytes(budgetBytes) + (o.max_vram != null ? " (--max_vram " + o.max_vram + ")" : " (the GPU's memory)");
+                new SampleRunner.Settings(solver, settings.fps(), output.dir(), output.names().name(), caches), textDim, out,
+                false);
     }
 
     /**
@@ -89,11 +88,11 @@ final class TrainSampling implements AutoCloseable {
         return plan.memoryItem();
     }
 
-    boolean atFirst() { return o.sample_at_first; }
+    boolean atFirst() { return settings.atFirst(); }
 
-    boolean afterStep(long step) { return o.sample_every_n_steps != null && step % o.sample_every_n_steps == 0; }
+    boolean afterStep(long step) { return settings.everyNSteps() != null && step % settings.everyNSteps() == 0; }
 
-    boolean afterEpoch(int epoch) { return o.sample_every_n_epochs != null && epoch % o.sample_every_n_epochs == 0; }
+    boolean afterEpoch(int epoch) { return settings.everyNEpochs() != null && epoch % settings.everyNEpochs() == 0; }
 
     /**
      * One sampling phase after global step {@code step} (epoch files when {@code epoch} is not null); returns its
@@ -102,8 +101,8 @@ final class TrainSampling implements AutoCloseable {
     double run(WanDit dit, LoraNetwork lora, long step, Integer epoch, TrainLog log, PrintWriter out) {
         long start = System.nanoTime();
         LocalDateTime time = LocalDateTime.now();
-        runner.sampleAll(dit, lora, (i, seed) -> epoch != null ? SampleNames.epochStem(o.output_name, epoch, i, time, seed)
-                : SampleNames.stepStem(o.output_name, step, i, time, seed), (tag, media) -> log.image(tag, step, media),
+        runner.sampleAll(dit, lora, (i, seed) -> epoch != null ? SampleNames.epochStem(output.names().name(), epoch, i, time, seed)
+                : SampleNames.stepStem(output.names().name(), step, i, time, seed), (tag, media) -> log.image(tag, step, media),
                 "sample/");
         dit.releaseForwardOnlyPlans();
         double seconds = (System.nanoTime() - start) / 1e9;

@@ -1,4 +1,4 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
 import dev.wanlora.pipeline.UserError;
 
@@ -25,8 +25,8 @@ import java.util.Optional;
  * (emptied), because deleting it while locked would let a third run lock a new file while a second one waits on the
  * old one. Where the file system cannot lock, the pid and host decide: a live pid on this host refuses the run.
  */
-final class OutputLock implements AutoCloseable {
-    static final String FILE_NAME = ".wanlora.lock";
+public final class OutputLock implements AutoCloseable {
+    public static final String FILE_NAME = ".wanlora.lock";
 
     private final FileChannel channel;
     private final FileLock lock;
@@ -43,7 +43,7 @@ final class OutputLock implements AutoCloseable {
      *
      * @throws UserError when another run holds the folder, or the folder cannot be created or written
      */
-    static OutputLock acquire(Path dir) {
+    public static OutputLock acquire(Path dir) {
         Path file = dir.resolve(FILE_NAME);
         FileChannel ch;
         try {
@@ -85,7 +85,7 @@ final class OutputLock implements AutoCloseable {
     }
 
     /** The earlier run ("pid N on host H") whose lock was found stale and taken over, if any. */
-    Optional<String> staleHolder() {
+    public Optional<String> staleHolder() {
         return Optional.ofNullable(stale);
     }
 

@@ -1,4 +1,4 @@
-package dev.wanlora.cli.tensorboard;
+package dev.wanlora.pipeline.tensorboard;
 
 import java.io.DataInputStream;
 import java.io.EOFException;

@@ -1,10 +1,7 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
 import dev.wanlora.pipeline.UserError;
-import dev.wanlora.cli.tensorboard.EventReader;
-import dev.wanlora.pipeline.train.LossRecorder;
-import dev.wanlora.pipeline.train.ProgressDisplay;
-import dev.wanlora.pipeline.train.TrainState;
+import dev.wanlora.pipeline.tensorboard.EventReader;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 

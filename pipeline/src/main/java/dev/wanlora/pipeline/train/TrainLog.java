@@ -1,7 +1,7 @@
-package dev.wanlora.cli.train;
+package dev.wanlora.pipeline.train;
 
 import dev.wanlora.pipeline.sample.SampleMedia;
-import dev.wanlora.cli.tensorboard.EventWriter;
+import dev.wanlora.pipeline.tensorboard.EventWriter;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;

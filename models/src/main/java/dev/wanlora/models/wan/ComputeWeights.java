@@ -1,0 +1,113 @@
+package dev.wanlora.models.wan;
+
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.engine.tensor.Tensor;
+import dev.wanlora.models.wan.WanDitWeights.Block;
+import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
+import dev.wanlora.models.wan.WanDitWeights.Linear;
+
+import java.util.EnumMap;
+import java.util.EnumSet;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * {@link WanDit}'s Linear weights in the compute dtype: an unquantized weight as it is, an fp8 one dequantized into a
+ * scratch buffer right before its GEMM; and, with {@link #keepBackwardWeights}, the {@link WanDit#BACKWARD_LINEARS}
+ * of the block being recomputed dequantized once and kept for its backward.
+ *
+ * <p>Invariant: every path dequantizes the same codes with the same op, so which one serves a GEMM never changes a
+ * number (the bit-identity WanDitBackwardWeightsTest checks).
+ */
+final class ComputeWeights implements AutoCloseable {
+    private final Backend backend;
+    private final WanDitConfig config;
+    private final DType act;
+    /** (largest quantized O·I) act: a quantized Linear's weight dequantized right before its GEMM; null when none. */
+    private final Tensor dequantizedWeight;
+    /**
+     * With {@link #keepBackwardWeights}: (Σ O·I over {@link WanDit#BACKWARD_LINEARS}, each view padded to 128 elements)
+     * act, the fp8 block Linears of the block being recomputed, dequantized once for its recompute and its backward;
+     * null otherwise.
+     */
+    private Tensor backwardWeights;
+    private final Map<BlockLinear, Tensor> backwardWeightViews = new EnumMap<>(BlockLinear.class);
+    /** The block whose {@link #backwardWeights} are being filled and used (-1: none, the scratch path). */
+    private int backwardWeightsBlock = -1;
+    private final Set<BlockLinear> backwardWeightsFilled = EnumSet.noneOf(BlockLinear.class);
+
+    ComputeWeights(Backend backend, WanDitConfig config, WanDitWeights weights, DType act) {
+        this.backend = backend;
+        this.config = config;
+        this.act = act;
+        long scratch = weights.largestQuantizedWeightElements();
+        this.dequantizedWeight = scratch > 0 ? backend.allocate(act, Shape.of(scratch)) : null;
+    }
+
+    /**
+     * Allocates (or frees) the kept backward weights; {@code on} applies only when some weight is quantized (the
+     * caller passes false without gradient checkpointing).
+     */
+    void keepBackwardWeights(boolean on) {
+        boolean applies = on && dequantizedWeight != null;
+        if (applies == (backwardWeights != null)) return;
+        backwardWeightViews.clear();
+        if (!applies) {
+            backwardWeights.close();
+            backwardWeights = null;
+            return;
+        }
+        backwardWeights = backend.allocate(act, Shape.of(WanDit.backwardWeightElements(config)));
+        long offset = 0;
+        for (BlockLinear l : WanDit.BACKWARD_LINEARS) {
+            Shape w = l.weightShape(config);
+            backwardWeightViews.put(l, backwardWeights.view(offset, w));
+            offset += WanDit.paddedElements(w.numElements());
+        }
+    }
+
+    boolean keepsBackwardWeights() { return backwardWeights != null; }
+
+    /** Block i's recompute and backward start: its backward weights are dequantized on first use from now on. */
+    void startBlock(int i) {
+        if (backwardWeights == null) return;
+        backwardWeightsBlock = i;
+        backwardWeightsFilled.clear();
+    }
+
+    /** The block's backward ended: back to the scratch path. */
+    void endBlock() {
+        backwardWeightsBlock = -1;
+    }
+
+    /** The Linear's weight in the compute dtype: itself, or its fp8 codes dequantized into the scratch buffer. */
+    Tensor weightOf(Linear lin) {
+        if (!lin.isQuantized()) return lin.weight();
+        Tensor w = dequantizedWeight.view(0, lin.weightShape());
+        backend.dequantizeFp8(w, lin.quantized(), lin.scale());
+        return w;
+    }
+
+    /**
+     * Block Linear {@code layer}'s weight in the compute dtype: during block {@link #backwardWeightsBlock}'s recompute
+     * and backward, a {@link WanDit#BACKWARD_LINEARS} weight is dequantized into its kept view on first use and reused
+     * after; otherwise {@link #weightOf}.
+     */
+    Tensor blockWeight(Block blk, BlockLinear layer) {
+        Linear lin = blk.linear(layer);
+        if (blk.index() != backwardWeightsBlock || !lin.isQuantized() || !WanDit.BACKWARD_LINEARS.contains(layer)) {
+            return weightOf(lin);
+        }
+        Tensor w = backwardWeightViews.get(layer);
+        if (backwardWeightsFilled.add(layer)) backend.dequantizeFp8(w, lin.quantized(), lin.scale());
+        return w;
+    }
+
+    @Override
+    public void close() {
+        if (dequantizedWeight != null) dequantizedWeight.close();
+        if (backwardWeights != null) backwardWeights.close();
+    }
+}
