@@ -1,5 +1,6 @@
 package dev.wanlora.engine.cpu;
 
+import dev.wanlora.engine.backend.NormOps;
 import dev.wanlora.engine.backend.OpChecks.MatrixDims;
 import dev.wanlora.engine.tensor.DType;
 
@@ -8,11 +9,12 @@ import dev.wanlora.engine.tensor.DType;
  * variance); saved mean/rstd are rounded to F32. Weight gradients reduce over rows per column, in row order, so they
  * are deterministic.
  */
-final class CpuNorm {
-    private CpuNorm() {}
+final class CpuNorm implements NormOps.Kernels<CpuTensor> {
+    private static final CpuElementwise ELEMENTWISE = new CpuElementwise();
 
     /** out = (x − mean)·rstd·weight + bias; see Backend#layerNorm. */
-    static void layerNorm(CpuTensor out, CpuTensor mean, CpuTensor rstd, CpuTensor x, CpuTensor weight,
+    @Override
+    public void layerNorm(CpuTensor out, CpuTensor mean, CpuTensor rstd, CpuTensor x, CpuTensor weight,
                           CpuTensor bias, float eps, MatrixDims d) {
         int cols = (int) d.cols();
         CpuRows.forEach(d.rows(), 4L * cols, r -> {
@@ -41,7 +43,8 @@ final class CpuNorm {
      * Forward: xhat = (x − mean)·rstd, y = xhat·w + b. So dxhat = dy·w,
      * dx = rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat)), dw = Σ_rows dy·xhat, db = Σ_rows dy.
      */
-    static void layerNormBackward(CpuTensor dx, CpuTensor dWeight, CpuTensor dBias, CpuTensor dOut, CpuTensor x,
+    @Override
+    public void layerNormBackward(CpuTensor dx, CpuTensor dWeight, CpuTensor dBias, CpuTensor dOut, CpuTensor x,
                                   CpuTensor weight, CpuTensor mean, CpuTensor rstd, boolean accumulate,
                                   MatrixDims d) {
         int rows = (int) d.rows(), cols = (int) d.cols();
@@ -78,7 +81,8 @@ final class CpuNorm {
     }
 
     /** n = out.dtype(x·rstd), out = out.dtype(n·out.dtype(weight)); see Backend#rmsNorm. */
-    static void rmsNorm(CpuTensor out, CpuTensor rstd, CpuTensor x, CpuTensor weight, float eps, MatrixDims d) {
+    @Override
+    public void rmsNorm(CpuTensor out, CpuTensor rstd, CpuTensor x, CpuTensor weight, float eps, MatrixDims d) {
         int cols = (int) d.cols();
         DType outType = out.dtype();
         CpuRows.forEach(d.rows(), 3L * cols, r -> {
@@ -102,7 +106,8 @@ final class CpuNorm {
      * Forward: n = x·rstd with rstd = (mean(x²) + eps)^−½, y = n·w (the intermediate roundings are treated as
      * identity, as autograd does for casts). So dn = dy·w, dx = rstd·(dn − n·mean(dn·n)), dw = Σ_rows dy·n.
      */
-    static void rmsNormBackward(CpuTensor dx, CpuTensor dWeight, CpuTensor dOut, CpuTensor x, CpuTensor weight,
+    @Override
+    public void rmsNormBackward(CpuTensor dx, CpuTensor dWeight, CpuTensor dOut, CpuTensor x, CpuTensor weight,
                                 CpuTensor rstd, MatrixDims d) {
         int rows = (int) d.rows(), cols = (int) d.cols();
         if (dWeight != null) {
@@ -124,5 +129,12 @@ final class CpuNorm {
                 dx.store(base + c, rs * (g - n * meanGn));
             }
         });
+    }
+
+    /** The unfused chain, the reference of the fused kernels: {@link #rmsNorm} into out, then SiLU in place. */
+    @Override
+    public void rmsNormSilu(CpuTensor out, CpuTensor rstd, CpuTensor x, CpuTensor weight, float eps, MatrixDims d) {
+        rmsNorm(out, rstd, x, weight, eps, d);
+        ELEMENTWISE.silu(out, out);
     }
 }
