@@ -36,6 +36,18 @@ public interface ModulationOps {
         modulationOps().gatedResidual(x, y, mod, gateIndex);
     }
 
+    /**
+     * The gated residual into a new stream tensor (issue 11's fusion of the {@code copy} before an in-place
+     * {@link #gatedResidual}): out[b,l,c] = x' + y·mod[b,gateIndex,c] with x' = x rounded to out's dtype, computed in
+     * fp32 and rounded to out's dtype, so it equals {@code copy(out, x); gatedResidual(out, y, mod, gateIndex)} bit
+     * for bit. gateIndex &lt; 0 means no gate. x, y, out (B, L, C); mod (B, n, C) F32. out may be x (then it is
+     * gatedResidual); out must not overlap y or mod. Its backward is {@link #gatedResidualBackward} for y, the identity
+     * for x.
+     */
+    default void addGatedResidual(Tensor out, Tensor x, Tensor y, Tensor mod, int gateIndex) {
+        modulationOps().addGatedResidual(out, x, y, mod, gateIndex);
+    }
+
     /** Backward of {@link #gatedResidual} w.r.t. y: dy = dx·gate (=), or dy = dx with gateIndex &lt; 0. */
     default void gatedResidualBackward(Tensor dy, Tensor dx, Tensor mod, int gateIndex) {
         modulationOps().gatedResidualBackward(dy, dx, mod, gateIndex);
@@ -47,6 +59,8 @@ public interface ModulationOps {
         void modulateBackward(T dx, T dOut, T mod, int scaleIndex, TokenDims dims);
         /** mod is null when gateIndex &lt; 0. */
         void gatedResidual(T x, T y, T mod, int gateIndex, TokenDims dims);
+        /** mod is null when gateIndex &lt; 0. */
+        void addGatedResidual(T out, T x, T y, T mod, int gateIndex, TokenDims dims);
         /** mod is null when gateIndex &lt; 0. */
         void gatedResidualBackward(T dy, T dx, T mod, int gateIndex, TokenDims dims);
     }
@@ -94,6 +108,19 @@ public interface ModulationOps {
             backend.alias().disjoint(op, "x", tx, "y", ty);
             backend.alias().disjoint(op, "x", tx, "mod", tm);
             kernels.gatedResidual(tx, ty, tm, gateIndex, d);
+        }
+
+        public void addGatedResidual(Tensor out, Tensor x, Tensor y, Tensor mod, int gateIndex) {
+            String op = "addGatedResidual";
+            TokenDims d = gated(op, "x", x, "y", y, mod, gateIndex);
+            requireActivation(op, "out", out);
+            requireSameShape(op, "out", out, "x", x);
+            T to = backend.own(op, "out", out), tx = backend.own(op, "x", x), ty = backend.own(op, "y", y);
+            T tm = gateIndex < 0 ? null : backend.own(op, "mod", mod);
+            backend.alias().sameOrDisjoint(op, "out", to, "x", tx);
+            backend.alias().disjoint(op, "out", to, "y", ty);
+            backend.alias().disjoint(op, "out", to, "mod", tm);
+            kernels.addGatedResidual(to, tx, ty, tm, gateIndex, d);
         }
 
         public void gatedResidualBackward(Tensor dy, Tensor dx, Tensor mod, int gateIndex) {

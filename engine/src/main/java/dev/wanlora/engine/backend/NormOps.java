@@ -1,6 +1,7 @@
 package dev.wanlora.engine.backend;
 
 import dev.wanlora.engine.backend.OpChecks.MatrixDims;
+import dev.wanlora.engine.backend.OpChecks.TokenDims;
 import dev.wanlora.engine.tensor.Tensor;
 
 import static dev.wanlora.engine.backend.OpChecks.*;
@@ -33,6 +34,20 @@ public interface NormOps {
     }
 
     /**
+     * Wan's adaLN input in one pass (issue 11's fusion of {@link #layerNorm} without affine and
+     * {@link ModulationOps#modulate}): n = LayerNorm(x) (biased variance, rstd = 1/sqrt(var + eps)) rounded to out's
+     * dtype, then out[b,l,c] = n·(1 + mod[b,scaleIndex,c]) + mod[b,shiftIndex,c] in fp32, rounded to out's dtype; so
+     * it equals {@code layerNorm(n, mean, rstd, x, null, null, eps); modulate(out, n, mod, shiftIndex, scaleIndex)}
+     * with n of out's dtype, bit for bit. x, out (B, L, C); mod (B, n, C) F32; mean, rstd (B·L) F32 saved for the
+     * backward (=). out must not overlap x, mod, mean or rstd. The backward is today's chain:
+     * {@link ModulationOps#modulateBackward}, then {@link #layerNormBackward} with x, mean, rstd.
+     */
+    default void layerNormModulate(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor mod, int shiftIndex,
+                                   int scaleIndex, float eps) {
+        normOps().layerNormModulate(out, mean, rstd, x, mod, shiftIndex, scaleIndex, eps);
+    }
+
+    /**
      * RMSNorm over the last dim as musubi computes it: n = x·rsqrt(mean(x²) + eps) in fp32, rounded to out's dtype,
      * then out = n·weight (weight rounded to out's dtype, product rounded again). x, out (R, C); weight (C);
      * rstd (R) F32 (=).
@@ -60,6 +75,8 @@ public interface NormOps {
         void layerNorm(T out, T mean, T rstd, T x, T weight, T bias, float eps, MatrixDims dims);
         void layerNormBackward(T dx, T dWeight, T dBias, T dOut, T x, T weight, T mean, T rstd, boolean accumulate,
                                MatrixDims dims);
+        void layerNormModulate(T out, T mean, T rstd, T x, T mod, int shiftIndex, int scaleIndex, float eps,
+                               TokenDims dims);
         void rmsNorm(T out, T rstd, T x, T weight, float eps, MatrixDims dims);
         void rmsNormSilu(T out, T rstd, T x, T weight, float eps, MatrixDims dims);
         void rmsNormBackward(T dx, T dWeight, T dOut, T x, T weight, T rstd, MatrixDims dims);
@@ -111,6 +128,24 @@ public interface NormOps {
             backend.alias().outputs(op, new String[] {"dx", "dWeight", "dBias"}, array(tdx, tdw, tdb),
                     new String[] {"dOut", "x", "weight", "mean", "rstd"}, array(tdo, tx, tw, tm, tr));
             kernels.layerNormBackward(tdx, tdw, tdb, tdo, tx, tw, tm, tr, accumulate, d);
+        }
+
+        public void layerNormModulate(Tensor out, Tensor mean, Tensor rstd, Tensor x, Tensor mod, int shiftIndex,
+                                      int scaleIndex, float eps) {
+            String op = "layerNormModulate";
+            TokenDims d = tokens(op, "x", x, mod);
+            requireActivation(op, "out", out);
+            requireSameShape(op, "out", out, "x", x);
+            MatrixDims rows = new MatrixDims(x.shape().rows(), x.shape().cols());
+            requireStats(op, mean, "mean", rows);
+            requireStats(op, rstd, "rstd", rows);
+            requireIndex(op, "shiftIndex", shiftIndex, mod.shape().dim(1));
+            requireIndex(op, "scaleIndex", scaleIndex, mod.shape().dim(1));
+            T to = backend.own(op, "out", out), tm = backend.own(op, "mean", mean), tr = backend.own(op, "rstd", rstd);
+            T tx = backend.own(op, "x", x), tmod = backend.own(op, "mod", mod);
+            backend.alias().outputs(op, new String[] {"out", "mean", "rstd"}, array(to, tm, tr),
+                    new String[] {"x", "mod"}, array(tx, tmod));
+            kernels.layerNormModulate(to, tm, tr, tx, tmod, shiftIndex, scaleIndex, eps, d);
         }
 
         public void rmsNorm(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) {

@@ -44,6 +44,15 @@ final class CpuModulation implements ModulationOps.Kernels<CpuTensor> {
         });
     }
 
+    /** The chain it fuses, literally: copy(out, x) (rounding x to out's dtype), then {@link #gatedResidual} on out. */
+    @Override
+    public void addGatedResidual(CpuTensor out, CpuTensor x, CpuTensor y, CpuTensor mod, int gateIndex, TokenDims d) {
+        CpuRows.forEachChunk(out.size(), (from, to) -> {
+            for (int i = from; i < to; i++) out.store(i, x.get(i));
+        });
+        gatedResidual(out, y, mod, gateIndex, d);
+    }
+
     /** Forward: x' = x + y·gate, so dy = dx'·gate (= 1 without a gate). */
     @Override
     public void gatedResidualBackward(CpuTensor dy, CpuTensor dx, CpuTensor mod, int gateIndex, TokenDims d) {

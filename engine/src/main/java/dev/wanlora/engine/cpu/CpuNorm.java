@@ -2,6 +2,7 @@ package dev.wanlora.engine.cpu;
 
 import dev.wanlora.engine.backend.NormOps;
 import dev.wanlora.engine.backend.OpChecks.MatrixDims;
+import dev.wanlora.engine.backend.OpChecks.TokenDims;
 import dev.wanlora.engine.tensor.DType;
 
 /**
@@ -11,6 +12,7 @@ import dev.wanlora.engine.tensor.DType;
  */
 final class CpuNorm implements NormOps.Kernels<CpuTensor> {
     private static final CpuElementwise ELEMENTWISE = new CpuElementwise();
+    private static final CpuModulation MODULATION = new CpuModulation();
 
     /** out = (x − mean)·rstd·weight + bias; see Backend#layerNorm. */
     @Override
@@ -136,5 +138,16 @@ final class CpuNorm implements NormOps.Kernels<CpuTensor> {
     public void rmsNormSilu(CpuTensor out, CpuTensor rstd, CpuTensor x, CpuTensor weight, float eps, MatrixDims d) {
         rmsNorm(out, rstd, x, weight, eps, d);
         ELEMENTWISE.silu(out, out);
+    }
+
+    /**
+     * The chain it fuses, literally: {@link #layerNorm} without affine into out (so n is rounded to out's dtype), then
+     * {@link CpuModulation#modulate} in place.
+     */
+    @Override
+    public void layerNormModulate(CpuTensor out, CpuTensor mean, CpuTensor rstd, CpuTensor x, CpuTensor mod,
+                                  int shiftIndex, int scaleIndex, float eps, TokenDims d) {
+        layerNorm(out, mean, rstd, x, null, null, eps, new MatrixDims(d.batch() * d.tokens(), d.channels()));
+        MODULATION.modulate(out, out, mod, shiftIndex, scaleIndex, d);
     }
 }

@@ -39,6 +39,16 @@ final class CudaModulation implements ModulationOps.Kernels<CudaTensor> {
                 mod == null ? 0 : (int) mod.shape().dim(1), gate, d.tokens(), d.channels(), n);
     }
 
+    /** out = x + y·gate; x and out share the stream's dtype (the symbol's first), y's is the second. */
+    @Override
+    public void addGatedResidual(CudaTensor out, CudaTensor x, CudaTensor y, CudaTensor mod, int gate, TokenDims d) {
+        CudaElementwise.requireSame("addGatedResidual", "out", out.dtype(), "x", x.dtype());
+        long n = out.numElements();
+        if (n == 0) return;
+        launcher.launch(Launcher.kernel("addGatedResidual", "add_gated_residual_fwd", x.dtype(), y.dtype()), vectorGrid(n),
+                out, x, y, mod, mod == null ? 0 : (int) mod.shape().dim(1), gate, d.tokens(), d.channels(), n);
+    }
+
     @Override
     public void gatedResidualBackward(CudaTensor dy, CudaTensor dx, CudaTensor mod, int gate, TokenDims d) {
         long n = dy.numElements();

@@ -2,6 +2,7 @@ package dev.wanlora.engine.cuda;
 
 import dev.wanlora.engine.backend.NormOps;
 import dev.wanlora.engine.backend.OpChecks.MatrixDims;
+import dev.wanlora.engine.backend.OpChecks.TokenDims;
 import dev.wanlora.engine.tensor.DType;
 
 /**
@@ -72,6 +73,19 @@ final class CudaNorm implements NormOps.Kernels<CudaTensor> {
                 Launcher.paramType(w), mean, rstd, d.rows(), (int) d.cols(), accumulate ? 1 : 0, rowsPerBlock, vec ? 1 : 0);
         if (dWeight != null) columnSum(dWeight, partialW, blocks, d.cols());
         if (dBias != null) columnSum(dBias, partialB, blocks, d.cols());
+    }
+
+    /** layer_norm_modulate_fwd (layer_norm_modulate.cu): one block per row like {@link #layerNorm}. */
+    @Override
+    public void layerNormModulate(CudaTensor out, CudaTensor mean, CudaTensor rstd, CudaTensor x, CudaTensor mod,
+                                  int shift, int scale, float eps, TokenDims d) {
+        MatrixDims rows = new MatrixDims(d.batch() * d.tokens(), d.channels());
+        requireWidth("layerNormModulate", rows);
+        if (rows.rows() == 0) return;
+        boolean vec = d.channels() % 8 == 0 && Launcher.aligned16(out, x, mod);
+        Kernel k = Launcher.kernel("layerNormModulate", "layer_norm_modulate_fwd", x.dtype(), out.dtype());
+        launcher.launch(k, LaunchConfig.of(rows.rows(), rowThreads(d.channels(), vec)), out, mean, rstd, x, mod,
+                (int) mod.shape().dim(1), shift, scale, d.tokens(), (int) d.channels(), eps, vec ? 1 : 0);
     }
 
     @Override
