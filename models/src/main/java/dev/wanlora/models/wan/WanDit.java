@@ -327,8 +327,7 @@ public final class WanDit implements AutoCloseable {
         blockModulation(blk, a);
 
         // Self-attention: h = LN1(x)·(1 + m1) + m0; x1 = x + SelfAttn(h)·m2.
-        backend.layerNorm(a.normOut, s.norm1Mean, s.norm1Rstd, x, null, null, eps);
-        backend.modulate(s.selfAttnInput, a.normOut, mod, 0, 1);
+        backend.layerNormModulate(s.selfAttnInput, s.norm1Mean, s.norm1Rstd, x, mod, 0, 1, eps);
         blockLinear(s.selfQ, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_Q, lora, s);
         blockLinear(s.selfK, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_K, lora, s);
         blockLinear(s.selfV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s);
@@ -343,8 +342,7 @@ public final class WanDit implements AutoCloseable {
         }
         blockLinear(a.branchOut, selfAttnOut, blk, BlockLinear.SELF_ATTN_O, lora, s);
         if (!isRecompute) a.releaseAttention(i);
-        backend.copy(s.afterSelfAttn, x);
-        backend.gatedResidual(s.afterSelfAttn, a.branchOut, mod, 2);
+        backend.addGatedResidual(s.afterSelfAttn, x, a.branchOut, mod, 2);
 
         // Cross-attention, no modulation or gate: x2 = x1 + CrossAttn(LN3(x1), context).
         backend.layerNorm(s.crossAttnInput, s.norm3Mean, s.norm3Rstd, s.afterSelfAttn, blk.norm3Weight(),
@@ -356,12 +354,10 @@ public final class WanDit implements AutoCloseable {
         backend.rmsNorm(s.crossKNorm, s.crossKRstd, s.crossK, blk.crossAttnNormK(), eps);
         backend.attention(s.crossAttnOut, s.crossLse, s.crossQNorm, s.crossKNorm, s.crossV, heads);
         blockLinear(a.branchOut, s.crossAttnOut, blk, BlockLinear.CROSS_ATTN_O, lora, s);
-        backend.copy(s.afterCrossAttn, s.afterSelfAttn);
-        backend.gatedResidual(s.afterCrossAttn, a.branchOut, mod, -1);
+        backend.addGatedResidual(s.afterCrossAttn, s.afterSelfAttn, a.branchOut, mod, -1);
 
         // FFN: h = LN2(x2)·(1 + m4) + m3; out = x2 + ffn.2(GELU(ffn.0(h)))·m5.
-        backend.layerNorm(a.normOut, s.norm2Mean, s.norm2Rstd, s.afterCrossAttn, null, null, eps);
-        backend.modulate(s.ffnInput, a.normOut, mod, 3, 4);
+        backend.layerNormModulate(s.ffnInput, s.norm2Mean, s.norm2Rstd, s.afterCrossAttn, mod, 3, 4, eps);
         blockLinear(s.ffnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s);
         backend.geluTanh(s.ffnActivated, s.ffnHidden);
         if (isRecompute) {
@@ -373,8 +369,7 @@ public final class WanDit implements AutoCloseable {
         blockLinear(a.branchOut, s.ffnActivated, blk, BlockLinear.FFN_2, lora, s);
         a.acquireInputForWrite(i + 1); // as late as possible: the slot's previous store had the whole block to finish
         Tensor out = a.blockInput(i + 1);
-        backend.copy(out, s.afterCrossAttn);
-        backend.gatedResidual(out, a.branchOut, mod, 5);
+        backend.addGatedResidual(out, s.afterCrossAttn, a.branchOut, mod, 5);
     }
 
     /** m = modulation + e0 (B, 6, C) in fp32 (musubi: {@code self.modulation.to(float32) + e}). */
@@ -392,8 +387,7 @@ public final class WanDit implements AutoCloseable {
             backend.addRowVector(a.headModulation.slice(b), modulation, a.e.slice(b));
         }
         Tensor x = a.blockInput(config.numLayers());
-        backend.layerNorm(a.headNorm, a.headMean, a.headRstd, x, null, null, config.eps());
-        backend.modulate(a.headInput, a.headNorm, a.headModulation, 0, 1);
+        backend.layerNormModulate(a.headInput, a.headMean, a.headRstd, x, a.headModulation, 0, 1, config.eps());
         linear(a.headOutput, a.headInput, weights.head());
     }
 
