@@ -153,6 +153,8 @@ public final class KernelBench {
             bench("layer_norm_fwd_bf16 affine " + shape, 4.0 * n + 8.0 * l, 0, () -> cuda.layerNorm(out, mean, rstd, x, w, b, 1e-6f));
             bench("layer_norm_bwd_bf16 " + shape, 6.0 * n + 8.0 * l, 0,
                     () -> cuda.layerNormBackward(out, null, null, y, x, null, mean, rstd, false));
+            bench("layer_norm_modulate_bwd_bf16 " + shape, 6.0 * n + 8.0 * l, 0,
+                    () -> cuda.layerNormModulateBackward(out, y, x, mean, rstd, mod, 1, false));
             bench("layer_norm_bwd_bf16 +dW,dB " + shape, 6.0 * n + 8.0 * l, 0,
                     () -> cuda.layerNormBackward(out, dw, db, y, x, w, mean, rstd, false));
             bench("rms_norm_fwd_bf16 " + shape, 4.0 * n + 4.0 * l, 0, () -> cuda.rmsNorm(out, rstd, x, w, 1e-6f));

@@ -48,6 +48,18 @@ public interface NormOps {
     }
 
     /**
+     * Backward of {@link #layerNormModulate} w.r.t. x, in one pass: dn = dOut·(1 + mod[b,scaleIndex,c]) rounded to dx's
+     * dtype, then dx {@code accumulate ? += : =} rstd·(dn − mean(dn) − x̂·mean(dn·x̂)) with x̂ = (x − mean)·rstd; so it
+     * equals {@code modulateBackward(dn, dOut, mod, scaleIndex); layerNormBackward(dx, null, null, dn, x, null, mean,
+     * rstd, accumulate)} with dn of dx's dtype, bit for bit. dx, dOut, x (B, L, C); mean, rstd (B·L) F32 as the
+     * forward saved them; mod (B, n, C) F32 (frozen). dx must not overlap an input.
+     */
+    default void layerNormModulateBackward(Tensor dx, Tensor dOut, Tensor x, Tensor mean, Tensor rstd, Tensor mod,
+                                           int scaleIndex, boolean accumulate) {
+        normOps().layerNormModulateBackward(dx, dOut, x, mean, rstd, mod, scaleIndex, accumulate);
+    }
+
+    /**
      * RMSNorm over the last dim as musubi computes it: n = x·rsqrt(mean(x²) + eps) in fp32, rounded to out's dtype,
      * then out = n·weight (weight rounded to out's dtype, product rounded again). x, out (R, C); weight (C);
      * rstd (R) F32 (=).
@@ -77,6 +89,8 @@ public interface NormOps {
                                MatrixDims dims);
         void layerNormModulate(T out, T mean, T rstd, T x, T mod, int shiftIndex, int scaleIndex, float eps,
                                TokenDims dims);
+        void layerNormModulateBackward(T dx, T dOut, T x, T mean, T rstd, T mod, int scaleIndex, boolean accumulate,
+                                       TokenDims dims);
         void rmsNorm(T out, T rstd, T x, T weight, float eps, MatrixDims dims);
         void rmsNormSilu(T out, T rstd, T x, T weight, float eps, MatrixDims dims);
         void rmsNormBackward(T dx, T dWeight, T dOut, T x, T weight, T rstd, MatrixDims dims);
@@ -146,6 +160,25 @@ public interface NormOps {
             backend.alias().outputs(op, new String[] {"out", "mean", "rstd"}, array(to, tm, tr),
                     new String[] {"x", "mod"}, array(tx, tmod));
             kernels.layerNormModulate(to, tm, tr, tx, tmod, shiftIndex, scaleIndex, eps, d);
+        }
+
+        public void layerNormModulateBackward(Tensor dx, Tensor dOut, Tensor x, Tensor mean, Tensor rstd, Tensor mod,
+                                              int scaleIndex, boolean accumulate) {
+            String op = "layerNormModulateBackward";
+            TokenDims d = tokens(op, "dOut", dOut, mod);
+            requireActivation(op, "x", x);
+            requireSameShape(op, "x", x, "dOut", dOut);
+            requireActivation(op, "dx", dx);
+            requireSameShape(op, "dx", dx, "dOut", dOut);
+            MatrixDims rows = new MatrixDims(x.shape().rows(), x.shape().cols());
+            requireStats(op, mean, "mean", rows);
+            requireStats(op, rstd, "rstd", rows);
+            requireIndex(op, "scaleIndex", scaleIndex, mod.shape().dim(1));
+            T tdx = backend.own(op, "dx", dx), tdo = backend.own(op, "dOut", dOut), tx = backend.own(op, "x", x);
+            T tm = backend.own(op, "mean", mean), tr = backend.own(op, "rstd", rstd), tmod = backend.own(op, "mod", mod);
+            backend.alias().outputs(op, new String[] {"dx"}, array(tdx),
+                    new String[] {"dOut", "x", "mean", "rstd", "mod"}, array(tdo, tx, tm, tr, tmod));
+            kernels.layerNormModulateBackward(tdx, tdo, tx, tm, tr, tmod, scaleIndex, accumulate, d);
         }
 
         public void rmsNorm(Tensor out, Tensor rstd, Tensor x, Tensor weight, float eps) {

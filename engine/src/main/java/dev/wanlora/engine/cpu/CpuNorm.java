@@ -150,4 +150,34 @@ final class CpuNorm implements NormOps.Kernels<CpuTensor> {
         layerNorm(out, mean, rstd, x, null, null, eps, new MatrixDims(d.batch() * d.tokens(), d.channels()));
         MODULATION.modulate(out, out, mod, shiftIndex, scaleIndex, d);
     }
+
+    /**
+     * The chain it fuses, row by row: dn = {@link CpuModulation#modulateBackward}'s dOut·(1 + scale) rounded to dx's
+     * dtype, then {@link #layerNormBackward}'s arithmetic without weight on dn (the same double expressions in the same
+     * order, dn computed again for the second pass instead of stored, so the same bits; CpuNormTest compares them).
+     */
+    @Override
+    public void layerNormModulateBackward(CpuTensor dx, CpuTensor dOut, CpuTensor x, CpuTensor mean, CpuTensor rstd,
+                                          CpuTensor mod, int scaleIndex, boolean accumulate, TokenDims d) {
+        int tokens = (int) d.tokens(), cols = (int) d.channels(), n = (int) mod.shape().dim(1);
+        DType dnType = dx.dtype();
+        CpuRows.forEach(d.batch() * tokens, 8L * cols, r -> {
+            int base = r * cols, scale = (r / tokens * n + scaleIndex) * cols;
+            double mu = mean.get(r), rs = rstd.get(r);
+            double sumG = 0, sumGx = 0;
+            for (int c = 0; c < cols; c++) {
+                double g = CpuTensor.round(dnType, (float) (dOut.get(base + c) * (1.0 + mod.get(scale + c))));
+                sumG += g;
+                sumGx += g * (x.get(base + c) - mu) * rs;
+            }
+            double meanG = sumG / cols, meanGx = sumGx / cols;
+            for (int c = 0; c < cols; c++) {
+                double g = CpuTensor.round(dnType, (float) (dOut.get(base + c) * (1.0 + mod.get(scale + c))));
+                double xhat = (x.get(base + c) - mu) * rs;
+                double v = rs * (g - meanG - xhat * meanGx);
+                if (accumulate) v += dx.get(base + c);
+                dx.store(base + c, v);
+            }
+        });
+    }
 }

@@ -88,6 +88,20 @@ final class CudaNorm implements NormOps.Kernels<CudaTensor> {
                 (int) mod.shape().dim(1), shift, scale, d.tokens(), (int) d.channels(), eps, vec ? 1 : 0);
     }
 
+    /** layer_norm_modulate_bwd (layer_norm_modulate.cu): one block per row; dOut and x share a dtype. */
+    @Override
+    public void layerNormModulateBackward(CudaTensor dx, CudaTensor dOut, CudaTensor x, CudaTensor mean, CudaTensor rstd,
+                                          CudaTensor mod, int scale, boolean accumulate, TokenDims d) {
+        CudaElementwise.requireSame("layerNormModulateBackward", "dOut", dOut.dtype(), "x", x.dtype());
+        MatrixDims rows = new MatrixDims(d.batch() * d.tokens(), d.channels());
+        requireWidth("layerNormModulateBackward", rows);
+        if (rows.rows() == 0) return;
+        boolean vec = d.channels() % 8 == 0 && Launcher.aligned16(dx, dOut, x, mod);
+        Kernel k = Launcher.kernel("layerNormModulateBackward", "layer_norm_modulate_bwd", x.dtype(), dx.dtype());
+        launcher.launch(k, LaunchConfig.of(rows.rows(), rowThreads(d.channels(), vec)), dx, dOut, x, mean, rstd, mod,
+                (int) mod.shape().dim(1), scale, d.tokens(), (int) d.channels(), accumulate ? 1 : 0, vec ? 1 : 0);
+    }
+
     @Override
     public void rmsNorm(CudaTensor out, CudaTensor rstd, CudaTensor x, CudaTensor w, float eps, MatrixDims d) {
         requireWidth("rmsNorm", d);

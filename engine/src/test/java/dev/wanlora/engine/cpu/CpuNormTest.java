@@ -270,6 +270,32 @@ class CpuNormTest {
         }
     }
 
+    /** layerNormModulateBackward is the fused modulateBackward + layerNormBackward: the chain's bits, = and +=. */
+    @Test
+    void layerNormModulateBackwardIsTheChainBitForBit() {
+        int b = 2, l = 3;
+        var mod = randn(43, DType.F32, b, 6, C);
+        for (DType in : new DType[] {DType.F32, DType.BF16}) {
+            for (DType grad : new DType[] {DType.F32, DType.BF16}) {
+                for (boolean accumulate : new boolean[] {false, true}) {
+                    var x = randn(44, in, b, l, C);
+                    var mean = zeros(DType.F32, b * l);
+                    var rstd = zeros(DType.F32, b * l);
+                    CPU.layerNormModulate(zeros(in, b, l, C), mean, rstd, x, mod, 3, 4, 1e-6f);
+                    var dOut = randn(45, in, b, l, C);
+                    var chain = randn(46, grad, b, l, C);
+                    var dn = zeros(grad, b, l, C);
+                    CPU.modulateBackward(dn, dOut, mod, 4);
+                    CPU.layerNormBackward(chain, null, null, dn, x, null, mean, rstd, accumulate);
+                    var fused = randn(46, grad, b, l, C);
+                    CPU.layerNormModulateBackward(fused, dOut, x, mean, rstd, mod, 4, accumulate);
+                    String label = "layerNormModulateBackward x=" + in + " dx=" + grad + " accumulate=" + accumulate;
+                    assertArrayEquals(CpuModulationTest.bits(chain), CpuModulationTest.bits(fused), label);
+                }
+            }
+        }
+    }
+
     @Test
     void layerNormModulateChecks() {
         var x = zeros(DType.BF16, 2, 3, C);

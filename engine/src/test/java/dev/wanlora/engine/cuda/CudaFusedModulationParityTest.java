@@ -21,6 +21,10 @@ import static dev.wanlora.engine.tensor.DType.F32;
  * sit one bf16 ulp away where the fp32 and double statistics straddle a rounding boundary, which moves out by
  * 2⁻⁸·|n·(1 + scale)| ≤ 2⁻⁸·4·1.5 ≈ 0.023 at the 4σ tail of n with |scale| ≤ 0.5 — inside Parity's elementwise bound
  * 2⁻⁶·(|out| + rms(out)) with rms(out) ≥ 1, and rare enough for relL2 ≤ 5e-3. mean and rstd in fp32 (F32 bounds).</li>
+ * <li>{@code layerNormModulateBackward} (layer_norm_modulate_bwd) = modulate_bwd + layer_norm_bwd (no weight): the
+ * same per-element arithmetic and reductions, so the GPU chain's bits exactly where the chain exists (dOut, x and dx
+ * of one dtype: layer_norm_bwd takes dn and x of one dtype); against the CPU, dn may sit one ulp away (as n above),
+ * which moves dx by rstd·2⁻⁸·|dn|, inside 2⁻⁶·(|dx| + rms(dx)) since dx ≈ rstd·dn where dn is large.</li>
  * </ul>
  * Shapes: a ragged tiny one (B = 2, L = 3, C = 40: the 16-byte path; C = 36: the scalar path) and Wan's 14B block at
  * 384x208x45 (B = 1, L = 3744, C = 5120); mod (B, 6, C) as a block's and (B, 2, C) as the head's.
@@ -88,6 +92,46 @@ class CudaFusedModulationParityTest {
                 }
                 closeAll(mod);
             }
+        }
+    }
+
+    @Test
+    void layerNormModulateBackwardMatchesTheChain() {
+        for (Shape s : SHAPES) {
+            long rows = s.dim(0) * s.dim(1);
+            Pair mod = random(F32, Shape.of(s.dim(0), 6, s.dim(2)), 71, 0.5);
+            for (DType[] io : new DType[][] {{BF16, BF16}, {BF16, F32}, {F32, F32}, {F32, BF16}}) {
+                for (boolean accumulate : new boolean[] {false, true}) {
+                    Pair x = random(io[0], s, 72, 1), dOut = random(io[0], s, 73, 1);
+                    Pair mean = output(F32, Shape.of(rows)), rstd = output(F32, Shape.of(rows));
+                    try (var normed = cuda().allocate(io[0], s)) { // the forward's statistics, on the GPU for both sides
+                        cuda().layerNormModulate(normed, mean.cuda(), rstd.cuda(), x.cuda(), mod.cuda(), 3, 4, EPS);
+                    }
+                    CPU.write(mean.cpu(), cuda().toFloats(mean.cuda()));
+                    CPU.write(rstd.cpu(), cuda().toFloats(rstd.cuda()));
+                    Pair dx = accumulate ? random(io[1], s, 74, 1) : output(io[1], s);
+                    float[] before = cuda().toFloats(dx.cuda());
+                    CPU.layerNormModulateBackward(dx.cpu(), dOut.cpu(), x.cpu(), mean.cpu(), rstd.cpu(), mod.cpu(), 4,
+                            accumulate);
+                    cuda().layerNormModulateBackward(dx.cuda(), dOut.cuda(), x.cuda(), mean.cuda(), rstd.cuda(),
+                            mod.cuda(), 4, accumulate);
+                    String label = label("layerNormModulateBackward", io[1], "x", s) + ",x=" + io[0] + ",accumulate="
+                            + accumulate;
+                    check(label + " vs cpu", dx);
+                    try (var dn = cuda().allocate(io[1], s); var chain = cuda().allocate(io[1], s)) {
+                        cuda().write(chain, before);
+                        cuda().modulateBackward(dn, dOut.cuda(), mod.cuda(), 4);
+                        if (io[0] == io[1]) {
+                            cuda().layerNormBackward(chain, null, null, dn, x.cuda(), null, mean.cuda(), rstd.cuda(),
+                                    accumulate);
+                            CPU.write(dx.cpu(), cuda().toFloats(chain));
+                            checkExact(label + " vs cuda chain", dx);
+                        }
+                    }
+                    closeAll(x, dOut, mean, rstd, dx);
+                }
+            }
+            closeAll(mod);
         }
     }
 }

@@ -422,12 +422,10 @@ public final class WanDit implements AutoCloseable {
                 a.key.width());
         // forward: headOutput = headInput·Wᵀ + b, so dHeadInput = dHeadOutput·W.
         backend.gemm(a.dHeadInput, a.dHeadOutput, false, weightOf(weights.head()), false, 1, 0, null);
-        // forward: headInput = headNorm·(1 + c) + s.
-        backend.modulateBackward(a.dHeadNorm, a.dHeadInput, a.headModulation, 1);
-        // forward: headNorm = LN(x_last).
+        // forward: headInput = LN(x_last)·(1 + c) + s.
         a.acquireInput(config.numLayers());
-        backend.layerNormBackward(a.dStream, null, null, a.dHeadNorm, a.blockInput(config.numLayers()), null,
-                a.headMean, a.headRstd, false);
+        backend.layerNormModulateBackward(a.dStream, a.dHeadInput, a.blockInput(config.numLayers()), a.headMean,
+                a.headRstd, a.headModulation, 1, false);
         a.releaseInput(config.numLayers());
     }
 
@@ -465,9 +463,7 @@ public final class WanDit implements AutoCloseable {
         backend.geluTanhBackward(g.dFfnHidden, g.dFfnHidden, s.ffnHidden);
         blockLinearBackward(g.dInput, false, g.dFfnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s, g);
         // forward: ffnInput = LN2(x2)·(1 + m4) + m3
-        backend.modulateBackward(g.dNormOut, g.dInput, mod, 4);
-        backend.layerNormBackward(a.dStream, null, null, g.dNormOut, s.afterCrossAttn, null, s.norm2Mean, s.norm2Rstd,
-                true);
+        backend.layerNormModulateBackward(a.dStream, g.dInput, s.afterCrossAttn, s.norm2Mean, s.norm2Rstd, mod, 4, true);
 
         // forward: x2 = x1 + cross_attn.o(attention(q, k, v))
         backend.gatedResidualBackward(g.dBranchOut, a.dStream, mod, -1);
@@ -503,9 +499,7 @@ public final class WanDit implements AutoCloseable {
         blockLinearBackward(g.dInput, true, g.dKPre, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_K, lora, s, g);
         blockLinearBackward(g.dInput, true, g.dV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s, g);
         // forward: h1 = LN1(x)·(1 + m1) + m0
-        backend.modulateBackward(g.dNormOut, g.dInput, mod, 1);
-        backend.layerNormBackward(a.dStream, null, null, g.dNormOut, a.blockInput(i), null, s.norm1Mean, s.norm1Rstd,
-                true);
+        backend.layerNormModulateBackward(a.dStream, g.dInput, a.blockInput(i), s.norm1Mean, s.norm1Rstd, mod, 1, true);
         a.releaseInput(i);
         backwardWeightsBlock = -1;
         weights.releaseBlock(i);
