@@ -145,11 +145,16 @@ public final class KernelBench {
             bench("silu_fwd_bf16 " + shape, 4.0 * n, 0, () -> cuda.silu(out, x));
             bench("modulate_fwd_bf16 " + shape, 4.0 * n, 0, () -> cuda.modulate(out, x, mod, 0, 1));
             bench("gated_residual_fwd_bf16 " + shape, 6.0 * n, 0, () -> cuda.gatedResidual(out, y, mod, 2));
+            bench("add_gated_residual_fwd_bf16 " + shape, 6.0 * n, 0, () -> cuda.addGatedResidual(out, x, y, mod, 2));
             bench("rope_fwd_bf16 " + shape + " 40 heads", 4.0 * n + 8.0 * l * 64, 0, () -> cuda.rope(out, x, cos, sin, (int) HEADS));
             bench("layer_norm_fwd_bf16 " + shape, 4.0 * n + 8.0 * l, 0, () -> cuda.layerNorm(out, mean, rstd, x, null, null, 1e-6f));
+            bench("layer_norm_modulate_fwd_bf16 " + shape, 4.0 * n + 8.0 * l, 0,
+                    () -> cuda.layerNormModulate(out, mean, rstd, x, mod, 0, 1, 1e-6f));
             bench("layer_norm_fwd_bf16 affine " + shape, 4.0 * n + 8.0 * l, 0, () -> cuda.layerNorm(out, mean, rstd, x, w, b, 1e-6f));
             bench("layer_norm_bwd_bf16 " + shape, 6.0 * n + 8.0 * l, 0,
                     () -> cuda.layerNormBackward(out, null, null, y, x, null, mean, rstd, false));
+            bench("layer_norm_modulate_bwd_bf16 " + shape, 6.0 * n + 8.0 * l, 0,
+                    () -> cuda.layerNormModulateBackward(out, y, x, mean, rstd, mod, 1, false));
             bench("layer_norm_bwd_bf16 +dW,dB " + shape, 6.0 * n + 8.0 * l, 0,
                     () -> cuda.layerNormBackward(out, dw, db, y, x, w, mean, rstd, false));
             bench("rms_norm_fwd_bf16 " + shape, 4.0 * n + 4.0 * l, 0, () -> cuda.rmsNorm(out, rstd, x, w, 1e-6f));

@@ -1,5 +1,6 @@
 package dev.wanlora.engine.cpu;
 
+import dev.wanlora.engine.backend.AttentionOps;
 import dev.wanlora.engine.backend.OpChecks.AttentionDims;
 
 /**
@@ -7,14 +8,13 @@ import dev.wanlora.engine.backend.OpChecks.AttentionDims;
  * small D). Layout: token rows of width N·D with head h at columns [h·D, (h+1)·D). Scores, softmax sums and every
  * dot product are in double; nothing of size Lq·Lk is stored, so memory stays O(L) per task.
  */
-final class CpuAttention {
-    private CpuAttention() {}
-
+final class CpuAttention implements AttentionOps.Kernels<CpuTensor> {
     /**
      * Rotates each pair (a, b) = (x[2j], x[2j+1]) of every head by the angle whose cosine and sine are
      * cos[l, j], sin[l, j]; with {@code inverse} the angle is negated (the backward). out may be x.
      */
-    static void rope(CpuTensor out, CpuTensor x, CpuTensor cos, CpuTensor sin, boolean inverse, AttentionDims d) {
+    @Override
+    public void rope(CpuTensor out, CpuTensor x, CpuTensor cos, CpuTensor sin, boolean inverse, AttentionDims d) {
         int tokens = (int) d.queries(), heads = d.heads(), dim = (int) d.headDim(), half = dim / 2;
         int width = heads * dim;
         double sign = inverse ? -1 : 1;
@@ -33,7 +33,8 @@ final class CpuAttention {
     }
 
     /** out = softmax(q·kᵀ/√D)·v, lse = log Σ exp(scores); one task per (b, h, query) = one lse element. */
-    static void attention(CpuTensor out, CpuTensor lse, CpuTensor q, CpuTensor k, CpuTensor v, AttentionDims d) {
+    @Override
+    public void attention(CpuTensor out, CpuTensor lse, CpuTensor q, CpuTensor k, CpuTensor v, AttentionDims d) {
         int lq = (int) d.queries(), lk = (int) d.keys(), heads = d.heads(), dim = (int) d.headDim();
         int width = heads * dim;
         double scale = 1 / Math.sqrt(dim);
@@ -68,8 +69,9 @@ final class CpuAttention {
      * column for dK and dV. Δ is computed from P and dP in double rather than as rowsum(dO∘out), so the result does
      * not depend on out's rounding; out is only shape-checked.
      */
-    static void attentionBackward(CpuTensor dq, CpuTensor dk, CpuTensor dv, CpuTensor dOut, CpuTensor q, CpuTensor k,
-                                  CpuTensor v, CpuTensor lse, AttentionDims d) {
+    @Override
+    public void attentionBackward(CpuTensor dq, CpuTensor dk, CpuTensor dv, CpuTensor dOut, CpuTensor q, CpuTensor k,
+                                  CpuTensor v, CpuTensor out, CpuTensor lse, AttentionDims d) {
         int lq = (int) d.queries(), lk = (int) d.keys(), heads = d.heads(), dim = (int) d.headDim();
         int width = heads * dim;
         double scale = 1 / Math.sqrt(dim);
@@ -120,7 +122,8 @@ final class CpuAttention {
      * T5 attention (Backend#attentionWithBias): s_j = q·k_j + bias[h, i, j] over unmasked keys, no scaling;
      * out = Σ softmax(s)_j·v_j. One task per (b, h, query), all in double.
      */
-    static void attentionWithBias(CpuTensor out, CpuTensor q, CpuTensor k, CpuTensor v, CpuTensor bias,
+    @Override
+    public void attentionWithBias(CpuTensor out, CpuTensor q, CpuTensor k, CpuTensor v, CpuTensor bias,
                                   CpuTensor keyMask, AttentionDims d) {
         int lq = (int) d.queries(), lk = (int) d.keys(), heads = d.heads(), dim = (int) d.headDim();
         int width = heads * dim;

@@ -1,20 +1,20 @@
 package dev.wanlora.engine.cpu;
 
+import dev.wanlora.engine.backend.ElementwiseOps;
 import dev.wanlora.engine.backend.OpChecks.MatrixDims;
 
 /**
  * Elementwise activations and arithmetic, computed in double and rounded on store. Each element is read before it
  * is written, so an output may be the very same tensor (same storage range) as an input.
  */
-final class CpuElementwise {
-    private CpuElementwise() {}
-
+final class CpuElementwise implements ElementwiseOps.Kernels<CpuTensor> {
     /** √(2/π), the tanh-GELU constant. */
     private static final double GELU_K = Math.sqrt(2 / Math.PI);
     private static final double GELU_C = 0.044715;
 
     /** out = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
-    static void geluTanh(CpuTensor out, CpuTensor x) {
+    @Override
+    public void geluTanh(CpuTensor out, CpuTensor x) {
         CpuRows.forEachChunk(x.size(), (from, to) -> {
             for (int i = from; i < to; i++) {
                 double v = x.get(i);
@@ -24,7 +24,8 @@ final class CpuElementwise {
     }
 
     /** With u = √(2/π)·(x + 0.044715·x³), t = tanh u: gelu' = ½(1 + t) + ½·x·(1 − t²)·√(2/π)·(1 + 3·0.044715·x²). */
-    static void geluTanhBackward(CpuTensor dx, CpuTensor dOut, CpuTensor x) {
+    @Override
+    public void geluTanhBackward(CpuTensor dx, CpuTensor dOut, CpuTensor x) {
         CpuRows.forEachChunk(x.size(), (from, to) -> {
             for (int i = from; i < to; i++) {
                 double v = x.get(i);
@@ -36,7 +37,8 @@ final class CpuElementwise {
     }
 
     /** out = x·round(gelu_tanh(gate)), the GELU rounded to out's dtype first (Backend#gatedGelu). */
-    static void gatedGelu(CpuTensor out, CpuTensor gate, CpuTensor x) {
+    @Override
+    public void gatedGelu(CpuTensor out, CpuTensor gate, CpuTensor x) {
         CpuRows.forEachChunk(x.size(), (from, to) -> {
             for (int i = from; i < to; i++) {
                 double g = gate.get(i);
@@ -47,7 +49,8 @@ final class CpuElementwise {
     }
 
     /** out = x·sigmoid(x) = x / (1 + e^−x). */
-    static void silu(CpuTensor out, CpuTensor x) {
+    @Override
+    public void silu(CpuTensor out, CpuTensor x) {
         CpuRows.forEachChunk(x.size(), (from, to) -> {
             for (int i = from; i < to; i++) {
                 double v = x.get(i);
@@ -56,20 +59,23 @@ final class CpuElementwise {
         });
     }
 
-    static void add(CpuTensor out, CpuTensor a, CpuTensor b) {
+    @Override
+    public void add(CpuTensor out, CpuTensor a, CpuTensor b) {
         CpuRows.forEachChunk(a.size(), (from, to) -> {
             for (int i = from; i < to; i++) out.store(i, (double) a.get(i) + b.get(i));
         });
     }
 
-    static void addRowVector(CpuTensor out, CpuTensor x, CpuTensor v, MatrixDims d) {
+    @Override
+    public void addRowVector(CpuTensor out, CpuTensor x, CpuTensor v, MatrixDims d) {
         int cols = (int) d.cols();
         CpuRows.forEach(d.rows(), cols, r -> {
             for (int c = 0; c < cols; c++) out.store(r * cols + c, (double) x.get(r * cols + c) + v.get(c));
         });
     }
 
-    static void scale(CpuTensor out, CpuTensor x, float alpha) {
+    @Override
+    public void scale(CpuTensor out, CpuTensor x, float alpha) {
         CpuRows.forEachChunk(x.size(), (from, to) -> {
             for (int i = from; i < to; i++) out.store(i, (double) alpha * x.get(i));
         });

@@ -1,21 +1,22 @@
 package dev.wanlora.engine.cpu;
 
+import dev.wanlora.engine.backend.FlowOps;
 import dev.wanlora.engine.backend.OpChecks.MatrixDims;
 import dev.wanlora.engine.random.CounterRng;
 
 /** Flow-matching noise, noisy input and target, and the MSE loss (spec §4), in double, rounded on store. */
-final class CpuFlow {
-    private CpuFlow() {}
-
+final class CpuFlow implements FlowOps.Kernels<CpuTensor> {
     /** out[i] = normal(seed, offset + i), see {@link CounterRng}. */
-    static void gaussianNoise(CpuTensor out, long seed, long offset) {
+    @Override
+    public void gaussianNoise(CpuTensor out, long seed, long offset) {
         CpuRows.forEachChunk(out.size(), (from, to) -> {
             for (int i = from; i < to; i++) out.store(i, CounterRng.normal(seed, offset + i));
         });
     }
 
     /** xt = (1 − t[b])·x0 + t[b]·noise, target = noise − x0; one task per sample. */
-    static void flowMatchingInput(CpuTensor xt, CpuTensor target, CpuTensor x0, CpuTensor noise, CpuTensor t,
+    @Override
+    public void flowMatchingInput(CpuTensor xt, CpuTensor target, CpuTensor x0, CpuTensor noise, CpuTensor t,
                                   MatrixDims d) {
         int perSample = (int) d.cols();
         CpuRows.forEach(d.rows(), 4L * perSample, b -> {
@@ -32,7 +33,8 @@ final class CpuFlow {
      * loss = Σ(pred − target)²/n, reduced in double over fixed chunks summed in chunk order (deterministic);
      * dPred = gradScale·2·(pred − target)/n.
      */
-    static void mseLoss(CpuTensor loss, CpuTensor dPred, CpuTensor pred, CpuTensor target, float gradScale, long n) {
+    @Override
+    public void mseLoss(CpuTensor loss, CpuTensor dPred, CpuTensor pred, CpuTensor target, float gradScale, long n) {
         double[] partial = new double[CpuRows.numChunks(n)];
         double gradFactor = 2.0 * gradScale / n;
         CpuRows.forEachChunk(n, (from, to) -> {

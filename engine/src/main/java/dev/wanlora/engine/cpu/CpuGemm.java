@@ -1,18 +1,20 @@
 package dev.wanlora.engine.cpu;
 
+import dev.wanlora.engine.backend.GemmOps;
 import dev.wanlora.engine.backend.OpChecks.GemmDims;
 import dev.wanlora.engine.backend.OpChecks.MatrixDims;
+import dev.wanlora.engine.numeric.Fp8;
+import dev.wanlora.engine.numeric.Fp8BlockQuantizer;
 import dev.wanlora.engine.tensor.DType;
 
 /**
  * GEMM and fp8 weight dequantization, the scalar reference. Products are summed in double, so this is a better
  * oracle than any fp32 GPU accumulation; the result is rounded once, to c's dtype, on store.
  */
-final class CpuGemm {
-    private CpuGemm() {}
-
+final class CpuGemm implements GemmOps.Kernels<CpuTensor> {
     /** c = alpha·op(a)·op(b) + beta·c (+ bias); see Backend#gemm. One output row per task. */
-    static void gemm(CpuTensor c, CpuTensor a, boolean transA, CpuTensor b, boolean transB, float alpha, float beta,
+    @Override
+    public void gemm(CpuTensor c, CpuTensor a, boolean transA, CpuTensor b, boolean transB, float alpha, float beta,
                      CpuTensor bias, GemmDims dims) {
         int m = (int) dims.m(), n = (int) dims.n(), k = (int) dims.k();
         float[] ad = a.data(), bd = b.data();
@@ -45,7 +47,8 @@ final class CpuGemm {
     }
 
     /** out[o, i] = out.dtype(scale.dtype(wq[o, i]·scale[o, i/64])); see Backend#dequantizeFp8. */
-    static void dequantizeFp8(CpuTensor out, CpuTensor wq, CpuTensor scale, MatrixDims dims) {
+    @Override
+    public void dequantizeFp8(CpuTensor out, CpuTensor wq, CpuTensor scale, MatrixDims dims) {
         int rows = (int) dims.rows(), cols = (int) dims.cols(), blocks = cols / 64;
         DType scaleType = scale.dtype();
         CpuRows.forEach(rows, cols, o -> {
@@ -57,5 +60,16 @@ final class CpuGemm {
                 out.store(o * cols + i, product);
             }
         });
+    }
+
+    /** The reference: {@link Fp8BlockQuantizer} on the weight's (exact) values, one call per tensor. */
+    @Override
+    public void quantizeFp8(CpuTensor codes, CpuTensor scale, CpuTensor w, MatrixDims dims) {
+        float[] values = java.util.Arrays.copyOfRange(w.data(), w.offset(), w.offset() + w.size());
+        Fp8BlockQuantizer.Result q = Fp8BlockQuantizer.quantize(values, w.shape(), w.dtype());
+        byte[] codeBytes = q.codes();
+        for (int i = 0; i < codeBytes.length; i++) codes.store(i, Fp8.e4m3ToFloat(codeBytes[i]));
+        float[] scales = q.scales();
+        for (int i = 0; i < scales.length; i++) scale.store(i, scales[i]);
     }
 }

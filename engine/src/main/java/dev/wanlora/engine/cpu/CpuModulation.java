@@ -1,16 +1,16 @@
 package dev.wanlora.engine.cpu;
 
+import dev.wanlora.engine.backend.ModulationOps;
 import dev.wanlora.engine.backend.OpChecks.TokenDims;
 
 /**
  * Wan's adaLN pieces: modulation x·(1 + scale) + shift and the gated residual x + y·gate, with per-sample F32
  * vectors mod (B, n, C) broadcast over the L tokens. Computed in double, rounded on store (Wan runs them in fp32).
  */
-final class CpuModulation {
-    private CpuModulation() {}
-
+final class CpuModulation implements ModulationOps.Kernels<CpuTensor> {
     /** One task per token row (b, l). */
-    static void modulate(CpuTensor out, CpuTensor x, CpuTensor mod, int shiftIndex, int scaleIndex, TokenDims d) {
+    @Override
+    public void modulate(CpuTensor out, CpuTensor x, CpuTensor mod, int shiftIndex, int scaleIndex, TokenDims d) {
         int tokens = (int) d.tokens(), cols = (int) d.channels(), n = (int) mod.shape().dim(1);
         CpuRows.forEach(d.batch() * tokens, 2L * cols, row -> {
             int b = row / tokens, base = row * cols;
@@ -22,7 +22,8 @@ final class CpuModulation {
     }
 
     /** Forward: out = x·(1 + scale) + shift, so dx = dOut·(1 + scale). */
-    static void modulateBackward(CpuTensor dx, CpuTensor dOut, CpuTensor mod, int scaleIndex, TokenDims d) {
+    @Override
+    public void modulateBackward(CpuTensor dx, CpuTensor dOut, CpuTensor mod, int scaleIndex, TokenDims d) {
         int tokens = (int) d.tokens(), cols = (int) d.channels(), n = (int) mod.shape().dim(1);
         CpuRows.forEach(d.batch() * tokens, cols, row -> {
             int b = row / tokens, base = row * cols, scale = (b * n + scaleIndex) * cols;
@@ -31,7 +32,8 @@ final class CpuModulation {
     }
 
     /** x += y·gate (gateIndex &lt; 0: x += y), in place; one task per token row. */
-    static void gatedResidual(CpuTensor x, CpuTensor y, CpuTensor mod, int gateIndex, TokenDims d) {
+    @Override
+    public void gatedResidual(CpuTensor x, CpuTensor y, CpuTensor mod, int gateIndex, TokenDims d) {
         int tokens = (int) d.tokens(), cols = (int) d.channels();
         CpuRows.forEach(d.batch() * tokens, cols, row -> {
             int base = row * cols, gate = gateIndex < 0 ? -1 : (row / tokens * (int) mod.shape().dim(1) + gateIndex) * cols;
@@ -42,8 +44,18 @@ final class CpuModulation {
         });
     }
 
+    /** The chain it fuses, literally: copy(out, x) (rounding x to out's dtype), then {@link #gatedResidual} on out. */
+    @Override
+    public void addGatedResidual(CpuTensor out, CpuTensor x, CpuTensor y, CpuTensor mod, int gateIndex, TokenDims d) {
+        CpuRows.forEachChunk(out.size(), (from, to) -> {
+            for (int i = from; i < to; i++) out.store(i, x.get(i));
+        });
+        gatedResidual(out, y, mod, gateIndex, d);
+    }
+
     /** Forward: x' = x + y·gate, so dy = dx'·gate (= 1 without a gate). */
-    static void gatedResidualBackward(CpuTensor dy, CpuTensor dx, CpuTensor mod, int gateIndex, TokenDims d) {
+    @Override
+    public void gatedResidualBackward(CpuTensor dy, CpuTensor dx, CpuTensor mod, int gateIndex, TokenDims d) {
         int tokens = (int) d.tokens(), cols = (int) d.channels();
         CpuRows.forEach(d.batch() * tokens, cols, row -> {
             int base = row * cols, gate = gateIndex < 0 ? -1 : (row / tokens * (int) mod.shape().dim(1) + gateIndex) * cols;

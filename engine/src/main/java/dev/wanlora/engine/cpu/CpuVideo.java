@@ -1,5 +1,6 @@
 package dev.wanlora.engine.cpu;
 
+import dev.wanlora.engine.backend.VideoOps;
 import dev.wanlora.engine.backend.OpChecks.ConvDims;
 import dev.wanlora.engine.backend.OpChecks.MatrixDims;
 
@@ -8,14 +9,13 @@ import dev.wanlora.engine.backend.OpChecks.MatrixDims;
  * 2× upsampling, and the row softmax of its single-head spatial attention. Sums are in double; one task per output
  * row (frame, row), so results do not depend on the thread count.
  */
-final class CpuVideo {
-    private CpuVideo() {}
-
+final class CpuVideo implements VideoOps.Kernels<CpuTensor> {
     /**
      * out[t, h, w, o] = bias[o] + Σ weight[o, dt, dh, dw, i] · in[t·st + dt, h·ss + dh − pb, w·ss + dw − pb, i], where
      * in = concat(cache, x) along frames and 0 outside the image (Backend.conv3d).
      */
-    static void conv3d(CpuTensor out, CpuTensor cache, CpuTensor x, CpuTensor weight, CpuTensor bias, ConvDims d) {
+    @Override
+    public void conv3d(CpuTensor out, CpuTensor cache, CpuTensor x, CpuTensor weight, CpuTensor bias, ConvDims d) {
         int tc = (int) d.cacheFrames(), h = (int) d.height(), w = (int) d.width(), cin = (int) d.inChannels();
         int kt = (int) d.kt(), kh = (int) d.kh(), kw = (int) d.kw();
         int ho = (int) d.outHeight(), wo = (int) d.outWidth(), cout = (int) d.outChannels();
@@ -55,7 +55,8 @@ final class CpuVideo {
     }
 
     /** out[t, 2h + a, 2w + b, c] = x[t, h, w, c]. */
-    static void upsampleNearest2x(CpuTensor out, CpuTensor x, ConvDims d) {
+    @Override
+    public void upsampleNearest2x(CpuTensor out, CpuTensor x, ConvDims d) {
         int h = (int) d.height(), w = (int) d.width(), c = (int) d.inChannels();
         CpuRows.forEach(d.outFrames() * 2 * h, 2L * w * c, row -> {
             int t = row / (2 * h), oh = row % (2 * h);
@@ -67,7 +68,8 @@ final class CpuVideo {
     }
 
     /** out[r, :] = softmax(scale·x[r, :]), max-subtracted, in double. out may be x (each row is read before written). */
-    static void softmax(CpuTensor out, CpuTensor x, float scale, MatrixDims d) {
+    @Override
+    public void softmax(CpuTensor out, CpuTensor x, float scale, MatrixDims d) {
         int cols = (int) d.cols();
         CpuRows.forEach(d.rows(), 3L * cols, r -> {
             int base = r * cols;

@@ -1,7 +1,7 @@
 package dev.wanlora.engine.cuda;
 
 import dev.wanlora.engine.backend.DeviceFacts;
-import dev.wanlora.engine.backend.OpChecks;
+import dev.wanlora.engine.backend.AttentionOps;
 import dev.wanlora.engine.backend.OpChecks.AttentionDims;
 import dev.wanlora.engine.tensor.DType;
 
@@ -26,7 +26,7 @@ import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
  * the memory plan calls {@link #reserveBackwardWorkspace} with the largest shape so the step loop never allocates;
  * a larger call grows it (one synchronizing reallocation).
  */
-public final class CudaAttention implements AutoCloseable {
+public final class CudaAttention implements AttentionOps.Kernels<CudaTensor>, AutoCloseable {
     /** The head dim the kernels are written for. */
     public static final int HEAD_DIM = 128;
 
@@ -59,14 +59,18 @@ public final class CudaAttention implements AutoCloseable {
 
     private final CudaContext context;
     private final KernelLibrary kernels;
+    private final Launcher launcher;
+    private final CudaAttentionWithBias attentionWithBias;
     private DeviceBuffer delta;                           // (≥ B·N·Lq) F32 workspace of the backward
     private boolean sharedMemoryChecked;
     private Path path;
 
     /** The Hopper path where its kernel is loaded (compute capability 9.0) unless {@code WANLORA_KERNELS=portable}. */
-    public CudaAttention(CudaContext context, KernelLibrary kernels) {
+    CudaAttention(CudaContext context, KernelLibrary kernels, Launcher launcher) {
         this.context = context;
         this.kernels = kernels;
+        this.launcher = launcher;
+        this.attentionWithBias = new CudaAttentionWithBias(launcher);
         this.path = defaultPath(kernels.has(Kernel.ATTENTION_FWD_SM90_BF16), System.getenv(KERNELS_ENV));
     }
 
@@ -107,6 +111,21 @@ public final class CudaAttention implements AutoCloseable {
                 + ("portable".equals(System.getenv(KERNELS_ENV)) ? " (" + KERNELS_ENV + "=portable)" : "");
     }
 
+    /** Wan's RoPE (rope.cu), forward or inverse rotation, on 8-element groups. */
+    @Override
+    public void rope(CudaTensor out, CudaTensor x, CudaTensor cos, CudaTensor sin, boolean inverse, AttentionDims d) {
+        long n = out.numElements();
+        if (n == 0) return;
+        launcher.launch(Launcher.kernel(inverse ? "ropeBackward" : "rope", "rope_fwd", x.dtype(), out.dtype()),
+                launcher.cover((n + 7) / 8), out, x, cos, sin, d.queries(), d.heads(), (int) d.headDim(), n, inverse ? 1 : 0);
+    }
+
+    @Override
+    public void attentionWithBias(CudaTensor out, CudaTensor q, CudaTensor k, CudaTensor v, CudaTensor bias,
+                                  CudaTensor keyMask, AttentionDims d) {
+        attentionWithBias.forward(out, q, k, v, bias, keyMask, d);
+    }
+
     /** Bytes of backward workspace for a shape: delta (B, N, Lq) F32. */
     public static long backwardWorkspaceBytes(long batch, int heads, long queries) {
         return DeviceFacts.attentionWorkspaceBytes(batch, heads, queries);
@@ -123,8 +142,9 @@ public final class CudaAttention implements AutoCloseable {
     }
 
     /** out = softmax(q·kᵀ/√128)·v per batch and head; lse = log Σ exp(scores) (=). */
-    public void forward(CudaTensor out, CudaTensor lse, CudaTensor q, CudaTensor k, CudaTensor v, int numHeads) {
-        AttentionDims d = OpChecks.attention(out, lse, q, k, v, numHeads);
+    @Override
+    public void attention(CudaTensor out, CudaTensor lse, CudaTensor q, CudaTensor k, CudaTensor v, AttentionDims d) {
+        int numHeads = d.heads();
         requireSupported("attention", d, new String[] {"out", "q", "k", "v"}, out, q, k, v);
         if (d.batch() == 0 || d.queries() == 0) return;
         int lq = Math.toIntExact(d.queries()), lk = Math.toIntExact(d.keys());
@@ -137,10 +157,11 @@ public final class CudaAttention implements AutoCloseable {
                 out, lse, q, k, v, numHeads, lq, lk);
     }
 
-    /** Backward of {@link #forward}: dq, dk, dv overwritten; out and lse as the forward wrote them. */
-    public void backward(CudaTensor dq, CudaTensor dk, CudaTensor dv, CudaTensor dOut, CudaTensor q, CudaTensor k,
-                         CudaTensor v, CudaTensor out, CudaTensor lse, int numHeads) {
-        AttentionDims d = OpChecks.attentionBackward(dq, dk, dv, dOut, q, k, v, out, lse, numHeads);
+    /** Backward of {@link #attention}: dq, dk, dv overwritten; out and lse as the forward wrote them. */
+    @Override
+    public void attentionBackward(CudaTensor dq, CudaTensor dk, CudaTensor dv, CudaTensor dOut, CudaTensor q,
+                                  CudaTensor k, CudaTensor v, CudaTensor out, CudaTensor lse, AttentionDims d) {
+        int numHeads = d.heads();
         requireSupported("attentionBackward", d, new String[] {"dq", "dk", "dv", "dOut", "q", "k", "v", "out"},
                 dq, dk, dv, dOut, q, k, v, out);
         if (d.batch() == 0) return;

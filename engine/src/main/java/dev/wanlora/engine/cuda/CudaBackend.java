@@ -5,12 +5,6 @@ import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.CheckedBackend;
 import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.backend.OpChecks;
-import dev.wanlora.engine.backend.OpChecks.AttentionDims;
-import dev.wanlora.engine.backend.OpChecks.ConvDims;
-import dev.wanlora.engine.backend.OpChecks.GemmDims;
-import dev.wanlora.engine.backend.OpChecks.MatrixDims;
-import dev.wanlora.engine.backend.OpChecks.PatchDims;
-import dev.wanlora.engine.backend.OpChecks.TokenDims;
 import dev.wanlora.engine.backend.Timeline;
 import dev.wanlora.engine.io.ByteSource;
 import dev.wanlora.engine.numeric.Bf16;
@@ -29,8 +23,9 @@ import static jcuda.driver.JCudaDriver.*;
 /**
  * {@link Backend} on one NVIDIA GPU: our kernels ({@link KernelLibrary}) and cuBLASLt, all on the context's compute
  * stream, never falling back to the CPU. Open with {@link #open(int)}; closing the backend frees the context's
- * kernels and streams (tensors are closed by their owners first). Argument checks run in {@link CheckedBackend};
- * the {@code run<Op>} hooks here get checked CudaTensors of this backend and call the op's launcher (CudaNorm, …).
+ * kernels and streams (tensors are closed by their owners first). Argument checks run in each op family's
+ * {@code Checked} class (see {@link CheckedBackend}), which then calls the family's launcher installed here (CudaNorm,
+ * CudaModulation, …) with checked CudaTensors of this backend.
  */
 public final class CudaBackend extends CheckedBackend<CudaTensor> {
     private static final ValueLayout.OfShort SHORT_LE = ValueLayout.JAVA_SHORT_UNALIGNED;
@@ -42,11 +37,7 @@ public final class CudaBackend extends CheckedBackend<CudaTensor> {
     private final CudaGemm gemm;
     private final Launcher launcher;
     private final CudaElementwise elementwise;
-    private final CudaAttentionWithBias attentionWithBias;
-    private final CudaNorm norm;
-    private final CudaFlow flow;
     private final CudaOptim optim;
-    private final CudaVideo video;
     private final UploadStaging staging;
     private boolean closed;
 
@@ -62,14 +53,13 @@ public final class CudaBackend extends CheckedBackend<CudaTensor> {
             context.close();
             throw e;
         }
-        this.attention = new CudaAttention(context, kernels);
+        this.attention = new CudaAttention(context, kernels, launcher);
         this.elementwise = new CudaElementwise(launcher);
-        this.attentionWithBias = new CudaAttentionWithBias(launcher);
-        this.norm = new CudaNorm(launcher);
-        this.flow = new CudaFlow(launcher);
-        this.optim = new CudaOptim(launcher);
-        this.video = new CudaVideo(launcher);
+        CudaFlow flow = new CudaFlow(launcher);
+        this.optim = new CudaOptim(launcher, flow);
         this.staging = new UploadStaging(context);
+        install(gemm, new CudaNorm(launcher), new CudaModulation(launcher), attention, elementwise, new CudaLayout(launcher),
+                new CudaVideo(launcher), flow, optim);
     }
 
     /** Opens GPU {@code device} (0-based): primary context, streams, every kernel resolved. */
@@ -308,262 +298,12 @@ public final class CudaBackend extends CheckedBackend<CudaTensor> {
     @Override
     public Timeline openTimeline() { return new CudaTimeline(context); }
 
-    // ---------------------------------------------------------------- GEMM
-
-    @Override
-    protected void runGemm(CudaTensor c, CudaTensor a, boolean transA, CudaTensor b, boolean transB, float alpha,
-                           float beta, CudaTensor bias, GemmDims dims) {
-        gemm.gemm(c, a, transA, b, transB, alpha, beta, bias);
-    }
-
-    @Override
-    protected void runDequantizeFp8(CudaTensor out, CudaTensor wq, CudaTensor scale, MatrixDims dims) {
-        elementwise.dequantizeFp8(out, wq, scale);
-    }
-
-    @Override
-    protected void runQuantizeFp8(CudaTensor codes, CudaTensor scale, CudaTensor w, MatrixDims dims) {
-        elementwise.quantizeFp8(codes, scale, w);
-    }
-
-    // ---------------------------------------------------------------- norms
-
-    @Override
-    protected void runLayerNorm(CudaTensor out, CudaTensor mean, CudaTensor rstd, CudaTensor x, CudaTensor weight,
-                                CudaTensor bias, float eps, MatrixDims dims) {
-        if (weight != null && bias != null) {
-            CudaElementwise.requireSame("layerNorm", "weight", weight.dtype(), "bias", bias.dtype());
-        }
-        norm.layerNorm(out, mean, rstd, x, weight, bias, eps, dims);
-    }
-
-    @Override
-    protected void runLayerNormBackward(CudaTensor dx, CudaTensor dWeight, CudaTensor dBias, CudaTensor dOut,
-                                        CudaTensor x, CudaTensor weight, CudaTensor mean, CudaTensor rstd,
-                                        boolean accumulate, MatrixDims dims) {
-        CudaElementwise.requireSame("layerNormBackward", "dOut", dOut.dtype(), "x", x.dtype());
-        norm.layerNormBackward(dx, dWeight, dBias, dOut, x, weight, mean, rstd, accumulate, dims);
-    }
-
-    @Override
-    protected void runRmsNorm(CudaTensor out, CudaTensor rstd, CudaTensor x, CudaTensor weight, float eps,
-                              MatrixDims dims) {
-        norm.rmsNorm(out, rstd, x, weight, eps, dims);
-    }
-
-    /** The fused kernel where {@link CudaNorm#rmsNormSilu} has one (bf16, C % 8 == 0, C ≤ 1024), else the chain. */
-    @Override
-    protected void runRmsNormSilu(CudaTensor out, CudaTensor rstd, CudaTensor x, CudaTensor weight, float eps,
-                                  MatrixDims dims) {
-        if (!norm.rmsNormSilu(out, rstd, x, weight, eps, dims)) super.runRmsNormSilu(out, rstd, x, weight, eps, dims);
-    }
-
-    @Override
-    protected void runRmsNormBackward(CudaTensor dx, CudaTensor dWeight, CudaTensor dOut, CudaTensor x,
-                                      CudaTensor weight, CudaTensor rstd, MatrixDims dims) {
-        CudaElementwise.requireSame("rmsNormBackward", "dOut", dOut.dtype(), "x", x.dtype());
-        norm.rmsNormBackward(dx, dWeight, dOut, x, weight, rstd, dims);
-    }
-
-    // ---------------------------------------------------------------- adaLN modulation
-
-    @Override
-    protected void runModulate(CudaTensor out, CudaTensor x, CudaTensor mod, int shiftIndex, int scaleIndex,
-                               TokenDims dims) {
-        elementwise.modulate(out, x, mod, shiftIndex, scaleIndex, dims);
-    }
-
-    @Override
-    protected void runModulateBackward(CudaTensor dx, CudaTensor dOut, CudaTensor mod, int scaleIndex, TokenDims dims) {
-        elementwise.modulateBackward(dx, dOut, mod, scaleIndex, dims);
-    }
-
-    @Override
-    protected void runGatedResidual(CudaTensor x, CudaTensor y, CudaTensor mod, int gateIndex, TokenDims dims) {
-        elementwise.gatedResidual(x, y, mod, gateIndex, dims);
-    }
-
-    @Override
-    protected void runGatedResidualBackward(CudaTensor dy, CudaTensor dx, CudaTensor mod, int gateIndex,
-                                            TokenDims dims) {
-        elementwise.gatedResidualBackward(dy, dx, mod, gateIndex, dims);
-    }
-
-    // ---------------------------------------------------------------- RoPE and attention
-
-    @Override
-    protected void runRope(CudaTensor out, CudaTensor x, CudaTensor cos, CudaTensor sin, AttentionDims dims) {
-        elementwise.rope("rope", out, x, cos, sin, false, dims);
-    }
-
-    @Override
-    protected void runRopeBackward(CudaTensor dx, CudaTensor dOut, CudaTensor cos, CudaTensor sin, AttentionDims dims) {
-        elementwise.rope("ropeBackward", dx, dOut, cos, sin, true, dims);
-    }
-
     /**
      * Sizes the attention backward's workspace (delta, B·N·Lq F32) for the largest (batch, heads, queries) a run
      * uses, so that no step allocates; call it from the memory plan (see {@link CudaAttention}).
      */
     public void reserveAttentionWorkspace(long batch, int heads, long queries) {
         attention.reserveBackwardWorkspace(CudaAttention.backwardWorkspaceBytes(batch, heads, queries));
-    }
-
-    @Override
-    protected void runAttention(CudaTensor out, CudaTensor lse, CudaTensor q, CudaTensor k, CudaTensor v,
-                                AttentionDims dims) {
-        attention.forward(out, lse, q, k, v, dims.heads());
-    }
-
-    @Override
-    protected void runAttentionBackward(CudaTensor dq, CudaTensor dk, CudaTensor dv, CudaTensor dOut, CudaTensor q,
-                                        CudaTensor k, CudaTensor v, CudaTensor out, CudaTensor lse, AttentionDims dims) {
-        attention.backward(dq, dk, dv, dOut, q, k, v, out, lse, dims.heads());
-    }
-
-    // ---------------------------------------------------------------- activations and elementwise
-
-    @Override
-    protected void runGeluTanh(CudaTensor out, CudaTensor x) { elementwise.geluTanh(out, x); }
-
-    @Override
-    protected void runGeluTanhBackward(CudaTensor dx, CudaTensor dOut, CudaTensor x) {
-        elementwise.geluTanhBackward(dx, dOut, x);
-    }
-
-    @Override
-    protected void runSilu(CudaTensor out, CudaTensor x) { elementwise.silu(out, x); }
-
-    @Override
-    protected void runAdd(CudaTensor out, CudaTensor a, CudaTensor b) { elementwise.add(out, a, b); }
-
-    @Override
-    protected void runAddRowVector(CudaTensor out, CudaTensor x, CudaTensor v, MatrixDims dims) {
-        elementwise.addRowVector(out, x, v, dims);
-    }
-
-    @Override
-    protected void runScale(CudaTensor out, CudaTensor x, float alpha) { elementwise.scale(out, x, alpha); }
-
-    // ---------------------------------------------------------------- layout and embeddings
-
-    @Override
-    protected void runPatchify(CudaTensor out, CudaTensor latents, PatchDims dims) {
-        elementwise.patchify(out, latents, dims);
-    }
-
-    @Override
-    protected void runUnpatchify(CudaTensor out, CudaTensor tokens, PatchDims dims) {
-        elementwise.unpatchify(out, tokens, dims);
-    }
-
-    @Override
-    protected void runUnpatchifyBackward(CudaTensor dTokens, CudaTensor dOut, PatchDims dims) {
-        elementwise.unpatchifyBackward(dTokens, dOut, dims);
-    }
-
-    @Override
-    protected void runSinusoidalEmbedding(CudaTensor out, CudaTensor timesteps, MatrixDims dims) {
-        elementwise.sinusoidalEmbedding(out, timesteps, dims);
-    }
-
-    // ---------------------------------------------------------------- text encoder (umT5)
-
-    @Override
-    protected void runEmbedding(CudaTensor out, CudaTensor table, CudaTensor ids, MatrixDims dims) {
-        elementwise.embedding(out, table, ids, dims);
-    }
-
-    @Override
-    protected void runRelativePositionBias(CudaTensor out, CudaTensor table, CudaTensor buckets, AttentionDims dims) {
-        elementwise.relativePositionBias(out, table, buckets, dims);
-    }
-
-    @Override
-    protected void runAttentionWithBias(CudaTensor out, CudaTensor q, CudaTensor k, CudaTensor v, CudaTensor bias,
-                                        CudaTensor keyMask, AttentionDims dims) {
-        attentionWithBias.forward(out, q, k, v, bias, keyMask, dims);
-    }
-
-    @Override
-    protected void runGatedGelu(CudaTensor out, CudaTensor gate, CudaTensor x) { elementwise.gatedGelu(out, gate, x); }
-
-    // ---------------------------------------------------------------- video convolution (the Wan VAE)
-
-    @Override
-    protected void runConv3d(CudaTensor out, CudaTensor cache, CudaTensor x, CudaTensor weight, CudaTensor bias,
-                             ConvDims dims) {
-        video.conv3d(out, cache, x, weight, bias, dims);
-    }
-
-    @Override
-    protected void runUpsampleNearest2x(CudaTensor out, CudaTensor x, ConvDims dims) {
-        video.upsampleNearest2x(out, x, dims);
-    }
-
-    @Override
-    protected void runSoftmax(CudaTensor out, CudaTensor x, float scale, MatrixDims dims) {
-        video.softmax(out, x, scale, dims);
-    }
-
-    // ---------------------------------------------------------------- flow matching and loss
-
-    @Override
-    protected void runGaussianNoise(CudaTensor out, long seed, long offset) { flow.gaussianNoise(out, seed, offset); }
-
-    @Override
-    protected void runFlowMatchingInput(CudaTensor xt, CudaTensor target, CudaTensor x0, CudaTensor noise, CudaTensor t,
-                                        MatrixDims dims) {
-        flow.flowMatchingInput(xt, target, x0, noise, t, dims);
-    }
-
-    @Override
-    protected void runMseLoss(CudaTensor loss, CudaTensor dPred, CudaTensor pred, CudaTensor target, float gradScale,
-                              long n) {
-        flow.mseLoss(loss, dPred, pred, target, gradScale, n);
-    }
-
-    // ---------------------------------------------------------------- optimizer
-
-    @Override
-    protected void runSumOfSquares(CudaTensor normSquared, CudaTensor g) { flow.sumOfSquares(normSquared, g); }
-
-    @Override
-    protected void runAdamw(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor v, CudaTensor gradScale,
-                            AdamWStep hyper) {
-        optim.adamw(param, grad, m, v, gradScale, hyper);
-    }
-
-    @Override
-    protected void runAdamw8bit(CudaTensor param, CudaTensor grad, CudaTensor mCodes, CudaTensor mAbsMax,
-                                CudaTensor vCodes, CudaTensor vAbsMax, CudaTensor gradScale, AdamWStep hyper) {
-        optim.adamw8bit(param, grad, mCodes, mAbsMax, vCodes, vAbsMax, gradScale, hyper);
-    }
-
-    @Override
-    protected void runProdigyAccumulate(CudaTensor param, CudaTensor grad, CudaTensor p0, CudaTensor m, CudaTensor v,
-                                        CudaTensor s, CudaTensor gradScale, CudaTensor state, ProdigyStep hyper) {
-        optim.prodigyAccumulate(param, grad, p0, m, v, s, gradScale, state, hyper);
-    }
-
-    @Override
-    protected void runProdigyAdapt(CudaTensor state, ProdigyStep hyper) { optim.prodigyAdapt(state, hyper); }
-
-    @Override
-    protected void runProdigyUpdate(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor v, CudaTensor gradScale,
-                                    CudaTensor state, ProdigyStep hyper) {
-        optim.prodigyUpdate(param, grad, m, v, gradScale, state, hyper);
-    }
-
-    @Override
-    protected void runAdafactor(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor row, CudaTensor col,
-                                CudaTensor v, CudaTensor gradScale, AdafactorStep hyper) {
-        optim.adafactor(param, grad, m, row, col, v, gradScale, hyper);
-    }
-
-    @Override
-    protected void runClipCoefficient(CudaTensor clip, CudaTensor normSquared, float maxNorm) {
-        optim.clipCoefficient(clip, normSquared, maxNorm);
     }
 
     // ---------------------------------------------------------------- plumbing
@@ -588,7 +328,7 @@ public final class CudaBackend extends CheckedBackend<CudaTensor> {
     public String attentionPath() { return attention.describe(); }
 
     /** The attention ops, for tests that force a path ({@link CudaAttention#usePath}). */
-    CudaAttention attentionOps() { return attention; }
+    CudaAttention attentionKernels() { return attention; }
 
     /** How the GEMM algorithms are chosen (timed and cached, or the opt-out), one line. */
     public String gemmTuning() { return gemm.tuningSummary(); }

@@ -1,5 +1,6 @@
 package dev.wanlora.engine.cuda;
 
+import dev.wanlora.engine.backend.FlowOps;
 import dev.wanlora.engine.backend.OpChecks.MatrixDims;
 
 /**
@@ -8,14 +9,15 @@ import dev.wanlora.engine.backend.OpChecks.MatrixDims;
  * partial sum per block to the scratch buffer, then one block adds the partials in index order in float64. The
  * summation order therefore depends only on n, never on the GPU or the run.
  */
-final class CudaFlow {
+final class CudaFlow implements FlowOps.Kernels<CudaTensor> {
     static final int PARTIAL_BLOCKS = 1024, PARTIAL_THREADS = 256;
 
     private final Launcher launcher;
 
     CudaFlow(Launcher launcher) { this.launcher = launcher; }
 
-    void gaussianNoise(CudaTensor out, long seed, long offset) {
+    @Override
+    public void gaussianNoise(CudaTensor out, long seed, long offset) {
         long n = out.numElements();
         if (n == 0) return;
         Kernel k = Launcher.kernel("gaussianNoise", "gaussian_noise_fwd", out.dtype(), out.dtype());
@@ -23,7 +25,8 @@ final class CudaFlow {
     }
 
     /** Each tensor F32 or BF16 independently (the kernel takes the dtypes at run time). */
-    void flowMatchingInput(CudaTensor xt, CudaTensor target, CudaTensor x0, CudaTensor noise, CudaTensor t, MatrixDims d) {
+    @Override
+    public void flowMatchingInput(CudaTensor xt, CudaTensor target, CudaTensor x0, CudaTensor noise, CudaTensor t, MatrixDims d) {
         long n = x0.numElements();
         if (n == 0) return;
         launcher.launch(Kernel.FLOW_MATCHING_FWD_ANY, launcher.cover(n), xt, Launcher.paramType(xt), target,
@@ -31,7 +34,8 @@ final class CudaFlow {
     }
 
     /** Each tensor F32 or BF16 independently. */
-    void mseLoss(CudaTensor loss, CudaTensor dPred, CudaTensor pred, CudaTensor target, float gradScale, long n) {
+    @Override
+    public void mseLoss(CudaTensor loss, CudaTensor dPred, CudaTensor pred, CudaTensor target, float gradScale, long n) {
         long partial = launcher.scratch(4L * PARTIAL_BLOCKS);
         // dPred = gradScale·2·(pred − target)/n, the factor formed in double and rounded once to float.
         launcher.launch(Kernel.MSE_LOSS_FWD_ANY, LaunchConfig.of(PARTIAL_BLOCKS, PARTIAL_THREADS), dPred,

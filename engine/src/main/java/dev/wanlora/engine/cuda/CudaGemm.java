@@ -1,5 +1,8 @@
 package dev.wanlora.engine.cuda;
 
+import dev.wanlora.engine.backend.GemmOps;
+import dev.wanlora.engine.backend.OpChecks.GemmDims;
+import dev.wanlora.engine.backend.OpChecks.MatrixDims;
 import dev.wanlora.engine.tensor.DType;
 
 import java.lang.foreign.Arena;
@@ -40,7 +43,7 @@ import static java.lang.foreign.ValueLayout.*;
  * runs in our {@code gemm_mixed} kernel instead: exact widening of the bf16 operand, fp32 accumulation, one warp
  * per output element — meant for few-row problems like that one.
  */
-final class CudaGemm implements AutoCloseable {
+final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
     static final long WORKSPACE_BYTES = 32L << 20;
     /** Heuristic candidates timed per key. */
     static final int CANDIDATES = 8;
@@ -136,6 +139,32 @@ final class CudaGemm implements AutoCloseable {
 
     /** "cuBLASLt 130100 (/usr/local/cuda/targets/x86_64-linux/lib/libcublasLt.so.13)". */
     String describe() { return "cuBLASLt " + lt.version() + " (" + lt.location() + ")"; }
+
+    @Override
+    public void gemm(CudaTensor c, CudaTensor a, boolean transA, CudaTensor b, boolean transB, float alpha, float beta,
+                     CudaTensor bias, GemmDims dims) {
+        gemm(c, a, transA, b, transB, alpha, beta, bias);
+    }
+
+    @Override
+    public void dequantizeFp8(CudaTensor out, CudaTensor wq, CudaTensor scale, MatrixDims dims) {
+        long n = out.numElements();
+        if (n > 0) {
+            launcher.launch(Launcher.kernel("dequantizeFp8", "dequantize_fp8_fwd", scale.dtype(), out.dtype()), launcher.cover((n + 7) / 8), out,
+                    wq, scale, n);
+        }
+    }
+
+    /** One thread per 8 elements (see quantize_fp8.cu); the checks have made sure I % 64 == 0. */
+    @Override
+    public void quantizeFp8(CudaTensor codes, CudaTensor scale, CudaTensor w, MatrixDims dims) {
+        long n = w.numElements();
+        if (w.address() % 16 != 0 || codes.address() % 8 != 0) {
+            throw new UnsupportedOperationException("quantizeFp8 (cuda): w must be 16-byte and codes 8-byte aligned; got "
+                    + w + ", " + codes + "; supported: tensors at the start of an allocation or at 64-element offsets");
+        }
+        if (n > 0) launcher.launch(Launcher.kernel("quantizeFp8", "quantize_fp8_fwd", w.dtype()), launcher.cover((n + 7) / 8), codes, scale, w, n);
+    }
 
     void gemm(CudaTensor c, CudaTensor a, boolean transA, CudaTensor b, boolean transB, float alphaValue, float betaValue,
               CudaTensor bias) {

@@ -3,6 +3,7 @@ package dev.wanlora.engine.cuda;
 import dev.wanlora.engine.backend.Backend.AdafactorStep;
 import dev.wanlora.engine.backend.Backend.AdamWStep;
 import dev.wanlora.engine.backend.Backend.ProdigyStep;
+import dev.wanlora.engine.backend.OptimizerOps;
 import dev.wanlora.engine.optim.AdamW8bit;
 import dev.wanlora.engine.optim.DynamicQuantization;
 import jcuda.Pointer;
@@ -15,19 +16,22 @@ import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
  * {@code kernels/src/main/cuda/optim/}). Holds the two 256-entry dynamic quantization maps of the 8-bit optimizer in
  * device memory, uploaded once from {@link DynamicQuantization} so that both backends quantize with the same values.
  */
-final class CudaOptim implements AutoCloseable {
+final class CudaOptim implements OptimizerOps.Kernels<CudaTensor>, AutoCloseable {
     /** The kernel's block: one quantization block of AdamW8bit.BLOCK_SIZE elements per CUDA block. */
     private static final int BLOCK_8BIT = 256;
 
     private final Launcher launcher;
+    private final CudaFlow flow;
     private final DeviceBuffer maps; // (2, 256) F32: the signed map, then the unsigned map
 
-    CudaOptim(Launcher launcher) {
+    /** {@code flow}: its deterministic reduction serves sumOfSquares. */
+    CudaOptim(Launcher launcher, CudaFlow flow) {
         if (AdamW8bit.BLOCK_SIZE != BLOCK_8BIT) {
             throw new IllegalStateException("adamw8bit (cuda): the kernel is built for blocks of " + BLOCK_8BIT
                     + " elements, but AdamW8bit.BLOCK_SIZE is " + AdamW8bit.BLOCK_SIZE);
         }
         this.launcher = launcher;
+        this.flow = flow;
         float[] both = new float[2 * DynamicQuantization.MAP_SIZE];
         System.arraycopy(DynamicQuantization.signedMap(), 0, both, 0, DynamicQuantization.MAP_SIZE);
         System.arraycopy(DynamicQuantization.unsignedMap(), 0, both, DynamicQuantization.MAP_SIZE, DynamicQuantization.MAP_SIZE);
@@ -39,12 +43,17 @@ final class CudaOptim implements AutoCloseable {
         CudaException.check(cuCtxSynchronize(), "cuCtxSynchronize", "after uploading the 8-bit optimizer maps");
     }
 
-    void clipCoefficient(CudaTensor clip, CudaTensor normSquared, float maxNorm) {
+    @Override
+    public void sumOfSquares(CudaTensor normSquared, CudaTensor g) { flow.sumOfSquares(normSquared, g); }
+
+    @Override
+    public void clipCoefficient(CudaTensor clip, CudaTensor normSquared, float maxNorm) {
         launcher.launch(Kernel.CLIP_COEFFICIENT_FWD_F32, LaunchConfig.of(1, 32), clip, normSquared, maxNorm);
     }
 
     /** Bias corrections in double on the host, exactly as CpuOptim forms them; the kernel mirrors its arithmetic. */
-    void adamw(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor v, CudaTensor gradScale, AdamWStep h) {
+    @Override
+    public void adamw(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor v, CudaTensor gradScale, AdamWStep h) {
         long n = param.numElements();
         if (n == 0) return;
         double lr = h.learningRate(), b1 = h.beta1(), b2 = h.beta2();
@@ -55,7 +64,8 @@ final class CudaOptim implements AutoCloseable {
     }
 
     /** The step size and c2 in float, formed exactly as CpuAdamW8bit forms them; the kernel mirrors the rest. */
-    void adamw8bit(CudaTensor param, CudaTensor grad, CudaTensor mCodes, CudaTensor mAbsMax, CudaTensor vCodes,
+    @Override
+    public void adamw8bit(CudaTensor param, CudaTensor grad, CudaTensor mCodes, CudaTensor mAbsMax, CudaTensor vCodes,
                    CudaTensor vAbsMax, CudaTensor gradScale, AdamWStep h) {
         long n = param.numElements();
         if (n == 0) return;
@@ -70,7 +80,8 @@ final class CudaOptim implements AutoCloseable {
     }
 
     /** Prodigy's first pass: the partial sums (a fixed grid, as CudaFlow's), then one block adds them into the state. */
-    void prodigyAccumulate(CudaTensor param, CudaTensor grad, CudaTensor p0, CudaTensor m, CudaTensor v, CudaTensor s,
+    @Override
+    public void prodigyAccumulate(CudaTensor param, CudaTensor grad, CudaTensor p0, CudaTensor m, CudaTensor v, CudaTensor s,
                            CudaTensor gradScale, CudaTensor state, ProdigyStep h) {
         long n = param.numElements();
         if (n == 0 || h.learningRate() == 0) return; // as CpuProdigy: a zero lr skips the pass
@@ -86,13 +97,15 @@ final class CudaOptim implements AutoCloseable {
                 (double) h.d0());
     }
 
-    void prodigyAdapt(CudaTensor state, ProdigyStep h) {
+    @Override
+    public void prodigyAdapt(CudaTensor state, ProdigyStep h) {
         launcher.launch(Kernel.PRODIGY_ADAPT_F32, LaunchConfig.of(1, 32), state, (double) h.learningRate(),
                 h.useBiasCorrection() ? 1 : 0, (double) h.beta1(), (double) h.beta2(), (double) h.beta3(), h.d0(),
                 (double) h.dCoef(), (double) h.growthRate());
     }
 
-    void prodigyUpdate(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor v, CudaTensor gradScale,
+    @Override
+    public void prodigyUpdate(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor v, CudaTensor gradScale,
                        CudaTensor state, ProdigyStep h) {
         long n = param.numElements();
         if (n == 0) return;
@@ -105,7 +118,8 @@ final class CudaOptim implements AutoCloseable {
      * One Adafactor step (see adafactor.cu for the kernels). Scratch, float64: the p² partials, the u² partials,
      * 8 scalars, then the row sums (R) and column sums (C) of a 2-D parameter.
      */
-    void adafactor(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor row, CudaTensor col, CudaTensor v,
+    @Override
+    public void adafactor(CudaTensor param, CudaTensor grad, CudaTensor m, CudaTensor row, CudaTensor col, CudaTensor v,
                    CudaTensor gradScale, AdafactorStep h) {
         long n = param.numElements();
         if (n == 0) return;

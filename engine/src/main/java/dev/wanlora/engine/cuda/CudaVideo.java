@@ -1,6 +1,7 @@
 package dev.wanlora.engine.cuda;
 
 import dev.wanlora.engine.backend.OpChecks.ConvDims;
+import dev.wanlora.engine.backend.VideoOps;
 import dev.wanlora.engine.backend.OpChecks.MatrixDims;
 
 /**
@@ -9,7 +10,7 @@ import dev.wanlora.engine.backend.OpChecks.MatrixDims;
  * kernels' headers give thread mapping and numerics; none has a size or alignment requirement (the tensor-core
  * convolution's are checked here), and none allocates.
  */
-final class CudaVideo {
+final class CudaVideo implements VideoOps.Kernels<CudaTensor> {
     /** conv3d.cu's output tile (CONV_BM positions × CONV_BN channels) and block size. */
     private static final int CONV_TILE_M = 64, CONV_TILE_N = 64, CONV_THREADS = 256;
     /** conv3d_tc.cu's pipeline: stages, K tile and bf16 row pitch (TC_STAGES, TC_BK + 8). */
@@ -41,7 +42,8 @@ final class CudaVideo {
      * give every multiprocessor two blocks (one latent frame at 48×48: 54 blocks) takes the 64×64 tile instead.
      * Anything else runs on the CUDA-core kernel.
      */
-    void conv3d(CudaTensor out, CudaTensor cache, CudaTensor x, CudaTensor w, CudaTensor bias, ConvDims d) {
+    @Override
+    public void conv3d(CudaTensor out, CudaTensor cache, CudaTensor x, CudaTensor w, CudaTensor bias, ConvDims d) {
         long positions = d.outFrames() * d.outHeight() * d.outWidth();
         if (positions == 0) return;
         Kernel k = Launcher.kernel("conv3d", "conv3d_fwd", x.dtype(), w.dtype(), out.dtype());
@@ -61,14 +63,16 @@ final class CudaVideo {
                 (d.outChannels() + CONV_TILE_N - 1) / CONV_TILE_N, CONV_THREADS, 0), args);
     }
 
-    void upsampleNearest2x(CudaTensor out, CudaTensor x, ConvDims d) {
+    @Override
+    public void upsampleNearest2x(CudaTensor out, CudaTensor x, ConvDims d) {
         if (out.numElements() == 0) return;
         Kernel k = Launcher.kernel("upsampleNearest2x", "upsample_nearest2x_fwd", x.dtype(), out.dtype());
         launcher.launch(k, launcher.cover(out.numElements()), out, x, d.inFrames(), (int) d.height(), (int) d.width(),
                 (int) d.inChannels());
     }
 
-    void softmax(CudaTensor out, CudaTensor x, float scale, MatrixDims d) {
+    @Override
+    public void softmax(CudaTensor out, CudaTensor x, float scale, MatrixDims d) {
         if (d.rows() == 0 || d.cols() == 0) return;
         Kernel k = Launcher.kernel("softmax", "softmax_fwd", x.dtype(), out.dtype());
         launcher.launch(k, LaunchConfig.of(d.rows(), SOFTMAX_THREADS), out, x, scale, d.rows(), Math.toIntExact(d.cols()));

@@ -1,7 +1,6 @@
 package dev.wanlora.engine.cpu;
 
 import dev.wanlora.engine.backend.Backend.AdamWStep;
-import dev.wanlora.engine.backend.OptimizerChecks;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
@@ -62,19 +61,19 @@ class CpuBackendChecksTest {
                 () -> CPU.clipCoefficient(zeros(DType.F32, 1), zeros(DType.BF16, 1), 1));
     }
 
-    /** OptimizerChecks.adamw8bit with another block size than the op's (Backend.ADAMW8BIT_BLOCK_SIZE). */
+    /** adamw8bit's state sizes follow Backend.ADAMW8BIT_BLOCK_SIZE: ceil(5000/256) = 20 blocks. */
     @Test
     void adamw8bitChecks() {
         var p = zeros(DType.F32, 5000);
         var one = f32(new float[] {1}, 1);
         var hyper = new AdamWStep(1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, 1);
-        OptimizerChecks.adamw8bit(p, zeros(DType.F32, 5000), zeros(DType.U8, 5000), zeros(DType.F32, 3), zeros(DType.U8, 5000),
-                zeros(DType.F32, 3), one, hyper, 2048); // ceil(5000/2048) = 3 blocks
-        assertMessage("adamw8bit: wrong element count of vAbsMax; got vAbsMax=(2) f32 (2 elements), expected 3 elements",
-                () -> OptimizerChecks.adamw8bit(p, zeros(DType.F32, 5000), zeros(DType.U8, 5000), zeros(DType.F32, 3),
-                        zeros(DType.U8, 5000), zeros(DType.F32, 2), one, hyper, 2048));
+        CPU.adamw8bit(p, zeros(DType.F32, 5000), zeros(DType.U8, 5000), zeros(DType.F32, 20), zeros(DType.U8, 5000),
+                zeros(DType.F32, 20), one, hyper);
+        assertMessage("adamw8bit: wrong element count of vAbsMax; got vAbsMax=(19) f32 (19 elements), expected 20 elements",
+                () -> CPU.adamw8bit(p, zeros(DType.F32, 5000), zeros(DType.U8, 5000), zeros(DType.F32, 20),
+                        zeros(DType.U8, 5000), zeros(DType.F32, 19), one, hyper));
         assertMessage("adamw8bit: unsupported dtype of mCodes; got mCodes=(5000) f32, expected u8",
-                () -> OptimizerChecks.adamw8bit(p, zeros(DType.F32, 5000), zeros(DType.F32, 5000), zeros(DType.F32, 3),
-                        zeros(DType.U8, 5000), zeros(DType.F32, 3), one, hyper, 2048));
+                () -> CPU.adamw8bit(p, zeros(DType.F32, 5000), zeros(DType.F32, 5000), zeros(DType.F32, 20),
+                        zeros(DType.U8, 5000), zeros(DType.F32, 20), one, hyper));
     }
 }

@@ -99,4 +99,59 @@ class CpuModulationTest {
         assertMessage("gatedResidual (cpu): x overlaps y; got CpuTensor(2,7,40) f32 and CpuTensor(2,7,40) f32, "
                 + "expected disjoint storage", () -> CPU.gatedResidual(x, x, mod, 2));
     }
+
+    /**
+     * addGatedResidual is the fused copy + gatedResidual (issue 11): the same bits as the chain for every dtype mix of
+     * stream and branch, with and without a gate, into a new tensor and in place (out = x).
+     */
+    @Test
+    void addGatedResidualIsTheChainBitForBit() {
+        var mod = randn(31, DType.F32, B, N, C);
+        for (DType stream : new DType[] {DType.F32, DType.BF16}) {
+            for (DType branch : new DType[] {DType.F32, DType.BF16}) {
+                for (int gate : new int[] {2, 5, -1}) {
+                    var x = randn(32, stream, B, L, C);
+                    var y = randn(33, branch, B, L, C);
+                    var chain = zeros(stream, B, L, C);
+                    CPU.copy(chain, x);
+                    CPU.gatedResidual(chain, y, mod, gate);
+                    var fused = zeros(stream, B, L, C);
+                    CPU.addGatedResidual(fused, x, y, mod, gate);
+                    String label = "addGatedResidual x=" + stream + " y=" + branch + " gate=" + gate;
+                    assertArrayEquals(bits(chain), bits(fused), label);
+                    CPU.addGatedResidual(x, x, y, mod, gate); // in place: gatedResidual itself
+                    assertArrayEquals(bits(chain), bits(x), label + " in place");
+                }
+            }
+        }
+        // A stream of another dtype than out: x is rounded to out's dtype first, as the chain's copy does.
+        var x = randn(34, DType.F32, B, L, C);
+        var y = randn(35, DType.BF16, B, L, C);
+        var chain = zeros(DType.BF16, B, L, C);
+        CPU.copy(chain, x);
+        CPU.gatedResidual(chain, y, mod, 2);
+        var fused = zeros(DType.BF16, B, L, C);
+        CPU.addGatedResidual(fused, x, y, mod, 2);
+        assertArrayEquals(bits(chain), bits(fused), "addGatedResidual x=F32 out=BF16");
+    }
+
+    @Test
+    void addGatedResidualChecks() {
+        var mod = zeros(DType.F32, B, N, C);
+        var x = zeros(DType.BF16, B, L, C);
+        assertMessage("addGatedResidual: out shape does not match x; got out=(2,7,41) bf16, expected out=(2,7,40) "
+                + "(as x=(2,7,40) bf16)", () -> CPU.addGatedResidual(zeros(DType.BF16, B, L, C + 1), x, x, mod, 2));
+        assertMessage("addGatedResidual (cpu): out overlaps y; got " + x + " and " + x + ", expected disjoint storage",
+                () -> CPU.addGatedResidual(x, zeros(DType.BF16, B, L, C), x, mod, 2));
+        assertMessage("addGatedResidual: gateIndex out of range; got gateIndex=6, expected 0 <= gateIndex < 6",
+                () -> CPU.addGatedResidual(zeros(DType.BF16, B, L, C), x, zeros(DType.BF16, B, L, C), mod, 6));
+    }
+
+    /** Each element's float bits: equal arrays mean bit-identical tensors. */
+    static int[] bits(dev.wanlora.engine.tensor.Tensor t) {
+        float[] v = values(t);
+        int[] b = new int[v.length];
+        for (int i = 0; i < v.length; i++) b[i] = Float.floatToRawIntBits(v[i]);
+        return b;
+    }
 }

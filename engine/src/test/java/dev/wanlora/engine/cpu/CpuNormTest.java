@@ -236,4 +236,76 @@ class CpuNormTest {
                 + "weight=null, expected dWeight=null",
                 () -> CPU.layerNormBackward(out, dw, null, x, x, null, rstd, rstd, false));
     }
+
+    /**
+     * layerNormModulate is the fused LayerNorm (no affine) + modulate of Wan's adaLN (issue 11): the same bits as the
+     * chain through an intermediate of out's dtype, for every x/out dtype mix, mean and rstd included. B = 2, L = 3,
+     * C = 40 (ragged), mod (2, 6, 40) as a block's and the head's (2, 2, 40).
+     */
+    @Test
+    void layerNormModulateIsTheChainBitForBit() {
+        int b = 2, l = 3;
+        for (int n : new int[] {6, 2}) {
+            var mod = randn(41, DType.F32, b, n, C);
+            int shift = n == 6 ? 3 : 0, scale = n == 6 ? 4 : 1;
+            for (DType in : new DType[] {DType.F32, DType.BF16}) {
+                for (DType outType : new DType[] {DType.F32, DType.BF16}) {
+                    var x = randn(42, in, b, l, C);
+                    var norm = zeros(outType, b, l, C);
+                    var chain = zeros(outType, b, l, C);
+                    var chainMean = zeros(DType.F32, b * l);
+                    var chainRstd = zeros(DType.F32, b * l);
+                    CPU.layerNorm(norm, chainMean, chainRstd, x, null, null, 1e-6f);
+                    CPU.modulate(chain, norm, mod, shift, scale);
+                    var fused = zeros(outType, b, l, C);
+                    var mean = zeros(DType.F32, b * l);
+                    var rstd = zeros(DType.F32, b * l);
+                    CPU.layerNormModulate(fused, mean, rstd, x, mod, shift, scale, 1e-6f);
+                    String label = "layerNormModulate x=" + in + " out=" + outType + " n=" + n;
+                    assertArrayEquals(CpuModulationTest.bits(chain), CpuModulationTest.bits(fused), label);
+                    assertArrayEquals(CpuModulationTest.bits(chainMean), CpuModulationTest.bits(mean), label + " mean");
+                    assertArrayEquals(CpuModulationTest.bits(chainRstd), CpuModulationTest.bits(rstd), label + " rstd");
+                }
+            }
+        }
+    }
+
+    /** layerNormModulateBackward is the fused modulateBackward + layerNormBackward: the chain's bits, = and +=. */
+    @Test
+    void layerNormModulateBackwardIsTheChainBitForBit() {
+        int b = 2, l = 3;
+        var mod = randn(43, DType.F32, b, 6, C);
+        for (DType in : new DType[] {DType.F32, DType.BF16}) {
+            for (DType grad : new DType[] {DType.F32, DType.BF16}) {
+                for (boolean accumulate : new boolean[] {false, true}) {
+                    var x = randn(44, in, b, l, C);
+                    var mean = zeros(DType.F32, b * l);
+                    var rstd = zeros(DType.F32, b * l);
+                    CPU.layerNormModulate(zeros(in, b, l, C), mean, rstd, x, mod, 3, 4, 1e-6f);
+                    var dOut = randn(45, in, b, l, C);
+                    var chain = randn(46, grad, b, l, C);
+                    var dn = zeros(grad, b, l, C);
+                    CPU.modulateBackward(dn, dOut, mod, 4);
+                    CPU.layerNormBackward(chain, null, null, dn, x, null, mean, rstd, accumulate);
+                    var fused = randn(46, grad, b, l, C);
+                    CPU.layerNormModulateBackward(fused, dOut, x, mean, rstd, mod, 4, accumulate);
+                    String label = "layerNormModulateBackward x=" + in + " dx=" + grad + " accumulate=" + accumulate;
+                    assertArrayEquals(CpuModulationTest.bits(chain), CpuModulationTest.bits(fused), label);
+                }
+            }
+        }
+    }
+
+    @Test
+    void layerNormModulateChecks() {
+        var x = zeros(DType.BF16, 2, 3, C);
+        var mod = zeros(DType.F32, 2, 6, C);
+        var stats = zeros(DType.F32, 6);
+        assertMessage("layerNormModulate: wrong element count of rstd; got rstd=(5) f32 (5 elements), expected 6 elements",
+                () -> CPU.layerNormModulate(zeros(DType.BF16, 2, 3, C), stats, zeros(DType.F32, 5), x, mod, 0, 1, EPS));
+        assertMessage("layerNormModulate: scaleIndex out of range; got scaleIndex=6, expected 0 <= scaleIndex < 6",
+                () -> CPU.layerNormModulate(zeros(DType.BF16, 2, 3, C), stats, zeros(DType.F32, 6), x, mod, 0, 6, EPS));
+        assertMessage("layerNormModulate (cpu): out overlaps x; got " + x + " and " + x + ", expected disjoint storage",
+                () -> CPU.layerNormModulate(x, stats, zeros(DType.F32, 6), x, mod, 0, 1, EPS));
+    }
 }

@@ -53,13 +53,13 @@ class CudaAttentionTest {
 
     @BeforeEach
     void selectPath() {
-        defaultPath = cuda.attentionOps().path();
-        if (forcedPath() != null) cuda.attentionOps().usePath(forcedPath());
-        System.out.println("attention path under test: " + cuda.attentionOps().path() + " (" + cuda.name() + ")");
+        defaultPath = cuda.attentionKernels().path();
+        if (forcedPath() != null) cuda.attentionKernels().usePath(forcedPath());
+        System.out.println("attention path under test: " + cuda.attentionKernels().path() + " (" + cuda.name() + ")");
     }
 
     @AfterEach
-    void restorePath() { cuda.attentionOps().usePath(defaultPath); }
+    void restorePath() { cuda.attentionKernels().usePath(defaultPath); }
 
     @Test
     void theDefaultPathIsHopperExactlyOnComputeCapability90() {

@@ -398,8 +398,7 @@ public final class WanDit implements AutoCloseable {
         blockModulation(blk, a);
 
         // Self-attention: h = LN1(x)·(1 + m1) + m0; x1 = x + SelfAttn(h)·m2.
-        backend.layerNorm(a.normOut, s.norm1Mean, s.norm1Rstd, x, null, null, eps);
-        backend.modulate(s.selfAttnInput, a.normOut, mod, 0, 1);
+        backend.layerNormModulate(s.selfAttnInput, s.norm1Mean, s.norm1Rstd, x, mod, 0, 1, eps);
         blockLinear(s.selfQ, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_Q, lora, s);
         blockLinear(s.selfK, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_K, lora, s);
         blockLinear(s.selfV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s);
@@ -414,8 +413,7 @@ public final class WanDit implements AutoCloseable {
         }
         blockLinear(a.branchOut, selfAttnOut, blk, BlockLinear.SELF_ATTN_O, lora, s);
         if (!isRecompute) a.releaseAttention(i);
-        backend.copy(s.afterSelfAttn, x);
-        backend.gatedResidual(s.afterSelfAttn, a.branchOut, mod, 2);
+        backend.addGatedResidual(s.afterSelfAttn, x, a.branchOut, mod, 2);
 
         // Cross-attention, no modulation or gate: x2 = x1 + CrossAttn(LN3(x1), context).
         backend.layerNorm(s.crossAttnInput, s.norm3Mean, s.norm3Rstd, s.afterSelfAttn, blk.norm3Weight(),
@@ -439,12 +437,10 @@ public final class WanDit implements AutoCloseable {
         }
         backend.attention(s.crossAttnOut, s.crossLse, s.crossQNorm, crossKeys, crossValues, heads);
         blockLinear(a.branchOut, s.crossAttnOut, blk, BlockLinear.CROSS_ATTN_O, lora, s);
-        backend.copy(s.afterCrossAttn, s.afterSelfAttn);
-        backend.gatedResidual(s.afterCrossAttn, a.branchOut, mod, -1);
+        backend.addGatedResidual(s.afterCrossAttn, s.afterSelfAttn, a.branchOut, mod, -1);
 
         // FFN: h = LN2(x2)·(1 + m4) + m3; out = x2 + ffn.2(GELU(ffn.0(h)))·m5.
-        backend.layerNorm(a.normOut, s.norm2Mean, s.norm2Rstd, s.afterCrossAttn, null, null, eps);
-        backend.modulate(s.ffnInput, a.normOut, mod, 3, 4);
+        backend.layerNormModulate(s.ffnInput, s.norm2Mean, s.norm2Rstd, s.afterCrossAttn, mod, 3, 4, eps);
         blockLinear(s.ffnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s);
         backend.geluTanh(s.ffnActivated, s.ffnHidden);
         if (isRecompute) {
@@ -456,8 +452,7 @@ public final class WanDit implements AutoCloseable {
         blockLinear(a.branchOut, s.ffnActivated, blk, BlockLinear.FFN_2, lora, s);
         a.acquireInputForWrite(i + 1); // as late as possible: the slot's previous store had the whole block to finish
         Tensor out = a.blockInput(i + 1);
-        backend.copy(out, s.afterCrossAttn);
-        backend.gatedResidual(out, a.branchOut, mod, 5);
+        backend.addGatedResidual(out, s.afterCrossAttn, a.branchOut, mod, 5);
     }
 
     /** m = modulation + e0 (B, 6, C) in fp32 (musubi: {@code self.modulation.to(float32) + e}). */
@@ -475,8 +470,7 @@ public final class WanDit implements AutoCloseable {
             backend.addRowVector(a.headModulation.slice(b), modulation, a.e.slice(b));
         }
         Tensor x = a.blockInput(config.numLayers());
-        backend.layerNorm(a.headNorm, a.headMean, a.headRstd, x, null, null, config.eps());
-        backend.modulate(a.headInput, a.headNorm, a.headModulation, 0, 1);
+        backend.layerNormModulate(a.headInput, a.headMean, a.headRstd, x, a.headModulation, 0, 1, config.eps());
         linear(a.headOutput, a.headInput, weights.head());
     }
 
@@ -511,12 +505,10 @@ public final class WanDit implements AutoCloseable {
                 a.key.width());
         // forward: headOutput = headInput·Wᵀ + b, so dHeadInput = dHeadOutput·W.
         backend.gemm(a.dHeadInput, a.dHeadOutput, false, computeWeights.weightOf(weights.head()), false, 1, 0, null);
-        // forward: headInput = headNorm·(1 + c) + s.
-        backend.modulateBackward(a.dHeadNorm, a.dHeadInput, a.headModulation, 1);
-        // forward: headNorm = LN(x_last).
+        // forward: headInput = LN(x_last)·(1 + c) + s.
         a.acquireInput(config.numLayers());
-        backend.layerNormBackward(a.dStream, null, null, a.dHeadNorm, a.blockInput(config.numLayers()), null,
-                a.headMean, a.headRstd, false);
+        backend.layerNormModulateBackward(a.dStream, a.dHeadInput, a.blockInput(config.numLayers()), a.headMean,
+                a.headRstd, a.headModulation, 1, false);
         a.releaseInput(config.numLayers());
     }
 
@@ -551,9 +543,7 @@ public final class WanDit implements AutoCloseable {
         backend.geluTanhBackward(g.dFfnHidden, g.dFfnHidden, s.ffnHidden);
         blockLinearBackward(g.dInput, false, g.dFfnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s, g);
         // forward: ffnInput = LN2(x2)·(1 + m4) + m3
-        backend.modulateBackward(g.dNormOut, g.dInput, mod, 4);
-        backend.layerNormBackward(a.dStream, null, null, g.dNormOut, s.afterCrossAttn, null, s.norm2Mean, s.norm2Rstd,
-                true);
+        backend.layerNormModulateBackward(a.dStream, g.dInput, s.afterCrossAttn, s.norm2Mean, s.norm2Rstd, mod, 4, true);
 
         // forward: x2 = x1 + cross_attn.o(attention(q, k, v))
         backend.gatedResidualBackward(g.dBranchOut, a.dStream, mod, -1);
@@ -589,9 +579,7 @@ public final class WanDit implements AutoCloseable {
         blockLinearBackward(g.dInput, true, g.dKPre, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_K, lora, s, g);
         blockLinearBackward(g.dInput, true, g.dV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s, g);
         // forward: h1 = LN1(x)·(1 + m1) + m0
-        backend.modulateBackward(g.dNormOut, g.dInput, mod, 1);
-        backend.layerNormBackward(a.dStream, null, null, g.dNormOut, a.blockInput(i), null, s.norm1Mean, s.norm1Rstd,
-                true);
+        backend.layerNormModulateBackward(a.dStream, g.dInput, a.blockInput(i), s.norm1Mean, s.norm1Rstd, mod, 1, true);
         a.releaseInput(i);
         computeWeights.endBlock();
         weights.releaseBlock(i);
