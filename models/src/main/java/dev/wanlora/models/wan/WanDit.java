@@ -4,7 +4,6 @@ import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
-import dev.wanlora.models.wan.BlockAdapters.Adapter;
 import dev.wanlora.models.wan.WanDitActivations.BlockGradients;
 import dev.wanlora.models.wan.WanDitActivations.BlockState;
 import dev.wanlora.models.wan.WanDitWeights.Block;
@@ -14,7 +13,6 @@ import dev.wanlora.models.wan.WanDitWeights.Linear;
 import java.util.Collections;
 import java.util.EnumSet;
 import java.util.HashMap;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -57,14 +55,8 @@ public final class WanDit implements AutoCloseable {
     private final Map<WanDitActivations.Key, WanDitActivations> plans = new HashMap<>();
     /** The Linears' weights in the compute dtype (fp8 ones dequantized before use). */
     private final ComputeWeights computeWeights;
-    /**
-     * Under BF16_MUSUBI, bf16 copies {down, up} of each LoRA module's F32 parameters, refreshed at the start of every
-     * forward: autocast rounds fp32 LoRA weights to bf16 for each matmul (musubi lora.py forward under autocast). They
-     * are views into {@link #loraComputeFlat}, laid out as {@link BlockAdapters#parameters()}, so one copy refreshes all.
-     */
-    private final Map<Adapter, Tensor[]> loraComputeWeights = new IdentityHashMap<>();
-    private Tensor loraComputeFlat; // (P) act: the bf16 copy of every LoRA parameter
-    private BlockAdapters loraComputeNetwork;
+    /** The block Linears with their LoRA (forward, backward, the LoRA's compute-dtype copy). */
+    private final LoraLinears linears;
     private WanDitActivations lastActivations;
     /** The plan of the latest {@link #trainingForward} until its {@link #backward}; null otherwise. */
     private WanDitActivations pendingBackward;
@@ -99,6 +91,7 @@ public final class WanDit implements AutoCloseable {
         this.gradientCheckpointing = gradientCheckpointing;
         this.act = precision.activationDType();
         this.computeWeights = new ComputeWeights(backend, config, weights, act);
+        this.linears = new LoraLinears(backend, act, computeWeights);
     }
 
     public WanDitConfig config() { return config; }
@@ -169,7 +162,7 @@ public final class WanDit implements AutoCloseable {
     public Tensor forwardOnly(Tensor xt, Tensor timesteps, List<Tensor> contexts, BlockAdapters lora) {
         long[] d = checkInputs(xt, timesteps, contexts);
         WanDitActivations a = plans.computeIfAbsent(WanDitActivations.Key.forwardOnly((int) d[0], (int) d[2],
-                (int) d[3], (int) d[4], maxRank(lora)), k -> new WanDitActivations(backend, config, precision, k));
+                (int) d[3], (int) d[4], LoraLinears.maxRank(lora)), k -> new WanDitActivations(backend, config, precision, k));
         return runForward(a, xt, timesteps, contexts, lora).pred;
     }
 
@@ -199,9 +192,9 @@ public final class WanDit implements AutoCloseable {
         long[] d = checkInputs(xt, time.timestep(step), List.of(text.context()));
         if (d[0] != 1) throw new IllegalArgumentException("WanDit.forwardOnly: a sampler's forward is batch 1; got " + xt.shape());
         WanDitActivations a = plans.computeIfAbsent(WanDitActivations.Key.forwardOnly(1, (int) d[2], (int) d[3], (int) d[4],
-                maxRank(lora)), k -> new WanDitActivations(backend, config, precision, k));
+                LoraLinears.maxRank(lora)), k -> new WanDitActivations(backend, config, precision, k));
         lastActivations = a;
-        syncLoraComputeWeights(lora);
+        linears.sync(lora);
         embedPatches(a, xt);
         if (time.isComputed(step)) {
             time.restore(step, a.e, a.e0);
@@ -302,8 +295,7 @@ public final class WanDit implements AutoCloseable {
     @Override
     public void close() {
         releaseActivations();
-        loraComputeWeights.clear();
-        if (loraComputeFlat != null) loraComputeFlat.close();
+        linears.close();
         computeWeights.close();
     }
 
@@ -312,7 +304,7 @@ public final class WanDit implements AutoCloseable {
     private WanDitActivations runForward(Tensor xt, Tensor timesteps, List<Tensor> contexts, BlockAdapters lora,
                                          boolean keepsBlockIntermediates) {
         long[] d = checkInputs(xt, timesteps, contexts);
-        WanDitActivations a = plan((int) d[0], (int) d[2], (int) d[3], (int) d[4], maxRank(lora),
+        WanDitActivations a = plan((int) d[0], (int) d[2], (int) d[3], (int) d[4], LoraLinears.maxRank(lora),
                 keepsBlockIntermediates);
         return runForward(a, xt, timesteps, contexts, lora);
     }
@@ -322,7 +314,7 @@ public final class WanDit implements AutoCloseable {
                                          BlockAdapters lora) {
         lastActivations = a;
         pendingBackward = null; // any forward may overwrite the plan a pending backward would read
-        syncLoraComputeWeights(lora);
+        linears.sync(lora);
         embedPatches(a, xt);
         embedTime(a, timesteps);
         embedText(a, contexts);
@@ -399,9 +391,9 @@ public final class WanDit implements AutoCloseable {
 
         // Self-attention: h = LN1(x)·(1 + m1) + m0; x1 = x + SelfAttn(h)·m2.
         backend.layerNormModulate(s.selfAttnInput, s.norm1Mean, s.norm1Rstd, x, mod, 0, 1, eps);
-        blockLinear(s.selfQ, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_Q, lora, s);
-        blockLinear(s.selfK, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_K, lora, s);
-        blockLinear(s.selfV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s);
+        linears.forward(s.selfQ, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_Q, lora, s);
+        linears.forward(s.selfK, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_K, lora, s);
+        linears.forward(s.selfV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s);
         backend.rmsNorm(s.selfQRope, s.selfQRstd, s.selfQ, blk.selfAttnNormQ(), eps);
         backend.rmsNorm(s.selfKRope, s.selfKRstd, s.selfK, blk.selfAttnNormK(), eps);
         backend.rope(s.selfQRope, s.selfQRope, a.rope.cos(), a.rope.sin(), heads);
@@ -411,18 +403,18 @@ public final class WanDit implements AutoCloseable {
         if (!(isRecompute && a.key.savesAttentionOutputs())) {
             backend.attention(selfAttnOut, a.selfLseOf(i), s.selfQRope, s.selfKRope, s.selfV, heads);
         }
-        blockLinear(a.branchOut, selfAttnOut, blk, BlockLinear.SELF_ATTN_O, lora, s);
+        linears.forward(a.branchOut, selfAttnOut, blk, BlockLinear.SELF_ATTN_O, lora, s);
         if (!isRecompute) a.releaseAttention(i);
         backend.addGatedResidual(s.afterSelfAttn, x, a.branchOut, mod, 2);
 
         // Cross-attention, no modulation or gate: x2 = x1 + CrossAttn(LN3(x1), context).
         backend.layerNorm(s.crossAttnInput, s.norm3Mean, s.norm3Rstd, s.afterSelfAttn, blk.norm3Weight(),
                 blk.norm3Bias(), eps);
-        blockLinear(s.crossQ, s.crossAttnInput, blk, BlockLinear.CROSS_ATTN_Q, lora, s);
+        linears.forward(s.crossQ, s.crossAttnInput, blk, BlockLinear.CROSS_ATTN_Q, lora, s);
         boolean cached = text != null && text.caches() && text.isFilled();
         if (!cached) {
-            blockLinear(s.crossK, a.context, blk, BlockLinear.CROSS_ATTN_K, lora, s);
-            blockLinear(s.crossV, a.context, blk, BlockLinear.CROSS_ATTN_V, lora, s);
+            linears.forward(s.crossK, a.context, blk, BlockLinear.CROSS_ATTN_K, lora, s);
+            linears.forward(s.crossV, a.context, blk, BlockLinear.CROSS_ATTN_V, lora, s);
         }
         backend.rmsNorm(s.crossQNorm, s.crossQRstd, s.crossQ, blk.crossAttnNormQ(), eps);
         if (!cached) backend.rmsNorm(s.crossKNorm, s.crossKRstd, s.crossK, blk.crossAttnNormK(), eps);
@@ -436,20 +428,20 @@ public final class WanDit implements AutoCloseable {
             crossValues = text.values(i);
         }
         backend.attention(s.crossAttnOut, s.crossLse, s.crossQNorm, crossKeys, crossValues, heads);
-        blockLinear(a.branchOut, s.crossAttnOut, blk, BlockLinear.CROSS_ATTN_O, lora, s);
+        linears.forward(a.branchOut, s.crossAttnOut, blk, BlockLinear.CROSS_ATTN_O, lora, s);
         backend.addGatedResidual(s.afterCrossAttn, s.afterSelfAttn, a.branchOut, mod, -1);
 
         // FFN: h = LN2(x2)·(1 + m4) + m3; out = x2 + ffn.2(GELU(ffn.0(h)))·m5.
         backend.layerNormModulate(s.ffnInput, s.norm2Mean, s.norm2Rstd, s.afterCrossAttn, mod, 3, 4, eps);
-        blockLinear(s.ffnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s);
+        linears.forward(s.ffnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s);
         backend.geluTanh(s.ffnActivated, s.ffnHidden);
         if (isRecompute) {
             // The recompute's block output would equal the saved input of block i + 1, which the backward never reads
             // again: of ffn.2 only its LoRA down(x), kept for the backward, is needed.
-            loraDown(s.ffnActivated, blk, BlockLinear.FFN_2, lora, s);
+            linears.down(s.ffnActivated, blk, BlockLinear.FFN_2, lora, s);
             return;
         }
-        blockLinear(a.branchOut, s.ffnActivated, blk, BlockLinear.FFN_2, lora, s);
+        linears.forward(a.branchOut, s.ffnActivated, blk, BlockLinear.FFN_2, lora, s);
         a.acquireInputForWrite(i + 1); // as late as possible: the slot's previous store had the whole block to finish
         Tensor out = a.blockInput(i + 1);
         backend.addGatedResidual(out, s.afterCrossAttn, a.branchOut, mod, 5);
@@ -477,24 +469,6 @@ public final class WanDit implements AutoCloseable {
     /** y = x·Wᵀ + b for a frozen Linear without LoRA. */
     private void linear(Tensor y, Tensor x, Linear lin) {
         backend.gemm(y, x, false, computeWeights.weightOf(lin), true, 1, 0, lin.bias());
-    }
-
-    /** y = x·Wᵀ + b + scale·(x·Dᵀ)·Uᵀ for block Linear {@code layer}; down(x) is kept in the state for the backward. */
-    private void blockLinear(Tensor y, Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s) {
-        backend.gemm(y, x, false, computeWeights.blockWeight(blk, layer), true, 1, 0, blk.linear(layer).bias());
-        Tensor hidden = loraDown(x, blk, layer, lora, s);
-        if (hidden == null) return;
-        Adapter m = lora.module(blk.index(), layer);
-        backend.gemm(y, hidden, false, computeUp(m), true, m.scale(), 1, null);
-    }
-
-    /** The LoRA's down(x) = x·Dᵀ of block Linear {@code layer} into its state buffer; null without a LoRA module there. */
-    private Tensor loraDown(Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s) {
-        Adapter m = lora == null ? null : lora.module(blk.index(), layer);
-        if (m == null) return null;
-        Tensor hidden = loraHidden(s, layer, m, x.shape().rows());
-        backend.gemm(hidden, x, false, computeDown(m), true, 1, 0, null);
-        return hidden;
     }
 
     // ================================================================ backward
@@ -538,33 +512,33 @@ public final class WanDit implements AutoCloseable {
 
         // forward: out = x2 + ffn.2(GELU(ffn.0(h2)))·m5
         backend.gatedResidualBackward(g.dBranchOut, a.dStream, mod, 5);
-        blockLinearBackward(g.dFfnHidden, false, g.dBranchOut, s.ffnActivated, blk, BlockLinear.FFN_2, lora, s, g);
+        linears.backward(g.dFfnHidden, false, g.dBranchOut, s.ffnActivated, blk, BlockLinear.FFN_2, lora, s, g);
         // forward: ffnActivated = GELU(ffnHidden) (in place on the gradient)
         backend.geluTanhBackward(g.dFfnHidden, g.dFfnHidden, s.ffnHidden);
-        blockLinearBackward(g.dInput, false, g.dFfnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s, g);
+        linears.backward(g.dInput, false, g.dFfnHidden, s.ffnInput, blk, BlockLinear.FFN_0, lora, s, g);
         // forward: ffnInput = LN2(x2)·(1 + m4) + m3
         backend.layerNormModulateBackward(a.dStream, g.dInput, s.afterCrossAttn, s.norm2Mean, s.norm2Rstd, mod, 4, true);
 
         // forward: x2 = x1 + cross_attn.o(attention(q, k, v))
         backend.gatedResidualBackward(g.dBranchOut, a.dStream, mod, -1);
-        blockLinearBackward(g.dAttnOut, false, g.dBranchOut, s.crossAttnOut, blk, BlockLinear.CROSS_ATTN_O, lora, s, g);
+        linears.backward(g.dAttnOut, false, g.dBranchOut, s.crossAttnOut, blk, BlockLinear.CROSS_ATTN_O, lora, s, g);
         backend.attentionBackward(g.dQ, g.dCrossK, g.dCrossV, g.dAttnOut, s.crossQNorm, s.crossKNorm, s.crossV,
                 s.crossAttnOut, s.crossLse, heads);
         // forward: crossV = context·Wvᵀ (+LoRA); context is frozen, only the LoRA gradient is needed.
-        blockLinearBackward(null, false, g.dCrossV, a.context, blk, BlockLinear.CROSS_ATTN_V, lora, s, g);
+        linears.backward(null, false, g.dCrossV, a.context, blk, BlockLinear.CROSS_ATTN_V, lora, s, g);
         // forward: crossKNorm = RMSNorm(crossK), crossK = context·Wkᵀ (+LoRA)
         backend.rmsNormBackward(g.dCrossKPre, null, g.dCrossK, s.crossK, blk.crossAttnNormK(), s.crossKRstd);
-        blockLinearBackward(null, false, g.dCrossKPre, a.context, blk, BlockLinear.CROSS_ATTN_K, lora, s, g);
+        linears.backward(null, false, g.dCrossKPre, a.context, blk, BlockLinear.CROSS_ATTN_K, lora, s, g);
         // forward: crossQNorm = RMSNorm(crossQ), crossQ = LN3(x1)·Wqᵀ (+LoRA)
         backend.rmsNormBackward(g.dQPre, null, g.dQ, s.crossQ, blk.crossAttnNormQ(), s.crossQRstd);
-        blockLinearBackward(g.dInput, false, g.dQPre, s.crossAttnInput, blk, BlockLinear.CROSS_ATTN_Q, lora, s, g);
+        linears.backward(g.dInput, false, g.dQPre, s.crossAttnInput, blk, BlockLinear.CROSS_ATTN_Q, lora, s, g);
         // forward: crossAttnInput = LN3(x1) with affine weight and bias
         backend.layerNormBackward(a.dStream, null, null, g.dInput, s.afterSelfAttn, blk.norm3Weight(), s.norm3Mean,
                 s.norm3Rstd, true);
 
         // forward: x1 = x + self_attn.o(attention(rope(q), rope(k), v))·m2
         backend.gatedResidualBackward(g.dBranchOut, a.dStream, mod, 2);
-        blockLinearBackward(g.dAttnOut, false, g.dBranchOut, a.selfAttnOutOf(i), blk, BlockLinear.SELF_ATTN_O, lora, s,
+        linears.backward(g.dAttnOut, false, g.dBranchOut, a.selfAttnOutOf(i), blk, BlockLinear.SELF_ATTN_O, lora, s,
                 g);
         backend.attentionBackward(g.dQ, g.dK, g.dV, g.dAttnOut, s.selfQRope, s.selfKRope, s.selfV, a.selfAttnOutOf(i),
                 a.selfLseOf(i), heads);
@@ -575,9 +549,9 @@ public final class WanDit implements AutoCloseable {
         backend.rmsNormBackward(g.dQPre, null, g.dQ, s.selfQ, blk.selfAttnNormQ(), s.selfQRstd);
         backend.rmsNormBackward(g.dKPre, null, g.dK, s.selfK, blk.selfAttnNormK(), s.selfKRstd);
         // forward: q, k, v = h1·W{q,k,v}ᵀ (+LoRA): the three input gradients add up
-        blockLinearBackward(g.dInput, false, g.dQPre, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_Q, lora, s, g);
-        blockLinearBackward(g.dInput, true, g.dKPre, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_K, lora, s, g);
-        blockLinearBackward(g.dInput, true, g.dV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s, g);
+        linears.backward(g.dInput, false, g.dQPre, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_Q, lora, s, g);
+        linears.backward(g.dInput, true, g.dKPre, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_K, lora, s, g);
+        linears.backward(g.dInput, true, g.dV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s, g);
         // forward: h1 = LN1(x)·(1 + m1) + m0
         backend.layerNormModulateBackward(a.dStream, g.dInput, a.blockInput(i), s.norm1Mean, s.norm1Rstd, mod, 1, true);
         a.releaseInput(i);
@@ -590,60 +564,7 @@ public final class WanDit implements AutoCloseable {
         for (int d = 1; d < weights.swap().slots(); d++) weights.prefetchBlock(i + d * direction);
     }
 
-    /**
-     * Backward of {@link #blockLinear}: forward y = x·Wᵀ + b + s·h·Uᵀ with h = x·Dᵀ, so
-     * dU += s·dyᵀ·h, dh = s·dy·U, dD += dhᵀ·x, and dx (= or +=) dy·W + dh·D. W and b are frozen. dx null: the
-     * input gradient is not needed (the context).
-     */
-    private void blockLinearBackward(Tensor dx, boolean accumulateDx, Tensor dy, Tensor x, Block blk,
-                                     BlockLinear layer, BlockAdapters lora, BlockState s, BlockGradients g) {
-        Adapter m = lora.module(blk.index(), layer);
-        Tensor dHidden = null;
-        if (m != null) {
-            long rows = dy.shape().rows();
-            Tensor hidden = loraHidden(s, layer, m, rows);
-            dHidden = g.dLoraHidden.view(0, Shape.of(rows, m.rank()));
-            backend.gemm(m.dUp(), dy, true, hidden, false, m.scale(), 1, null);
-            backend.gemm(dHidden, dy, false, computeUp(m), false, m.scale(), 0, null);
-            backend.gemm(m.dDown(), dHidden, true, x, false, 1, 1, null);
-        }
-        if (dx == null) return;
-        backend.gemm(dx, dy, false, computeWeights.blockWeight(blk, layer), false, 1, accumulateDx ? 1 : 0, null);
-        if (m != null) backend.gemm(dx, dHidden, false, computeDown(m), false, 1, 1, null);
-    }
-
     // ================================================================ helpers
-
-    private static Tensor loraHidden(BlockState s, BlockLinear layer, Adapter m, long rows) {
-        return s.loraHidden[layer.ordinal()].view(0, Shape.of(rows, m.rank()));
-    }
-
-    private Tensor computeDown(Adapter m) {
-        return act == DType.F32 ? m.down() : loraComputeWeights.get(m)[0];
-    }
-
-    private Tensor computeUp(Adapter m) {
-        return act == DType.F32 ? m.up() : loraComputeWeights.get(m)[1];
-    }
-
-    /** Refreshes the bf16 LoRA copies (BF16_MUSUBI) from the F32 parameters, in one op; allocates them once per network. */
-    private void syncLoraComputeWeights(BlockAdapters lora) {
-        if (act == DType.F32 || lora == null) return;
-        if (loraComputeNetwork != lora) {
-            loraComputeWeights.clear();
-            if (loraComputeFlat != null) loraComputeFlat.close();
-            loraComputeFlat = backend.allocate(act, lora.parameters().shape());
-            for (Adapter m : lora.modules()) loraComputeWeights.put(m, lora.views(loraComputeFlat, m));
-            loraComputeNetwork = lora;
-        }
-        backend.copy(loraComputeFlat, lora.parameters());
-    }
-
-    private static int maxRank(BlockAdapters lora) {
-        int r = 0;
-        if (lora != null) for (Adapter m : lora.modules()) r = Math.max(r, m.rank());
-        return r;
-    }
 
     /** Checks shapes; returns xt's dims (B, Cin, F, H, W). */
     private long[] checkInputs(Tensor xt, Tensor timesteps, List<Tensor> contexts) {

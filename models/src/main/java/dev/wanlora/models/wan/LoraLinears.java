@@ -1,0 +1,120 @@
+package dev.wanlora.models.wan;
+
+import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.engine.tensor.Shape;
+import dev.wanlora.engine.tensor.Tensor;
+import dev.wanlora.models.wan.BlockAdapters.Adapter;
+import dev.wanlora.models.wan.WanDitActivations.BlockGradients;
+import dev.wanlora.models.wan.WanDitActivations.BlockState;
+import dev.wanlora.models.wan.WanDitWeights.Block;
+import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
+
+import java.util.IdentityHashMap;
+import java.util.Map;
+
+/**
+ * {@link WanDit}'s block Linears with their LoRA (musubi {@code LoRAModule.forward}: y = x·Wᵀ + b + scale·up(down(x))),
+ * forward and backward, and the compute-dtype copy of the LoRA parameters they multiply by. The frozen weight comes from
+ * {@link ComputeWeights} (fp8 codes dequantized there). Split from WanDit so that the model keeps the block's dataflow
+ * and this class the Linear's arithmetic; the ops and their order are WanDit's as before.
+ */
+final class LoraLinears implements AutoCloseable {
+
+    private final Backend backend;
+    private final DType act;
+    private final ComputeWeights computeWeights;
+    /**
+     * Under BF16_MUSUBI, bf16 copies {down, up} of each LoRA module's F32 parameters, refreshed at the start of every
+     * forward: autocast rounds fp32 LoRA weights to bf16 for each matmul (musubi lora.py forward under autocast). They
+     * are views into {@link #loraComputeFlat}, laid out as {@link BlockAdapters#parameters()}, so one copy refreshes all.
+     */
+    private final Map<Adapter, Tensor[]> loraComputeWeights = new IdentityHashMap<>();
+    private Tensor loraComputeFlat; // (P) act: the bf16 copy of every LoRA parameter
+    private BlockAdapters loraComputeNetwork;
+
+    LoraLinears(Backend backend, DType act, ComputeWeights computeWeights) {
+        this.backend = backend;
+        this.act = act;
+        this.computeWeights = computeWeights;
+    }
+
+    /** y = x·Wᵀ + b + scale·(x·Dᵀ)·Uᵀ for block Linear {@code layer}; down(x) is kept in the state for the backward. */
+    void forward(Tensor y, Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s) {
+        backend.gemm(y, x, false, computeWeights.blockWeight(blk, layer), true, 1, 0, blk.linear(layer).bias());
+        Tensor hidden = down(x, blk, layer, lora, s);
+        if (hidden == null) return;
+        Adapter m = lora.module(blk.index(), layer);
+        backend.gemm(y, hidden, false, computeUp(m), true, m.scale(), 1, null);
+    }
+
+    /** The LoRA's down(x) = x·Dᵀ of block Linear {@code layer} into its state buffer; null without a LoRA module there. */
+    Tensor down(Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s) {
+        Adapter m = lora == null ? null : lora.module(blk.index(), layer);
+        if (m == null) return null;
+        Tensor hidden = loraHidden(s, layer, m, x.shape().rows());
+        backend.gemm(hidden, x, false, computeDown(m), true, 1, 0, null);
+        return hidden;
+    }
+
+    /**
+     * Backward of {@link #forward}: forward y = x·Wᵀ + b + s·h·Uᵀ with h = x·Dᵀ, so
+     * dU += s·dyᵀ·h, dh = s·dy·U, dD += dhᵀ·x, and dx (= or +=) dy·W + dh·D. W and b are frozen. dx null: the
+     * input gradient is not needed (the context).
+     */
+    void backward(Tensor dx, boolean accumulateDx, Tensor dy, Tensor x, Block blk,
+                  BlockLinear layer, BlockAdapters lora, BlockState s, BlockGradients g) {
+        Adapter m = lora.module(blk.index(), layer);
+        Tensor dHidden = null;
+        if (m != null) {
+            long rows = dy.shape().rows();
+            Tensor hidden = loraHidden(s, layer, m, rows);
+            dHidden = g.dLoraHidden.view(0, Shape.of(rows, m.rank()));
+            backend.gemm(m.dUp(), dy, true, hidden, false, m.scale(), 1, null);
+            backend.gemm(dHidden, dy, false, computeUp(m), false, m.scale(), 0, null);
+            backend.gemm(m.dDown(), dHidden, true, x, false, 1, 1, null);
+        }
+        if (dx == null) return;
+        backend.gemm(dx, dy, false, computeWeights.blockWeight(blk, layer), false, 1, accumulateDx ? 1 : 0, null);
+        if (m != null) backend.gemm(dx, dHidden, false, computeDown(m), false, 1, 1, null);
+    }
+
+    private static Tensor loraHidden(BlockState s, BlockLinear layer, Adapter m, long rows) {
+        return s.loraHidden[layer.ordinal()].view(0, Shape.of(rows, m.rank()));
+    }
+
+    private Tensor computeDown(Adapter m) {
+        return act == DType.F32 ? m.down() : loraComputeWeights.get(m)[0];
+    }
+
+    private Tensor computeUp(Adapter m) {
+        return act == DType.F32 ? m.up() : loraComputeWeights.get(m)[1];
+    }
+
+    /** Refreshes the bf16 LoRA copies (BF16_MUSUBI) from the F32 parameters, in one op; allocates them once per network. */
+    void sync(BlockAdapters lora) {
+        if (act == DType.F32 || lora == null) return;
+        if (loraComputeNetwork != lora) {
+            loraComputeWeights.clear();
+            if (loraComputeFlat != null) loraComputeFlat.close();
+            loraComputeFlat = backend.allocate(act, lora.parameters().shape());
+            for (Adapter m : lora.modules()) loraComputeWeights.put(m, lora.views(loraComputeFlat, m));
+            loraComputeNetwork = lora;
+        }
+        backend.copy(loraComputeFlat, lora.parameters());
+    }
+
+    static int maxRank(BlockAdapters lora) {
+        int r = 0;
+        if (lora != null) for (Adapter m : lora.modules()) r = Math.max(r, m.rank());
+        return r;
+    }
+
+    @Override
+    public void close() {
+        loraComputeWeights.clear();
+        if (loraComputeFlat != null) loraComputeFlat.close();
+        loraComputeFlat = null;
+        loraComputeNetwork = null;
+    }
+}
