@@ -37,7 +37,7 @@ class SampleCommandCudaTest {
         for (boolean fp8 : new boolean[] {false, true}) {
             Path out = Files.createDirectories(tmp.resolve(fp8 ? "fp8" : "bf16"));
             List<String> args = new java.util.ArrayList<>(List.of("sample", "--dit",
-                    Golden.dir("wan-tiny").resolve("bf16.safetensors").toString(), "--t5", t5.toString(),
+                    Golden.dir("wan-tiny").resolve("model.safetensors").toString(), "--t5", t5.toString(),
                     "--t5_tokenizer", Golden.dir("sampling-tiny").resolve("tokenizer").toString(),
                     "--vae", Golden.dir("vae-tiny").resolve("vae.safetensors").toString(),
                     "--prompt", "a fox in the snow --w 64 --h 48 --f 5 --s 3 --d 7 --l 3.0", "--output_dir", out.toString(),
