@@ -49,4 +49,19 @@ class FileReadAheadTest {
             assertTrue(third.isReading()); // the first handle is closed: the file can be read again
         }
     }
+
+    @Test
+    void readersCoverFilesOfAnySizeAndStop() throws IOException, InterruptedException {
+        // 2.5 chunks per reader's turn: the last chunk is short and falls to reader 0; an empty file reads nothing.
+        Path big = Files.write(dir.resolve("big.safetensors"), new byte[FileReadAhead.READERS * FileReadAhead.CHUNK_BYTES
+                + FileReadAhead.CHUNK_BYTES / 2]);
+        Path empty = Files.write(dir.resolve("empty.safetensors"), new byte[0]);
+        FileReadAhead r = FileReadAhead.start(List.of(big, empty), 1L << 40);
+        assertTrue(r.isReading());
+        r.close();
+        r.close(); // idempotent
+        try (FileReadAhead again = FileReadAhead.start(List.of(big), 1L << 40)) {
+            assertTrue(again.isReading()); // the claim ended with the first handle's close
+        }
+    }
 }
