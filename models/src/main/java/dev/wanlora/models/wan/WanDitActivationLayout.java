@@ -69,7 +69,6 @@ public final class WanDitActivationLayout {
         savedAttentionItems = key.savesAttentionOutputs() ? config.numLayers() : 0;
         savedAttentionLayout = savedAttentionItems == 0 ? null : new BlockLayout(List.of(new BlockLayout.Entry(act, stream),
                 new BlockLayout.Entry(DType.F32, Shape.of(b, config.numHeads(), l))));
-        add("normOut", act, stream);
         add("branchOut", act, stream);
 
         f32("headModulation", Shape.of(b, 2, c));
@@ -169,7 +168,7 @@ public final class WanDitActivationLayout {
     private void blockGradients(WanDitConfig config, DType act) {
         long b = key.batch(), l = key.tokens(), k = config.textLen();
         Shape tokens = Shape.of(b, l, config.dim());
-        for (String s : List.of("dBranchOut", "dAttnOut", "dQ", "dK", "dV", "dInput", "dNormOut")) add("grad." + s, act, tokens);
+        for (String s : List.of("dBranchOut", "dAttnOut", "dQ", "dK", "dV", "dInput")) add("grad." + s, act, tokens);
         for (String s : List.of("dCrossK", "dCrossV", "dCrossKPre")) add("grad." + s, act, Shape.of(b, k, config.dim()));
         add("grad.dFfnHidden", act, Shape.of(b, l, config.ffnDim()));
         add("grad.dLoraHidden", act, Shape.of(b * Math.max(l, k), Math.max(1, key.loraRank())));

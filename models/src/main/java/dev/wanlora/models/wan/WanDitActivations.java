@@ -31,7 +31,7 @@ import java.util.Map;
  * <p>{@link Key#forwardOnly()} (sampling): a forward that no backward will follow. The residual stream ping-pongs
  * between two buffers instead of keeping every block's input, there is one {@link BlockState}, and no gradient
  * buffer exists ({@link #dPred}, {@link #dHeadOutput}, {@link #dStream},
- * {@link #blockGradients}, {@link #dHeadInput}, {@link #dHeadNorm} are null).
+ * {@link #blockGradients}, {@link #dHeadInput} are null).
  */
 public final class WanDitActivations implements AutoCloseable {
 
@@ -173,8 +173,6 @@ public final class WanDitActivations implements AutoCloseable {
      * otherwise.
      */
     public final Tensor[] savedSelfAttnOut, savedSelfLse;
-    /** (B, L, C) act: LayerNorm output before modulation (norm1, norm2; not needed by the backward). */
-    public final Tensor normOut;
     /** (B, L, C) act: a branch's output before its residual add (self-attn o, cross-attn o, ffn.2). */
     public final Tensor branchOut;
 
@@ -184,8 +182,6 @@ public final class WanDitActivations implements AutoCloseable {
     /** (B, L) F32: statistics of the head's LayerNorm. */
     public final Tensor headMean;
     public final Tensor headRstd;
-    /** (B, L, C) act: head LayerNorm output (shares {@link #normOut}: the blocks are done when the head runs). */
-    public final Tensor headNorm;
     /**
      * (B, L, C) act: modulated head input, bf16 under BF16_MUSUBI (autocast casts it for the Linear). Shares
      * {@link #branchOut}.
@@ -202,11 +198,10 @@ public final class WanDitActivations implements AutoCloseable {
     /** (B, L, 4·Cout) act. */
     public final Tensor dHeadOutput;
     /**
-     * (B, L, C) act: gradients w.r.t. the head's modulated input and its LayerNorm output; they share the block
-     * gradients' dInput and dNormOut (the head's backward runs before any block's).
+     * (B, L, C) act: gradient w.r.t. the head's modulated input; it shares the block gradients' dInput (the head's
+     * backward runs before any block's).
      */
     public final Tensor dHeadInput;
-    public final Tensor dHeadNorm;
     /** (B, L, C) act: gradient of the residual stream, updated in place block by block (branch grads are added). */
     public final Tensor dStream;
     public final BlockGradients blockGradients;
@@ -291,8 +286,8 @@ public final class WanDitActivations implements AutoCloseable {
          * written only after the o-projection's and the attention's backward have finished reading those.
          */
         public final Tensor dQPre, dKPre;
-        /** (B, L, C): gradient of a Linear group's input (q/k/v, cross q, ffn.0), then of the LayerNorm output. */
-        public final Tensor dInput, dNormOut;
+        /** (B, L, C): gradient of a Linear group's input (q/k/v, cross q, ffn.0). */
+        public final Tensor dInput;
         /** (B, K, C): cross-attention k, v grads; k before RMSNorm. */
         public final Tensor dCrossK, dCrossV, dCrossKPre;
         /** (B, L, Fd): gradient of ffn.2's input, then (in place) of ffn.0's output. */
@@ -305,7 +300,7 @@ public final class WanDitActivations implements AutoCloseable {
             dQ = a.take("grad.dQ"); dK = a.take("grad.dK"); dV = a.take("grad.dV");
             dQPre = dBranchOut;
             dKPre = dAttnOut;
-            dInput = a.take("grad.dInput"); dNormOut = a.take("grad.dNormOut");
+            dInput = a.take("grad.dInput");
             dCrossK = a.take("grad.dCrossK"); dCrossV = a.take("grad.dCrossV"); dCrossKPre = a.take("grad.dCrossKPre");
             dFfnHidden = a.take("grad.dFfnHidden");
             dLoraHidden = a.take("grad.dLoraHidden");
@@ -364,13 +359,11 @@ public final class WanDitActivations implements AutoCloseable {
                 savedSelfAttnOut[i] = saved.get(0);
                 savedSelfLse[i] = saved.get(1);
             }
-            normOut = take("normOut");
             branchOut = take("branchOut");
 
             headModulation = take("headModulation");
             headMean = take("headMean");
             headRstd = take("headRstd");
-            headNorm = normOut;
             headInput = branchOut;
             headOutput = take("headOutput");
             pred = take("pred");
@@ -381,7 +374,6 @@ public final class WanDitActivations implements AutoCloseable {
             dStream = backward ? take("dStream") : null;
             blockGradients = backward ? new BlockGradients(this) : null;
             dHeadInput = backward ? blockGradients.dInput : null;
-            dHeadNorm = backward ? blockGradients.dNormOut : null;
             if (!unbound.isEmpty()) {
                 throw new IllegalStateException("WanDitActivations: layout buffers " + unbound.keySet() + " have no field");
             }
