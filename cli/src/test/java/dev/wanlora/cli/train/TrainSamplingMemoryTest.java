@@ -12,6 +12,7 @@ import dev.wanlora.models.sampling.SamplingMemoryPlan;
 import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights;
+import dev.wanlora.models.wan.WanMemoryPlan;
 import dev.wanlora.pipeline.sample.RealSampleModelsTest;
 import dev.wanlora.pipeline.sample.SampleModels;
 import dev.wanlora.pipeline.sample.SamplePromptFile;
@@ -145,6 +146,28 @@ class TrainSamplingMemoryTest {
                 + " --max_vram", r.err().strip());
         assertFalse(r.out().lines().anyMatch(l -> l.startsWith("step ")), r.out());
         assertFalse(Files.exists(dir.resolve("refused/sample")));
+    }
+
+    /** --dry_run plans the samples as the run does (the training plan's item, the prompt encoding) and writes nothing. */
+    @Test
+    void aDryRunPlansTheSamples() {
+        // a dry run touches no GPU and counts the CUDA runtime it would find (estimated) and the allocation margin in
+        // both plans: the budget that made the real CPU run stream umT5 does so here with them added
+        long gpu = WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES + WanMemoryPlan.ALLOCATION_MARGIN_BYTES;
+        CommandRun fits = train("dry", "--dry_run", "--max_vram", kib(gpu + allStreamed));
+        assertEquals(0, fits.exitCode(), fits.out() + fits.err());
+        assertTrue(fits.out().lines().anyMatch(l -> l.startsWith("  sampling ")), fits.out());
+        assertTrue(fits.out().lines().anyMatch(l -> l.matches("memory plan \\(sampling's prompt encoding, before the DiT"
+                + " loads; umT5 streams [1-8] of its 8 layers to fit the budget\\):")), fits.out());
+        assertTrue(fits.out().contains("dry run: the plan fits; nothing was loaded"), fits.out());
+        assertFalse(fits.out().contains("encoded by umT5"), "a dry run encodes nothing: " + fits.out());
+        assertFalse(Files.exists(dir.resolve("dry")), "a dry run writes nothing");
+
+        CommandRun refused = train("dry-refused", "--dry_run", "--max_vram", kib(gpu + allStreamed - 64 * 1024));
+        assertEquals(Main.USER_ERROR, refused.exitCode(), refused.out() + refused.err());
+        assertTrue(refused.err().strip().startsWith("wanlora train: memory plan: encoding the sample prompts needs "),
+                refused.err());
+        assertEquals(1, refused.err().strip().lines().count(), refused.err());
     }
 
     /** A training plan that fits only without its samples is refused naming their share and what lowers it. */

@@ -97,7 +97,24 @@ public final class TrainSamplingPlan {
      */
     public void planPromptEncoding(DeviceFacts device, long budgetBytes, String budgetSource, boolean hasFp8T5,
                                    PrintWriter out) {
-        SamplingMemoryPlan.Settings s = settings(encodeOthers(device));
+        planPromptEncoding(encodeOthers(device), budgetBytes, budgetSource, hasFp8T5, out);
+    }
+
+    /**
+     * {@link #planPromptEncoding(DeviceFacts, long, String, boolean, PrintWriter)} under --dry_run with no GPU touched:
+     * the CUDA runtime estimated and the allocation margin, as the dry run's training plan counts them.
+     */
+    public void planPromptEncodingWithoutDevice(long budgetBytes, String budgetSource, boolean hasFp8T5, PrintWriter out) {
+        planPromptEncoding(List.of(new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES,
+                        "estimated, no GPU touched: context, kernels, cuBLASLt handle and workspace"),
+                new MemoryPlan.Item("allocation margin", WanMemoryPlan.ALLOCATION_MARGIN_BYTES,
+                        "the driver's rounding of a few hundred allocations to 2 MiB pages")), budgetBytes, budgetSource, hasFp8T5,
+                out);
+    }
+
+    private void planPromptEncoding(List<MemoryPlan.Item> others, long budgetBytes, String budgetSource, boolean hasFp8T5,
+                                    PrintWriter out) {
+        SamplingMemoryPlan.Settings s = settings(others);
         if (s.textEncoder() == null) return;
         int layers = s.textEncoder().config().numLayers();
         int streamed = 0;

@@ -8,6 +8,7 @@ import dev.wanlora.pipeline.sample.SampleNames;
 import dev.wanlora.pipeline.sample.SampleRunner;
 import dev.wanlora.pipeline.sample.TrainSamplingPlan;
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.sampling.FlowSolver;
@@ -68,7 +69,7 @@ final class TrainSampling implements AutoCloseable {
      * cross-attention k/v where the admitted training plan ({@code memory}) leaves room for them.
      */
     void prepare(Backend backend, int textDim, RunMemory memory, PrintWriter out) {
-        plan.planPromptEncoding(backend.device(), memory.budget(), memory.budgetSource(), settings.fp8T5(), out);
+        planEncoding(backend.device(), memory, out);
         boolean caches = plan.fitsCrossAttentionCache(memory.plannedBytes(), memory.budget());
         out.printf(Locale.ROOT, "sampling: cross-attention k/v of each sample's texts (%s) %s%n",
                 MemoryPlan.formatBytes(plan.crossAttentionCacheBytes()), caches ? "kept over its steps"
@@ -76,6 +77,19 @@ final class TrainSampling implements AutoCloseable {
         runner = SampleRunner.prepare(backend, prompts, models,
                 new SampleRunner.Settings(solver, settings.fps(), output.dir(), output.names().name(), caches), textDim, out,
                 false);
+    }
+
+    /**
+     * The prompt encoding's plan under the admitted training plan {@code memory}: printed, umT5's streaming set, a
+     * budget even every streamed layer exceeds refused with one line. {@link #prepare} starts with it; --dry_run
+     * stops after it (device null: no backend is open, the CUDA runtime is estimated as the training plan estimates it).
+     */
+    void planEncoding(DeviceFacts device, RunMemory memory, PrintWriter out) {
+        if (device == null) {
+            plan.planPromptEncodingWithoutDevice(memory.budget(), memory.budgetSource(), settings.fp8T5(), out);
+        } else {
+            plan.planPromptEncoding(device, memory.budget(), memory.budgetSource(), settings.fp8T5(), out);
+        }
     }
 
     /**

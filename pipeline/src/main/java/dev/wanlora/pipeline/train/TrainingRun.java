@@ -142,8 +142,9 @@ public final class TrainingRun {
      * --dry_run: the memory plan of this command line, then exit (0: it fits; a plan over the budget ends in the
      * over-budget UserError, exit 2, naming the smallest change that fits). The model's shapes come from --dit's header,
      * or from --task when the file is not here; the input shapes from the caches, or from the dataset TOML's largest
-     * buckets when the caches cannot be read. With --max_vram no GPU is touched; without it the GPU's memory is the
-     * budget (no GPU: the plan is printed unchecked).
+     * buckets when the caches cannot be read. With --sample_prompts the samples' item and the prompt encoding's plan
+     * are included (their --t5 and --vae files are read for their shapes). With --max_vram no GPU is touched; without
+     * it the GPU's memory is the budget (no GPU: the plan is printed unchecked).
      */
     private int dryRun() {
         phase = "planning memory (--dry_run)";
@@ -151,15 +152,20 @@ public final class TrainingRun {
         if (s.data().validationConfig() != null) {
             validationData = discoverOrToml(s.data().validationConfig(), "--validation_dataset_config", true);
         }
-        if (s.memory().maxVram() != null) return dryRunPlan();
-        try (Backend b = openBackend()) {
-            backend = b;
-            return dryRunPlan();
+        // the samples are planned as the run plans them: their item in the training plan, then the prompt encoding
+        sampling = TrainSampling.create(s.samples(), s.output(), sampleModels);
+        try (TrainSampling closeSampling = sampling) {
+            if (s.memory().maxVram() != null) return dryRunPlan();
+            try (Backend b = openBackend()) {
+                backend = b;
+                return dryRunPlan();
+            }
         }
     }
 
     private int dryRunPlan() {
         planMemory();
+        if (sampling != null) sampling.planEncoding(backend == null ? null : backend.device(), memory, out);
         out.println(memory.budget() > 0 ? "dry run: the plan fits; nothing was loaded"
                 : "dry run: no GPU and no --max_vram, so nothing to check the plan against; pass e.g. --max_vram 24G");
         return 0;
