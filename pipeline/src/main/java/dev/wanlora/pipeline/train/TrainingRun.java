@@ -115,7 +115,7 @@ public final class TrainingRun {
         // The checkpoint's pages start coming into the page cache now, while the GPU context starts, the dataset is
         // read and the memory is planned (~2 s before the loader's first read on a cold cache); the loader's own reads
         // (in file order) then mostly hit the cache. A hint only: FileReadAhead reads nothing when the file does not
-        // fit in half of the available memory, and stops at the next 8 MiB when closed.
+        // fit in half of the available memory, and stops at the next chunk when closed.
         Path ditFile = s.model().dit();
         try (FileReadAhead early = Files.isRegularFile(ditFile) ? FileReadAhead.start(List.of(ditFile)) : null;
              OutputLock lock = StartUp.lockOutput(s.output().dir(), out)) {
