@@ -16,7 +16,7 @@ import java.util.function.Consumer;
  * looks like a hang) and asks the loop to stop; a second stops the JVM at once ({@link Runtime#halt}, exit code
  * 130), which corrupts nothing: every file is written under a temporary name and renamed when complete, so a halt
  * leaves at most a {@code .name.*.tmp} beside the last complete files.
- * <li>During start-up (before the loop's first step: reading data, building the epoch's batch order) there is no step
+ * <li>During start-up (until the loop begins: reading data, loading the model, the samples at first) there is no step
  * boundary to wait for and nothing to save: either signal stops the process at once (a start-up that hangs, e.g. on
  * a damaged dataset, must stay stoppable).
  * <li>SIGTERM (and SIGINT where the handler cannot be installed, e.g. under {@code -Xrs}) runs the JVM's shutdown
@@ -105,8 +105,9 @@ final class RunInterrupt implements StopSignal {
     }
 
     /**
-     * Called by the loop before each step: from now on Ctrl-C waits for the step to end and the state to be saved.
-     * Before the first call (reading data, building the epoch's batch order) a signal stops the process at once.
+     * Called once the start-up is done (before the loop; the TensorBoard line follows): from now on Ctrl-C waits for
+     * the step to end and the state to be saved. Before it (reading data, loading, the samples at first) a signal
+     * stops the process at once.
      */
     @Override
     public void trainingStarted() {

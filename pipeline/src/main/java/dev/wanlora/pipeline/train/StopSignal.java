@@ -17,7 +17,10 @@ public interface StopSignal extends AutoCloseable {
     /** True once a stop was asked for. */
     boolean isRequested();
 
-    /** Called before each epoch's steps: from now on a stop waits for the step boundary and a saved state. */
+    /**
+     * Called once the start-up is done (before the loop): from now on a stop waits for the step boundary and a saved
+     * state.
+     */
     void trainingStarted();
 
     /** Stops listening (at the end of the run). Idempotent. */

@@ -420,14 +420,15 @@ public final class TrainingRun {
             saver = new RunSaver(s.output().saving(), new RunSaver.Run(s.seed(), maxTrainSteps, epochs, trainingStartedAt,
                     sessionId), backend, lora, optimizer, objective, losses, metadata, display);
             if (s.logging().logConfig()) log.config(s.output().configDump());
-            if (log.file() != null) out.println("TensorBoard: " + log.file().getParent());
             long timedSteps = 0;
             double timedSeconds = 0;
             if (sampling != null && sampling.atFirst()) sample(globalStep, null);
+            // From here a signal waits for the step boundary and the state is saved; the TensorBoard line is the last
+            // line of the start-up, so a signal sent after it (a test's, a user's) never stops a run that trains.
+            interrupt.trainingStarted();
+            if (log.file() != null) out.println("TensorBoard: " + log.file().getParent());
             while (epoch <= epochs && globalStep < maxTrainSteps) {
                 List<Batch> epochBatches = batches.epoch(epoch);
-                // from here a signal waits for the step boundary (the read-ahead's thread start is no start-up delay)
-                interrupt.trainingStarted();
                 // the caches of the epoch's next batches are read on a background thread while this one trains
                 try (Prefetcher<Batch, BatchTensors.HostBatch> reads = new Prefetcher<>(
                         epochBatches.subList(Math.min(position, epochBatches.size()), epochBatches.size()),
