@@ -2,7 +2,6 @@ package dev.wanlora.cli.train;
 
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
-import dev.wanlora.cli.demo.SyntheticCaches;
 import dev.wanlora.engine.io.SafeTensorsWriter;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights;
@@ -110,18 +109,7 @@ class TrainDryRunTest {
         WanDitConfig fiveBlocks = new WanDitConfig(256, 512, 2, 5, 16, 16, 4096, 256, 512, 1e-6f, WanDitConfig.PATCH_1_2_2);
         Path dit = dir.resolve("wan-5-blocks.safetensors");
         SafeTensorsWriter.write(dit, WanDitWeights.randomCheckpoint(fiveBlocks, 5), Map.of());
-        Path images = Files.createDirectories(dir.resolve("cache/images"));
-        SyntheticCaches.image(images, "cat", 64, 64, 7, 1);
-        Path dataset = Files.writeString(dir.resolve("images.toml"), """
-                [general]
-                batch_size = 1
-                enable_bucket = false
-
-                [[datasets]]
-                image_directory = "%s"
-                cache_directory = "%s"
-                resolution = [64, 64]
-                """.formatted(dir.resolve("images"), images));
+        Path dataset = OneImageDataset.write(dir, "images.toml");
         Path out = dir.resolve("out");
         CommandRun r = CommandRun.run("train", "--dit", dit.toString(), "--dataset_config", dataset.toString(),
                 "--gradient_checkpointing", "--mixed_precision", "bf16", "--network_dim", "4", "--dry_run", "--max_vram",

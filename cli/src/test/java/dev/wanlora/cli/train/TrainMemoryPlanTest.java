@@ -2,7 +2,6 @@ package dev.wanlora.cli.train;
 
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
-import dev.wanlora.cli.demo.SyntheticCaches;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.io.SafeTensorsWriter;
 import dev.wanlora.engine.memory.MemoryPlan;
@@ -52,18 +51,7 @@ class TrainMemoryPlanTest {
     static void data() throws IOException {
         dit = dir.resolve("wan-5-blocks.safetensors");
         SafeTensorsWriter.write(dit, WanDitWeights.randomCheckpoint(FIVE_BLOCKS, 5), Map.of());
-        Path images = Files.createDirectories(dir.resolve("cache/images"));
-        SyntheticCaches.image(images, "cat", 64, 64, 7, 1);
-        dataset = Files.writeString(dir.resolve("dataset.toml"), """
-                [general]
-                batch_size = 1
-                enable_bucket = false
-
-                [[datasets]]
-                image_directory = "%s"
-                cache_directory = "%s"
-                resolution = [64, 64]
-                """.formatted(dir.resolve("images"), images));
+        dataset = OneImageDataset.write(dir, "dataset.toml");
         // one 64×64 image: latent (1, 16, 1, 8, 8); the CPU keeps fp8 weights dequantized (bf16) in its plan
         var shape = new WanDitActivations.Key(1, 1, 8, 8, 4, false);
         var settings = new WanMemoryPlan.Settings(FIVE_BLOCKS, ComputePrecision.BF16_MUSUBI,

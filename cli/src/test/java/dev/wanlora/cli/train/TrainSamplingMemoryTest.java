@@ -2,7 +2,6 @@ package dev.wanlora.cli.train;
 
 import dev.wanlora.cli.CommandRun;
 import dev.wanlora.cli.Main;
-import dev.wanlora.cli.demo.SyntheticCaches;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.tensor.DType;
@@ -57,18 +56,7 @@ class TrainSamplingMemoryTest {
 
     @BeforeAll
     static void data() throws IOException {
-        Path images = Files.createDirectories(dir.resolve("cache/images"));
-        SyntheticCaches.image(images, "cat", 64, 64, 7, 1);
-        dataset = Files.writeString(dir.resolve("dataset.toml"), """
-                [general]
-                batch_size = 1
-                enable_bucket = false
-
-                [[datasets]]
-                image_directory = "%s"
-                cache_directory = "%s"
-                resolution = [64, 64]
-                """.formatted(dir.resolve("images"), images));
+        dataset = OneImageDataset.write(dir, "dataset.toml");
         t5 = RealSampleModelsTest.deepenedT5(RealSampleModelsTest.widenedT5(Files.createDirectories(dir.resolve("t5"))),
                 dir.resolve("t5/t5_deep.safetensors"), 4);
         prompts = Files.writeString(dir.resolve("prompts.txt"), PROMPT + "\n");
