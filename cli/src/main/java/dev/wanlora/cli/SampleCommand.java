@@ -218,15 +218,12 @@ public final class SampleCommand implements Callable<Integer> {
         if (backend != null && backend.device().hasDeviceMemory()) {
             DeviceFacts d = backend.device();
             budget = budget == 0 ? d.totalMemoryBytes() : Math.min(budget, d.totalMemoryBytes());
-            others.add(new MemoryPlan.Item("CUDA runtime", d.usedBytes(),
-                    "in use before loading: context, kernels, cuBLASLt workspace, other processes"));
+            others.add(WanMemoryPlan.cudaRuntime(d.usedBytes()));
         } else if (backend == null) {
-            others.add(new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES,
-                    "estimated, no GPU touched: context, kernels, cuBLASLt handle and workspace"));
+            others.add(WanMemoryPlan.estimatedCudaRuntime());
         }
         if (asGpu) {
-            others.add(new MemoryPlan.Item("allocation margin", WanMemoryPlan.ALLOCATION_MARGIN_BYTES,
-                    "the driver's rounding of a few hundred allocations to 2 MiB pages"));
+            others.add(WanMemoryPlan.allocationMargin());
         }
         long loraParameters = 0;
         int loraRank = 0;

@@ -24,9 +24,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * tensors read on one thread), and a page both read is read from the disk once. Whether it still pays is for the cold
  * e2e load to show (gpu-test.sh e2e, page cache dropped): if the loader alone matches dd, delete this class. The bytes
  * read here are thrown away (one reused buffer per reader, {@link #READERS} × {@link #CHUNK_BYTES}); only the page
- * cache keeps them. So it runs only when the files
- * fit in half of the memory the OS reports available: otherwise the cache would evict pages before the loader reaches
- * them and the disk would read them twice. It is a hint: an I/O error stops it silently (the loader's own reads report
+ * cache keeps them. So it runs only when the files fit in half of the memory the OS reports available: otherwise the
+ * cache would evict pages before the loader reaches them and the disk would read them twice. It is a hint: an I/O error stops it silently (the loader's own reads report
  * errors), and {@link #close} stops it.
  */
 public final class FileReadAhead implements AutoCloseable {

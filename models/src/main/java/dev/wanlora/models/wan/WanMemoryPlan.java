@@ -129,6 +129,24 @@ public final class WanMemoryPlan {
      */
     public static final long ALLOCATION_MARGIN_BYTES = 512L << 20;
 
+    /** The plan item of what the driver holds now, measured ({@code usedBytes}: the device's memory in use). */
+    public static MemoryPlan.Item cudaRuntime(long usedBytes) {
+        return new MemoryPlan.Item("CUDA runtime", usedBytes,
+                "in use before loading: context, kernels, cuBLASLt workspace, other processes");
+    }
+
+    /** The plan item of the CUDA runtime when no GPU is touched ({@link #ESTIMATED_CUDA_RUNTIME_BYTES}). */
+    public static MemoryPlan.Item estimatedCudaRuntime() {
+        return new MemoryPlan.Item("CUDA runtime", ESTIMATED_CUDA_RUNTIME_BYTES,
+                "estimated, no GPU touched: context, kernels, cuBLASLt handle and workspace");
+    }
+
+    /** The plan item of {@link #ALLOCATION_MARGIN_BYTES}. */
+    public static MemoryPlan.Item allocationMargin() {
+        return new MemoryPlan.Item("allocation margin", ALLOCATION_MARGIN_BYTES,
+                "the driver's rounding of a few hundred allocations to 2 MiB pages");
+    }
+
     /** One configuration the plan can take: streamed blocks and offloaded activations. */
     public record Choice(int blocksToSwap, WanDitActivations.Offload offload) {
         public static Choice swapping(int blocksToSwap) { return new Choice(blocksToSwap, WanDitActivations.Offload.NONE); }

@@ -105,11 +105,8 @@ public final class TrainSamplingPlan {
      * the CUDA runtime estimated and the allocation margin, as the dry run's training plan counts them.
      */
     public void planPromptEncodingWithoutDevice(long budgetBytes, String budgetSource, boolean hasFp8T5, PrintWriter out) {
-        planPromptEncoding(List.of(new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES,
-                        "estimated, no GPU touched: context, kernels, cuBLASLt handle and workspace"),
-                new MemoryPlan.Item("allocation margin", WanMemoryPlan.ALLOCATION_MARGIN_BYTES,
-                        "the driver's rounding of a few hundred allocations to 2 MiB pages")), budgetBytes, budgetSource, hasFp8T5,
-                out);
+        planPromptEncoding(List.of(WanMemoryPlan.estimatedCudaRuntime(), WanMemoryPlan.allocationMargin()), budgetBytes,
+                budgetSource, hasFp8T5, out);
     }
 
     private void planPromptEncoding(List<MemoryPlan.Item> others, long budgetBytes, String budgetSource, boolean hasFp8T5,
@@ -141,10 +138,8 @@ public final class TrainSamplingPlan {
     private static List<MemoryPlan.Item> encodeOthers(DeviceFacts device) {
         List<MemoryPlan.Item> items = new ArrayList<>();
         if (device != null && device.hasDeviceMemory()) {
-            items.add(new MemoryPlan.Item("CUDA runtime", device.usedBytes(),
-                    "in use before loading: context, kernels, cuBLASLt workspace, other processes"));
-            items.add(new MemoryPlan.Item("allocation margin", WanMemoryPlan.ALLOCATION_MARGIN_BYTES,
-                    "the driver's rounding of a few hundred allocations to 2 MiB pages"));
+            items.add(WanMemoryPlan.cudaRuntime(device.usedBytes()));
+            items.add(WanMemoryPlan.allocationMargin());
         }
         return items;
     }

@@ -349,16 +349,13 @@ public final class RunMemory {
         items.addAll(r.extraItems());
         if (onGpu(device)) {
             items.add(new MemoryPlan.Item("attention workspace", attention, "backward delta (B, N, L) fp32"));
-            items.add(new MemoryPlan.Item("CUDA runtime", device.usedBytes(),
-                    "in use before loading: context, kernels, cuBLASLt workspace, other processes"));
+            items.add(WanMemoryPlan.cudaRuntime(device.usedBytes()));
         } else if (r.dryRun()) {
             items.add(new MemoryPlan.Item("attention workspace", attention, "backward delta (B, N, L) fp32"));
-            items.add(new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES,
-                    "estimated, no GPU touched: context, kernels, cuBLASLt handle and workspace"));
+            items.add(WanMemoryPlan.estimatedCudaRuntime());
         }
         if (onGpu(device) || r.dryRun()) {
-            items.add(new MemoryPlan.Item("allocation margin", WanMemoryPlan.ALLOCATION_MARGIN_BYTES,
-                    "the driver's rounding of a few hundred allocations to 2 MiB pages"));
+            items.add(WanMemoryPlan.allocationMargin());
         }
         return items;
     }
