@@ -36,8 +36,9 @@ public final class FileReadAhead implements AutoCloseable {
      * held the load at 1.67 and 1.72 GB/s in two calls, while `dd bs=64M` read the same file at 1.66 and 2.09 GB/s; the
      * loader alone reads 8.9 GB/s from the page cache, so the reading was the limit. Two large requests in flight let
      * the disk queue work as dd's do. The buffers (64 MiB of direct memory) live only while the reading runs.
+     * {@code -Dwanlora.readAheadReaders=N} (1..8) sets another count: for the e2e step's A/B of the cold load only.
      */
-    static final int READERS = 2;
+    static final int READERS = Math.clamp(Integer.getInteger("wanlora.readAheadReaders", 2), 1, 8);
     static final int CHUNK_BYTES = 32 << 20;
 
     /**
