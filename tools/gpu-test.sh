@@ -7,6 +7,7 @@
 #         --backend cuda (run from the repository root, or set WANLORA_GOLDEN to a folder holding both).
 # sample: dev.wanlora.benchmarks.SampleBench: 14B, 384x384x45, 20 UniPC steps, CFG 5 (phases: encode, DiT per step, decode): bf16, fp8_scaled, and
 #         fp8_scaled with 10 blocks swapped (issue 10's target: <= 0.6x musubi's 21.1 s / 24.0 s per sample on an H100).
+# sampleprofile: SampleBench's op profile of one CFG step (two 14B forwards) at 384x384x45, bf16 and fp8_scaled.
 # demo:   wanlora demo --backend cuda (a tiny random Wan trained for two epochs on the GPU).
 # umt5:   dev.wanlora.benchmarks.UmT5Bench (real-size random-weight umT5-XXL, 4 prompts, bf16 and fp8: time, memory).
 # vaegolden: wanlora verify-golden testdata/golden/vae-tiny --backend cuda (the VAE in bf16 against musubi's goldens).
@@ -64,6 +65,11 @@ for step in "${steps[@]}"; do
     sample)
       for a in "bf16 0" "fp8_scaled 0" "fp8_scaled 10"; do
         "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.SampleBench t2v-14B 384x384x45 20 5 $a 2>&1 | tee -a "$logs/sample.log" || status=1
+      done
+      ;;
+    sampleprofile)
+      for a in "bf16 0" "fp8_scaled 0"; do
+        "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.SampleBench t2v-14B 384x384x45 3 5 $a cuda profile 2>&1 | tee -a "$logs/sample-profile.log" || status=1
       done
       ;;
     demo)

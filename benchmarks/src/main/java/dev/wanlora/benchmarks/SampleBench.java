@@ -1,6 +1,7 @@
 package dev.wanlora.benchmarks;
 
 import dev.wanlora.engine.backend.Backend;
+import dev.wanlora.engine.backend.ProfilingBackend;
 import dev.wanlora.engine.Backends;
 import dev.wanlora.engine.random.CounterRng;
 import dev.wanlora.engine.tensor.DType;
@@ -24,7 +25,10 @@ import dev.wanlora.models.wan.vae.WanVae;
 import dev.wanlora.models.wan.vae.WanVaeConfig;
 import dev.wanlora.models.wan.vae.WanVaeWeights;
 
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
@@ -45,7 +49,9 @@ import java.util.SplittableRandom;
  *
  * <p>Run: {@code java --enable-native-access=ALL-UNNAMED -cp "benchmarks/target/lib/*:benchmarks/target/classes"
  * dev.wanlora.benchmarks.SampleBench [t2v-14B|t2v-1.3B|tiny] [WxHxF=384x384x45] [steps=20] [cfg=5] [bf16|fp8_scaled]
- * [blocks_to_swap=0] [backend=cuda]} ({@code tiny}: the golden test model's shapes with a tiny umT5 and VAE, a CPU
+ * [blocks_to_swap=0] [backend=cuda] [profile]} ({@code profile}: every op goes through {@link ProfilingBackend}, and one
+ * more step of the loop (two forwards with CFG) is recorded and printed by op, the largest first; its s/step figures
+ * then include the proxy's host cost) ({@code tiny}: the golden test model's shapes with a tiny umT5 and VAE, a CPU
  * smoke run). musubi's pieces on an H100 (issue 10): 21.1 s (bf16) / 24.0 s (fp8_scaled) per sample at 384×384×45,
  * 20 steps, CFG 5: 1.03 / 1.17 s per step, VAE decode 0.42 s, T5 excluded.
  */
@@ -74,7 +80,9 @@ public final class SampleBench {
         WanVaeConfig vaeConfig = tiny ? new WanVaeConfig(8, 16) : WanVaeConfig.wan21();
         ComputePrecision precision = ComputePrecision.BF16_MUSUBI;
         Shape latent = Shape.of(16, (frames - 1) / 4 + 1, height / 8, width / 8);
-        try (Backend backend = Backends.create(arg(args, 6, "cuda"))) {
+        boolean profile = arg(args, 7, "").equals("profile");
+        try (Backend device = Backends.create(arg(args, 6, "cuda"));
+             Backend backend = profile ? ProfilingBackend.wrap(device) : device) {
             DType modelDType = backend.device().storesFp32() ? DType.F32 : DType.BF16;
             String what = String.format(Locale.ROOT, "%s %dx%dx%d (latent %s, %d tokens) %s r32, %d UniPC steps, CFG %s, swap %d",
                     task, width, height, frames, latent, latent.dim(1) * latent.dim(2) / 2 * latent.dim(3) / 2,
@@ -112,6 +120,13 @@ public final class SampleBench {
                 System.out.printf(Locale.ROOT, "denoising: %.2f s per sample, %.3f s/step (min %.3f, max %.3f)%s%n", denoise,
                         denoise / steps, min[0], max[0], peak < 0 ? "" : String.format(Locale.ROOT, ", peak %.2f GiB",
                                 peak / (double) (1L << 30)));
+                if (backend instanceof ProfilingBackend profiled) {
+                    profiled.startRecording("step");
+                    new DenoisingLoop(backend, dit, true).run(noise, latent, cond, uncond, lora,
+                            new DenoisingLoop.Settings(1, 14.5, cfg, FlowSolver.Kind.UNIPC), SolverPrecision.FLOAT32,
+                            DenoisingLoop.StepListener.NONE);
+                    printProfile(profiled.stopRecording());
+                }
                 dit.releaseForwardOnlyPlans();
             }
             double decode = decode(backend, vaeConfig, modelDType, denoised, latent);
@@ -168,6 +183,31 @@ public final class SampleBench {
             }
             return (System.nanoTime() - start) / 1e9;
         }
+    }
+
+    /** Device time of one recorded step by op and operand shapes, the largest first (ProfilingBackend's timeline). */
+    private static void printProfile(List<ProfilingBackend.OpTime> ops) {
+        Map<String, double[]> byOp = new LinkedHashMap<>(), byName = new LinkedHashMap<>();
+        double total = 0;
+        for (ProfilingBackend.OpTime t : ops) {
+            double[] v = byOp.computeIfAbsent(t.op() + " " + t.operands(), k -> new double[2]);
+            v[0] += t.millis();
+            v[1]++;
+            double[] n = byName.computeIfAbsent(t.op(), k -> new double[2]);
+            n[0] += t.millis();
+            n[1]++;
+            total += t.millis();
+        }
+        double all = total;
+        System.out.printf(Locale.ROOT, "profiled step (one solver step, every DiT forward of it): %.1f ms of device time"
+                + " in %d ops; by op:%n", total, ops.size());
+        byName.entrySet().stream().sorted((a, b) -> Double.compare(b.getValue()[0], a.getValue()[0]))
+                .forEach(e -> System.out.printf(Locale.ROOT, "  %8.2f ms %5.1f %% %6d× %s%n", e.getValue()[0],
+                        100 * e.getValue()[0] / all, (long) e.getValue()[1], e.getKey()));
+        System.out.println("the 30 largest op kinds by operands:");
+        byOp.entrySet().stream().sorted((a, b) -> Double.compare(b.getValue()[0], a.getValue()[0])).limit(30)
+                .forEach(e -> System.out.printf(Locale.ROOT, "  %8.2f ms %5.1f %% %6d× %s%n", e.getValue()[0],
+                        100 * e.getValue()[0] / all, (long) e.getValue()[1], e.getKey()));
     }
 
     private static String arg(String[] args, int i, String fallback) {
