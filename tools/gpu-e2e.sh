@@ -67,7 +67,7 @@ drop_caches
 say "disk: $(dd if="$ckpt14" of=/dev/null bs=64M 2>&1 | tail -1) (dd, page cache dropped)"
 e2e_run 14B-bf16-fp8scaled-swap10-cold 1 t2v-14B "$ckpt14" "${seed[@]}"
 e2e_run 14B-bf16-fp8scaled-swap10-warm 0 t2v-14B "$ckpt14" "${seed[@]}"
-# The read-ahead's reader count, A/B on the cold load (FileReadAhead.READERS; the default run above uses 2).
+# The read-ahead's reader count, A/B on the cold load (FileReadAhead.READERS; the default run above uses 4).
 for readers in ${WANLORA_E2E_READERS:-}; do
   JDK_JAVA_OPTIONS="-Dwanlora.readAheadReaders=$readers" e2e_run 14B-bf16-fp8scaled-swap10-cold-readers$readers 1 t2v-14B "$ckpt14" "${seed[@]}"
 done

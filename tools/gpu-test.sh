@@ -34,7 +34,7 @@
 #         bf16 / ComfyUI fp8_scaled / fp8_e4m3fn files, the 14B ComfyUI fp8 file with --fp8_base and `wanlora bench` at the
 #         same shape, each only while the e2e step has run less than $WANLORA_E2E_BUDGET_S (default 200 s). Each run reports time to the end
 #         of step 1, the load summary, s/it, peak GPU memory sampled from nvidia-smi every 100 ms and the host's peak RSS
-#         (VmHWM), in $OUT/e2e.log; WANLORA_E2E_READERS="1 4" adds a cold 14B run per read-ahead reader count (default 2); every run's own output goes to $OUT/e2e-runs.log. Needs root (drop_caches).
+#         (VmHWM), in $OUT/e2e.log; WANLORA_E2E_READERS="1 4" adds a cold 14B run per read-ahead reader count (default 4); every run's own output goes to $OUT/e2e-runs.log. Needs root (drop_caches).
 # Logs go to $OUT (or ./gpu-logs when OUT is unset); the exit status is non-zero when any step failed.
 set -uo pipefail
 b=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
