@@ -17,7 +17,8 @@
 # sampletests: the sampler's GPU tests only (SampleCommandCudaTest: wanlora sample with the real umT5/VAE wiring on the
 #         GPU; UmT5StreamingCudaTest: umT5 with streamed layers = resident; DenoisingLoopReuseCudaTest: the loop's reuse of
 #         each step's time embedding and each text's cross-attention k/v = the plain loop, bit for bit;
-#         SamplingGoldenCudaTest: the 8-step CFG loop against musubi's golden in bf16).
+#         DenoisingLoopBatch2CudaTest: CFG as one batch-2 forward = two batch-1 forwards within bf16 noise;
+#         SamplingGoldenCudaTest: the 8-step CFG loop (batch-2 CFG) against musubi's golden in bf16).
 # loadtests: the loader's GPU tests only (CudaLoadOpsParityTest: quantizeFp8 on every 14B/1.3B block Linear shape and
 #         the golden fp8 data, writeBytes through the staging ring; WanDitWeightsLoadCudaTest: GPU load = CPU load).
 # attntests: attention on both kernel paths (issue 11): CudaAttentionTest (the device's default: the Hopper sm_90a
@@ -91,7 +92,7 @@ for step in "${steps[@]}"; do
       "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
         --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.cli.SampleCommandCudaTest \
         --select-class dev.wanlora.models.umt5.UmT5StreamingCudaTest --select-class dev.wanlora.models.sampling.DenoisingLoopReuseCudaTest \
-        --select-class dev.wanlora.models.sampling.SamplingGoldenCudaTest \
+        --select-class dev.wanlora.models.sampling.DenoisingLoopBatch2CudaTest --select-class dev.wanlora.models.sampling.SamplingGoldenCudaTest \
         --details=tree --disable-banner 2>&1 | tee "$logs/sampletests.log" || status=1
       ;;
     loadtests)

@@ -87,7 +87,8 @@ class DenoisingLoopReuseTest {
                 List<float[]> plain = plainLoop(backend, dit, noise, latent, cond, uncond, lora, settings);
                 for (boolean caches : new boolean[] {false, true}) {
                     List<float[]> reused = new ArrayList<>();
-                    float[] last = new DenoisingLoop(backend, dit, caches).run(noise, latent, cond, uncond, lora, settings,
+                    float[] last = new DenoisingLoop(backend, dit, caches,
+                            DenoisingLoop.CfgMode.TWO_BATCH_1).run(noise, latent, cond, uncond, lora, settings,
                             SolverPrecision.FLOAT32, (k, n, c, u, v, next, seconds) -> reused.add(next.clone()));
                     String what = precision + " " + quantization + " swap " + swap.count() + (caches ? " cached" : "");
                     assertEquals(plain.size(), reused.size(), what);
@@ -124,7 +125,7 @@ class DenoisingLoopReuseTest {
         return latents;
     }
 
-    private static Tensor randomContext(Backend backend, DType dtype, int rows, int cols, long seed) {
+    static Tensor randomContext(Backend backend, DType dtype, int rows, int cols, long seed) {
         float[] v = new float[rows * cols];
         for (int i = 0; i < v.length; i++) v[i] = (float) CounterRng.normal(seed, i);
         Tensor t = backend.allocate(dtype, Shape.of(rows, cols));
