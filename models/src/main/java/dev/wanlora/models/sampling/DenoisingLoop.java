@@ -163,13 +163,13 @@ public final class DenoisingLoop {
              TimeEmbeddings time = dit.timeEmbeddings(timesteps);
              CrossAttentionContext both = dit.crossAttentionContext(List.of(contextCond, contextUncond), lora,
                      cachesCrossAttention)) {
+            Shape row = Shape.of(1, d[0], d[1], d[2], d[3]);
+            Tensor condRow = x.view(0, row), uncondRow = x.view(n, row);
             float[] sample = noise.clone();
-            float[] rows = new float[2 * n];
             for (int k = 0; k < solver.steps(); k++) {
                 long start = System.nanoTime();
-                System.arraycopy(sample, 0, rows, 0, n);
-                System.arraycopy(sample, 0, rows, n, n);
-                backend.write(x, rows);
+                backend.write(condRow, sample); // one upload; the second row is a device copy of it
+                backend.copy(uncondRow, condRow);
                 float[] pred = backend.toFloats(dit.forwardOnly(x, time, k, both, lora));
                 float[] condPred = Arrays.copyOfRange(pred, 0, n), uncondPred = Arrays.copyOfRange(pred, n, 2 * n);
                 sample = solve(solver, k, start, guide(condPred, uncondPred, cfg), sample, condPred, uncondPred, listener);

@@ -16,8 +16,8 @@ import java.util.List;
  * tensors are exactly what the recomputation would write (the same ops on the same inputs, copied out), so predictions
  * are identical, bit for bit. Without caching it only names the contexts (nothing is allocated).
  *
- * <p>Valid for one LoRA state: the adapters on cross_attn.k and .v must not change while it is used (a sampling
- * phase reads the LoRA, never trains it). Size: {@link #cacheBytes}.
+ * <p>Valid for one LoRA state: the adapters must not change while it is used (a sampling phase reads the LoRA, never
+ * trains it; its cached k/v include cross_attn.k and .v's). Size: {@link #cacheBytes}.
  */
 public final class CrossAttentionContext implements AutoCloseable {
 

@@ -172,7 +172,9 @@ public final class WanDit implements AutoCloseable {
      * the next: CFG's uncond pass, or the second row of a batch-2 forward) and the text side of every block
      * ({@code text}: with caching, the contexts' embedding and each block's cross-attention k and v, computed by the
      * first forward and read back by the later ones). Every skipped op would have recomputed exactly what is kept, so
-     * the prediction equals that of the uncached call with the same inputs, bit for bit.
+     * the prediction equals that of the uncached call with the same inputs, bit for bit. The LoRA must not change while
+     * {@code time} is in use (one sample's loop): its compute-dtype copy is refreshed by the first forward with
+     * {@code time} only.
      *
      * <p>Batch B = {@code text.batch()}: 1 (one text), or 2 for CFG in one forward (row 0 the prompt, row 1 the negative
      * prompt, the same latent in both rows). Every op of the forward works row by row or on each batch row apart (the
@@ -205,7 +207,7 @@ public final class WanDit implements AutoCloseable {
         WanDitActivations a = plans.computeIfAbsent(WanDitActivations.Key.forwardOnly(batch, (int) d[2], (int) d[3],
                 (int) d[4], LoraLinears.maxRank(lora)), k -> new WanDitActivations(backend, config, precision, k));
         lastActivations = a;
-        linears.sync(lora);
+        linears.syncFor(lora, time);
         embedPatches(a, xt);
         boolean computed = time.isComputed(step);
         if (!computed) { // on row 0 alone, as a batch-1 forward computes it
