@@ -6,7 +6,9 @@
 # golden: wanlora verify-golden testdata/golden/wan-tiny and sampling-tiny (solvers, CFG loop, umT5 and tokenizer)
 #         --backend cuda (run from the repository root, or set WANLORA_GOLDEN to a folder holding both).
 # sample: dev.wanlora.benchmarks.SampleBench: 14B, 384x384x45, 20 UniPC steps, CFG 5 (phases: encode, DiT per step, decode): bf16, fp8_scaled, and
-#         fp8_scaled with 10 blocks swapped (issue 10's target: <= 0.6x musubi's 21.1 s / 24.0 s per sample on an H100).
+#         fp8_scaled with 10 blocks swapped (issue 10's target: <= 0.6x musubi's 21.1 s / 24.0 s per sample on an H100);
+#         CFG as one batch-2 forward per step (what `wanlora sample` plans for this size, also under --max_vram 24G with swap 10).
+# samplecfg: the same bf16 sample with CFG as two batch-1 forwards (-Dwanlora.cfgMode=two_batch_1), the A/B of batch 2.
 # demo:   wanlora demo --backend cuda (a tiny random Wan trained for two epochs on the GPU).
 # umt5:   dev.wanlora.benchmarks.UmT5Bench (real-size random-weight umT5-XXL, 4 prompts, bf16 and fp8: time, memory).
 # vaegolden: wanlora verify-golden testdata/golden/vae-tiny --backend cuda (the VAE in bf16 against musubi's goldens).
@@ -67,6 +69,9 @@ for step in "${steps[@]}"; do
         "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.SampleBench t2v-14B 384x384x45 20 5 $a 2>&1 | tee -a "$logs/sample.log" || status=1
       done
       ;;
+    samplecfg)
+      "${java[@]}" -Dwanlora.cfgMode=two_batch_1 -cp "$b/lib/*" dev.wanlora.benchmarks.SampleBench t2v-14B 384x384x45 20 5 bf16 0 2>&1 | tee -a "$logs/sample.log" || status=1
+      ;;
     demo)
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main demo --dir /tmp/wanlora-demo --backend cuda 2>&1 | tee "$logs/demo.log" || status=1
       ;;
@@ -120,7 +125,7 @@ for step in "${steps[@]}"; do
     e2e)
       bash "$b/gpu-e2e.sh" "$b" "$logs" "${java[@]}" || status=1
       ;;
-    *) echo "gpu-test.sh: unknown step $step; expected tests, portabletests, attntests, loadtests, convtests, sampletests, bench, golden, demo, e2e, sample, umt5, vaegolden, vaebench or vaetorch" >&2; status=2 ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, portabletests, attntests, loadtests, convtests, sampletests, bench, golden, demo, e2e, sample, samplecfg, umt5, vaegolden, vaebench or vaetorch" >&2; status=2 ;;
   esac
 done
 exit $status

@@ -160,6 +160,28 @@ class SamplingMemoryPlanTest {
         one.format(budget).forEach(System.out::println);
     }
 
+    /**
+     * Issue 10's last case: 14B fp8_scaled at 384×384×45 (12 latent frames of 48×48) with --blocks_to_swap 10 under
+     * --max_vram 24G: batch-2 CFG (3.0 GiB of activations) and the k/v cache fit, at a peak of 17.5 GiB.
+     */
+    @Test
+    void theIssuesSwap10SampleUnder24G() {
+        SamplingMemoryPlan.Settings base = settings(false, Quantization.FP8_SCALED, 32);
+        WanMemoryPlan.Settings dit = SamplingMemoryPlan.ditSettings(WanDitConfig.t2v14B(), ComputePrecision.BF16_MUSUBI,
+                Quantization.FP8_SCALED, true, DType.BF16, List.of(new int[] {12, 48, 48}), 32, 2);
+        SamplingMemoryPlan.Settings s = new SamplingMemoryPlan.Settings(dit, base.loraParameters(), base.textEncoder(),
+                2 * 512, 20, 2, base.decoderWeightBytes(), WanVae.decodeWorkingBytes(WanVaeConfig.wan21(), 48, 48,
+                DType.BF16), base.others());
+        long budget = 24 * GIB;
+        int t5 = SamplingMemoryPlan.smallestFittingT5Streaming(s, budget).orElseThrow();
+        SamplingMemoryPlan.Choice choice = SamplingMemoryPlan.choose(s, 10, t5, budget);
+        SamplingMemoryPlan.Phases p = SamplingMemoryPlan.plan(s, choice);
+        System.out.println("14B fp8_scaled 384x384x45, --blocks_to_swap 10, --max_vram 24G: " + choice);
+        p.format(budget).forEach(System.out::println);
+        assertEquals(new SamplingMemoryPlan.Choice(10, 0, true, DenoisingLoop.CfgMode.BATCH_2), choice);
+        assertTrue(p.fits(budget));
+    }
+
     @Test
     void withoutCfgThereIsNoBatch2() {
         SamplingMemoryPlan.Settings cfg = settings(false, Quantization.NONE, 0);
