@@ -178,10 +178,12 @@ public final class DenoisingLoop {
         }
     }
 
-    /** v = uncond + cfg·(cond − uncond), float32 (musubi's order). */
+    /** v = uncond + cfg·(cond − uncond), float32 (musubi's order); elementwise, in the solver's parallel chunks. */
     private static float[] guide(float[] cond, float[] uncond, float cfg) {
         float[] v = new float[cond.length];
-        for (int i = 0; i < v.length; i++) v[i] = uncond[i] + cfg * (cond[i] - uncond[i]);
+        UniPcFlowSolver.forEachChunk(v.length, (from, to) -> {
+            for (int i = from; i < to; i++) v[i] = uncond[i] + cfg * (cond[i] - uncond[i]);
+        });
         return v;
     }
 
