@@ -62,6 +62,8 @@ public final class SampleBench {
         double cfg = Double.parseDouble(arg(args, 3, "5"));
         Quantization quantization = arg(args, 4, "bf16").equals("fp8_scaled") ? Quantization.FP8_SCALED : Quantization.NONE;
         int swap = Integer.parseInt(arg(args, 5, "0"));
+        DenoisingLoop.CfgMode cfgMode = DenoisingLoop.CfgMode.valueOf(
+                System.getProperty("wanlora.cfgMode", "batch_2").toUpperCase(Locale.ROOT));
         boolean tiny = task.equals("tiny");
         WanDitConfig config = switch (task) {
             case "t2v-14B" -> WanDitConfig.t2v14B();
@@ -74,8 +76,6 @@ public final class SampleBench {
         UmT5Config t5Config = tiny ? new UmT5Config(256, 64, 64, 128, 2, 2, 32, 128) : UmT5Config.xxl();
         WanVaeConfig vaeConfig = tiny ? new WanVaeConfig(8, 16) : WanVaeConfig.wan21();
         ComputePrecision precision = ComputePrecision.BF16_MUSUBI;
-        DenoisingLoop.CfgMode cfgMode = DenoisingLoop.CfgMode.valueOf(
-                System.getProperty("wanlora.cfgMode", "batch_2").toUpperCase(Locale.ROOT));
         Shape latent = Shape.of(16, (frames - 1) / 4 + 1, height / 8, width / 8);
         try (Backend backend = Backends.create(arg(args, 6, "cuda"))) {
             DType modelDType = backend.device().storesFp32() ? DType.F32 : DType.BF16;
