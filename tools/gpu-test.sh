@@ -6,9 +6,7 @@
 # golden: wanlora verify-golden testdata/golden/wan-tiny and sampling-tiny (solvers, CFG loop, umT5 and tokenizer)
 #         --backend cuda (run from the repository root, or set WANLORA_GOLDEN to a folder holding both).
 # sample: dev.wanlora.benchmarks.SampleBench: 14B, 384x384x45, 20 UniPC steps, CFG 5 (phases: encode, DiT per step, decode): bf16, fp8_scaled, and
-#         fp8_scaled with 10 blocks swapped (issue 10's target: <= 0.6x musubi's 21.1 s / 24.0 s per sample on an H100);
-#         CFG as one batch-2 forward per step (what `wanlora sample` plans for this size, also under --max_vram 24G with swap 10).
-# samplecfg: the same bf16 sample with CFG as two batch-1 forwards (-Dwanlora.cfgMode=two_batch_1), the A/B of batch 2.
+#         fp8_scaled with 10 blocks swapped (issue 10's target: <= 0.6x musubi's 21.1 s / 24.0 s per sample on an H100).
 # demo:   wanlora demo --backend cuda (a tiny random Wan trained for two epochs on the GPU).
 # umt5:   dev.wanlora.benchmarks.UmT5Bench (real-size random-weight umT5-XXL, 4 prompts, bf16 and fp8: time, memory).
 # vaegolden: wanlora verify-golden testdata/golden/vae-tiny --backend cuda (the VAE in bf16 against musubi's goldens).
@@ -21,6 +19,9 @@
 #         each step's time embedding and each text's cross-attention k/v = the plain loop, bit for bit;
 #         DenoisingLoopBatch2CudaTest: CFG as one batch-2 forward = two batch-1 forwards within bf16 noise;
 #         SamplingGoldenCudaTest: the 8-step CFG loop (batch-2 CFG) against musubi's golden in bf16).
+# samplecfg: SampleBench's bf16 sample (as `sample`) with CFG as two batch-1 forwards (-Dwanlora.cfgMode=two_batch_1):
+#         the A/B of batch-2 CFG, which `sample` runs (what `wanlora sample` plans at 384x384x45, also with swap 10 under
+#         --max_vram 24G).
 # loadtests: the loader's GPU tests only (CudaLoadOpsParityTest: quantizeFp8 on every 14B/1.3B block Linear shape and
 #         the golden fp8 data, writeBytes through the staging ring; WanDitWeightsLoadCudaTest: GPU load = CPU load).
 # attntests: attention on both kernel paths (issue 11): CudaAttentionTest (the device's default: the Hopper sm_90a
@@ -69,9 +70,6 @@ for step in "${steps[@]}"; do
         "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.SampleBench t2v-14B 384x384x45 20 5 $a 2>&1 | tee -a "$logs/sample.log" || status=1
       done
       ;;
-    samplecfg)
-      "${java[@]}" -Dwanlora.cfgMode=two_batch_1 -cp "$b/lib/*" dev.wanlora.benchmarks.SampleBench t2v-14B 384x384x45 20 5 bf16 0 2>&1 | tee -a "$logs/sample.log" || status=1
-      ;;
     demo)
       "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main demo --dir /tmp/wanlora-demo --backend cuda 2>&1 | tee "$logs/demo.log" || status=1
       ;;
@@ -99,6 +97,9 @@ for step in "${steps[@]}"; do
         --select-class dev.wanlora.models.umt5.UmT5StreamingCudaTest --select-class dev.wanlora.models.sampling.DenoisingLoopReuseCudaTest \
         --select-class dev.wanlora.models.sampling.DenoisingLoopBatch2CudaTest --select-class dev.wanlora.models.sampling.SamplingGoldenCudaTest \
         --details=tree --disable-banner 2>&1 | tee "$logs/sampletests.log" || status=1
+      ;;
+    samplecfg)
+      "${java[@]}" -Dwanlora.cfgMode=two_batch_1 -cp "$b/lib/*" dev.wanlora.benchmarks.SampleBench t2v-14B 384x384x45 20 5 bf16 0 2>&1 | tee -a "$logs/sample.log" || status=1
       ;;
     loadtests)
       "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
