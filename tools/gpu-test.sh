@@ -18,7 +18,11 @@
 # sampletests: the sampler's GPU tests only (SampleCommandCudaTest: wanlora sample with the real umT5/VAE wiring on the
 #         GPU; UmT5StreamingCudaTest: umT5 with streamed layers = resident; DenoisingLoopReuseCudaTest: the loop's reuse of
 #         each step's time embedding and each text's cross-attention k/v = the plain loop, bit for bit;
-#         SamplingGoldenCudaTest: the 8-step CFG loop against musubi's golden in bf16).
+#         DenoisingLoopBatch2CudaTest: CFG as one batch-2 forward = two batch-1 forwards within bf16 noise;
+#         SamplingGoldenCudaTest: the 8-step CFG loop (batch-2 CFG) against musubi's golden in bf16).
+# samplecfg: SampleBench's bf16 sample (as `sample`) with CFG as two batch-1 forwards (-Dwanlora.cfgMode=two_batch_1):
+#         the A/B of batch-2 CFG, which `sample` runs (what `wanlora sample` plans at 384x384x45, also with swap 10 under
+#         --max_vram 24G).
 # loadtests: the loader's GPU tests only (CudaLoadOpsParityTest: quantizeFp8 on every 14B/1.3B block Linear shape and
 #         the golden fp8 data, writeBytes through the staging ring; WanDitWeightsLoadCudaTest: GPU load = CPU load).
 # attntests: attention on both kernel paths (issue 11): CudaAttentionTest (the device's default: the Hopper sm_90a
@@ -97,8 +101,11 @@ for step in "${steps[@]}"; do
       "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
         --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.cli.SampleCommandCudaTest \
         --select-class dev.wanlora.models.umt5.UmT5StreamingCudaTest --select-class dev.wanlora.models.sampling.DenoisingLoopReuseCudaTest \
-        --select-class dev.wanlora.models.sampling.SamplingGoldenCudaTest \
+        --select-class dev.wanlora.models.sampling.DenoisingLoopBatch2CudaTest --select-class dev.wanlora.models.sampling.SamplingGoldenCudaTest \
         --details=tree --disable-banner 2>&1 | tee "$logs/sampletests.log" || status=1
+      ;;
+    samplecfg)
+      "${java[@]}" -Dwanlora.cfgMode=two_batch_1 -cp "$b/lib/*" dev.wanlora.benchmarks.SampleBench t2v-14B 384x384x45 20 5 bf16 0 2>&1 | tee -a "$logs/sample.log" || status=1
       ;;
     loadtests)
       "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
@@ -125,7 +132,7 @@ for step in "${steps[@]}"; do
     e2e)
       bash "$b/gpu-e2e.sh" "$b" "$logs" "${java[@]}" || status=1
       ;;
-    *) echo "gpu-test.sh: unknown step $step; expected tests, portabletests, attntests, loadtests, convtests, sampletests, bench, golden, demo, e2e, sample, umt5, vaegolden, vaebench or vaetorch" >&2; status=2 ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, portabletests, attntests, loadtests, convtests, sampletests, bench, golden, demo, e2e, sample, samplecfg, umt5, vaegolden, vaebench or vaetorch" >&2; status=2 ;;
   esac
 done
 exit $status

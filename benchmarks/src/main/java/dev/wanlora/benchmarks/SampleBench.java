@@ -38,7 +38,8 @@ import java.util.SplittableRandom;
  * <li><b>encode</b>: umT5-XXL (bf16) encodes the prompt and the negative prompt (120 and 126 real tokens padded to
  *     512), one at a time as musubi does, then is closed (musubi frees T5 before the DiT loads); a warm-up encode
  *     first. (musubi's figures exclude T5: it runs once per run.)</li>
- * <li><b>denoise</b>: the Wan2.1 DiT with a rank-32 LoRA (applied unmerged), CFG (two batch-1 forwards per step), UniPC,
+ * <li><b>denoise</b>: the Wan2.1 DiT with a rank-32 LoRA (applied unmerged), CFG (one batch-2 forward per step, or two
+ *     batch-1 forwards with {@code -Dwanlora.cfgMode=two_batch_1}, musubi's way), UniPC,
  *     musubi's bf16 path, with {@link DenoisingLoop}'s reuse of the step constants (time embedding per step, each
  *     text's cross-attention k/v); split into the DiT's time (forwards and their predictions on the host) and the
  *     solver's on the host, per step. Contexts are random bf16 rows of the same lengths. One warm-up sample of 2 steps
@@ -67,6 +68,8 @@ public final class SampleBench {
         double cfg = Double.parseDouble(arg(args, 3, "5"));
         Quantization quantization = arg(args, 4, "bf16").equals("fp8_scaled") ? Quantization.FP8_SCALED : Quantization.NONE;
         int swap = Integer.parseInt(arg(args, 5, "0"));
+        DenoisingLoop.CfgMode cfgMode = DenoisingLoop.CfgMode.valueOf(
+                System.getProperty("wanlora.cfgMode", "batch_2").toUpperCase(Locale.ROOT));
         boolean tiny = task.equals("tiny");
         WanDitConfig config = switch (task) {
             case "t2v-14B" -> WanDitConfig.t2v14B();
@@ -84,9 +87,10 @@ public final class SampleBench {
         try (Backend device = Backends.create(arg(args, 6, "cuda"));
              Backend backend = profile ? ProfilingBackend.wrap(device) : device) {
             DType modelDType = backend.device().storesFp32() ? DType.F32 : DType.BF16;
-            String what = String.format(Locale.ROOT, "%s %dx%dx%d (latent %s, %d tokens) %s r32, %d UniPC steps, CFG %s, swap %d",
-                    task, width, height, frames, latent, latent.dim(1) * latent.dim(2) / 2 * latent.dim(3) / 2,
-                    quantization == Quantization.NONE ? "bf16" : "fp8_scaled", steps, cfg, swap);
+            String what = String.format(Locale.ROOT, "%s %dx%dx%d (latent %s, %d tokens) %s r32, %d UniPC steps, CFG %s%s,"
+                    + " swap %d", task, width, height, frames, latent, latent.dim(1) * latent.dim(2) / 2 * latent.dim(3) / 2,
+                    quantization == Quantization.NONE ? "bf16" : "fp8_scaled", steps, cfg, cfg == 1.0 ? ""
+                            : " (" + cfgMode.describe() + ")", swap);
             System.out.println("SampleBench on " + backend.name() + ": " + what);
             double encode = encode(backend, t5Config, modelDType);
             float[] denoised;
@@ -102,10 +106,10 @@ public final class SampleBench {
                 backend.gaussianNoise(uncond, 4, 0);
                 float[] noise = new float[Math.toIntExact(latent.numElements())];
                 for (int i = 0; i < noise.length; i++) noise[i] = (float) CounterRng.normal(5, i);
-                new DenoisingLoop(backend, dit, true).run(noise, latent, cond, uncond, lora,
+                new DenoisingLoop(backend, dit, true, cfgMode).run(noise, latent, cond, uncond, lora,
                         new DenoisingLoop.Settings(2, 14.5, cfg, FlowSolver.Kind.UNIPC), SolverPrecision.FLOAT32,
                         DenoisingLoop.StepListener.NONE);
-                DenoisingLoop loop = new DenoisingLoop(backend, dit, true);
+                DenoisingLoop loop = new DenoisingLoop(backend, dit, true, cfgMode);
                 double[] min = {Double.MAX_VALUE}, max = {0};
                 long start = System.nanoTime();
                 denoised = loop.run(noise, latent, cond, uncond, lora, new DenoisingLoop.Settings(steps, 14.5, cfg,
@@ -130,12 +134,14 @@ public final class SampleBench {
                 dit.releaseForwardOnlyPlans();
             }
             double decode = decode(backend, vaeConfig, modelDType, denoised, latent);
-            int passes = cfg == 1.0 ? 1 : 2;
+            boolean batch2 = cfg != 1.0 && cfgMode == DenoisingLoop.CfgMode.BATCH_2;
+            int passes = cfg == 1.0 || batch2 ? 1 : 2;
             System.out.printf(Locale.ROOT, "phases: encode %.3f s (%d texts, umT5 %d layers %s, excluded from musubi's"
-                            + " figures) | denoise %.2f s = %d steps × (DiT %.3f s = %d × %.3f s per forward, solver %.4f s,"
+                            + " figures) | denoise %.2f s = %d steps × (DiT %.3f s = %d × %.3f s per %s forward, solver %.4f s,"
                             + " other %.4f s) | decode %.3f s | per sample without encode %.2f s%n",
                     encode, PROMPT_TOKENS.length, t5Config.numLayers(), modelDType == DType.BF16 ? "bf16" : "fp32", denoise,
-                    steps, ditSeconds / steps, passes, ditSeconds / steps / passes, solverSeconds / steps,
+                    steps, ditSeconds / steps, passes, ditSeconds / steps / passes, batch2 ? "batch-2" : "batch-1",
+                    solverSeconds / steps,
                     (denoise - ditSeconds - solverSeconds) / steps, decode, denoise + decode);
         }
     }

@@ -18,6 +18,7 @@ import dev.wanlora.engine.io.SafeTensorsException;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.tensor.DType;
 import dev.wanlora.models.lora.LoraNetwork;
+import dev.wanlora.models.sampling.DenoisingLoop;
 import dev.wanlora.models.sampling.FlowSolver;
 import dev.wanlora.models.sampling.SamplingMemoryPlan;
 import dev.wanlora.models.umt5.UmT5Weights;
@@ -176,7 +177,7 @@ public final class SampleCommand implements Callable<Integer> {
                 return 0;
             }
             SampleRunner.Settings settings = new SampleRunner.Settings(kind, fps, outputDir, outputName,
-                    choice.cachesCrossAttention());
+                    choice.cachesCrossAttention(), choice.cfgMode());
             try (SampleRunner runner = SampleRunner.prepare(backend, list, models, settings, config.textDim(), out, false);
                  WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision, quantization(),
                          !backend.device().keepsFp8Quantized(), new WanDitWeights.BlockSwap(swap, 2));
@@ -255,12 +256,13 @@ public final class SampleCommand implements Callable<Integer> {
                         + " (this model has " + config.numLayers() + " blocks) or auto");
             }
         }
-        SamplingMemoryPlan.Choice choice = new SamplingMemoryPlan.Choice(swap, t5Streamed,
-                SamplingMemoryPlan.fitsCrossAttentionCache(s, swap, budget));
+        SamplingMemoryPlan.Choice choice = SamplingMemoryPlan.choose(s, swap, t5Streamed, budget);
         SamplingMemoryPlan.Phases plan = SamplingMemoryPlan.plan(s, choice);
-        out.printf(Locale.ROOT, "memory plan (sampling, --blocks_to_swap %d%s%s%s):%n", swap,
+        out.printf(Locale.ROOT, "memory plan (sampling, --blocks_to_swap %d%s%s%s%s):%n", swap,
                 blocksToSwap.equals("auto") ? " chosen by auto" : "",
                 t5Streamed == 0 ? "" : ", umT5 streams " + t5Streamed + " of its layers",
+                s.contextsPerSample() == 1 ? "" : ", CFG " + (choice.cfgMode() == DenoisingLoop.CfgMode.BATCH_2
+                        ? "as one batch-2 forward" : "as two batch-1 forwards (batch 2 does not fit)"),
                 budget > 0 ? "; budget " + budgetSource(budget) : backend != null && !backend.device().hasDeviceMemory()
                         ? "; no budget on the CPU without --max_vram" : "; no budget: pass --max_vram to check it");
         plan.format(budget).forEach(out::println);

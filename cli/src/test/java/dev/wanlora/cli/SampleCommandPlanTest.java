@@ -14,6 +14,7 @@ import dev.wanlora.models.lora.LoraFormat;
 import dev.wanlora.models.lora.LoraModuleWeights;
 import dev.wanlora.models.lora.LoraNetwork;
 import dev.wanlora.models.lora.SavePrecision;
+import dev.wanlora.models.sampling.DenoisingLoop;
 import dev.wanlora.models.sampling.SamplingMemoryPlan;
 import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDitConfig;
@@ -56,7 +57,9 @@ class SampleCommandPlanTest {
                 "--prompt", "a fox --w 64 --h 48 --f 5", "--output_dir", tmp.toString(), "--dry_run", "--max_vram", "24G",
                 "--blocks_to_swap", "auto");
         assertEquals(0, r.exitCode(), r.out() + r.err());
-        for (String s : List.of("memory plan (sampling, --blocks_to_swap 0 chosen by auto; budget 24.00 GiB (--max_vram 24G)):",
+        for (String s : List.of("memory plan (sampling, --blocks_to_swap 0 chosen by auto, CFG as one batch-2 forward;"
+                        + " budget 24.00 GiB (--max_vram 24G)):",
+                "batch 2 at 2 latent frames × 6 × 8 (24 tokens); CFG runs cond and uncond in one batch-2 forward",
                 " phase 1, encode prompts (before the DiT loads):", "umT5 weights resident", " phase 2, denoise:",
                 "forward-only activations", " phase 3, decode:", "VAE decode buffers", "CUDA runtime", "fits",
                 "dry run: nothing was loaded")) {
@@ -105,11 +108,12 @@ class SampleCommandPlanTest {
                     st.info("blocks.0.self_attn.q.weight").dtype(), 2), List.of(p), models, DType.F32, 0, 0, List.of());
         }
         int layers = s.textEncoder().config().numLayers();
-        long streamedAll = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(0, layers, true)).peakBytes();
+        long streamedAll = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(0, layers, true,
+                DenoisingLoop.CfgMode.TWO_BATCH_1)).peakBytes();
         long resident = SamplingMemoryPlan.encodePlan(s, 0).totalBytes();
         assertTrue(resident > streamedAll, "the widened tiny umT5 (" + resident + " B) is the largest phase ("
                 + streamedAll + " B with every layer streamed)\n" + String.join("\n",
-                SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(0, 0, true)).format(0)));
+                SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(0, 0, true, DenoisingLoop.CfgMode.TWO_BATCH_1)).format(0)));
         List<String> outs = new ArrayList<>();
         for (String budget : new String[] {streamedAll + "", null}) {
             List<String> args = new ArrayList<>(List.of("sample", "--dit", DIT.toString(), "--t5", t5.toString(),

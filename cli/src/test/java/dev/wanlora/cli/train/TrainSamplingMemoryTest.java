@@ -98,6 +98,8 @@ class TrainSamplingMemoryTest {
         assertTrue(plain.out().contains("encoded by umT5 (8 layers) from t5_deep.safetensors"), plain.out());
         assertTrue(plain.out().contains("sampling: cross-attention k/v of each sample's texts ("), plain.out());
         assertTrue(plain.out().contains(") kept over its steps"), plain.out());
+        assertTrue(plain.out().contains("sampling: CFG runs cond and uncond in one batch-2 forward\n"), plain.out());
+        assertTrue(plain.out().contains(" 2/2 steps, ") && plain.out().contains(" s/step (CFG batch 2), decode "), plain.out());
         // the training plan shows the sampling phase
         assertTrue(plain.out().lines().anyMatch(l -> l.startsWith("  sampling ")), plain.out());
 

@@ -180,7 +180,8 @@ public final class SamplingGoldenVerifier {
                 ErrorStats[] worst = new ErrorStats[3];
                 List<Comparison> latents = new ArrayList<>();
                 double latentBound = bf16 ? LOOP_BF16_LATENT : LOOP_FP32_LATENT;
-                DenoisingLoop loop = new DenoisingLoop(backend, dit, true); // the cached path sampling takes
+                // the path sampling takes when it fits: k/v cached, CFG as one batch-2 forward
+                DenoisingLoop loop = new DenoisingLoop(backend, dit, true, DenoisingLoop.CfgMode.BATCH_2);
                 float[] result = loop.run(g.floats("input.noise"), latent, cond, uncond, null,
                         new DenoisingLoop.Settings(lc.steps, lc.shift, lc.cfg, FlowSolver.Kind.UNIPC),
                         SolverPrecision.FLOAT32, (k, n, c, u, v, next, seconds) -> {

@@ -35,7 +35,8 @@ import java.util.OptionalInt;
  * <li><b>decode</b>: the same minus the forward-only activations (freed before each decode) plus the decoder's working
  *     memory at the largest frame ({@code WanVae.decodeWorkingBytes}, freed after each decode).</li>
  * </ol>
- * CFG runs cond and uncond as two batch-1 forwards (as musubi does), so the activations are a batch-1 plan, not ×2.
+ * CFG runs cond and uncond as one batch-2 forward ({@link DenoisingLoop.CfgMode#BATCH_2}: a batch-2 forward-only plan)
+ * where the budget has room for it, else as two batch-1 forwards (as musubi does: a batch-1 plan); see {@link Choice}.
  * The caller adds what it allocates itself (the CUDA runtime, the allocation margin) as {@link Settings#others()}.
  */
 public final class SamplingMemoryPlan {
@@ -122,16 +123,32 @@ public final class SamplingMemoryPlan {
     }
 
     /**
-     * One configuration: DiT blocks streamed (--blocks_to_swap), umT5 layers streamed, and whether each sample keeps
-     * the cross-attention k/v of its texts ({@link #crossAttentionCacheBytes}).
+     * One configuration: DiT blocks streamed (--blocks_to_swap), umT5 layers streamed, whether each sample keeps the
+     * cross-attention k/v of its texts ({@link #crossAttentionCacheBytes}), and how CFG runs its two passes (at batch 2
+     * the forward-only activations are planned for batch 2).
      */
-    public record Choice(int blocksToSwap, int t5LayersStreamed, boolean cachesCrossAttention) {}
+    public record Choice(int blocksToSwap, int t5LayersStreamed, boolean cachesCrossAttention, DenoisingLoop.CfgMode cfgMode) {}
+
+    /**
+     * The choice for {@code blocksToSwap} streamed blocks (chosen before, never raised here) and {@code t5LayersStreamed}:
+     * CFG as one batch-2 forward where its activations fit {@code budgetBytes} (≤ 0: no budget, always), else two batch-1
+     * forwards; then the k/v cache where it still fits. Batch 2 comes first: it halves the reads (and fp8
+     * dequantizations, and uploads of streamed blocks) of every block weight per step, where the cache saves the text's
+     * k/v projections alone (two (K, C)·(C, C) GEMMs per block and pass, ~1 % of a 14B forward at 6912 tokens).
+     */
+    public static Choice choose(Settings s, int blocksToSwap, int t5LayersStreamed, long budgetBytes) {
+        DenoisingLoop.CfgMode mode = s.contextsPerSample() == 2
+                && (budgetBytes <= 0 || denoisePlan(s, blocksToSwap, true, false, DenoisingLoop.CfgMode.BATCH_2).fits(budgetBytes))
+                ? DenoisingLoop.CfgMode.BATCH_2 : DenoisingLoop.CfgMode.TWO_BATCH_1;
+        boolean caches = budgetBytes <= 0 || denoisePlan(s, blocksToSwap, true, true, mode).fits(budgetBytes);
+        return new Choice(blocksToSwap, t5LayersStreamed, caches, mode);
+    }
 
     /** The phases of a choice. */
     public static Phases plan(Settings s, Choice choice) {
         return new Phases(encodePlan(s, choice.t5LayersStreamed()),
-                denoisePlan(s, choice.blocksToSwap(), true, choice.cachesCrossAttention()),
-                denoisePlan(s, choice.blocksToSwap(), false, choice.cachesCrossAttention()));
+                denoisePlan(s, choice.blocksToSwap(), true, choice.cachesCrossAttention(), choice.cfgMode()),
+                denoisePlan(s, choice.blocksToSwap(), false, choice.cachesCrossAttention(), choice.cfgMode()));
     }
 
     /**
@@ -143,12 +160,13 @@ public final class SamplingMemoryPlan {
     }
 
     /**
-     * Whether the k/v cache fits with {@code blocksToSwap} streamed blocks (always without a budget): the cache is taken
-     * only where it fits, never at the price of streaming more blocks (streaming a block costs more than recomputing
-     * the k/v projections of the text).
+     * Whether the k/v cache fits with {@code blocksToSwap} streamed blocks and CFG as {@code cfgMode} (always without a
+     * budget): the cache is taken only where it fits, never at the price of streaming more blocks (streaming a block
+     * costs more than recomputing the k/v projections of the text).
      */
-    public static boolean fitsCrossAttentionCache(Settings s, int blocksToSwap, long budgetBytes) {
-        return budgetBytes <= 0 || denoisePlan(s, blocksToSwap, true, true).fits(budgetBytes);
+    public static boolean fitsCrossAttentionCache(Settings s, int blocksToSwap, long budgetBytes,
+                                                  DenoisingLoop.CfgMode cfgMode) {
+        return budgetBytes <= 0 || denoisePlan(s, blocksToSwap, true, true, cfgMode).fits(budgetBytes);
     }
 
     /** The encode phase with the last {@code layersStreamed} umT5 layers streamed. */
@@ -201,10 +219,14 @@ public final class SamplingMemoryPlan {
         return MemoryPlan.smallestFitting(0, layers, n -> encodePlan(s, n), budgetBytes);
     }
 
-    /** The smallest --blocks_to_swap whose denoise and decode phases fit without the k/v cache, or empty when none does. */
+    /**
+     * The smallest --blocks_to_swap whose denoise and decode phases fit without the k/v cache and with CFG as two batch-1
+     * forwards (neither is worth a streamed block), or empty when none does.
+     */
     public static OptionalInt smallestFittingSwap(Settings s, long budgetBytes) {
+        DenoisingLoop.CfgMode least = DenoisingLoop.CfgMode.TWO_BATCH_1;
         for (int n = 0; n < s.dit().config().numLayers(); n++) {
-            if (denoisePlan(s, n, true, false).fits(budgetBytes) && denoisePlan(s, n, false, false).fits(budgetBytes)) {
+            if (denoisePlan(s, n, true, false, least).fits(budgetBytes) && denoisePlan(s, n, false, false, least).fits(budgetBytes)) {
                 return OptionalInt.of(n);
             }
         }
@@ -213,9 +235,10 @@ public final class SamplingMemoryPlan {
 
     /**
      * The denoise phase ({@code denoising}) or the decode phase with {@code blocksToSwap} DiT blocks streamed;
-     * {@code caches}: each sample keeps its texts' cross-attention k/v.
+     * {@code caches}: each sample keeps its texts' cross-attention k/v; {@code cfgMode}: the batch of the CFG forwards.
      */
-    static MemoryPlan denoisePlan(Settings s, int blocksToSwap, boolean denoising, boolean caches) {
+    static MemoryPlan denoisePlan(Settings s, int blocksToSwap, boolean denoising, boolean caches,
+                                  DenoisingLoop.CfgMode cfgMode) {
         MemoryPlan dit = WanMemoryPlan.plan(s.dit(), blocksToSwap);
         List<MemoryPlan.Item> items = new ArrayList<>();
         for (String category : List.of(WanMemoryPlan.WEIGHTS, WanMemoryPlan.SWAP_SLOTS, WanMemoryPlan.DEQUANTIZATION)) {
@@ -224,9 +247,11 @@ public final class SamplingMemoryPlan {
         items.add(lora(s));
         WanDitActivations.Key largest = largestShape(s);
         long tokens = (long) largest.frames() * (largest.height() / 2) * (largest.width() / 2);
-        items.add(new MemoryPlan.Item(ACTIVATIONS, denoising ? forwardOnlyBytes(s) : 0, denoising
-                ? String.format(Locale.ROOT, "batch 1 at %d latent frames × %d × %d (%d tokens); CFG runs cond and uncond"
-                        + " one after the other", largest.frames(), largest.height(), largest.width(), tokens)
+        int batch = cfgBatch(s, cfgMode);
+        items.add(new MemoryPlan.Item(ACTIVATIONS, denoising ? forwardOnlyBytes(s, batch) : 0, denoising
+                ? String.format(Locale.ROOT, "batch %d at %d latent frames × %d × %d (%d tokens); %s", batch,
+                        largest.frames(), largest.height(), largest.width(), tokens, s.contextsPerSample() == 1
+                                ? "no CFG pass" : "CFG runs " + cfgMode.describe())
                 : "freed before the decode"));
         long latent = 16L * largest.frames() * largest.height() * largest.width() * Float.BYTES;
         items.add(new MemoryPlan.Item(LATENTS, denoising ? 2 * latent : latent, denoising
@@ -246,16 +271,18 @@ public final class SamplingMemoryPlan {
      * What sampling adds to a training run's device plan (training's weights, LoRA, optimizer and activation plans stay
      * allocated while it samples): the encoded prompts, the decoder's weights, and the larger of the forward-only
      * activations with the per-sample constants ({@code cachesCrossAttention}: the texts' k/v included) (denoise) and
-     * the decoder's working memory (decode), since each is freed before the other is made. The prompts are encoded
-     * before the DiT loads, so the encoder is planned apart: {@link #encodePlan} with no DiT item in it.
+     * the decoder's working memory (decode), since each is freed before the other is made; the activations at batch 2
+     * when {@code cfgMode} runs CFG as one batch-2 forward. The prompts are encoded before the DiT loads, so the encoder
+     * is planned apart: {@link #encodePlan} with no DiT item in it.
      */
-    public static MemoryPlan.Item duringTraining(Settings s, boolean cachesCrossAttention) {
-        long activations = forwardOnlyBytes(s);
+    public static MemoryPlan.Item duringTraining(Settings s, boolean cachesCrossAttention, DenoisingLoop.CfgMode cfgMode) {
+        int batch = cfgBatch(s, cfgMode);
+        long activations = forwardOnlyBytes(s, batch);
         MemoryPlan.Item constants = stepConstants(s, cachesCrossAttention);
         long peak = Math.max(activations + constants.bytes(), s.decoderWorkBytes());
         WanDitActivations.Key largest = largestShape(s);
         return new MemoryPlan.Item(DURING_TRAINING, contexts(s).bytes() + s.decoderWeightBytes() + peak, String.format(Locale.ROOT,
-                "%s + VAE decoder %s + the larger of forward-only activations at %d×%d×%d latent (%s) with the step"
+                "%s + VAE decoder %s + the larger of batch-" + batch + " forward-only activations at %d×%d×%d latent (%s) with the step"
                         + " constants (%s%s) and the decode buffers (%s)",
                 MemoryPlan.formatBytes(contexts(s).bytes()) + " encoded prompts",
                 MemoryPlan.formatBytes(s.decoderWeightBytes()), largest.frames(), largest.height(), largest.width(),
@@ -312,10 +339,21 @@ public final class SamplingMemoryPlan {
                         + " buffer%s; one LoRA at a time", p, computeCopies == 0 ? "" : ", " + shortName(s.act()) + " copies"));
     }
 
-    private static long forwardOnlyBytes(Settings s) {
+    /**
+     * The batch of a sample's forwards: 2 when CFG runs as one batch-2 forward and some prompt uses CFG (every prompt
+     * is then counted at batch 2: the plan holds the largest), else 1.
+     */
+    private static int cfgBatch(Settings s, DenoisingLoop.CfgMode cfgMode) {
+        return s.contextsPerSample() == 2 && cfgMode == DenoisingLoop.CfgMode.BATCH_2 ? 2 : 1;
+    }
+
+    /** The largest forward-only plan of the prompts' shapes at {@code batch}. */
+    private static long forwardOnlyBytes(Settings s, int batch) {
         long max = 0;
         for (WanDitActivations.Key k : s.dit().shapes()) {
-            max = Math.max(max, WanDitActivations.sizeBytes(s.dit().config(), s.dit().precision(), k));
+            WanDitActivations.Key atBatch = WanDitActivations.Key.forwardOnly(batch, k.frames(), k.height(), k.width(),
+                    k.loraRank());
+            max = Math.max(max, WanDitActivations.sizeBytes(s.dit().config(), s.dit().precision(), atBatch));
         }
         return max;
     }

@@ -1,5 +1,7 @@
 package dev.wanlora.models.sampling;
 
+import java.util.stream.IntStream;
+
 /**
  * musubi's {@code FlowUniPCMultistepScheduler} as Wan's training-time sampler builds it (spec §10.4): shift 1 at
  * construction, then {@code set_timesteps(N, shift=fs)}; order 2, bh2, flow prediction with predict_x0,
@@ -9,8 +11,15 @@ package dev.wanlora.models.sampling;
  * x_k^c, moving x_{k−1}^c from σ_{k−1} to σ_k with m_{k−2}, m_{k−1}, m_k; then the predictor (UniP, order
  * p_k = min(2, N − k, k + 1)) moves x_k^c from σ_k to σ_{k+1} with m_{k−1}, m_k. The last step (σ_N = 0) returns m_{N−1}
  * exactly. Source: <a href="https://github.com/kohya-ss/musubi-tuner/blob/30c658c4f4b0bf05038b3346eff9670259b10fc7/src/musubi_tuner/wan/utils/fm_solvers_unipc.py">fm_solvers_unipc.py</a>.
+ *
+ * <p>Every elementwise loop runs in parallel chunks ({@link #forEachChunk}): an element's arithmetic reads only that
+ * element of each array and the step's scalars, so the result is the sequential loop's, bit for bit (the 14B sample's
+ * latent has 442 k elements; one sequential step took 27 ms of a 0.8 s sampling step on the GPU machine).
  */
 public final class UniPcFlowSolver implements FlowSolver {
+
+    /** Elements per parallel task: large enough that a task outweighs its scheduling. */
+    static final int CHUNK = 1 << 16;
 
     /** num_train_timesteps of the scheduler. */
     private static final int TRAIN_TIMESTEPS = 1000;
@@ -94,11 +103,14 @@ public final class UniPcFlowSolver implements FlowSolver {
         SolverPrecision p = precision;
         // x0 prediction from the uncorrected sample the model saw: m_k = x_k − S_k·v_k
         double sk = sigmas[k];
-        double[] x = new double[sample.length], m = new double[sample.length];
-        for (int i = 0; i < x.length; i++) {
-            x[i] = sample[i];
-            m[i] = p.round(x[i] - p.round(sk * modelOutput[i]));
-        }
+        double[] xk = new double[sample.length], m = new double[sample.length];
+        forEachChunk(xk.length, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                xk[i] = sample[i];
+                m[i] = p.round(xk[i] - p.round(sk * modelOutput[i]));
+            }
+        });
+        double[] x = xk;
         lastCorrectorOrder = 0;
         if (k > 0) {
             x = correct(k, lastOrder, m);
@@ -114,7 +126,9 @@ public final class UniPcFlowSolver implements FlowSolver {
         double[] next = predict(k, order, x);
         stepIndex++;
         float[] out = new float[next.length];
-        for (int i = 0; i < out.length; i++) out[i] = (float) next[i];
+        forEachChunk(out.length, (from, to) -> {
+            for (int i = from; i < to; i++) out[i] = (float) next[i];
+        });
         return out;
     }
 
@@ -129,10 +143,13 @@ public final class UniPcFlowSolver implements FlowSolver {
         if (order == 2) {
             double r = p.round(p.round(lambda[k - 1] - lambda[k]) / h);
             double coef = p.round(alpha[t] * phi);
-            for (int i = 0; i < out.length; i++) {
-                double d = p.round(p.round(m2[i] - m1[i]) / r);
-                out[i] = p.round(out[i] - p.round(coef * p.round(0.5 * d)));
-            }
+            double[] mPrev = m2, mLast = m1;
+            forEachChunk(out.length, (from, to) -> {
+                for (int i = from; i < to; i++) {
+                    double d = p.round(p.round(mPrev[i] - mLast[i]) / r);
+                    out[i] = p.round(out[i] - p.round(coef * p.round(0.5 * d)));
+                }
+            });
         }
         return out;
     }
@@ -146,11 +163,14 @@ public final class UniPcFlowSolver implements FlowSolver {
         double phi = p.round(Math.expm1(hh)); // = B (bh2)
         double[] out = base(lastSample, m1, s, k, phi);
         double coef = p.round(alpha[k] * phi);
+        double[] mPrev = m2, mLast = m1;
         if (order == 1) {
-            for (int i = 0; i < out.length; i++) {
-                double dt = p.round(mk[i] - m1[i]);
-                out[i] = p.round(out[i] - p.round(coef * p.round(0.5 * dt)));
-            }
+            forEachChunk(out.length, (from, to) -> {
+                for (int i = from; i < to; i++) {
+                    double dt = p.round(mk[i] - mLast[i]);
+                    out[i] = p.round(out[i] - p.round(coef * p.round(0.5 * dt)));
+                }
+            });
             return out;
         }
         double r = p.round(p.round(lambda[k - 2] - lambda[s]) / h);
@@ -162,12 +182,14 @@ public final class UniPcFlowSolver implements FlowSolver {
         double det = 1 - r;
         double rho0 = p.round((b1 - b2) / det);
         double rho1 = p.round((b2 - r * b1) / det);
-        for (int i = 0; i < out.length; i++) {
-            double d = p.round(p.round(m2[i] - m1[i]) / r);
-            double dt = p.round(mk[i] - m1[i]);
-            double res = p.round(p.round(rho0 * d) + p.round(rho1 * dt));
-            out[i] = p.round(out[i] - p.round(coef * res));
-        }
+        forEachChunk(out.length, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                double d = p.round(p.round(mPrev[i] - mLast[i]) / r);
+                double dt = p.round(mk[i] - mLast[i]);
+                double res = p.round(p.round(rho0 * d) + p.round(rho1 * dt));
+                out[i] = p.round(out[i] - p.round(coef * res));
+            }
+        });
         return out;
     }
 
@@ -177,8 +199,25 @@ public final class UniPcFlowSolver implements FlowSolver {
         double ratio = p.round((double) sigmas[t] / sigmas[s]);
         double coef = p.round(alpha[t] * phi);
         double[] out = new double[xs.length];
-        for (int i = 0; i < out.length; i++) out[i] = p.round(p.round(ratio * xs[i]) - p.round(coef * ms[i]));
+        forEachChunk(out.length, (from, to) -> {
+            for (int i = from; i < to; i++) out[i] = p.round(p.round(ratio * xs[i]) - p.round(coef * ms[i]));
+        });
         return out;
+    }
+
+    /** A loop body over elements [from, to). */
+    interface Chunk {
+        void run(int from, int to);
+    }
+
+    /** Runs {@code body} over [0, n) in chunks of {@link #CHUNK} elements, in parallel (one task when n ≤ CHUNK). */
+    static void forEachChunk(int n, Chunk body) {
+        int chunks = (n + CHUNK - 1) / CHUNK;
+        if (chunks <= 1) {
+            body.run(0, n);
+            return;
+        }
+        IntStream.range(0, chunks).parallel().forEach(c -> body.run(c * CHUNK, Math.min(n, (c + 1) * CHUNK)));
     }
 
     /** m_k of the latest step (tests). */

@@ -4,33 +4,38 @@ import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.engine.tensor.Tensor;
 
+import java.util.List;
+
 /**
- * One text context as the sampler's forwards see it ({@link WanDit#forwardOnly(Tensor, TimeEmbeddings, int,
- * CrossAttentionContext, BlockAdapters)}). The text side of every block is constant over the denoising steps: the
- * embedded context, and from it each block's cross-attention keys k = norm_k(W_k·ctx (+LoRA)) and values v = W_v·ctx
- * (+LoRA) (spec §1.3). With {@link #caches()} the first forward computes them as usual and keeps every block's (K, C)
- * k and v here; later forwards skip the text embedding and the k/v projections and read them back. The kept tensors
- * are exactly what the recomputation would write (the same ops on the same inputs, copied out), so predictions are
- * identical, bit for bit. Without caching it only names the context (nothing is allocated).
+ * The text contexts of a sampler's forwards, one per batch row ({@link WanDit#forwardOnly(Tensor, TimeEmbeddings, int,
+ * CrossAttentionContext, BlockAdapters)}): one text for a batch-1 forward, or the prompt and the negative prompt for
+ * CFG as one batch-2 forward. The text side of every block is constant over the denoising steps: the embedded
+ * contexts, and from them each block's cross-attention keys k = norm_k(W_k·ctx (+LoRA)) and values v = W_v·ctx
+ * (+LoRA) (spec §1.3). With {@link #caches()} the first forward computes them as usual and keeps every block's
+ * (B, K, C) k and v here; later forwards skip the text embedding and the k/v projections and read them back. The kept
+ * tensors are exactly what the recomputation would write (the same ops on the same inputs, copied out), so predictions
+ * are identical, bit for bit. Without caching it only names the contexts (nothing is allocated).
  *
- * <p>Valid for one LoRA state: the adapters on cross_attn.k and .v must not change while it is used (a sampling
- * phase reads the LoRA, never trains it). Size: {@link #cacheBytes}.
+ * <p>Valid for one LoRA state: the adapters must not change while it is used (a sampling phase reads the LoRA, never
+ * trains it; its cached k/v include cross_attn.k and .v's). Size: {@link #cacheBytes}.
  */
 public final class CrossAttentionContext implements AutoCloseable {
 
-    private final Tensor context;
+    /** One (L_b, Ct) text embedding per batch row. */
+    private final List<Tensor> contexts;
     private final BlockAdapters lora;
-    /** (numLayers, 1, K, C) act: block i's k after norm_k, and v; null without caching. */
+    /** (numLayers, B, K, C) act: block i's k after norm_k, and v; null without caching. */
     private final Tensor keys, values;
     private final int numLayers;
     private boolean filled;
 
-    CrossAttentionContext(Backend backend, WanDitConfig config, ComputePrecision precision, Tensor context,
+    CrossAttentionContext(Backend backend, WanDitConfig config, ComputePrecision precision, List<Tensor> contexts,
                           BlockAdapters lora, boolean caches) {
-        this.context = context;
+        if (contexts.isEmpty()) throw new IllegalArgumentException("CrossAttentionContext: no context; expected one per batch row");
+        this.contexts = List.copyOf(contexts);
         this.lora = lora;
         this.numLayers = config.numLayers();
-        Shape shape = Shape.of(config.numLayers(), 1, config.textLen(), config.dim());
+        Shape shape = Shape.of(config.numLayers(), contexts.size(), config.textLen(), config.dim());
         if (caches) {
             keys = backend.allocate(precision.activationDType(), shape);
             try {
@@ -46,15 +51,18 @@ public final class CrossAttentionContext implements AutoCloseable {
     }
 
     /**
-     * Device bytes of one cached context: 2 · numLayers · K · C in the activation dtype (14B bf16: 40 · 2 · 512 · 5120
-     * · 2 B = 400 MiB; 1.3B: 90 MiB).
+     * Device bytes of one cached text: 2 · numLayers · K · C in the activation dtype (14B bf16: 40 · 2 · 512 · 5120
+     * · 2 B = 400 MiB; 1.3B: 90 MiB); a batch of B texts keeps B times that.
      */
     public static long cacheBytes(WanDitConfig config, ComputePrecision precision) {
         return 2L * config.numLayers() * config.textLen() * config.dim() * precision.activationDType().sizeBytes();
     }
 
-    /** (L, Ct) the text embedding it stands for. */
-    public Tensor context() { return context; }
+    /** The (L_b, Ct) text embeddings it stands for, one per batch row. */
+    public List<Tensor> contexts() { return contexts; }
+
+    /** B, the batch rows (texts) it serves. */
+    public int batch() { return contexts.size(); }
 
     /** The adapters it was made with (null: the base model). */
     BlockAdapters lora() { return lora; }
@@ -69,10 +77,10 @@ public final class CrossAttentionContext implements AutoCloseable {
         if (keys != null) filled = true;
     }
 
-    /** (1, K, C) act: block {@code i}'s cross-attention keys after norm_k. */
+    /** (B, K, C) act: block {@code i}'s cross-attention keys after norm_k. */
     Tensor keys(int i) { return block(keys, i); }
 
-    /** (1, K, C) act: block {@code i}'s cross-attention values. */
+    /** (B, K, C) act: block {@code i}'s cross-attention values. */
     Tensor values(int i) { return block(values, i); }
 
     private Tensor block(Tensor t, int i) {

@@ -8,8 +8,9 @@ import dev.wanlora.engine.tensor.Tensor;
 /**
  * The time embedding of every step of a sampler's fixed schedule (spec §1.2.2): e = time_embedding(sinusoid(t_k)) and
  * e0 = time_projection(SiLU(e)), F32. The first forward at step k computes them as the forward always does (batch 1,
- * the same ops) and keeps them here; every later forward at step k (CFG's uncond pass) copies them back instead of
- * running the three Linears again. The kept values are the computed ones, so predictions are identical, bit for bit.
+ * the same ops) and keeps them here; every later forward at step k (CFG's uncond pass), and the other rows of a
+ * batch-2 CFG forward, copy them back instead of running the three Linears again. The kept values are the computed
+ * ones, so predictions are identical, bit for bit.
  * Size: {@link #bytes}.
  */
 public final class TimeEmbeddings implements AutoCloseable {

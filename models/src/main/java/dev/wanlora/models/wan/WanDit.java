@@ -167,18 +167,26 @@ public final class WanDit implements AutoCloseable {
     }
 
     /**
-     * {@link #forwardOnly(Tensor, Tensor, List, BlockAdapters)} for a sampler's step k of batch 1, reusing what is
-     * constant over the denoising steps: the time embedding of step k ({@code time}, computed by the step's first
-     * forward, copied back by the next: CFG's uncond pass) and the text side of every block ({@code text}: with
-     * caching, the context's embedding and each block's cross-attention k and v, computed by the first forward and read
-     * back by the later ones). Every skipped op would have recomputed exactly what is kept, so the prediction equals
-     * that of the uncached call with the same inputs, bit for bit.
+     * {@link #forwardOnly(Tensor, Tensor, List, BlockAdapters)} for a sampler's step k, reusing what is constant over the
+     * denoising steps: the time embedding of step k ({@code time}, computed by the step's first forward, copied back by
+     * the next: CFG's uncond pass, or the second row of a batch-2 forward) and the text side of every block
+     * ({@code text}: with caching, the contexts' embedding and each block's cross-attention k and v, computed by the
+     * first forward and read back by the later ones). Every skipped op would have recomputed exactly what is kept, so
+     * the prediction equals that of the uncached call with the same inputs, bit for bit. The LoRA must not change while
+     * {@code time} is in use (one sample's loop): its compute-dtype copy is refreshed by the first forward with
+     * {@code time} only.
      *
-     * @param xt   (1, Cin, F, H, W) F32
+     * <p>Batch B = {@code text.batch()}: 1 (one text), or 2 for CFG in one forward (row 0 the prompt, row 1 the negative
+     * prompt, the same latent in both rows). Every op of the forward works row by row or on each batch row apart (the
+     * GEMMs' rows, the norms' rows, attention and modulation per batch row), and the time embedding is computed on one
+     * row as a batch-1 forward computes it and copied to the others, so each row's prediction is that of a batch-1
+     * forward with its text, up to the GEMM kernels a GPU picks for 2× the rows (the CPU reference: bit for bit).
+     *
+     * @param xt   (B, Cin, F, H, W) F32
      * @param time the schedule's time embeddings ({@link #timeEmbeddings})
      * @param step k, 0 ≤ k &lt; time.steps()
-     * @param text the context ({@link #crossAttentionContext}), made with this {@code lora}
-     * @return pred (1, Cout, F, H, W) F32, a view into the forward-only plan (valid until the next call with this shape)
+     * @param text the contexts ({@link #crossAttentionContext}), made with this {@code lora}, one per row of xt
+     * @return pred (B, Cout, F, H, W) F32, a view into the forward-only plan (valid until the next call with this shape)
      */
     public Tensor forwardOnly(Tensor xt, TimeEmbeddings time, int step, CrossAttentionContext text, BlockAdapters lora) {
         if (text.lora() != lora) {
@@ -189,23 +197,36 @@ public final class WanDit implements AutoCloseable {
             throw new IllegalArgumentException("WanDit.forwardOnly: step " + step + " outside the schedule of " + time.steps()
                     + " steps");
         }
-        long[] d = checkInputs(xt, time.timestep(step), List.of(text.context()));
-        if (d[0] != 1) throw new IllegalArgumentException("WanDit.forwardOnly: a sampler's forward is batch 1; got " + xt.shape());
-        WanDitActivations a = plans.computeIfAbsent(WanDitActivations.Key.forwardOnly(1, (int) d[2], (int) d[3], (int) d[4],
-                LoraLinears.maxRank(lora)), k -> new WanDitActivations(backend, config, precision, k));
-        lastActivations = a;
-        linears.sync(lora);
-        embedPatches(a, xt);
-        if (time.isComputed(step)) {
-            time.restore(step, a.e, a.e0);
-        } else {
-            embedTime(a, time.timestep(step));
-            time.keep(step, a.e, a.e0);
+        long[] d = checkLatent(xt);
+        if (d[0] != text.batch()) {
+            throw new IllegalArgumentException("WanDit.forwardOnly: x_t has one row per text of the context; got "
+                    + xt.shape() + " for " + text.batch() + " text(s)");
         }
-        if (!text.isFilled()) embedText(a, List.of(text.context()));
+        checkContexts(text.contexts(), d[0]);
+        int batch = (int) d[0];
+        WanDitActivations a = plans.computeIfAbsent(WanDitActivations.Key.forwardOnly(batch, (int) d[2], (int) d[3],
+                (int) d[4], LoraLinears.maxRank(lora)), k -> new WanDitActivations(backend, config, precision, k));
+        lastActivations = a;
+        linears.syncFor(lora, time);
+        embedPatches(a, xt);
+        boolean computed = time.isComputed(step);
+        if (!computed) { // on row 0 alone, as a batch-1 forward computes it
+            embedTime(a, time.timestep(step), 1);
+            time.keep(step, timeRow(a.e, 0), timeRow(a.e0, 0));
+        }
+        for (int b = computed ? 0 : 1; b < batch; b++) time.restore(step, timeRow(a.e, b), timeRow(a.e0, b));
+        if (!text.isFilled()) embedText(a, text.contexts());
         runBlocks(a, lora, text);
         text.markFilled();
         return runHead(a).pred;
+    }
+
+    /** Row b of e (B, C) or e0 (B, 6, C): (1, C) or (1, 6, C). */
+    private static Tensor timeRow(Tensor t, int b) {
+        long[] d = t.shape().dims();
+        d[0] = 1;
+        Shape row = Shape.of(d);
+        return t.view(b * row.numElements(), row);
     }
 
     /** The time embeddings of a sampler's schedule ({@code modelTimesteps}: t_k as the forward takes them), to close. */
@@ -214,11 +235,19 @@ public final class WanDit implements AutoCloseable {
     }
 
     /**
-     * A sampler's text context (L, Ct) for forwards with {@code lora} (null: none); {@code caches}: keep each block's
-     * cross-attention k and v ({@link CrossAttentionContext#cacheBytes} on the backend). To close.
+     * A sampler's text context (L, Ct) for batch-1 forwards with {@code lora} (null: none); {@code caches}: keep each
+     * block's cross-attention k and v ({@link CrossAttentionContext#cacheBytes} on the backend). To close.
      */
     public CrossAttentionContext crossAttentionContext(Tensor context, BlockAdapters lora, boolean caches) {
-        return new CrossAttentionContext(backend, config, precision, context, lora, caches);
+        return crossAttentionContext(List.of(context), lora, caches);
+    }
+
+    /**
+     * {@link #crossAttentionContext(Tensor, BlockAdapters, boolean)} for batch-B forwards: one (L_b, Ct) text per batch
+     * row (CFG in one forward: the prompt, then the negative prompt); the cache holds B texts' k and v.
+     */
+    public CrossAttentionContext crossAttentionContext(List<Tensor> contexts, BlockAdapters lora, boolean caches) {
+        return new CrossAttentionContext(backend, config, precision, contexts, lora, caches);
     }
 
     /**
@@ -331,12 +360,25 @@ public final class WanDit implements AutoCloseable {
 
     /** Time embedding (§1.2.2), fp32: e = time_embedding(sinusoid(t)); e0 = time_projection(SiLU(e)). */
     private void embedTime(WanDitActivations a, Tensor timesteps) {
-        backend.sinusoidalEmbedding(a.sinusoid, timesteps);
-        linear(a.timeHidden, a.sinusoid, weights.timeEmbedding0());
-        backend.silu(a.timeHidden, a.timeHidden);
-        linear(a.e, a.timeHidden, weights.timeEmbedding2());
-        backend.silu(a.eSilu, a.e);
-        linear(a.e0.reshape(Shape.of(a.key.batch(), 6L * config.dim())), a.eSilu, weights.timeProjection());
+        embedTime(a, timesteps, a.key.batch());
+    }
+
+    /** {@link #embedTime(WanDitActivations, Tensor)} of {@code timesteps} (rows) into the plan's first {@code rows} rows. */
+    private void embedTime(WanDitActivations a, Tensor timesteps, int rows) {
+        Tensor sinusoid = firstRows(a.sinusoid, rows), timeHidden = firstRows(a.timeHidden, rows);
+        Tensor e = firstRows(a.e, rows), eSilu = firstRows(a.eSilu, rows);
+        Tensor e0 = firstRows(a.e0.reshape(Shape.of(a.key.batch(), 6L * config.dim())), rows);
+        backend.sinusoidalEmbedding(sinusoid, timesteps);
+        linear(timeHidden, sinusoid, weights.timeEmbedding0());
+        backend.silu(timeHidden, timeHidden);
+        linear(e, timeHidden, weights.timeEmbedding2());
+        backend.silu(eSilu, e);
+        linear(e0, eSilu, weights.timeProjection());
+    }
+
+    /** The first {@code rows} rows of a (B, N) tensor: the tensor itself when rows = B. */
+    private static Tensor firstRows(Tensor t, int rows) {
+        return rows == t.shape().dim(0) ? t : t.view(0, Shape.of(rows, t.shape().dim(1)));
     }
 
     /** Text embedding (§1.2.3): zero-pad each context to K rows, Linear → GELU(tanh) → Linear. */
@@ -568,18 +610,30 @@ public final class WanDit implements AutoCloseable {
 
     /** Checks shapes; returns xt's dims (B, Cin, F, H, W). */
     private long[] checkInputs(Tensor xt, Tensor timesteps, List<Tensor> contexts) {
+        long[] d = checkLatent(xt);
+        if (!timesteps.shape().equals(Shape.of(d[0])) || timesteps.dtype() != DType.F32) {
+            throw new IllegalArgumentException("WanDit.forward: timesteps must be (B) F32 with B = " + d[0] + "; got "
+                    + timesteps.shape() + " " + timesteps.dtype());
+        }
+        checkContexts(contexts, d[0]);
+        return d;
+    }
+
+    /** Checks x_t's shape; returns its dims (B, Cin, F, H, W). */
+    private long[] checkLatent(Tensor xt) {
         long[] d = xt.shape().dims();
         if (d.length != 5 || d[1] != config.inChannels() || d[3] % 2 != 0 || d[4] % 2 != 0) {
             throw new IllegalArgumentException("WanDit.forward: x_t must be (B, " + config.inChannels()
                     + ", F, H, W) with even H and W; got " + xt.shape());
         }
-        if (!timesteps.shape().equals(Shape.of(d[0])) || timesteps.dtype() != DType.F32) {
-            throw new IllegalArgumentException("WanDit.forward: timesteps must be (B) F32 with B = " + d[0] + "; got "
-                    + timesteps.shape() + " " + timesteps.dtype());
-        }
-        if (contexts.size() != d[0]) {
+        return d;
+    }
+
+    /** Checks one (L_b, Ct) context per batch row, L_b ≤ K. */
+    private void checkContexts(List<Tensor> contexts, long batch) {
+        if (contexts.size() != batch) {
             throw new IllegalArgumentException("WanDit.forward: one context per sample expected; got " + contexts.size()
-                    + " contexts for B = " + d[0]);
+                    + " contexts for B = " + batch);
         }
         for (int b = 0; b < contexts.size(); b++) {
             Shape c = contexts.get(b).shape();
@@ -588,6 +642,5 @@ public final class WanDit implements AutoCloseable {
                         + ") with L ≤ " + config.textLen() + "; got " + c);
             }
         }
-        return d;
     }
 }

@@ -21,10 +21,12 @@ import dev.wanlora.models.wan.WanDitWeights.Quantization;
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 /**
@@ -69,6 +71,43 @@ class DenoisingLoopReuseTest {
         }
     }
 
+    /**
+     * The LoRA's bf16 copy is refreshed once per sample's loop (not per forward): a LoRA changed between two samples (as
+     * training changes it between sampling phases) is the one the next sample uses, bit for bit as the plain loop
+     * (which refreshes the copy at every forward) computes with it, in both CFG modes.
+     */
+    @Test
+    void aLoraChangedBetweenSamplesIsTheOneTheNextSampleUses() {
+        try (CpuBackend cpu = new CpuBackend();
+             SafeTensors checkpoint = SafeTensors.open(Golden.dir("wan-tiny").resolve("model.safetensors"), SafeTensors.DIT_PREFIXES)) {
+            WanDitConfig config = WanDitConfig.fromCheckpoint(checkpoint);
+            ComputePrecision bf16 = ComputePrecision.BF16_MUSUBI;
+            try (WanDitWeights weights = WanDitWeights.load(cpu, checkpoint, config, bf16, Quantization.NONE, true);
+                 WanDit dit = new WanDit(cpu, config, weights, bf16, false);
+                 LoraNetwork lora = goldenLora(cpu, config);
+                 Tensor cond = randomContext(cpu, DType.BF16, 7, config.textDim(), 11);
+                 Tensor uncond = randomContext(cpu, DType.BF16, 12, config.textDim(), 12)) {
+                Shape latent = Shape.of(16, 1, 4, 4);
+                float[] noise = new float[Math.toIntExact(latent.numElements())];
+                for (int i = 0; i < noise.length; i++) noise[i] = (float) CounterRng.normal(5, i);
+                DenoisingLoop.Settings settings = new DenoisingLoop.Settings(2, 3.0, 5.0, FlowSolver.Kind.UNIPC);
+                for (DenoisingLoop.CfgMode mode : DenoisingLoop.CfgMode.values()) {
+                    DenoisingLoop loop = new DenoisingLoop(cpu, dit, true, mode);
+                    float[] before = loop.run(noise, latent, cond, uncond, lora, settings, SolverPrecision.FLOAT32,
+                            DenoisingLoop.StepListener.NONE);
+                    float[] p = cpu.toFloats(lora.parameters());
+                    for (int i = 0; i < p.length; i++) p[i] *= -2;
+                    cpu.write(lora.parameters(), p);
+                    float[] after = loop.run(noise, latent, cond, uncond, lora, settings, SolverPrecision.FLOAT32,
+                            DenoisingLoop.StepListener.NONE);
+                    assertArrayEquals(plainLoop(cpu, dit, noise, latent, cond, uncond, lora, settings).getLast(), after, 0f,
+                            mode.toString());
+                    assertFalse(Arrays.equals(before, after), mode + ": the changed LoRA changes the sample");
+                }
+            }
+        }
+    }
+
     /** The plain loop, the loop without the k/v cache, and with it: every step's latent bit-identical. */
     static void assertReuseIsExact(Backend backend, ComputePrecision precision, Quantization quantization, BlockSwap swap) {
         try (SafeTensors checkpoint = SafeTensors.open(Golden.dir("wan-tiny").resolve("model.safetensors"), SafeTensors.DIT_PREFIXES)) {
@@ -87,7 +126,8 @@ class DenoisingLoopReuseTest {
                 List<float[]> plain = plainLoop(backend, dit, noise, latent, cond, uncond, lora, settings);
                 for (boolean caches : new boolean[] {false, true}) {
                     List<float[]> reused = new ArrayList<>();
-                    float[] last = new DenoisingLoop(backend, dit, caches).run(noise, latent, cond, uncond, lora, settings,
+                    float[] last = new DenoisingLoop(backend, dit, caches,
+                            DenoisingLoop.CfgMode.TWO_BATCH_1).run(noise, latent, cond, uncond, lora, settings,
                             SolverPrecision.FLOAT32, (k, n, c, u, v, next, seconds) -> reused.add(next.clone()));
                     String what = precision + " " + quantization + " swap " + swap.count() + (caches ? " cached" : "");
                     assertEquals(plain.size(), reused.size(), what);
@@ -124,7 +164,7 @@ class DenoisingLoopReuseTest {
         return latents;
     }
 
-    private static Tensor randomContext(Backend backend, DType dtype, int rows, int cols, long seed) {
+    static Tensor randomContext(Backend backend, DType dtype, int rows, int cols, long seed) {
         float[] v = new float[rows * cols];
         for (int i = 0; i < v.length; i++) v[i] = (float) CounterRng.normal(seed, i);
         Tensor t = backend.allocate(dtype, Shape.of(rows, cols));

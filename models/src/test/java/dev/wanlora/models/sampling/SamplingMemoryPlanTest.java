@@ -81,11 +81,13 @@ class SamplingMemoryPlanTest {
         OptionalInt swap = SamplingMemoryPlan.smallestFittingSwap(s, budget);
         assertTrue(swap.isPresent(), "some --blocks_to_swap fits 24G");
         int t5 = SamplingMemoryPlan.smallestFittingT5Streaming(s, budget).orElseThrow();
-        SamplingMemoryPlan.Phases p = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap.getAsInt(), t5, false));
+        SamplingMemoryPlan.Phases p = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap.getAsInt(), t5, false,
+                DenoisingLoop.CfgMode.TWO_BATCH_1));
         assertTrue(p.fits(budget));
         p.format(budget).forEach(System.out::println);
         if (swap.getAsInt() > 0) {
-            assertFalse(SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap.getAsInt() - 1, t5, false)).fits(budget));
+            assertFalse(SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap.getAsInt() - 1, t5, false,
+                    DenoisingLoop.CfgMode.TWO_BATCH_1)).fits(budget));
         }
         // the denoise phase holds the activations, the decode phase the decoder's buffers, never both
         assertEquals(0, p.denoise().bytesOf(SamplingMemoryPlan.DECODER_WORK));
@@ -103,13 +105,93 @@ class SamplingMemoryPlanTest {
     @Test
     void duringTrainingAddsTheLargerOfActivationsAndDecode() {
         SamplingMemoryPlan.Settings s = settings(false, Quantization.NONE, 16);
-        MemoryPlan.Item item = SamplingMemoryPlan.duringTraining(s, false);
+        MemoryPlan.Item item = SamplingMemoryPlan.duringTraining(s, false, DenoisingLoop.CfgMode.TWO_BATCH_1);
         long act = WanDitActivations.sizeBytes(WanDitConfig.t2v14B(), ComputePrecision.BF16_MUSUBI,
                 WanDitActivations.Key.forwardOnly(1, 21, 60, 104, 16));
         long contexts = 240L * 4096 * 2;
         long time = 20L * 7 * 5120 * 4 + 4; // e (C) and e0 (6, C) fp32 per step, and the timestep
         assertEquals(contexts + s.decoderWeightBytes() + Math.max(act + time, s.decoderWorkBytes()), item.bytes());
         System.out.println(item);
+    }
+
+    @Test
+    void batch2CfgIsPlannedAtBatch2AndTakenOnlyWhereItFits() {
+        SamplingMemoryPlan.Settings s = settings(false, Quantization.FP8_SCALED, 32);
+        WanDitConfig c = WanDitConfig.t2v14B();
+        long batch1 = WanDitActivations.sizeBytes(c, ComputePrecision.BF16_MUSUBI, WanDitActivations.Key.forwardOnly(1, 21, 60, 104, 32));
+        long batch2 = WanDitActivations.sizeBytes(c, ComputePrecision.BF16_MUSUBI, WanDitActivations.Key.forwardOnly(2, 21, 60, 104, 32));
+        // every activation but the RoPE tables (L, D/2) scales with B
+        long rope = 2L * 21 * 30 * 52 * 64 * 4;
+        assertEquals(2 * (batch1 - rope) + rope, batch2);
+        SamplingMemoryPlan.Phases two = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(20, 0, false,
+                DenoisingLoop.CfgMode.TWO_BATCH_1));
+        SamplingMemoryPlan.Phases one = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(20, 0, false,
+                DenoisingLoop.CfgMode.BATCH_2));
+        assertEquals(batch1, two.denoise().bytesOf(SamplingMemoryPlan.ACTIVATIONS));
+        assertEquals(batch2, one.denoise().bytesOf(SamplingMemoryPlan.ACTIVATIONS));
+        assertEquals(two.decode().totalBytes(), one.decode().totalBytes(), "the decode phase does not hold the activations");
+
+        // the swap count is chosen at batch 1 without the cache; batch 2 comes next, then the cache, each where it fits
+        long budget = 24 * GIB;
+        int swap = SamplingMemoryPlan.smallestFittingSwap(s, budget).orElseThrow();
+        SamplingMemoryPlan.Choice tight = SamplingMemoryPlan.choose(s, swap, 0, budget);
+        long least = SamplingMemoryPlan.plan(s, new SamplingMemoryPlan.Choice(swap, 0, false,
+                DenoisingLoop.CfgMode.TWO_BATCH_1)).denoise().totalBytes();
+        assertEquals(least + batch2 - batch1 <= budget ? DenoisingLoop.CfgMode.BATCH_2 : DenoisingLoop.CfgMode.TWO_BATCH_1,
+                tight.cfgMode(), "at the smallest swap count for 24G");
+        assertTrue(SamplingMemoryPlan.plan(s, tight).fits(budget));
+        // 832×480×81 at batch 2 holds ~2 × 8 GiB of activations: 24G at swap 20 keeps two batch-1 forwards
+        assertEquals(new SamplingMemoryPlan.Choice(20, 0, true, DenoisingLoop.CfgMode.TWO_BATCH_1),
+                SamplingMemoryPlan.choose(s, 20, 0, budget));
+        assertEquals(new SamplingMemoryPlan.Choice(0, 0, true, DenoisingLoop.CfgMode.BATCH_2),
+                SamplingMemoryPlan.choose(s, 0, 0, 0), "no budget: everything");
+        // batch 2 comes before the cache: exactly batch 2's denoise phase fits batch 2 without the cache
+        long exact = one.denoise().totalBytes();
+        assertEquals(new SamplingMemoryPlan.Choice(20, 0, false, DenoisingLoop.CfgMode.BATCH_2),
+                SamplingMemoryPlan.choose(s, 20, 0, exact));
+        assertEquals(new SamplingMemoryPlan.Choice(20, 0, true, DenoisingLoop.CfgMode.BATCH_2),
+                SamplingMemoryPlan.choose(s, 20, 0, exact + SamplingMemoryPlan.crossAttentionCacheBytes(s)));
+        // a budget just under batch 2 at swap 20: two batch-1 forwards, with the cache when that still fits
+        long justUnder = exact - 1;
+        SamplingMemoryPlan.Choice under = SamplingMemoryPlan.choose(s, 20, 0, justUnder);
+        assertEquals(DenoisingLoop.CfgMode.TWO_BATCH_1, under.cfgMode());
+        assertEquals(two.denoise().totalBytes() + SamplingMemoryPlan.crossAttentionCacheBytes(s) <= justUnder,
+                under.cachesCrossAttention());
+        one.format(budget).forEach(System.out::println);
+    }
+
+    /**
+     * Issue 10's last case: 14B fp8_scaled at 384×384×45 (12 latent frames of 48×48) with --blocks_to_swap 10 under
+     * --max_vram 24G: batch-2 CFG (3.0 GiB of activations) and the k/v cache fit, at a peak of 17.5 GiB.
+     */
+    @Test
+    void theIssuesSwap10SampleUnder24G() {
+        SamplingMemoryPlan.Settings base = settings(false, Quantization.FP8_SCALED, 32);
+        WanMemoryPlan.Settings dit = SamplingMemoryPlan.ditSettings(WanDitConfig.t2v14B(), ComputePrecision.BF16_MUSUBI,
+                Quantization.FP8_SCALED, true, DType.BF16, List.of(new int[] {12, 48, 48}), 32, 2);
+        SamplingMemoryPlan.Settings s = new SamplingMemoryPlan.Settings(dit, base.loraParameters(), base.textEncoder(),
+                2 * 512, 20, 2, base.decoderWeightBytes(), WanVae.decodeWorkingBytes(WanVaeConfig.wan21(), 48, 48,
+                DType.BF16), base.others());
+        long budget = 24 * GIB;
+        int t5 = SamplingMemoryPlan.smallestFittingT5Streaming(s, budget).orElseThrow();
+        SamplingMemoryPlan.Choice choice = SamplingMemoryPlan.choose(s, 10, t5, budget);
+        SamplingMemoryPlan.Phases p = SamplingMemoryPlan.plan(s, choice);
+        System.out.println("14B fp8_scaled 384x384x45, --blocks_to_swap 10, --max_vram 24G: " + choice);
+        p.format(budget).forEach(System.out::println);
+        assertEquals(new SamplingMemoryPlan.Choice(10, 0, true, DenoisingLoop.CfgMode.BATCH_2), choice);
+        assertTrue(p.fits(budget));
+    }
+
+    @Test
+    void withoutCfgThereIsNoBatch2() {
+        SamplingMemoryPlan.Settings cfg = settings(false, Quantization.NONE, 0);
+        SamplingMemoryPlan.Settings noCfg = new SamplingMemoryPlan.Settings(cfg.dit(), 0, cfg.textEncoder(), 120, 20, 1,
+                cfg.decoderWeightBytes(), cfg.decoderWorkBytes(), cfg.others());
+        assertEquals(DenoisingLoop.CfgMode.TWO_BATCH_1, SamplingMemoryPlan.choose(noCfg, 0, 0, 0).cfgMode());
+        long batch1 = WanDitActivations.sizeBytes(WanDitConfig.t2v14B(), ComputePrecision.BF16_MUSUBI,
+                WanDitActivations.Key.forwardOnly(1, 21, 60, 104, 0));
+        assertEquals(batch1, SamplingMemoryPlan.plan(noCfg, new SamplingMemoryPlan.Choice(0, 0, false,
+                DenoisingLoop.CfgMode.BATCH_2)).denoise().bytesOf(SamplingMemoryPlan.ACTIVATIONS));
     }
 
     @Test

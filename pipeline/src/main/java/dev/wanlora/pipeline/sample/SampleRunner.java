@@ -41,10 +41,11 @@ public final class SampleRunner implements AutoCloseable {
     /**
      * {@code --sample_solver} and {@code --sample_fps}; files go to {@code {outputDir}/sample/};
      * {@code cachesCrossAttention}: the memory plan has room for each sample's cross-attention k/v of its prompt and
-     * negative prompt ({@link SamplingMemoryPlan#crossAttentionCacheBytes}; see {@link DenoisingLoop}).
+     * negative prompt ({@link SamplingMemoryPlan#crossAttentionCacheBytes}; see {@link DenoisingLoop}); {@code cfgMode}:
+     * CFG's two passes as one batch-2 forward or two batch-1 forwards, as the memory plan chose.
      */
     public record Settings(FlowSolver.Kind solver, int fps, Path outputDir, String outputName,
-                           boolean cachesCrossAttention) {}
+                           boolean cachesCrossAttention, DenoisingLoop.CfgMode cfgMode) {}
 
     /** Where a sample's image summary goes (TensorBoard), or nowhere. */
     public interface ImageSink {
@@ -148,7 +149,8 @@ public final class SampleRunner implements AutoCloseable {
                 settings.solver());
         String label = String.format(Locale.ROOT, "sample %02d/%02d", p.index() + 1, prompts.size());
         double[] stepSeconds = {0};
-        float[] latent = new DenoisingLoop(backend, dit, settings.cachesCrossAttention()).run(noise, latentShape, contexts.get(p.prompt()),
+        float[] latent = new DenoisingLoop(backend, dit, settings.cachesCrossAttention(), settings.cfgMode()).run(noise,
+                latentShape, contexts.get(p.prompt()),
                 loop.usesUncond() ? contexts.get(p.negativePromptOrDefault()) : null, lora, loop, SolverPrecision.FLOAT32,
                 (k, n, c, u, v, next, seconds) -> {
                     stepSeconds[0] += seconds;
@@ -174,7 +176,8 @@ public final class SampleRunner implements AutoCloseable {
         double perStep = stepSeconds[0] / p.sampleSteps();
         if (isTerminal) out.print("\r");
         out.println(bar(label, p.sampleSteps(), p.sampleSteps(), perStep) + String.format(Locale.ROOT,
-                ", decode %.2f s → %s", decodeSeconds, file));
+                "%s, decode %.2f s → %s", loop.usesUncond() ? " (CFG " + (settings.cfgMode() == DenoisingLoop.CfgMode.BATCH_2
+                        ? "batch 2)" : "2 × batch 1)") : "", decodeSeconds, file));
         out.flush();
         return new Written(file, p.index(), seed, media, p.sampleSteps(), perStep, decodeSeconds);
     }

@@ -4,6 +4,7 @@ import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.stream.BlockStreamer;
 import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.models.sampling.DenoisingLoop;
 import dev.wanlora.models.sampling.SamplingMemoryPlan;
 import dev.wanlora.models.umt5.UmT5Weights;
 import dev.wanlora.models.wan.ComputePrecision;
@@ -24,13 +25,13 @@ import java.util.OptionalInt;
  * <ol>
  * <li>{@link #memoryItem}: what sampling adds beside training's plans ({@link SamplingMemoryPlan#duringTraining}:
  *     the encoded prompts, the decoder's weights, and the larger of the forward-only activations with the per-sample
- *     constants and the decode buffers), without the cross-attention k/v cache, so the cache never costs a swapped
- *     block or a refused run;</li>
+ *     constants and the decode buffers), with CFG as two batch-1 forwards and without the cross-attention k/v cache,
+ *     so neither batch-2 CFG nor the cache ever costs a swapped block or a refused run;</li>
  * <li>{@link #planPromptEncoding}: the prompts are encoded before the DiT loads, with nothing else on the device, so
  *     umT5 streams just enough of its layers to fit the budget alone ({@link SamplingMemoryPlan#smallestFittingT5Streaming});
  *     when even every layer streamed does not fit, the run stops before training with one line;</li>
- * <li>{@link #fitsCrossAttentionCache}: after the training plan is admitted, each sample keeps its texts' k/v where
- *     the plan has room for them.</li>
+ * <li>{@link #cfgMode} and {@link #fitsCrossAttentionCache}: after the training plan is admitted, CFG runs as one
+ *     batch-2 forward, and then each sample keeps its texts' k/v, where the plan has room for them.</li>
  * </ol>
  * The plan is made as a GPU holds it (bf16 umT5, VAE and contexts), as the training plan is, also on the CPU backend.
  */
@@ -65,21 +66,39 @@ public final class TrainSamplingPlan {
         return SamplingPlanner.settings(dit, prompts, models, DType.BF16, 0, loraRank, others);
     }
 
-    /** The "sampling" item of the training plan (without the k/v cache; see {@link #fitsCrossAttentionCache}). */
+    /**
+     * The "sampling" item of the training plan (CFG as two batch-1 forwards, without the k/v cache; see
+     * {@link #cfgMode} and {@link #fitsCrossAttentionCache}).
+     */
     public MemoryPlan.Item memoryItem() {
-        return SamplingMemoryPlan.duringTraining(settings(List.of()), false);
+        return SamplingMemoryPlan.duringTraining(settings(List.of()), false, DenoisingLoop.CfgMode.TWO_BATCH_1);
     }
 
     /**
-     * Whether each sample can keep its texts' cross-attention k/v, in a training plan of {@code plannedBytes}
-     * (with {@link #memoryItem}) under {@code budgetBytes} (0: no budget, always). The cache adds to the denoise side of
-     * the sampling item, which may hide it under the decode side.
+     * How CFG runs, in a training plan of {@code plannedBytes} (with {@link #memoryItem}) under {@code budgetBytes} (0:
+     * no budget): one batch-2 forward where its activations fit (they add to the denoise side of the sampling item,
+     * which may hide them under the decode side), else two batch-1 forwards; batch 1 when no prompt uses CFG.
      */
-    public boolean fitsCrossAttentionCache(long plannedBytes, long budgetBytes) {
-        if (budgetBytes <= 0) return true;
+    public DenoisingLoop.CfgMode cfgMode(long plannedBytes, long budgetBytes) {
         SamplingMemoryPlan.Settings s = settings(List.of());
-        long extra = SamplingMemoryPlan.duringTraining(s, true).bytes() - SamplingMemoryPlan.duringTraining(s, false).bytes();
-        return plannedBytes + extra <= budgetBytes;
+        if (s.contextsPerSample() == 1) return DenoisingLoop.CfgMode.TWO_BATCH_1;
+        return budgetBytes <= 0 || plannedBytes + extraBytes(s, false, DenoisingLoop.CfgMode.BATCH_2) <= budgetBytes
+                ? DenoisingLoop.CfgMode.BATCH_2 : DenoisingLoop.CfgMode.TWO_BATCH_1;
+    }
+
+    /**
+     * Whether each sample can keep its texts' cross-attention k/v with CFG as {@code cfgMode} ({@link #cfgMode}), in a
+     * training plan of {@code plannedBytes} (with {@link #memoryItem}) under {@code budgetBytes} (0: no budget, always).
+     * The cache adds to the denoise side of the sampling item, which may hide it under the decode side.
+     */
+    public boolean fitsCrossAttentionCache(long plannedBytes, long budgetBytes, DenoisingLoop.CfgMode cfgMode) {
+        return budgetBytes <= 0 || plannedBytes + extraBytes(settings(List.of()), true, cfgMode) <= budgetBytes;
+    }
+
+    /** What the sampling item grows by beyond {@link #memoryItem} with the cache and the CFG mode given. */
+    private static long extraBytes(SamplingMemoryPlan.Settings s, boolean caches, DenoisingLoop.CfgMode cfgMode) {
+        return SamplingMemoryPlan.duringTraining(s, caches, cfgMode).bytes()
+                - SamplingMemoryPlan.duringTraining(s, false, DenoisingLoop.CfgMode.TWO_BATCH_1).bytes();
     }
 
     /** The k/v cache's bytes per sample (prompt, and negative prompt under CFG). */

@@ -11,6 +11,7 @@ import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.models.lora.LoraNetwork;
+import dev.wanlora.models.sampling.DenoisingLoop;
 import dev.wanlora.models.sampling.FlowSolver;
 import dev.wanlora.models.wan.ComputePrecision;
 import dev.wanlora.models.wan.WanDit;
@@ -70,13 +71,17 @@ final class TrainSampling implements AutoCloseable {
      */
     void prepare(Backend backend, int textDim, RunMemory memory, PrintWriter out) {
         planEncoding(backend.device(), memory, out);
-        boolean caches = plan.fitsCrossAttentionCache(memory.plannedBytes(), memory.budget());
+        DenoisingLoop.CfgMode cfgMode = plan.cfgMode(memory.plannedBytes(), memory.budget());
+        boolean caches = plan.fitsCrossAttentionCache(memory.plannedBytes(), memory.budget(), cfgMode);
+        if (prompts.stream().anyMatch(p -> p.cfgScale() != 1.0)) {
+            out.printf(Locale.ROOT, "sampling: CFG runs %s%s%n", cfgMode.describe(), cfgMode == DenoisingLoop.CfgMode.BATCH_2
+                    ? "" : ": batch 2 exceeds the budget");
+        }
         out.printf(Locale.ROOT, "sampling: cross-attention k/v of each sample's texts (%s) %s%n",
                 MemoryPlan.formatBytes(plan.crossAttentionCacheBytes()), caches ? "kept over its steps"
                         : "recomputed every step: keeping them exceeds the budget");
-        runner = SampleRunner.prepare(backend, prompts, models,
-                new SampleRunner.Settings(solver, settings.fps(), output.dir(), output.names().name(), caches), textDim, out,
-                false);
+        runner = SampleRunner.prepare(backend, prompts, models, new SampleRunner.Settings(solver, settings.fps(),
+                output.dir(), output.names().name(), caches, cfgMode), textDim, out, false);
     }
 
     /**

@@ -3,6 +3,7 @@ package dev.wanlora.pipeline.sample;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.tensor.DType;
+import dev.wanlora.models.sampling.DenoisingLoop;
 import dev.wanlora.models.sampling.LatentDecoder;
 import dev.wanlora.models.sampling.SamplingMemoryPlan;
 import dev.wanlora.models.sampling.TextEncoder;
@@ -112,9 +113,27 @@ class TrainSamplingPlanTest {
         TrainSamplingPlan p = plan(new ReleaseModels());
         // CFG on the first prompt: prompt and negative prompt, 40 blocks × 2 × 512 × 5120 bf16 each = 800 MiB
         assertEquals(2L * 40 * 2 * 512 * 5120 * 2, p.crossAttentionCacheBytes());
-        assertTrue(p.fitsCrossAttentionCache(20 * GIB, 0), "no budget");
-        assertTrue(p.fitsCrossAttentionCache(20 * GIB, 24 * GIB));
-        assertTrue(p.fitsCrossAttentionCache(24 * GIB - p.crossAttentionCacheBytes(), 24 * GIB));
-        assertFalse(p.fitsCrossAttentionCache(24 * GIB - p.crossAttentionCacheBytes() + 1, 24 * GIB));
+        DenoisingLoop.CfgMode two = DenoisingLoop.CfgMode.TWO_BATCH_1;
+        assertTrue(p.fitsCrossAttentionCache(20 * GIB, 0, two), "no budget");
+        assertTrue(p.fitsCrossAttentionCache(20 * GIB, 24 * GIB, two));
+        assertTrue(p.fitsCrossAttentionCache(24 * GIB - p.crossAttentionCacheBytes(), 24 * GIB, two));
+        assertFalse(p.fitsCrossAttentionCache(24 * GIB - p.crossAttentionCacheBytes() + 1, 24 * GIB, two));
+    }
+
+    @Test
+    void batch2CfgIsTakenOnlyWhereItFits() {
+        TrainSamplingPlan p = plan(new ReleaseModels());
+        assertEquals(DenoisingLoop.CfgMode.BATCH_2, p.cfgMode(20 * GIB, 0), "no budget");
+        assertEquals(DenoisingLoop.CfgMode.BATCH_2, p.cfgMode(GIB, 24 * GIB));
+        // the training plan's sampling item counts batch 1; batch 2 adds its second row's activations (less what the
+        // decode side already reserves), so a plan at the budget keeps two batch-1 forwards
+        assertEquals(DenoisingLoop.CfgMode.TWO_BATCH_1, p.cfgMode(24 * GIB, 24 * GIB));
+        long extra = WanDitActivations.sizeBytes(WanDitConfig.t2v14B(), ComputePrecision.BF16_MUSUBI,
+                WanDitActivations.Key.forwardOnly(2, 21, 60, 104, 32)) - WanDitActivations.sizeBytes(WanDitConfig.t2v14B(),
+                ComputePrecision.BF16_MUSUBI, WanDitActivations.Key.forwardOnly(1, 21, 60, 104, 32));
+        assertEquals(DenoisingLoop.CfgMode.BATCH_2, p.cfgMode(24 * GIB - extra, 24 * GIB));
+        assertEquals(DenoisingLoop.CfgMode.TWO_BATCH_1, p.cfgMode(24 * GIB - extra + 1, 24 * GIB));
+        DenoisingLoop.CfgMode roomy = p.cfgMode(GIB, 24 * GIB);
+        assertTrue(p.fitsCrossAttentionCache(GIB, 24 * GIB, roomy));
     }
 }
