@@ -3,13 +3,16 @@
 // same kernel templates, fa_set_fwd the forward (0: portable, 1: sm_90a shipped, 2-4: sm_90a variants), fa_set_bwd
 // the backward kernels (0: portable, 1: sm_90a dQ, 2: sm_90a dK/dV, 3: both, 4: sm_90a fused with ordered dQ,
 // 5: fused with racy dQ adds, timing only; 6: fused v1 (no pipelining, dK from registers); 7: 4 or 3 by grid size;
-// 8: pipelined, dK from registers; 9: not pipelined, dK from shared memory); dev
+// 8: pipelined, dK from registers; 9: not pipelined, dK from shared memory; 10: 4 in launches of 7 heads;
+// 11: 4 in one launch); dev
 // comparison only. Build (sm_90a, for the wgmma kernels): see stage.sh.
 #define WANLORA_DEV_SPIN_LIMIT (1ll << 22)
 #include "../../src/main/cuda/attention/flash_attention.cu"
 #include "../../src/main/cuda/attention_sm90a/flash_attention_sm90.cu"
 
 #include <cuda_runtime.h>
+
+#include <algorithm>
 
 using namespace wanlora_attention;
 
@@ -46,9 +49,13 @@ template <bool O, bool P, bool DK>
 __global__ void __launch_bounds__(wanlora_attention_sm90::kThreads, 1)
     fused_dev(__nv_bfloat16* dk, __nv_bfloat16* dv, float* dqAcc, int* sem, const __nv_bfloat16* dOut,
               const __nv_bfloat16* q, const __nv_bfloat16* k, const __nv_bfloat16* v, const float* lse,
-              const float* delta, int N, int Lq, int Lk) {
-  wanlora_attention_sm90::backward_fused<2, O, P, DK>(dk, dv, dqAcc, sem, dOut, q, k, v, lse, delta, N, Lq, Lk);
+              const float* delta, int N, int Lq, int Lk, int bh0) {
+  wanlora_attention_sm90::backward_fused<2, O, P, DK>(dk, dv, dqAcc, sem, dOut, q, k, v, lse, delta, N, Lq, Lk, bh0);
 }
+
+// The fused launches take as many (batch, head) pairs as keep dqAcc within this (as DeviceFacts.AttentionWorkspace.
+// FUSED_ACC_BUDGET, the shipped rule): all 40 heads of one sample up to 6912 tokens, 16 at 32760.
+constexpr long long kFusedAccBudget = 256ll << 20;
 
 int fwdVariant = 0, bwdVariant = 0;   // bwd: 0 portable, 1 sm_90a dQ, 2 sm_90a dK/dV, 3 both
 int fwdWarps = kFwdWarps, dkdvWarps = kBwdWarps, dqWarps = kBwdWarps;
@@ -150,30 +157,41 @@ extern "C" int fa_bwd(void* dq, void* dk, void* dv, const void* dOut, const void
   // 7: the shipped dispatch: fused when its grid has at least 4 CTAs per SM of an H100/H200 (132), else 3
   const int variant = bwdVariant != 7 ? bwdVariant : ((Lk + 127) / 128) * B * N >= 4 * 132 ? 4 : 3;
   if (variant >= 4) {  // 4: fused, ordered dQ (deterministic, shipped); 5: its racy twin (timing only); 6, 8, 9
+    // variants; 10: 4 in launches of 7 (batch, head) pairs; 11: 4 in one launch. 4-9: as many pairs per launch as
+    // keep dqAcc within kFusedAccBudget (the shipped rule, CudaAttention).
     using namespace wanlora_attention_sm90;
+    const int T = (Lq + 63) / 64, BN = B * N;
+    const int fit = (int)std::max<long long>(1, kFusedAccBudget / ((long long)T * kDqTileFloats * 4));
+    const int G = variant == 10 ? 7 : variant == 11 ? BN : std::min(BN, fit);
     int* sem = (int*)((char*)workspace + semOffset(B, N, Lq));
     float* acc = (float*)((char*)workspace + accOffset(B, N, Lq));
-    CHECK(cudaMemsetAsync(sem, 0, (size_t)B * N * ((Lq + 63) / 64) * 4, s));
-    dim3 grid90((Lk + kBr - 1) / kBr, B * N);
-    if (variant == 4) {
-      attention_bwd_fused_sm90_bf16<<<grid90, kThreads, fusedSmemBytes(2), s>>>(
-          (__nv_bfloat16*)dk, (__nv_bfloat16*)dv, acc, sem, d, qq, kk, vv, l, delta, N, Lq, Lk);
-    } else if (variant == 5) {
-      fused_dev<false, true, true><<<grid90, kThreads, fusedSmemBytes(2), s>>>(
-          (__nv_bfloat16*)dk, (__nv_bfloat16*)dv, acc, sem, d, qq, kk, vv, l, delta, N, Lq, Lk);
-    } else if (variant == 6) {  // the first fused version (no pipelining of S_{i+1}, dK from registers)
-      fused_dev<true, false, false><<<grid90, kThreads, fusedSmemBytes(2), s>>>(
-          (__nv_bfloat16*)dk, (__nv_bfloat16*)dv, acc, sem, d, qq, kk, vv, l, delta, N, Lq, Lk);
-    } else if (variant == 8) {  // pipelined, dK from registers
-      fused_dev<true, true, false><<<grid90, kThreads, fusedSmemBytes(2), s>>>(
-          (__nv_bfloat16*)dk, (__nv_bfloat16*)dv, acc, sem, d, qq, kk, vv, l, delta, N, Lq, Lk);
-    } else {  // 9: not pipelined, dK from shared memory
-      fused_dev<true, false, true><<<grid90, kThreads, fusedSmemBytes(2), s>>>(
-          (__nv_bfloat16*)dk, (__nv_bfloat16*)dv, acc, sem, d, qq, kk, vv, l, delta, N, Lq, Lk);
+    for (int bh0 = 0; bh0 < BN; bh0 += G) {
+      const int g = std::min(G, BN - bh0);
+      CHECK(cudaMemsetAsync(sem, 0, (size_t)g * T * 4, s));
+      dim3 grid90((Lk + kBr - 1) / kBr, g);
+      auto dk_ = (__nv_bfloat16*)dk;
+      auto dv_ = (__nv_bfloat16*)dv;
+      if (variant == 4 || variant >= 10) {
+        attention_bwd_fused_sm90_bf16<<<grid90, kThreads, fusedSmemBytes(2), s>>>(dk_, dv_, acc, sem, d, qq, kk, vv, l,
+                                                                                   delta, N, Lq, Lk, bh0);
+      } else if (variant == 5) {
+        fused_dev<false, true, true><<<grid90, kThreads, fusedSmemBytes(2), s>>>(dk_, dv_, acc, sem, d, qq, kk, vv, l,
+                                                                                 delta, N, Lq, Lk, bh0);
+      } else if (variant == 6) {  // the first fused version (no pipelining of S_{i+1}, dK from registers)
+        fused_dev<true, false, false><<<grid90, kThreads, fusedSmemBytes(2), s>>>(dk_, dv_, acc, sem, d, qq, kk, vv, l,
+                                                                                  delta, N, Lq, Lk, bh0);
+      } else if (variant == 8) {  // pipelined, dK from registers
+        fused_dev<true, true, false><<<grid90, kThreads, fusedSmemBytes(2), s>>>(dk_, dv_, acc, sem, d, qq, kk, vv, l,
+                                                                                 delta, N, Lq, Lk, bh0);
+      } else {  // 9: not pipelined, dK from shared memory
+        fused_dev<true, false, true><<<grid90, kThreads, fusedSmemBytes(2), s>>>(dk_, dv_, acc, sem, d, qq, kk, vv, l,
+                                                                                 delta, N, Lq, Lk, bh0);
+      }
+      CHECK(cudaGetLastError());
+      attention_bwd_dq_convert_sm90_bf16<<<132 * 8, 256, 0, s>>>((__nv_bfloat16*)dq, acc, N, Lq, bh0, g);
+      CHECK(cudaGetLastError());
     }
-    CHECK(cudaGetLastError());
-    attention_bwd_dq_convert_sm90_bf16<<<132 * 8, 256, 0, s>>>((__nv_bfloat16*)dq, acc, B, N, Lq);
-    return cudaGetLastError();
+    return cudaSuccess;
   }
   if (variant & 2) {
     dim3 grid90((Lk + kBr - 1) / kBr, B * N);

@@ -23,6 +23,11 @@
 //   dV += Pᵀ·dO, dSᵀ = Pᵀ∘(dPᵀ − delta), dK += dSᵀ·Q (m64n128k16, Pᵀ and dSᵀ from registers, dO and Q MN-major).
 // attention_bwd_dq_sm90_bf16 — 129 KiB smem. Resident Q, dO (128 rows); K/V tiles of 64 keys. S = Q·Kᵀ, dP = dO·Vᵀ,
 //   dS = P∘(dP − delta), dQ += dS·K (K MN-major). dq = dQ/√128, dk = dK/√128.
+// attention_bwd_fused_sm90_bf16 — 226 KiB smem. The dK/dV pass that also forms dQ: per 64-query tile the consumers
+//   store dSᵀ transposed (stmatrix) into a shared dS block, meet at a named barrier, take dK += dSᵀ·Q from it and
+//   compute dQ_tile = dS·K (each consumer 64 of the 128 d columns); a writer thread of the producer warpgroup adds
+//   the fp32 tile into a workspace with cp.reduce.async.bulk in ascending key-block order (per-tile semaphores:
+//   bitwise reproducible); attention_bwd_dq_convert_sm90_bf16 writes dq. 5 GEMMs instead of the passes' 7.
 // Shared layout: every operand block of R rows × 128 bf16 is stored as two column halves [half][R][128 bytes] with
 //   the 16-byte chunk c of row r at ((c ^ (r & 7)) << 4): wgmma's 128-byte swizzle. Blocks start at 1024-byte
 //   boundaries. K-major operands: SBO = 1024 bytes between 8-row groups; a k-step of 16 moves the start 32 bytes
@@ -30,8 +35,8 @@
 //   8 rows; a k-step of 16 rows moves the start 2048 bytes.
 // Numerics: as the portable kernels (P and dS rounded to bf16 as GEMM operands, row sums from the fp32 P, fp32
 //   accumulation); only the order of fp32 accumulation inside the tensor cores (and the forward's 128-key tiles of
-//   the running max) differ. Determinism: every output element is accumulated by one thread in a fixed order (dQ in
-//   its own pass, no atomics): bitwise reproducible. Measured on an H200 beside PyTorch's FlashAttention-2:
+//   the running max, the fused backward's per-128-key partial dQ) differ. Determinism: every output element is
+//   accumulated in a fixed order (by one thread, or by the fused backward's ordered adds): bitwise reproducible. Measured on an H200 beside PyTorch's FlashAttention-2:
 //   kernels/dev/attention/NOTES.md ("sm90").
 #include "wanlora.cuh"
 
@@ -659,8 +664,10 @@ __device__ __forceinline__ void backward_dkdv(__nv_bfloat16* __restrict__ dk, __
 // every query tile i, added into an fp32 workspace in a FIXED order (key block 0 stores, key blocks 1, 2, ... add in
 // ascending order, each after the previous one's add completed: a per-(head, query tile) semaphore), so the sums are
 // bitwise reproducible without the dQ pass's recompute of S and dP (5 GEMMs instead of 7).
-// Workspace (B·N heads, T = ceil(Lq/64) query tiles): semaphores int32 [B·N][T] (zero before the launch) and dqAcc
-// fp32 [B·N][T][8192] in fragment order (below); attention_bwd_dq_convert_sm90_bf16 writes dq = bf16(dqAcc/√128).
+// A launch covers the (batch, head) pairs bh0 .. bh0 + gridDim.y − 1 (bh = b·N + h), so that the workspace can be
+// bounded by launching a few heads at a time. Workspace (G = gridDim.y pairs, T = ceil(Lq/64) query tiles):
+// semaphores int32 [G][T] (zero before the launch) and dqAcc fp32 [G][T][8192] in fragment order (below);
+// attention_bwd_dq_convert_sm90_bf16 then writes dq = bf16(dqAcc/√128) of those pairs.
 constexpr int kDqTileFloats = 64 * kHeadDim;                  // 8192 floats = 32 KiB per query tile
 // Fused: 1 KiB slack, K and V (128 rows each), kStages × (Q, dO, lse, delta), 2 dS buffers (64 queries × 128 keys
 // bf16), 2 dQ buffers (64 × 128 fp32), mbarriers: full/empty per stage, dqFull/dqEmpty per dQ buffer.
@@ -691,16 +698,16 @@ __device__ __forceinline__ void wgmma_ss_m64n64_tb(float (&d)[32], uint64_t desc
 // d (64×128 fp32) += A·B, A and B from shared memory, both MN-major (transposed).
 __device__ __forceinline__ void wgmma_ss_m64n128_tab(float (&d)[64], uint64_t descA, uint64_t descB) {
   asm volatile(
-      "{\n"
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %66, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n128k16.f32.bf16.bf16 "
       "{"
       "%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,"
       "%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26,%27,%28,%29,%30,%31,"
       "%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,"
       "%48,%49,%50,%51,%52,%53,%54,%55,%56,%57,%58,%59,%60,%61,%62,%63"
-      "}, %64, %65, 1, 1, 1, 1, 1;\n}\n"
+      "}, %64, %65, p, 1, 1, 1, 1;\n}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]), "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]), "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]), "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]), "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]), "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63])
-      : "l"(descA), "l"(descB));
+      : "l"(descA), "l"(descB), "n"(1));
 }
 
 // cp.async of a 64-row operand block by NT producer threads (as load_tile<64>, fewer threads).
@@ -752,7 +759,7 @@ __device__ __forceinline__ void backward_fused(__nv_bfloat16* __restrict__ dk, _
                                                const __nv_bfloat16* __restrict__ dOut,
                                                const __nv_bfloat16* __restrict__ q, const __nv_bfloat16* __restrict__ k,
                                                const __nv_bfloat16* __restrict__ v, const float* __restrict__ lse,
-                                               const float* __restrict__ delta, int N, int Lq, int Lk) {
+                                               const float* __restrict__ delta, int N, int Lq, int Lk, int bh0) {
   extern __shared__ __align__(1024) unsigned char smem_raw[];
   const uint32_t base = (smem_addr(smem_raw) + 1023u) & ~1023u;
   const uint32_t sK = base, sV = sK + kQBytes;                 // 2 blocks of 64 keys each
@@ -764,7 +771,7 @@ __device__ __forceinline__ void backward_fused(__nv_bfloat16* __restrict__ dk, _
   const uint32_t sDelta = sLse + kStages * 256;                // kStages × 64 F32
   const uint32_t bars = sDelta + kStages * 256;                // full[s], empty[s], dqFull[2], dqEmpty[2]
   const uint32_t dqFull = bars + 16 * kStages, dqEmpty = dqFull + 16;
-  const int bh = blockIdx.y, b = bh / N, h = bh % N, k0 = blockIdx.x * kBr;
+  const int bh = bh0 + blockIdx.y, b = bh / N, h = bh % N, k0 = blockIdx.x * kBr;
   const size_t stride = (size_t)N * kHeadDim;
   const size_t qOffset = ((size_t)b * Lq * N + h) * kHeadDim, kOffset = ((size_t)b * Lk * N + h) * kHeadDim;
   const float* lseRow = lse + (size_t)bh * Lq;
@@ -816,8 +823,8 @@ __device__ __forceinline__ void backward_fused(__nv_bfloat16* __restrict__ dk, _
       }
     } else if (tid == 64) {  // dQ writer
       const int n = blockIdx.x;
-      int* semRow = sem + (size_t)bh * numTiles;
-      float* accRow = dqAcc + (size_t)bh * numTiles * kDqTileFloats;
+      int* semRow = sem + (size_t)blockIdx.y * numTiles;
+      float* accRow = dqAcc + (size_t)blockIdx.y * numTiles * kDqTileFloats;
       for (int i = 0; i < numTiles; ++i) {
         const int buf = i & 1;
         mbar_wait(dqFull + 8 * buf, (i >> 1) & 1);
@@ -961,6 +968,7 @@ __device__ __forceinline__ void backward_fused(__nv_bfloat16* __restrict__ dk, _
       // S_{i+1}ᵀ retires inside the iteration: with a wgmma in flight across the loop edge ptxas serialises them all.
       if (kPipe) wgmma_wait<0>();
     }
+    wgmma_wait<0>();                                           // nothing pending (explicit for ptxas: Lq ≥ 1)
     const int row0 = k0 + c * 64 + warp * 16;
     store_acc(dk + kOffset, stride, row0, Lk, dkAcc, kScale, g, t);
     store_acc(dv + kOffset, stride, row0, Lk, dvAcc, 1.f, g, t);
@@ -1002,23 +1010,24 @@ extern "C" __global__ void __launch_bounds__(wanlora_attention_sm90::kThreads, 1
                                   const __nv_bfloat16* __restrict__ dOut, const __nv_bfloat16* __restrict__ q,
                                   const __nv_bfloat16* __restrict__ k, const __nv_bfloat16* __restrict__ v,
                                   const float* __restrict__ lse, const float* __restrict__ delta, int N, int Lq,
-                                  int Lk) {
-  wanlora_attention_sm90::backward_fused<2, true>(dk, dv, dqAcc, sem, dOut, q, k, v, lse, delta, N, Lq, Lk);
+                                  int Lk, int bh0) {
+  wanlora_attention_sm90::backward_fused<2, true>(dk, dv, dqAcc, sem, dOut, q, k, v, lse, delta, N, Lq, Lk, bh0);
 }
 
-// dq = bf16(dqAcc / √128): one thread per float4 of dqAcc (B·N·ceil(Lq/64)·2048 of them, grid-stride), which holds
-// rows r, r+8 × columns d, d+1 of one query tile (fragment order of backward_fused); rows ≥ Lq skipped.
+// dq = bf16(dqAcc / √128) for the `count` (batch, head) pairs bh0 .. bh0 + count − 1 of one fused launch: one thread
+// per float4 of dqAcc (count·ceil(Lq/64)·2048 of them, grid-stride), which holds rows r, r+8 × columns d, d+1 of one
+// query tile (fragment order of backward_fused); rows ≥ Lq skipped.
 extern "C" __global__ void __launch_bounds__(256)
-    attention_bwd_dq_convert_sm90_bf16(__nv_bfloat16* __restrict__ dq, const float* __restrict__ dqAcc, int B, int N,
-                                       int Lq) {
+    attention_bwd_dq_convert_sm90_bf16(__nv_bfloat16* __restrict__ dq, const float* __restrict__ dqAcc, int N, int Lq,
+                                       int bh0, int count) {
   using namespace wanlora_attention_sm90;
   const int numTiles = (Lq + kBwdTile - 1) / kBwdTile;
-  const long long total = (long long)B * N * numTiles * (kDqTileFloats / 4);
+  const long long total = (long long)count * numTiles * (kDqTileFloats / 4);
   for (long long id = blockIdx.x * (long long)blockDim.x + threadIdx.x; id < total;
        id += (long long)gridDim.x * blockDim.x) {
     const int p = (int)(id % (kDqTileFloats / 4));
     const long long tile = id / (kDqTileFloats / 4);
-    const int i = (int)(tile % numTiles), bh = (int)(tile / numTiles), b = bh / N, h = bh % N;
+    const int i = (int)(tile % numTiles), bh = bh0 + (int)(tile / numTiles), b = bh / N, h = bh % N;
     const int lane = p & 31, n = (p >> 5) & 7, cw = p >> 8, c = cw >> 2, warp = cw & 3;
     const int row = i * kBwdTile + warp * 16 + (lane >> 2), col = c * 64 + n * 8 + 2 * (lane & 3);
     const float4 a = reinterpret_cast<const float4*>(dqAcc)[id];
