@@ -1,8 +1,10 @@
 """Checks and times kernels/src/main/cuda/attention/flash_attention.cu through the dev harness (libattn.so).
 
 Usage: python3 check_bench.py path/to/libattn.so [--checks=full|quick|none] [--bench=3744,512,...] [--fwd=N] [--bwd=M]
+       [--variants=F.B:checks,...] (several fwd.bwd variants in one process, each with its checks and the bench)
 (--fwd: the harness's forward variant, fa_set_fwd: 0 portable v3, 1 sm_90a shipped, 2 and 3 sm_90a dev variants;
- --bwd: fa_set_bwd: 0 portable v3, 1 sm_90a dQ pass, 2 sm_90a dK/dV pass, 3 both)
+ --bwd: fa_set_bwd: 0 portable v3, 1 sm_90a dQ pass, 2 sm_90a dK/dV pass, 3 both, 4 sm_90a fused (ordered dQ),
+ 5 fused with racy dQ adds: timing only, fails the checks by design)
 Layout everywhere: q, out (B, Lq, N*D), k, v (B, Lk, N*D) bf16 row-major, lse (B, N, Lq) f32 natural log.
 
 Checks (fresh random bf16 inputs, outputs poisoned with NaN first) against a float64 reference computed per head from
@@ -232,12 +234,19 @@ if __name__ == "__main__":
               "16384": (1, 40, 16384, 16384, 10),
               "6912": (1, 40, 6912, 6912, 20)}
     all_ok = True
-    for config in CONFIGS:
+    # --variants=F.B:checks,... (one process, several fwd/bwd variants in turn, e.g. 1.3:none,1.4:full); else --configs
+    VARIANTS = next((a.split("=")[1] for a in ARGS if a.startswith("--variants=")), "")
+    runs = ([("4.4.4",) + tuple(v.split(":")) for v in VARIANTS.split(",")] if VARIANTS
+            else [(c, "%d.%d" % (FWD, BWD), CHECKS) for c in CONFIGS])
+    for config, fb, CHECKS in runs:
+        FWD, BWD = map(int, fb.split("."))
         TAG = "fwd%sw/dkdv%sw/dq%sw" % tuple(config.split("."))
         assert lib.fa_set_config(*map(int, config.split("."))) == 0
         if FWD or BWD:
             TAG = "fwd-%s/dkdv-%s/dq-%s" % ("sm90-v%d" % FWD if FWD else "v3", "sm90" if BWD & 2 else "v3",
                                            "sm90" if BWD & 1 else "v3")
+            if BWD >= 4:
+                TAG = "fwd-%s/bwd-fused%s" % ("sm90-v%d" % FWD if FWD else "v3", "" if BWD == 4 else "-racy")
         assert lib.fa_set_fwd(FWD) == 0
         assert lib.fa_set_bwd(BWD) == 0
         ok = True

@@ -57,10 +57,37 @@ public record DeviceFacts(String name, boolean storesFp32, boolean keepsFp8Quant
     public long usedBytes() { return hasDeviceMemory() ? totalMemoryBytes - memory.freeBytes() : 0; }
 
     /**
-     * Bytes of the attention backward's workspace on a GPU for a shape: delta (B, N, Lq) fp32. A memory plan made for
-     * a GPU counts it on any backend (a --dry_run without one).
+     * Bytes of the attention backward's workspace on a GPU for a shape: {@link AttentionWorkspace#totalBytes()}. A
+     * memory plan made for a GPU counts it on any backend (a --dry_run without one); the portable kernels use only its
+     * delta.
      */
     public static long attentionWorkspaceBytes(long batch, int heads, long queries) {
-        return Math.multiplyExact(Math.multiplyExact(batch, heads), queries) * Float.BYTES;
+        return AttentionWorkspace.of(batch, heads, queries).totalBytes();
+    }
+
+    /**
+     * Layout of the attention backward's workspace (one buffer, parts at 256-byte boundaries): delta (B, N, Lq) fp32
+     * = rowsum(dOut∘out); for the Hopper kernels' fused backward ({@code attention_bwd_fused_sm90_bf16}) the int32
+     * semaphores and the fp32 dQ accumulator of one launch, which covers {@code pairsPerLaunch} (batch, head) pairs:
+     * ⌈Lq/64⌉ query tiles of 64 × 128 fp32 (32 KiB) per pair, as many pairs as fit {@link #FUSED_ACC_BUDGET} (all
+     * 40 heads up to 6912 tokens, 16 at 32760), so the workspace stays small at any length.
+     */
+    public record AttentionWorkspace(long deltaBytes, long semaphoreOffset, long accumulatorOffset, long pairsPerLaunch,
+                                     long totalBytes) {
+        /** The dQ accumulator's bound per launch (the dev harness mirrors it: kFusedAccBudget in kernels/dev/attention/harness.cu). */
+        public static final long FUSED_ACC_BUDGET = 256L << 20;
+        /** Bytes of one 64-query tile of the dQ accumulator. */
+        public static final long TILE_BYTES = 64L * 128 * Float.BYTES;
+
+        public static AttentionWorkspace of(long batch, int heads, long queries) {
+            long pairs = Math.multiplyExact(batch, heads), tiles = (queries + 63) / 64;
+            long deltaBytes = Math.multiplyExact(pairs, queries) * Float.BYTES;
+            long perLaunch = Math.max(1, Math.min(pairs, FUSED_ACC_BUDGET / Math.max(1, tiles * TILE_BYTES)));
+            long semaphores = align256(deltaBytes), accumulator = semaphores + align256(perLaunch * tiles * Integer.BYTES);
+            return new AttentionWorkspace(deltaBytes, semaphores, accumulator, perLaunch,
+                    accumulator + perLaunch * tiles * TILE_BYTES);
+        }
+
+        private static long align256(long bytes) { return (bytes + 255) & ~255L; }
     }
 }

@@ -19,12 +19,15 @@ import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
  * only); everywhere else, or with the environment variable {@code WANLORA_KERNELS=portable}, the portable mma.sync
  * kernels (the sm_80/86/89 path our RTX 3090/4090 users take), which the Hopper machine can thus test too. Both
  * compute the same function with the same roundings (bf16 P and dS operands, fp32 sums, bf16 outputs), only the
- * order of the fp32 sums differs; both backwards are deterministic (dQ in its own pass, no atomics); the delta
- * preprocess is shared. {@link #describe()} names the path.
+ * order of the fp32 sums differs; both backwards are deterministic (bitwise reproducible: dQ in its own pass, or on
+ * the Hopper path optionally ({@link Backward}) in the dK/dV pass, summed over key blocks in a fixed order through
+ * semaphores); the delta preprocess is shared.
+ * {@link #describe()} names the path.
  *
- * <p>The backward's one scratch tensor is delta (B, N, Lq) F32 = rowsum(dOut∘out). It lives in a buffer owned here:
- * the memory plan calls {@link #reserveBackwardWorkspace} with the largest shape so the step loop never allocates;
- * a larger call grows it (one synchronizing reallocation).
+ * <p>The backward's scratch (delta (B, N, Lq) F32 = rowsum(dOut∘out); on the Hopper path also the fused backward's
+ * dQ accumulator and semaphores: {@link DeviceFacts.AttentionWorkspace}) lives in a buffer owned here: the memory
+ * plan calls {@link #reserveBackwardWorkspace} with the largest shape so the step loop never allocates; a larger call
+ * grows it (one synchronizing reallocation).
  */
 public final class CudaAttention implements AttentionOps.Kernels<CudaTensor>, AutoCloseable {
     /** The head dim the kernels are written for. */
@@ -45,9 +48,30 @@ public final class CudaAttention implements AttentionOps.Kernels<CudaTensor>, Au
     private static final int SM90_FWD_SMEM = 1024 + 128 * ROW_BYTES + 2 * 2 * 128 * ROW_BYTES + 2 * 16;          // 161 KiB
     private static final int SM90_DQ_SMEM = 1024 + 2 * 128 * ROW_BYTES + 2 * 2 * 64 * ROW_BYTES + 2 * 16;         // 129 KiB
     private static final int SM90_DKDV_SMEM = 1024 + 2 * 128 * ROW_BYTES + 2 * (2 * 64 * ROW_BYTES + 2 * 64 * 4) + 2 * 16; // 130 KiB
+    // fusedSmemBytes(2): K, V, 2 stages of (Q, dO, lse, delta), 2 dS blocks (bf16 64 × 128), 2 dQ tiles (fp32 64 × 128),
+    // 8 mbarriers: 226 KiB, within the 227 KiB a Hopper block may opt into
+    private static final int SM90_FUSED_SMEM = 1024 + 2 * 128 * ROW_BYTES + 2 * (2 * 64 * ROW_BYTES + 2 * 64 * 4)
+            + 2 * 64 * ROW_BYTES + 2 * 64 * HEAD_DIM * Float.BYTES + 8 * 8;
+    // The fused backward (one CTA per 128 keys and head, each walking every query tile) needs its grid to fill the card
+    // several times over; below that (cross-attention's 512 keys: 160 CTAs) the two passes are faster (NOTES.md, sm90 v3)
+    private static final int FUSED_MIN_BLOCKS_PER_SM = 4;
+    private static final int QUERY_TILE = 64;             // the fused backward's dQ tile (kBwdTile)
 
     /** The environment variable that forces the portable kernels on a Hopper card ({@code portable}). */
     public static final String KERNELS_ENV = "WANLORA_KERNELS";
+
+    /**
+     * Which backward the Hopper path runs: {@code AUTO} the fused one (attention_bwd_fused_sm90_bf16, dQ summed over key
+     * blocks in a fixed order) where its grid fills the card (≥ 4 CTAs per SM), else the dK/dV and dQ passes;
+     * {@code PASSES} always the two passes; {@code FUSED} always the fused one (tests). Chosen by the system property
+     * {@value #BACKWARD_PROPERTY} (auto, passes, fused); default {@link #DEFAULT_BACKWARD} until the fused kernel's
+     * measurement on a Hopper card (kernels/dev/attention/NOTES.md, "sm90 v3") says otherwise.
+     */
+    public enum Backward { AUTO, PASSES, FUSED }
+
+    /** The system property that picks the Hopper backward ({@link Backward}). */
+    public static final String BACKWARD_PROPERTY = "wanlora.attentionBackward";
+    static final Backward DEFAULT_BACKWARD = Backward.PASSES;
 
     /** Which forward kernel runs. */
     public enum Path {
@@ -64,6 +88,7 @@ public final class CudaAttention implements AttentionOps.Kernels<CudaTensor>, Au
     private DeviceBuffer delta;                           // (≥ B·N·Lq) F32 workspace of the backward
     private boolean sharedMemoryChecked;
     private Path path;
+    private Backward backward;
 
     /** The Hopper path where its kernel is loaded (compute capability 9.0) unless {@code WANLORA_KERNELS=portable}. */
     CudaAttention(CudaContext context, KernelLibrary kernels, Launcher launcher) {
@@ -72,7 +97,30 @@ public final class CudaAttention implements AttentionOps.Kernels<CudaTensor>, Au
         this.launcher = launcher;
         this.attentionWithBias = new CudaAttentionWithBias(launcher);
         this.path = defaultPath(kernels.has(Kernel.ATTENTION_FWD_SM90_BF16), System.getenv(KERNELS_ENV));
+        this.backward = backwardFrom(System.getProperty(BACKWARD_PROPERTY));
     }
+
+    /**
+     * The Hopper backward for a value of {@value #BACKWARD_PROPERTY} (null or empty: {@link #DEFAULT_BACKWARD}).
+     *
+     * @throws IllegalArgumentException for any other value, naming the property and the supported values
+     */
+    static Backward backwardFrom(String value) {
+        if (value == null || value.isEmpty()) return DEFAULT_BACKWARD;
+        return switch (value) {
+            case "auto" -> Backward.AUTO;
+            case "passes" -> Backward.PASSES;
+            case "fused" -> Backward.FUSED;
+            default -> throw new IllegalArgumentException("-D" + BACKWARD_PROPERTY + "=" + value + " is not known; supported:"
+                    + " auto (fused where the grid fills the card), passes (dK/dV and dQ passes), fused");
+        };
+    }
+
+    /** The Hopper backward in use. */
+    public Backward backward() { return backward; }
+
+    /** Forces the Hopper backward (tests run the parity suite on the fused one too). */
+    void useBackward(Backward backward) { this.backward = backward; }
 
     /**
      * The path for a device with or without the Hopper kernel and the value of {@code WANLORA_KERNELS} (null when
@@ -104,8 +152,11 @@ public final class CudaAttention implements AttentionOps.Kernels<CudaTensor>, Au
     public String describe() {
         String cc = context.computeCapability() / 10 + "." + context.computeCapability() % 10;
         if (path == Path.HOPPER) {
-            return "attention: Hopper kernels (sm_90a wgmma: forward, dK/dV and dQ passes); " + KERNELS_ENV
-                    + "=portable forces the portable ones";
+            return "attention: Hopper kernels (sm_90a wgmma: forward; backward " + switch (backward) {
+                case AUTO -> "fused with a fixed-order dQ sum where the grid fills the card, else dK/dV and dQ passes";
+                case PASSES -> "dK/dV and dQ passes";
+                case FUSED -> "fused with a fixed-order dQ sum";
+            } + "); " + KERNELS_ENV + "=portable forces the portable ones";
         }
         return "attention: portable kernels (mma.sync, sm_80+) on compute capability " + cc
                 + ("portable".equals(System.getenv(KERNELS_ENV)) ? " (" + KERNELS_ENV + "=portable)" : "");
@@ -126,7 +177,7 @@ public final class CudaAttention implements AttentionOps.Kernels<CudaTensor>, Au
         attentionWithBias.forward(out, q, k, v, bias, keyMask, d);
     }
 
-    /** Bytes of backward workspace for a shape: delta (B, N, Lq) F32. */
+    /** Bytes of backward workspace for a shape on either path: {@link DeviceFacts.AttentionWorkspace}. */
     public static long backwardWorkspaceBytes(long batch, int heads, long queries) {
         return DeviceFacts.attentionWorkspaceBytes(batch, heads, queries);
     }
@@ -173,11 +224,19 @@ public final class CudaAttention implements AttentionOps.Kernels<CudaTensor>, Au
         }
         int lq = Math.toIntExact(d.queries()), lk = Math.toIntExact(d.keys()), batch = Math.toIntExact(d.batch());
         long batchHeads = d.batch() * numHeads;
-        reserveBackwardWorkspace(backwardWorkspaceBytes(d.batch(), numHeads, d.queries()));
+        DeviceFacts.AttentionWorkspace workspace = DeviceFacts.AttentionWorkspace.of(d.batch(), numHeads, d.queries());
+        long keyBlocks = (lk + SM90_ROWS_PER_BLOCK - 1) / SM90_ROWS_PER_BLOCK;
+        boolean fused = path == Path.HOPPER && (backward == Backward.FUSED || backward == Backward.AUTO
+                && keyBlocks * batchHeads >= (long) FUSED_MIN_BLOCKS_PER_SM * context.multiprocessorCount());
+        reserveBackwardWorkspace(fused ? workspace.totalBytes() : workspace.deltaBytes());
         Long deltaAddress = delta.address();
         kernels.launch(Kernel.ATTENTION_BWD_PREPROCESS_BF16,
                 LaunchConfig.cover(Math.multiplyExact(batchHeads * lq, 16L), PREPROCESS_THREADS, 16 * context.multiprocessorCount()),
                 deltaAddress, dOut, out, batch, numHeads, lq);
+        if (fused) {
+            fusedBackward(dq, dk, dv, dOut, q, k, v, lse, workspace, keyBlocks, batchHeads, numHeads, lq, lk);
+            return;
+        }
         if (path == Path.HOPPER) {
             long dkdvBlocks = (lk + SM90_ROWS_PER_BLOCK - 1) / SM90_ROWS_PER_BLOCK, dqBlocks = (lq + SM90_ROWS_PER_BLOCK - 1) / SM90_ROWS_PER_BLOCK;
             kernels.launch(Kernel.ATTENTION_BWD_DKDV_SM90_BF16, LaunchConfig.of(dkdvBlocks, batchHeads, SM90_THREADS, SM90_DKDV_SMEM),
@@ -190,6 +249,29 @@ public final class CudaAttention implements AttentionOps.Kernels<CudaTensor>, Au
                 dk, dv, dOut, q, k, v, lse, deltaAddress, numHeads, lq, lk);
         kernels.launch(Kernel.ATTENTION_BWD_DQ_BF16, LaunchConfig.of(blocks(lq), batchHeads, THREADS, DQ_SMEM),
                 dq, dOut, q, k, v, lse, deltaAddress, numHeads, lq, lk);
+    }
+
+    /**
+     * attention_bwd_fused_sm90_bf16 then attention_bwd_dq_convert_sm90_bf16 per group of workspace.pairsPerLaunch()
+     * (batch, head) pairs; the group's semaphores are zeroed first (the kernel's key blocks take turns on them).
+     */
+    private void fusedBackward(CudaTensor dq, CudaTensor dk, CudaTensor dv, CudaTensor dOut, CudaTensor q, CudaTensor k,
+                               CudaTensor v, CudaTensor lse, DeviceFacts.AttentionWorkspace workspace, long keyBlocks,
+                               long batchHeads, int numHeads, int lq, int lk) {
+        long tiles = (lq + QUERY_TILE - 1) / QUERY_TILE;
+        Long deltaAddress = delta.address();
+        Long semaphores = delta.address() + workspace.semaphoreOffset(), accumulator = delta.address() + workspace.accumulatorOffset();
+        context.makeCurrent();
+        for (long first = 0; first < batchHeads; first += workspace.pairsPerLaunch()) {
+            long pairs = Math.min(workspace.pairsPerLaunch(), batchHeads - first);
+            CudaException.check(cuMemsetD8Async(delta.pointer(workspace.semaphoreOffset()), (byte) 0, pairs * tiles * Integer.BYTES,
+                    context.computeStream()), "cuMemsetD8Async", "attention backward semaphores");
+            kernels.launch(Kernel.ATTENTION_BWD_FUSED_SM90_BF16, LaunchConfig.of(keyBlocks, pairs, SM90_THREADS, SM90_FUSED_SMEM),
+                    dk, dv, accumulator, semaphores, dOut, q, k, v, lse, deltaAddress, numHeads, lq, lk, (int) first);
+            kernels.launch(Kernel.ATTENTION_BWD_DQ_CONVERT_SM90_BF16,
+                    LaunchConfig.cover(pairs * tiles * (QUERY_TILE * HEAD_DIM / 4), PREPROCESS_THREADS, 8 * context.multiprocessorCount()),
+                    dq, accumulator, numHeads, lq, (int) first, (int) pairs);
+        }
     }
 
     private static long blocks(int rows) { return (rows + ROWS_PER_BLOCK - 1) / ROWS_PER_BLOCK; }

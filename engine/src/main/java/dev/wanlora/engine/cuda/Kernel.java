@@ -209,7 +209,9 @@ public enum Kernel {
     // attention_sm90a (flash_attention_sm90.cu: Hopper wgmma forward and backward; sm_90a only, see requiresHopper)
     ATTENTION_FWD_SM90_BF16("attention_sm90a", "attention_fwd_sm90_bf16"),
     ATTENTION_BWD_DKDV_SM90_BF16("attention_sm90a", "attention_bwd_dkdv_sm90_bf16"),
-    ATTENTION_BWD_DQ_SM90_BF16("attention_sm90a", "attention_bwd_dq_sm90_bf16");
+    ATTENTION_BWD_DQ_SM90_BF16("attention_sm90a", "attention_bwd_dq_sm90_bf16"),
+    ATTENTION_BWD_FUSED_SM90_BF16("attention_sm90a", "attention_bwd_fused_sm90_bf16"),
+    ATTENTION_BWD_DQ_CONVERT_SM90_BF16("attention_sm90a", "attention_bwd_dq_convert_sm90_bf16");
 
     private final String family;
     private final String symbol;

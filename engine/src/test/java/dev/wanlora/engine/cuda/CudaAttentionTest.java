@@ -34,7 +34,8 @@ import static org.junit.jupiter.api.Assertions.fail;
  *
  * <p>Paths: this class runs the device's default kernels (the Hopper ones on compute capability 9.0 unless
  * WANLORA_KERNELS=portable, else the portable ones); {@link CudaAttentionPortableTest} runs every test again with the
- * portable kernels forced, so one Hopper card tests both. The Hopper kernels compute the same function with the
+ * portable kernels forced, so one Hopper card tests both, and {@link CudaAttentionFusedTest} again with the Hopper
+ * path's fused backward forced at every shape. The Hopper kernels compute the same function with the
  * same roundings (bf16 P and dS operands, fp32 sums, bf16 outputs); only the fp32 summation order and the tile
  * width of the forward's running max (128 keys instead of 64) differ, so the bounds above hold for both (measured
  * against float64 in kernels/dev/attention/NOTES.md: the same error levels as v3 and FlashAttention-2).
@@ -47,19 +48,29 @@ class CudaAttentionTest {
 
     private final CudaBackend cuda = CudaTests.backend();
     private CudaAttention.Path defaultPath;
+    private CudaAttention.Backward defaultBackward;
 
     /** The forward path to force, or null for the device's default. */
     CudaAttention.Path forcedPath() { return null; }
 
+    /** The Hopper backward to force, or null for the default (ignored on the portable path). */
+    CudaAttention.Backward forcedBackward() { return null; }
+
     @BeforeEach
     void selectPath() {
         defaultPath = cuda.attentionKernels().path();
+        defaultBackward = cuda.attentionKernels().backward();
         if (forcedPath() != null) cuda.attentionKernels().usePath(forcedPath());
-        System.out.println("attention path under test: " + cuda.attentionKernels().path() + " (" + cuda.name() + ")");
+        if (forcedBackward() != null) cuda.attentionKernels().useBackward(forcedBackward());
+        System.out.println("attention path under test: " + cuda.attentionKernels().path() + ", backward "
+                + cuda.attentionKernels().backward() + " (" + cuda.name() + ")");
     }
 
     @AfterEach
-    void restorePath() { cuda.attentionKernels().usePath(defaultPath); }
+    void restorePath() {
+        cuda.attentionKernels().usePath(defaultPath);
+        cuda.attentionKernels().useBackward(defaultBackward);
+    }
 
     @Test
     void theDefaultPathIsHopperExactlyOnComputeCapability90() {

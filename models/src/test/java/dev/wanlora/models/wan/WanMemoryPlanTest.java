@@ -1,5 +1,6 @@
 package dev.wanlora.models.wan;
 
+import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.cpu.CpuBackend;
 import dev.wanlora.engine.io.SafeTensors;
 import dev.wanlora.engine.memory.MemoryPlan;
@@ -124,7 +125,7 @@ class WanMemoryPlanTest {
         long latent = 16L * frames * height * width;
         // BatchTensors: x0, x_t, target fp32 and noise bf16 of the latent, one 512-row bf16 context (4096 wide)
         return List.of(new MemoryPlan.Item("batch inputs", latent * (3 * 4 + 2) + 512L * 4096 * 2, ""),
-                new MemoryPlan.Item("attention workspace", 40 * tokens * 4, ""),
+                new MemoryPlan.Item("attention workspace", DeviceFacts.attentionWorkspaceBytes(1, 40, tokens), ""),
                 new MemoryPlan.Item("CUDA runtime", WanMemoryPlan.ESTIMATED_CUDA_RUNTIME_BYTES, ""),
                 new MemoryPlan.Item("allocation margin", WanMemoryPlan.ALLOCATION_MARGIN_BYTES, ""));
     }
