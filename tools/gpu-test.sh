@@ -26,9 +26,11 @@
 # loadtests: the loader's GPU tests only (CudaLoadOpsParityTest: quantizeFp8 on every 14B/1.3B block Linear shape and
 #         the golden fp8 data, writeBytes through the staging ring; WanDitWeightsLoadCudaTest: GPU load = CPU load).
 # attntests: attention on both kernel paths (issue 11): CudaAttentionTest (the device's default: the Hopper sm_90a
-#         kernels on compute capability 9.0), CudaAttentionPortableTest (the portable sm_80 kernels forced) and the
-#         model-level GPU tests that run attention (saved attention, swap, sampling goldens), these once with
-#         WANLORA_KERNELS=auto and once with WANLORA_KERNELS=portable.
+#         kernels on compute capability 9.0), CudaAttentionPortableTest (the portable sm_80 kernels forced),
+#         CudaAttentionFusedTest (the Hopper fused backward forced) and the model-level GPU tests that run attention
+#         (saved attention, swap, sampling goldens), three times: WANLORA_KERNELS=auto with the two-pass backward, the
+#         same with -Dwanlora.attentionBackward=fused (every model-level test through the fused backward), and
+#         WANLORA_KERNELS=portable (WANLORA_ATTN_MODES="auto:fused" runs one of them).
 # portabletests: every JUnit test tagged "cuda" with WANLORA_KERNELS=portable (the whole parity suite on the
 #         portable path; `tests` runs it on the default path).
 # e2e:    the user's run from files on disk (issue 13): writes a real-size random t2v-14B bf16 checkpoint and seed-shaped
@@ -114,11 +116,13 @@ for step in "${steps[@]}"; do
         --details=tree --disable-banner 2>&1 | tee "$logs/loadtests.log" || status=1
       ;;
     attntests)
-      for kernels in auto portable; do
-        echo "== WANLORA_KERNELS=$kernels" | tee -a "$logs/attntests.log"
-        WANLORA_KERNELS=$kernels "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
+      for mode in ${WANLORA_ATTN_MODES:-auto:passes auto:fused portable:passes}; do
+        set -- ${mode/:/ }
+        echo "== WANLORA_KERNELS=$1, -Dwanlora.attentionBackward=$2" | tee -a "$logs/attntests.log"
+        WANLORA_KERNELS=$1 "${java[@]}" -Dwanlora.attentionBackward=$2 -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
           --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaAttentionTest \
-          --select-class dev.wanlora.engine.cuda.CudaAttentionPortableTest --select-class dev.wanlora.models.wan.WanDitSavedAttentionCudaTest \
+          --select-class dev.wanlora.engine.cuda.CudaAttentionPortableTest --select-class dev.wanlora.engine.cuda.CudaAttentionFusedTest \
+          --select-class dev.wanlora.models.wan.WanDitSavedAttentionCudaTest \
           --select-class dev.wanlora.models.wan.WanDitSwapCudaTest --select-class dev.wanlora.models.sampling.SamplingGoldenCudaTest \
           --details=tree --disable-banner 2>&1 | tee -a "$logs/attntests.log" || status=1
       done
