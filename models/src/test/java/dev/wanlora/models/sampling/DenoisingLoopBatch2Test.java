@@ -43,13 +43,15 @@ class DenoisingLoopBatch2Test {
 
     /**
      * Bound of batch 2 vs two batch 1 on a GPU (relL2 per step's predictions and latent): the two differ only where
-     * cuBLASLt picks another kernel (summation order) for twice the rows, so each forward's outputs differ by bf16
-     * rounding flips at most, far below the whole bf16 path's drift from float32 that
-     * {@code SamplingGoldenTest.bf16PathOnTheCpuHoldsTheBf16Bounds} measured on this model: preds ≤ 1.14e-2, latents
-     * 1.5e-3 → 1.2e-2 over 8 steps. Two bf16 runs each that close to float32 are at most about that close to each other;
-     * this 4-step loop's latents stay below the 8-step figure: 1.2e-2. Preds and v are compared through the latents.
+     * cuBLASLt picks another kernel (summation order) for twice the rows, i.e. by bf16 rounding flips, which the 30
+     * bf16 GEMMs per forward and the CFG combine (×5 on cond − uncond) carry into the latent as the whole bf16 path's
+     * rounding does. {@code SamplingGoldenTest.bf16PathOnTheCpuHoldsTheBf16Bounds} measured that path's drift from
+     * float32 on this model: preds ≤ 1.14e-2, latents 1.5e-3 → 1.2e-2 over 8 steps. Two bf16 runs each within ε of
+     * float32 are within 2ε of each other (triangle inequality): 2 × 1.2e-2 → 2.5e-2, the golden loop's own bf16 bound.
+     * (Measured on an H200: 1.28e-2 at the third step's latent, so "at most ε" — this constant's first value — was too
+     * tight: the two runs' roundings do not cancel.)
      */
-    static final double GPU_LATENT_RELL2 = 1.2e-2;
+    static final double GPU_LATENT_RELL2 = 2.5e-2;
 
     @Test
     void batch2EqualsTwoBatch1BitForBitOnTheCpu() {
