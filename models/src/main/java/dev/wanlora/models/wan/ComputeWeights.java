@@ -48,6 +48,8 @@ final class ComputeWeights implements AutoCloseable {
     private Tensor fp8InputCodes;
     /** (1) F32: the scale of {@link #fp8InputCodes}. */
     private Tensor fp8InputScale;
+    /** The input whose codes {@link #fp8InputCodes} holds (checks a reuse); null before the first. */
+    private Tensor fp8QuantizedInput;
 
     ComputeWeights(Backend backend, WanDitConfig config, WanDitWeights weights, DType act) {
         this.backend = backend;
@@ -110,16 +112,28 @@ final class ComputeWeights implements AutoCloseable {
     /**
      * {@code --fp8_compute}'s forward of a Linear in that form ({@link Linear#hasTensorScale()}): x quantized per tensor
      * into the input scratch, then y = (sx·sw)·(xq·wqᵀ) + b by {@code Backend.gemmFp8}. x (R, I), y (R, O).
+     * {@code isSameInput}: x is the very tensor of the previous call, unchanged since (q, k and v of one input), so its
+     * codes are reused: the quantization is deterministic, so this changes no number.
      */
-    void fp8Forward(Tensor y, Tensor x, Linear lin) {
+    void fp8Forward(Tensor y, Tensor x, Linear lin, boolean isSameInput) {
         long rows = x.shape().rows(), in = x.shape().cols();
-        if (fp8InputCodes == null || fp8InputCodes.numElements() < rows * in) {
-            if (fp8InputCodes != null) fp8InputCodes.close();
-            fp8InputCodes = backend.allocate(DType.F8_E4M3, Shape.of(Math.multiplyExact(rows, Math.max(in, config.ffnDim()))));
-            if (fp8InputScale == null) fp8InputScale = backend.allocate(DType.F32, Shape.of(1));
+        Tensor codes;
+        if (isSameInput) {
+            if (x != fp8QuantizedInput) {
+                throw new IllegalStateException("ComputeWeights.fp8Forward: an input reuse for " + lin.key() + " whose input"
+                        + " is not the one quantized last");
+            }
+            codes = fp8InputCodes.view(0, Shape.of(rows, in));
+        } else {
+            if (fp8InputCodes == null || fp8InputCodes.numElements() < rows * in) {
+                if (fp8InputCodes != null) fp8InputCodes.close();
+                fp8InputCodes = backend.allocate(DType.F8_E4M3, Shape.of(Math.multiplyExact(rows, Math.max(in, config.ffnDim()))));
+                if (fp8InputScale == null) fp8InputScale = backend.allocate(DType.F32, Shape.of(1));
+            }
+            codes = fp8InputCodes.view(0, Shape.of(rows, in));
+            backend.quantizeFp8Tensor(codes, fp8InputScale, x.view(0, Shape.of(rows, in)));
+            fp8QuantizedInput = x;
         }
-        Tensor codes = fp8InputCodes.view(0, Shape.of(rows, in));
-        backend.quantizeFp8Tensor(codes, fp8InputScale, x.view(0, Shape.of(rows, in)));
         backend.gemmFp8(y, codes, fp8InputScale, lin.quantized(), lin.scale(), lin.bias());
     }
 

@@ -43,8 +43,21 @@ final class LoraLinears implements AutoCloseable {
 
     /** y = x·Wᵀ + b + scale·(x·Dᵀ)·Uᵀ for block Linear {@code layer}; down(x) is kept in the state for the backward. */
     void forward(Tensor y, Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s) {
+        forward(y, x, blk, layer, lora, s, false);
+    }
+
+    /**
+     * {@link #forward} of a Linear whose input x is that of the previous {@link #forward} call, unchanged since (self
+     * attention's k and v after q, cross attention's v after k): under {@code --fp8_compute} x's codes are reused.
+     */
+    void forwardSameInput(Tensor y, Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s) {
+        forward(y, x, blk, layer, lora, s, true);
+    }
+
+    private void forward(Tensor y, Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s,
+                         boolean isSameInput) {
         Linear lin = blk.linear(layer);
-        if (lin.hasTensorScale()) computeWeights.fp8Forward(y, x, lin);
+        if (lin.hasTensorScale()) computeWeights.fp8Forward(y, x, lin, isSameInput);
         else backend.gemm(y, x, false, computeWeights.blockWeight(blk, layer), true, 1, 0, lin.bias());
         Tensor hidden = down(x, blk, layer, lora, s);
         if (hidden == null) return;
