@@ -28,8 +28,11 @@ import static java.lang.foreign.ValueLayout.*;
  * fp8 (no {@code FAST_ACCUM}: Hopper's fp8 MMA accumulates in reduced precision unless partial sums are promoted to
  * fp32, which the default does).
  *
- * <p>Plans (descriptor, layouts, the heuristic's first algorithm) are made once per shape and alignment; the
- * workspace is {@link CudaGemm}'s (one compute stream). The amax partials are one 4 KiB buffer, also shared; its
+ * <p>Plans (descriptor, layouts, algorithm) are made once per shape and alignment. The algorithm is chosen as
+ * {@link CudaGemm} chooses its own: the heuristic's top {@value CudaGemm#CANDIDATES} timed once on the first call's
+ * operands (beta = 0, so the timing runs write only y, which the call then overwrites), the fastest kept unless within
+ * 2 % of the first, and stored in {@link GemmAlgorithmCache} under an "fp8" key so later runs on the machine reuse it;
+ * {@code WANLORA_GEMM_TUNE=off} takes the heuristic's first. The workspace is {@link CudaGemm}'s (one compute stream). The amax partials are one 4 KiB buffer, also shared; its
  * address goes to the kernels as a {@code Long}, the size of the {@code float*} parameter.
  */
 final class CudaFp8Gemm implements AutoCloseable {
@@ -42,7 +45,9 @@ final class CudaFp8Gemm implements AutoCloseable {
 
     record Key(long m, long n, long k, boolean hasBias, int alignX, int alignW, int alignY) {}
 
-    record Plan(MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB, MemorySegment layoutC, MemorySegment algo) {}
+    /** {@code candidates}: the heuristic's results (96 bytes each); {@code isChosen[0]}: {@code algo} holds the choice. */
+    record Plan(MemorySegment desc, MemorySegment layoutA, MemorySegment layoutB, MemorySegment layoutC, MemorySegment algo,
+                MemorySegment candidates, int found, boolean[] isChosen) {}
 
     private final CudaContext context;
     private final Launcher launcher;
@@ -51,12 +56,19 @@ final class CudaFp8Gemm implements AutoCloseable {
     private final DeviceBuffer partials;
     private final Map<Key, Plan> plans = new HashMap<>();
     private final MemorySegment alpha, beta, pointer;
+    /** Where timed choices are kept (null: tuning off), and the machine part of their keys (GPU, driver, cuBLASLt). */
+    private final GemmAlgorithmCache cache;
+    private final String machineKey;
+    private CudaEvent timingStart, timingStop;
 
-    CudaFp8Gemm(CudaContext context, Launcher launcher, CublasLt lt, DeviceBuffer workspace) {
+    CudaFp8Gemm(CudaContext context, Launcher launcher, CublasLt lt, DeviceBuffer workspace, GemmAlgorithmCache cache,
+                String machineKey) {
         this.context = context;
         this.launcher = launcher;
         this.lt = lt;
         this.workspace = workspace;
+        this.cache = cache;
+        this.machineKey = machineKey;
         this.partials = DeviceBuffer.allocate(context, AMAX_BLOCKS * 4L, "fp8 amax partials");
         this.alpha = lt.arena().allocate(JAVA_FLOAT);
         this.beta = lt.arena().allocate(JAVA_FLOAT);
@@ -109,10 +121,11 @@ final class CudaFp8Gemm implements AutoCloseable {
         setPointer(plan.desc(), DESC_A_SCALE_POINTER, wScale.address());
         setPointer(plan.desc(), DESC_B_SCALE_POINTER, xScale.address());
         if (bias != null) setPointer(plan.desc(), CublasLt.DESC_BIAS_POINTER, bias.address());
-        context.makeCurrent();
-        int status = lt.matmul(plan.desc(), alpha, wCodes.address(), plan.layoutA(), xCodes.address(), plan.layoutB(), beta,
-                y.address(), plan.layoutC(), y.address(), plan.layoutC(), plan.algo(), workspace.address(),
-                CudaGemm.WORKSPACE_BYTES, context.computeStreamAddress());
+        if (!plan.isChosen()[0]) {
+            choose(key, plan, wCodes.address(), xCodes.address(), y.address());
+            plan.isChosen()[0] = true;
+        }
+        int status = run(plan, plan.algo(), wCodes.address(), xCodes.address(), y.address());
         if (status != 0) throw new CudaException("cublasLtMatmul", status, CublasLt.statusName(status), "gemmFp8 " + key);
         if (CudaContext.syncAfterEachLaunch()) context.synchronize();
     }
@@ -142,16 +155,84 @@ final class CudaFp8Gemm implements AutoCloseable {
         setPreference(pref, CublasLt.PREF_MIN_ALIGNMENT_B, key.alignX());
         setPreference(pref, CublasLt.PREF_MIN_ALIGNMENT_C, key.alignY());
         setPreference(pref, CublasLt.PREF_MIN_ALIGNMENT_D, key.alignY());
-        MemorySegment results = arena.allocate(CublasLt.HEURISTIC_RESULT_BYTES, 8);
-        int found = lt.algoGetHeuristic(desc, layoutA, layoutB, layoutC, layoutC, pref, 1, results);
+        int requested = cache == null ? 1 : CudaGemm.CANDIDATES;
+        MemorySegment results = arena.allocate(CublasLt.HEURISTIC_RESULT_BYTES * requested, 8);
+        int found = lt.algoGetHeuristic(desc, layoutA, layoutB, layoutC, layoutC, pref, requested, results);
         if (found == 0) {
             throw new UnsupportedOperationException("gemmFp8 (cuda): cuBLASLt " + lt.version() + " has no fp8 algorithm for "
                     + key + " on " + context.deviceName() + "; supported: E4M3 x E4M3 -> BF16 with K, N multiples of 16 and"
                     + " 16-byte aligned operands on compute capability 8.9+");
         }
-        MemorySegment algo = arena.allocate(CublasLt.ALGO_BYTES, 8);
-        algo.copyFrom(results.asSlice(0, CublasLt.ALGO_BYTES));
-        return new Plan(desc, layoutA, layoutB, layoutC, algo);
+        return new Plan(desc, layoutA, layoutB, layoutC, arena.allocate(CublasLt.ALGO_BYTES, 8), results, found,
+                new boolean[1]);
+    }
+
+    /**
+     * Fills {@code plan.algo()}: the cached choice if cuBLASLt accepts it, else the heuristic's first when tuning is
+     * off or it has one candidate, else the fastest of the candidates timed on these operands ({@link CudaGemm#pick}).
+     */
+    private void choose(Key key, Plan plan, long w, long x, long y) {
+        MemorySegment algo = plan.algo();
+        if (cache == null || plan.found() == 1) {
+            algo.copyFrom(candidate(plan, 0));
+            return;
+        }
+        String cacheKey = machineKey + "|fp8 m" + key.m() + " n" + key.n() + " k" + key.k() + " TN E4M3xE4M3->BF16 bias "
+                + key.hasBias() + " align " + key.alignX() + "/" + key.alignW() + "/" + key.alignY();
+        GemmAlgorithmCache.Entry cached = cache.get(cacheKey);
+        if (cached != null && isUsable(plan, cached.algo())) {
+            algo.copyFrom(MemorySegment.ofArray(cached.algo()));
+            return;
+        }
+        double[] micros = new double[plan.found()];
+        for (int i = 0; i < micros.length; i++) {
+            long workspaceBytes = plan.candidates().get(JAVA_LONG, i * CublasLt.HEURISTIC_RESULT_BYTES + CublasLt.ALGO_BYTES);
+            micros[i] = workspaceBytes > CudaGemm.WORKSPACE_BYTES ? Double.NaN : timeMicros(plan, candidate(plan, i), w, x, y);
+        }
+        int chosen = CudaGemm.pick(micros);
+        algo.copyFrom(candidate(plan, chosen));
+        cache.put(cacheKey, algo.toArray(JAVA_BYTE), String.format(java.util.Locale.ROOT, "timed: #%d of %d, %.1f us (#0: %.1f us)",
+                chosen, micros.length, micros[chosen], micros[0]));
+    }
+
+    private static MemorySegment candidate(Plan plan, int i) {
+        return plan.candidates().asSlice(i * CublasLt.HEURISTIC_RESULT_BYTES, CublasLt.ALGO_BYTES);
+    }
+
+    private boolean isUsable(Plan plan, byte[] algo) {
+        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
+            MemorySegment candidate = a.allocate(CublasLt.ALGO_BYTES, 8).copyFrom(MemorySegment.ofArray(algo));
+            MemorySegment result = a.allocate(CublasLt.HEURISTIC_RESULT_BYTES, 8);
+            int status = lt.algoCheck(plan.desc(), plan.layoutA(), plan.layoutB(), plan.layoutC(), plan.layoutC(), candidate, result);
+            return status == 0 && result.get(JAVA_LONG, CublasLt.ALGO_BYTES) <= CudaGemm.WORKSPACE_BYTES;
+        }
+    }
+
+    /** Device µs of one run of {@code algo} (mean of 2..20 runs filling ~1 ms after one untimed); NaN if refused. */
+    private double timeMicros(Plan plan, MemorySegment algo, long w, long x, long y) {
+        if (run(plan, algo, w, x, y) != 0) return Double.NaN;
+        if (timingStart == null) {
+            timingStart = context.newEvent(true);
+            timingStop = context.newEvent(true);
+        }
+        timingStart.recordOnCompute();
+        run(plan, algo, w, x, y);
+        timingStop.recordOnCompute();
+        timingStop.synchronize();
+        double once = timingStop.elapsedMillisSince(timingStart) * 1000;
+        int reps = (int) Math.clamp(Math.ceil(1000 / Math.max(once, 1)), 2, 20);
+        timingStart.recordOnCompute();
+        for (int r = 0; r < reps; r++) run(plan, algo, w, x, y);
+        timingStop.recordOnCompute();
+        timingStop.synchronize();
+        return timingStop.elapsedMillisSince(timingStart) * 1000.0 / reps;
+    }
+
+    /** y = (sx·sw)·x·wᵀ (+ bias) with {@code algo}, the scale and bias pointers already on the descriptor. */
+    private int run(Plan plan, MemorySegment algo, long w, long x, long y) {
+        context.makeCurrent();
+        return lt.matmul(plan.desc(), alpha, w, plan.layoutA(), x, plan.layoutB(), beta, y, plan.layoutC(), y, plan.layoutC(),
+                algo, workspace.address(), CudaGemm.WORKSPACE_BYTES, context.computeStreamAddress());
     }
 
     private void setInt(MemorySegment desc, int attribute, int value) {
@@ -171,5 +252,11 @@ final class CudaFp8Gemm implements AutoCloseable {
     }
 
     @Override
-    public void close() { partials.close(); }
+    public void close() {
+        if (timingStart != null) {
+            timingStart.close();
+            timingStop.close();
+        }
+        partials.close();
+    }
 }

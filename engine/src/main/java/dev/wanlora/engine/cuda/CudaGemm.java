@@ -99,7 +99,8 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
         int[] version = new int[1];
         CudaException.check(jcuda.driver.JCudaDriver.cuDriverGetVersion(version), "cuDriverGetVersion");
         this.driverVersion = version[0];
-        this.fp8 = new CudaFp8Gemm(context, launcher, lt, workspace);
+        this.fp8 = new CudaFp8Gemm(context, launcher, lt, workspace, cache,
+                context.deviceName() + "|driver " + driverVersion + "|cublasLt " + lt.version());
     }
 
     private static boolean isOff(String v) {
