@@ -16,8 +16,8 @@ import static java.lang.foreign.ValueLayout.*;
  *
  * <p><b>Why per-tensor scales.</b> cuBLASLt applies fp8 scales in three ways: one fp32 scalar per operand
  * ({@code CUBLASLT_MATMUL_DESC_A/B_SCALE_POINTER}, every cuBLASLt 12.x/13.x on compute capability 8.9 and 9.0),
- * one per row/column ({@code CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F}, new in cuBLAS 12.9 and documented for
- * Hopper and newer), and 128-element blocks (also 12.9+). Our users' cards are RTX 4090s (sm_89) and their CUDA 12
+ * one per row/column ({@code CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F}, added in cuBLAS 12.9, whose release notes
+ * name Hopper and Blackwell for it), and 128-element blocks (also 12.9+). Our users' cards are RTX 4090s (sm_89) and their CUDA 12
  * installs predate 12.9, so the scalar mode is the one that runs everywhere fp8 tensor cores exist; musubi's 64-element
  * block scales match none of these, so the weights are re-quantized per tensor at load (models' Fp8ComputeWeights).
  *
@@ -32,8 +32,9 @@ import static java.lang.foreign.ValueLayout.*;
  * {@link CudaGemm} chooses its own: the heuristic's top {@value CudaGemm#CANDIDATES} timed once on the first call's
  * operands (beta = 0, so the timing runs write only y, which the call then overwrites), the fastest kept unless within
  * 2 % of the first, and stored in {@link GemmAlgorithmCache} under an "fp8" key so later runs on the machine reuse it;
- * {@code WANLORA_GEMM_TUNE=off} takes the heuristic's first. The workspace is {@link CudaGemm}'s (one compute stream). The amax partials are one 4 KiB buffer, also shared; its
- * address goes to the kernels as a {@code Long}, the size of the {@code float*} parameter.
+ * {@code WANLORA_GEMM_TUNE=off} takes the heuristic's first. The workspace is {@link CudaGemm}'s (one compute stream).
+ * The amax partials are one 4 KiB buffer, also shared; its address goes to the kernels as a {@code Long}, the size of
+ * the {@code float*} parameter.
  */
 final class CudaFp8Gemm implements AutoCloseable {
     static final int R_8F_E4M3 = 28;
