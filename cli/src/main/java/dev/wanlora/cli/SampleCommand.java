@@ -236,6 +236,14 @@ public final class SampleCommand implements Callable<Integer> {
         if (asGpu) {
             others.add(WanMemoryPlan.allocationMargin());
         }
+        if (fp8Compute) { // counted in every phase (the plan's "others"): a little more than the DiT phase needs
+            long rows = config.textLen();
+            for (SamplePrompt p : list) {
+                long[] latent = p.latentShape();
+                rows = Math.max(rows, latent[1] * (latent[2] / 2) * (latent[3] / 2));
+            }
+            others.add(Fp8Compute.inputCodes(config, rows));
+        }
         long loraParameters = 0;
         int loraRank = 0;
         for (SampleLora l : loraList) {

@@ -1,5 +1,6 @@
 package dev.wanlora.cli;
 
+import dev.wanlora.engine.testing.Golden;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -39,5 +40,21 @@ class Fp8ComputeFlagTest {
         assertEquals(Main.USER_ERROR, train.exitCode());
         assertEquals("wanlora train: --fp8_compute: multiplies fp8 weights; add --fp8_base (and --fp8_scaled for a bf16"
                 + " checkpoint)", train.err().strip());
+    }
+
+    @Test
+    void sampleDryRunPlansTheInputCodes(@TempDir Path dir) {
+        String dit = Golden.dir("wan-tiny").resolve("model.safetensors").toString();
+        CommandRun r = run("sample", "--dit", dit, "--stand_in_models", "--prompt", "a fox --w 64 --h 48 --f 5",
+                "--output_dir", dir.toString(), "--dry_run", "--max_vram", "24G", "--fp8_base", "--fp8_scaled", "--fp8_compute");
+        assertEquals(0, r.exitCode(), r.out() + r.err());
+        // the most rows one Linear sees: 512 text rows (the 64x48x5 clip has 2·3·4 = 24 tokens), times ffn_dim 512
+        assertTrue(r.out().contains("fp8 compute input codes"), r.out());
+        assertTrue(r.out().contains("--fp8_compute: one Linear input as e4m3, 512 x 512"), r.out());
+        CommandRun bf16 = run("sample", "--dit", dit, "--stand_in_models", "--prompt", "a fox --w 64 --h 48 --f 5",
+                "--output_dir", dir.toString(), "--dry_run", "--fp8_compute");
+        assertEquals(Main.USER_ERROR, bf16.exitCode());
+        assertEquals("wanlora sample: --fp8_compute multiplies fp8 weights, but the block weights are bf16; add --fp8_base"
+                + " (and --fp8_scaled for a bf16 checkpoint) or drop --fp8_compute", bf16.err().strip());
     }
 }
