@@ -41,6 +41,12 @@
 #         --fp8_base, each only while the e2e step has run less than $WANLORA_E2E_BUDGET_S (default 200 s). Each run reports time to the end
 #         of step 1, the load summary, s/it, peak GPU memory sampled from nvidia-smi every 100 ms and the host's peak RSS
 #         (VmHWM), in $OUT/e2e.log; WANLORA_E2E_READERS="1 4" adds a cold 14B run per read-ahead reader count (default 4); every run's own output goes to $OUT/e2e-runs.log. Needs root (drop_caches).
+# fp8tests: --fp8_compute's GPU checks (issue 11): CudaFp8GemmParityTest (our per-tensor quantize kernels bit for bit,
+#         cuBLASLt's fp8 GEMM on 14B Linear shapes vs the CPU's exact sum), Fp8ComputeCudaTest (flag off unchanged, swap
+#         bit-identity, GPU step vs the CPU reference, golden guards) and verify-golden wan-tiny --backend cuda --fp8_compute
+#         (the numerics against musubi's goldens, reported).
+# fp8compute: --fp8_compute's speed (issue 11 / 10): SampleBench t2v-14B 384x384x45, 20 UniPC steps, CFG 5, fp8_scaled
+#         then fp8_compute; wanlora bench t2v-14B 384x208x45 fp8_scaled --blocks_to_swap 10 without then with --fp8_compute.
 # Logs go to $OUT (or ./gpu-logs when OUT is unset); the exit status is non-zero when any step failed.
 set -uo pipefail
 b=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -133,10 +139,27 @@ for step in "${steps[@]}"; do
         $(for t in "$b"/test/*-tests.jar; do echo "--scan-class-path=$t"; done) \
         --include-tag cuda --details=tree --disable-banner 2>&1 | tee "$logs/tests-portable.log" || status=1
       ;;
+    fp8tests)
+      "${java[@]}" -Dwanlora.cudaRequired=true -jar "$b"/test/junit-platform-console-standalone-*.jar execute \
+        --class-path "$(ls "$b"/lib/*.jar "$b"/test/*.jar | tr '\n' ':')" --select-class dev.wanlora.engine.cuda.CudaFp8GemmParityTest \
+        --select-class dev.wanlora.models.wan.Fp8ComputeCudaTest \
+        --details=tree --disable-banner 2>&1 | tee "$logs/fp8tests.log" || status=1
+      "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main verify-golden "$golden/wan-tiny" --backend cuda --fp8_compute 2>&1 \
+        | tee "$logs/fp8golden.log" || status=1
+      ;;
+    fp8compute)
+      for w in fp8_scaled fp8_compute; do
+        "${java[@]}" -cp "$b/lib/*" dev.wanlora.benchmarks.SampleBench t2v-14B 384x384x45 20 5 $w 0 2>&1 | tee -a "$logs/fp8compute.log" || status=1
+      done
+      for flag in "" --fp8_compute; do
+        "${java[@]}" -cp "$b/lib/*" dev.wanlora.cli.Main bench --task t2v-14B --resolution 384x208 --frames 45 --fp8_scaled \
+          --blocks_to_swap 10 --top_ops 4 $flag 2>&1 | tee -a "$logs/fp8compute.log" || status=1
+      done
+      ;;
     e2e)
       bash "$b/gpu-e2e.sh" "$b" "$logs" "${java[@]}" || status=1
       ;;
-    *) echo "gpu-test.sh: unknown step $step; expected tests, portabletests, attntests, loadtests, convtests, sampletests, bench, golden, demo, e2e, sample, samplecfg, umt5, vaegolden, vaebench or vaetorch" >&2; status=2 ;;
+    *) echo "gpu-test.sh: unknown step $step; expected tests, portabletests, attntests, loadtests, convtests, sampletests, fp8tests, fp8compute, bench, golden, demo, e2e, sample, samplecfg, sampleprofile, umt5, vaegolden, vaebench or vaetorch" >&2; status=2 ;;
   esac
 done
 exit $status

@@ -49,11 +49,12 @@ import java.util.SplittableRandom;
  * </ol>
  *
  * <p>Run: {@code java --enable-native-access=ALL-UNNAMED -cp "benchmarks/target/lib/*:benchmarks/target/classes"
- * dev.wanlora.benchmarks.SampleBench [t2v-14B|t2v-1.3B|tiny] [WxHxF=384x384x45] [steps=20] [cfg=5] [bf16|fp8_scaled]
- * [blocks_to_swap=0] [backend=cuda] [profile]} ({@code profile}: every op goes through {@link ProfilingBackend}, and one
- * more step of the loop (two forwards with CFG) is recorded and printed by op, the largest first; its s/step figures
- * then include the proxy's host cost) ({@code tiny}: the golden test model's shapes with a tiny umT5 and VAE, a CPU
- * smoke run). musubi's pieces on an H100 (issue 10): 21.1 s (bf16) / 24.0 s (fp8_scaled) per sample at 384×384×45,
+ * dev.wanlora.benchmarks.SampleBench [t2v-14B|t2v-1.3B|tiny] [WxHxF=384x384x45] [steps=20] [cfg=5] [bf16|fp8_scaled|fp8_compute]
+ * [blocks_to_swap=0] [backend=cuda] [profile]} ({@code fp8_compute}: fp8_scaled weights with the opt-in {@code --fp8_compute}
+ * GEMMs; {@code profile}: every op goes through {@link ProfilingBackend}, and one more step of the loop (the DiT forwards of
+ * one solver step) is recorded and printed by op, the largest first; its s/step figures then include the proxy's host
+ * cost) ({@code tiny}: the golden test model's shapes with a tiny umT5 and VAE, a CPU smoke run). musubi's pieces on an
+ * H100 (issue 10): 21.1 s (bf16) / 24.0 s (fp8_scaled) per sample at 384×384×45,
  * 20 steps, CFG 5: 1.03 / 1.17 s per step, VAE decode 0.42 s, T5 excluded.
  */
 public final class SampleBench {
@@ -66,7 +67,9 @@ public final class SampleBench {
         int width = Integer.parseInt(size[0]), height = Integer.parseInt(size[1]), frames = Integer.parseInt(size[2]);
         int steps = Integer.parseInt(arg(args, 2, "20"));
         double cfg = Double.parseDouble(arg(args, 3, "5"));
-        Quantization quantization = arg(args, 4, "bf16").equals("fp8_scaled") ? Quantization.FP8_SCALED : Quantization.NONE;
+        String weightsArg = arg(args, 4, "bf16");
+        boolean fp8Compute = weightsArg.equals("fp8_compute");
+        Quantization quantization = weightsArg.equals("fp8_scaled") || fp8Compute ? Quantization.FP8_SCALED : Quantization.NONE;
         int swap = Integer.parseInt(arg(args, 5, "0"));
         DenoisingLoop.CfgMode cfgMode = DenoisingLoop.CfgMode.valueOf(
                 System.getProperty("wanlora.cfgMode", "batch_2").toUpperCase(Locale.ROOT));
@@ -89,15 +92,15 @@ public final class SampleBench {
             DType modelDType = backend.device().storesFp32() ? DType.F32 : DType.BF16;
             String what = String.format(Locale.ROOT, "%s %dx%dx%d (latent %s, %d tokens) %s r32, %d UniPC steps, CFG %s%s,"
                     + " swap %d", task, width, height, frames, latent, latent.dim(1) * latent.dim(2) / 2 * latent.dim(3) / 2,
-                    quantization == Quantization.NONE ? "bf16" : "fp8_scaled", steps, cfg, cfg == 1.0 ? ""
-                            : " (" + cfgMode.describe() + ")", swap);
+                    quantization == Quantization.NONE ? "bf16" : fp8Compute ? "fp8_scaled fp8_compute" : "fp8_scaled", steps,
+                    cfg, cfg == 1.0 ? "" : " (" + cfgMode.describe() + ")", swap);
             System.out.println("SampleBench on " + backend.name() + ": " + what);
             double encode = encode(backend, t5Config, modelDType);
             float[] denoised;
             double denoise, ditSeconds, solverSeconds;
             if (backend.device().hasDeviceMemory()) backend.device().memory().resetPeakLiveBytes(); // the DiT's peak alone
             try (WanDitWeights weights = WanDitWeights.random(backend, config, precision, quantization,
-                    !backend.device().keepsFp8Quantized(), new BlockSwap(swap, 2), 1);
+                    !backend.device().keepsFp8Quantized(), fp8Compute, new BlockSwap(swap, 2), 1);
                  WanDit dit = new WanDit(backend, config, weights, precision, false);
                  LoraNetwork lora = LoraNetwork.create(backend, config, 32, 32, 2);
                  Tensor cond = backend.allocate(DType.BF16, Shape.of(PROMPT_TOKENS[0], config.textDim()));

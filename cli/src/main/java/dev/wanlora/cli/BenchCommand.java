@@ -5,6 +5,7 @@ import dev.wanlora.engine.Backends;
 import dev.wanlora.engine.backend.Backend;
 import dev.wanlora.cli.train.CheckpointAttentionConverter;
 import dev.wanlora.pipeline.train.BenchRun;
+import dev.wanlora.pipeline.train.Fp8Compute;
 import dev.wanlora.pipeline.train.CheckpointAttention;
 import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.backend.ProfilingBackend.OpTime;
@@ -71,6 +72,10 @@ public final class BenchCommand implements Callable<Integer> {
 
     @Option(names = "--bf16_base", description = "bf16 block weights instead of fp8.")
     boolean bf16Base;
+
+    @Option(names = "--fp8_compute", description = "Opt-in: the block Linears' forward GEMMs in per-tensor fp8 (cuBLASLt's"
+            + " fp8 GEMM; compute capability 8.9+), the weights re-quantized per tensor at load. Off by default.")
+    boolean fp8Compute;
 
     @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N|auto", defaultValue = "0",
             description = "Stream the Linear weights of the last N blocks from pinned host memory (default ${DEFAULT-VALUE});"
@@ -177,13 +182,17 @@ public final class BenchCommand implements Callable<Integer> {
         Quantization quantization = quantization();
         try (Backend backend = openBackend()) {
             String card = backend.device().name();
+            if (fp8Compute) {
+                Fp8Compute.check(backend.device(), quantization, "drop --bf16_base");
+                out.println(Fp8Compute.NOTE);
+            }
             if (Backends.attentionPath(backend) != null) out.println(Backends.attentionPath(backend));
             long built = System.nanoTime();
             WanDitActivations.Offload offload = gradientCheckpointing && cpuOffload
                     ? new WanDitActivations.Offload(config.numLayers() + 1, 0, WanMemoryPlan.OFFLOAD_RING_SLOTS)
                     : WanDitActivations.Offload.NONE;
             BenchRun.Settings settings = new BenchRun.Settings(config, quantization, rank, alpha == null ? rank : alpha,
-                    gradientCheckpointing, checkpointAttention, optimizerType, blocksToSwap, seed, offload, budget);
+                    gradientCheckpointing, checkpointAttention, optimizerType, blocksToSwap, seed, offload, budget, fp8Compute);
             if (isAutoSwap || budget > 0) settings = planned(out, backend, settings, checked, isAutoSwap);
             try (BenchRun run = BenchRun.open(backend, settings)) {
                 backend.synchronize();
@@ -244,7 +253,8 @@ public final class BenchCommand implements Callable<Integer> {
         }
         blocksToSwap = choice.blocksToSwap();
         return new BenchRun.Settings(s.config(), s.quantization(), s.rank(), s.alpha(), s.gradientCheckpointing(),
-                s.checkpointAttention(), s.optimizerType(), choice.blocksToSwap(), s.seed(), choice.offload(), budget);
+                s.checkpointAttention(), s.optimizerType(), choice.blocksToSwap(), s.seed(), choice.offload(), budget,
+                s.fp8Compute());
     }
 
     private void bench(PrintWriter out, BenchRun run, Backend backend, String card, Quantization quantization, Resolution r) {
@@ -366,8 +376,8 @@ public final class BenchCommand implements Callable<Integer> {
         return fp8Base && !fp8Scaled ? Quantization.FP8_BASE : Quantization.FP8_SCALED;
     }
 
-    private static String label(Quantization q) {
-        return switch (q) {
+    private String label(Quantization q) {
+        return (fp8Compute ? "fp8_compute " : "") + switch (q) {
             case NONE -> "bf16";
             case FP8_BASE -> "fp8_base";
             case FP8_SCALED -> "fp8_scaled";

@@ -1,5 +1,6 @@
 package dev.wanlora.cli;
 
+import dev.wanlora.pipeline.train.Fp8Compute;
 import dev.wanlora.pipeline.UserError;
 import dev.wanlora.pipeline.sample.SampleGrid;
 import dev.wanlora.pipeline.sample.SampleLora;
@@ -112,6 +113,11 @@ public final class SampleCommand implements Callable<Integer> {
     @Option(names = {"--fp8_scaled", "--fp8-scaled"}, description = "With --fp8_base: block-wise scaled fp8 (musubi's --fp8_scaled).")
     boolean fp8Scaled;
 
+    @Option(names = {"--fp8_compute", "--fp8-compute"}, description = "Opt-in, with --fp8_base: the block Linears' forward"
+            + " GEMMs in per-tensor fp8 (cuBLASLt's fp8 GEMM; compute capability 8.9+), the weights re-quantized per tensor"
+            + " at load. Off by default.")
+    boolean fp8Compute;
+
     @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N|auto", defaultValue = "0",
             description = "Stream the last N blocks' weights from host memory; auto: the fewest that fit the budget"
                     + " (default ${DEFAULT-VALUE}).")
@@ -172,6 +178,11 @@ public final class SampleCommand implements Callable<Integer> {
                     : ComputePrecision.BF16_MUSUBI;
             SamplingMemoryPlan.Choice choice = planMemory(out, backend, checkpoint, config, precision, list, models, loraList);
             int swap = choice.blocksToSwap();
+            if (fp8Compute) {
+                Fp8Compute.check(dryRun ? DeviceFacts.cpu() : backend.device(), quantization(),
+                        "add --fp8_base (and --fp8_scaled for a bf16 checkpoint)");
+                out.println(Fp8Compute.NOTE);
+            }
             if (dryRun) {
                 out.println("dry run: nothing was loaded");
                 return 0;
@@ -180,7 +191,7 @@ public final class SampleCommand implements Callable<Integer> {
                     choice.cachesCrossAttention(), choice.cfgMode());
             try (SampleRunner runner = SampleRunner.prepare(backend, list, models, settings, config.textDim(), out, false);
                  WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision, quantization(),
-                         !backend.device().keepsFp8Quantized(), new WanDitWeights.BlockSwap(swap, 2));
+                         !backend.device().keepsFp8Quantized(), fp8Compute, new WanDitWeights.BlockSwap(swap, 2), bytes -> {});
                  WanDit model = new WanDit(backend, config, weights, precision, false)) {
                 out.printf(Locale.ROOT, "model: %s, %d blocks, dim %d, %s%n", dit.getFileName(), config.numLayers(),
                         config.dim(), precision);
@@ -225,6 +236,14 @@ public final class SampleCommand implements Callable<Integer> {
         }
         if (asGpu) {
             others.add(WanMemoryPlan.allocationMargin());
+        }
+        if (fp8Compute) { // counted in every phase (the plan's "others"): a little more than the DiT phase needs
+            long rows = config.textLen();
+            for (SamplePrompt p : list) {
+                long[] latent = p.latentShape();
+                rows = Math.max(rows, latent[1] * (latent[2] / 2) * (latent[3] / 2));
+            }
+            others.add(Fp8Compute.inputCodes(config, rows));
         }
         long loraParameters = 0;
         int loraRank = 0;

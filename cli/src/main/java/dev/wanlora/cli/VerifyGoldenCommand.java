@@ -48,6 +48,11 @@ final class VerifyGoldenCommand implements Callable<Integer> {
                     + " Default: ${DEFAULT-VALUE}.")
     String backendName;
 
+    @Option(names = "--fp8_compute", description = "Also run the DiT golden's fp8 step with the block Linears' forward GEMMs"
+            + " in per-tensor fp8 (train's opt-in --fp8_compute) and report its distance to the fp8 and float32 goldens"
+            + " (reported, not judged).")
+    boolean fp8Compute;
+
     @Override
     public Integer call() {
         PrintWriter out = spec.commandLine().getOut();
@@ -75,6 +80,11 @@ final class VerifyGoldenCommand implements Callable<Integer> {
                 GoldenVerifier verifier = new GoldenVerifier(backend, dir);
                 out.println("verify-golden " + dir + " on " + backend.name() + " (" + mode + "): " + verifier.config());
                 lines.addAll(verifier.run(mode, print));
+                if (fp8Compute) {
+                    out.println("--fp8_compute: the fp8 step with per-tensor fp8 GEMMs (fp8c: vs fp8.safetensors;"
+                            + " fp8c~torch: vs fp32.safetensors), reported");
+                    lines.addAll(verifier.runFp8Compute(mode, print));
+                }
             }
             if (isUmT5) {
                 long[] umt5 = UmT5GoldenRun.run(backend, dir, backendName.equals("cpu"), out);

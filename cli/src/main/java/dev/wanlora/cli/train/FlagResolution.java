@@ -132,7 +132,7 @@ final class FlagResolution {
             out.printf(Locale.ROOT, "model: %s, %d blocks, dim %d%s%n", o.dit.getFileName(), config.numLayers(),
                     config.dim(), task == null ? "" : " (" + task + ")");
             return new RunSettings.Model(o.dit, o.vae, task, config, precision(o, checkpoint, out),
-                    checkpoint.info("blocks.0.self_attn.q.weight").dtype(), quantization(o), true);
+                    checkpoint.info("blocks.0.self_attn.q.weight").dtype(), quantization(o), true, o.fp8_compute);
         }
     }
 
@@ -145,7 +145,8 @@ final class FlagResolution {
                 + " assumed)%n", o.task, config.numLayers(), config.dim(), o.dit == null ? "" : ": " + o.dit + " is not here");
         // Wan's released checkpoints are bf16; --fp8_scaled then keeps bf16 scales
         ComputePrecision precision = "no".equals(o.mixed_precision) ? ComputePrecision.FP32 : ComputePrecision.BF16_MUSUBI;
-        return new RunSettings.Model(o.dit, o.vae, o.task, config, precision, DType.BF16, quantization(o), false);
+        return new RunSettings.Model(o.dit, o.vae, o.task, config, precision, DType.BF16, quantization(o), false,
+                o.fp8_compute);
     }
 
     private static void checkBlocksToSwap(TrainOptions o, WanDitConfig config) {

@@ -175,6 +175,8 @@ public final class TrainChecks {
             throw new UserError("--backend " + o.backend + ": expected one of auto, cpu, cuda");
         }
         refuseIf(o.fp8_scaled && !o.fp8_base, "--fp8_scaled", "needs --fp8_base, as in musubi", "add --fp8_base");
+        refuseIf(o.fp8_compute && !o.fp8_base, "--fp8_compute", "multiplies fp8 weights",
+                "add --fp8_base (and --fp8_scaled for a bf16 checkpoint)");
         refuseIf(o.foreign.clip != null, "--clip", "image-to-video training is not supported (T2V only)", "leave it out");
         refuseIf(o.foreign.one_frame, "--one_frame", "one-frame training is not supported", "leave it out");
         refuseIf(o.foreign.dit_high_noise != null || o.foreign.timestep_boundary != null || o.foreign.offload_inactive_dit || o.foreign.force_v2_1_time_embedding,

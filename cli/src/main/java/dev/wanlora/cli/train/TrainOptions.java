@@ -67,6 +67,11 @@ public final class TrainOptions {
     @Option(names = {"--fp8_scaled", "--fp8-scaled"}, description = "With --fp8_base: block-wise scaled fp8 (musubi's quantizer).")
     public boolean fp8_scaled;
 
+    @Option(names = {"--fp8_compute", "--fp8-compute"}, description = "Opt-in, with --fp8_base (not musubi's): the block"
+            + " Linears' forward GEMMs in per-tensor fp8 (cuBLASLt's fp8 GEMM; compute capability 8.9+), the weights"
+            + " re-quantized per tensor at load; the backward multiplies by the same codes in bf16. Off by default.")
+    public boolean fp8_compute;
+
     @Option(names = {"--blocks_to_swap", "--blocks-to-swap"}, paramLabel = "N|auto", converter = TrainConverters.BlocksToSwapConverter.class,
             description = "Stream the Linear weights of the last N blocks from host memory; auto: the smallest N whose"
                     + " memory plan fits the GPU (or --max_vram).")

@@ -14,9 +14,18 @@ package dev.wanlora.engine.backend;
  * @param totalMemoryBytes  the device memory a memory plan is checked against; 0 when the device has none of its own
  *                          (the CPU: nothing to budget)
  * @param memory            the device memory now (free, live, peak); all zero where there is none
+ * @param hasFp8TensorCores the device multiplies e4m3 operands in hardware (compute capability 8.9 or newer), which
+ *                          {@code gemmFp8} needs on a GPU ({@code --fp8_compute}); false for the CPU, whose reference
+ *                          computes the same numbers in software
  */
 public record DeviceFacts(String name, boolean storesFp32, boolean keepsFp8Quantized, boolean pinsHostMemory,
-                          long totalMemoryBytes, Memory memory) {
+                          long totalMemoryBytes, Memory memory, boolean hasFp8TensorCores) {
+
+    /** A device without fp8 tensor cores. */
+    public DeviceFacts(String name, boolean storesFp32, boolean keepsFp8Quantized, boolean pinsHostMemory,
+                       long totalMemoryBytes, Memory memory) {
+        this(name, storesFp32, keepsFp8Quantized, pinsHostMemory, totalMemoryBytes, memory, false);
+    }
 
     /** The device's memory as it is now; counters of this process's device buffers. */
     public interface Memory {

@@ -8,7 +8,7 @@ import dev.wanlora.engine.numeric.Fp8BlockQuantizer;
 import dev.wanlora.engine.tensor.DType;
 
 /**
- * GEMM and fp8 weight dequantization, the scalar reference. Products are summed in double, so this is a better
+ * GEMM and fp8 weight dequantization, the scalar reference (the fp8 compute path's in {@link CpuFp8Gemm}). Products are summed in double, so this is a better
  * oracle than any fp32 GPU accumulation; the result is rounded once, to c's dtype, on store.
  */
 final class CpuGemm implements GemmOps.Kernels<CpuTensor> {
@@ -71,5 +71,21 @@ final class CpuGemm implements GemmOps.Kernels<CpuTensor> {
         for (int i = 0; i < codeBytes.length; i++) codes.store(i, Fp8.e4m3ToFloat(codeBytes[i]));
         float[] scales = q.scales();
         for (int i = 0; i < scales.length; i++) scale.store(i, scales[i]);
+    }
+
+    @Override
+    public void quantizeFp8Tensor(CpuTensor codes, CpuTensor scale, CpuTensor x, MatrixDims dims) {
+        CpuFp8Gemm.quantizeTensor(codes, scale, x);
+    }
+
+    @Override
+    public void dequantizeFp8Tensor(CpuTensor out, CpuTensor codes, CpuTensor scale, MatrixDims dims) {
+        CpuFp8Gemm.dequantizeTensor(out, codes, scale);
+    }
+
+    @Override
+    public void gemmFp8(CpuTensor y, CpuTensor xCodes, CpuTensor xScale, CpuTensor wCodes, CpuTensor wScale, CpuTensor bias,
+                        GemmDims dims) {
+        CpuFp8Gemm.gemm(y, xCodes, xScale, wCodes, wScale, bias, dims);
     }
 }

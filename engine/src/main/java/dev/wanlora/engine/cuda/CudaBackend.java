@@ -79,7 +79,7 @@ public final class CudaBackend extends CheckedBackend<CudaTensor> {
             @Override public long peakLiveBytes() { return DeviceBuffer.peakLiveBytes(); }
             @Override public void resetPeakLiveBytes() { DeviceBuffer.resetPeakLiveBytes(); }
             @Override public long allocationCount() { return DeviceBuffer.allocationCount(); }
-        });
+        }, context.computeCapability() >= CudaFp8Gemm.MIN_COMPUTE_CAPABILITY);
     }
 
     // ---------------------------------------------------------------- memory

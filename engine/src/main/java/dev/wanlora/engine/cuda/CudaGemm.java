@@ -83,6 +83,8 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
     private final GemmAlgorithmCache cache;
     private final int driverVersion;
     private CudaEvent timingStart, timingStop;
+    /** The fp8 compute path (--fp8_compute), sharing this class's cuBLASLt handle and workspace. */
+    private final CudaFp8Gemm fp8;
 
     CudaGemm(CudaContext context, Launcher launcher) {
         this.context = context;
@@ -97,6 +99,8 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
         int[] version = new int[1];
         CudaException.check(jcuda.driver.JCudaDriver.cuDriverGetVersion(version), "cuDriverGetVersion");
         this.driverVersion = version[0];
+        this.fp8 = new CudaFp8Gemm(context, launcher, lt, workspace, cache,
+                context.deviceName() + "|driver " + driverVersion + "|cublasLt " + lt.version());
     }
 
     private static boolean isOff(String v) {
@@ -164,6 +168,22 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
                     + w + ", " + codes + "; supported: tensors at the start of an allocation or at 64-element offsets");
         }
         if (n > 0) launcher.launch(Launcher.kernel("quantizeFp8", "quantize_fp8_fwd", w.dtype()), launcher.cover((n + 7) / 8), codes, scale, w, n);
+    }
+
+    @Override
+    public void quantizeFp8Tensor(CudaTensor codes, CudaTensor scale, CudaTensor x, MatrixDims dims) {
+        fp8.quantizeTensor(codes, scale, x);
+    }
+
+    @Override
+    public void dequantizeFp8Tensor(CudaTensor out, CudaTensor codes, CudaTensor scale, MatrixDims dims) {
+        fp8.dequantizeTensor(out, codes, scale);
+    }
+
+    @Override
+    public void gemmFp8(CudaTensor y, CudaTensor xCodes, CudaTensor xScale, CudaTensor wCodes, CudaTensor wScale,
+                        CudaTensor bias, GemmDims dims) {
+        fp8.gemm(y, xCodes, xScale, wCodes, wScale, bias, dims);
     }
 
     void gemm(CudaTensor c, CudaTensor a, boolean transA, CudaTensor b, boolean transB, float alphaValue, float betaValue,
@@ -448,6 +468,7 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
             timingStart.close();
             timingStop.close();
         }
+        fp8.close();
         workspace.close();
         lt.close();
     }

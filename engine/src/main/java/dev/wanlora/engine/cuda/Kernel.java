@@ -197,6 +197,13 @@ public enum Kernel {
     QUANTIZE_FP8_FWD_BF16("quant", "quantize_fp8_fwd_bf16"),
     QUANTIZE_FP8_FWD_F16("quant", "quantize_fp8_fwd_f16"),
     QUANTIZE_FP8_FWD_F32("quant", "quantize_fp8_fwd_f32"),
+    // quant (fp8_tensor.cu: the --fp8_compute operands; launched by CudaFp8Gemm)
+    AMAX_PARTIAL_FWD_BF16("quant", "amax_partial_fwd_bf16"),
+    AMAX_PARTIAL_FWD_F32("quant", "amax_partial_fwd_f32"),
+    QUANTIZE_FP8_TENSOR_FWD_BF16("quant", "quantize_fp8_tensor_fwd_bf16"),
+    QUANTIZE_FP8_TENSOR_FWD_F32("quant", "quantize_fp8_tensor_fwd_f32"),
+    DEQUANTIZE_FP8_TENSOR_FWD_BF16("quant", "dequantize_fp8_tensor_fwd_bf16"),
+    DEQUANTIZE_FP8_TENSOR_FWD_F32("quant", "dequantize_fp8_tensor_fwd_f32"),
 
     // attention (flash_attention.cu; launched by CudaAttention)
     ATTENTION_FWD_BF16("attention", "attention_fwd_bf16"),

@@ -143,23 +143,23 @@ public final class GoldenVerifier {
         boolean hasBf16 = Files.isRegularFile(bf16);
         if (mode == Mode.FP32_REFERENCE) {
             if (Files.isRegularFile(fp32)) {
-                compareStep(fp32, "fp32", ComputePrecision.FP32, Quantization.NONE, Bounds.fp32(), null, sink);
+                compareStep(fp32, "fp32", ComputePrecision.FP32, Quantization.NONE, false, Bounds.fp32(), null, sink);
             }
             if (hasBf16 && Files.isRegularFile(fp32)) {
                 // musubi's bf16 path on the CPU, judged against float32 with the bound bf16.safetensors earns, and shown
                 // against musubi's own bf16 run.
-                compareStep(fp32, "bf16", ComputePrecision.BF16_MUSUBI, Quantization.NONE, Bounds.bf16(fp32, bf16), bf16,
+                compareStep(fp32, "bf16", ComputePrecision.BF16_MUSUBI, Quantization.NONE, false, Bounds.bf16(fp32, bf16), bf16,
                         sink);
             }
         } else if (Files.isRegularFile(fp32)) {
-            compareStep(fp32, "fp32", ComputePrecision.BF16_MUSUBI, Quantization.NONE,
+            compareStep(fp32, "fp32", ComputePrecision.BF16_MUSUBI, Quantization.NONE, false,
                     hasBf16 ? Bounds.bf16(fp32, bf16) : Bounds.bf16Default(), null, sink);
         }
         if (Files.isRegularFile(fp8)) {
             compareQuantizer(fp8, sink);
             // fp8.safetensors is float32 math on dequantized weights: the same relation to our bf16 path as fp32's.
             compareStep(fp8, "fp8", mode == Mode.FP32_REFERENCE ? ComputePrecision.FP32 : ComputePrecision.BF16_MUSUBI,
-                    Quantization.FP8_SCALED, mode == Mode.FP32_REFERENCE ? Bounds.fp32()
+                    Quantization.FP8_SCALED, false, mode == Mode.FP32_REFERENCE ? Bounds.fp32()
                             : hasBf16 ? Bounds.bf16(fp32, bf16) : Bounds.bf16Default(), null, sink);
         }
         if (Files.isRegularFile(train)) {
@@ -168,20 +168,43 @@ public final class GoldenVerifier {
         return all;
     }
 
+    /**
+     * {@code --fp8_compute}'s numerics (issue 11), reported, not judged: the step of {@code fp8.safetensors} with the
+     * block Linears' forward GEMMs in per-tensor fp8 ({@code Backend.gemmFp8}) against that golden (musubi's
+     * {@code --fp8_scaled} math on dequantized weights), and its outputs against {@code fp32.safetensors} (no fp8 at
+     * all). Precision as {@link #run}: float32 activations on the CPU, musubi's bf16 path on a GPU.
+     *
+     * @throws IllegalArgumentException when the folder has no fp8.safetensors
+     */
+    public List<Comparison> runFp8Compute(Mode mode, Consumer<Comparison> out) {
+        Path fp8 = dir.resolve("fp8.safetensors"), fp32 = dir.resolve("fp32.safetensors");
+        if (!Files.isRegularFile(fp8)) {
+            throw new IllegalArgumentException(dir + ": no fp8.safetensors, which --fp8_compute is compared with; use a"
+                    + " golden folder that has one (testdata/golden/wan-tiny)");
+        }
+        List<Comparison> all = new ArrayList<>();
+        Consumer<Comparison> sink = c -> { all.add(c); out.accept(c); };
+        compareStep(fp8, "fp8c", mode == Mode.FP32_REFERENCE ? ComputePrecision.FP32 : ComputePrecision.BF16_MUSUBI,
+                Quantization.FP8_SCALED, true, Bounds.REPORTED, Files.isRegularFile(fp32) ? fp32 : null, sink);
+        return all;
+    }
+
     // ---------------------------------------------------------------- one forward + backward
 
     /**
      * One forward + backward with {@code reference}'s inputs and LoRA; every output.* and grad.* of it is judged by
-     * {@code bounds}. With {@code infoReference}, its output.* are shown too (reported only).
+     * {@code bounds} (reported only with {@code fp8Compute}, the opt-in per-tensor fp8 GEMMs). With
+     * {@code infoReference}, its output.* are shown too (reported only).
      */
     private void compareStep(Path reference, String label, ComputePrecision precision, Quantization quantization,
-                             Bounds bounds, Path infoReference, Consumer<Comparison> sink) {
+                             boolean fp8Compute, Bounds bounds, Path infoReference, Consumer<Comparison> sink) {
+        boolean isJudged = !fp8Compute;
         try (SafeTensors golden = SafeTensors.open(reference);
              SafeTensors checkpoint = SafeTensors.open(dir.resolve("model.safetensors"), SafeTensors.DIT_PREFIXES);
              // fp8: the float32 reference dequantizes once at load; the bf16 device path keeps fp8 codes and
              // dequantizes right before each GEMM, as training on a GPU does.
              WanDitWeights weights = WanDitWeights.load(backend, checkpoint, config, precision, quantization,
-                     precision == ComputePrecision.FP32);
+                     precision == ComputePrecision.FP32, fp8Compute, WanDitWeights.BlockSwap.NONE, bytes -> {});
              WanDit dit = new WanDit(backend, config, weights, precision, true);
              Inputs in = Inputs.read(backend, golden, "input.");
              LoraNetwork lora = loraFrom(golden, "lora.", reference);
@@ -191,7 +214,7 @@ public final class GoldenVerifier {
             for (String key : golden.keys()) {
                 Tensor ours = outputs.get(key);
                 if (ours != null) {
-                    sink.accept(compare(label, key, ours, golden.floats(key), bounds.outputRelL2(key), Double.NaN, true));
+                    sink.accept(compare(label, key, ours, golden.floats(key), bounds.outputRelL2(key), Double.NaN, isJudged));
                 }
             }
             for (LoraModule m : lora.modules()) {
@@ -199,7 +222,7 @@ public final class GoldenVerifier {
                     String key = "grad." + m.name() + (isDown ? ".lora_down.weight" : ".lora_up.weight");
                     if (!golden.contains(key)) continue;
                     sink.accept(compare(label, key, isDown ? m.dDown() : m.dUp(), golden.floats(key),
-                            bounds.gradientRelL2(key), bounds.gradientCosine(), true));
+                            bounds.gradientRelL2(key), bounds.gradientCosine(), isJudged));
                 }
             }
             if (infoReference != null) {
@@ -255,6 +278,9 @@ public final class GoldenVerifier {
         }
 
         static Bounds fp32() { return new Bounds(Map.of(), FP32_REL_L2, FP32_REL_L2, Double.NaN); }
+
+        /** No bound: every line reported (--fp8_compute's numerics). */
+        static final Bounds REPORTED = new Bounds(Map.of(), Double.NaN, Double.NaN, Double.NaN);
 
         /** README's bounds for a bf16 implementation vs float32 when no bf16.safetensors earns sharper ones. */
         static Bounds bf16Default() { return new Bounds(Map.of(), BF16_PRED_REL_L2, Double.NaN, BF16_GRAD_COSINE); }

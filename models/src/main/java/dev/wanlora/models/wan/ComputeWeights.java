@@ -18,6 +18,9 @@ import java.util.Set;
  * scratch buffer right before its GEMM; and, with {@link #keepBackwardWeights}, the {@link WanDit#BACKWARD_LINEARS}
  * of the block being recomputed dequantized once and kept for its backward.
  *
+ * <p>Under {@code --fp8_compute} ({@link Linear#hasTensorScale()}) a block Linear's forward is {@link #fp8Forward}
+ * instead; its backward weight is the same per-tensor codes dequantized.
+ *
  * <p>Invariant: every path dequantizes the same codes with the same op, so which one serves a GEMM never changes a
  * number (the bit-identity WanDitBackwardWeightsTest checks).
  */
@@ -37,6 +40,16 @@ final class ComputeWeights implements AutoCloseable {
     /** The block whose {@link #backwardWeights} are being filled and used (-1: none, the scratch path). */
     private int backwardWeightsBlock = -1;
     private final Set<BlockLinear> backwardWeightsFilled = EnumSet.noneOf(BlockLinear.class);
+    /**
+     * {@code --fp8_compute}: (rows · ffnDim) F8_E4M3, the per-tensor codes of a Linear's input, made before each fp8
+     * GEMM; sized on first use for the largest input of that many rows and grown when a call has more rows. Null until
+     * then.
+     */
+    private Tensor fp8InputCodes;
+    /** (1) F32: the scale of {@link #fp8InputCodes}. */
+    private Tensor fp8InputScale;
+    /** The input whose codes {@link #fp8InputCodes} holds (checks a reuse); null before the first. */
+    private Tensor fp8QuantizedInput;
 
     ComputeWeights(Backend backend, WanDitConfig config, WanDitWeights weights, DType act) {
         this.backend = backend;
@@ -86,8 +99,42 @@ final class ComputeWeights implements AutoCloseable {
     Tensor weightOf(Linear lin) {
         if (!lin.isQuantized()) return lin.weight();
         Tensor w = dequantizedWeight.view(0, lin.weightShape());
-        backend.dequantizeFp8(w, lin.quantized(), lin.scale());
+        dequantize(w, lin);
         return w;
+    }
+
+    /** w = the Linear's codes times its scales: musubi's block scales, or {@code --fp8_compute}'s per-tensor one. */
+    private void dequantize(Tensor w, Linear lin) {
+        if (lin.hasTensorScale()) backend.dequantizeFp8Tensor(w, lin.quantized(), lin.scale());
+        else backend.dequantizeFp8(w, lin.quantized(), lin.scale());
+    }
+
+    /**
+     * {@code --fp8_compute}'s forward of a Linear in that form ({@link Linear#hasTensorScale()}): x quantized per tensor
+     * into the input scratch, then y = (sx·sw)·(xq·wqᵀ) + b by {@code Backend.gemmFp8}. x (R, I), y (R, O).
+     * {@code isSameInput}: x is the very tensor of the previous call, unchanged since (q, k and v of one input), so its
+     * codes are reused: the quantization is deterministic, so this changes no number.
+     */
+    void fp8Forward(Tensor y, Tensor x, Linear lin, boolean isSameInput) {
+        long rows = x.shape().rows(), in = x.shape().cols();
+        Tensor codes;
+        if (isSameInput) {
+            if (x != fp8QuantizedInput) {
+                throw new IllegalStateException("ComputeWeights.fp8Forward: an input reuse for " + lin.key() + " whose input"
+                        + " is not the one quantized last");
+            }
+            codes = fp8InputCodes.view(0, Shape.of(rows, in));
+        } else {
+            if (fp8InputCodes == null || fp8InputCodes.numElements() < rows * in) {
+                if (fp8InputCodes != null) fp8InputCodes.close();
+                fp8InputCodes = backend.allocate(DType.F8_E4M3, Shape.of(Math.multiplyExact(rows, Math.max(in, config.ffnDim()))));
+                if (fp8InputScale == null) fp8InputScale = backend.allocate(DType.F32, Shape.of(1));
+            }
+            codes = fp8InputCodes.view(0, Shape.of(rows, in));
+            backend.quantizeFp8Tensor(codes, fp8InputScale, x.view(0, Shape.of(rows, in)));
+            fp8QuantizedInput = x;
+        }
+        backend.gemmFp8(y, codes, fp8InputScale, lin.quantized(), lin.scale(), lin.bias());
     }
 
     /**
@@ -101,7 +148,7 @@ final class ComputeWeights implements AutoCloseable {
             return weightOf(lin);
         }
         Tensor w = backwardWeightViews.get(layer);
-        if (backwardWeightsFilled.add(layer)) backend.dequantizeFp8(w, lin.quantized(), lin.scale());
+        if (backwardWeightsFilled.add(layer)) dequantize(w, lin);
         return w;
     }
 
@@ -109,5 +156,7 @@ final class ComputeWeights implements AutoCloseable {
     public void close() {
         if (dequantizedWeight != null) dequantizedWeight.close();
         if (backwardWeights != null) backwardWeights.close();
+        if (fp8InputCodes != null) fp8InputCodes.close();
+        if (fp8InputScale != null) fp8InputScale.close();
     }
 }

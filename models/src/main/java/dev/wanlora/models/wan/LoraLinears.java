@@ -9,13 +9,15 @@ import dev.wanlora.models.wan.WanDitActivations.BlockGradients;
 import dev.wanlora.models.wan.WanDitActivations.BlockState;
 import dev.wanlora.models.wan.WanDitWeights.Block;
 import dev.wanlora.models.wan.WanDitWeights.BlockLinear;
+import dev.wanlora.models.wan.WanDitWeights.Linear;
 
 import java.util.IdentityHashMap;
 import java.util.Map;
 
 /**
  * {@link WanDit}'s block Linears with their LoRA (musubi {@code LoRAModule.forward}: y = x·Wᵀ + b + scale·up(down(x))),
- * forward and backward, and the compute-dtype copy of the LoRA parameters they multiply by. The frozen weight comes from
+ * forward and backward, and the compute-dtype copy of the LoRA parameters they multiply by. Under {@code --fp8_compute}
+ * the frozen part of the forward, x·Wᵀ + b, is {@link ComputeWeights#fp8Forward}; the LoRA stays in the compute dtype. The frozen weight comes from
  * {@link ComputeWeights} (fp8 codes dequantized there). Split from WanDit so that the model keeps the block's dataflow
  * and this class the Linear's arithmetic; the ops and their order are WanDit's as before.
  */
@@ -43,7 +45,22 @@ final class LoraLinears implements AutoCloseable {
 
     /** y = x·Wᵀ + b + scale·(x·Dᵀ)·Uᵀ for block Linear {@code layer}; down(x) is kept in the state for the backward. */
     void forward(Tensor y, Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s) {
-        backend.gemm(y, x, false, computeWeights.blockWeight(blk, layer), true, 1, 0, blk.linear(layer).bias());
+        forward(y, x, blk, layer, lora, s, false);
+    }
+
+    /**
+     * {@link #forward} of a Linear whose input x is that of the previous {@link #forward} call, unchanged since (self
+     * attention's k and v after q, cross attention's v after k): under {@code --fp8_compute} x's codes are reused.
+     */
+    void forwardSameInput(Tensor y, Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s) {
+        forward(y, x, blk, layer, lora, s, true);
+    }
+
+    private void forward(Tensor y, Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s,
+                         boolean isSameInput) {
+        Linear lin = blk.linear(layer);
+        if (lin.hasTensorScale()) computeWeights.fp8Forward(y, x, lin, isSameInput);
+        else backend.gemm(y, x, false, computeWeights.blockWeight(blk, layer), true, 1, 0, lin.bias());
         Tensor hidden = down(x, blk, layer, lora, s);
         if (hidden == null) return;
         Adapter m = lora.module(blk.index(), layer);

@@ -108,6 +108,12 @@ final class StreamedBlocks implements AutoCloseable {
         return max;
     }
 
+    /** True when the images hold {@code --fp8_compute}'s per-tensor codes (a scale of one element after the codes). */
+    boolean hasTensorScales() {
+        List<BlockLayout.Entry> entries = streamer.layout().entries();
+        return entries.get(0).dtype() == DType.F8_E4M3 && entries.get(1).shape().rank() == 1;
+    }
+
     long deviceBytes() { return streamer.deviceBytes(); }
 
     @Override

@@ -434,8 +434,8 @@ public final class WanDit implements AutoCloseable {
         // Self-attention: h = LN1(x)·(1 + m1) + m0; x1 = x + SelfAttn(h)·m2.
         backend.layerNormModulate(s.selfAttnInput, s.norm1Mean, s.norm1Rstd, x, mod, 0, 1, eps);
         linears.forward(s.selfQ, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_Q, lora, s);
-        linears.forward(s.selfK, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_K, lora, s);
-        linears.forward(s.selfV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s);
+        linears.forwardSameInput(s.selfK, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_K, lora, s);
+        linears.forwardSameInput(s.selfV, s.selfAttnInput, blk, BlockLinear.SELF_ATTN_V, lora, s);
         backend.rmsNorm(s.selfQRope, s.selfQRstd, s.selfQ, blk.selfAttnNormQ(), eps);
         backend.rmsNorm(s.selfKRope, s.selfKRstd, s.selfK, blk.selfAttnNormK(), eps);
         backend.rope(s.selfQRope, s.selfQRope, a.rope.cos(), a.rope.sin(), heads);
@@ -456,7 +456,7 @@ public final class WanDit implements AutoCloseable {
         boolean cached = text != null && text.caches() && text.isFilled();
         if (!cached) {
             linears.forward(s.crossK, a.context, blk, BlockLinear.CROSS_ATTN_K, lora, s);
-            linears.forward(s.crossV, a.context, blk, BlockLinear.CROSS_ATTN_V, lora, s);
+            linears.forwardSameInput(s.crossV, a.context, blk, BlockLinear.CROSS_ATTN_V, lora, s);
         }
         backend.rmsNorm(s.crossQNorm, s.crossQRstd, s.crossQ, blk.crossAttnNormQ(), eps);
         if (!cached) backend.rmsNorm(s.crossKNorm, s.crossKRstd, s.crossK, blk.crossAttnNormK(), eps);

@@ -56,6 +56,8 @@ final class WanDitLoader {
     private final WanDitTree tree;
     private final Quantization quantization;
     private final boolean dequantizeFp8AtLoad;
+    /** {@code --fp8_compute}: block Linear weights re-quantized per tensor ({@link Fp8ComputeWeights}). */
+    private final boolean fp8Compute;
     private final DType computeDType;
     private final Set<String> unconsumed;
     /** Per-tensor scales of a ComfyUI scaled fp8 file, or null. */
@@ -69,12 +71,13 @@ final class WanDitLoader {
     private final Parts parts = new Parts();
 
     private WanDitLoader(Backend backend, SafeTensors checkpoint, WanDitConfig config, ComputePrecision precision,
-                         Quantization quantization, boolean dequantizeFp8AtLoad, LongConsumer progress) {
+                         Quantization quantization, boolean dequantizeFp8AtLoad, boolean fp8Compute, LongConsumer progress) {
         this.backend = backend;
         this.checkpoint = checkpoint;
         this.tree = WanDitTree.of(config);
         this.quantization = quantization;
         this.dequantizeFp8AtLoad = dequantizeFp8AtLoad;
+        this.fp8Compute = fp8Compute;
         this.computeDType = precision.activationDType();
         this.unconsumed = new LinkedHashSet<>(checkpoint.keys());
         this.scaledFp8 = ScaledFp8Layout.of(checkpoint);
@@ -87,10 +90,11 @@ final class WanDitLoader {
 
     /** {@link WanDitWeights#load}: see the class comment. */
     static WanDitWeights load(Backend backend, SafeTensors checkpoint, WanDitConfig config, ComputePrecision precision,
-                              Quantization quantization, boolean dequantizeFp8AtLoad, BlockSwap swap, LongConsumer bytesRead) {
+                              Quantization quantization, boolean dequantizeFp8AtLoad, boolean fp8Compute, BlockSwap swap,
+                              LongConsumer bytesRead) {
         WanDitWeights.checkSwap(config, swap);
         WanDitLoader loader = new WanDitLoader(backend, checkpoint, config, precision, quantization, dequantizeFp8AtLoad,
-                bytesRead);
+                fp8Compute, bytesRead);
         int firstSwapped = swap.firstSwapped(config.numLayers());
         StreamedBlocks streamed = null;
         try (FileReadAhead readAhead = FileReadAhead.start(checkpoint.files())) {
@@ -102,11 +106,11 @@ final class WanDitLoader {
             }
             for (Node node : order) {
                 if (node.role() == Role.BLOCK_LINEAR_WEIGHT && node.block() >= firstSwapped) {
-                    streamed.put(node.block(), loader.tree.blockLinear(node), loader.blockLinearWeight(node),
+                    streamed.put(node.block(), loader.tree.blockLinear(node), loader.heldBlockLinearWeight(node),
                             loader.parts.owned);
                     loader.parts.putStreamed(node);
                 } else if (node.role() == Role.BLOCK_LINEAR_WEIGHT) {
-                    Tensor[] held = loader.blockLinearWeight(node);
+                    Tensor[] held = loader.heldBlockLinearWeight(node);
                     if (held.length == 2) loader.parts.putQuantized(node, held[0], held[1]);
                     else loader.parts.put(node, held[0]);
                 } else {
@@ -147,6 +151,9 @@ final class WanDitLoader {
                     + kind + " (an fp8 file), which --fp8_scaled cannot re-quantize; drop --fp8_scaled (keep --fp8_base)"
                     + " or use the bf16 checkpoint");
         }
+        if (fp8Compute && quantization == Quantization.NONE) {
+            throw Fp8ComputeWeights.needsFp8Weights(name() + (isFp8File ? " (an fp8 file)" : ""));
+        }
         if (isFp8File && quantization == Quantization.NONE) {
             throw new IllegalArgumentException(name() + ": the checkpoint is " + fileDType
                     + kind + " (an fp8 file); add --fp8_base to train on it, or use the bf16 checkpoint");
@@ -175,6 +182,7 @@ final class WanDitLoader {
 
     /** How {@link #blockLinearWeight} holds a block Linear weight: its streamer entries. */
     private LinearForm form(Node weight) {
+        if (fp8Compute) return LinearForm.FP8_COMPUTE;
         if (quantization == Quantization.NONE || dequantizeFp8AtLoad) return new LinearForm(false, computeDType);
         return new LinearForm(true, scaleDType(weight.key(), infos.get(weight)));
     }
@@ -200,6 +208,12 @@ final class WanDitLoader {
     private void closeScratch() {
         scratch.values().forEach(Tensor::close);
         scratch.clear();
+    }
+
+    /** {@link #blockLinearWeight}, re-quantized per tensor under {@code --fp8_compute} ({@link Fp8ComputeWeights}). */
+    private Tensor[] heldBlockLinearWeight(Node node) {
+        Tensor[] held = blockLinearWeight(node);
+        return fp8Compute ? Fp8ComputeWeights.requantize(backend, held, computeDType, parts.owned) : held;
     }
 
     /**

@@ -94,10 +94,14 @@ final class WanDitRandom {
      * @param dequantizeFp8AtLoad as in {@link WanDitWeights#load}: store fp8 block weights dequantized (CPU) or as
      *                            codes + scales
      * @param swap                as in {@link WanDitWeights#load}
+     * @param fp8Compute          {@code --fp8_compute}: the block Linear weights re-quantized per tensor
+     *                            ({@link Fp8ComputeWeights}) after they are drawn as above
      */
     static WanDitWeights onBackend(Backend backend, WanDitConfig config, ComputePrecision precision,
-                                   Quantization quantization, boolean dequantizeFp8AtLoad, BlockSwap swap, long seed) {
+                                   Quantization quantization, boolean dequantizeFp8AtLoad, boolean fp8Compute, BlockSwap swap,
+                                   long seed) {
         WanDitWeights.checkSwap(config, swap);
+        if (fp8Compute && quantization == Quantization.NONE) throw Fp8ComputeWeights.needsFp8Weights("the random DiT");
         WanDitTree tree = WanDitTree.of(config);
         DeviceRandom random = new DeviceRandom(backend, precision.activationDType(), seed);
         Parts parts = random.parts;
@@ -107,7 +111,7 @@ final class WanDitRandom {
         try {
             if (swap.count() > 0) {
                 // the scales are held in the compute dtype (FP8_SCALED: σ_w/48; FP8_BASE: 1)
-                LinearForm form = new LinearForm(keepsCodes, precision.activationDType());
+                LinearForm form = fp8Compute ? LinearForm.FP8_COMPUTE : new LinearForm(keepsCodes, precision.activationDType());
                 streamed = StreamedBlocks.open(backend, tree.blockLinearLayout(firstSwapped, n -> form), swap,
                         config.numLayers());
             }
@@ -118,6 +122,9 @@ final class WanDitRandom {
                         Tensor[] held = quantization == Quantization.NONE
                                 ? new Tensor[] {random.normal(n.shape(), xavierStd(n.shape()))}
                                 : random.quantized(n.shape(), quantization, dequantizeFp8AtLoad);
+                        if (fp8Compute) {
+                            held = Fp8ComputeWeights.requantize(backend, held, precision.activationDType(), parts.owned);
+                        }
                         if (n.block() >= firstSwapped) {
                             streamed.put(n.block(), tree.blockLinear(n), held, parts.owned);
                             parts.putStreamed(n);

@@ -223,14 +223,20 @@ public final class WanDitTree {
 
     /**
      * How a block Linear weight is held: in {@code dtype} as it is, or as F8_E4M3 codes (O, I) plus a scale
-     * (O, I/64, 1) in {@code dtype} when {@code isQuantized}.
+     * (O, I/64, 1) in {@code dtype} when {@code isQuantized}, or, with {@code hasTensorScale} ({@code --fp8_compute}),
+     * codes plus one F32 scale (1) ({@link Fp8ComputeWeights}).
      */
-    public record LinearForm(boolean isQuantized, DType dtype) {
+    public record LinearForm(boolean isQuantized, DType dtype, boolean hasTensorScale) {
+        public LinearForm(boolean isQuantized, DType dtype) { this(isQuantized, dtype, false); }
+
+        /** The {@code --fp8_compute} form: per-tensor E4M3 codes and an F32 scale (1). */
+        public static final LinearForm FP8_COMPUTE = new LinearForm(true, DType.F32, true);
+
         /** The tensors of a weight of (O, I) {@code shape} in this form: the weight, or the codes then the scale. */
         public List<BlockLayout.Entry> entries(Shape shape) {
-            return isQuantized ? List.of(new BlockLayout.Entry(DType.F8_E4M3, shape),
-                    new BlockLayout.Entry(dtype, Shape.of(shape.dim(0), shape.dim(1) / 64, 1)))
-                    : List.of(new BlockLayout.Entry(dtype, shape));
+            if (!isQuantized) return List.of(new BlockLayout.Entry(dtype, shape));
+            Shape scale = hasTensorScale ? Shape.of(1) : Shape.of(shape.dim(0), shape.dim(1) / 64, 1);
+            return List.of(new BlockLayout.Entry(DType.F8_E4M3, shape), new BlockLayout.Entry(dtype, scale));
         }
     }
 

@@ -111,6 +111,12 @@ public final class WanDitWeights implements AutoCloseable {
     public record Linear(String key, Tensor weight, Tensor quantized, Tensor scale, Tensor bias) {
         public boolean isQuantized() { return quantized != null; }
 
+        /**
+         * True for {@code --fp8_compute}'s form: per-tensor codes with one F32 scale (1), multiplied by
+         * {@code Backend.gemmFp8} and dequantized with {@code dequantizeFp8Tensor} ({@link Fp8ComputeWeights}).
+         */
+        public boolean hasTensorScale() { return quantized != null && scale.shape().rank() == 1; }
+
         /** True for the Linear of a streamed block seen outside {@link #acquireBlock}: bias only, no weight here. */
         public boolean isStreamed() { return weight == null && quantized == null; }
 
@@ -262,6 +268,13 @@ public final class WanDitWeights implements AutoCloseable {
         if (i >= 0 && i < config.numLayers() && isStreamed(i)) streamed.prefetch(i);
     }
 
+    /** True when the block Linears are in {@code --fp8_compute}'s form ({@link Linear#hasTensorScale()}). */
+    public boolean isFp8Compute() {
+        Linear probe = blocks.getFirst().linear(BlockLinear.SELF_ATTN_Q);
+        if (probe.isStreamed()) return streamed.hasTensorScales();
+        return probe.hasTensorScale();
+    }
+
     /** The largest (O·I) of the quantized Linears, streamed ones included (0 when none): a dequantization scratch size. */
     public long largestQuantizedWeightElements() {
         long max = 0;
@@ -387,7 +400,20 @@ public final class WanDitWeights implements AutoCloseable {
     public static WanDitWeights load(Backend backend, SafeTensors checkpoint, WanDitConfig config,
                                      ComputePrecision precision, Quantization quantization, boolean dequantizeFp8AtLoad,
                                      BlockSwap swap, LongConsumer bytesRead) {
-        return WanDitLoader.load(backend, checkpoint, config, precision, quantization, dequantizeFp8AtLoad, swap, bytesRead);
+        return WanDitLoader.load(backend, checkpoint, config, precision, quantization, dequantizeFp8AtLoad, false, swap,
+                bytesRead);
+    }
+
+    /**
+     * {@link #load(Backend, SafeTensors, WanDitConfig, ComputePrecision, Quantization, boolean, BlockSwap, LongConsumer)}
+     * with {@code --fp8_compute}: the block Linear weights re-quantized per tensor for {@code Backend.gemmFp8}
+     * ({@link Linear#hasTensorScale()}; needs an fp8 {@code quantization}).
+     */
+    public static WanDitWeights load(Backend backend, SafeTensors checkpoint, WanDitConfig config,
+                                     ComputePrecision precision, Quantization quantization, boolean dequantizeFp8AtLoad,
+                                     boolean fp8Compute, BlockSwap swap, LongConsumer bytesRead) {
+        return WanDitLoader.load(backend, checkpoint, config, precision, quantization, dequantizeFp8AtLoad, fp8Compute, swap,
+                bytesRead);
     }
 
     /** File bytes {@link #load} reads from {@code checkpoint}: every tensor but the scaled-fp8 scales and markers. */
@@ -401,6 +427,13 @@ public final class WanDitWeights implements AutoCloseable {
     /** {@link WanDitRandom#onBackend}: random weights drawn on the backend, for bench runs without a checkpoint. */
     public static WanDitWeights random(Backend backend, WanDitConfig config, ComputePrecision precision,
                                        Quantization quantization, boolean dequantizeFp8AtLoad, BlockSwap swap, long seed) {
-        return WanDitRandom.onBackend(backend, config, precision, quantization, dequantizeFp8AtLoad, swap, seed);
+        return WanDitRandom.onBackend(backend, config, precision, quantization, dequantizeFp8AtLoad, false, swap, seed);
+    }
+
+    /** {@link #random} with {@code --fp8_compute} (see the {@link #load} overload that takes it). */
+    public static WanDitWeights random(Backend backend, WanDitConfig config, ComputePrecision precision,
+                                       Quantization quantization, boolean dequantizeFp8AtLoad, boolean fp8Compute,
+                                       BlockSwap swap, long seed) {
+        return WanDitRandom.onBackend(backend, config, precision, quantization, dequantizeFp8AtLoad, fp8Compute, swap, seed);
     }
 }

@@ -44,11 +44,21 @@ public final class BenchRun implements AutoCloseable {
     /**
      * What to build: the model, its weight storage, the LoRA and the optimizer (musubi's flag values), and how many
      * blocks stream their Linear weights from host memory ({@code --blocks_to_swap}, through a 2-slot ring), and
-     * {@code --checkpoint_attention} (auto: decided per shape by {@link #shape}).
+     * {@code --checkpoint_attention} (auto: decided per shape by {@link #shape}), and {@code --fp8_compute}
+     * ({@link Fp8Compute}).
      */
     public record Settings(WanDitConfig config, WanDitWeights.Quantization quantization, int rank, float alpha,
                            boolean gradientCheckpointing, CheckpointAttention checkpointAttention, String optimizerType,
-                           int blocksToSwap, long seed, WanDitActivations.Offload offload, long budgetBytes) {
+                           int blocksToSwap, long seed, WanDitActivations.Offload offload, long budgetBytes,
+                           boolean fp8Compute) {
+        /** Without --fp8_compute. */
+        public Settings(WanDitConfig config, WanDitWeights.Quantization quantization, int rank, float alpha,
+                        boolean gradientCheckpointing, CheckpointAttention checkpointAttention, String optimizerType,
+                        int blocksToSwap, long seed, WanDitActivations.Offload offload, long budgetBytes) {
+            this(config, quantization, rank, alpha, gradientCheckpointing, checkpointAttention, optimizerType, blocksToSwap,
+                    seed, offload, budgetBytes, false);
+        }
+
         /**
          * Without activation offload, with the GPU's memory as the budget of --checkpoint_attention auto.
          */
@@ -98,7 +108,7 @@ public final class BenchRun implements AutoCloseable {
         ComputePrecision precision = ComputePrecision.BF16_MUSUBI;
         // The CPU stores fp8 weights dequantized, as wanlora train loads them there.
         this.weights = WanDitWeights.random(backend, s.config(), precision, s.quantization(), !backend.device().keepsFp8Quantized(),
-                new WanDitWeights.BlockSwap(s.blocksToSwap(), BlockStreamer.DEFAULT_SLOTS), s.seed());
+                s.fp8Compute(), new WanDitWeights.BlockSwap(s.blocksToSwap(), BlockStreamer.DEFAULT_SLOTS), s.seed());
         this.dit = new WanDit(backend, s.config(), weights, precision, s.gradientCheckpointing());
         dit.offloadActivations(s.offload());
         this.lora = LoraNetwork.create(backend, s.config(), s.rank(), s.alpha(), s.seed());
@@ -226,6 +236,7 @@ public final class BenchRun implements AutoCloseable {
         if (onGpu) {
             others.add(new MemoryPlan.Item("attention workspace", DeviceFacts.attentionWorkspaceBytes(d[0], c.numHeads(), tokens), ""));
         }
+        if (settings.fp8Compute()) others.add(Fp8Compute.inputCodes(c, d[0] * Math.max(tokens, c.textLen())));
         return new WanMemoryPlan.Settings(c, ComputePrecision.BF16_MUSUBI, settings.quantization(), onGpu, DType.BF16,
                 List.of(key), OptimizerConfig.fromFlags(settings.optimizerType(), List.of()), BlockStreamer.DEFAULT_SLOTS, others);
     }

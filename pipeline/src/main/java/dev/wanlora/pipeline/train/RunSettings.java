@@ -42,9 +42,17 @@ public record RunSettings(Model model, Data data, Network network, Optimization 
      * @param blockDType the dtype of the checkpoint's block weights (bf16 assumed without a checkpoint)
      * @param quantization --fp8_base / --fp8_scaled
      * @param isCheckpointHere whether --dit was read (false only under --dry_run --task without the file)
+     * @param fp8Compute --fp8_compute (opt-in; {@link Fp8Compute})
      */
     public record Model(Path dit, Path vae, String task, WanDitConfig config, ComputePrecision precision,
-                        DType blockDType, WanDitWeights.Quantization quantization, boolean isCheckpointHere) {
+                        DType blockDType, WanDitWeights.Quantization quantization, boolean isCheckpointHere,
+                        boolean fp8Compute) {
+
+        /** Without --fp8_compute. */
+        public Model(Path dit, Path vae, String task, WanDitConfig config, ComputePrecision precision, DType blockDType,
+                     WanDitWeights.Quantization quantization, boolean isCheckpointHere) {
+            this(dit, vae, task, config, precision, blockDType, quantization, isCheckpointHere, false);
+        }
 
         /** musubi's --mixed_precision value of {@link #precision}: no (fp32) or bf16. */
         public String mixedPrecision() {

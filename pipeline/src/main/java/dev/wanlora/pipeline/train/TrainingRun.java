@@ -24,6 +24,7 @@ import dev.wanlora.models.musubi.DatasetException;
 import dev.wanlora.models.text.Counts;
 import dev.wanlora.models.wan.WanDit;
 import dev.wanlora.models.wan.WanDitWeights;
+import dev.wanlora.models.wan.WanDitActivations;
 import dev.wanlora.models.wan.WanMemoryPlan;
 import dev.wanlora.pipeline.UserError;
 import dev.wanlora.pipeline.sample.SampleModels;
@@ -32,6 +33,7 @@ import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.SecureRandom;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 
@@ -290,7 +292,7 @@ public final class TrainingRun {
             try (LoadProgress progress = LoadProgress.start(out, ProgressDisplay.isTerminal() && !isLinePerStep,
                     model.dit().getFileName().toString(), WanDitWeights.loadBytes(checkpoint))) {
                 return WanDitWeights.load(backend, checkpoint, model.config(), model.precision(), model.quantization(),
-                        !backend.device().keepsFp8Quantized(), swap, progress);
+                        !backend.device().keepsFp8Quantized(), model.fp8Compute(), swap, progress);
             }
         } catch (IllegalArgumentException | SafeTensorsException e) {
             throw new UserError(e.getMessage(), e);
@@ -305,11 +307,23 @@ public final class TrainingRun {
         RunSettings.Model model = s.model();
         RunSettings.Memory m = s.memory();
         int rank = loraRankForPlan();
-        List<MemoryPlan.Item> extra = sampling == null ? List.of()
-                : List.of(sampling.memoryItem(model.config(), model.precision(), rank));
+        List<MemoryPlan.Item> extra = new ArrayList<>();
+        if (sampling != null) extra.add(sampling.memoryItem(model.config(), model.precision(), rank));
         boolean isAuto = m.blocksToSwap() != null && m.blocksToSwap().isAuto();
+        List<WanDitActivations.Key> shapes = RunMemory.inputShapes(data, dataToml, validationData, validationToml, rank,
+                m.gradientCheckpointing(), false);
+        if (model.fp8Compute()) {
+            if (backend != null) Fp8Compute.check(backend.device(), model.quantization(), "add --fp8_base");
+            out.println(Fp8Compute.NOTE);
+            long rows = model.config().textLen();
+            for (WanDitActivations.Key k : shapes) {
+                rows = Math.max(rows, (long) k.batch() * Math.max(model.config().textLen(),
+                        (long) k.frames() * (k.height() / 2) * (k.width() / 2)));
+            }
+            extra.add(Fp8Compute.inputCodes(model.config(), rows));
+        }
         var request = new RunMemory.Request(model.config(), model.precision(), model.quantization(), model.blockDType(),
-                RunMemory.inputShapes(data, dataToml, validationData, validationToml, rank, m.gradientCheckpointing(), false),
+                shapes,
                 RunMemory.inputShapes(data, dataToml, validationData, validationToml, rank, m.gradientCheckpointing(), true),
                 s.optimization().optimizer(), m.ringSize(), m.blocksToSwap() == null || isAuto ? 0 : m.blocksToSwap().count(),
                 isAuto, m.checkpointAttention(), m.gradientCheckpointing(), m.cpuOffload(), s.isDryRun(), extra,
