@@ -48,7 +48,9 @@ e2e_run() {
   local loaded last
   loaded=$(grep -m1 "^loaded " "$run")
   last=$(grep "^step " "$run" | tail -1 | grep -o "[0-9.]* s/it")
-  say "e2e $name: rc $rc; $([ "$cold" = 1 ] && echo cold || echo warm) page cache; step 1 done at ${first:-?} s, all done at $total s; $loaded; ${last:-? s/it} (mean of steps 2..); peak GPU ${peak:-?} MiB (nvidia-smi); host peak RSS $(awk -v k="$hwm" 'BEGIN{printf "%.2f", k/1048576}') GiB"
+  local median
+  median=$(grep -o "median [0-9.]* s/it" "$run" | tail -1)
+  say "e2e $name: rc $rc; $([ "$cold" = 1 ] && echo cold || echo warm) page cache; step 1 done at ${first:-?} s, all done at $total s; $loaded; ${last:-? s/it} (mean of steps 2..${median:+; $median}); peak GPU ${peak:-?} MiB (nvidia-smi); host peak RSS $(awk -v k="$hwm" 'BEGIN{printf "%.2f", k/1048576}') GiB"
   [ "$rc" = 0 ] || { status=1; tail -5 "$run" | tee -a "$log"; }
   { echo "==== $name: wanlora train --task $task --dit $ckpt $*"; cat "$run"; } >> "$logs/e2e-runs.log"
   rm -rf "$dir/out-$name"

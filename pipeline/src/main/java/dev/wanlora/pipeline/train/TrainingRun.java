@@ -436,6 +436,8 @@ public final class TrainingRun {
             if (s.logging().logConfig()) log.config(s.output().configDump());
             long timedSteps = 0;
             double timedSeconds = 0;
+            // every timed step's seconds, for the median in the last line (bench reports medians; issue 13 compares)
+            List<Double> stepSeconds = new ArrayList<>();
             if (sampling != null && sampling.atFirst()) sample(globalStep, null);
             // From here a signal waits for the step boundary and the state is saved; the TensorBoard line is the last
             // line of the start-up, so a signal sent after it (a test's, a user's) never stops a run that trains.
@@ -479,7 +481,10 @@ public final class TrainingRun {
                         double seconds = (System.nanoTime() - started) / 1e9;
                         // The first step of a process includes one-time work (plans, kernel loading): once there are
                         // others, s/it is their mean.
-                        if (timedSteps++ > 0) timedSeconds += seconds;
+                        if (timedSteps++ > 0) {
+                            timedSeconds += seconds;
+                            stepSeconds.add(seconds);
+                        }
                         double secondsPerStep = timedSteps > 1 ? timedSeconds / (timedSteps - 1) : seconds;
                         progress.update(new ProgressDisplay.StepReport(globalStep, maxTrainSteps, epoch, epochs, secondsPerStep,
                                 loss, losses.average(), lr, peakVramGiB));
@@ -519,9 +524,24 @@ public final class TrainingRun {
             if (s.output().saving().saveState() || s.output().saveStateOnTrainEnd()) {
                 saver.saveState(s.output().dir().resolve(names.lastState()), globalStep, epoch, position);
             }
-            progress.message("done: " + s.output().dir().resolve(names.lastFile()) + " (" + Counts.of(globalStep, "step") + ")");
+            progress.message("done: " + s.output().dir().resolve(names.lastFile()) + " (" + Counts.of(globalStep, "step")
+                    + stepTimes(stepSeconds) + ")");
             return 0;
         }
+    }
+
+    /**
+     * "; steps after the first: mean 0.660 s/it, median 0.652 s/it" for the last line, or "" with fewer than two timed
+     * steps. The median is what `wanlora bench` reports: it leaves out the steps that waited on something else (an
+     * epoch's first read, a sample, a save).
+     */
+    static String stepTimes(List<Double> seconds) {
+        if (seconds.size() < 2) return "";
+        double[] sorted = seconds.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        int n = sorted.length;
+        double median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+        double mean = java.util.Arrays.stream(sorted).sum() / n;
+        return String.format(Locale.ROOT, "; steps after the first: mean %.3f s/it, median %.3f s/it", mean, median);
     }
 
     /** A sampling phase (musubi's sample_images) after {@code step}; {@code epoch} non-null at an epoch's end. */

@@ -22,6 +22,17 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 class TrainPiecesTest {
 
     @Test
+    void theLastLineGivesTheMeanAndTheMedianOfTheTimedSteps() {
+        assertEquals("", TrainingRun.stepTimes(java.util.List.of()));
+        assertEquals("", TrainingRun.stepTimes(java.util.List.of(0.7)));
+        // one slow step (an epoch's first read) moves the mean, not the median
+        assertEquals("; steps after the first: mean 0.700 s/it, median 0.650 s/it",
+                TrainingRun.stepTimes(java.util.List.of(0.65, 0.9, 0.65, 0.6)));
+        assertEquals("; steps after the first: mean 0.650 s/it, median 0.640 s/it",
+                TrainingRun.stepTimes(java.util.List.of(0.64, 0.63, 0.68)));
+    }
+
+    @Test
     void lossRecorderIsMusubisMovingAverage() {
         // epoch 0: positions 0,1,2 → mean of all; epoch 1 replaces position by position (a one-epoch window)
         LossRecorder r = new LossRecorder();
