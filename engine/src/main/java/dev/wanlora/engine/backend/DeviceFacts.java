@@ -66,12 +66,15 @@ public record DeviceFacts(String name, boolean storesFp32, boolean keepsFp8Quant
     public long usedBytes() { return hasDeviceMemory() ? totalMemoryBytes - memory.freeBytes() : 0; }
 
     /**
-     * Bytes of the attention backward's workspace on a GPU for a shape: {@link AttentionWorkspace#totalBytes()}. A
-     * memory plan made for a GPU counts it on any backend (a --dry_run without one); the portable kernels use only its
-     * delta.
+     * Bytes of the attention backward's workspace on a GPU for a shape: its delta ({@link AttentionWorkspace#deltaBytes()}),
+     * and the fused backward's parts too ({@link AttentionWorkspace#totalBytes()}) only when
+     * {@code -Dwanlora.attentionBackward} asks for the fused kernel ({@link AttentionWorkspace#fusedRequested()}):
+     * the default two passes never touch them, and at 32760 tokens they are 256 MiB a 24 GB plan cannot spare. A memory
+     * plan made for a GPU counts it on any backend (a --dry_run without one).
      */
     public static long attentionWorkspaceBytes(long batch, int heads, long queries) {
-        return AttentionWorkspace.of(batch, heads, queries).totalBytes();
+        AttentionWorkspace w = AttentionWorkspace.of(batch, heads, queries);
+        return AttentionWorkspace.fusedRequested() ? w.totalBytes() : w.deltaBytes();
     }
 
     /**
@@ -87,6 +90,14 @@ public record DeviceFacts(String name, boolean storesFp32, boolean keepsFp8Quant
         public static final long FUSED_ACC_BUDGET = 256L << 20;
         /** Bytes of one 64-query tile of the dQ accumulator. */
         public static final long TILE_BYTES = 64L * 128 * Float.BYTES;
+        /** The system property that picks the Hopper attention backward: auto, passes (the default) or fused. */
+        public static final String BACKWARD_PROPERTY = "wanlora.attentionBackward";
+
+        /** Whether {@value #BACKWARD_PROPERTY} is auto or fused: only then may the fused backward run in this process. */
+        public static boolean fusedRequested() {
+            String value = System.getProperty(BACKWARD_PROPERTY, "");
+            return value.equals("auto") || value.equals("fused");
+        }
 
         public static AttentionWorkspace of(long batch, int heads, long queries) {
             long pairs = Math.multiplyExact(batch, heads), tiles = (queries + 63) / 64;

@@ -25,9 +25,9 @@ import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
  * {@link #describe()} names the path.
  *
  * <p>The backward's scratch (delta (B, N, Lq) F32 = rowsum(dOut∘out); on the Hopper path also the fused backward's
- * dQ accumulator and semaphores: {@link DeviceFacts.AttentionWorkspace}) lives in a buffer owned here: the memory
- * plan calls {@link #reserveBackwardWorkspace} with the largest shape so the step loop never allocates; a larger call
- * grows it (one synchronizing reallocation).
+ * dQ accumulator and semaphores: {@link DeviceFacts.AttentionWorkspace}, counted and reserved only when the fused
+ * backward is asked for) lives in a buffer owned here: the memory plan calls {@link #reserveBackwardWorkspace} with
+ * the largest shape so the step loop never allocates; a larger call grows it (one synchronizing reallocation).
  */
 public final class CudaAttention implements AttentionOps.Kernels<CudaTensor>, AutoCloseable {
     /** The head dim the kernels are written for. */
@@ -70,7 +70,7 @@ public final class CudaAttention implements AttentionOps.Kernels<CudaTensor>, Au
     public enum Backward { AUTO, PASSES, FUSED }
 
     /** The system property that picks the Hopper backward ({@link Backward}). */
-    public static final String BACKWARD_PROPERTY = "wanlora.attentionBackward";
+    public static final String BACKWARD_PROPERTY = DeviceFacts.AttentionWorkspace.BACKWARD_PROPERTY;
     static final Backward DEFAULT_BACKWARD = Backward.PASSES;
 
     /** Which forward kernel runs. */

@@ -30,6 +30,24 @@ class AttentionWorkspaceTest {
         assertTrue(w.totalBytes() < 262 * MIB, "delta 5 MiB + semaphores + 256 MiB");
         // a sequence whose one head exceeds the budget still gets one head per launch
         assertEquals(1, DeviceFacts.AttentionWorkspace.of(2, 40, 600_000).pairsPerLaunch());
-        assertEquals(DeviceFacts.attentionWorkspaceBytes(1, 40, 32760), w.totalBytes());
+    }
+
+    @Test
+    void plansCountTheFusedPartsOnlyWhenTheFusedBackwardIsAskedFor() {
+        var w = DeviceFacts.AttentionWorkspace.of(1, 40, 32760);
+        String before = System.getProperty(DeviceFacts.AttentionWorkspace.BACKWARD_PROPERTY);
+        try {
+            System.clearProperty(DeviceFacts.AttentionWorkspace.BACKWARD_PROPERTY); // the default: the two passes
+            assertEquals(w.deltaBytes(), DeviceFacts.attentionWorkspaceBytes(1, 40, 32760));
+            for (String fused : new String[] {"auto", "fused"}) {
+                System.setProperty(DeviceFacts.AttentionWorkspace.BACKWARD_PROPERTY, fused);
+                assertEquals(w.totalBytes(), DeviceFacts.attentionWorkspaceBytes(1, 40, 32760), fused);
+            }
+            System.setProperty(DeviceFacts.AttentionWorkspace.BACKWARD_PROPERTY, "passes");
+            assertEquals(w.deltaBytes(), DeviceFacts.attentionWorkspaceBytes(1, 40, 32760));
+        } finally {
+            if (before == null) System.clearProperty(DeviceFacts.AttentionWorkspace.BACKWARD_PROPERTY);
+            else System.setProperty(DeviceFacts.AttentionWorkspace.BACKWARD_PROPERTY, before);
+        }
     }
 }
