@@ -214,6 +214,13 @@ final class CublasLt implements AutoCloseable {
         }
     }
 
+    /** {@link #matmulDescSet} of one int attribute (transposes, epilogue, data types). */
+    void matmulDescSetInt(MemorySegment desc, int attribute, int value) {
+        MemorySegment v = arena.allocate(JAVA_INT);
+        v.set(JAVA_INT, 0, value);
+        matmulDescSet(desc, attribute, v);
+    }
+
     MemorySegment matrixLayoutCreate(int dataType, long rows, long cols, long ld) {
         try {
             check((int) layoutCreate.invokeExact(out, dataType, rows, cols, ld), "cublasLtMatrixLayoutCreate");
@@ -237,6 +244,31 @@ final class CublasLt implements AutoCloseable {
             check((int) prefSet.invokeExact(pref, attribute, value, value.byteSize()), "cublasLtMatmulPreferenceSetAttribute(" + attribute + ")");
         } catch (Throwable t) {
             throw rethrow(t, "cublasLtMatmulPreferenceSetAttribute");
+        }
+    }
+
+    /** {@link #preferenceSet} of one int attribute (the operands' minimum alignments). */
+    void preferenceSetInt(MemorySegment pref, int attribute, int value) {
+        MemorySegment v = arena.allocate(JAVA_INT);
+        v.set(JAVA_INT, 0, value);
+        preferenceSet(pref, attribute, v);
+    }
+
+    /** Candidate {@code i}'s algorithm (its first {@link #ALGO_BYTES}) in {@link #algoGetHeuristic}'s results. */
+    static MemorySegment heuristicAlgo(MemorySegment results, int i) {
+        return results.asSlice(i * HEURISTIC_RESULT_BYTES, ALGO_BYTES);
+    }
+
+    /**
+     * Whether cuBLASLt accepts {@code algo} for this problem (D laid out as C) within {@code maxWorkspaceBytes}: a stale
+     * or foreign {@link GemmAlgorithmCache} entry is not.
+     */
+    boolean isUsable(MemorySegment desc, MemorySegment a, MemorySegment b, MemorySegment c, byte[] algo,
+                     long maxWorkspaceBytes) {
+        try (Arena local = Arena.ofConfined()) {
+            MemorySegment candidate = local.allocate(ALGO_BYTES, 8).copyFrom(MemorySegment.ofArray(algo));
+            MemorySegment result = local.allocate(HEURISTIC_RESULT_BYTES, 8);
+            return algoCheck(desc, a, b, c, c, candidate, result) == 0 && result.get(JAVA_LONG, ALGO_BYTES) <= maxWorkspaceBytes;
         }
     }
 

@@ -60,16 +60,18 @@ final class CudaFp8Gemm implements AutoCloseable {
     /** Where timed choices are kept (null: tuning off), and the machine part of their keys (GPU, driver, cuBLASLt). */
     private final GemmAlgorithmCache cache;
     private final String machineKey;
-    private CudaEvent timingStart, timingStop;
+    /** {@link CudaGemm}'s (one compute stream, one choice at a time). */
+    private final AlgorithmTimer timer;
 
     CudaFp8Gemm(CudaContext context, Launcher launcher, CublasLt lt, DeviceBuffer workspace, GemmAlgorithmCache cache,
-                String machineKey) {
+                String machineKey, AlgorithmTimer timer) {
         this.context = context;
         this.launcher = launcher;
         this.lt = lt;
         this.workspace = workspace;
         this.cache = cache;
         this.machineKey = machineKey;
+        this.timer = timer;
         this.partials = DeviceBuffer.allocate(context, AMAX_BLOCKS * 4L, "fp8 amax partials");
         this.alpha = lt.arena().allocate(JAVA_FLOAT);
         this.beta = lt.arena().allocate(JAVA_FLOAT);
@@ -112,8 +114,8 @@ final class CudaFp8Gemm implements AutoCloseable {
                     + "; supported: BF16 y and bias");
         }
         if (dims.m() == 0) return;
-        Key key = new Key(dims.m(), dims.n(), dims.k(), bias != null, alignment(xCodes.address()), alignment(wCodes.address()),
-                alignment(y.address()));
+        Key key = new Key(dims.m(), dims.n(), dims.k(), bias != null, CudaGemm.alignment(xCodes.address()),
+                CudaGemm.alignment(wCodes.address()), CudaGemm.alignment(y.address()));
         Plan plan = plans.get(key);
         if (plan == null) {
             plan = plan(key);
@@ -139,11 +141,11 @@ final class CudaFp8Gemm implements AutoCloseable {
     private Plan plan(Key key) {
         var arena = lt.arena();
         MemorySegment desc = lt.matmulDescCreate(CublasLt.COMPUTE_32F, CublasLt.R_32F);
-        setInt(desc, CublasLt.DESC_TRANSA, CublasLt.OP_T);
-        setInt(desc, CublasLt.DESC_TRANSB, CublasLt.OP_N);
+        lt.matmulDescSetInt(desc, CublasLt.DESC_TRANSA, CublasLt.OP_T);
+        lt.matmulDescSetInt(desc, CublasLt.DESC_TRANSB, CublasLt.OP_N);
         if (key.hasBias()) {
-            setInt(desc, CublasLt.DESC_EPILOGUE, CublasLt.EPILOGUE_BIAS);
-            setInt(desc, CublasLt.DESC_BIAS_DATA_TYPE, CublasLt.R_16BF);
+            lt.matmulDescSetInt(desc, CublasLt.DESC_EPILOGUE, CublasLt.EPILOGUE_BIAS);
+            lt.matmulDescSetInt(desc, CublasLt.DESC_BIAS_DATA_TYPE, CublasLt.R_16BF);
         }
         MemorySegment layoutA = lt.matrixLayoutCreate(R_8F_E4M3, key.k(), key.n(), key.k());
         MemorySegment layoutB = lt.matrixLayoutCreate(R_8F_E4M3, key.k(), key.m(), key.k());
@@ -152,10 +154,10 @@ final class CudaFp8Gemm implements AutoCloseable {
         MemorySegment lv = arena.allocate(JAVA_LONG);
         lv.set(JAVA_LONG, 0, CudaGemm.WORKSPACE_BYTES);
         lt.preferenceSet(pref, CublasLt.PREF_MAX_WORKSPACE_BYTES, lv);
-        setPreference(pref, CublasLt.PREF_MIN_ALIGNMENT_A, key.alignW());
-        setPreference(pref, CublasLt.PREF_MIN_ALIGNMENT_B, key.alignX());
-        setPreference(pref, CublasLt.PREF_MIN_ALIGNMENT_C, key.alignY());
-        setPreference(pref, CublasLt.PREF_MIN_ALIGNMENT_D, key.alignY());
+        lt.preferenceSetInt(pref, CublasLt.PREF_MIN_ALIGNMENT_A, key.alignW());
+        lt.preferenceSetInt(pref, CublasLt.PREF_MIN_ALIGNMENT_B, key.alignX());
+        lt.preferenceSetInt(pref, CublasLt.PREF_MIN_ALIGNMENT_C, key.alignY());
+        lt.preferenceSetInt(pref, CublasLt.PREF_MIN_ALIGNMENT_D, key.alignY());
         int requested = cache == null ? 1 : CudaGemm.CANDIDATES;
         MemorySegment results = arena.allocate(CublasLt.HEURISTIC_RESULT_BYTES * requested, 8);
         int found = lt.algoGetHeuristic(desc, layoutA, layoutB, layoutC, layoutC, pref, requested, results);
@@ -181,14 +183,16 @@ final class CudaFp8Gemm implements AutoCloseable {
         String cacheKey = machineKey + "|fp8 m" + key.m() + " n" + key.n() + " k" + key.k() + " TN E4M3xE4M3->BF16 bias "
                 + key.hasBias() + " align " + key.alignX() + "/" + key.alignW() + "/" + key.alignY();
         GemmAlgorithmCache.Entry cached = cache.get(cacheKey);
-        if (cached != null && isUsable(plan, cached.algo())) {
+        if (cached != null && lt.isUsable(plan.desc(), plan.layoutA(), plan.layoutB(), plan.layoutC(), cached.algo(),
+                CudaGemm.WORKSPACE_BYTES)) {
             algo.copyFrom(MemorySegment.ofArray(cached.algo()));
             return;
         }
         double[] micros = new double[plan.found()];
         for (int i = 0; i < micros.length; i++) {
             long workspaceBytes = plan.candidates().get(JAVA_LONG, i * CublasLt.HEURISTIC_RESULT_BYTES + CublasLt.ALGO_BYTES);
-            micros[i] = workspaceBytes > CudaGemm.WORKSPACE_BYTES ? Double.NaN : timeMicros(plan, candidate(plan, i), w, x, y);
+            MemorySegment candidate = candidate(plan, i);
+            micros[i] = workspaceBytes > CudaGemm.WORKSPACE_BYTES ? Double.NaN : timer.micros(() -> run(plan, candidate, w, x, y));
         }
         int chosen = CudaGemm.pick(micros);
         algo.copyFrom(candidate(plan, chosen));
@@ -197,36 +201,7 @@ final class CudaFp8Gemm implements AutoCloseable {
     }
 
     private static MemorySegment candidate(Plan plan, int i) {
-        return plan.candidates().asSlice(i * CublasLt.HEURISTIC_RESULT_BYTES, CublasLt.ALGO_BYTES);
-    }
-
-    private boolean isUsable(Plan plan, byte[] algo) {
-        try (java.lang.foreign.Arena a = java.lang.foreign.Arena.ofConfined()) {
-            MemorySegment candidate = a.allocate(CublasLt.ALGO_BYTES, 8).copyFrom(MemorySegment.ofArray(algo));
-            MemorySegment result = a.allocate(CublasLt.HEURISTIC_RESULT_BYTES, 8);
-            int status = lt.algoCheck(plan.desc(), plan.layoutA(), plan.layoutB(), plan.layoutC(), plan.layoutC(), candidate, result);
-            return status == 0 && result.get(JAVA_LONG, CublasLt.ALGO_BYTES) <= CudaGemm.WORKSPACE_BYTES;
-        }
-    }
-
-    /** Device µs of one run of {@code algo} (mean of 2..20 runs filling ~1 ms after one untimed); NaN if refused. */
-    private double timeMicros(Plan plan, MemorySegment algo, long w, long x, long y) {
-        if (run(plan, algo, w, x, y) != 0) return Double.NaN;
-        if (timingStart == null) {
-            timingStart = context.newEvent(true);
-            timingStop = context.newEvent(true);
-        }
-        timingStart.recordOnCompute();
-        run(plan, algo, w, x, y);
-        timingStop.recordOnCompute();
-        timingStop.synchronize();
-        double once = timingStop.elapsedMillisSince(timingStart) * 1000;
-        int reps = (int) Math.clamp(Math.ceil(1000 / Math.max(once, 1)), 2, 20);
-        timingStart.recordOnCompute();
-        for (int r = 0; r < reps; r++) run(plan, algo, w, x, y);
-        timingStop.recordOnCompute();
-        timingStop.synchronize();
-        return timingStop.elapsedMillisSince(timingStart) * 1000.0 / reps;
+        return CublasLt.heuristicAlgo(plan.candidates(), i);
     }
 
     /** y = (sx·sw)·x·wᵀ (+ bias) with {@code algo}, the scale and bias pointers already on the descriptor. */
@@ -236,28 +211,8 @@ final class CudaFp8Gemm implements AutoCloseable {
                 algo, workspace.address(), CudaGemm.WORKSPACE_BYTES, context.computeStreamAddress());
     }
 
-    private void setInt(MemorySegment desc, int attribute, int value) {
-        MemorySegment v = lt.arena().allocate(JAVA_INT);
-        v.set(JAVA_INT, 0, value);
-        lt.matmulDescSet(desc, attribute, v);
-    }
-
-    private void setPreference(MemorySegment pref, int attribute, int bytes) {
-        MemorySegment v = lt.arena().allocate(JAVA_INT);
-        v.set(JAVA_INT, 0, bytes);
-        lt.preferenceSet(pref, attribute, v);
-    }
-
-    private static int alignment(long address) {
-        return (int) Math.min(256, address == 0 ? 256 : Long.lowestOneBit(address));
-    }
-
     @Override
     public void close() {
-        if (timingStart != null) {
-            timingStart.close();
-            timingStop.close();
-        }
         partials.close();
     }
 }

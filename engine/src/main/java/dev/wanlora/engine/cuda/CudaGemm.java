@@ -5,7 +5,6 @@ import dev.wanlora.engine.backend.OpChecks.GemmDims;
 import dev.wanlora.engine.backend.OpChecks.MatrixDims;
 import dev.wanlora.engine.tensor.DType;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -81,8 +80,9 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
     private final Map<Key, Choice> choices = new LinkedHashMap<>();
     private final MemorySegment alpha, beta, biasPointer;
     private final GemmAlgorithmCache cache;
-    private final int driverVersion;
-    private CudaEvent timingStart, timingStop;
+    /** GPU, driver and cuBLASLt version: the machine part of every {@link GemmAlgorithmCache} key. */
+    private final String machineKey;
+    private final AlgorithmTimer timer;
     /** The fp8 compute path (--fp8_compute), sharing this class's cuBLASLt handle and workspace. */
     private final CudaFp8Gemm fp8;
 
@@ -98,9 +98,9 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
         this.cache = IS_TUNING ? GemmAlgorithmCache.at(GemmAlgorithmCache.defaultFile()) : null;
         int[] version = new int[1];
         CudaException.check(jcuda.driver.JCudaDriver.cuDriverGetVersion(version), "cuDriverGetVersion");
-        this.driverVersion = version[0];
-        this.fp8 = new CudaFp8Gemm(context, launcher, lt, workspace, cache,
-                context.deviceName() + "|driver " + driverVersion + "|cublasLt " + lt.version());
+        this.machineKey = context.deviceName() + "|driver " + version[0] + "|cublasLt " + lt.version();
+        this.timer = new AlgorithmTimer(context);
+        this.fp8 = new CudaFp8Gemm(context, launcher, lt, workspace, cache, machineKey, timer);
     }
 
     private static boolean isOff(String v) {
@@ -255,7 +255,8 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
         };
     }
 
-    private static int alignment(long address) {
+    /** The largest power of two (at most 256) dividing {@code address}: cuBLASLt's minimum-alignment preference. */
+    static int alignment(long address) {
         return (int) Math.min(256, address == 0 ? 256 : Long.lowestOneBit(address));
     }
 
@@ -271,19 +272,11 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
     private Plan plan(Key key, Operands operands) {
         var arena = lt.arena();
         MemorySegment desc = lt.matmulDescCreate(CublasLt.COMPUTE_32F, CublasLt.R_32F);
-        MemorySegment iv = arena.allocate(JAVA_INT);
-        iv.set(JAVA_INT, 0, key.transB() ? CublasLt.OP_T : CublasLt.OP_N);
-        lt.matmulDescSet(desc, CublasLt.DESC_TRANSA, iv);
-        iv = arena.allocate(JAVA_INT);
-        iv.set(JAVA_INT, 0, key.transA() ? CublasLt.OP_T : CublasLt.OP_N);
-        lt.matmulDescSet(desc, CublasLt.DESC_TRANSB, iv);
+        lt.matmulDescSetInt(desc, CublasLt.DESC_TRANSA, key.transB() ? CublasLt.OP_T : CublasLt.OP_N);
+        lt.matmulDescSetInt(desc, CublasLt.DESC_TRANSB, key.transA() ? CublasLt.OP_T : CublasLt.OP_N);
         if (key.bias() != null) {
-            iv = arena.allocate(JAVA_INT);
-            iv.set(JAVA_INT, 0, CublasLt.EPILOGUE_BIAS);
-            lt.matmulDescSet(desc, CublasLt.DESC_EPILOGUE, iv);
-            iv = arena.allocate(JAVA_INT);
-            iv.set(JAVA_INT, 0, cudaType(key.bias()));
-            lt.matmulDescSet(desc, CublasLt.DESC_BIAS_DATA_TYPE, iv);
+            lt.matmulDescSetInt(desc, CublasLt.DESC_EPILOGUE, CublasLt.EPILOGUE_BIAS);
+            lt.matmulDescSetInt(desc, CublasLt.DESC_BIAS_DATA_TYPE, cudaType(key.bias()));
             biasPointer.set(JAVA_LONG, 0, operands.bias());
             lt.matmulDescSet(desc, CublasLt.DESC_BIAS_POINTER, biasPointer); // the timing runs below need it
         }
@@ -297,10 +290,10 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
         MemorySegment lv = arena.allocate(JAVA_LONG);
         lv.set(JAVA_LONG, 0, WORKSPACE_BYTES);
         lt.preferenceSet(pref, CublasLt.PREF_MAX_WORKSPACE_BYTES, lv);
-        setAlignment(pref, CublasLt.PREF_MIN_ALIGNMENT_A, key.alignB());
-        setAlignment(pref, CublasLt.PREF_MIN_ALIGNMENT_B, key.alignA());
-        setAlignment(pref, CublasLt.PREF_MIN_ALIGNMENT_C, key.alignC());
-        setAlignment(pref, CublasLt.PREF_MIN_ALIGNMENT_D, key.alignC());
+        lt.preferenceSetInt(pref, CublasLt.PREF_MIN_ALIGNMENT_A, key.alignB());
+        lt.preferenceSetInt(pref, CublasLt.PREF_MIN_ALIGNMENT_B, key.alignA());
+        lt.preferenceSetInt(pref, CublasLt.PREF_MIN_ALIGNMENT_C, key.alignC());
+        lt.preferenceSetInt(pref, CublasLt.PREF_MIN_ALIGNMENT_D, key.alignC());
         int requested = IS_TUNING ? CANDIDATES : 1;
         MemorySegment results = arena.allocate(CublasLt.HEURISTIC_RESULT_BYTES * requested, 8);
         int found = lt.algoGetHeuristic(desc, layoutA, layoutB, layoutC, layoutC, pref, requested, results);
@@ -330,18 +323,19 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
     private Choice choose(Key key, Plan plan, MemorySegment results, int found, Operands o) {
         MemorySegment algo = plan.algo();
         if (!IS_TUNING) {
-            algo.copyFrom(candidate(results, 0));
+            algo.copyFrom(CublasLt.heuristicAlgo(results, 0));
             return new Choice(key, Source.OPT_OUT, 0, found, Double.NaN, Double.NaN, describeAlgo(algo));
         }
         String cacheKey = cacheKey(key);
         GemmAlgorithmCache.Entry cached = cache.get(cacheKey);
-        if (cached != null && isUsable(plan, cached.algo())) {
+        if (cached != null && lt.isUsable(plan.desc(), plan.layoutA(), plan.layoutB(), plan.layoutC(), cached.algo(),
+                WORKSPACE_BYTES)) {
             algo.copyFrom(MemorySegment.ofArray(cached.algo()));
             return new Choice(key, Source.CACHED, rankOf(results, found, cached.algo()), found, Double.NaN, Double.NaN,
                     describeAlgo(algo) + " (" + cached.note() + ")");
         }
         if (found == 1) {
-            algo.copyFrom(candidate(results, 0));
+            algo.copyFrom(CublasLt.heuristicAlgo(results, 0));
             cache.put(cacheKey, algo.toArray(JAVA_BYTE), "heuristic's only candidate");
             return new Choice(key, Source.ONLY_ONE, 0, 1, Double.NaN, Double.NaN, describeAlgo(algo));
         }
@@ -349,7 +343,7 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
         long d = o.c();
         if (o.beta() != 0) {
             if (o.cBytes() > TIMING_SCRATCH_LIMIT_BYTES) {
-                algo.copyFrom(candidate(results, 0));
+                algo.copyFrom(CublasLt.heuristicAlgo(results, 0));
                 cache.put(cacheKey, algo.toArray(JAVA_BYTE), "heuristic's first; accumulating output too large to time");
                 return new Choice(key, Source.NOT_TIMED, 0, found, Double.NaN, Double.NaN, describeAlgo(algo));
             }
@@ -357,16 +351,18 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
             d = scratch.address();
         }
         double[] micros = new double[found];
+        long output = d;
         try {
             for (int i = 0; i < found; i++) {
                 long workspaceBytes = results.get(JAVA_LONG, i * CublasLt.HEURISTIC_RESULT_BYTES + CublasLt.ALGO_BYTES);
-                micros[i] = workspaceBytes > WORKSPACE_BYTES ? Double.NaN : timeMicros(plan, candidate(results, i), o, d);
+                MemorySegment candidate = CublasLt.heuristicAlgo(results, i);
+                micros[i] = workspaceBytes > WORKSPACE_BYTES ? Double.NaN : timer.micros(() -> run(plan, candidate, o, output));
             }
         } finally {
             if (scratch != null) scratch.close();
         }
         int chosen = pick(micros);
-        algo.copyFrom(candidate(results, chosen));
+        algo.copyFrom(CublasLt.heuristicAlgo(results, chosen));
         String note = String.format(Locale.ROOT, "timed: #%d of %d, %.1f us (#0: %.1f us)", chosen, found, micros[chosen], micros[0]);
         cache.put(cacheKey, algo.toArray(JAVA_BYTE), note);
         return new Choice(key, Source.TIMED, chosen, found, micros[chosen], micros[0], describeAlgo(algo));
@@ -385,49 +381,12 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
         return !Double.isNaN(micros[0]) && micros[best] > (1 - KEEP_FIRST_MARGIN) * micros[0] ? 0 : best;
     }
 
-    private static MemorySegment candidate(MemorySegment results, int i) {
-        return results.asSlice(i * CublasLt.HEURISTIC_RESULT_BYTES, CublasLt.ALGO_BYTES);
-    }
-
     /** The cached algorithm's rank among this run's heuristic candidates, -1 when it is not among them. */
     private static int rankOf(MemorySegment results, int found, byte[] algo) {
         for (int i = 0; i < found; i++) {
-            if (java.util.Arrays.equals(candidate(results, i).toArray(JAVA_BYTE), algo)) return i;
+            if (java.util.Arrays.equals(CublasLt.heuristicAlgo(results, i).toArray(JAVA_BYTE), algo)) return i;
         }
         return -1;
-    }
-
-    /** Whether cuBLASLt accepts {@code algo} for this plan within our workspace (a stale or foreign cache entry is not). */
-    private boolean isUsable(Plan plan, byte[] algo) {
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment candidate = a.allocate(CublasLt.ALGO_BYTES, 8).copyFrom(MemorySegment.ofArray(algo));
-            MemorySegment result = a.allocate(CublasLt.HEURISTIC_RESULT_BYTES, 8);
-            int status = lt.algoCheck(plan.desc(), plan.layoutA(), plan.layoutB(), plan.layoutC(), plan.layoutC(), candidate, result);
-            return status == 0 && result.get(JAVA_LONG, CublasLt.ALGO_BYTES) <= WORKSPACE_BYTES;
-        }
-    }
-
-    /**
-     * Device time of one run of {@code algo}, in µs: one untimed run, one timed run to size the loop, then the mean
-     * of enough runs to fill ~1 ms (2..20). NaN when cuBLASLt refuses the candidate.
-     */
-    private double timeMicros(Plan plan, MemorySegment algo, Operands o, long d) {
-        if (run(plan, algo, o, d) != 0) return Double.NaN;
-        if (timingStart == null) {
-            timingStart = context.newEvent(true);
-            timingStop = context.newEvent(true);
-        }
-        timingStart.recordOnCompute();
-        run(plan, algo, o, d);
-        timingStop.recordOnCompute();
-        timingStop.synchronize();
-        double once = timingStop.elapsedMillisSince(timingStart) * 1000;
-        int reps = (int) Math.clamp(Math.ceil(1000 / Math.max(once, 1)), 2, 20);
-        timingStart.recordOnCompute();
-        for (int r = 0; r < reps; r++) run(plan, algo, o, d);
-        timingStop.recordOnCompute();
-        timingStop.synchronize();
-        return timingStop.elapsedMillisSince(timingStart) * 1000.0 / reps;
     }
 
     private int run(Plan plan, MemorySegment algo, Operands o, long d) {
@@ -451,23 +410,14 @@ final class CudaGemm implements GemmOps.Kernels<CudaTensor>, AutoCloseable {
 
     /** The cache key: GPU, driver, cuBLASLt version and everything a plan depends on. */
     private String cacheKey(Key k) {
-        return context.deviceName() + "|driver " + driverVersion + "|cublasLt " + lt.version() + "|m" + k.m() + " n" + k.n()
+        return machineKey + "|m" + k.m() + " n" + k.n()
                 + " k" + k.k() + " " + (k.transA() ? "T" : "N") + (k.transB() ? "T" : "N") + " " + k.a() + "x" + k.b() + "->"
                 + k.c() + " bias " + k.bias() + " align " + k.alignA() + "/" + k.alignB() + "/" + k.alignC() + "/" + k.alignBias();
     }
 
-    private void setAlignment(MemorySegment pref, int attribute, int bytes) {
-        MemorySegment v = lt.arena().allocate(JAVA_INT);
-        v.set(JAVA_INT, 0, bytes);
-        lt.preferenceSet(pref, attribute, v);
-    }
-
     @Override
     public void close() {
-        if (timingStart != null) {
-            timingStart.close();
-            timingStop.close();
-        }
+        timer.close();
         fp8.close();
         workspace.close();
         lt.close();
