@@ -434,10 +434,11 @@ public final class TrainingRun {
             saver = new RunSaver(s.output().saving(), new RunSaver.Run(s.seed(), maxTrainSteps, epochs, trainingStartedAt,
                     sessionId), backend, lora, optimizer, objective, losses, metadata, display);
             if (s.logging().logConfig()) log.config(s.output().configDump());
-            long timedSteps = 0;
-            double timedSeconds = 0;
-            // every timed step's seconds, for the median in the last line (bench reports medians; issue 13 compares)
+            boolean isFirstStepDone = false;
+            // the seconds of every step after this process's first, for s/it and the last line's median (bench reports
+            // medians; issue 13 compares); timedSeconds is their running sum
             List<Double> stepSeconds = new ArrayList<>();
+            double timedSeconds = 0;
             if (sampling != null && sampling.atFirst()) sample(globalStep, null);
             // From here a signal waits for the step boundary and the state is saved; the TensorBoard line is the last
             // line of the start-up, so a signal sent after it (a test's, a user's) never stops a run that trains.
@@ -481,11 +482,12 @@ public final class TrainingRun {
                         double seconds = (System.nanoTime() - started) / 1e9;
                         // The first step of a process includes one-time work (plans, kernel loading): once there are
                         // others, s/it is their mean.
-                        if (timedSteps++ > 0) {
+                        if (isFirstStepDone) {
                             timedSeconds += seconds;
                             stepSeconds.add(seconds);
                         }
-                        double secondsPerStep = timedSteps > 1 ? timedSeconds / (timedSteps - 1) : seconds;
+                        isFirstStepDone = true;
+                        double secondsPerStep = stepSeconds.isEmpty() ? seconds : timedSeconds / stepSeconds.size();
                         progress.update(new ProgressDisplay.StepReport(globalStep, maxTrainSteps, epoch, epochs, secondsPerStep,
                                 loss, losses.average(), lr, peakVramGiB));
                         log.step(globalStep, loss, losses.average(), lr, secondsPerStep, peakVramGiB, tSum / tCount);
