@@ -23,6 +23,14 @@ import java.util.Map;
  */
 final class LoraLinears implements AutoCloseable {
 
+    /**
+     * Experiment (issue 11, off by default): the rank-r GEMM first (y = s·h·Uᵀ + b, then y += x·Wᵀ; the backward's
+     * dx = dh·D, then dx += dy·W), so the large frozen GEMM reads the partial result in its epilogue instead of a
+     * memory-bound K = r GEMM reading and writing y after it. Same sums, another bf16 rounding order.
+     * {@code -Dwanlora.loraUpFirst=on}.
+     */
+    static final boolean IS_UP_FIRST = "on".equals(System.getProperty("wanlora.loraUpFirst", "off"));
+
     private final Backend backend;
     private final DType act;
     private final ComputeWeights computeWeights;
@@ -59,6 +67,15 @@ final class LoraLinears implements AutoCloseable {
     private void forward(Tensor y, Tensor x, Block blk, BlockLinear layer, BlockAdapters lora, BlockState s,
                          boolean isSameInput) {
         Linear lin = blk.linear(layer);
+        if (IS_UP_FIRST && !lin.hasTensorScale()) {
+            Tensor hidden = down(x, blk, layer, lora, s);
+            if (hidden != null) {
+                Adapter m = lora.module(blk.index(), layer);
+                backend.gemm(y, hidden, false, computeUp(m), true, m.scale(), 0, lin.bias());
+                backend.gemm(y, x, false, computeWeights.blockWeight(blk, layer), true, 1, 1, null);
+                return;
+            }
+        }
         if (lin.hasTensorScale()) computeWeights.fp8Forward(y, x, lin, isSameInput);
         else backend.gemm(y, x, false, computeWeights.blockWeight(blk, layer), true, 1, 0, lin.bias());
         Tensor hidden = down(x, blk, layer, lora, s);
@@ -94,6 +111,11 @@ final class LoraLinears implements AutoCloseable {
             backend.gemm(m.dDown(), dHidden, true, x, false, 1, 1, null);
         }
         if (dx == null) return;
+        if (IS_UP_FIRST && m != null) {
+            backend.gemm(dx, dHidden, false, computeDown(m), false, 1, accumulateDx ? 1 : 0, null);
+            backend.gemm(dx, dy, false, computeWeights.blockWeight(blk, layer), false, 1, 1, null);
+            return;
+        }
         backend.gemm(dx, dy, false, computeWeights.blockWeight(blk, layer), false, 1, accumulateDx ? 1 : 0, null);
         if (m != null) backend.gemm(dx, dHidden, false, computeDown(m), false, 1, 1, null);
     }

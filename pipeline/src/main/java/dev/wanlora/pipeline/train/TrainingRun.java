@@ -439,17 +439,19 @@ public final class TrainingRun {
             // medians; issue 13 compares); timedSeconds is their running sum
             List<Double> stepSeconds = new ArrayList<>();
             double timedSeconds = 0;
+            long firstTimedStep = 0;
             if (sampling != null && sampling.atFirst()) sample(globalStep, null);
             // From here a signal waits for the step boundary and the state is saved; the TensorBoard line is the last
             // line of the start-up, so a signal sent after it (a test's, a user's) never stops a run that trains.
             interrupt.trainingStarted();
             if (log.file() != null) out.println("TensorBoard: " + log.file().getParent());
-            while (epoch <= epochs && globalStep < maxTrainSteps) {
-                List<Batch> epochBatches = batches.epoch(epoch);
-                // the caches of the epoch's next batches are read on a background thread while this one trains
-                try (Prefetcher<Batch, BatchTensors.HostBatch> reads = new Prefetcher<>(
-                        epochBatches.subList(Math.min(position, epochBatches.size()), epochBatches.size()),
-                        BatchTensors::read, PREFETCH_DEPTH)) {
+            // the caches of the next batches are read on a background thread while this one trains, across epochs: an
+            // epoch's first batch is read during the step before it (issue 13: with a 4-batch dataset every fourth step
+            // waited for its read)
+            try (Prefetcher<Batch, BatchTensors.HostBatch> reads = new Prefetcher<>(
+                    remaining(batches::epoch, epoch, position, epochs), BatchTensors::read, PREFETCH_DEPTH)) {
+                while (epoch <= epochs && globalStep < maxTrainSteps) {
+                    List<Batch> epochBatches = batches.epoch(epoch);
                     while (position < epochBatches.size() && globalStep < maxTrainSteps) {
                         long started = System.nanoTime();
                         int groupEnd = Math.min(position + accumulation, epochBatches.size());
@@ -484,6 +486,7 @@ public final class TrainingRun {
                         // others, s/it is their mean.
                         if (isFirstStepDone) {
                             timedSeconds += seconds;
+                            if (stepSeconds.isEmpty()) firstTimedStep = globalStep;
                             stepSeconds.add(seconds);
                         }
                         isFirstStepDone = true;
@@ -506,18 +509,18 @@ public final class TrainingRun {
                             return INTERRUPTED;
                         }
                     }
-                }
-                if (position < epochBatches.size()) break; // --max_train_steps ended the run inside this epoch
-                log.epoch(epoch, losses.average());
-                int finished = epoch;
-                epoch++;
-                position = 0;
-                saver.atEpoch(finished, globalStep, epoch);
-                if (sampling != null && sampling.afterEpoch(finished)) sample(globalStep, finished);
-                // with neither interval given, the validation set is evaluated after every epoch
-                int validateEpochs = s.data().validationEpochs();
-                if (validationData != null && validateEpochs > 0 && finished % validateEpochs == 0) {
-                    validate(globalStep);
+                    if (position < epochBatches.size()) break; // --max_train_steps ended the run inside this epoch
+                    log.epoch(epoch, losses.average());
+                    int finished = epoch;
+                    epoch++;
+                    position = 0;
+                    saver.atEpoch(finished, globalStep, epoch);
+                    if (sampling != null && sampling.afterEpoch(finished)) sample(globalStep, finished);
+                    // with neither interval given, the validation set is evaluated after every epoch
+                    int validateEpochs = s.data().validationEpochs();
+                    if (validationData != null && validateEpochs > 0 && finished % validateEpochs == 0) {
+                        validate(globalStep);
+                    }
                 }
             }
             phase = "saving";
@@ -527,23 +530,57 @@ public final class TrainingRun {
                 saver.saveState(s.output().dir().resolve(names.lastState()), globalStep, epoch, position);
             }
             progress.message("done: " + s.output().dir().resolve(names.lastFile()) + " (" + Counts.of(globalStep, "step")
-                    + stepTimes(stepSeconds) + ")");
+                    + stepTimes(stepSeconds, firstTimedStep) + ")");
             return 0;
         }
     }
 
     /**
-     * "; steps after the first: mean 0.660 s/it, median 0.652 s/it" for the last line, or "" with fewer than two timed
-     * steps. The median is what `wanlora bench` reports: it leaves out the steps that waited on something else (an
-     * epoch's first read, a sample, a save).
+     * The batches the run still trains, in order: those of {@code epoch} from {@code position} on, then every batch of
+     * the later epochs up to {@code lastEpoch}; each epoch's list ({@code epochItems}, {@link BatchSchedule#epoch}) is
+     * made when the first of its batches is asked for (the schedule is a pure function of the epoch, so these are the
+     * lists the loop trains).
      */
-    static String stepTimes(List<Double> seconds) {
+    static <T> java.util.Iterator<T> remaining(java.util.function.IntFunction<List<T>> epochItems, int epoch, int position,
+                                               int lastEpoch) {
+        return new java.util.Iterator<>() {
+            private int e = epoch;
+            private int next = position;
+            private List<T> current = e <= lastEpoch ? epochItems.apply(e) : List.of();
+
+            @Override
+            public boolean hasNext() {
+                while (next >= current.size() && e < lastEpoch) {
+                    current = epochItems.apply(++e);
+                    next = 0;
+                }
+                return next < current.size();
+            }
+
+            @Override
+            public T next() {
+                if (!hasNext()) throw new java.util.NoSuchElementException("no item after epoch " + lastEpoch);
+                return current.get(next++);
+            }
+        };
+    }
+
+    /**
+     * "; steps after the first: mean 0.660 s/it, median 0.652 s/it, slowest 0.690 s (step 2)" for the last line, or ""
+     * with fewer than two timed steps ({@code seconds} are those of steps {@code firstStep}, {@code firstStep} + 1, …).
+     * The median is what `wanlora bench` reports: it leaves out the steps that waited on something else; the slowest
+     * step names the one that did most.
+     */
+    static String stepTimes(List<Double> seconds, long firstStep) {
         if (seconds.size() < 2) return "";
         double[] sorted = seconds.stream().mapToDouble(Double::doubleValue).sorted().toArray();
         int n = sorted.length;
         double median = n % 2 == 1 ? sorted[n / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
         double mean = java.util.Arrays.stream(sorted).sum() / n;
-        return String.format(Locale.ROOT, "; steps after the first: mean %.3f s/it, median %.3f s/it", mean, median);
+        int slowest = 0;
+        for (int i = 1; i < n; i++) if (seconds.get(i) > seconds.get(slowest)) slowest = i;
+        return String.format(Locale.ROOT, "; steps after the first: mean %.3f s/it, median %.3f s/it, slowest %.3f s (step %d)",
+                mean, median, seconds.get(slowest), firstStep + slowest);
     }
 
     /** A sampling phase (musubi's sample_images) after {@code step}; {@code epoch} non-null at an epoch's end. */

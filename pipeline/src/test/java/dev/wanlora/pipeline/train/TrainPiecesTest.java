@@ -23,13 +23,28 @@ class TrainPiecesTest {
 
     @Test
     void theLastLineGivesTheMeanAndTheMedianOfTheTimedSteps() {
-        assertEquals("", TrainingRun.stepTimes(java.util.List.of()));
-        assertEquals("", TrainingRun.stepTimes(java.util.List.of(0.7)));
-        // one slow step (an epoch's first read) moves the mean, not the median
-        assertEquals("; steps after the first: mean 0.700 s/it, median 0.650 s/it",
-                TrainingRun.stepTimes(java.util.List.of(0.65, 0.9, 0.65, 0.6)));
-        assertEquals("; steps after the first: mean 0.650 s/it, median 0.640 s/it",
-                TrainingRun.stepTimes(java.util.List.of(0.64, 0.63, 0.68)));
+        assertEquals("", TrainingRun.stepTimes(java.util.List.of(), 2));
+        assertEquals("", TrainingRun.stepTimes(java.util.List.of(0.7), 2));
+        // one slow step (an epoch's first read) moves the mean, not the median, and is named
+        assertEquals("; steps after the first: mean 0.700 s/it, median 0.650 s/it, slowest 0.900 s (step 3)",
+                TrainingRun.stepTimes(java.util.List.of(0.65, 0.9, 0.65, 0.6), 2));
+        assertEquals("; steps after the first: mean 0.650 s/it, median 0.640 s/it, slowest 0.680 s (step 14)",
+                TrainingRun.stepTimes(java.util.List.of(0.64, 0.63, 0.68), 12));
+    }
+
+    private static <T> java.util.List<T> all(java.util.Iterator<T> items) {
+        java.util.List<T> list = new java.util.ArrayList<>();
+        items.forEachRemaining(list::add);
+        return list;
+    }
+
+    /** The read-ahead's sequence runs on from the resume position through every later epoch, in the loop's order. */
+    @Test
+    void theRemainingBatchesRunAcrossEpochs() {
+        java.util.function.IntFunction<java.util.List<String>> epochOf = e -> java.util.List.of(e + "a", e + "b", e + "c");
+        assertEquals(java.util.List.of("2c", "3a", "3b", "3c"), all(TrainingRun.remaining(epochOf, 2, 2, 3)));
+        assertEquals(java.util.List.of("3a", "3b", "3c"), all(TrainingRun.remaining(epochOf, 2, 3, 3))); // saved at an epoch's end
+        assertEquals(java.util.List.of(), all(TrainingRun.remaining(epochOf, 4, 0, 3)));
     }
 
     @Test
