@@ -37,7 +37,7 @@
 #         caches (384x208x45) under $WANLORA_E2E_DIR (default ./e2e-work, on the disk), measures the disk with dd
 #         (page cache dropped), then runs `wanlora train` with the seed's command line (--fp8_base --fp8_scaled
 #         --blocks_to_swap 10, adamw8bit, rank 32, 20 steps) cold (page cache dropped) and warm, `wanlora bench` at the
-#         same shape, then the t2v-1.3B in bf16 / ComfyUI fp8_scaled / fp8_e4m3fn files and the 14B ComfyUI fp8 file with
+#         same shape (on the file's weights and on random ones), then the t2v-1.3B in bf16 / ComfyUI fp8_scaled / fp8_e4m3fn files and the 14B ComfyUI fp8 file with
 #         --fp8_base, each only while the e2e step has run less than $WANLORA_E2E_BUDGET_S (default 200 s). Each run reports time to the end
 #         of step 1, the load summary, s/it, peak GPU memory sampled from nvidia-smi every 100 ms and the host's peak RSS
 #         (VmHWM), in $OUT/e2e.log; WANLORA_E2E_READERS="1 4" adds a cold 14B run per read-ahead reader count (default 4); every run's own output goes to $OUT/e2e-runs.log. Needs root (drop_caches).

@@ -9,6 +9,8 @@ import dev.wanlora.pipeline.train.Fp8Compute;
 import dev.wanlora.pipeline.train.CheckpointAttention;
 import dev.wanlora.engine.backend.DeviceFacts;
 import dev.wanlora.engine.backend.ProfilingBackend.OpTime;
+import dev.wanlora.engine.io.SafeTensors;
+import dev.wanlora.engine.io.SafeTensorsException;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.tensor.Shape;
 import dev.wanlora.models.wan.WanDitActivations;
@@ -20,6 +22,7 @@ import picocli.CommandLine.Model.CommandSpec;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Spec;
 
+import java.nio.file.Path;
 import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -52,6 +55,10 @@ public final class BenchCommand implements Callable<Integer> {
     @Option(names = "--task", paramLabel = "t2v-14B|t2v-1.3B|tiny", defaultValue = "t2v-14B",
             description = "Model shapes (default ${DEFAULT-VALUE}); tiny is the golden test model, for the CPU.")
     String task;
+
+    @Option(names = "--dit", paramLabel = "FILE", description = "Load the block weights from this DiT checkpoint of --task"
+            + " (wanlora train's loader) instead of drawing random ones on the device: the same step on your file.")
+    Path dit;
 
     @Option(names = "--resolution", paramLabel = "WxH", split = ",", defaultValue = "384x208",
             description = "Pixel width x height, repeatable or comma-separated (default ${DEFAULT-VALUE}); multiples of 16.")
@@ -194,9 +201,11 @@ public final class BenchCommand implements Callable<Integer> {
             BenchRun.Settings settings = new BenchRun.Settings(config, quantization, rank, alpha == null ? rank : alpha,
                     gradientCheckpointing, checkpointAttention, optimizerType, blocksToSwap, seed, offload, budget, fp8Compute);
             if (isAutoSwap || budget > 0) settings = planned(out, backend, settings, checked, isAutoSwap);
-            try (BenchRun run = BenchRun.open(backend, settings)) {
+            try (SafeTensors checkpoint = dit == null ? null : openCheckpoint(dit);
+                 BenchRun run = BenchRun.open(backend, settings, checkpoint, out)) {
                 backend.synchronize();
-                out.printf(Locale.ROOT, "%s random weights (%s) on %s built in %.1f s%s%n", task, label(quantization),
+                out.printf(Locale.ROOT, "%s %s (%s) on %s built in %.1f s%s%n", task,
+                        dit == null ? "random weights" : "weights of " + dit.getFileName(), label(quantization),
                         backend.name(), (System.nanoTime() - built) / 1e9, backend.device().hasDeviceMemory()
                                 ? String.format(Locale.ROOT, "; %.1f GiB allocated", gib(backend.device().memory().liveBytes())) : "");
                 out.flush();
@@ -206,6 +215,15 @@ public final class BenchCommand implements Callable<Integer> {
         long rss = peakResidentBytes();
         if (rss > 0) out.printf(Locale.ROOT, "host peak RSS (VmHWM): %.2f GiB%n", gib(rss));
         return 0;
+    }
+
+    /** --dit's file, opened as wanlora train opens it (a bad file: one line naming it). */
+    private static SafeTensors openCheckpoint(Path file) {
+        try {
+            return SafeTensors.open(file, SafeTensors.DIT_PREFIXES);
+        } catch (SafeTensorsException e) {
+            throw new UserError(e.getMessage(), e);
+        }
     }
 
     /**

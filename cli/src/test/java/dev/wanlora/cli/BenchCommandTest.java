@@ -38,6 +38,22 @@ class BenchCommandTest {
                 tooMany.err().strip());
     }
 
+    /** --dit: the step on a checkpoint's weights, loaded by train's loader (the golden tiny model); a bad file: one line. */
+    @Test
+    void weightsFromACheckpointFile() {
+        String model = dev.wanlora.engine.testing.Golden.dir("wan-tiny").resolve("model.safetensors").toString();
+        CommandRun r = run("bench", "--task", "tiny", "--backend", "cpu", "--steps", "1", "--warmup", "0", "--resolution", "32x48",
+                "--frames", "5", "--network_dim", "4", "--top_ops", "0", "--dit", model);
+        assertEquals(0, r.exitCode(), r.err() + r.out());
+        assertTrue(r.out().contains("loaded model.safetensors, "), r.out());
+        assertTrue(r.out().contains("tiny weights of model.safetensors (fp8_scaled) on cpu built in "), r.out());
+        assertTrue(r.out().contains("tiny 32x48x5 (12 tok) fp8_scaled r4: "), r.out());
+        CommandRun missing = run("bench", "--task", "tiny", "--backend", "cpu", "--dit", "no-such-model.safetensors");
+        assertEquals(Main.USER_ERROR, missing.exitCode());
+        assertEquals(1, missing.err().strip().lines().count(), missing.err());
+        assertTrue(missing.err().contains("no-such-model.safetensors"), missing.err());
+    }
+
     @Test
     void userErrorsAreOneLine() {
         CommandRun cpu14B = run("bench", "--backend", "cpu");

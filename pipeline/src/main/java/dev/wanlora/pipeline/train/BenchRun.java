@@ -10,6 +10,8 @@ import dev.wanlora.engine.flow.TimestepSampling;
 import dev.wanlora.engine.optim.GradClip;
 import dev.wanlora.engine.optim.Optimizer;
 import dev.wanlora.engine.optim.OptimizerConfig;
+import dev.wanlora.engine.io.SafeTensors;
+import dev.wanlora.engine.io.SafeTensorsException;
 import dev.wanlora.engine.random.RandomSource;
 import dev.wanlora.engine.memory.MemoryPlan;
 import dev.wanlora.engine.stream.BlockStreamer;
@@ -23,7 +25,9 @@ import dev.wanlora.models.wan.WanDitActivations;
 import dev.wanlora.models.wan.WanDitConfig;
 import dev.wanlora.models.wan.WanDitWeights;
 import dev.wanlora.models.wan.WanMemoryPlan;
+import dev.wanlora.pipeline.UserError;
 
+import java.io.PrintWriter;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -102,13 +106,24 @@ public final class BenchRun implements AutoCloseable {
     private long stepCount;
     private long allocationsInLastSteps;
 
-    private BenchRun(ProfilingBackend backend, Settings s) {
+    private BenchRun(ProfilingBackend backend, Settings s, SafeTensors checkpoint, PrintWriter out) {
         this.backend = backend;
         this.settings = s;
         ComputePrecision precision = ComputePrecision.BF16_MUSUBI;
+        WanDitWeights.BlockSwap swap = new WanDitWeights.BlockSwap(s.blocksToSwap(), BlockStreamer.DEFAULT_SLOTS);
         // The CPU stores fp8 weights dequantized, as wanlora train loads them there.
-        this.weights = WanDitWeights.random(backend, s.config(), precision, s.quantization(), !backend.device().keepsFp8Quantized(),
-                s.fp8Compute(), new WanDitWeights.BlockSwap(s.blocksToSwap(), BlockStreamer.DEFAULT_SLOTS), s.seed());
+        if (checkpoint == null) {
+            this.weights = WanDitWeights.random(backend, s.config(), precision, s.quantization(),
+                    !backend.device().keepsFp8Quantized(), s.fp8Compute(), swap, s.seed());
+        } else {
+            try (LoadProgress progress = LoadProgress.start(out, false, checkpoint.path().getFileName().toString(),
+                    WanDitWeights.loadBytes(checkpoint))) {
+                this.weights = WanDitWeights.load(backend, checkpoint, s.config(), precision, s.quantization(),
+                        !backend.device().keepsFp8Quantized(), s.fp8Compute(), swap, progress);
+            } catch (IllegalArgumentException | SafeTensorsException e) { // a file of another model or a broken one
+                throw new UserError(e.getMessage(), e);
+            }
+        }
         this.dit = new WanDit(backend, s.config(), weights, precision, s.gradientCheckpointing());
         dit.offloadActivations(s.offload());
         this.lora = LoraNetwork.create(backend, s.config(), s.rank(), s.alpha(), s.seed());
@@ -122,9 +137,19 @@ public final class BenchRun implements AutoCloseable {
 
     /** Builds the model, LoRA and optimizer on {@code backend} (which stays the caller's to close). */
     public static BenchRun open(Backend backend, Settings settings) {
+        return open(backend, settings, null, null);
+    }
+
+    /**
+     * {@link #open(Backend, Settings)} with the block weights loaded from {@code checkpoint} (a DiT file of
+     * {@code settings}' task) through {@code wanlora train}'s loader, its load summary printed to {@code out}; null:
+     * random weights drawn on the backend. The same step on the user's file tells a difference in the weights' values
+     * (tensor-core power draw) from one in the training loop (issue 13).
+     */
+    public static BenchRun open(Backend backend, Settings settings, SafeTensors checkpoint, PrintWriter out) {
         ProfilingBackend profiling = ProfilingBackend.wrap(backend);
         try {
-            return new BenchRun(profiling, settings);
+            return new BenchRun(profiling, settings, checkpoint, out);
         } catch (RuntimeException e) {
             profiling.close();
             throw e;
